@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC code; see core/proto/ and scripts/gen-protos.sh."""

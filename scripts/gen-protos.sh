@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Generates core/esenas/api/** from core/proto/** (python + .pyi stubs). The
+# generated code is committed; `scripts/gen-protos.sh --check` (run by the test
+# suite) fails when it has drifted from the .proto sources.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PY=${PY:-$ROOT/.venv/bin/python}
+export PATH="$(dirname "$PY"):$PATH"  # protoc-gen-mypy plugins
+OUT=$ROOT/core
+check=0
+if [[ "${1:-}" == "--check" ]]; then
+  check=1
+  OUT=$(mktemp -d)
+  trap 'rm -rf "$OUT"' EXIT
+fi
+protos=$(cd core/proto && find esenas -name '*.proto' | sort)
+(cd core/proto && "$PY" -m grpc_tools.protoc -I . \
+  --python_out="$OUT" \
+  --grpc_python_out="$OUT" \
+  --mypy_out="$OUT" \
+  --mypy_grpc_out="$OUT" \
+  $protos)
+# Packages for the generated modules (namespace-free, so mypy and setuptools see them).
+for d in $(cd core/proto && find esenas -mindepth 1 -type d | sort); do
+  if [[ ! -e "$OUT/$d/__init__.py" ]]; then
+    echo '"""Generated protobuf and gRPC code; see core/proto/ and scripts/gen-protos.sh."""' > "$OUT/$d/__init__.py"
+  fi
+done
+if [[ $check -eq 1 ]]; then
+  if ! diff -r -x '__pycache__' -x '__init__.py' "$OUT/esenas/api" core/esenas/api; then
+    echo "core/esenas/api is out of date: run scripts/gen-protos.sh and commit" >&2
+    exit 1
+  fi
+  echo "generated protobuf code is up to date"
+fi
