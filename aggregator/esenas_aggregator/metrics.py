@@ -1,0 +1,79 @@
+"""The aggregator's Prometheus metrics (names fixed in docs/contracts.md).
+
+Every series carries only the job's ``esenas_job`` and ``esenas_namespace`` labels (one
+value each) and, for rejections, ``reason``: never a per-worker label, so a fleet of
+thousands of pods stays a handful of series.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from esenas_aggregator.queue import REJECT_REASONS, IngestOutcome
+
+_DURATION_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class Metrics:
+    """Owns one registry; the aggregator updates it, ``/metrics`` renders it."""
+
+    def __init__(self, job: str, namespace: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = ("esenas_job", "esenas_namespace")
+        values = (job, namespace)
+        r = self.registry
+
+        def gauge(name: str, doc: str) -> Any:
+            return Gauge(name, doc, labels, registry=r).labels(*values)
+
+        def counter(name: str, doc: str) -> Any:
+            return Counter(name, doc, labels, registry=r).labels(*values)
+
+        self.iteration = gauge("esenas_iteration", "Completed ES iterations.")
+        self.reward_best = gauge("esenas_reward_best", "Best iteration-max reward seen so far.")
+        self.reward_mean = gauge("esenas_reward_mean", "Mean rollout reward of the last iteration.")
+        self.reward_max = gauge("esenas_reward_max", "Max rollout reward of the last iteration.")
+        self.reward_eval = gauge("esenas_reward_eval", "Mean reward of the unperturbed policy (exact evals).")
+        self.env_steps = counter("esenas_env_steps", "Environment steps run by accepted rollouts.")
+        self.rollouts = counter("esenas_rollouts", "Accepted rollouts (episodes).")
+        self.results = counter("esenas_results", "Accepted results (work items).")
+        self.iteration_duration = Histogram(
+            "esenas_iteration_duration_seconds",
+            "Wall time of one ES iteration, from ask to tell.",
+            labels,
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        ).labels(*values)
+        self.workers_connected = gauge("esenas_workers_connected", "Workers heard from recently.")
+        self.stale = counter("esenas_results_stale", "Results of a past iteration or session, dropped.")
+        self.reissued = counter("esenas_results_reissued", "Work items re-issued after their deadline.")
+        rejected = Counter(
+            "esenas_results_rejected",
+            "Results or requests rejected, by reason; none of them reaches the optimiser.",
+            (*labels, "reason"),
+            registry=r,
+        )
+        self.rejected = {reason: rejected.labels(*values, reason) for reason in REJECT_REASONS}
+        self.topology_size = gauge("esenas_topology_size", "Trainable parameters of the best topology.")
+        self.topology_dense = gauge("esenas_topology_dense_params", "Parameters of the dense network.")
+        self.compression = gauge(
+            "esenas_topology_compression_ratio", "Dense parameters divided by the best topology's."
+        )
+        self.job_done = gauge("esenas_job_done", "1 once the job has met a stopping rule.")
+
+    def count(self, outcome: IngestOutcome) -> None:
+        """Account for one pushed batch."""
+        if outcome.accepted:
+            self.results.inc(outcome.accepted)
+            self.env_steps.inc(outcome.steps)
+            self.rollouts.inc(outcome.rollouts)
+        if outcome.stale:
+            self.stale.inc(outcome.stale)
+        for reason, n in outcome.rejected.items():
+            self.rejected[reason].inc(n)
+
+    def render(self) -> bytes:
+        """Prometheus text exposition."""
+        return bytes(generate_latest(self.registry))

@@ -1,0 +1,193 @@
+"""The aggregator's work queue for one iteration: leases, deadlines, vectorised result intake.
+
+Pure numpy, no gRPC: whichever worker asks gets a batch; an item whose lease deadline
+passed is re-issued; results are checked as whole arrays (one ``frombuffer`` per batch)
+and every bad record is counted by reason and never stored.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+from esenas.api.wire import KIND_EXACT, WORK_DTYPE
+
+#: Reasons a record is rejected; they are the ``reason`` label values of
+#: ``esenas_results_rejected_total`` (docs/contracts.md).
+REJECT_REASONS: Final = ("token", "nonfinite", "unknown_iteration", "duplicate", "oversize", "malformed")
+
+
+@dataclass
+class IngestOutcome:
+    """What one pushed batch did: accepted records, stale ones, and rejections by reason."""
+
+    accepted: int = 0
+    stale: int = 0
+    steps: int = 0
+    rollouts: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    def reject(self, reason: str, n: int) -> None:
+        if n:
+            self.rejected[reason] = self.rejected.get(reason, 0) + n
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+
+@dataclass
+class IterationResults:
+    """All results of a completed iteration, in item order, plus merged observation stats."""
+
+    index: npt.NDArray[np.uint32]
+    reward_pos: npt.NDArray[np.float64]
+    reward_neg: npt.NDArray[np.float64]
+    steps: npt.NDArray[np.uint32]
+    obs_count: float
+    obs_sum: npt.NDArray[np.float64]
+    obs_sumsq: npt.NDArray[np.float64]
+
+
+class WorkQueue:
+    """Items of the current iteration, their leases and their results."""
+
+    def __init__(self, item_timeout: float, obs_dim: int) -> None:
+        self.item_timeout = item_timeout
+        self.obs_dim = obs_dim
+        self.iteration = -1
+        self.reissued = 0
+        self._items = np.empty(0, dtype=WORK_DTYPE)
+        self._start(np.empty(0, dtype=WORK_DTYPE))
+
+    def _start(self, items: npt.NDArray[np.void]) -> None:
+        n = len(items)
+        self._items = items
+        self._done = np.zeros(n, dtype=bool)
+        self._deadline = np.full(n, -math.inf)
+        self._leased_once = np.zeros(n, dtype=bool)
+        self._fresh = 0  # items [0, _fresh) have been leased at least once
+        self._n_done = 0
+        self._reward_pos = np.zeros(n)
+        self._reward_neg = np.zeros(n)
+        self._steps = np.zeros(n, dtype=np.uint32)
+        self._obs_count = 0.0
+        self._obs_sum = np.zeros(self.obs_dim)
+        self._obs_sumsq = np.zeros(self.obs_dim)
+
+    def start(self, iteration: int, items: npt.NDArray[np.void]) -> None:
+        """Begin an iteration with the plan's items (``index`` must be 0..n-1 in order)."""
+        packed = np.empty(len(items), dtype=WORK_DTYPE)
+        for name in WORK_DTYPE.names or ():
+            packed[name] = items[name]
+        if not np.array_equal(packed["index"], np.arange(len(items))):
+            raise ValueError("plan.items.index must be 0..n-1 in order")
+        self.iteration = iteration
+        self._start(packed)
+
+    @property
+    def size(self) -> int:
+        return len(self._items)
+
+    @property
+    def complete(self) -> bool:
+        return self.size > 0 and self._n_done == self.size
+
+    @property
+    def outstanding(self) -> int:
+        return self.size - self._n_done
+
+    def next_deadline(self) -> float | None:
+        """Earliest lease deadline among unfinished items, or None when none is leased."""
+        pending = ~self._done[: self._fresh]
+        if not pending.any():
+            return None
+        return float(self._deadline[: self._fresh][pending].min())
+
+    def lease(self, max_items: int, now: float) -> npt.NDArray[np.void]:
+        """Lease up to ``max_items`` items: never-issued ones first, then expired leases."""
+        if max_items <= 0 or self.complete:
+            return self._items[:0]
+        take = np.arange(self._fresh, min(self.size, self._fresh + max_items))
+        self._fresh += len(take)
+        if len(take) < max_items and self._fresh == self.size:
+            expired = np.flatnonzero(~self._done & (self._deadline <= now) & self._leased_once)
+            expired = expired[: max_items - len(take)]
+            self.reissued += len(expired)
+            take = np.concatenate([take, expired])
+        self._leased_once[take] = True
+        self._deadline[take] = now + self.item_timeout
+        return self._items[take]
+
+    def ingest(
+        self,
+        iteration: int,
+        records: npt.NDArray[np.void],
+        obs: tuple[float, npt.NDArray[np.float64], npt.NDArray[np.float64]] | None,
+    ) -> IngestOutcome:
+        """Check and store one batch of results, vectorised; bad records are only counted."""
+        out = IngestOutcome()
+        n = len(records)
+        if n == 0:
+            return out
+        if iteration < self.iteration:
+            out.stale = n
+            return out
+        if iteration != self.iteration or self.size == 0:
+            out.reject("unknown_iteration", n)
+            return out
+        idx = records["index"].astype(np.int64)
+        in_range = idx < self.size
+        safe = np.where(in_range, idx, 0)
+        items = self._items[safe]
+        ok = in_range & (records["topology"] == items["topology"])
+        out.reject("malformed", int(n - ok.sum()))
+        exact = items["kind"] == KIND_EXACT
+        finite = (
+            np.isfinite(records["reward_pos"])
+            & (np.isfinite(records["reward_neg"]) | exact)
+        )
+        bad = ok & ~finite
+        out.reject("nonfinite", int(bad.sum()))
+        ok &= finite
+        # Duplicates: already done, or repeated inside this batch (first copy wins).
+        first = np.zeros(n, dtype=bool)
+        _, first_pos = np.unique(np.where(ok, idx, -1 - np.arange(n)), return_index=True)
+        first[first_pos] = True
+        dup = ok & (self._done[safe] | ~first)
+        out.reject("duplicate", int(dup.sum()))
+        ok &= ~dup
+        good = idx[ok]
+        if len(good) == 0:
+            return out
+        self._done[good] = True
+        self._n_done += len(good)
+        self._reward_pos[good] = records["reward_pos"][ok]
+        self._reward_neg[good] = np.where(exact[ok], np.nan, records["reward_neg"][ok])
+        self._steps[good] = records["steps"][ok]
+        out.accepted = len(good)
+        out.steps = int(records["steps"][ok].sum(dtype=np.int64))
+        out.rollouts = int(2 * len(good) - exact[ok].sum())
+        # Observation stats are per batch; merge them only from a batch with no bad records.
+        if obs is not None and out.rejected_total == 0:
+            self._obs_count += obs[0]
+            self._obs_sum += obs[1]
+            self._obs_sumsq += obs[2]
+        return out
+
+    def results(self) -> IterationResults:
+        """Results of the completed iteration, in item order."""
+        if not self.complete:
+            raise RuntimeError(f"iteration {self.iteration}: {self.outstanding} items outstanding")
+        return IterationResults(
+            index=self._items["index"].copy(),
+            reward_pos=self._reward_pos.copy(),
+            reward_neg=self._reward_neg.copy(),
+            steps=self._steps.copy(),
+            obs_count=self._obs_count,
+            obs_sum=self._obs_sum.copy(),
+            obs_sumsq=self._obs_sumsq.copy(),
+        )
