@@ -1,0 +1,144 @@
+"""Shared live state of one aggregator: the current iteration's queue, its parameters, workers seen.
+
+The gRPC servicer and the HTTP endpoints read it; the training loop (``app``) drives it.
+Everything runs on one asyncio loop, so no locks are needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+from esenas.api import wire
+
+from esenas_aggregator.metrics import Metrics
+from esenas_aggregator.queue import IngestOutcome, WorkQueue
+
+#: Most items in one lease, and so most records in one pushed batch.
+MAX_BATCH_ITEMS: Final = 4096
+#: Longest a worker's Exchange may block waiting for work.
+MAX_WAIT_S: Final = 5.0
+#: Longest a worker id may be (it is only counted; this bounds memory).
+MAX_WORKER_ID: Final = 253
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A reply to a pull: work items of one iteration, or done, or come back later."""
+
+    iteration: int
+    version: int
+    items: bytes
+    done: bool
+    retry_after_ms: int
+
+
+class Runtime:
+    """The aggregator's live state between the training loop and the network handlers."""
+
+    def __init__(self, metrics: Metrics, item_timeout: float, obs_dim: int) -> None:
+        self.metrics = metrics
+        self.session = secrets.randbits(63) | 1  # non-zero: 0 means "no session" on the wire
+        self.queue = WorkQueue(item_timeout, obs_dim)
+        self.obs_dim = obs_dim
+        self.version = -1
+        self.params_message: bytes | None = None  # serialised Params of `version`, built once
+        self.done = False
+        self.stopping = False
+        self.iteration_complete = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._seen: dict[str, float] = {}
+        self.connected_window = max(15.0, 2 * item_timeout)
+
+    # ---------------------------------------------------------------- loop side
+
+    def start_iteration(self, iteration: int, version: int, items: np.ndarray, params_message: bytes) -> None:
+        """Publish a new iteration's items and parameters, and wake waiting workers."""
+        self.version = version
+        self.params_message = params_message
+        self.iteration_complete.clear()
+        self.queue.start(iteration, items)
+        self._notify()
+
+    def finish(self) -> None:
+        """The job is done: every pull from now on answers done."""
+        self.done = True
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # ---------------------------------------------------------------- worker side
+
+    def seen(self, worker_id: str, now: float | None = None) -> None:
+        self._seen[worker_id[:MAX_WORKER_ID]] = time.monotonic() if now is None else now
+
+    def connected(self, now: float | None = None) -> int:
+        """Workers heard from within the window; forgets the others (bounded memory)."""
+        now = time.monotonic() if now is None else now
+        cutoff = now - self.connected_window
+        stale = [w for w, t in self._seen.items() if t < cutoff]
+        for w in stale:
+            del self._seen[w]
+        return len(self._seen)
+
+    def push(self, session: int, iteration: int, results: bytes, obs_stats: bytes) -> IngestOutcome:
+        """Take one batch of results; returns what was accepted, dropped and rejected."""
+        try:
+            records = wire.decode_results(results)
+        except wire.WireError:
+            out = IngestOutcome()
+            out.reject("malformed", max(1, len(results) // wire.RESULT_DTYPE.itemsize))
+            self.metrics.count(out)
+            return out
+        if session != self.session:
+            out = IngestOutcome(stale=len(records))
+            self.metrics.count(out)
+            return out
+        obs = None
+        if obs_stats:
+            try:
+                obs = wire.decode_obs_stats(obs_stats, self.obs_dim)
+            except wire.WireError:
+                out = IngestOutcome()
+                out.reject("malformed", len(records))
+                self.metrics.count(out)
+                return out
+        out = self.queue.ingest(iteration, records, obs)
+        self.metrics.count(out)
+        if self.queue.complete:
+            self.iteration_complete.set()
+        return out
+
+    async def pull(self, max_items: int, wait_ms: int) -> Lease:
+        """Lease a fair share of free items, waiting up to ``wait_ms`` for some to appear."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(wait_ms / 1000.0, MAX_WAIT_S)
+        while True:
+            if self.done or self.stopping:
+                return Lease(self.queue.iteration, self.version, b"", self.done, 1000)
+            q = self.queue
+            if max_items > 0 and not q.complete and q.size:
+                share = max(1, math.ceil(q.size / max(1, len(self._seen))))
+                before = q.reissued
+                items = q.lease(min(max_items, MAX_BATCH_ITEMS, share), time.monotonic())
+                if q.reissued != before:
+                    self.metrics.reissued.inc(q.reissued - before)
+                if len(items):
+                    return Lease(q.iteration, self.version, items.tobytes(), False, 0)
+            remaining = deadline - loop.time()
+            if remaining <= 0 or max_items <= 0:
+                return Lease(q.iteration, self.version, b"", False, 200)
+            nd = q.next_deadline()
+            if nd is not None:
+                remaining = min(remaining, max(0.001, nd - time.monotonic()))
+            changed = self._changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout=remaining)
