@@ -1,0 +1,338 @@
+"""Pure builders of a job's children: each takes the job and returns plain Kubernetes dicts.
+
+Handlers only create or patch what these return. Every object is adopted by the job (owner
+reference) and every pod follows the restricted Pod Security profile.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import secrets
+from collections.abc import Mapping
+from typing import Any, Final
+
+import yaml
+from esenas.spec import API_VERSION, KIND, Job
+
+from esenas_operator import names as N
+
+Obj = dict[str, Any]
+
+DEFAULT_AGGREGATOR_RESOURCES: Final = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "4Gi"}}
+DEFAULT_WORKER_RESOURCES: Final = {"requests": {"cpu": "1", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}
+
+
+def _meta(body: Mapping[str, Any], name: str, component: str) -> Obj:
+    return {
+        "name": name,
+        "namespace": body["metadata"]["namespace"],
+        "labels": N.labels(body["metadata"]["name"], component),
+        "ownerReferences": [N.owner_reference(body)],
+    }
+
+
+def _pod_security() -> Obj:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": N.RUN_AS,
+        "runAsGroup": N.RUN_AS,
+        "fsGroup": N.RUN_AS,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _container_security() -> Obj:
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+    }
+
+
+def _resources(given: Mapping[str, Any], default: Mapping[str, Any]) -> Obj:
+    return json.loads(json.dumps(dict(given) if given else dict(default)))  # type: ignore[no-any-return]
+
+
+def _common_volumes(job: str) -> list[Obj]:
+    return [
+        {"name": "job", "configMap": {"name": N.spec_configmap(job), "items": [{"key": "job.yaml", "path": "job.yaml"}]}},
+        {"name": "token", "secret": {"secretName": N.token_secret(job), "defaultMode": 0o440}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+
+
+def _common_mounts() -> list[Obj]:
+    return [
+        {"name": "job", "mountPath": N.JOB_DIR, "readOnly": True},
+        {"name": "token", "mountPath": N.TOKEN_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+
+
+def job_document(body: Mapping[str, Any]) -> Obj:
+    """The whole ESENASJob as the pods read it: apiVersion, kind, name, namespace and spec."""
+    meta = body["metadata"]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+        "spec": body.get("spec", {}),
+    }
+
+
+def build_spec_configmap(body: Mapping[str, Any]) -> Obj:
+    name = body["metadata"]["name"]
+    text = yaml.safe_dump(job_document(body), sort_keys=True)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(body, N.spec_configmap(name), "spec"),
+        "data": {"job.yaml": text},
+    }
+
+
+def new_token() -> str:
+    """32 random bytes, url-safe base64: the workers' bearer token."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+
+
+def build_token_secret(body: Mapping[str, Any], token: str) -> Obj:
+    name = body["metadata"]["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(body, N.token_secret(name), "token"),
+        "type": "Opaque",
+        "immutable": True,
+        "data": {"token": base64.b64encode(token.encode()).decode()},
+    }
+
+
+def build_checkpoint_claim(body: Mapping[str, Any], job: Job) -> Obj | None:
+    """The checkpoint PVC, or None when the spec asks for an emptyDir."""
+    ck = job.spec.aggregator.checkpoint
+    if ck.storage_size is None:
+        return None
+    spec: Obj = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": ck.storage_size}}}
+    if ck.storage_class_name:
+        spec["storageClassName"] = ck.storage_class_name
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _meta(body, N.checkpoint_claim(job.name), "aggregator"),
+        "spec": spec,
+    }
+
+
+def aggregator_replicas(job: Job, stopped: bool = False) -> int:
+    """1 while the job runs; 0 when suspended or finished (SIGTERM makes it checkpoint first)."""
+    return 0 if stopped or job.spec.suspend else 1
+
+
+def build_aggregator_deployment(body: Mapping[str, Any], job: Job, settings: N.Settings, stopped: bool = False) -> Obj:
+    name = job.name
+    ck = job.spec.aggregator.checkpoint
+    checkpoint_volume: Obj = (
+        {"name": "checkpoints", "persistentVolumeClaim": {"claimName": N.checkpoint_claim(name)}}
+        if ck.storage_size is not None
+        else {"name": "checkpoints", "emptyDir": {}}
+    )
+    probe = {"grpc": {"port": N.GRPC_PORT}, "periodSeconds": 10, "timeoutSeconds": 5}
+    container: Obj = {
+        "name": "aggregator",
+        "image": job.spec.aggregator.image or settings.aggregator_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["esenas", "aggregator"],
+        "args": [
+            "--job", N.JOB_FILE,
+            "--checkpoint-dir", N.CHECKPOINT_DIR,
+            "--token-file", N.TOKEN_FILE,
+            "--port", str(N.GRPC_PORT),
+            "--http-port", str(N.HTTP_PORT),
+        ],
+        "ports": [
+            {"name": "grpc", "containerPort": N.GRPC_PORT, "protocol": "TCP"},
+            {"name": "http", "containerPort": N.HTTP_PORT, "protocol": "TCP"},
+        ],
+        # Restoring a large checkpoint may take a while: the startup probe covers it.
+        "startupProbe": {**probe, "failureThreshold": 30},
+        "readinessProbe": {**probe, "failureThreshold": 3},
+        "livenessProbe": {**probe, "failureThreshold": 6},
+        "resources": _resources(job.spec.aggregator.resources, DEFAULT_AGGREGATOR_RESOURCES),
+        "securityContext": _container_security(),
+        "volumeMounts": [*_common_mounts(), {"name": "checkpoints", "mountPath": N.CHECKPOINT_DIR}],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(body, N.aggregator(name), "aggregator"),
+        "spec": {
+            "replicas": aggregator_replicas(job, stopped),
+            # Recreate: two aggregators must never share a checkpoint or split the fleet.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": N.selector(name, "aggregator")},
+            "template": {
+                "metadata": {"labels": N.labels(name, "aggregator")},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    # Time to write a checkpoint on SIGTERM (suspend, eviction).
+                    "terminationGracePeriodSeconds": 60,
+                    "securityContext": _pod_security(),
+                    "containers": [container],
+                    "volumes": [*_common_volumes(name), checkpoint_volume],
+                },
+            },
+        },
+    }
+
+
+def build_aggregator_service(body: Mapping[str, Any], job: Job) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(body, N.aggregator(job.name), "aggregator"),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": N.selector(job.name, "aggregator"),
+            "ports": [
+                {"name": "grpc", "port": N.GRPC_PORT, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"},
+                {"name": "http", "port": N.HTTP_PORT, "targetPort": "http", "protocol": "TCP"},
+            ],
+        },
+    }
+
+
+def shard_sizes(replicas: int, shard_size: int) -> list[int]:
+    """Pods per worker Deployment: full shards, then the remainder, and always at least one shard.
+
+    Filling shards (rather than balancing them) means a change of replicas touches only the last
+    shards, so scaling 1000 -> 1001 adds one pod instead of moving hundreds.
+    """
+    count = max(1, math.ceil(replicas / shard_size))
+    sizes = [shard_size] * (count - 1)
+    sizes.append(replicas - shard_size * (count - 1))
+    return sizes
+
+
+def build_worker_fleet(body: Mapping[str, Any], job: Job, settings: N.Settings, stopped: bool = False) -> list[Obj]:
+    """The worker Deployments J-workers-0..n-1; their replicas sum to spec.workers.replicas."""
+    w = job.spec.workers
+    name = job.name
+    address = N.aggregator_address(name, job.namespace)
+    container: Obj = {
+        "name": "worker",
+        "image": w.image or settings.worker_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["esenas", "worker"],
+        "args": ["--job", N.JOB_FILE, "--aggregator", address, "--token-file", N.TOKEN_FILE],
+        "env": [{"name": "ESENAS_AGGREGATOR", "value": address}],
+        "resources": _resources(w.resources, DEFAULT_WORKER_RESOURCES),
+        "securityContext": _container_security(),
+        "volumeMounts": _common_mounts(),
+    }
+    pod: Obj = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        # Unfinished work is re-issued by the aggregator: a worker need not linger.
+        "terminationGracePeriodSeconds": 10,
+        "securityContext": _pod_security(),
+        "containers": [container],
+        "volumes": _common_volumes(name),
+    }
+    if w.node_selector:
+        pod["nodeSelector"] = dict(w.node_selector)
+    if w.tolerations:
+        pod["tolerations"] = [dict(t) for t in w.tolerations]
+    if w.affinity:
+        pod["affinity"] = json.loads(json.dumps(dict(w.affinity)))
+    if w.priority_class_name:
+        pod["priorityClassName"] = w.priority_class_name
+    fleet = []
+    for i, size in enumerate(shard_sizes(w.replicas, w.shard_size)):
+        sel = {**N.selector(name, "worker"), N.SHARD_LABEL: str(i)}
+        labels = {**N.labels(name, "worker"), N.SHARD_LABEL: str(i)}
+        meta = _meta(body, N.worker_shard(name, i), "worker")
+        meta["labels"] = labels
+        fleet.append(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": meta,
+                "spec": {
+                    "replicas": 0 if stopped or job.spec.suspend else size,
+                    "selector": {"matchLabels": sel},
+                    # Many small surges: a rollout of a 1000-pod shard never doubles it.
+                    "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "10%", "maxUnavailable": "10%"}},
+                    "template": {"metadata": {"labels": labels}, "spec": json.loads(json.dumps(pod))},
+                },
+            }
+        )
+    return fleet
+
+
+def build_network_policy(body: Mapping[str, Any], job: Job) -> Obj:
+    """Only this job's workers reach gRPC; the HTTP port stays open for Prometheus and the operator."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(body, N.aggregator(job.name), "aggregator"),
+        "spec": {
+            "podSelector": {"matchLabels": N.selector(job.name, "aggregator")},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [{"podSelector": {"matchLabels": N.selector(job.name, "worker")}}],
+                    "ports": [{"protocol": "TCP", "port": N.GRPC_PORT}],
+                },
+                {"ports": [{"protocol": "TCP", "port": N.HTTP_PORT}]},
+            ],
+        },
+    }
+
+
+def build_service_monitor(body: Mapping[str, Any], job: Job) -> Obj:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": _meta(body, N.aggregator(job.name), "aggregator"),
+        "spec": {
+            "selector": {"matchLabels": N.selector(job.name, "aggregator")},
+            "endpoints": [{"port": "http", "path": "/metrics", "interval": "15s"}],
+        },
+    }
+
+
+def build_result_configmap(body: Mapping[str, Any], policy: Any, summary: Mapping[str, Any]) -> Obj:
+    name = body["metadata"]["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(body, N.result_configmap(name), "result"),
+        "data": {
+            "policy.json": json.dumps(policy, separators=(",", ":")),
+            "summary.json": json.dumps(dict(summary), indent=2, sort_keys=True),
+        },
+    }
+
+
+def build_children(
+    body: Mapping[str, Any], job: Job, settings: N.Settings, *, service_monitor: bool, stopped: bool = False
+) -> list[Obj]:
+    """Every child except the token Secret (random, made once) and the result (made at the end)."""
+    objs: list[Obj] = [build_spec_configmap(body)]
+    claim = build_checkpoint_claim(body, job)
+    if claim is not None:
+        objs.append(claim)
+    objs += [
+        build_aggregator_deployment(body, job, settings, stopped),
+        build_aggregator_service(body, job),
+        build_network_policy(body, job),
+        *build_worker_fleet(body, job, settings, stopped),
+    ]
+    if service_monitor:
+        objs.append(build_service_monitor(body, job))
+    return objs

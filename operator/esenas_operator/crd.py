@@ -1,0 +1,166 @@
+"""The ESENASJob CustomResourceDefinition, built from the Python schema in ``schema.py``.
+
+``scripts/gen-crd.py`` writes it to helm/esenas/crds/esenasjobs.yaml; a test fails on drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import yaml
+from esenas.spec import API_GROUP, KIND
+
+from esenas_operator.schema import SPEC, Schema, _int, _num, _obj, _str
+
+VERSION: Final = "v1alpha1"
+PLURAL: Final = "esenasjobs"
+SINGULAR: Final = "esenasjob"
+SHORT_NAMES: Final = ("esj",)
+CATEGORIES: Final = ("esenas",)
+PHASES: Final = ("Pending", "Running", "Succeeded", "Failed", "Suspended")
+
+_CONDITION: Final = _obj(
+    "A metav1.Condition.",
+    {
+        "type": _str("Condition type, e.g. Ready, InvalidSpec, Complete, Failed, Suspended.", maxLength=316),
+        "status": _str("True, False or Unknown.", None, ("True", "False", "Unknown")),
+        "observedGeneration": _int("The .metadata.generation the condition was set for.", None, 0),
+        "lastTransitionTime": _str("When the status last changed.", format="date-time"),
+        "reason": _str("CamelCase machine-readable reason.", maxLength=1024),
+        "message": _str("Human-readable detail.", maxLength=32768),
+    },
+    required=["type", "status", "lastTransitionTime", "reason", "message"],
+)
+
+STATUS: Final[Schema] = _obj(
+    "Observed state, written by the operator. Counters only: never a per-pod list.",
+    {
+        "phase": _str("Pending, Running, Succeeded, Failed or Suspended.", None, PHASES),
+        "conditions": {
+            "type": "array",
+            "description": "Conditions in metav1.Condition form, one per type.",
+            "items": _CONDITION,
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+            "maxItems": 16,
+        },
+        "observedGeneration": _int("The .metadata.generation the operator last acted on.", None, 0),
+        "iteration": _int("ES iterations done.", None, 0),
+        "envSteps": _int("Environment steps in all rollouts.", None, 0),
+        "episodes": _int("Episodes in all rollouts.", None, 0),
+        "bestReward": _num("Best evaluated reward so far."),
+        "meanReward": _num("Mean reward of the last iteration."),
+        "workers": _obj(
+            "Worker counts.",
+            {
+                "desired": _int("spec.workers.replicas as last applied.", None, 0),
+                "ready": _int("Ready worker pods over all shards.", None, 0),
+                "connected": _int("Workers the aggregator heard from recently.", None, 0),
+                "shards": _int("Worker Deployments.", None, 0),
+                "summary": _str("ready/desired, for kubectl get."),
+            },
+        ),
+        "bestTopology": _obj(
+            "Size of the best policy found.",
+            {
+                "size": _int("Trainable parameters of the best topology.", None, 0),
+                "denseParams": _int("Parameters of the dense network with the same layers.", None, 0),
+                "compression": _num("denseParams / size."),
+            },
+        ),
+        "result": _obj(
+            "Where the result lives once the job Succeeded.",
+            {
+                "configMap": _str("ConfigMap holding policy.json and summary.json."),
+                "path": _str("Path of the results folder inside the aggregator's checkpoint volume."),
+            },
+        ),
+        "aggregatorRestarts": _int("Restarts of the aggregator container.", None, 0),
+        "selector": _str("Label selector of the worker pods (for the scale subresource and HPAs)."),
+        "startTime": _str("When the fleet was first started.", format="date-time"),
+        "completionTime": _str("When the job Succeeded or Failed.", format="date-time"),
+        "reason": _str("Why the job is in its phase (CamelCase)."),
+        "message": _str("Human-readable detail of the phase."),
+    },
+)
+
+
+def _column(name: str, path: str, typ: str, desc: str, priority: int = 0) -> dict[str, Any]:
+    col: dict[str, Any] = {"name": name, "type": typ, "jsonPath": path, "description": desc}
+    if priority:
+        col["priority"] = priority
+    return col
+
+
+def build_crd() -> dict[str, Any]:
+    """The apiextensions.k8s.io/v1 CRD for ESENASJob."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{PLURAL}.{API_GROUP}",
+            "labels": {"app.kubernetes.io/name": "esenas", "app.kubernetes.io/part-of": "esenas"},
+        },
+        "spec": {
+            "group": API_GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": list(SHORT_NAMES),
+                "categories": list(CATEGORIES),
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {
+                        "status": {},
+                        "scale": {
+                            "specReplicasPath": ".spec.workers.replicas",
+                            "statusReplicasPath": ".status.workers.ready",
+                            "labelSelectorPath": ".status.selector",
+                        },
+                    },
+                    "additionalPrinterColumns": [
+                        _column("Phase", ".status.phase", "string", "Pending, Running, Succeeded, Failed or Suspended."),
+                        _column("Iteration", ".status.iteration", "integer", "ES iterations done."),
+                        _column("Best", ".status.bestReward", "number", "Best evaluated reward."),
+                        _column("Workers", ".status.workers.summary", "string", "Ready/desired worker pods."),
+                        _column("Size", ".status.bestTopology.size", "integer", "Parameters of the best topology.", 1),
+                        _column("Age", ".metadata.creationTimestamp", "date", "Time since creation."),
+                    ],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "ESENASJob trains a compact RL policy with ES-ENAS on a fleet of workers.",
+                            "properties": {
+                                "apiVersion": {"type": "string", "description": "Versioned schema of this object."},
+                                "kind": {"type": "string", "description": "ESENASJob."},
+                                "metadata": {"type": "object"},
+                                "spec": SPEC,
+                                "status": STATUS,
+                            },
+                            "required": ["spec"],
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def crd_yaml() -> str:
+    """The CRD as the YAML file committed under helm/esenas/crds/."""
+    header = "# Generated by scripts/gen-crd.py from operator/esenas_operator/schema.py: do not edit.\n"
+    return header + yaml.safe_dump(build_crd(), sort_keys=False, width=100)
+
+
+def open_api_schema() -> Schema:
+    """The openAPIV3Schema, for jsonschema validation of examples and test cases."""
+    version: dict[str, Any] = build_crd()["spec"]["versions"][0]
+    schema: Schema = version["schema"]["openAPIV3Schema"]
+    return schema

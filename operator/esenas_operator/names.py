@@ -1,0 +1,111 @@
+"""Names, labels, ports and mount paths of a job's children, exactly as docs/contracts.md lists them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+GRPC_PORT: Final = 50051
+HTTP_PORT: Final = 9090
+JOB_DIR: Final = "/etc/esenas"
+JOB_FILE: Final = "/etc/esenas/job.yaml"
+TOKEN_DIR: Final = "/var/run/esenas"
+TOKEN_FILE: Final = "/var/run/esenas/token"
+CHECKPOINT_DIR: Final = "/var/lib/esenas"
+#: The images' fixed non-root uid (see */Dockerfile); runAsNonRoot needs it numeric.
+RUN_AS: Final = 10001
+MANAGER: Final = "esenas-operator"
+JOB_LABEL: Final = "esenas.dev/job"
+SHARD_LABEL: Final = "esenas.dev/shard"
+COMPONENT_LABEL: Final = "app.kubernetes.io/component"
+DEFAULT_URL_TEMPLATE: Final = "http://{name}-aggregator.{namespace}.svc:9090"
+
+
+def spec_configmap(job: str) -> str:
+    return f"{job}-spec"
+
+
+def token_secret(job: str) -> str:
+    return f"{job}-token"
+
+
+def aggregator(job: str) -> str:
+    """The aggregator Deployment, Service, NetworkPolicy and ServiceMonitor share this name."""
+    return f"{job}-aggregator"
+
+
+def worker_shard(job: str, shard: int) -> str:
+    return f"{job}-workers-{shard}"
+
+
+def checkpoint_claim(job: str) -> str:
+    return f"{job}-checkpoints"
+
+
+def result_configmap(job: str) -> str:
+    return f"{job}-result"
+
+
+def aggregator_address(job: str, namespace: str) -> str:
+    """host:port the workers dial."""
+    return f"{aggregator(job)}.{namespace}.svc:{GRPC_PORT}"
+
+
+def labels(job: str, component: str) -> dict[str, str]:
+    """The labels every child carries."""
+    return {
+        "app.kubernetes.io/name": "esenas",
+        "app.kubernetes.io/instance": job,
+        COMPONENT_LABEL: component,
+        "app.kubernetes.io/managed-by": MANAGER,
+        JOB_LABEL: job,
+    }
+
+
+def selector(job: str, component: str) -> dict[str, str]:
+    """The stable subset of labels used in selectors (Deployment selectors are immutable)."""
+    return {JOB_LABEL: job, COMPONENT_LABEL: component}
+
+
+def worker_selector_string(job: str) -> str:
+    """Label selector of all worker pods of a job, for the scale subresource."""
+    return ",".join(f"{k}={v}" for k, v in selector(job, "worker").items())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Operator-wide defaults that a job may override; read once from the environment."""
+
+    aggregator_image: str = "ghcr.io/esenas-fleet/aggregator:0.1.0"
+    worker_image: str = "ghcr.io/esenas-fleet/worker:0.1.0"
+    image_pull_policy: str = "IfNotPresent"
+    url_template: str = DEFAULT_URL_TEMPLATE
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e: Mapping[str, str] = os.environ if env is None else env
+        d = cls()
+        return cls(
+            aggregator_image=e.get("ESENAS_AGGREGATOR_IMAGE", d.aggregator_image),
+            worker_image=e.get("ESENAS_WORKER_IMAGE", d.worker_image),
+            image_pull_policy=e.get("ESENAS_IMAGE_PULL_POLICY", d.image_pull_policy),
+            url_template=e.get("ESENAS_AGGREGATOR_URL_TEMPLATE", d.url_template),
+        )
+
+    def aggregator_url(self, job: str, namespace: str) -> str:
+        return self.url_template.format(name=job, namespace=namespace)
+
+
+def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Adopts a child by the job, so deleting the job deletes it (the garbage collector cascades)."""
+    meta = body["metadata"]
+    return {
+        "apiVersion": body.get("apiVersion", "esenas.dev/v1alpha1"),
+        "kind": body.get("kind", "ESENASJob"),
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
