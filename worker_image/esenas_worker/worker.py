@@ -1,0 +1,220 @@
+"""The rollout worker: pull a batch, fetch parameters once per version, run rollouts, push results.
+
+One blocking gRPC channel per process (rollouts are CPU-bound; there is nothing to overlap
+but the next request, which rides on the same round trip as the previous results). When the
+aggregator is unreachable it reconnects with exponential back-off and jitter; it exits 0
+when the aggregator says the job is done, and stops within one rollout on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any, Final
+
+import grpc
+import numpy as np
+from esenas.api import wire
+from esenas.api.v1 import aggregator_pb2 as pb
+from esenas.api.v1 import aggregator_pb2_grpc as pb_grpc
+from esenas.spec import Job
+
+from esenas_worker.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+CHANNEL_OPTIONS: Final = (
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 8 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.enable_retries", 0),
+)
+#: How long one Exchange may wait on the server for work (long poll).
+WAIT_MS: Final = 2000
+#: Errors after which the aggregator is presumed away (restarting, rescheduled, network).
+RETRYABLE: Final = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.NOT_FOUND,
+    }
+)
+
+
+class _Stop(Exception):
+    """Raised by the SIGTERM handler to leave a blocking wait at once."""
+
+
+@dataclass
+class WorkerStats:
+    batches: int = 0
+    items: int = 0
+    env_steps: int = 0
+    reconnects: int = 0
+    params_fetched: int = 0
+
+
+class Worker:
+    """One worker process's loop; ``run()`` returns the process exit code."""
+
+    def __init__(
+        self,
+        job: Job,
+        address: str,
+        token: str,
+        worker_id: str | None = None,
+        batch_size: int | None = None,
+        give_up_after: float | None = None,
+        evaluator: Any = None,
+    ) -> None:
+        self.job = job
+        self.address = address
+        self.worker_id = worker_id or f"{os.environ.get('HOSTNAME') or socket.gethostname()}-{os.getpid()}"
+        self.batch_size = batch_size or job.spec.workers.batch_size
+        self.give_up_after = give_up_after
+        self.stats = WorkerStats()
+        self._metadata = wire.bearer(token)
+        self._evaluator = evaluator
+        self._version: tuple[int, int] | None = None  # (session, version) of the loaded params
+        self._stop = False
+        self._interruptible = False
+        self.backoff = Backoff()
+
+    # ------------------------------------------------------------------ signals
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._stop = True
+        if self._interruptible:
+            raise _Stop
+
+    def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self._stop and (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, 0.05))
+
+    # ------------------------------------------------------------------ main loop
+
+    def _ensure_evaluator(self) -> Any:
+        if self._evaluator is None:
+            from esenas.rollout import Evaluator  # imports gymnasium; kept out of module import
+
+            self._evaluator = Evaluator(self.job.spec)
+        return self._evaluator
+
+    def run(self) -> int:
+        """Work until the job is done (0), SIGTERM (0), or a fatal error (2)."""
+        evaluator = self._ensure_evaluator()
+        with grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS) as channel:
+            stub = pb_grpc.AggregatorStub(channel)
+            try:
+                return self._loop(stub, evaluator)
+            except _Stop:
+                log.info("worker %s: stopping on signal", self.worker_id)
+                return 0
+
+    def _loop(self, stub: pb_grpc.AggregatorStub, evaluator: Any) -> int:
+        request = pb.ExchangeRequest(worker_id=self.worker_id, max_items=self.batch_size, wait_ms=WAIT_MS)
+        unreachable_since: float | None = None
+        while not self._stop:
+            try:
+                self._interruptible = True
+                reply: pb.ExchangeReply = stub.Exchange(
+                    request, metadata=self._metadata, timeout=WAIT_MS / 1000 + 30
+                )
+                self._interruptible = False
+            except grpc.RpcError as exc:
+                self._interruptible = False
+                code = exc.code()
+                if code not in RETRYABLE:
+                    log.error("worker %s: aggregator refused the request: %s %s", self.worker_id, code, exc.details())
+                    return 2
+                now = time.monotonic()
+                unreachable_since = unreachable_since or now
+                if self.give_up_after is not None and now - unreachable_since > self.give_up_after:
+                    log.error("worker %s: aggregator %s unreachable for %.0f s, giving up", self.worker_id, self.address, now - unreachable_since)
+                    return 3
+                delay = self.backoff.next_delay()
+                self.stats.reconnects += 1
+                log.warning("worker %s: aggregator %s: %s; retrying in %.2f s", self.worker_id, self.address, code.name, delay)
+                # Results in flight are dropped: their items are re-issued after the deadline.
+                request = pb.ExchangeRequest(worker_id=self.worker_id, max_items=self.batch_size, wait_ms=WAIT_MS)
+                self._sleep(delay)
+                continue
+            unreachable_since = None
+            self.backoff.reset()
+            if reply.done:
+                log.info("worker %s: job done after %d batches", self.worker_id, self.stats.batches)
+                return 0
+            if not reply.items:
+                request = pb.ExchangeRequest(worker_id=self.worker_id, max_items=self.batch_size, wait_ms=WAIT_MS)
+                continue
+            if self._version != (reply.session, reply.version) and not self._load_params(stub, evaluator, reply):
+                request = pb.ExchangeRequest(worker_id=self.worker_id, max_items=self.batch_size, wait_ms=WAIT_MS)
+                continue
+            request = self._run_batch(evaluator, reply)
+        return 0
+
+    def _load_params(self, stub: pb_grpc.AggregatorStub, evaluator: Any, reply: pb.ExchangeReply) -> bool:
+        try:
+            self._interruptible = True
+            params: pb.Params = stub.GetParams(
+                pb.ParamsRequest(version=reply.version), metadata=self._metadata, timeout=60
+            )
+        except grpc.RpcError as exc:
+            log.info("worker %s: parameters v%d unavailable: %s", self.worker_id, reply.version, exc.code())
+            return False
+        finally:
+            self._interruptible = False
+        from esenas.topology import decode_topologies
+
+        evaluator.set_plan(
+            wire.decode_f32(params.params),
+            wire.decode_f32(params.obs_mean),
+            wire.decode_f32(params.obs_std),
+            params.sigma,
+            decode_topologies(params.topologies),
+        )
+        self._version = (params.session, params.version)
+        self.stats.params_fetched += 1
+        return True
+
+    def _run_batch(self, evaluator: Any, reply: pb.ExchangeReply) -> pb.ExchangeRequest:
+        from esenas.results import Results
+
+        items = wire.decode_items(reply.items)
+        parts = []
+        for i in range(len(items)):  # one item at a time, so SIGTERM is served within a rollout
+            if self._stop:
+                break
+            parts.append(evaluator.run(items[i : i + 1]))
+        done = items[: len(parts)]
+        res = Results.concat(parts) if parts else None
+        self.stats.batches += 1
+        self.stats.items += len(parts)
+        max_items = 0 if self._stop else self.batch_size
+        if res is None:
+            return pb.ExchangeRequest(worker_id=self.worker_id, max_items=max_items, wait_ms=WAIT_MS)
+        self.stats.env_steps += int(np.asarray(res.steps).sum())
+        return pb.ExchangeRequest(
+            worker_id=self.worker_id,
+            session=reply.session,
+            iteration=reply.iteration,
+            results=wire.encode_results(res.index, res.reward_pos, res.reward_neg, res.steps, done["topology"]),
+            obs_stats=wire.encode_obs_stats(res.obs_count, res.obs_sum, res.obs_sumsq)
+            if res.obs_count > 0
+            else b"",
+            max_items=max_items,
+            wait_ms=WAIT_MS,
+        )
