@@ -1,0 +1,204 @@
+"""The pure builders: names and labels per docs/contracts.md, restricted pods, valid Kubernetes objects."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from esenas.spec import load_job
+from esenas_operator import builders as B
+from esenas_operator import names as N
+
+VERSIONS = ["1.29", "1.33", "1.37"]
+SETTINGS = N.Settings()
+
+
+def body(name: str = "cheetah", **spec: Any) -> dict[str, Any]:
+    full = {"environment": {"id": "HalfCheetah-v5"}, **spec}
+    return {
+        "apiVersion": "esenas.dev/v1alpha1",
+        "kind": "ESENASJob",
+        "metadata": {"name": name, "namespace": "rl", "uid": "0b7c-uid", "generation": 1},
+        "spec": full,
+    }
+
+
+def all_objects(b: dict[str, Any]) -> list[dict[str, Any]]:
+    job = load_job(b)
+    return [
+        *B.build_children(b, job, SETTINGS, service_monitor=True),
+        B.build_token_secret(b, B.new_token()),
+        B.build_result_configmap(b, {"weights": [1.0]}, {"bestReward": 1.0}),
+    ]
+
+
+FULL = body(
+    workers={
+        "replicas": 2500,
+        "shardSize": 1000,
+        "resources": {"requests": {"cpu": "500m"}},
+        "nodeSelector": {"pool": "cpu"},
+        "tolerations": [{"key": "spot", "operator": "Exists", "effect": "NoSchedule"}],
+        "priorityClassName": "batch",
+    },
+    aggregator={"checkpoint": {"storageSize": "2Gi", "storageClassName": "fast"}},
+)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_built_object_passes_strict_validation(version: str) -> None:
+    for b in (body(), FULL):
+        for obj in all_objects(b):
+            if obj["kind"] == "ServiceMonitor":
+                continue  # not a built-in kind; kubernetes-validate has no schema for it
+            kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_names_labels_and_owner_on_every_child() -> None:
+    objs = all_objects(FULL)
+    names = {(o["kind"], o["metadata"]["name"]) for o in objs}
+    assert names == {
+        ("ConfigMap", "cheetah-spec"),
+        ("Secret", "cheetah-token"),
+        ("PersistentVolumeClaim", "cheetah-checkpoints"),
+        ("Deployment", "cheetah-aggregator"),
+        ("Service", "cheetah-aggregator"),
+        ("NetworkPolicy", "cheetah-aggregator"),
+        ("ServiceMonitor", "cheetah-aggregator"),
+        ("Deployment", "cheetah-workers-0"),
+        ("Deployment", "cheetah-workers-1"),
+        ("Deployment", "cheetah-workers-2"),
+        ("ConfigMap", "cheetah-result"),
+    }
+    for o in objs:
+        labels = o["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "esenas"
+        assert labels["app.kubernetes.io/instance"] == "cheetah"
+        assert labels["app.kubernetes.io/managed-by"] == "esenas-operator"
+        assert labels["esenas.dev/job"] == "cheetah"
+        assert labels["app.kubernetes.io/component"] in {"aggregator", "worker", "spec", "token", "result"}
+        assert o["metadata"]["namespace"] == "rl"
+        (owner,) = o["metadata"]["ownerReferences"]
+        assert owner == {
+            "apiVersion": "esenas.dev/v1alpha1",
+            "kind": "ESENASJob",
+            "name": "cheetah",
+            "uid": "0b7c-uid",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+@pytest.mark.parametrize(
+    ("replicas", "shard", "sizes"),
+    [(0, 1000, [0]), (1, 1000, [1]), (1000, 1000, [1000]), (1001, 1000, [1000, 1]), (10_000, 1000, [1000] * 10), (7, 3, [3, 3, 1])],
+)
+def test_shard_sizes(replicas: int, shard: int, sizes: list[int]) -> None:
+    assert B.shard_sizes(replicas, shard) == sizes
+
+
+def test_fleet_sums_to_replicas_and_dials_the_service() -> None:
+    job = load_job(FULL)
+    fleet = B.build_worker_fleet(FULL, job, SETTINGS)
+    assert [d["spec"]["replicas"] for d in fleet] == [1000, 1000, 500]
+    for i, d in enumerate(fleet):
+        pod = d["spec"]["template"]
+        assert d["spec"]["selector"]["matchLabels"] == {"esenas.dev/job": "cheetah", "app.kubernetes.io/component": "worker", "esenas.dev/shard": str(i)}
+        assert pod["metadata"]["labels"]["esenas.dev/shard"] == str(i)
+        (c,) = pod["spec"]["containers"]
+        assert {"name": "ESENAS_AGGREGATOR", "value": "cheetah-aggregator.rl.svc:50051"} in c["env"]
+        assert c["command"] == ["esenas", "worker"]
+        assert c["resources"] == {"requests": {"cpu": "500m"}}
+        assert pod["spec"]["nodeSelector"] == {"pool": "cpu"}
+        assert pod["spec"]["priorityClassName"] == "batch"
+    suspended = load_job(body(workers={"replicas": 2500}, suspend=True))
+    assert [d["spec"]["replicas"] for d in B.build_worker_fleet(FULL, suspended, SETTINGS)] == [0, 0, 0]
+
+
+def _pods(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o["spec"]["template"]["spec"] for o in objs if o["kind"] == "Deployment"]
+
+
+def test_pods_follow_the_restricted_profile() -> None:
+    pods = _pods(all_objects(FULL))
+    assert len(pods) == 4
+    for pod in pods:
+        assert pod["automountServiceAccountToken"] is False
+        sc = pod["securityContext"]
+        assert sc["runAsNonRoot"] is True and sc["runAsUser"] == N.RUN_AS
+        assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+        for c in pod["containers"]:
+            csc = c["securityContext"]
+            assert csc["allowPrivilegeEscalation"] is False
+            assert csc["capabilities"] == {"drop": ["ALL"]}
+            assert csc["readOnlyRootFilesystem"] is True
+            mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+            assert mounts["/tmp"] == "tmp" and mounts["/etc/esenas"] == "job" and mounts["/var/run/esenas"] == "token"
+            assert c["resources"]["requests"]
+
+
+def test_aggregator_deployment() -> None:
+    job = load_job(FULL)
+    d = B.build_aggregator_deployment(FULL, job, SETTINGS)
+    assert d["spec"]["replicas"] == 1
+    assert d["spec"]["strategy"] == {"type": "Recreate"}
+    (c,) = d["spec"]["template"]["spec"]["containers"]
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"grpc": 50051, "http": 9090}
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert c[probe]["grpc"] == {"port": 50051}
+    assert c["command"] + c["args"] == [
+        "esenas", "aggregator", "--job", "/etc/esenas/job.yaml", "--checkpoint-dir", "/var/lib/esenas",
+        "--token-file", "/var/run/esenas/token", "--port", "50051", "--http-port", "9090",
+    ]
+    volumes = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["checkpoints"] == {"name": "checkpoints", "persistentVolumeClaim": {"claimName": "cheetah-checkpoints"}}
+    plain = body()
+    plain_d = B.build_aggregator_deployment(plain, load_job(plain), SETTINGS)
+    assert {"name": "checkpoints", "emptyDir": {}} in plain_d["spec"]["template"]["spec"]["volumes"]
+    assert B.build_checkpoint_claim(plain, load_job(plain)) is None
+    assert B.build_aggregator_deployment(FULL, job, SETTINGS, stopped=True)["spec"]["replicas"] == 0
+
+
+def test_service_network_policy_and_monitor() -> None:
+    job = load_job(FULL)
+    svc = B.build_aggregator_service(FULL, job)
+    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"grpc": 50051, "http": 9090}
+    assert svc["spec"]["selector"] == {"esenas.dev/job": "cheetah", "app.kubernetes.io/component": "aggregator"}
+    np = B.build_network_policy(FULL, job)
+    grpc_rule, http_rule = np["spec"]["ingress"]
+    assert grpc_rule["from"] == [{"podSelector": {"matchLabels": {"esenas.dev/job": "cheetah", "app.kubernetes.io/component": "worker"}}}]
+    assert grpc_rule["ports"] == [{"protocol": "TCP", "port": 50051}]
+    assert "from" not in http_rule and http_rule["ports"] == [{"protocol": "TCP", "port": 9090}]
+    sm = B.build_service_monitor(FULL, job)
+    assert sm["spec"]["endpoints"][0]["port"] == "http"
+    kinds = [o["kind"] for o in B.build_children(FULL, job, SETTINGS, service_monitor=False)]
+    assert "ServiceMonitor" not in kinds
+
+
+def test_spec_configmap_holds_the_whole_job_and_token_is_random() -> None:
+    cm = B.build_spec_configmap(FULL)
+    doc = yaml.safe_load(cm["data"]["job.yaml"])
+    assert doc["metadata"] == {"name": "cheetah", "namespace": "rl"}
+    assert load_job(doc).spec == load_job(FULL).spec
+    t1, t2 = B.new_token(), B.new_token()
+    assert t1 != t2 and len(base64.urlsafe_b64decode(t1 + "=")) == 32
+    secret = B.build_token_secret(FULL, t1)
+    assert base64.b64decode(secret["data"]["token"]).decode() == t1
+
+
+def test_object_count_does_not_grow_with_replicas() -> None:
+    small = body(workers={"replicas": 10})
+    big = body(workers={"replicas": 10_000})
+    n_small = len(B.build_children(small, load_job(small), SETTINGS, service_monitor=True))
+    n_big = len(B.build_children(big, load_job(big), SETTINGS, service_monitor=True))
+    assert n_big - n_small == 9  # ten shards instead of one
+
+
+def test_settings_from_env() -> None:
+    s = N.Settings.from_env({"ESENAS_WORKER_IMAGE": "w:1", "ESENAS_AGGREGATOR_URL_TEMPLATE": "http://127.0.0.1:1/{namespace}/{name}"})
+    assert s.worker_image == "w:1"
+    assert s.aggregator_url("j", "ns") == "http://127.0.0.1:1/ns/j"
+    assert N.Settings().aggregator_url("j", "ns") == "http://j-aggregator.ns.svc:9090"

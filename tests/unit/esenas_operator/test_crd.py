@@ -1,0 +1,155 @@
+"""The CRD: no drift from the generator, same defaults as esenas.spec, and the same verdicts on bad specs."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from esenas.spec import SpecError, load_job, parse_spec
+from esenas_operator.crd import build_crd, crd_yaml, open_api_schema
+
+from tests.unit.esenas_operator.crdcheck import defaulted, validate
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLES = sorted((ROOT / "manifests" / "examples").glob("*.yaml"))
+
+
+def _job(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "esenas.dev/v1alpha1", "kind": "ESENASJob", "metadata": {"name": "t"}, "spec": spec}
+
+
+def test_committed_crd_matches_the_generator() -> None:
+    committed = (ROOT / "helm" / "esenas" / "crds" / "esenasjobs.yaml").read_text()
+    assert committed == crd_yaml(), "run scripts/gen-crd.py"
+    check = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen-crd.py"), "--check"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.parametrize("version", ["1.29", "1.33", "1.37"])
+def test_crd_is_a_valid_kubernetes_object(version: str) -> None:
+    kubernetes_validate.validate(build_crd(), version, strict=True)
+
+
+def _walk(schema: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    out = [(path, schema)]
+    for key, sub in schema.get("properties", {}).items():
+        out += _walk(sub, f"{path}.{key}" if path else key)
+    if "items" in schema:
+        out += _walk(schema["items"], path + "[]")
+    return out
+
+
+def test_every_field_has_a_description() -> None:
+    missing = [p for p, s in _walk(open_api_schema()) if p and not p.endswith("[]") and "description" not in s and p != "metadata"]
+    assert missing == []
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
+
+
+def test_schema_defaults_equal_the_parser_defaults() -> None:
+    """Every default in the schema is what parse_spec uses when the field is absent, and vice versa."""
+    parsed = parse_spec({"environment": {"id": "Hopper-v5"}})
+    spec_schema = open_api_schema()["properties"]["spec"]
+    checked = 0
+
+    def compare(schema: dict[str, Any], obj: Any, path: str) -> None:
+        nonlocal checked
+        for key, sub in schema.get("properties", {}).items():
+            attr = _snake(key)
+            assert hasattr(obj, attr), f"{path}.{key} is not in esenas.spec"
+            value = getattr(obj, attr)
+            if dataclasses.is_dataclass(value):
+                compare(sub, value, f"{path}.{key}")
+            elif "default" in sub:
+                assert sub["default"] == value, f"{path}.{key}: schema {sub['default']!r} != spec {value!r}"
+                checked += 1
+            elif sub.get("type") in ("integer", "number", "string", "boolean"):
+                # No schema default: the parser's default must be None or depend on other fields.
+                required = key in schema.get("required", [])
+                depends = (path, key) == ("spec.controller", "type")
+                assert value is None or required or depends, f"{path}.{key} lacks a default"
+        names = {_snake(k) for k in schema.get("properties", {})}
+        fields = {f.name for f in dataclasses.fields(obj)} - {"raw_spec"}
+        assert fields <= names, f"{path}: fields missing from the schema: {fields - names}"
+
+    compare(spec_schema, parsed, "spec")
+    assert checked >= 33
+
+
+def test_defaulted_spec_parses_to_the_same_job() -> None:
+    for path in EXAMPLES:
+        doc = yaml.safe_load(path.read_text())
+        assert parse_spec(defaulted(doc)["spec"]) == parse_spec(doc["spec"]), path.name
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_examples_pass_the_schema_and_the_parser(path: Path) -> None:
+    doc = yaml.safe_load(path.read_text())
+    assert validate(doc) == []
+    load_job(path)
+
+
+ENV = {"environment": {"id": "Hopper-v5"}}
+#: (spec, substring of the CRD's message). The parser must reject every one too.
+BAD: list[tuple[dict[str, Any], str]] = [
+    ({}, "'environment' is a required property"),
+    ({"environment": {"id": "not an id"}}, "does not match"),
+    ({**ENV, "policy": {"topology": "partition"}}, "partitions is required"),
+    ({**ENV, "policy": {"partitions": 4}}, "partitions only applies"),
+    ({**ENV, "policy": {"topology": "edges"}, "controller": {"type": "random"}}, "edges is required"),
+    ({**ENV, "policy": {"edges": 4}}, "edges only applies"),
+    ({**ENV, "policy": {"template": "linear", "hiddenLayers": [8]}}, "must be empty for template 'linear'"),
+    ({**ENV, "policy": {"template": "mlp", "hiddenLayers": []}}, "needs at least one hidden layer"),
+    ({**ENV, "policy": {"searchSpace": "residual_edges", "topology": "edges", "edges": 3}, "controller": {"type": "random"}}, "residual_edges"),
+    ({**ENV, "policy": {"topology": "partition", "partitions": 3}, "controller": {"type": "none"}}, "need a controller"),
+    ({**ENV, "controller": {"type": "evolution"}}, "fixed ones need 'none'"),
+    ({**ENV, "es": {"perturbations": 4, "topDirections": 8}}, "topDirections must be <= perturbations"),
+    ({**ENV, "es": {"sigma": 0}}, "less than or equal to the minimum"),
+    ({**ENV, "es": {"fitnessShaping": "rank"}}, "is not one of"),
+    ({**ENV, "controller": {"populationSize": 4, "tournamentSize": 5}}, "tournamentSize must be <= populationSize"),
+    ({**ENV, "objectives": {"sizeWeight": 0.5}}, "targetSize is required"),
+    ({**ENV, "workers": {"replicas": -1}}, "less than the minimum"),
+    ({**ENV, "workers": {"shardSize": 5000}}, "greater than the maximum"),
+    ({**ENV, "aggregator": {"checkpoint": {"storageSize": "lots"}}}, "does not match"),
+    ({**ENV, "backoffLimit": "3"}, "is not of type 'integer'"),
+]
+
+
+@pytest.mark.parametrize(("spec", "message"), BAD, ids=[m for _, m in BAD])
+def test_bad_specs_are_rejected_by_the_crd_and_by_the_parser(spec: dict[str, Any], message: str) -> None:
+    errors = validate(_job(spec))
+    assert any(message in e for e in errors), errors
+    with pytest.raises(SpecError):
+        parse_spec(spec)
+
+
+def test_environment_and_policy_are_immutable_but_replicas_are_not() -> None:
+    old = _job({**ENV, "policy": {"topology": "partition", "partitions": 4}, "workers": {"replicas": 2}})
+    scaled = copy.deepcopy(old)
+    scaled["spec"]["workers"]["replicas"] = 50
+    scaled["spec"]["suspend"] = True
+    assert validate(scaled, old) == []
+    changed = copy.deepcopy(old)
+    changed["spec"]["policy"]["partitions"] = 5
+    assert validate(changed, old) == ["spec.policy: spec.policy is immutable"]
+    moved = copy.deepcopy(old)
+    moved["spec"]["environment"]["id"] = "Walker2d-v5"
+    assert validate(moved, old) == ["spec.environment: spec.environment is immutable"]
+
+
+def test_scale_subresource_and_columns() -> None:
+    version = build_crd()["spec"]["versions"][0]
+    assert version["subresources"]["scale"]["specReplicasPath"] == ".spec.workers.replicas"
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Phase", "Iteration", "Best", "Workers", "Size", "Age"]
+    status = open_api_schema()["properties"]["status"]["properties"]
+    assert "array" not in {s.get("type") for k, s in status.items() if k != "conditions"}, "counters only"
