@@ -9,12 +9,13 @@ are reported at once, so a user fixes a file in one pass.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import yaml
 
@@ -217,7 +218,7 @@ class _Reader:
         if isinstance(v, bool) or not isinstance(v, int):
             self.fail(key, f"must be an integer, got {_type_name(v)} {v!r}")
             return default
-        return self._bounds(key, v, lo, hi, default)
+        return cast("int | None", self._bounds(key, v, lo, hi, default))
 
     def number(
         self,
@@ -239,7 +240,7 @@ class _Reader:
         if lo is not None and lo_open and v <= lo:
             self.fail(key, f"must be > {lo}, got {v}")
             return default
-        return self._bounds(key, float(v), lo, hi, default)
+        return cast("float | None", self._bounds(key, float(v), lo, hi, default))
 
     def _bounds(self, key: str, v: Any, lo: Any, hi: Any, default: Any) -> Any:
         if lo is not None and v < lo:
@@ -481,7 +482,7 @@ def check_dimensions(spec: JobSpec, obs_dim: int, act_dim: int) -> list[FieldErr
     """Checks that need the environment's sizes: they pass the schema but make no sense."""
     errors: list[FieldError] = []
     layers = [obs_dim, *spec.policy.hidden_layers, act_dim]
-    weights = sum(a * b for a, b in zip(layers[:-1], layers[1:], strict=True))
+    weights = sum(a * b for a, b in itertools.pairwise(layers))
     p = spec.policy
     if p.topology == "partition" and p.partitions is not None and p.partitions > weights:
         errors.append(
@@ -492,7 +493,7 @@ def check_dimensions(spec: JobSpec, obs_dim: int, act_dim: int) -> list[FieldErr
         )
     if p.topology in ("edges", "masked") and p.edges is not None:
         if p.search_space == "independent_edges":
-            limit = min(a * b for a, b in zip(layers[:-1], layers[1:], strict=True))
+            limit = min(a * b for a, b in itertools.pairwise(layers))
             what = "edges of the smallest layer"
         elif p.search_space == "residual_edges":
             limit = sum(layers[i] * layers[j] for i in range(len(layers)) for j in range(i + 1, len(layers)))

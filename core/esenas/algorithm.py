@@ -1,0 +1,309 @@
+"""ES-ENAS as ask/tell over explicit state (Song et al., arXiv 2101.07415, Algorithm 1).
+
+Each iteration: the controller proposes one topology per antithetic perturbation pair
+(plus one per exact eval); workers roll out theta +/- sigma*eps under those topologies;
+``tell`` takes an ES step on the shared weights (ARS V2-t / OpenAI ES, see :mod:`esenas.es`)
+and gives the controller the reward of every evaluation. Reward is maximised.
+
+``ask`` is a pure function of the state (its randomness is derived from the job seed and
+the iteration number), so asking twice gives the same plan and a run is deterministic
+given ``spec.seed``; ``state_dict``/``from_state_dict`` round-trip the state exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import typing
+from typing import Any, Final
+
+import numpy as np
+
+from esenas import es
+from esenas.controllers import Controller, make_controller
+from esenas.network import Architecture
+from esenas.normalizer import RunningStats
+from esenas.objectives import ParetoFront, combine
+from esenas.policies import Policy
+from esenas.results import ITEM_DTYPE, KIND_EXACT, KIND_PAIR, IterationReport, Plan, Results
+from esenas.spec import JobSpec
+from esenas.topology import Topology
+
+__all__ = ["ESENAS", "IterationReport", "Plan", "Results"]
+
+STATE_FORMAT: Final = "esenas.state/v1"
+_CONTROLLER_STREAM: Final = 1
+_INIT_STREAM: Final = 2
+
+
+def _rng(*words: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(list(words))))
+
+
+class ESENAS:
+    """The whole optimiser: ES on shared weights plus the NAS controller."""
+
+    def __init__(self, spec: JobSpec, obs_dim: int, act_dim: int) -> None:
+        self.spec = spec
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.arch = Architecture(spec.policy, obs_dim, act_dim)
+        self.space = self.arch.search_space()
+        self.controller: Controller = make_controller(
+            spec.controller, self.space, spec.seed, fixed=self.arch.default_topology()
+        )
+        self.params = self.arch.init_params(_rng(spec.seed, _INIT_STREAM))
+        self.optimizer = es.Optimizer(spec.es.optimizer, spec.es.step_size, self.arch.num_params)
+        self.obs_stats = RunningStats.zeros(obs_dim)
+        self.iteration = 0
+        self.version = 0
+        self.env_steps = 0
+        self.episodes = 0
+        self.best_reward = -np.inf
+        self.best: dict[str, Any] | None = None
+        self.history: list[dict[str, Any]] = []
+        self.pareto = ParetoFront()
+        self._elapsed_before = 0.0
+        self._t0 = time.monotonic()
+        self._plan: Plan | None = None
+        self._plan_topos: list[Topology] = []
+
+    # ------------------------------------------------------------------ ask
+
+    def obs_mean_std(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self.spec.es.observation_normalization:
+            return np.zeros(self.obs_dim), np.ones(self.obs_dim)
+        return self.obs_stats.mean_std()
+
+    def ask(self) -> Plan:
+        """This iteration's work; the same plan until ``tell`` completes the iteration."""
+        if self._plan is not None:
+            return self._plan
+        n, e = self.spec.es.perturbations, self.spec.es.exact_evals
+        seeds = _rng(self.spec.seed, self.iteration).integers(1, 2**63, size=n, dtype=np.uint64)
+        topos = self.controller.ask(n + e, rng=_rng(self.spec.seed, self.iteration, _CONTROLLER_STREAM))
+        uniq: dict[str, int] = {}
+        unique_topos: list[Topology] = []
+        for t in topos:
+            if t.id not in uniq:
+                uniq[t.id] = len(unique_topos)
+                unique_topos.append(t)
+        items = np.zeros(n + e, dtype=ITEM_DTYPE)
+        items["index"] = np.arange(n + e)
+        items["seed"][:n] = seeds
+        items["topology"] = [uniq[t.id] for t in topos]
+        items["kind"][n:] = KIND_EXACT
+        mean, std = self.obs_mean_std()
+        self._plan_topos = topos
+        self._plan = Plan(
+            iteration=self.iteration,
+            version=self.version,
+            params=self.params.astype(np.float32),
+            obs_mean=mean.astype(np.float32),
+            obs_std=std.astype(np.float32),
+            sigma=self.spec.es.sigma,
+            topologies=unique_topos,
+            items=items,
+        )
+        return self._plan
+
+    # ------------------------------------------------------------------ tell
+
+    def _check(self, plan: Plan, r: Results) -> Results:
+        n = plan.items.size
+        order = np.argsort(r.index, kind="stable")
+        idx = r.index[order]
+        if idx.size != n or not np.array_equal(idx, np.arange(n)):
+            raise ValueError(f"tell: results must cover items 0..{n - 1} exactly once, got {idx.size} results")
+        pos, neg = r.reward_pos[order], r.reward_neg[order]
+        pair = plan.items["kind"] == KIND_PAIR
+        if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(neg[pair]))):
+            raise ValueError("tell: rewards must be finite")
+        return Results(idx, pos, neg, r.steps[order], r.obs_count, r.obs_sum, r.obs_sumsq)
+
+    def tell(self, results: Results) -> IterationReport:
+        """Apply the results of ALL items of the current plan (any order) and advance."""
+        plan = self.ask()
+        r = self._check(plan, results)
+        pair = plan.items["kind"] == KIND_PAIR
+        exact = ~pair
+        shift = self.spec.es.reward_shift
+        rp, rn, steps = r.reward_pos[pair], r.reward_neg[pair], r.steps[pair].astype(np.float64)
+
+        # ES step on the shared weights (ARS V2-t top-b; shaping per spec).
+        sel = es.top_directions(rp, rn, self.spec.es.top_directions)
+        eps = es.perturbations(plan.items["seed"][pair][sel], self.arch.num_params)
+        grad = es.gradient(eps, rp[sel], rn[sel], self.spec.es.fitness_shaping)
+        evaluated = plan.params.astype(np.float64)
+        self.params = self.optimizer.step(self.params, grad)
+        if r.obs_count > 0:
+            batch = RunningStats.from_sums(r.obs_count, r.obs_sum, r.obs_sumsq)
+            self.obs_stats = self.obs_stats.merge(batch)
+
+        # Raw (unshifted) rewards per rollout: the shift was sum(steps) * shift per rollout.
+        half = shift * steps / 2.0
+        raw_pos, raw_neg, raw_exact = rp + half, rn + half, r.reward_pos[exact]
+        rollouts = np.concatenate([raw_pos, raw_neg, raw_exact])
+        eval_reward = float(raw_exact.mean()) if raw_exact.size else None
+        reward_mean = float(rollouts.mean())
+        score = eval_reward if eval_reward is not None else reward_mean
+
+        # Controller feedback: every evaluation, with its topology; objective per spec.
+        topos = self._plan_topos
+        pair_topos = [t for t, p in zip(topos, pair, strict=True) if p]
+        exact_topos = [t for t, p in zip(topos, pair, strict=True) if not p]
+        all_topos = pair_topos + pair_topos + exact_topos
+        sizes = np.array([self.arch.size(t) for t in all_topos], np.float64)
+        self.controller.tell(all_topos, combine(rollouts, sizes, self.spec.objectives))
+        if self.space.num_decisions:
+            from esenas.controllers.base import mean_by_topology
+
+            uniq, mean_r = mean_by_topology(all_topos, rollouts)
+            self.pareto.update(mean_r, [self.arch.size(t) for t in uniq], [t.to_json() for t in uniq])
+
+        # Best policy: the evaluated point under the topology that scored best.
+        if raw_exact.size:
+            best_t = exact_topos[int(np.argmax(raw_exact))]
+        else:
+            best_t = pair_topos[int(np.argmax(raw_pos + raw_neg))]
+        if score > self.best_reward:
+            self.best_reward = score
+            policy = Policy(self.arch, best_t, evaluated, plan.obs_mean, plan.obs_std)
+            self.best = policy.to_json(
+                environment={"id": self.spec.environment.id, "maxEpisodeSteps": self.spec.environment.max_episode_steps, "kwargs": dict(self.spec.environment.kwargs)},
+                reward=score,
+                iteration=plan.iteration,
+            )
+
+        it_steps, it_eps = int(r.steps.sum()), plan.episodes
+        self.env_steps += it_steps
+        self.episodes += it_eps
+        self.iteration += 1
+        self.version += 1
+        self._plan, self._plan_topos = None, []
+        best_topo = Topology.from_json(self.best["topology"]) if self.best else best_t
+        report = IterationReport(
+            iteration=plan.iteration,
+            version=self.version,
+            reward_mean=reward_mean,
+            reward_max=float(rollouts.max()),
+            eval_reward=eval_reward,
+            score=score,
+            best_reward=float(self.best_reward),
+            env_steps=it_steps,
+            episodes=it_eps,
+            total_env_steps=self.env_steps,
+            total_episodes=self.episodes,
+            grad_norm=float(np.linalg.norm(grad)),
+            topology_size=self.arch.trainable_params(best_topo),
+            dense_params=self.arch.dense_params,
+            compression=self.arch.compression(best_topo),
+            unique_topologies=len(plan.topologies),
+            pareto_front=self.pareto.summary(),
+        )
+        self.history.append({k: v for k, v in report.to_json().items() if k != "pareto_front"})
+        return report
+
+    # ------------------------------------------------------------------ stopping & results
+
+    @property
+    def elapsed_seconds(self) -> float:
+        return self._elapsed_before + (time.monotonic() - self._t0)
+
+    def done(self) -> tuple[bool, str]:
+        """(stop?, why) from the spec's stopping rules."""
+        s = self.spec.stopping
+        if s.target_reward is not None and self.best_reward >= s.target_reward:
+            return True, f"target reward {s.target_reward:g} reached ({self.best_reward:.1f})"
+        if self.iteration >= s.max_iterations:
+            return True, f"max iterations {s.max_iterations} reached"
+        if s.max_env_steps is not None and self.env_steps >= s.max_env_steps:
+            return True, f"max env steps {s.max_env_steps} reached"
+        if s.max_episodes is not None and self.episodes >= s.max_episodes:
+            return True, f"max episodes {s.max_episodes} reached"
+        if s.deadline_seconds is not None and self.elapsed_seconds >= s.deadline_seconds:
+            return True, f"deadline of {s.deadline_seconds} s reached"
+        return False, ""
+
+    def current_topology(self) -> Topology:
+        """The topology the controller currently rates best (fixed kinds: the only one)."""
+        if self.controller.best_topology is not None:
+            return self.controller.best_topology
+        return self.controller.ask(1, rng=_rng(self.spec.seed, 0))[0]
+
+    def best_policy(self) -> dict[str, Any]:
+        """JSON-able compact policy of the best evaluated point (``esenas eval`` loads it)."""
+        if self.best is not None:
+            return dict(self.best)
+        mean, std = self.obs_mean_std()
+        env = {"id": self.spec.environment.id, "maxEpisodeSteps": self.spec.environment.max_episode_steps, "kwargs": dict(self.spec.environment.kwargs)}
+        return Policy(self.arch, self.current_topology(), self.params, mean, std).to_json(
+            environment=env, reward=None, iteration=self.iteration
+        )
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (plain data and numpy arrays)."""
+        return {
+            "format": STATE_FORMAT,
+            "spec": _to_plain(self.spec),
+            "obs_dim": self.obs_dim,
+            "act_dim": self.act_dim,
+            "iteration": self.iteration,
+            "version": self.version,
+            "params": self.params.copy(),
+            "optimizer": self.optimizer.state_dict(),
+            "obs_stats": self.obs_stats.state_dict(),
+            "controller": self.controller.state_dict(),
+            "env_steps": self.env_steps,
+            "episodes": self.episodes,
+            "best_reward": float(self.best_reward),
+            "best": self.best,
+            "history": list(self.history),
+            "pareto": list(self.pareto.points),
+            "elapsed_seconds": self.elapsed_seconds,
+        }
+
+    @classmethod
+    def from_state_dict(cls, d: dict[str, Any]) -> ESENAS:
+        if d.get("format") != STATE_FORMAT:
+            raise ValueError(f"state format: must be {STATE_FORMAT!r}, got {d.get('format')!r}")
+        spec = _from_plain(JobSpec, d["spec"])
+        algo = cls(spec, int(d["obs_dim"]), int(d["act_dim"]))
+        algo.iteration, algo.version = int(d["iteration"]), int(d["version"])
+        algo.params = np.array(d["params"], np.float64)
+        algo.optimizer = es.Optimizer.from_state_dict(d["optimizer"])
+        algo.obs_stats = RunningStats.from_state_dict(d["obs_stats"])
+        algo.controller.load_state_dict(d["controller"])
+        algo.env_steps, algo.episodes = int(d["env_steps"]), int(d["episodes"])
+        algo.best_reward = float(d["best_reward"])
+        algo.best = d["best"]
+        algo.history = list(d["history"])
+        algo.pareto.points = list(d["pareto"])
+        algo._elapsed_before = float(d["elapsed_seconds"])
+        return algo
+
+
+def _to_plain(obj: Any) -> Any:
+    """A frozen spec dataclass as nested dicts/lists (JSON-able)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple | list):
+        return [_to_plain(v) for v in obj]
+    if isinstance(obj, typing.Mapping):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    return obj
+
+
+def _from_plain(cls: type[Any], data: dict[str, Any]) -> Any:
+    """Inverse of :func:`_to_plain` for the spec dataclasses."""
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        v, hint = data[f.name], hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            v = _from_plain(typing.cast(type[Any], hint), v)
+        elif typing.get_origin(hint) is tuple:
+            v = tuple(v)
+        kwargs[f.name] = v
+    return cls(**kwargs)

@@ -1,0 +1,111 @@
+"""The controller interface every NAS controller shares: ask(n) -> topologies, tell(rewards).
+
+Proposals and feedback are batched (ES-ENAS, arXiv 2101.07415, Algorithm 1): one topology
+per perturbation pair, and the fitness of every evaluation goes back. Fitness is maximised.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from esenas.spec import ControllerSpec
+from esenas.topology import SearchSpace, Topology
+
+F64 = npt.NDArray[np.float64]
+
+
+def mean_by_topology(
+    topologies: Sequence[Topology], rewards: npt.ArrayLike
+) -> tuple[list[Topology], F64]:
+    """Unique topologies (first-seen order) and the mean fitness of each."""
+    r = np.asarray(rewards, np.float64)
+    if len(topologies) != r.size:
+        raise ValueError(f"tell: {len(topologies)} topologies but {r.size} rewards")
+    index: dict[str, int] = {}
+    uniq: list[Topology] = []
+    for t in topologies:
+        if t.id not in index:
+            index[t.id] = len(uniq)
+            uniq.append(t)
+    inv = np.array([index[t.id] for t in topologies], dtype=np.int64)
+    sums = np.bincount(inv, weights=r, minlength=len(uniq))
+    counts = np.bincount(inv, minlength=len(uniq))
+    return uniq, sums / counts
+
+
+class Controller(ABC):
+    """Ask/tell over explicit state; ``rng`` in ask lets the caller derive it per iteration."""
+
+    def __init__(self, space: SearchSpace, spec: ControllerSpec, seed: int) -> None:
+        self.space = space
+        self.spec = spec
+        self.rng = np.random.Generator(np.random.PCG64(seed))
+        self.best_topology: Topology | None = None
+        self.best_fitness = -np.inf
+
+    @abstractmethod
+    def ask(self, n: int, rng: np.random.Generator | None = None) -> list[Topology]:
+        """n topologies to evaluate."""
+
+    def tell(self, topologies: Sequence[Topology], rewards: npt.ArrayLike) -> None:
+        """Feedback: the fitness of every evaluation (topologies may repeat)."""
+        uniq, fit = mean_by_topology(topologies, rewards)
+        if fit.size:
+            i = int(np.argmax(fit))
+            if fit[i] > self.best_fitness:
+                self.best_fitness, self.best_topology = float(fit[i]), uniq[i]
+        self._tell(uniq, fit)
+
+    @abstractmethod
+    def _tell(self, topologies: list[Topology], fitness: F64) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "rng": self.rng.bit_generator.state,
+            "best_topology": None if self.best_topology is None else self.best_topology.to_json(),
+            "best_fitness": self.best_fitness,
+            **self._state(),
+        }
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = d["rng"]
+        bt = d.get("best_topology")
+        self.best_topology = None if bt is None else Topology.from_json(bt)
+        self.best_fitness = float(d["best_fitness"])
+        self._load(d)
+
+    def _state(self) -> dict[str, Any]:
+        return {}
+
+    def _load(self, d: dict[str, Any]) -> None:
+        return None
+
+
+class FixedController(Controller):
+    """For fixed topologies (dense, Toeplitz, circulant): always the one topology."""
+
+    def __init__(self, space: SearchSpace, spec: ControllerSpec, seed: int, topology: Topology) -> None:
+        super().__init__(space, spec, seed)
+        self.topology = topology
+
+    def ask(self, n: int, rng: np.random.Generator | None = None) -> list[Topology]:
+        return [self.topology] * n
+
+    def _tell(self, topologies: list[Topology], fitness: F64) -> None:
+        return None
+
+
+class RandomSearch(Controller):
+    """Uniform random topologies; learns nothing. The baseline the others must beat."""
+
+    def ask(self, n: int, rng: np.random.Generator | None = None) -> list[Topology]:
+        g = rng or self.rng
+        return [self.space.sample(g) for _ in range(n)]
+
+    def _tell(self, topologies: list[Topology], fitness: F64) -> None:
+        return None

@@ -1,0 +1,92 @@
+"""Policy-gradient controller: independent softmax logits per decision (ENAS, Pham et al. 2018).
+
+ES-ENAS (arXiv 2101.07415, section 3.1) trains the controller on the rewards of the ES
+rollouts. ``reinforce``: Williams 1992 with a moving-average baseline. ``ppo``: the clipped
+surrogate of Schulman et al. 2017 over the joint log-probability of a topology. Advantages
+are divided by the batch's reward std so the learning rate does not depend on reward scale.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from esenas.controllers.base import F64, Controller
+from esenas.topology import Topology
+
+
+class PolicyGradient(Controller):
+    """Per-decision categorical distributions, trained by REINFORCE or PPO-clip."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        d, c = self.space.num_decisions, max(self.space.max_choices, 1)
+        self.logits = np.zeros((d, c))
+        self.valid = np.arange(c)[None, :] < self.space.choices[:, None]
+        self.baseline: float | None = None
+
+    def probs(self) -> F64:
+        z = np.where(self.valid, self.logits, -np.inf)
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return np.asarray(e / e.sum(axis=1, keepdims=True), np.float64)
+
+    def ask(self, n: int, rng: np.random.Generator | None = None) -> list[Topology]:
+        g = rng or self.rng
+        cdf = np.cumsum(self.probs(), axis=1)
+        u = g.random((n, cdf.shape[0], 1))
+        picks = np.minimum((u > cdf[None, :, :]).sum(axis=2), self.space.choices[None, :] - 1)
+        return [Topology(self.space.kind, row) for row in picks]
+
+    def mode(self) -> Topology:
+        """The most likely topology."""
+        return Topology(self.space.kind, np.argmax(np.where(self.valid, self.logits, -np.inf), axis=1))
+
+    def _score_grad(self, actions: np.ndarray, weights: F64, p: F64) -> F64:
+        """sum_j w_j * d log pi(a_j) / d logits  =  sum_j w_j (onehot(a_j) - p)."""
+        d, c = p.shape
+        flat = (np.arange(d)[None, :] * c + actions).reshape(-1)
+        counts = np.bincount(flat, weights=np.repeat(weights, d), minlength=d * c).reshape(d, c)
+        return np.asarray(counts - weights.sum() * p, np.float64)
+
+    def _tell(self, topologies: list[Topology], fitness: F64) -> None:
+        if not topologies or self.space.num_decisions == 0:
+            return
+        actions = np.stack([t.decisions for t in topologies])
+        mean = float(fitness.mean())
+        if self.baseline is None:
+            self.baseline = mean
+        std = float(fitness.std()) or 1.0
+        adv = (fitness - self.baseline) / std
+        self.baseline = self.spec.baseline_decay * self.baseline + (1 - self.spec.baseline_decay) * mean
+        n, lr = len(topologies), self.spec.learning_rate
+        rows = np.arange(actions.shape[1])[None, :]
+        if self.spec.algorithm == "reinforce":
+            p = self.probs()
+            self.logits += lr * (self._score_grad(actions, adv, p) / n + self._entropy_grad(p))
+        else:
+            old_logp = np.log(self.probs())[rows, actions].sum(axis=1)
+            eps = self.spec.ppo_clip
+            for _ in range(self.spec.ppo_epochs):
+                p = self.probs()
+                ratio = np.exp(np.log(p)[rows, actions].sum(axis=1) - old_logp)
+                # the clipped term has zero gradient where it is the active minimum
+                active = np.where(adv >= 0, ratio < 1 + eps, ratio > 1 - eps)
+                w = np.where(active, adv * ratio, 0.0)
+                self.logits += lr * (self._score_grad(actions, w, p) / n + self._entropy_grad(p))
+        self.logits -= self.logits.max(axis=1, keepdims=True)  # keep logits bounded
+
+    def _entropy_grad(self, p: F64) -> F64:
+        if self.spec.entropy_weight == 0:
+            return np.zeros_like(p)
+        logp = np.log(np.where(p > 0, p, 1.0))
+        h = -(p * logp).sum(axis=1, keepdims=True)
+        return np.asarray(-self.spec.entropy_weight * p * (logp + h), np.float64)
+
+    def _state(self) -> dict[str, Any]:
+        return {"logits": self.logits.copy(), "baseline": self.baseline}
+
+    def _load(self, d: dict[str, Any]) -> None:
+        self.logits = np.array(d["logits"], np.float64)
+        self.baseline = None if d["baseline"] is None else float(d["baseline"])

@@ -1,0 +1,158 @@
+"""Topologies: what a NAS controller proposes, as a compact array of decisions.
+
+A topology is a kind (``partition``, ``edges``, ...) plus one small integer per decision:
+the colour of each weight for chromatic networks, or the chosen edge for edge pruning.
+Its id is a stable hash of those numbers, so the same topology has the same id on every
+machine and in every run. The wire form (:func:`encode_topologies`) packs a batch of
+topologies into bytes with the smallest integer type that holds the decisions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+KINDS: Final = ("dense", "partition", "edges", "masked", "toeplitz", "circulant")
+_DTYPES: Final = (np.uint8, np.uint16, np.uint32)
+_HEADER: Final = struct.Struct("<BBI")  # kind code, dtype code, number of decisions
+
+
+@dataclass(frozen=True, eq=False)
+class Topology:
+    """One architecture: ``kind`` and its decisions (int64, read-only)."""
+
+    kind: str
+    decisions: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"topology kind: must be one of {', '.join(KINDS)}; got {self.kind!r}")
+        d = np.array(self.decisions, dtype=np.int64).reshape(-1)
+        if d.size and d.min() < 0:
+            raise ValueError(f"topology decisions: must be >= 0, got {int(d.min())}")
+        d.setflags(write=False)
+        object.__setattr__(self, "decisions", d)
+
+    @property
+    def id(self) -> str:
+        """Stable 16-hex-digit id: the same decisions give the same id everywhere."""
+        h = hashlib.blake2b(self.kind.encode(), digest_size=8)
+        h.update(self.decisions.tobytes())
+        return h.hexdigest()
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Topology)
+            and self.kind == other.kind
+            and np.array_equal(self.decisions, other.decisions)
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return f"Topology({self.kind!r}, n={self.decisions.size}, id={self.id})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "decisions": self.decisions.tolist()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Topology:
+        return cls(str(data["kind"]), np.asarray(data.get("decisions", []), dtype=np.int64))
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What can be searched: ``choices[i]`` options for decision ``i`` (empty: nothing to search).
+
+    ``distinct`` marks edge spaces whose decisions within a group should differ (k edges
+    out of E); ``groups[i]`` names the group (layer) of decision ``i`` for independent_edges.
+    """
+
+    kind: str
+    choices: npt.NDArray[np.int64]
+    distinct: bool = False
+    groups: npt.NDArray[np.int64] | None = None
+
+    @property
+    def num_decisions(self) -> int:
+        return int(self.choices.size)
+
+    @property
+    def max_choices(self) -> int:
+        return int(self.choices.max()) if self.choices.size else 0
+
+    def sample(self, rng: np.random.Generator) -> Topology:
+        """A uniformly random topology (edge spaces: distinct edges per group)."""
+        if not self.distinct:
+            return Topology(self.kind, (rng.random(self.choices.size) * self.choices).astype(np.int64))
+        out = np.empty(self.choices.size, dtype=np.int64)
+        groups = self.groups if self.groups is not None else np.zeros(self.choices.size, np.int64)
+        for g in np.unique(groups):
+            idx = np.flatnonzero(groups == g)
+            n = int(self.choices[idx[0]])
+            out[idx] = rng.choice(n, size=idx.size, replace=idx.size > n)
+        return Topology(self.kind, out)
+
+    def mutate(self, topo: Topology, rate: float, rng: np.random.Generator) -> Topology:
+        """Resample each decision with probability ``rate``; at least one always changes."""
+        d = topo.decisions.copy()
+        n = d.size
+        if n == 0:
+            return topo
+        flip = rng.random(n) < rate
+        flip[rng.integers(n)] = True
+        idx = np.flatnonzero(flip)
+        c = self.choices[idx]
+        # shift by 1..c-1 so a flipped decision really changes (when it has a choice)
+        shift = 1 + (rng.random(idx.size) * np.maximum(c - 1, 1)).astype(np.int64)
+        d[idx] = np.where(c > 1, (d[idx] + shift) % c, d[idx])
+        return Topology(topo.kind, d)
+
+    def validate(self, topo: Topology) -> None:
+        if topo.kind != self.kind:
+            raise ValueError(f"topology kind: expected {self.kind!r}, got {topo.kind!r}")
+        if topo.decisions.size != self.choices.size:
+            raise ValueError(
+                f"topology decisions: expected {self.choices.size}, got {topo.decisions.size}"
+            )
+        if topo.decisions.size and np.any(topo.decisions >= self.choices):
+            raise ValueError("topology decisions: a decision is out of range for its choices")
+
+
+def encode_topologies(topologies: Sequence[Topology]) -> bytes:
+    """Pack topologies for the wire: per topology a small header, then its decisions."""
+    parts = [struct.pack("<I", len(topologies))]
+    for t in topologies:
+        top = int(t.decisions.max()) if t.decisions.size else 0
+        code = 0 if top < 2**8 else 1 if top < 2**16 else 2
+        parts.append(_HEADER.pack(KINDS.index(t.kind), code, t.decisions.size))
+        parts.append(t.decisions.astype(_DTYPES[code]).tobytes())
+    return b"".join(parts)
+
+
+def decode_topologies(blob: bytes) -> list[Topology]:
+    """Inverse of :func:`encode_topologies`."""
+    (count,) = struct.unpack_from("<I", blob, 0)
+    off = 4
+    out: list[Topology] = []
+    for _ in range(count):
+        kind, code, n = _HEADER.unpack_from(blob, off)
+        off += _HEADER.size
+        dt = np.dtype(_DTYPES[code])
+        d = np.frombuffer(blob, dtype=dt, count=n, offset=off).astype(np.int64)
+        off += n * dt.itemsize
+        out.append(Topology(KINDS[kind], d))
+    if off != len(blob):
+        raise ValueError(f"topology blob: {len(blob) - off} trailing bytes")
+    return out
