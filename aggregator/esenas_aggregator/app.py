@@ -1,0 +1,294 @@
+"""The aggregator process: ES-ENAS ask/tell behind the work queue, checkpoints, gRPC and HTTP.
+
+One asyncio loop runs the training loop, the grpc.aio server and the aiohttp endpoints.
+Each iteration: ``ask`` -> publish items and parameters -> wait until every item is in
+(stragglers are re-issued by the queue) -> ``tell`` -> metrics -> checkpoint every K
+iterations. SIGTERM/SIGINT write a checkpoint of the last completed iteration and stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from esenas.algorithm import ESENAS
+from esenas.api import wire
+from esenas.api.v1 import aggregator_pb2 as pb
+from esenas.results import IterationReport, Results
+from esenas.spec import Job, SpecError, check_dimensions
+
+from esenas_aggregator import checkpoint, http
+from esenas_aggregator.metrics import Metrics
+from esenas_aggregator.runtime import Runtime
+from esenas_aggregator.service import AggregatorService, build_server, set_serving
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AggregatorConfig:
+    """Everything the aggregator process needs; built from flags or by ``esenas run``."""
+
+    job: Job
+    checkpoint_dir: Path
+    token: str
+    host: str = "0.0.0.0"
+    grpc_port: int = 50051
+    http_port: int = 9090
+    #: When set, the bound ports are written here as JSON once serving (port 0 picks free ones).
+    ports_file: Path | None = None
+    #: Exit once the job is done and the workers had ``linger_seconds`` to hear it (local mode).
+    exit_when_done: bool = False
+    linger_seconds: float = 3.0
+
+
+class Aggregator:
+    """One aggregator process; ``await run()`` returns the exit code."""
+
+    def __init__(self, cfg: AggregatorConfig, obs_dim: int, act_dim: int) -> None:
+        self.cfg = cfg
+        spec = cfg.job.spec
+        self.store = checkpoint.CheckpointStore(cfg.checkpoint_dir)
+        self.metrics = Metrics(cfg.job.name, cfg.job.namespace)
+        self.runtime = Runtime(self.metrics, spec.workers.item_timeout_seconds, obs_dim)
+        self.phase = "Running"
+        self.reason = ""
+        self.last: IterationReport | None = None
+        self.resumed_from: int | None = None
+        loaded = self.store.load_latest()
+        if loaded is not None:
+            path, state = loaded
+            self.algo = ESENAS.from_state_dict(state["algo"])
+            self.phase = str(state["runtime"]["phase"])
+            self.reason = str(state["runtime"]["reason"])
+            self.resumed_from = self.algo.iteration
+            log.info("resuming from checkpoint %s at iteration %d", path, self.algo.iteration)
+        else:
+            self.algo = ESENAS(spec, obs_dim, act_dim)
+        self._snapshot = self._encode_state()
+        self._stop = asyncio.Event()
+        self.metrics.env_steps.inc(self.algo.env_steps)
+        self.metrics.rollouts.inc(self.algo.episodes)
+        self._update_gauges()
+
+    # ------------------------------------------------------------------ state views
+
+    @property
+    def done(self) -> bool:
+        return self.phase in ("Succeeded", "Failed")
+
+    @property
+    def result_path(self) -> Path:
+        return self.cfg.checkpoint_dir / "result" / "policy.json"
+
+    def status(self) -> dict[str, Any]:
+        """The /status document (docs/contracts.md)."""
+        a, r = self.algo, self.last
+        best = a.best_reward if math.isfinite(a.best_reward) else None
+        size, dense, comp = self._topology_numbers()
+        return {
+            "phase": self.phase,
+            "iteration": a.iteration,
+            "envSteps": a.env_steps,
+            "episodes": a.episodes,
+            "bestReward": best,
+            "meanReward": _finite(r.reward_mean) if r else _last(a.history, "reward_mean"),
+            "evalReward": _finite(r.eval_reward) if r else _last(a.history, "eval_reward"),
+            "workersConnected": self.runtime.connected(),
+            "topologySize": size,
+            "denseParams": dense,
+            "compression": comp,
+            "done": self.done,
+            "reason": self.reason,
+            "resultPath": str(self.result_path) if self.result_path.exists() else "",
+            "resumedFrom": self.resumed_from,
+        }
+
+    def history(self) -> dict[str, Any]:
+        return {"history": [{k: _finite(v) if isinstance(v, float) else v for k, v in h.items()} for h in self.algo.history]}
+
+    def result(self) -> dict[str, Any] | None:
+        if self.algo.best is None and not self.algo.history:
+            return None
+        return self.algo.best_policy()
+
+    def _topology_numbers(self) -> tuple[int, int, float]:
+        if self.last is not None:
+            return self.last.topology_size, self.last.dense_params, self.last.compression
+        topo = self.algo.current_topology()
+        arch = self.algo.arch
+        return arch.trainable_params(topo), arch.dense_params, arch.compression(topo)
+
+    def _update_gauges(self) -> None:
+        m, a = self.metrics, self.algo
+        m.iteration.set(a.iteration)
+        if math.isfinite(a.best_reward):
+            m.reward_best.set(a.best_reward)
+        if self.last is not None:
+            m.reward_mean.set(self.last.reward_mean)
+            m.reward_max.set(self.last.reward_max)
+            if self.last.eval_reward is not None:
+                m.reward_eval.set(self.last.eval_reward)
+        size, dense, comp = self._topology_numbers()
+        m.topology_size.set(size)
+        m.topology_dense.set(dense)
+        m.compression.set(comp)
+        m.job_done.set(1 if self.done else 0)
+
+    def _encode_state(self) -> bytes:
+        return checkpoint.encode(
+            {"algo": self.algo.state_dict(), "runtime": {"phase": self.phase, "reason": self.reason}}
+        )
+
+    def _checkpoint(self) -> None:
+        path = self.store.save(self.algo.iteration, self._snapshot)
+        log.info("checkpoint %s (iteration %d)", path.name, self.algo.iteration)
+
+    # ------------------------------------------------------------------ training loop
+
+    def request_stop(self) -> None:
+        log.info("stop requested: checkpointing and shutting down")
+        self._stop.set()
+
+    async def _train(self) -> None:
+        spec = self.cfg.job.spec
+        rt = self.runtime
+        while not self.done and not self._stop.is_set():
+            finished, why = self.algo.done()
+            if finished:
+                self.phase, self.reason = "Succeeded", why
+                break
+            t0 = time.monotonic()
+            plan = self.algo.ask()
+            params = pb.Params(
+                version=plan.version,
+                iteration=plan.iteration,
+                params=wire.encode_f32(plan.params),
+                obs_mean=wire.encode_f32(plan.obs_mean),
+                obs_std=wire.encode_f32(plan.obs_std),
+                sigma=plan.sigma,
+                topologies=plan.topology_blob(),
+                session=rt.session,
+            ).SerializeToString()
+            rt.start_iteration(plan.iteration, plan.version, plan.items, params)
+            complete = asyncio.ensure_future(rt.iteration_complete.wait())
+            stop = asyncio.ensure_future(self._stop.wait())
+            await asyncio.wait((complete, stop), return_when=asyncio.FIRST_COMPLETED)
+            complete.cancel()
+            stop.cancel()
+            if not rt.queue.complete:
+                break
+            r = rt.queue.results()
+            self.last = self.algo.tell(
+                Results(r.index, r.reward_pos, r.reward_neg, r.steps, r.obs_count, r.obs_sum, r.obs_sumsq)
+            )
+            self.metrics.iteration_duration.observe(time.monotonic() - t0)
+            finished, why = self.algo.done()
+            if finished:
+                self.phase, self.reason = "Succeeded", why
+            self._update_gauges()
+            self._snapshot = self._encode_state()
+            if self.done or self.algo.iteration % spec.aggregator.checkpoint.every_iterations == 0:
+                self._checkpoint()
+            log.info(
+                "iteration %d: mean %.1f max %.1f best %.1f, %d env steps",
+                self.last.iteration, self.last.reward_mean, self.last.reward_max,
+                self.algo.best_reward, self.algo.env_steps,
+            )
+
+    def _write_result(self) -> None:
+        out = self.result_path.parent
+        out.mkdir(parents=True, exist_ok=True)
+        for name, doc in (("policy.json", self.algo.best_policy()), ("summary.json", self.status())):
+            tmp = out / f".{name}.tmp"
+            tmp.write_text(json.dumps(doc, indent=1, default=_json_default))
+            tmp.replace(out / name)
+
+    async def run(self) -> int:
+        cfg = self.cfg
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        service = AggregatorService(self.runtime, cfg.token)
+        server, grpc_port, health = build_server(service, cfg.host, cfg.grpc_port)
+        await server.start()
+        runner, http_port = await http.start(
+            http.build_app(self.metrics, self.status, self.result, self.history), cfg.host, cfg.http_port
+        )
+        await set_serving(health, True)
+        if cfg.ports_file is not None:
+            tmp = cfg.ports_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"grpc": grpc_port, "http": http_port}))
+            tmp.replace(cfg.ports_file)
+        log.info("serving gRPC on %s:%d, HTTP on %s:%d", cfg.host, grpc_port, cfg.host, http_port)
+        connected = asyncio.ensure_future(self._track_connected())
+        code = 0
+        try:
+            try:
+                await self._train()
+            except Exception as exc:
+                log.exception("training failed")
+                self.phase, self.reason = "Failed", f"{type(exc).__name__}: {exc}"
+                code = 1
+            if self.done:
+                self.metrics.job_done.set(1)
+                self._snapshot = self._encode_state()
+                self._checkpoint()
+                self._write_result()
+                self.runtime.finish()
+                log.info("job %s: %s (%s)", cfg.job.name, self.phase, self.reason)
+                if cfg.exit_when_done:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), cfg.linger_seconds)
+                else:
+                    await self._stop.wait()
+            else:
+                self._checkpoint()  # stopped by a signal: the last completed iteration
+        finally:
+            self.runtime.stopping = True
+            connected.cancel()
+            await set_serving(health, False)
+            await server.stop(grace=1.0)
+            await runner.cleanup()
+        return code
+
+    async def _track_connected(self) -> None:
+        while True:
+            self.metrics.workers_connected.set(self.runtime.connected())
+            await asyncio.sleep(1.0)
+
+
+def prepare(job: Job) -> tuple[int, int]:
+    """The task's (obs_dim, act_dim), after the checks that need them."""
+    from esenas.rollout import env_dims  # imports gymnasium
+
+    obs_dim, act_dim = env_dims(job.spec.environment)
+    errors = check_dimensions(job.spec, obs_dim, act_dim)
+    if errors:
+        raise SpecError(errors)
+    return obs_dim, act_dim
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def _last(history: list[dict[str, Any]], key: str) -> float | None:
+    return _finite(history[-1].get(key)) if history else None
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -1,0 +1,64 @@
+"""``esenas aggregator``: flags (each also read from an environment variable) and process setup."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from esenas.api.wire import read_token
+from esenas.spec import SpecError, load_job
+
+from esenas_aggregator.app import Aggregator, AggregatorConfig, prepare
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of ``esenas aggregator`` (docs/contracts.md)."""
+    env = os.environ.get
+    p.add_argument("--job", default=env("ESENAS_JOB_FILE"), help="ESENASJob YAML [ESENAS_JOB_FILE]")
+    p.add_argument(
+        "--checkpoint-dir",
+        default=env("ESENAS_CHECKPOINT_DIR"),
+        help="folder for checkpoints and the result; restarting on it resumes [ESENAS_CHECKPOINT_DIR]",
+    )
+    p.add_argument("--token-file", default=env("ESENAS_TOKEN_FILE"), help="file holding the job token [ESENAS_TOKEN_FILE]")
+    p.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    p.add_argument("--port", type=int, default=int(env("ESENAS_GRPC_PORT", "50051")), help="gRPC port; 0 picks one [ESENAS_GRPC_PORT]")
+    p.add_argument("--http-port", type=int, default=int(env("ESENAS_HTTP_PORT", "9090")), help="HTTP port; 0 picks one [ESENAS_HTTP_PORT]")
+    p.add_argument("--ports-file", default=None, help="write the bound ports here as JSON")
+    p.add_argument("--exit-when-done", action="store_true", help="exit once the job is done (local runs)")
+    p.add_argument("--log-level", default=env("ESENAS_LOG_LEVEL", "INFO"))
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the aggregator until done (with --exit-when-done) or SIGTERM; returns the exit code."""
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    missing = [f for f, v in (("--job", args.job), ("--checkpoint-dir", args.checkpoint_dir), ("--token-file", args.token_file)) if not v]
+    if missing:
+        print(f"esenas aggregator: missing {', '.join(missing)} (or their ESENAS_* variables)", file=sys.stderr)
+        return 2
+    try:
+        job = load_job(args.job)
+        token = read_token(args.token_file)
+        obs_dim, act_dim = prepare(job)
+    except (SpecError, ValueError) as exc:
+        print(f"esenas aggregator: {exc}", file=sys.stderr)
+        return 2
+    cfg = AggregatorConfig(
+        job=job,
+        checkpoint_dir=Path(args.checkpoint_dir),
+        token=token,
+        host=args.host,
+        grpc_port=args.port,
+        http_port=args.http_port,
+        ports_file=Path(args.ports_file) if args.ports_file else None,
+        exit_when_done=args.exit_when_done,
+    )
+
+    async def go() -> int:
+        return await Aggregator(cfg, obs_dim, act_dim).run()
+
+    return asyncio.run(go())

@@ -1,0 +1,48 @@
+"""``esenas worker``: flags (each also read from an environment variable) and process setup."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from esenas.api.wire import read_token
+from esenas.spec import SpecError, load_job
+
+from esenas_worker.worker import Worker
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of ``esenas worker`` (docs/contracts.md)."""
+    env = os.environ.get
+    p.add_argument("--job", default=env("ESENAS_JOB_FILE"), help="ESENASJob YAML [ESENAS_JOB_FILE]")
+    p.add_argument("--aggregator", default=env("ESENAS_AGGREGATOR"), help="host:port of the aggregator [ESENAS_AGGREGATOR]")
+    p.add_argument("--token-file", default=env("ESENAS_TOKEN_FILE"), help="file holding the job token [ESENAS_TOKEN_FILE]")
+    p.add_argument("--worker-id", default=None, help="id for the aggregator's bookkeeping (default: hostname-pid)")
+    p.add_argument("--batch-size", type=int, default=None, help="items per request (default: spec.workers.batchSize)")
+    p.add_argument(
+        "--give-up-after",
+        type=float,
+        default=None,
+        help="exit 3 after the aggregator was unreachable this many seconds (default: retry forever)",
+    )
+    p.add_argument("--log-level", default=env("ESENAS_LOG_LEVEL", "INFO"))
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run one worker until the job is done or SIGTERM; returns the exit code."""
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    missing = [f for f, v in (("--job", args.job), ("--aggregator", args.aggregator), ("--token-file", args.token_file)) if not v]
+    if missing:
+        print(f"esenas worker: missing {', '.join(missing)} (or their ESENAS_* variables)", file=sys.stderr)
+        return 2
+    try:
+        job = load_job(args.job)
+        token = read_token(args.token_file)
+    except (SpecError, ValueError) as exc:
+        print(f"esenas worker: {exc}", file=sys.stderr)
+        return 2
+    worker = Worker(job, args.aggregator, token, args.worker_id, args.batch_size, args.give_up_after)
+    worker.install_signal_handlers()
+    return worker.run()
