@@ -1,0 +1,119 @@
+"""Real aggregator and worker processes over gRPC on 127.0.0.1: learning, crashes, resume."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from pathlib import Path
+
+from tests.integration.runtime.procs import (
+    cpu_ticks,
+    free_port,
+    metric,
+    start_aggregator,
+    start_worker,
+    stop_all,
+    write_job,
+)
+
+
+def test_processes_learn_inverted_pendulum_to_1000(tmp_path: Path) -> None:
+    job = write_job(tmp_path)
+    agg = start_aggregator(tmp_path, job)
+    workers = [start_worker(tmp_path, job, agg.address, f"w{i}") for i in range(2)]
+    try:
+        assert agg.wait(90) == 0, agg.text()[-3000:]
+        for w in workers:
+            assert w.wait(20) == 0, w.text()[-2000:]
+    finally:
+        stop_all(agg, *workers)
+    summary = (tmp_path / "ckpt/result/summary.json").read_text()
+    assert '"phase": "Succeeded"' in summary
+    assert '"bestReward": 1000.0' in summary
+    assert (tmp_path / "ckpt/result/policy.json").exists()
+
+
+def _kill_while_busy(pid: int, timeout: float = 30.0) -> None:
+    """SIGKILL a worker while it burns CPU, i.e. while it runs rollouts of items it holds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        before = cpu_ticks(pid)
+        time.sleep(0.05)
+        if cpu_ticks(pid) - before >= 3:  # ~60% of a core: rolling out, not long-polling
+            import os
+
+            os.kill(pid, signal.SIGKILL)
+            return
+    raise AssertionError("worker never became busy")
+
+
+def test_sigkill_worker_mid_iteration_job_still_finishes(tmp_path: Path) -> None:
+    job = write_job(tmp_path, **{"workers.itemTimeoutSeconds": 1.0, "workers.batchSize": 4, "es.perturbations": 16})
+    agg = start_aggregator(tmp_path, job)
+    victim = start_worker(tmp_path, job, agg.address, "victim")
+    survivor = start_worker(tmp_path, job, agg.address, "survivor")
+    try:
+        agg.wait_for(lambda s: s["iteration"] >= 1, 60, "iteration 1")
+        _kill_while_busy(victim.proc.pid)
+        victim.wait(10)
+        metrics_seen = ""
+        deadline = time.monotonic() + 90
+        while agg.proc.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                metrics_seen = agg.get("/metrics")
+            time.sleep(0.3)
+        assert agg.wait(5) == 0, agg.text()[-3000:]
+        assert survivor.wait(20) == 0
+    finally:
+        stop_all(agg, victim, survivor)
+    assert '"phase": "Succeeded"' in (tmp_path / "ckpt/result/summary.json").read_text()
+    assert metric(metrics_seen, "esenas_results_reissued_total") >= 1
+
+
+def test_sigkill_aggregator_resumes_from_checkpoint_and_workers_reconnect(tmp_path: Path) -> None:
+    job = write_job(
+        tmp_path,
+        **{"aggregator.checkpoint.everyIterations": 1, "stopping.targetReward": 1e9, "stopping.maxIterations": 12},
+    )
+    port = free_port()
+    agg = start_aggregator(tmp_path, job, grpc_port=port)
+    workers = [start_worker(tmp_path, job, f"127.0.0.1:{port}", f"w{i}") for i in range(2)]
+    try:
+        before = agg.wait_for(lambda s: s["iteration"] >= 4, 90, "iteration 4")
+        agg.kill(signal.SIGKILL)
+        agg.wait(10)
+        time.sleep(1.0)  # workers now fail and back off
+        agg2 = start_aggregator(tmp_path, job, grpc_port=port, name="aggregator2")
+        first = agg2.status()
+        assert first["resumedFrom"] is not None and first["resumedFrom"] >= before["iteration"] - 1
+        assert first["iteration"] >= 3, first
+        assert agg2.wait(120) == 0, agg2.text()[-3000:]
+        for w in workers:
+            assert w.wait(30) == 0, w.text()[-2000:]
+    finally:
+        stop_all(agg, *workers)
+    assert "resuming from checkpoint" in agg2.text()
+    assert any("retrying in" in w.text() for w in workers)
+    summary = (tmp_path / "ckpt/result/summary.json").read_text()
+    assert '"iteration": 12' in summary
+
+
+def test_sigterm_stops_worker_fast_and_aggregator_checkpoints(tmp_path: Path) -> None:
+    job = write_job(tmp_path, **{"stopping.targetReward": 1e9, "stopping.maxIterations": 10_000, "aggregator.checkpoint.everyIterations": 1000})
+    agg = start_aggregator(tmp_path, job, exit_when_done=False)
+    worker = start_worker(tmp_path, job, agg.address, "w0")
+    try:
+        agg.wait_for(lambda s: s["iteration"] >= 2, 60, "iteration 2")
+        t0 = time.monotonic()
+        worker.kill(signal.SIGTERM)
+        assert worker.wait(10) == 0
+        assert time.monotonic() - t0 < 3.0, "worker took too long to stop on SIGTERM"
+        it = agg.status()["iteration"]
+        agg.kill(signal.SIGTERM)
+        assert agg.wait(15) == 0, agg.text()[-2000:]
+    finally:
+        stop_all(agg, worker)
+    ckpts = sorted((tmp_path / "ckpt").glob("ckpt-*.esck"))
+    assert ckpts, "SIGTERM wrote no checkpoint"
+    assert int(ckpts[-1].stem.split("-")[1]) >= it
