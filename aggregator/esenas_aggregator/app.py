@@ -64,6 +64,7 @@ class Aggregator:
         self.reason = ""
         self.last: IterationReport | None = None
         self.resumed_from: int | None = None
+        self._result_written = False
         loaded = self.store.load_latest()
         if loaded is not None:
             path, state = loaded
@@ -109,7 +110,7 @@ class Aggregator:
             "compression": comp,
             "done": self.done,
             "reason": self.reason,
-            "resultPath": str(self.result_path) if self.result_path.exists() else "",
+            "resultPath": str(self.result_path) if self._result_written else "",
             "resumedFrom": self.resumed_from,
         }
 
@@ -208,10 +209,12 @@ class Aggregator:
     def _write_result(self) -> None:
         out = self.result_path.parent
         out.mkdir(parents=True, exist_ok=True)
-        for name, doc in (("policy.json", self.algo.best_policy()), ("summary.json", self.status())):
+        for name in ("policy.json", "summary.json"):
+            doc = self.algo.best_policy() if name == "policy.json" else self.status()
             tmp = out / f".{name}.tmp"
             tmp.write_text(json.dumps(doc, indent=1, default=_json_default))
             tmp.replace(out / name)
+            self._result_written = True
 
     async def run(self) -> int:
         cfg = self.cfg

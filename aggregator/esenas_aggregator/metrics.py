@@ -59,7 +59,7 @@ class Metrics:
         self.topology_size = gauge("esenas_topology_size", "Trainable parameters of the best topology.")
         self.topology_dense = gauge("esenas_topology_dense_params", "Parameters of the dense network.")
         self.compression = gauge(
-            "esenas_topology_compression_ratio", "Dense parameters divided by the best topology's."
+            "esenas_topology_compression_ratio", "1 - trainable/dense parameters of the best topology."
         )
         self.job_done = gauge("esenas_job_done", "1 once the job has met a stopping rule.")
 
