@@ -1,0 +1,285 @@
+"""Thin kopf handlers: validate, create or patch what the builders return, and mirror the aggregator.
+
+Worker pods are never watched: the operator manages Deployments only (read through an index over
+its own Deployments), so its API writes per job grow with the number of shards, not with replicas.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import kopf
+from esenas.spec import API_GROUP, Job, SpecError
+
+from esenas_operator import builders as B
+from esenas_operator import metrics
+from esenas_operator import names as N
+from esenas_operator.crd import PLURAL, VERSION
+from esenas_operator.kube import Kube, load_config
+from esenas_operator.status import (
+    TERMINAL,
+    AggregatorReport,
+    condition,
+    diff,
+    failure,
+    fetch_json,
+    parse_time,
+    progress_status,
+    set_condition,
+    timestamp,
+    ttl_expired,
+    workers_status,
+)
+from esenas_operator.validation import validate_job
+
+SETTINGS: Final = N.Settings.from_env()
+STATUS_INTERVAL: Final = float(os.environ.get("ESENAS_STATUS_INTERVAL", "10"))
+JOB_API: Final = f"{API_GROUP}/{VERSION}"
+_kube: Kube | None = None
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+
+def kube() -> Kube:
+    global _kube
+    if _kube is None:
+        _kube = Kube(load_config())
+    return _kube
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """Timeouts, storage keys and event level; the metrics endpoint."""
+    # API timeouts: without them a half-open connection (API server restart, LB idle cut) hangs
+    # a watch or a handler forever. Watches are renewed every 5 min, below common LB idle limits.
+    settings.networking.request_timeout = 30
+    settings.networking.connect_timeout = 10
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    # Progress lives in annotations under our own prefix, never in .status (the schema owns it).
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=API_GROUP, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{API_GROUP}/finalizer"
+    # Handler log lines stay in the log; Events are posted explicitly, on state changes only.
+    settings.posting.level = logging.WARNING
+    settings.execution.max_workers = int(os.environ.get("ESENAS_OPERATOR_WORKERS", "8"))
+    global _kube
+    _kube = Kube(load_config(), timeout=settings.networking.request_timeout or 30)
+    port = int(os.environ.get("ESENAS_OPERATOR_METRICS_PORT", "8080"))
+    if port:
+        metrics.serve(port)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What the status needs from one of the job's Deployments."""
+
+    name: str
+    component: str
+    replicas: int
+    ready: int
+
+
+@kopf.index("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": N.MANAGER})
+def workloads(namespace: str | None, name: str, labels: Mapping[str, str], spec: kopf.Spec, status: kopf.Status, **_: Any) -> dict[tuple[str, str], Workload]:
+    job = labels.get(N.JOB_LABEL)
+    if not job or not namespace:
+        return {}
+    return {
+        (namespace, job): Workload(
+            name, labels.get(N.COMPONENT_LABEL, ""), int(spec.get("replicas") or 0), int(status.get("readyReplicas") or 0)
+        )
+    }
+
+
+def _patch_status(namespace: str, name: str, current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """Write only what changed; an unchanged status costs no request."""
+    change = diff(current, desired)
+    if change:
+        kube().patch(JOB_API, "ESENASJob", namespace, name, {"status": change}, sub="status")
+    return change
+
+
+def _invalid(body: Any, status: dict[str, Any], gen: int, exc: SpecError) -> None:
+    ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    message = "; ".join(str(e) for e in exc.errors)
+    now = _now()
+    desired = {
+        "phase": "Failed",
+        "reason": "InvalidSpec",
+        "message": message,
+        "observedGeneration": gen,
+        "conditions": set_condition(status.get("conditions"), "InvalidSpec", True, "InvalidSpec", message, gen, now),
+    }
+    if _patch_status(ns, name, status, desired):
+        kopf.event(body, type="Warning", reason="InvalidSpec", message=message)
+    metrics.ERRORS.inc()
+    metrics.observe_job(ns, name, "Failed")
+    raise kopf.PermanentError(f"invalid spec: {message}")
+
+
+def _apply_children(body: Any, job: Job) -> tuple[int, list[str]]:
+    """Create or patch every child; delete worker shards beyond the wanted count."""
+    k = kube()
+    k.ensure(B.build_token_secret(body, B.new_token()))
+    monitor = k.has_group_version("monitoring.coreos.com/v1")
+    changed = []
+    children = B.build_children(body, job, SETTINGS, service_monitor=monitor)
+    for obj in children:
+        if k.ensure(obj) != "unchanged":
+            changed.append(f"{obj['kind']}/{obj['metadata']['name']}")
+    wanted = {o["metadata"]["name"] for o in children if o["kind"] == "Deployment"}
+    for d in k.list("apps/v1", "Deployment", job.namespace, N.worker_selector_string(job.name)):
+        if d["metadata"]["name"] not in wanted and k.delete("apps/v1", "Deployment", job.namespace, d["metadata"]["name"]):
+            changed.append(f"-Deployment/{d['metadata']['name']}")
+    return len(B.shard_sizes(job.spec.workers.replicas, job.spec.workers.shard_size)), changed
+
+
+@kopf.on.resume(API_GROUP, VERSION, PLURAL)
+@kopf.on.create(API_GROUP, VERSION, PLURAL)
+@kopf.on.update(API_GROUP, VERSION, PLURAL, field="spec")
+def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Logger, **_: Any) -> None:
+    """Bring the children in line with the spec; a bad spec Fails the job once, without retries."""
+    metrics.RECONCILES.inc()
+    ns, name = meta["namespace"], meta["name"]
+    gen = int(meta.get("generation") or 1)
+    current = dict(status)
+    try:
+        job = validate_job(body)
+    except SpecError as exc:
+        _invalid(body, current, gen, exc)
+        return
+    was_invalid = (condition(current, "InvalidSpec") or {}).get("status") == "True"
+    phase = current.get("phase")
+    if phase in TERMINAL and not was_invalid:
+        logger.info("job is %s; its fleet stays stopped", phase)
+        return
+    try:
+        shards, changed = _apply_children(body, job)
+    except Exception:
+        metrics.ERRORS.inc()
+        raise
+    now = _now()
+    suspended = job.spec.suspend
+    new_phase = "Suspended" if suspended else ("Running" if phase == "Running" else "Pending")
+    conditions = current.get("conditions")
+    if was_invalid:
+        conditions = set_condition(conditions, "InvalidSpec", False, "Valid", "the spec is valid", gen, now)
+    if suspended or condition(current, "Suspended"):
+        why = "spec.suspend is true" if suspended else "spec.suspend is false"
+        conditions = set_condition(conditions, "Suspended", suspended, "Suspended" if suspended else "Resumed", why, gen, now)
+    desired: dict[str, Any] = {
+        "phase": new_phase,
+        "observedGeneration": gen,
+        "selector": N.worker_selector_string(name),
+        "workers": {"desired": job.spec.workers.replicas, "shards": shards},
+        "reason": "Suspended" if suspended else "Reconciled",
+        "message": f"{job.spec.workers.replicas} workers in {shards} shard(s)",
+    }
+    if conditions is not None:
+        desired["conditions"] = conditions
+    if not suspended and not current.get("startTime"):
+        desired["startTime"] = timestamp(now)
+    change = _patch_status(ns, name, current, desired)
+    if "phase" in change and phase is not None:
+        kopf.event(body, type="Normal", reason=new_phase, message=f"phase {phase} -> {new_phase}")
+    elif changed:
+        kopf.event(body, type="Normal", reason="Reconciled", message=", ".join(changed)[:1000])
+    metrics.observe_job(ns, name, new_phase, desired=job.spec.workers.replicas)
+
+
+def _stop_fleet(entries: list[Workload], namespace: str) -> None:
+    for w in entries:
+        if w.replicas > 0:
+            kube().patch("apps/v1", "Deployment", namespace, w.name, {"spec": {"replicas": 0}})
+
+
+def _aggregator_restarts(namespace: str, job: str, current: int) -> int:
+    """Restarts of the one aggregator pod: a single list, by label, only when it is not ready."""
+    pods = kube().list("v1", "Pod", namespace, ",".join(f"{k}={v}" for k, v in N.selector(job, "aggregator").items()))
+    counts = [sum(int(c.get("restartCount") or 0) for c in (p.get("status") or {}).get("containerStatuses") or ()) for p in pods]
+    return max([current, *counts])
+
+
+@kopf.timer(API_GROUP, VERSION, PLURAL, interval=STATUS_INTERVAL)
+def sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Logger, **kwargs: Any) -> None:
+    """Mirror the aggregator's progress into .status; finish, fail or clean up the job."""
+    index: kopf.Index[tuple[str, str], Workload] = kwargs["workloads"]
+    ns, name = meta["namespace"], meta["name"]
+    current = dict(status)
+    phase = current.get("phase")
+    now = _now()
+    if phase in TERMINAL:
+        ttl = (body.get("spec") or {}).get("ttlSecondsAfterFinished")
+        if ttl_expired(current, ttl, now) and kube().delete(JOB_API, "ESENASJob", ns, name):
+            logger.info("deleted %ss after it finished (ttlSecondsAfterFinished)", ttl)
+        return
+    if phase is None:
+        return  # not reconciled yet
+    try:
+        job = validate_job(body)
+    except SpecError:
+        return  # the reconcile handler reports it
+    entries = list(index.get((ns, name), []))
+    workers = [w for w in entries if w.component == "worker"]
+    aggregator = next((w for w in entries if w.component == "aggregator"), None)
+    ready = sum(w.ready for w in workers)
+    report: AggregatorReport | None = None
+    if not job.spec.suspend:
+        try:
+            report = AggregatorReport.parse(fetch_json(SETTINGS.aggregator_url(name, ns) + "/status"))
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            logger.debug("aggregator status unavailable: %s", exc)
+    restarts = int(current.get("aggregatorRestarts") or 0)
+    if aggregator is not None and aggregator.replicas > 0 and aggregator.ready < aggregator.replicas:
+        restarts = _aggregator_restarts(ns, name, restarts)
+    desired: dict[str, Any] = {
+        "workers": workers_status(job.spec.workers.replicas, ready, report.workers_connected if report else None, len(workers)),
+        "aggregatorRestarts": restarts,
+    }
+    if report is not None:
+        desired.update(progress_status(report))
+    gen = int(meta.get("generation") or 1)
+    if job.spec.suspend:
+        desired["phase"] = "Suspended"
+    else:
+        failed = failure(job.spec.backoff_limit, restarts, job.spec.stopping.deadline_seconds, parse_time(current.get("startTime")), now, report)
+        if failed is not None:
+            reason, message = failed
+            _stop_fleet(entries, ns)
+            desired.update(phase="Failed", reason=reason, message=message, completionTime=timestamp(now))
+            desired["conditions"] = set_condition(current.get("conditions"), "Failed", True, reason, message, gen, now)
+            kopf.event(body, type="Warning", reason=reason, message=message)
+        elif report is not None and (report.done or report.phase == "Succeeded"):
+            result = fetch_json(SETTINGS.aggregator_url(name, ns) + "/result")
+            if result is not None:
+                kube().ensure(B.build_result_configmap(body, result, report.raw))
+                desired["result"] = {"configMap": N.result_configmap(name), "path": report.result_path}
+            _stop_fleet(entries, ns)
+            message = f"{report.reason or 'done'}: best reward {report.best_reward}, {report.topology_size} parameters"
+            desired.update(phase="Succeeded", reason="Completed", message=message, completionTime=timestamp(now))
+            desired["conditions"] = set_condition(current.get("conditions"), "Complete", True, "Completed", message, gen, now)
+            kopf.event(body, type="Normal", reason="Succeeded", message=message)
+        elif report is not None:
+            desired["phase"] = "Running"
+            if phase != "Running":
+                kopf.event(body, type="Normal", reason="Running", message="the aggregator is serving")
+    _patch_status(ns, name, current, desired)
+    metrics.observe_job(ns, name, desired.get("phase", phase), desired=job.spec.workers.replicas, ready=ready)
+
+
+@kopf.on.delete(API_GROUP, VERSION, PLURAL, optional=True)
+def forget(meta: kopf.Meta, **_: Any) -> None:
+    """Children go by owner references; only the job's metric series are dropped here."""
+    metrics.observe_job(meta["namespace"], meta["name"], None)

@@ -1,0 +1,184 @@
+"""Pure status logic: conditions in metav1.Condition form, the aggregator's report, and the diff to patch.
+
+Everything here is a function of its inputs (and an explicit ``now``), so it is unit-tested
+without an API server; the handlers only read inputs and write the returned patch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+Obj = dict[str, Any]
+TERMINAL: Final = ("Succeeded", "Failed")
+
+
+def timestamp(now: dt.datetime) -> str:
+    return now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+
+
+def set_condition(
+    conditions: Iterable[Mapping[str, Any]] | None,
+    type_: str,
+    status: bool,
+    reason: str,
+    message: str,
+    generation: int,
+    now: dt.datetime,
+) -> list[Obj]:
+    """Conditions with type_ set; lastTransitionTime moves only when the status flips."""
+    out: list[Obj] = []
+    found = False
+    value = "True" if status else "False"
+    for c in conditions or ():
+        c = dict(c)
+        if c.get("type") == type_:
+            found = True
+            changed = c.get("status") != value
+            c.update(status=value, reason=reason, message=message, observedGeneration=generation)
+            if changed:
+                c["lastTransitionTime"] = timestamp(now)
+        out.append(c)
+    if not found:
+        out.append(
+            {
+                "type": type_,
+                "status": value,
+                "reason": reason,
+                "message": message,
+                "observedGeneration": generation,
+                "lastTransitionTime": timestamp(now),
+            }
+        )
+    return out
+
+
+def condition(status: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
+    for c in status.get("conditions") or ():
+        if c.get("type") == type_:
+            return dict(c)
+    return None
+
+
+def diff(current: Mapping[str, Any], desired: Mapping[str, Any]) -> Obj:
+    """The merge patch that turns current into desired (only the keys of desired are considered)."""
+    patch: Obj = {}
+    for key, value in desired.items():
+        old = current.get(key)
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            sub = diff(old, value)
+            if sub:
+                patch[key] = sub
+        elif old != value:
+            patch[key] = value
+    return patch
+
+
+@dataclass(frozen=True)
+class AggregatorReport:
+    """GET /status of the aggregator (docs/contracts.md), or None fields when it is unreachable."""
+
+    phase: str
+    iteration: int
+    env_steps: int
+    episodes: int
+    best_reward: float | None
+    mean_reward: float | None
+    workers_connected: int
+    topology_size: int
+    dense_params: int
+    compression: float
+    done: bool
+    reason: str
+    result_path: str
+    raw: Mapping[str, Any]
+
+    @classmethod
+    def parse(cls, d: Mapping[str, Any]) -> AggregatorReport:
+        def num(key: str) -> float | None:
+            v = d.get(key)
+            return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+        return cls(
+            phase=str(d.get("phase", "Running")),
+            iteration=int(d.get("iteration") or 0),
+            env_steps=int(d.get("envSteps") or 0),
+            episodes=int(d.get("episodes") or 0),
+            best_reward=num("bestReward"),
+            mean_reward=num("meanReward"),
+            workers_connected=int(d.get("workersConnected") or 0),
+            topology_size=int(d.get("topologySize") or 0),
+            dense_params=int(d.get("denseParams") or 0),
+            compression=float(d.get("compression") or 0.0),
+            done=bool(d.get("done", False)),
+            reason=str(d.get("reason") or ""),
+            result_path=str(d.get("resultPath") or ""),
+            raw=dict(d),
+        )
+
+
+def fetch_json(url: str, timeout: float = 3.0) -> Any:
+    """GET url as JSON; None on 404; raises OSError when unreachable."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise
+
+
+def progress_status(report: AggregatorReport) -> Obj:
+    """The counters the aggregator owns, in status form."""
+    out: Obj = {
+        "iteration": report.iteration,
+        "envSteps": report.env_steps,
+        "episodes": report.episodes,
+        "bestTopology": {
+            "size": report.topology_size,
+            "denseParams": report.dense_params,
+            "compression": round(report.compression, 6),
+        },
+    }
+    if report.best_reward is not None:
+        out["bestReward"] = round(report.best_reward, 6)
+    if report.mean_reward is not None:
+        out["meanReward"] = round(report.mean_reward, 6)
+    return out
+
+
+def workers_status(desired: int, ready: int, connected: int | None, shards: int) -> Obj:
+    out: Obj = {"desired": desired, "ready": ready, "shards": shards, "summary": f"{ready}/{desired}"}
+    if connected is not None:
+        out["connected"] = connected
+    return out
+
+
+def failure(spec_backoff: int, restarts: int, deadline: int | None, start: dt.datetime | None, now: dt.datetime, report: AggregatorReport | None) -> tuple[str, str] | None:
+    """(reason, message) when the job must Fail, else None."""
+    if report is not None and report.phase == "Failed":
+        return "AggregatorFailed", report.reason or "the aggregator reported Failed"
+    if restarts > spec_backoff:
+        return "BackoffLimitExceeded", f"the aggregator restarted {restarts} times (spec.backoffLimit {spec_backoff})"
+    if deadline is not None and start is not None and (now - start).total_seconds() > deadline:
+        return "DeadlineExceeded", f"the job ran longer than spec.stopping.deadlineSeconds ({deadline} s)"
+    return None
+
+
+def ttl_expired(status: Mapping[str, Any], ttl: int | None, now: dt.datetime) -> bool:
+    """A finished job whose ttlSecondsAfterFinished has passed."""
+    if ttl is None or status.get("phase") not in TERMINAL:
+        return False
+    done = parse_time(status.get("completionTime"))
+    return done is not None and (now - done).total_seconds() >= ttl
