@@ -28,7 +28,19 @@ for d in $(cd core/proto && find esenas -mindepth 1 -type d | sort); do
   fi
 done
 if [[ $check -eq 1 ]]; then
-  if ! diff -r -x '__pycache__' -x '__init__.py' "$OUT/esenas/api" core/esenas/api; then
+  # Compare only generated files (*_pb2*.py[i]), both ways, so a stale leftover fails too.
+  fresh=$(cd "$OUT" && find esenas -name '*_pb2*.py*' | sort)
+  committed=$(cd core && find esenas -name '*_pb2*.py*' | sort)
+  status=0
+  if [[ "$fresh" != "$committed" ]]; then
+    echo "generated file set differs:" >&2
+    diff <(echo "$fresh") <(echo "$committed") >&2 || true
+    status=1
+  fi
+  for f in $fresh; do
+    [[ -f core/$f ]] && { diff -q "$OUT/$f" "core/$f" >/dev/null || { echo "drifted: core/$f" >&2; status=1; }; }
+  done
+  if [[ $status -ne 0 ]]; then
     echo "core/esenas/api is out of date: run scripts/gen-protos.sh and commit" >&2
     exit 1
   fi

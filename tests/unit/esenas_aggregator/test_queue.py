@@ -1,0 +1,82 @@
+"""WorkQueue: leases, deadlines and re-issue, and vectorised rejection of bad records."""
+
+from __future__ import annotations
+
+import numpy as np
+from esenas.api import wire
+from esenas_aggregator.queue import WorkQueue
+
+
+def _items(n: int, exact: int = 0) -> np.ndarray:
+    it = np.zeros(n + exact, dtype=wire.WORK_DTYPE)
+    it["index"] = np.arange(n + exact)
+    it["seed"][:n] = np.arange(1, n + 1)
+    it["topology"] = np.arange(n + exact) % 3
+    it["kind"][n:] = wire.KIND_EXACT
+    return it
+
+
+def _records(items: np.ndarray, rp: float = 1.0, rn: float = 2.0) -> np.ndarray:
+    buf = wire.encode_results(items["index"], np.full(len(items), rp), np.full(len(items), rn), np.full(len(items), 7), items["topology"])
+    return wire.decode_results(buf)
+
+
+def test_leases_fresh_items_then_reissues_only_expired_ones() -> None:
+    q = WorkQueue(item_timeout=10.0, obs_dim=0)
+    q.start(3, _items(5))
+    a = q.lease(3, now=0.0)
+    b = q.lease(3, now=1.0)
+    assert list(a["index"]) == [0, 1, 2] and list(b["index"]) == [3, 4]
+    assert len(q.lease(3, now=5.0)) == 0  # all leased, none expired
+    q.ingest(3, _records(a), None)
+    again = q.lease(5, now=10.5)  # b's lease (deadline 11.0) still runs; nothing for a
+    assert len(again) == 0
+    again = q.lease(5, now=11.0)
+    assert list(again["index"]) == [3, 4] and q.reissued == 2
+    assert q.next_deadline() == 21.0
+
+
+def test_iteration_completes_with_all_items_in_any_order() -> None:
+    q = WorkQueue(item_timeout=1.0, obs_dim=2)
+    items = _items(4, exact=1)
+    q.start(0, items)
+    q.lease(10, 0.0)
+    obs = (3.0, np.array([1.0, 2.0]), np.array([1.0, 4.0]))
+    out = q.ingest(0, _records(items[[4, 2]], rn=np.nan), obs)
+    assert out.accepted == 1 and out.rejected == {"nonfinite": 1}  # NaN r- only allowed for exact evals
+    assert not q.complete
+    q.ingest(0, _records(items[[0, 1, 2, 3]]), obs)
+    assert q.complete
+    r = q.results()
+    assert list(r.index) == [0, 1, 2, 3, 4]
+    assert np.isnan(r.reward_neg[4]) and r.reward_neg[0] == 2.0
+    assert r.obs_count == 3.0  # the first batch had a bad record: its stats were not merged
+    assert int(r.steps.sum()) == 35
+
+
+def test_bad_records_are_counted_by_reason_and_never_stored() -> None:
+    q = WorkQueue(item_timeout=1.0, obs_dim=0)
+    items = _items(4)
+    q.start(5, items)
+    recs = _records(items).copy()
+    recs["reward_pos"][0] = np.inf
+    recs["topology"][1] = 99  # not the item's topology
+    recs["index"][2] = 4000  # out of range
+    out = q.ingest(5, recs, None)
+    assert out.rejected == {"nonfinite": 1, "malformed": 2} and out.accepted == 1
+    dup = np.concatenate([_records(items[[3]]), _records(items[[0]]), _records(items[[0]])])
+    out = q.ingest(5, dup, None)
+    assert out.rejected == {"duplicate": 2} and out.accepted == 1
+    assert q.ingest(6, _records(items), None).rejected == {"unknown_iteration": 4}
+    assert q.ingest(4, _records(items), None).stale == 4
+    assert q.outstanding == 2
+
+
+def test_obs_stats_merge_only_from_clean_batches() -> None:
+    q = WorkQueue(item_timeout=1.0, obs_dim=1)
+    items = _items(2)
+    q.start(0, items)
+    q.ingest(0, _records(items[[0]]), (2.0, np.array([4.0]), np.array([10.0])))
+    q.ingest(0, _records(items[[1]]), (1.0, np.array([1.0]), np.array([1.0])))
+    r = q.results()
+    assert r.obs_count == 3.0 and r.obs_sum[0] == 5.0 and r.obs_sumsq[0] == 11.0
