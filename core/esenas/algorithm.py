@@ -230,6 +230,11 @@ class ESENAS:
             return self.controller.best_topology
         return self.controller.ask(1, rng=_rng(self.spec.seed, 0))[0]
 
+    def current_policy(self) -> Policy:
+        """The current shared weights under the controller's best topology (not perturbed)."""
+        mean, std = self.obs_mean_std()
+        return Policy(self.arch, self.current_topology(), self.params, mean, std)
+
     def best_policy(self) -> dict[str, Any]:
         """JSON-able compact policy of the best evaluated point (``esenas eval`` loads it)."""
         if self.best is not None:

@@ -1,0 +1,118 @@
+"""In-process trainer: ESENAS.ask/tell on this machine, rollouts in a process pool.
+
+It uses exactly the ask/tell core and the :class:`~esenas.rollout.Evaluator` that the gRPC
+runtime uses; only the transport differs. Work sent to the pool is seeds (the plan's items);
+each worker process builds its environment once and sets new parameters once per version.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from esenas.algorithm import ESENAS, IterationReport, Plan, Results
+from esenas.rollout import Evaluator, env_dims
+from esenas.spec import JobSpec
+from esenas.topology import decode_topologies
+
+_EVALUATOR: Evaluator | None = None
+_VERSION = -1
+
+
+def _init_worker(spec: JobSpec) -> None:
+    """Pool initializer: one Evaluator per process; Ctrl-C is the parent's to handle."""
+    global _EVALUATOR
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _EVALUATOR = Evaluator(spec)
+
+
+def _run_chunk(task: tuple[int, bytes, bytes, bytes, float, bytes, np.ndarray]) -> Results:
+    global _VERSION
+    version, params, mean, std, sigma, blob, items = task
+    assert _EVALUATOR is not None
+    if version != _VERSION:
+        _EVALUATOR.set_plan(
+            np.frombuffer(params, np.float32), np.frombuffer(mean, np.float32),
+            np.frombuffer(std, np.float32), sigma, decode_topologies(blob),
+        )
+        _VERSION = version
+    return _EVALUATOR.run(items)
+
+
+def default_workers() -> int:
+    """All the cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@dataclass
+class Trainer:
+    """Train one job spec locally; ``workers=1`` runs rollouts in this process."""
+
+    spec: JobSpec
+    workers: int = 0
+    algo: ESENAS | None = None  # pass one to resume
+
+    def __post_init__(self) -> None:
+        self.workers = self.workers or default_workers()
+        if self.algo is None:
+            obs_dim, act_dim = env_dims(self.spec.environment)
+            self.algo = ESENAS(self.spec, obs_dim, act_dim)
+        self._pool: Any = None
+        self._local: Evaluator | None = None
+
+    def _chunks(self, plan: Plan) -> Iterator[np.ndarray]:
+        # ~4 chunks per worker balance episodes that end early against per-task overhead
+        n = max(1, -(-plan.items.size // (4 * self.workers)))
+        for i in range(0, plan.items.size, n):
+            yield plan.items[i : i + n]
+
+    def evaluate(self, plan: Plan) -> Results:
+        """All of the plan's items, rolled out on the pool (or here, with one worker)."""
+        if self.workers == 1:
+            if self._local is None:
+                self._local = Evaluator(self.spec)
+            self._local.set_plan(plan.params, plan.obs_mean, plan.obs_std, plan.sigma, plan.topologies)
+            return self._local.run(plan.items)
+        if self._pool is None:
+            self._pool = mp.get_context("fork").Pool(self.workers, _init_worker, (self.spec,))
+        head = (plan.version, plan.params.tobytes(), plan.obs_mean.tobytes(), plan.obs_std.tobytes(), plan.sigma, plan.topology_blob())
+        tasks = [(*head, chunk) for chunk in self._chunks(plan)]
+        return Results.concat(list(self._pool.imap_unordered(_run_chunk, tasks)))
+
+    def step(self) -> IterationReport:
+        assert self.algo is not None
+        return self.algo.tell(self.evaluate(self.algo.ask()))
+
+    def run(self, on_report: Callable[[IterationReport], bool | None] | None = None) -> tuple[ESENAS, str]:
+        """Iterate until a stopping rule fires, ``on_report`` returns True, or Ctrl-C.
+
+        Returns the state and why it stopped.
+        """
+        assert self.algo is not None
+        try:
+            while True:
+                done, reason = self.algo.done()
+                if done:
+                    return self.algo, reason
+                report = self.step()
+                if on_report is not None and on_report(report):
+                    return self.algo, "stopped by the caller"
+        except KeyboardInterrupt:
+            return self.algo, "interrupted (Ctrl-C)"
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+        if self._local is not None:
+            self._local.close()
+            self._local = None

@@ -1,0 +1,38 @@
+"""The ``esenas`` command: argparse subcommands, one module per subcommand.
+
+The runtime adds ``aggregator`` and ``worker`` by appending to :data:`SUBCOMMANDS`; each
+entry registers its parser and points ``func`` at its handler, which returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from esenas_cli import eval_cmd, run_local
+
+Register = Callable[[Any], None]  # gets the subparsers action
+SUBCOMMANDS: Final[list[Register]] = [run_local.register, eval_cmd.register]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="esenas",
+        description="ES-ENAS: evolution strategies plus a NAS controller for compact RL policies.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in SUBCOMMANDS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
