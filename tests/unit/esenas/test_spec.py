@@ -6,7 +6,6 @@ import glob
 from typing import Any
 
 import pytest
-
 from esenas.spec import SpecError, check_dimensions, load_job, parse_spec
 
 BASE: dict[str, Any] = {"environment": {"id": "HalfCheetah-v5"}}

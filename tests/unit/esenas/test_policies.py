@@ -1,0 +1,92 @@
+"""Policies: parameter counts per topology, forward pass, save/load round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from esenas.network import Architecture
+from esenas.policies import Policy
+from esenas.spec import PolicySpec
+
+OBS, ACT = 17, 6  # HalfCheetah
+
+
+def arch(**kw: object) -> Architecture:
+    return Architecture(PolicySpec(**kw), OBS, ACT)  # type: ignore[arg-type]
+
+
+def test_partition_policy_has_exactly_p_shared_weights() -> None:
+    a = arch(template="mlp", hidden_layers=(41,), topology="partition", partitions=17)
+    assert a.num_weights == 17
+    assert a.num_params == 17 + 41 + 6
+    assert a.dense_params == 17 * 41 + 41 * 6 + 41 + 6 == 990
+    rng = np.random.default_rng(0)
+    topo = a.search_space().sample(rng)
+    params = rng.normal(size=a.num_params)
+    mats, _ = a.weights(params, topo)
+    values = np.unique(np.concatenate([m.ravel() for m in mats]))
+    assert values.size <= 17 and set(values) <= set(params[:17])
+    # the poster's HalfCheetah H41/17 figure: ~94% compression
+    assert a.compression(topo) == pytest.approx(1 - 64 / 990)
+
+
+def test_toeplitz_and_circulant_counts_and_structure() -> None:
+    t = arch(template="mlp", hidden_layers=(41,), topology="toeplitz")
+    c = arch(template="mlp", hidden_layers=(41,), topology="circulant")
+    assert t.num_weights == (17 + 41 - 1) + (41 + 6 - 1)
+    assert c.num_weights == 41 + 41
+    params = np.random.default_rng(1).normal(size=t.num_params)
+    m = t.weights(params, t.default_topology())[0][0]
+    assert np.allclose(np.diag(m), m[0, 0]) and np.allclose(np.diag(m, 1), m[0, 1])  # constant diagonals
+    cm = c.weights(np.arange(c.num_params, dtype=np.float64), c.default_topology())[0][1]  # 6 x 41
+    assert cm[1, 1] == cm[0, 0] and cm[1, 0] == cm[0, 40]  # wraps around
+
+
+@pytest.mark.parametrize("space", ["aggregate_edges", "independent_edges", "residual_edges"])
+def test_edge_topologies_keep_k_edges(space: str) -> None:
+    a = arch(template="mlp", hidden_layers=(8,), topology="edges", edges=10, search_space=space)
+    topo = a.search_space().sample(np.random.default_rng(2))
+    kept = a.weight_params(topo)
+    assert kept == (20 if space == "independent_edges" else 10)
+    params = np.random.default_rng(3).normal(size=a.num_params)
+    mats, _ = a.weights(params, topo)
+    assert sum(int(np.count_nonzero(m)) for m in mats) == kept
+    if space == "residual_edges":
+        assert [(b.src, b.dst) for b in a.blocks] == [(0, 1), (0, 2), (1, 2)]
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"template": "linear"},
+        {"template": "mlp", "hidden_layers": (41,), "topology": "partition", "partitions": 17},
+        {"template": "mlp", "hidden_layers": (8, 8), "topology": "edges", "edges": 30, "search_space": "residual_edges"},
+        {"template": "mlp", "hidden_layers": (41,), "topology": "circulant"},
+        {"template": "linear", "topology": "masked", "edges": 20},
+    ],
+)
+def test_save_load_round_trip_replays_identically(kw: dict[str, object], tmp_path: Path) -> None:
+    a = arch(**kw)
+    rng = np.random.default_rng(4)
+    topo = a.search_space().sample(rng) if a.search_space().num_decisions else a.default_topology()
+    params = rng.normal(size=a.num_params)
+    p = Policy(a, topo, params, rng.normal(size=OBS), rng.uniform(0.5, 2, OBS))
+    p.save(tmp_path / "p.json")
+    q = Policy.load(tmp_path / "p.json")
+    obs = rng.normal(size=(32, OBS))
+    np.testing.assert_allclose(q.act(obs), p.act(obs))
+    np.testing.assert_allclose(q.act(obs[0]), p.act(obs)[0])
+    assert q.trainable_params == p.trainable_params < a.dense_params or kw["template"] == "linear"
+
+
+def test_mlp_forward_matches_a_hand_computation() -> None:
+    a = arch(template="mlp", hidden_layers=(3,))
+    params = np.random.default_rng(5).normal(size=a.num_params)
+    w1 = params[: 3 * OBS].reshape(3, OBS)
+    w2 = params[3 * OBS : 3 * OBS + 3 * ACT].reshape(ACT, 3)
+    b1, b2 = params[-9:-6], params[-6:]
+    x = np.random.default_rng(6).normal(size=OBS)
+    expected = w2 @ np.tanh(w1 @ x + b1) + b2
+    np.testing.assert_allclose(Policy(a, a.default_topology(), params).act(x), expected)
