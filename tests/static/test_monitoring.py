@@ -1,0 +1,170 @@
+"""Observability package: promtool on the PrometheusRule's alerts, the ServiceMonitor against the
+metrics Service, and the Grafana dashboard's structure and metric names (docs/contracts.md)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.static.chart_tools import (
+    ALL_ENABLED,
+    CHART,
+    contract_metric_names,
+    find,
+    render,
+    rendered_rules,
+    run,
+    tool,
+)
+
+HERE = Path(__file__).resolve().parent
+DASHBOARD = CHART / "dashboards" / "esenas.json"
+ALERTS = ("ESENASJobStalled", "ESENASWorkerShortfall", "ESENASAggregatorDown",
+          "ESENASResultsStaleOrRejected", "ESENASOperatorReconcileErrors")
+# PromQL words that look like metric names but are not.
+_PROMQL_WORDS = {"sum", "by", "rate", "max", "and", "on", "or", "unless", "offset", "changes",
+                 "histogram_quantile", "le", "up", "time", "count", "min"}
+
+
+def _metric_names(expr: str) -> set[str]:
+    """Metric names used in a PromQL expression (label matchers and strings stripped)."""
+    expr = re.sub(r"\{[^}]*\}", "", expr)
+    expr = re.sub(r'"[^"]*"', "", expr)
+    return {w for w in re.findall(r"\b(esenas_[a-z0-9_]+)", expr)}
+
+
+def _known(name: str, contract: set[str]) -> bool:
+    """A contract name, or a histogram's series (_bucket/_sum/_count) of one."""
+    base = re.sub(r"_(bucket|sum|count)$", "", name)
+    return name in contract or (base != name and base in contract)
+
+
+def _write_rules(tmp: Path) -> Path:
+    rules = tmp / "rules.yaml"
+    rules.write_text(yaml.safe_dump(rendered_rules(tmp)))
+    shutil.copy(HERE / "alerts_test.yaml", tmp / "alerts_test.yaml")
+    return rules
+
+
+def test_promtool_check_rules(tmp_path: Path) -> None:
+    rules = _write_rules(tmp_path)
+    out = run([tool("promtool"), "check", "rules", str(rules)]).stdout
+    assert f"SUCCESS: {len(ALERTS)} rules found" in out
+
+
+def test_promtool_unit_tests_fire_and_silence_every_alert(tmp_path: Path) -> None:
+    _write_rules(tmp_path)
+    run([tool("promtool"), "test", "rules", "alerts_test.yaml"], cwd=tmp_path)
+    # Every alert has a case where it fires and one where it stays quiet.
+    tests = yaml.safe_load((HERE / "alerts_test.yaml").read_text())["tests"]
+    fired: set[str] = set()
+    quiet: set[str] = set()
+    for case in tests:
+        for check in case.get("alert_rule_test", []):
+            (fired if check["exp_alerts"] else quiet).add(check["alertname"])
+    assert fired == set(ALERTS) and quiet == set(ALERTS)
+
+
+def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
+    """A rule file whose stall threshold is off makes the unit tests fail: they check the rules."""
+    _write_rules(tmp_path)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(rules.read_text().replace("[15m]", "[45m]").replace("offset 15m", "offset 45m"))
+    proc = run([tool("promtool"), "test", "rules", "alerts_test.yaml"], cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "ESENASJobStalled" in proc.stdout + proc.stderr
+
+
+def test_alerts_use_only_contract_metrics(tmp_path: Path) -> None:
+    contract = contract_metric_names()
+    rules = [r for g in rendered_rules(tmp_path)["groups"] for r in g["rules"]]
+    assert [r["alert"] for r in rules] == list(ALERTS)
+    for rule in rules:
+        unknown = {n for n in _metric_names(rule["expr"]) if not _known(n, contract)}
+        assert not unknown, f"{rule['alert']}: {unknown} not in docs/contracts.md"
+        assert rule["labels"]["severity"] and rule["annotations"]["summary"]
+
+
+def test_service_monitor_scrapes_the_metrics_service(tmp_path: Path) -> None:
+    docs = render(tmp_path, ALL_ENABLED)
+    (sm,) = find(docs, "ServiceMonitor")
+    (svc,) = find(docs, "Service")
+    labels = svc["metadata"]["labels"]
+    assert sm["apiVersion"] == "monitoring.coreos.com/v1"
+    assert all(labels.get(k) == v for k, v in sm["spec"]["selector"]["matchLabels"].items())
+    assert sm["spec"]["namespaceSelector"] == {"matchNames": [svc["metadata"]["namespace"]]}
+    (endpoint,) = sm["spec"]["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in svc["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics"
+    (dep,) = find(docs, "Deployment")
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert all(pod_labels.get(k) == v for k, v in svc["spec"]["selector"].items())
+
+
+def test_optional_pieces_are_off_by_default(tmp_path: Path) -> None:
+    kinds = {d["kind"] for d in render(tmp_path)}
+    assert not kinds & {"ServiceMonitor", "PrometheusRule"}
+    assert not [d for d in render(tmp_path) if d["kind"] == "ConfigMap"]
+
+
+def _panels() -> list[dict[str, Any]]:
+    dash = json.loads(DASHBOARD.read_text())
+    return [p for p in dash["panels"] if p["type"] != "row"]
+
+
+def test_dashboard_configmap_carries_the_dashboard(tmp_path: Path) -> None:
+    (cm,) = find(render(tmp_path, ALL_ENABLED), "ConfigMap")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(cm["data"]["esenas.json"]) == json.loads(DASHBOARD.read_text())
+
+
+def test_dashboard_variables_and_queries() -> None:
+    dash = json.loads(DASHBOARD.read_text())
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert "esenas_namespace" in variables["namespace"]["definition"]
+    assert "esenas_job" in variables["job"]["definition"]
+    assert variables["datasource"]["query"] == "prometheus"
+    contract = contract_metric_names()
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    for panel in _panels():
+        assert panel["targets"], f"panel {panel['title']!r} has no query"
+        for target in panel["targets"]:
+            expr = target["expr"]
+            names = _metric_names(expr)
+            assert names, f"panel {panel['title']!r}: query {expr!r} reads no esenas metric"
+            unknown = {n for n in names if not _known(n, contract)}
+            assert not unknown, f"panel {panel['title']!r}: {unknown} not in docs/contracts.md"
+            # Job metrics follow the namespace/job variables; operator-wide ones have no job label.
+            if not all(n.startswith("esenas_operator_") and n != "esenas_operator_job_workers" for n in names):
+                assert '$namespace' in expr and '$job' in expr, f"{panel['title']!r}: {expr!r} ignores the variables"
+
+
+def test_dashboard_has_the_required_panels() -> None:
+    exprs = {p["title"]: " ".join(t["expr"] for t in p["targets"]) for p in _panels()}
+    by_title = {t.lower(): e for t, e in exprs.items()}
+
+    def panel(*words: str) -> str:
+        hits = [e for t, e in by_title.items() if all(w in t for w in words)]
+        assert hits, f"no panel titled with {words}"
+        return hits[0]
+
+    assert "esenas_iteration" in panel("reward", "iteration") and "esenas_reward_mean" in panel("reward", "iteration")
+    assert "esenas_env_steps_total" in panel("reward", "env steps") and "esenas_reward_best" in panel("reward", "env steps")
+    assert "rate(esenas_env_steps_total" in panel("env steps / s")
+    assert "rate(esenas_rollouts_total" in panel("rollouts / s")
+    w = panel("workers connected vs desired")
+    assert "esenas_workers_connected" in w and 'state="desired"' in w
+    d = panel("iteration duration")
+    assert "histogram_quantile(0.5," in d and "histogram_quantile(0.95," in d
+    r = panel("stale", "rejected")
+    assert all(m in r for m in ("esenas_results_stale_total", "esenas_results_reissued_total",
+                                "esenas_results_rejected_total"))
+    t = panel("topology size", "compression")
+    assert "esenas_topology_size" in t and "esenas_topology_compression_ratio" in t
+    o = panel("operator reconciles", "errors")
+    assert "esenas_operator_reconciles_total" in o and "esenas_operator_reconcile_errors_total" in o
