@@ -133,7 +133,9 @@ def test_rbac_cluster_wide(tmp_path: Path) -> None:
     assert ("esenas.dev", "esenasjobs", "watch") in granted
     assert ("esenas.dev", "esenasjobs/status", "patch") in granted
     (dep,) = find(docs, "Deployment")
-    assert "args" not in dep["spec"]["template"]["spec"]["containers"][0]  # no --namespace: all
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not [a for a in args if a.startswith("--namespace")]  # no --namespace: every namespace
+    assert {"--metrics-port=8080", "--liveness-port=8081"} <= set(args)
 
 
 def test_rbac_namespaced_has_a_role_per_namespace_and_no_cluster_wide_job_access(tmp_path: Path) -> None:
@@ -149,7 +151,8 @@ def test_rbac_namespaced_has_a_role_per_namespace_and_no_cluster_wide_job_access
     for b in bindings:
         assert b["subjects"] == [{"kind": "ServiceAccount", "name": "esenas", "namespace": "esenas-system"}]
     (dep,) = find(docs, "Deployment")
-    assert dep["spec"]["template"]["spec"]["containers"][0]["args"] == ["--namespace=ml", "--namespace=research"]
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [a for a in args if a.startswith("--namespace")] == ["--namespace=ml", "--namespace=research"]
 
 
 def test_rbac_is_least_privilege_and_covers_every_child_in_the_contract(tmp_path: Path) -> None:
@@ -227,3 +230,16 @@ def test_every_values_key_is_commented_and_in_the_schema() -> None:
             node = node["properties"][key]
         if node is not None:
             assert node.get("description"), f"values.schema.json: {'.'.join(path)} has no description"
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_operator_accepts_the_chart_arguments(tmp_path: Path, values: dict[str, Any]) -> None:
+    """The real esenas-operator argument parser takes every flag the chart passes."""
+    from esenas_operator.main import parse_args
+
+    (dep,) = find(render(tmp_path, values), "Deployment")
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    args = parse_args(c["args"])
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert (args.metrics_port, args.liveness_port) == (ports["metrics"], ports["health"])
+    assert args.namespace == values.get("watch", {}).get("namespaces", [])
