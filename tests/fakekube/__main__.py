@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -27,12 +28,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="seconds between BOOKMARK events on watches that allow them")
     p.add_argument("--history", type=int, default=10_000,
                    help="watch events kept for resumption; older resourceVersions get 410")
+    p.add_argument("--access-log", action="store_true", help="log every request to stderr")
     return p.parse_args(argv)
 
 
 async def serve(args: argparse.Namespace) -> None:
     app = make_app(Cluster(history=args.history), bookmark_interval=args.bookmark_interval)
-    runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
+    if args.access_log:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    runner = web.AppRunner(app, shutdown_timeout=1.0,
+                           access_log=logging.getLogger("fakekube") if args.access_log else None,
+                           access_log_format='%r %s %b %Tfs')
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)
     await site.start()

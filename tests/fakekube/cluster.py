@@ -286,6 +286,7 @@ class Cluster:
                     "message": "Forbidden: no new finalizers can be added if the object is "
                                "being deleted"}])
         new, warnings = self._admit(rt, new, validation)
+        meta = new["metadata"]
         if rt.key == CRD_KEY:
             self._check_crd(new)
             fresh = self._crd_status(new)
