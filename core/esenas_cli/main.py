@@ -11,10 +11,16 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from esenas_cli import eval_cmd, run_local
+from esenas_cli import aggregator_cmd, eval_cmd, run_processes, worker_cmd
 
 Register = Callable[[Any], None]  # gets the subparsers action
-SUBCOMMANDS: Final[list[Register]] = [run_local.register, eval_cmd.register]
+# `run` starts real aggregator + worker processes; `run --in-process` keeps the in-process trainer.
+SUBCOMMANDS: Final[list[Register]] = [
+    run_processes.register,
+    eval_cmd.register,
+    aggregator_cmd.register,
+    worker_cmd.register,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,221 @@
+"""``esenas run JOB.yaml``: one aggregator and N worker processes on 127.0.0.1.
+
+These are exactly the processes the pods run. The run folder holds the checkpoints, so
+``--resume`` continues an interrupted run; Ctrl-C checkpoints and stops cleanly. At the end
+it writes the same results folder as the in-process trainer (``--in-process``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Final
+
+from esenas.spec import Job, SpecError, check_dimensions, load_job
+
+from esenas_cli.errors import report_bad_spec
+from esenas_cli.results_dir import default_dir
+
+POLL_S: Final = 0.5
+START_TIMEOUT_S: Final = 120.0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("run", help="train a job locally (aggregator + worker processes) and write a results folder")
+    p.add_argument("job", help="ESENASJob YAML (the same file you would kubectl apply)")
+    p.add_argument("--workers", type=int, default=0, help="worker processes (default: number of cores)")
+    p.add_argument("--output", type=Path, default=None, help="run folder (default: runs/<job>-<time>/)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output from its checkpoint")
+    p.add_argument("--in-process", action="store_true", help="train in this process instead (no gRPC)")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.in_process:
+        from esenas_cli import run_local
+
+        return run_local.main(args)
+    try:
+        job = load_job(args.job)
+    except SpecError as exc:
+        return report_bad_spec(args.job, exc.errors)
+    from esenas.rollout import env_dims
+
+    obs_dim, act_dim = env_dims(job.spec.environment)
+    if errors := check_dimensions(job.spec, obs_dim, act_dim):
+        return report_bad_spec(args.job, errors)
+    if args.resume and args.output is None:
+        print("error: --resume needs --output DIR, the folder of the run to continue", file=sys.stderr)
+        return 2
+    out: Path = args.output or default_dir(job)
+    ckpt = out / "checkpoints"
+    has_ckpt = ckpt.is_dir() and any(ckpt.glob("ckpt-*.esck"))
+    if args.resume and not has_ckpt:
+        print(f"error: --resume: {ckpt} holds no checkpoint to continue from", file=sys.stderr)
+        return 2
+    if has_ckpt and not args.resume:
+        print(f"error: {out} already holds a run; add --resume to continue it, or pick another --output", file=sys.stderr)
+        return 2
+    workers = args.workers or os.cpu_count() or 1
+    return LocalFleet(Path(args.job), job, out, workers).run()
+
+
+class LocalFleet:
+    """Starts, watches and stops the local aggregator and workers."""
+
+    def __init__(self, job_file: Path, job: Job, out: Path, workers: int) -> None:
+        self.job_file, self.job, self.out, self.n_workers = job_file, job, out, workers
+        self.logs = out / "logs"
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.interrupted = False
+
+    def _spawn(self, name: str, module: str, *argv: str) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # A new session: Ctrl-C reaches only this process, which then stops the children in order.
+        p = subprocess.Popen([sys.executable, "-m", module, *argv], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def run(self) -> int:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        token = self.out / ".token"
+        if not token.exists():
+            token.touch(mode=0o600)
+            token.write_text(secrets.token_urlsafe(32))
+        ports = self.out / ".ports.json"
+        ports.unlink(missing_ok=True)
+        spec = self.job.spec
+        print(f"training {self.job.name}: {spec.environment.id}, {spec.policy.topology} {spec.policy.template}, "
+              f"controller {spec.controller.type}; 1 aggregator + {self.n_workers} worker processes; folder {self.out}")
+        start = time.monotonic()
+        old = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            agg = self._spawn(
+                "aggregator", "esenas_aggregator", "--job", str(self.job_file), "--checkpoint-dir", str(self.out / "checkpoints"),
+                "--token-file", str(token), "--host", "127.0.0.1", "--port", "0", "--http-port", "0",
+                "--ports-file", str(ports), "--exit-when-done", "--log-level", "WARNING",
+            )
+            http_port, grpc_port = self._wait_ports(agg, ports)
+            for i in range(self.n_workers):
+                self._spawn(
+                    f"worker-{i}", "esenas_worker", "--job", str(self.job_file), "--aggregator", f"127.0.0.1:{grpc_port}",
+                    "--token-file", str(token), "--worker-id", f"local-{i}", "--give-up-after", "60", "--log-level", "WARNING",
+                )
+            last = self._watch(agg, http_port, start)
+            code = self._stop(agg)
+        finally:
+            signal.signal(signal.SIGINT, old)
+            for p in self.procs:
+                if p.poll() is None:
+                    p.kill()
+        return self._finish(last, code, time.monotonic() - start)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.interrupted:  # second Ctrl-C: stop waiting
+            raise KeyboardInterrupt
+        self.interrupted = True
+        print("\ninterrupted: checkpointing and stopping (Ctrl-C again to force)", file=sys.stderr)
+
+    def _wait_ports(self, agg: subprocess.Popen[bytes], ports: Path) -> tuple[int, int]:
+        import json
+
+        end = time.monotonic() + START_TIMEOUT_S
+        while not ports.exists():
+            if agg.poll() is not None or time.monotonic() > end or self.interrupted:
+                raise SystemExit(self._fail("the aggregator did not start"))
+            time.sleep(0.05)
+        p = json.loads(ports.read_text())
+        return int(p["http"]), int(p["grpc"])
+
+    def _watch(self, agg: subprocess.Popen[bytes], http_port: int, start: float) -> dict[str, Any]:
+        import json
+        import urllib.request
+
+        from tqdm import tqdm
+
+        bar = tqdm(total=self.job.spec.stopping.max_iterations, unit="it", dynamic_ncols=True)
+        last: dict[str, Any] = {}
+        prev_steps, prev_t = None, time.monotonic()
+        while agg.poll() is None and not self.interrupted:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/status", timeout=5) as r:
+                    last = json.loads(r.read())
+            except OSError:
+                time.sleep(POLL_S)
+                continue
+            now = time.monotonic()
+            rate = 0.0 if prev_steps is None else (last["envSteps"] - prev_steps) / max(now - prev_t, 1e-9)
+            prev_steps, prev_t = last["envSteps"], now
+            bar.n = last["iteration"]
+            bar.set_postfix_str(f"best {_fmt(last['bestReward'])} mean {_fmt(last['meanReward'])} {rate:,.0f} steps/s "
+                                f"workers {last['workersConnected']}")
+            bar.refresh()
+            if last.get("done"):
+                break
+            time.sleep(POLL_S)
+        bar.close()
+        return last
+
+    def _stop(self, agg: subprocess.Popen[bytes]) -> int:
+        if self.interrupted and agg.poll() is None:
+            agg.send_signal(signal.SIGTERM)  # checkpoint the last completed iteration
+        try:
+            code = agg.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            agg.kill()
+            code = agg.wait()
+        for p in self.procs[1:]:  # workers exit 0 on "done"; on an interrupt they get SIGTERM
+            if p.poll() is None and self.interrupted:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs[1:]:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        return code
+
+    def _fail(self, what: str) -> int:
+        log = self.logs / "aggregator.log"
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        print(f"error: {what}; see {self.logs}\n{tail}", file=sys.stderr)
+        return 1
+
+    def _finish(self, last: dict[str, Any], code: int, wall: float) -> int:
+        from esenas.algorithm import ESENAS
+        from esenas_aggregator.checkpoint import CheckpointError, CheckpointStore
+
+        from esenas_cli.results_dir import write_results
+
+        if code != 0 and not self.interrupted:
+            return self._fail(f"the aggregator exited with code {code}")
+        try:
+            loaded = CheckpointStore(self.out / "checkpoints").load_latest()
+        except CheckpointError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        if loaded is None:
+            print("stopped before the first checkpoint; nothing to write", file=sys.stderr)
+            return 130 if self.interrupted else 1
+        state = loaded[1]
+        algo = ESENAS.from_state_dict(state["algo"])
+        reason = str(state["runtime"]["reason"]) or ("interrupted" if self.interrupted else last.get("reason", ""))
+        info = write_results(self.out, algo, self.job, reason, wall)
+        best = info["bestReward"]
+        print(f"stopped: {reason}; best reward {best if best is None else round(best, 1)} after "
+              f"{algo.episodes} episodes, {algo.env_steps} env steps, {wall:.0f} s")
+        if self.interrupted:
+            print(f"resume with: esenas run {self.job_file} --output {self.out} --resume")
+            return 130
+        print(f"results: {self.out}")
+        return 0
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}"

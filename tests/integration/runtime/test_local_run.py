@@ -1,0 +1,59 @@
+"""``esenas run`` with real local processes: results folder, Ctrl-C checkpoints, --resume continues."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.integration.runtime.procs import REPO, write_job
+
+CLI = [sys.executable, "-c", "import sys; from esenas_cli.main import main; sys.exit(main())"]
+
+
+def _status(out: Path) -> dict[str, object]:
+    import urllib.request
+
+    ports = json.loads((out / ".ports.json").read_text())
+    with urllib.request.urlopen(f"http://127.0.0.1:{ports['http']}/status", timeout=5) as r:
+        return dict(json.loads(r.read()))
+
+
+def test_run_ctrl_c_checkpoints_then_resume_finishes(tmp_path: Path) -> None:
+    job = write_job(tmp_path, **{"stopping.targetReward": 1e9, "stopping.maxIterations": 25, "aggregator.checkpoint.everyIterations": 1000})
+    out = tmp_path / "run"
+    cmd = [*CLI, "run", str(job), "--workers", "2", "--output", str(out)]
+    p = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    end = time.monotonic() + 90
+    it = 0
+    while time.monotonic() < end:
+        try:
+            it = int(_status(out)["iteration"])  # type: ignore[call-overload]
+            if it >= 3:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.2)
+    assert it >= 3, "run never reached iteration 3"
+    p.send_signal(signal.SIGINT)
+    text = p.communicate(timeout=90)[0].decode()
+    assert p.returncode == 130, text
+    assert "resume with" in text
+    ckpts = sorted((out / "checkpoints").glob("ckpt-*.esck"))
+    stopped_at = int(ckpts[-1].stem.split("-")[1])
+    assert stopped_at >= 3  # checkpoint written on Ctrl-C, although everyIterations is 1000
+
+    r = subprocess.run([*cmd, "--resume"], cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["iterations"] == 25
+    for name in ("policy.json", "reward_curve.png", "topology.png", "history.json"):
+        assert (out / name).stat().st_size > 0
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 25  # one entry per iteration: resumed, not restarted
+
+    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "--resume" in again.stderr
