@@ -1,0 +1,175 @@
+"""The real operator process against the fake API server, driven by the real kubectl."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.fakekube.harness import ApiStatusError, FakeKube
+from tests.integration.operator.opharness import JOBS, REPO, OperatorProcess, StandInAggregator, job_doc, running_status
+
+EXAMPLES = sorted((REPO / "manifests" / "examples").glob("*.yaml"))
+KINDS = {
+    "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
+    "Secret": "/api/v1/namespaces/{ns}/secrets",
+    "Service": "/api/v1/namespaces/{ns}/services",
+    "PersistentVolumeClaim": "/api/v1/namespaces/{ns}/persistentvolumeclaims",
+    "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
+    "NetworkPolicy": "/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies",
+}
+
+
+def children(cluster: FakeKube, job: str, ns: str = "default") -> dict[tuple[str, str], dict[str, Any]]:
+    out = {}
+    for kind, path in KINDS.items():
+        for obj in cluster.client.list(path.format(ns=ns), labelSelector=f"esenas.dev/job={job}"):
+            out[(kind, obj["metadata"]["name"])] = obj
+    return out
+
+
+def job(cluster: FakeKube, name: str, ns: str = "default") -> dict[str, Any]:
+    return dict(cluster.client.get(f"{JOBS.format(ns=ns)}/{name}"))
+
+
+def status(cluster: FakeKube, name: str) -> dict[str, Any]:
+    return dict(job(cluster, name).get("status") or {})
+
+
+def replicas(cluster: FakeKube, name: str) -> dict[str, int]:
+    return {n: d["spec"]["replicas"] for (k, n), d in children(cluster, name).items() if k == "Deployment"}
+
+
+def apply(cluster: FakeKube, *docs: dict[str, Any]) -> str:
+    return cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs)).stdout
+
+
+def test_apply_examples_creates_every_child(cluster: FakeKube, operator: OperatorProcess) -> None:
+    out = cluster.kubectl("apply", "-f", str(REPO / "manifests" / "examples")).stdout
+    assert out.count("created") == len(EXAMPLES)
+    for path in EXAMPLES:
+        doc = yaml.safe_load(path.read_text())
+        name = doc["metadata"]["name"]
+        expected = {
+            ("ConfigMap", f"{name}-spec"), ("Secret", f"{name}-token"), ("Deployment", f"{name}-aggregator"),
+            ("Service", f"{name}-aggregator"), ("NetworkPolicy", f"{name}-aggregator"), ("Deployment", f"{name}-workers-0"),
+        }
+        found = cluster.wait_for(lambda name=name, expected=expected: set(children(cluster, name)) == expected and children(cluster, name))
+        uid = job(cluster, name)["metadata"]["uid"]
+        for obj in found.values():
+            assert [r["uid"] for r in obj["metadata"]["ownerReferences"]] == [uid]
+        assert found[("Deployment", f"{name}-workers-0")]["spec"]["replicas"] == doc["spec"]["workers"]["replicas"]
+        st = cluster.wait_for(lambda name=name: status(cluster, name).get("phase") and status(cluster, name))
+        assert st["phase"] == "Pending"
+        assert st["workers"]["desired"] == doc["spec"]["workers"]["replicas"]
+        assert st["selector"] == f"esenas.dev/job={name},app.kubernetes.io/component=worker"
+        cm = found[("ConfigMap", f"{name}-spec")]
+        assert yaml.safe_load(cm["data"]["job.yaml"])["spec"]["environment"]["id"] == doc["spec"]["environment"]["id"]
+    table = cluster.kubectl("get", "esj").stdout
+    assert table.split("\n")[0].split() == ["NAME", "PHASE", "ITERATION", "BEST", "WORKERS", "AGE"]
+    assert "inverted-pendulum" in table and "0/2" in cluster.wait_for(lambda: "0/2" in cluster.kubectl("get", "esj").stdout and cluster.kubectl("get", "esj").stdout)
+    assert operator.alive()
+
+
+def test_scale_suspend_resume_and_delete(cluster: FakeKube, operator: OperatorProcess) -> None:
+    apply(cluster, job_doc("fleet", replicas=4, workers={"replicas": 4, "shardSize": 1000}, aggregator={"checkpoint": {"storageSize": "1Gi"}}))
+    cluster.wait_for(lambda: replicas(cluster, "fleet") == {"fleet-aggregator": 1, "fleet-workers-0": 4})
+    assert ("PersistentVolumeClaim", "fleet-checkpoints") in children(cluster, "fleet")
+    aggregator_rv = children(cluster, "fleet")[("Deployment", "fleet-aggregator")]["metadata"]["resourceVersion"]
+    token = children(cluster, "fleet")[("Secret", "fleet-token")]["data"]["token"]
+
+    cluster.kubectl("scale", "esj/fleet", "--replicas=2500")
+    want = {"fleet-aggregator": 1, "fleet-workers-0": 1000, "fleet-workers-1": 1000, "fleet-workers-2": 500}
+    cluster.wait_for(lambda: replicas(cluster, "fleet") == want)
+    cluster.kubectl("scale", "esj/fleet", "--replicas=5")
+    cluster.wait_for(lambda: replicas(cluster, "fleet") == {"fleet-aggregator": 1, "fleet-workers-0": 5})
+    now = children(cluster, "fleet")
+    assert now[("Deployment", "fleet-aggregator")]["metadata"]["resourceVersion"] == aggregator_rv, "aggregator untouched by scaling"
+    assert now[("Secret", "fleet-token")]["data"]["token"] == token
+    assert cluster.wait_for(lambda: status(cluster, "fleet").get("workers", {}).get("desired") == 5)
+
+    cluster.kubectl("patch", "esj/fleet", "--type=merge", "-p", json.dumps({"spec": {"suspend": True}}))
+    cluster.wait_for(lambda: replicas(cluster, "fleet") == {"fleet-aggregator": 0, "fleet-workers-0": 0})
+    st = cluster.wait_for(lambda: status(cluster, "fleet").get("phase") == "Suspended" and status(cluster, "fleet"))
+    (cond,) = [c for c in st["conditions"] if c["type"] == "Suspended"]
+    assert cond["status"] == "True"
+    assert ("PersistentVolumeClaim", "fleet-checkpoints") in children(cluster, "fleet"), "the checkpoint survives"
+
+    cluster.kubectl("patch", "esj/fleet", "--type=merge", "-p", json.dumps({"spec": {"suspend": False}}))
+    cluster.wait_for(lambda: replicas(cluster, "fleet") == {"fleet-aggregator": 1, "fleet-workers-0": 5})
+    st = cluster.wait_for(lambda: status(cluster, "fleet").get("phase") == "Pending" and status(cluster, "fleet"))
+    assert [c["status"] for c in st["conditions"] if c["type"] == "Suspended"] == ["False"]
+
+    cluster.kubectl("delete", "esj/fleet")
+    cluster.wait_for(lambda: children(cluster, "fleet") == {})
+    assert operator.alive()
+
+
+def test_status_follows_the_aggregator_to_success_and_ttl(cluster: FakeKube, operator: OperatorProcess, standin: StandInAggregator) -> None:
+    apply(cluster, job_doc("done", replicas=3, ttlSecondsAfterFinished=2))
+    cluster.wait_for(lambda: status(cluster, "done").get("phase") == "Pending")
+    standin.statuses[("default", "done")] = running_status(iteration=4)
+    st = cluster.wait_for(lambda: status(cluster, "done").get("iteration") == 4 and status(cluster, "done"))
+    assert st["phase"] == "Running"
+    assert st["bestReward"] == 50.0 and st["envSteps"] == 4000 and st["workers"]["connected"] == 2
+    assert st["bestTopology"]["size"] == 17
+    assert "Running" in cluster.kubectl("get", "esj/done").stdout
+
+    policy = {"template": "linear", "weights": [0.5, -0.25]}
+    standin.results[("default", "done")] = policy
+    standin.statuses[("default", "done")] = running_status(iteration=9, phase="Succeeded", done=True, reason="targetReward reached", resultPath="/var/lib/esenas/result")
+    st = cluster.wait_for(lambda: status(cluster, "done").get("phase") == "Succeeded" and status(cluster, "done"), timeout=15)
+    assert st["result"] == {"configMap": "done-result", "path": "/var/lib/esenas/result"}
+    assert [c["status"] for c in st["conditions"] if c["type"] == "Complete"] == ["True"]
+    events = cluster.client.list("/api/v1/namespaces/default/events")
+    assert any(e.get("reason") == "Succeeded" and e["involvedObject"]["name"] == "done" for e in events)
+    # The job is deleted after its TTL, and its children with it (result included).
+    cluster.wait_for(lambda: _gone(cluster, "done"), timeout=20)
+    cluster.wait_for(lambda: children(cluster, "done") == {})
+
+
+def _gone(cluster: FakeKube, name: str) -> bool:
+    try:
+        job(cluster, name)
+    except ApiStatusError as err:
+        return err.code == 404
+    return False
+
+
+def test_result_configmap_and_stopped_fleet(cluster: FakeKube, operator: OperatorProcess, standin: StandInAggregator) -> None:
+    standin.results[("default", "keep")] = {"weights": [1.0]}
+    standin.statuses[("default", "keep")] = running_status(iteration=2, phase="Succeeded", done=True, reason="maxIterations")
+    apply(cluster, job_doc("keep", replicas=3))
+    cluster.wait_for(lambda: status(cluster, "keep").get("phase") == "Succeeded", timeout=15)
+    cluster.wait_for(lambda: replicas(cluster, "keep") == {"keep-aggregator": 0, "keep-workers-0": 0})
+    cm = children(cluster, "keep")[("ConfigMap", "keep-result")]
+    assert json.loads(cm["data"]["policy.json"]) == {"weights": [1.0]}
+    assert json.loads(cm["data"]["summary.json"])["reason"] == "maxIterations"
+    # A finished job is not restarted by a later scale.
+    cluster.kubectl("scale", "esj/keep", "--replicas=7")
+    cluster.wait_for(lambda: status(cluster, "keep").get("phase") == "Succeeded")
+    assert replicas(cluster, "keep") == {"keep-aggregator": 0, "keep-workers-0": 0}
+
+
+def test_deadline_and_crashing_aggregator_fail_the_job(cluster: FakeKube, operator: OperatorProcess) -> None:
+    apply(cluster, job_doc("late", stopping={"deadlineSeconds": 1}), job_doc("crashy", backoffLimit=1))
+    st = cluster.wait_for(lambda: status(cluster, "late").get("phase") == "Failed" and status(cluster, "late"), timeout=20)
+    assert st["reason"] == "DeadlineExceeded" and "deadlineSeconds" in st["message"]
+    cluster.wait_for(lambda: replicas(cluster, "late") == {"late-aggregator": 0, "late-workers-0": 0})
+    # The aggregator's pod restarts (kubelet's count, as a real cluster would report it).
+    pod = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "crashy-aggregator-abc", "labels": {"esenas.dev/job": "crashy", "app.kubernetes.io/component": "aggregator"}},
+        "spec": {"containers": [{"name": "aggregator", "image": "x"}]},
+    }
+    cluster.client.create("/api/v1/namespaces/default/pods", pod)
+    cluster.client.patch(
+        "/api/v1/namespaces/default/pods/crashy-aggregator-abc/status",
+        {"status": {"containerStatuses": [{"name": "aggregator", "restartCount": 4, "ready": False, "image": "x", "imageID": "", "started": False}]}},
+    )
+    st = cluster.wait_for(lambda: status(cluster, "crashy").get("phase") == "Failed" and status(cluster, "crashy"), timeout=20)
+    assert st["reason"] == "BackoffLimitExceeded" and "restarted 4 times" in st["message"]
+    assert st["aggregatorRestarts"] == 4
+    assert operator.alive()
