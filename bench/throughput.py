@@ -1,0 +1,124 @@
+"""Env steps/s per worker through the whole gRPC stack vs a bare single-process Gymnasium loop.
+
+Same task, same policy, same machine, same run. The distributed figure is measured on the
+aggregator's /status (env steps of accepted results over wall time, iterations 2..N, so
+it includes the barrier at the end of each iteration, ask/tell, and the parameter fetch);
+the baseline runs ``esenas.rollout.rollout`` with the plan's policy in this process, before
+and after, and averages the two. Ends with one JSON line.
+
+    .venv/bin/python bench/throughput.py [--job manifests/examples/halfcheetah-chromatic-h41.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # bench/ is run as a script: reuse the test process helpers
+
+from tests.integration.runtime.procs import cpu_ticks, start_aggregator, start_worker, stop_all  # noqa: E402
+
+TICK = 1.0 / os.sysconf("SC_CLK_TCK")
+
+
+def bare_rate(job_path: Path, steps: int) -> tuple[float, float]:
+    """Env steps per wall second and per CPU second of this process stepping the task with the
+    plan's policy (no gRPC)."""
+    from esenas.algorithm import ESENAS
+    from esenas.policies import Policy
+    from esenas.rollout import env_dims, make_env, rollout
+    from esenas.spec import load_job
+
+    job = load_job(job_path)
+    obs_dim, act_dim = env_dims(job.spec.environment)
+    algo = ESENAS(job.spec, obs_dim, act_dim)
+    plan = algo.ask()
+    policy = Policy(algo.arch, plan.topologies[0], plan.params, plan.obs_mean, plan.obs_std)
+    env = make_env(job.spec.environment)
+    low, high = env.action_space.low, env.action_space.high
+    done, seed = 0, 0
+    t0, c0 = time.perf_counter(), time.process_time()
+    while done < steps:
+        _, n = rollout(env, policy, seed, low, high)[:2]
+        done += int(n)
+        seed += 1
+    rate, cpu_rate = done / (time.perf_counter() - t0), done / (time.process_time() - c0)
+    env.close()
+    return rate, cpu_rate
+
+
+def grpc_rate(job_path: Path, workers: int, folder: Path, iterations: int) -> tuple[float, float, int]:
+    """Env steps per wall second and per worker-CPU second, per worker, through aggregator +
+    worker processes, over iterations 1..N-1 (start-up and shutdown excluded); and the steps."""
+    folder.mkdir()
+    (folder / "token").write_text("bench-token")
+    agg = start_aggregator(folder, job_path)
+    procs = [start_worker(folder, job_path, agg.address, f"w{i}") for i in range(workers)]
+    try:
+        first = agg.wait_for(lambda s: s["iteration"] >= 1, 300, "iteration 1")
+        t0, c0 = time.monotonic(), sum(cpu_ticks(p.proc.pid) for p in procs)
+        last = agg.wait_for(lambda s: s["iteration"] >= iterations - 1, 600, f"iteration {iterations - 1}")
+        t1, c1 = time.monotonic(), sum(cpu_ticks(p.proc.pid) for p in procs)
+        assert agg.wait(120) == 0
+    finally:
+        stop_all(agg, *procs)
+    steps = int(last["envSteps"]) - int(first["envSteps"])
+    return steps / (t1 - t0) / workers, steps / ((c1 - c0) * TICK), steps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--job", type=Path, default=REPO / "manifests/examples/halfcheetah-chromatic-h41.yaml")
+    ap.add_argument("--iterations", type=int, default=8)
+    ap.add_argument("--perturbations", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        doc = yaml.safe_load(args.job.read_text())
+        spec = doc["spec"]
+        spec["es"].update(perturbations=args.perturbations, exactEvals=0)
+        spec["stopping"] = {"maxIterations": args.iterations}
+        spec.setdefault("workers", {}).update(batchSize=4)
+        job = folder / "job.yaml"
+        job.write_text(yaml.safe_dump(doc))
+        task = spec["environment"]["id"]
+        steps = args.perturbations * 2 * 1000
+        print(f"task {task}, policy {spec['policy']}, {args.perturbations} perturbations/iteration", flush=True)
+        # Alternate baseline and distributed runs: the machine is shared, so drift hits both.
+        bare: list[tuple[float, float]] = []
+        dist: list[tuple[float, float]] = []
+        measured = 0
+        for r in range(args.repeats):
+            bare.append(bare_rate(job, steps))
+            print(f"[{r}] bare loop: {bare[-1][0]:,.0f} steps/s ({bare[-1][1]:,.0f} per CPU-s)", flush=True)
+            wall, cpu, measured = grpc_rate(job, args.workers, folder / f"run{r}", args.iterations)
+            dist.append((wall, cpu))
+            print(f"[{r}] gRPC stack, {args.workers} worker(s): {wall:,.0f} steps/s per worker "
+                  f"({cpu:,.0f} per worker CPU-s) over {measured:,} steps", flush=True)
+        bare.append(bare_rate(job, steps))
+        print(f"[{args.repeats}] bare loop: {bare[-1][0]:,.0f} steps/s ({bare[-1][1]:,.0f} per CPU-s)", flush=True)
+    b_wall, b_cpu = (float(np.median([b[i] for b in bare])) for i in (0, 1))
+    d_wall, d_cpu = (float(np.median([d[i] for d in dist])) for i in (0, 1))
+    print(json.dumps({
+        "bench": "throughput", "task": task, "policy": "mlp-h41 partition17" if "partitions" in spec["policy"] else spec["policy"]["template"],
+        "workers": args.workers, "grpc_steps_per_s_per_worker": round(d_wall), "bare_steps_per_s": round(b_wall),
+        "ratio": round(d_wall / b_wall, 3),
+        "grpc_steps_per_cpu_s": round(d_cpu), "bare_steps_per_cpu_s": round(b_cpu), "cpu_ratio": round(d_cpu / b_cpu, 3),
+        "grpc_runs": [round(x[0]) for x in dist], "bare_runs": [round(x[0]) for x in bare],
+        "measured_steps_per_run": measured, "load_avg_1m": round(os.getloadavg()[0], 2),
+    }))
+
+
+if __name__ == "__main__":
+    main()
