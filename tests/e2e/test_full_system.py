@@ -1,0 +1,217 @@
+"""Full system on a simulated cluster: the real kubectl applies an ESENASJob to the fake API
+server, the real operator writes its children, and the pod runner (tests/simcluster) runs the
+pods the operator wrote as local processes: their commands, env, mounts, ports and Service names
+exactly as the manifests say. Nothing in the runtime or the operator is bypassed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+import yaml
+
+from tests.integration.operator.opharness import OperatorProcess, env_without_proxy
+from tests.simcluster.harness import (
+    REPO,
+    SimCluster,
+    container_pid,
+    mapped_port,
+    proxy_env,
+    restart_count,
+    wait_for,
+)
+
+EXAMPLE: Final = REPO / "manifests" / "examples" / "inverted-pendulum.yaml"
+URL_TEMPLATE: Final = "http://{name}-aggregator.{namespace}.svc:9090"  # the operator's default
+Obj = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SimCluster, OperatorProcess]]:
+    """API server + CRD, pod runner, and the operator reaching Services through the runner's proxy."""
+    workdir = tmp_path_factory.mktemp("simcluster")
+    cluster = SimCluster(workdir)
+    env = {**env_without_proxy(), "KUBECONFIG": str(cluster.api.kubeconfig), **proxy_env(cluster.runner.proxy)}
+    op = OperatorProcess(workdir, env, URL_TEMPLATE, interval=1.0)
+    try:
+        op.start()
+        yield cluster, op
+    finally:
+        alive = op.alive()
+        op.stop()
+        runner_alive = cluster.runner.alive()
+        cluster.stop()
+        left = cluster.processes()
+    assert alive, f"the operator exited:\n{op.log()[-3000:]}"
+    assert runner_alive, f"the pod runner exited:\n{cluster.runner.log()[-3000:]}"
+    assert not left, f"pod processes outlived the runner: {left}"
+
+
+def job_processes(cluster: SimCluster, job: str, component: str) -> dict[int, str]:
+    prefix = f"default/{job}-{'aggregator' if component == 'aggregator' else 'workers-'}"
+    return {pid: pod for pid, pod in cluster.processes().items() if pod.startswith(prefix)}
+
+
+def esj(cluster: SimCluster, name: str) -> Obj:
+    return dict(json.loads(cluster.kubectl("get", "esj", name, "-o", "json").stdout))
+
+
+def selector(job: str, component: str) -> str:
+    return f"esenas.dev/job={job},app.kubernetes.io/component={component}"
+
+
+def http_json(port: int, path: str) -> Any:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+        return json.loads(r.read())
+
+
+def test_example_job_runs_to_succeeded(sim: tuple[SimCluster, OperatorProcess]) -> None:
+    """1. kubectl apply the quick example -> Succeeded, best reward in `kubectl get esj`, result ConfigMap."""
+    cluster, _ = sim
+    cluster.kubectl("apply", "-f", str(EXAMPLE))
+    name = yaml.safe_load(EXAMPLE.read_text())["metadata"]["name"]
+    wait_for(lambda: len(job_processes(cluster, name, "worker")) == 2, 60, "two worker processes")
+    status = wait_for(lambda: (s := esj(cluster, name).get("status") or {}).get("phase") in ("Succeeded", "Failed") and s,
+                      120, f"{name} finished")
+    assert status["phase"] == "Succeeded", f"{status}\n{cluster.runner.log()[-3000:]}"
+    target = yaml.safe_load(EXAMPLE.read_text())["spec"]["stopping"]["targetReward"]
+    assert status["bestReward"] >= target
+    table = cluster.kubectl("get", "esj", name).stdout
+    row = next(line for line in table.splitlines() if line.startswith(name))
+    assert "Succeeded" in row and f"{status['bestReward']:g}" in row, table
+
+    result = json.loads(cluster.kubectl("get", "configmap", f"{name}-result", "-o", "json").stdout)["data"]
+    policy, summary = json.loads(result["policy.json"]), json.loads(result["summary.json"])
+    assert summary["phase"] == "Succeeded" and summary["bestReward"] == status["bestReward"]
+    assert policy["environment"]["id"] == "InvertedPendulum-v5" and len(policy["params"]) == policy["trainableParams"]
+    # The operator stops the fleet once done: the runner ends every process of the job.
+    wait_for(lambda: not job_processes(cluster, name, "worker") and not job_processes(cluster, name, "aggregator"),
+             60, "the finished job's processes stopped")
+
+    cluster.kubectl("delete", "esj", name, "--wait=true", "--timeout=60s")
+    assert_nothing_left(cluster, name)
+
+
+def assert_nothing_left(cluster: SimCluster, job: str) -> None:
+    """No object labelled with the job, no ESENASJob, and no process of its pods."""
+    kinds = "deployments,services,configmaps,secrets,persistentvolumeclaims,networkpolicies,pods"
+
+    def gone() -> bool:
+        objs = cluster.kubectl("get", kinds, "-l", f"esenas.dev/job={job}", "-o", "name").stdout.split()
+        jobs = cluster.kubectl("get", "esj", "-o", "name").stdout.split()
+        procs = [p for p in cluster.processes().values() if p.startswith(f"default/{job}-")]
+        return not objs and f"esenasjob.esenas.dev/{job}" not in jobs and not procs
+
+    wait_for(gone, 60, f"everything of {job} deleted")
+
+
+def long_job(path: Path, name: str) -> Path:
+    """The example, renamed, with no target reward, many iterations, frequent checkpoints on a PVC,
+    and a short item timeout so the work of a killed worker is re-issued within seconds."""
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["metadata"]["name"] = name
+    doc["spec"]["stopping"] = {"maxIterations": 100_000}
+    doc["spec"]["aggregator"] = {"checkpoint": {"everyIterations": 2, "storageSize": "1Gi"}}
+    doc["spec"]["workers"]["itemTimeoutSeconds"] = 3
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+class Prometheus:
+    """A real Prometheus on 127.0.0.1 scraping one static target every second."""
+
+    def __init__(self, workdir: Path, target: str) -> None:
+        exe = REPO / ".tools" / "bin" / "prometheus"
+        binary = str(exe) if exe.exists() else shutil.which("prometheus")
+        assert binary, "prometheus not found: run scripts/fetch-tools.sh (or `make tools`)"
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = workdir / "prometheus.yml"
+        config.write_text(yaml.safe_dump({
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [{"job_name": "esenas-aggregator", "static_configs": [{"targets": [target]}]}],
+        }))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self.log = (workdir / "prometheus.log").open("wb")
+        self.process = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}"], stdout=self.log, stderr=subprocess.STDOUT)
+
+    def query(self, expr: str) -> list[Obj]:
+        url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        with urllib.request.urlopen(url, timeout=5) as r:
+            body = json.loads(r.read())
+        assert body["status"] == "success", body
+        return list(body["data"]["result"])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+def test_scale_kill_resume_metrics_and_delete(sim: tuple[SimCluster, OperatorProcess], tmp_path: Path) -> None:
+    """2-4. Scale the fleet, survive a killed worker, resume a killed aggregator from its PVC,
+    scrape its metrics with a real Prometheus, then delete the job and find nothing left."""
+    cluster, _ = sim
+    name = "pendulum-long"
+    cluster.kubectl("apply", "-f", str(long_job(tmp_path / "job.yaml", name)))
+    agg_pod = wait_for(lambda: next(iter(cluster.pods(selector(name, "aggregator"))), None), 30, "aggregator pod")
+    http = wait_for(lambda: mapped_port(cluster.pods(selector(name, "aggregator"))[0], 9090), 30, "mapped metrics port")
+    prom = Prometheus(tmp_path / "prometheus", f"127.0.0.1:{http}")
+    try:
+        wait_for(lambda: (esj(cluster, name).get("status") or {}).get("phase") == "Running", 60, "phase Running")
+
+        # Scaling: the scale subresource reaches the worker Deployment and the runner's processes.
+        for replicas in (3, 1):
+            cluster.kubectl("scale", f"esj/{name}", f"--replicas={replicas}")
+            wait_for(lambda r=replicas: len(job_processes(cluster, name, "worker")) == r,  # type: ignore[misc]
+                     60, f"{replicas} worker processes")
+            wait_for(lambda r=replicas: (esj(cluster, name).get("status") or {}).get("workers", {}).get("ready") == r,  # type: ignore[misc]
+                     60, f"status.workers.ready == {replicas}")
+
+        # A killed worker is restarted in its pod and the job keeps going.
+        worker = cluster.pods(selector(name, "worker"))[0]
+        pid = container_pid(worker)
+        assert pid is not None
+        before = http_json(http, "/status")["iteration"]
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: restart_count(cluster.pods(selector(name, "worker"))[0]) >= 1, 60, "worker restartCount 1")
+        wait_for(lambda: http_json(http, "/status")["iteration"] >= before + 3, 60, "iterations after the worker kill")
+
+        # A killed aggregator is restarted on the same claim and resumes from its checkpoint.
+        status = wait_for(lambda: (s := http_json(http, "/status"))["iteration"] >= 6 and s, 60, "iteration 6")
+        pid = container_pid(cluster.pods(selector(name, "aggregator"))[0])
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: restart_count(cluster.pods(selector(name, "aggregator"))[0]) >= 1, 60, "aggregator restartCount 1")
+        resumed = wait_for(lambda: (s := http_json(http, "/status"))["resumedFrom"] is not None and s, 60, "resumed aggregator")
+        assert resumed["resumedFrom"] >= status["iteration"] - 2, (status, resumed)
+        assert resumed["iteration"] >= resumed["resumedFrom"] > 0
+        wait_for(lambda: http_json(http, "/status")["iteration"] > resumed["iteration"], 60, "progress after resume")
+        assert cluster.pods(selector(name, "aggregator"))[0]["metadata"]["uid"] == agg_pod["metadata"]["uid"]
+
+        # Prometheus scraped the aggregator pod through its mapped port.
+        series = wait_for(lambda: prom.query(f'esenas_iteration{{esenas_job="{name}"}}'), 60, "esenas_iteration in Prometheus")
+        assert float(series[0]["value"][1]) > 0
+        assert prom.query(f'max_over_time(esenas_workers_connected{{esenas_job="{name}"}}[1m])')
+    finally:
+        prom.stop()
+    cluster.kubectl("delete", f"esj/{name}", "--wait=true", "--timeout=90s")
+    assert_nothing_left(cluster, name)
