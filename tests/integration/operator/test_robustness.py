@@ -70,7 +70,7 @@ def test_bad_specs_are_rejected_with_clear_messages(cluster: FakeKube, operator:
     cluster.client.reset_stats()
     time.sleep(3)
     writes = cluster.client.stats()["writes"]
-    job_writes = sum(n for verb in writes.values() for res, n in verb.items() if res.startswith("esenasjobs"))
+    job_writes = sum(n for verb in writes.values() for res, n in verb.items() if "esenasjobs" in res)
     assert job_writes == 0, writes
     events = [e for e in cluster.client.list("/api/v1/namespaces/default/events") if e.get("reason") == "InvalidSpec"]
     assert {e["involvedObject"]["name"] for e in events} == set(names)
