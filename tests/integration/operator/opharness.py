@@ -40,7 +40,7 @@ class StandInAggregator:
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 outer.hits += 1
                 parts = self.path.strip("/").split("/")
                 body: Any = None

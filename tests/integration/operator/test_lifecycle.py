@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tests.fakekube.harness import ApiStatusError, FakeKube
-from tests.integration.operator.opharness import JOBS, REPO, OperatorProcess, StandInAggregator, job_doc, running_status
+from tests.integration.operator.opharness import (
+    JOBS,
+    REPO,
+    OperatorProcess,
+    StandInAggregator,
+    job_doc,
+    running_status,
+)
 
 EXAMPLES = sorted((REPO / "manifests" / "examples").glob("*.yaml"))
 KINDS = {
