@@ -10,6 +10,7 @@ import uuid
 from typing import Any, Final
 
 from . import kinds
+from .cel import check_rules
 from .errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
 from .patching import json_patch, merge_patch, strategic_merge
 from .registry import Registry, ResourceType, crd_resource_types
@@ -176,11 +177,14 @@ class Cluster:
         base = f"{rt.group}/{rt.plural}" if rt.group else rt.plural
         return f"{base}/{sub}" if sub else base
 
-    def _admit(self, rt: ResourceType, obj: Obj, validation: str) -> tuple[Obj, list[str]]:
-        """Schema pruning/defaulting/validation (CRs) and metadata/built-in checks."""
+    def _admit(self, rt: ResourceType, obj: Obj, validation: str,
+               old: Obj | None = None) -> tuple[Obj, list[str]]:
+        """Schema pruning/defaulting/validation and CEL rules (CRs), metadata/built-in checks."""
         out = Outcome()
         if rt.custom:
             obj, out = process_schema(obj, rt.schema)
+            if not out.causes and rt.schema:
+                check_rules(obj, old, rt.schema, "", out)
         kinds.check_name(rt, obj["metadata"]["name"], out)
         kinds.check_metadata(obj["metadata"], out)
         if not rt.custom:
@@ -285,7 +289,7 @@ class Cluster:
                     "reason": "FieldValueForbidden", "field": "metadata.finalizers",
                     "message": "Forbidden: no new finalizers can be added if the object is "
                                "being deleted"}])
-        new, warnings = self._admit(rt, new, validation)
+        new, warnings = self._admit(rt, new, validation, old)
         meta = new["metadata"]
         if rt.key == CRD_KEY:
             self._check_crd(new)

@@ -50,7 +50,16 @@ WIDGET_CRD: Final[dict[str, Any]] = {
                                       "default": "red", "description": "Paint."},
                             "extra": {"type": "object",
                                       "x-kubernetes-preserve-unknown-fields": True},
+                            "min": {"type": "number", "default": 0},
+                            "max": {"type": "number"},
+                            "shape": {"type": "string", "description": "Fixed at creation.",
+                                      "x-kubernetes-validations": [{
+                                          "rule": "self == oldSelf",
+                                          "message": "spec.shape is immutable"}]},
                         },
+                        "x-kubernetes-validations": [{
+                            "rule": "!has(self.max) || self.min <= self.max",
+                            "message": "spec.min must be <= spec.max"}],
                     },
                     "status": {"type": "object",
                                "x-kubernetes-preserve-unknown-fields": True},

@@ -81,8 +81,33 @@ def test_schema_defaults_and_rejections_through_kubectl(fakekube: FakeKube) -> N
         {"apiVersion": "fake.test/v1", "kind": "Widget", "metadata": {"name": "m"},
          "spec": {}}))
     assert "spec.size: Required value" in missing.stderr
+    # CEL rules: cross-field (numbers typed as doubles), transition rules, ratcheting.
+    crossed = fakekube.kubectl("apply", "-f", "-", check=False,
+                               input=dump(widget("c", size=1, min=5, max=2)))
+    assert 'spec: Invalid value: "object": spec.min must be <= spec.max' in crossed.stderr
+    fakekube.kubectl("apply", "-f", "-", input=dump(widget("c", size=1, min=1, max=2.5,
+                                                             shape="round")))
+    moved = fakekube.kubectl("patch", "widget", "c", "--type", "merge",
+                             "-p", '{"spec":{"shape":"square"}}', check=False)
+    assert "spec.shape is immutable" in moved.stderr
+    fakekube.kubectl("patch", "widget", "c", "--type", "merge", "-p", '{"spec":{"size":2}}')
+
     explained = fakekube.kubectl("explain", "widgets.spec.size").stdout
     assert "How many parts." in explained
+
+
+def test_esenas_crd_rules_stop_bad_specs(fakekube: FakeKube) -> None:
+    _apply_esenas(fakekube)
+    bad = {"apiVersion": "esenas.dev/v1alpha1", "kind": "ESENASJob", "metadata": {"name": "bad"},
+           "spec": {"environment": {"id": "InvertedPendulum-v5"},
+                    "es": {"perturbations": 4, "topDirections": 8}}}
+    out = fakekube.kubectl("apply", "-f", "-", input=dump(bad), check=False)
+    assert out.returncode != 0 and 'ESENASJob "bad" is invalid' in out.stderr
+    assert "spec.es" in out.stderr, out.stderr
+    negative = json.loads(json.dumps(bad))
+    negative["spec"]["es"] = {"perturbations": -4}
+    out = fakekube.kubectl("apply", "-f", "-", input=dump(negative), check=False)
+    assert out.returncode != 0 and "spec.es.perturbations: Invalid value: -4" in out.stderr
 
 
 def test_scale_patch_and_generation(fakekube: FakeKube) -> None:
