@@ -122,16 +122,20 @@ def test_selectors_and_scopes(fakekube: FakeKube) -> None:
 def test_official_python_client(fakekube: FakeKube) -> None:
     from kubernetes import client, config, watch
 
-    api_client = config.new_client_from_config(config_file=str(fakekube.kubeconfig))
-    core = client.CoreV1Api(api_client)
-    apps = client.AppsV1Api(api_client)
-    core.create_namespaced_config_map("default", {"metadata": {"name": "py"}, "data": {}})
+    api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(fakekube.kubeconfig))
+    # Any: the generated client is typed for its models; the test passes plain dicts too.
+    core: Any = client.CoreV1Api(api_client)
+    apps: Any = client.AppsV1Api(api_client)
+    core.create_namespaced_config_map("default", client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="py"), data={}))
     listed = core.list_namespaced_config_map("default")
     assert [i.metadata.name for i in listed.items] == ["py"]
     core.patch_namespaced_config_map("py", "default", {"data": {"a": "b"}})
-    stream = watch.Watch().stream(core.list_namespaced_config_map, "default",
-                                  resource_version=listed.metadata.resource_version,
-                                  timeout_seconds=1)
+    watcher: Any = watch.Watch()  # type: ignore[no-untyped-call]
+    stream = watcher.stream(core.list_namespaced_config_map, "default",
+                            resource_version=listed.metadata.resource_version,
+                            timeout_seconds=1)
     assert [(e["type"], e["object"].data) for e in stream] == [("MODIFIED", {"a": "b"})]
     apps.create_namespaced_deployment("default", {
         "metadata": {"name": "d"}, "spec": {
