@@ -148,6 +148,8 @@ def path_mapper(mounts: Mapping[str, str]) -> Callable[[str], str]:
 
     def one(path: str) -> str:
         for mount, local in ordered:
+            if mount == "/":
+                return local + path
             if path == mount or path.startswith(mount + "/"):
                 return local + path[len(mount):]
         return path
