@@ -126,7 +126,7 @@ def test_split_host_port() -> None:
 
 
 def test_deployment_pods_and_status() -> None:
-    deploy = {"metadata": {"name": "d", "namespace": "ns", "uid": "du", "generation": 4},
+    deploy: dict[str, Any] = {"metadata": {"name": "d", "namespace": "ns", "uid": "du", "generation": 4},
               "spec": {"replicas": 2, "template": {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c"}]}}}}
     h = template_hash(deploy["spec"]["template"])
     pod = build_pod(deploy, h)
