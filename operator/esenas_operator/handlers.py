@@ -73,6 +73,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.finalizer = f"{API_GROUP}/finalizer"
     # Handler log lines stay in the log; Events are posted explicitly, on state changes only.
     settings.posting.level = logging.WARNING
+    # A finished job's timer deletes the job itself (TTL); kopf then waits for that very timer to
+    # exit before it drops its finalizer, so check for the exit every second, not every minute.
+    settings.background.cancellation_polling = 1.0
     settings.execution.max_workers = int(os.environ.get("ESENAS_OPERATOR_WORKERS", "8"))
     global _kube
     _kube = Kube(load_config(), timeout=settings.networking.request_timeout or 30)
