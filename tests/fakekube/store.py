@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime as dt
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
 Key = tuple[str, str]  # (group, plural)
 Obj = dict[str, Any]
+
+
+def now() -> str:
+    """A metav1.Time string (second precision, UTC), as the real server writes them."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
