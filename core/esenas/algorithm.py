@@ -81,6 +81,10 @@ class ESENAS:
         n, e = self.spec.es.perturbations, self.spec.es.exact_evals
         seeds = _rng(self.spec.seed, self.iteration).integers(1, 2**63, size=n, dtype=np.uint64)
         topos = self.controller.ask(n + e, rng=_rng(self.spec.seed, self.iteration, _CONTROLLER_STREAM))
+        if e and self.controller.best_topology is not None:
+            # one exact eval always scores the best topology so far under the current weights,
+            # so the best policy is not left to sampling (ENAS picks its final arch the same way)
+            topos[n] = self.controller.best_topology
         uniq: dict[str, int] = {}
         unique_topos: list[Topology] = []
         for t in topos:
