@@ -1,0 +1,84 @@
+"""Pure status logic: conditions, diffs, the aggregator's report, failure and TTL rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from esenas_operator.kube import is_subset
+from esenas_operator.main import parse_args
+from esenas_operator.status import (
+    AggregatorReport,
+    diff,
+    failure,
+    progress_status,
+    set_condition,
+    timestamp,
+    ttl_expired,
+    workers_status,
+)
+
+T0 = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
+LATER = T0 + dt.timedelta(seconds=30)
+
+
+def test_condition_transition_time_moves_only_when_status_flips() -> None:
+    (c,) = set_condition(None, "Suspended", True, "Suspended", "spec.suspend is true", 2, T0)
+    assert c == {"type": "Suspended", "status": "True", "reason": "Suspended", "message": "spec.suspend is true",
+                 "observedGeneration": 2, "lastTransitionTime": "2026-01-01T12:00:00Z"}
+    (same,) = set_condition([c], "Suspended", True, "Suspended", "again", 3, LATER)
+    assert same["lastTransitionTime"] == "2026-01-01T12:00:00Z" and same["observedGeneration"] == 3
+    (flipped,) = set_condition([c], "Suspended", False, "Resumed", "spec.suspend is false", 3, LATER)
+    assert flipped["lastTransitionTime"] == "2026-01-01T12:00:30Z" and flipped["status"] == "False"
+    both = set_condition([c], "InvalidSpec", True, "InvalidSpec", "x", 3, LATER)
+    assert [x["type"] for x in both] == ["Suspended", "InvalidSpec"]
+
+
+def test_diff_is_the_minimal_merge_patch() -> None:
+    current = {"phase": "Running", "workers": {"desired": 4, "ready": 2}, "iteration": 3}
+    assert diff(current, {"phase": "Running", "workers": {"desired": 4, "ready": 2}}) == {}
+    assert diff(current, {"workers": {"desired": 4, "ready": 4}, "iteration": 4}) == {"workers": {"ready": 4}, "iteration": 4}
+    assert diff({}, {"workers": {"ready": 1}}) == {"workers": {"ready": 1}}
+
+
+def test_report_parsing_is_lenient_and_maps_to_status() -> None:
+    r = AggregatorReport.parse({"phase": "Running", "iteration": 7, "envSteps": 70, "bestReward": 3.14159265, "meanReward": None,
+                                "workersConnected": 5, "topologySize": 17, "denseParams": 1000, "compression": 58.82})
+    assert r.best_reward == 3.14159265 and r.mean_reward is None and not r.done
+    st = progress_status(r)
+    assert st["iteration"] == 7 and st["envSteps"] == 70 and st["bestReward"] == 3.141593 and "meanReward" not in st
+    assert st["bestTopology"] == {"size": 17, "denseParams": 1000, "compression": 58.82}
+    assert AggregatorReport.parse({}).iteration == 0
+    assert workers_status(10, 7, None, 1) == {"desired": 10, "ready": 7, "shards": 1, "summary": "7/10"}
+
+
+def test_failure_rules() -> None:
+    ok = AggregatorReport.parse({"phase": "Running"})
+    assert failure(3, 3, None, T0, LATER, ok) is None
+    assert failure(3, 4, None, T0, LATER, ok) == ("BackoffLimitExceeded", "the aggregator restarted 4 times (spec.backoffLimit 3)")
+    reason, _ = failure(3, 0, 10, T0, LATER, None) or ("", "")
+    assert reason == "DeadlineExceeded"
+    assert failure(3, 0, 60, T0, LATER, None) is None
+    assert failure(3, 0, None, T0, LATER, AggregatorReport.parse({"phase": "Failed", "reason": "NaN parameters"})) == ("AggregatorFailed", "NaN parameters")
+
+
+def test_ttl() -> None:
+    done = {"phase": "Succeeded", "completionTime": timestamp(T0)}
+    assert ttl_expired(done, 30, LATER)
+    assert not ttl_expired(done, 31, LATER)
+    assert not ttl_expired(done, None, LATER)
+    assert not ttl_expired({"phase": "Running", "completionTime": timestamp(T0)}, 0, LATER)
+
+
+def test_subset_ignores_server_defaults_but_not_changes() -> None:
+    desired = {"spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "w", "image": "a"}]}}}}
+    actual = {"spec": {"replicas": 3, "revisionHistoryLimit": 10, "template": {"spec": {"containers": [{"name": "w", "image": "a", "terminationMessagePath": "/dev/x"}]}}}}
+    assert is_subset(desired, actual)
+    assert not is_subset({"spec": {"replicas": 4}}, actual)
+    assert not is_subset({"spec": {"template": {"spec": {"containers": [{"name": "w"}, {"name": "v"}]}}}}, actual)
+
+
+def test_cli_defaults_and_flags() -> None:
+    a = parse_args([])
+    assert a.namespace == [] and a.metrics_port == 8080 and a.liveness_port == 8081 and a.peering is None
+    b = parse_args(["-n", "ml", "--namespace", "research", "--standalone", "--metrics-port", "0", "--status-interval", "2.5"])
+    assert b.namespace == ["ml", "research"] and b.metrics_port == 0 and b.status_interval == 2.5
