@@ -87,9 +87,9 @@ def test_example_job_runs_to_succeeded(sim: tuple[SimCluster, OperatorProcess]) 
     assert status["phase"] == "Succeeded", f"{status}\n{cluster.runner.log()[-3000:]}"
     target = yaml.safe_load(EXAMPLE.read_text())["spec"]["stopping"]["targetReward"]
     assert status["bestReward"] >= target
-    table = cluster.kubectl("get", "esj", name).stdout
-    row = next(line for line in table.splitlines() if line.startswith(name))
-    assert "Succeeded" in row and f"{status['bestReward']:g}" in row, table
+    table = cluster.kubectl("get", "esj", name).stdout.splitlines()
+    columns = dict(zip(table[0].split(), next(line for line in table if line.startswith(name)).split(), strict=False))
+    assert columns["PHASE"] == "Succeeded" and float(columns["BEST"]) == status["bestReward"], table
 
     result = json.loads(cluster.kubectl("get", "configmap", f"{name}-result", "-o", "json").stdout)["data"]
     policy, summary = json.loads(result["policy.json"]), json.loads(result["summary.json"])
