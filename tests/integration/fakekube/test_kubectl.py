@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from typing import Any
 
 import yaml
@@ -161,15 +160,16 @@ def test_get_watch_streams_changes(fakekube: FakeKube) -> None:
     fakekube.kubectl("apply", "-f", "-", input=dump(WIDGET_CRD))
     fakekube.kubectl("apply", "-f", "-", input=dump(widget("w", size=1)))
     cmd = [kubectl_binary(), "--cache-dir", str(fakekube.cache_dir), "get", "widgets", "-w",
-           "--request-timeout=4s", "-o", "custom-columns=NAME:.metadata.name,SIZE:.spec.size"]
+           "--request-timeout=3s", "-o", "custom-columns=NAME:.metadata.name,SIZE:.spec.size"]
     watcher = subprocess.Popen(cmd, env=fakekube.env(), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
+    assert watcher.stdout is not None
+    seen = [watcher.stdout.readline(), watcher.stdout.readline()]  # header, then the list
     fakekube.kubectl("patch", "widget", "w", "--type", "merge", "-p", '{"spec":{"size":9}}')
     fakekube.kubectl("apply", "-f", "-", input=dump(widget("w2", size=4)))
     out, err = watcher.communicate(timeout=20)
-    rows = [line.split() for line in out.splitlines()[1:]]
-    assert rows == [["w", "1"], ["w", "9"], ["w2", "4"]], (out, err)
+    rows = [line.split() for line in ("".join(seen) + out).splitlines()[1:]]
+    assert rows == [["w", "1"], ["w", "9"], ["w2", "4"]], (seen, out, err)
 
     table_watch = subprocess.run(
         [kubectl_binary(), "--cache-dir", str(fakekube.cache_dir), "get", "widgets", "-w",

@@ -35,13 +35,13 @@ def test_watch_after_resource_version_and_noops(fakekube: FakeKube) -> None:
                 "metadata": {"labels": {"a": "b"}},
                 "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
     c.delete(f"{CMS}/b")
-    events = list(c.watch(CMS, resourceVersion=rv, timeoutSeconds=1))
+    events = list(c.watch(CMS, resourceVersion=rv, timeoutSeconds=0.3))
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
         ("ADDED", "b"), ("MODIFIED", "a"), ("DELETED", "b")]
     rvs = [int(e["object"]["metadata"]["resourceVersion"]) for e in events]
     assert rvs == sorted(rvs) and rvs[0] > int(rv)
     # Without a resourceVersion: the current state as ADDED, then changes.
-    assert _events(fakekube, CMS, timeoutSeconds=1) == [("ADDED", "a")]
+    assert _events(fakekube, CMS, timeoutSeconds=0.3) == [("ADDED", "a")]
 
 
 def test_live_events_and_timeout(fakekube: FakeKube) -> None:
@@ -73,29 +73,29 @@ def test_too_old_resource_version_is_gone(fakekube_factory: Any) -> None:
     assert _events(fakekube, CMS, resourceVersion=rv, timeoutSeconds=0.2) == []
     for i in range(5):
         c.create(CMS, _cm(f"n{i}"))
-    events = list(c.watch(CMS, resourceVersion=rv, timeoutSeconds=1))
+    events = list(c.watch(CMS, resourceVersion=rv, timeoutSeconds=0.3))
     assert len(events) == 1 and events[0]["type"] == "ERROR"
     status = events[0]["object"]
     assert (status["code"], status["reason"]) == (410, "Expired")
     assert "too old resource version" in status["message"]
     fresh = c.get(CMS)["metadata"]["resourceVersion"]
     c.compact()
-    assert list(c.watch(CMS, resourceVersion=fresh, timeoutSeconds=0.5)) == []
-    older = list(c.watch(CMS, resourceVersion=str(int(fresh) - 1), timeoutSeconds=0.5))
+    assert list(c.watch(CMS, resourceVersion=fresh, timeoutSeconds=0.3)) == []
+    older = list(c.watch(CMS, resourceVersion=str(int(fresh) - 1), timeoutSeconds=0.3))
     assert [e["object"]["code"] for e in older] == [410]
 
 
 def test_bookmarks_only_when_allowed(fakekube_factory: Any) -> None:
-    fakekube: FakeKube = fakekube_factory("--bookmark-interval", "0.3")
+    fakekube: FakeKube = fakekube_factory("--bookmark-interval", "0.2")
     c = fakekube.client
     c.create(CMS, _cm("a"))
     rv = c.get(CMS)["metadata"]["resourceVersion"]
     events = list(c.watch(CMS, resourceVersion=rv, allowWatchBookmarks="true",
-                          timeoutSeconds=1.1))
+                          timeoutSeconds=0.7))
     assert {e["type"] for e in events} == {"BOOKMARK"} and len(events) >= 2
     assert events[-1]["object"]["metadata"]["resourceVersion"] == rv
     assert events[0]["object"]["kind"] == "ConfigMap"
-    assert list(c.watch(CMS, resourceVersion=rv, timeoutSeconds=0.8)) == []
+    assert list(c.watch(CMS, resourceVersion=rv, timeoutSeconds=0.3)) == []
 
 
 def test_selectors_and_scopes(fakekube: FakeKube) -> None:
@@ -108,15 +108,15 @@ def test_selectors_and_scopes(fakekube: FakeKube) -> None:
     c.patch(f"{CMS}/x", {"metadata": {"labels": {"app": "no"}}})  # leaves it
     c.create("/api/v1/namespaces/two/configmaps", _cm("z", app="yes"))
     assert _events(fakekube, CMS, resourceVersion=rv, labelSelector="app=yes",
-                   timeoutSeconds=0.5) == [("ADDED", "x"), ("ADDED", "y"), ("DELETED", "x")]
+                   timeoutSeconds=0.3) == [("ADDED", "x"), ("ADDED", "y"), ("DELETED", "x")]
     assert _events(fakekube, CMS, resourceVersion=rv, fieldSelector="metadata.name=y",
-                   timeoutSeconds=0.5) == [("ADDED", "y"), ("MODIFIED", "y")]
+                   timeoutSeconds=0.3) == [("ADDED", "y"), ("MODIFIED", "y")]
     everywhere = _events(fakekube, "/api/v1/configmaps", resourceVersion=rv,
-                         labelSelector="app=yes", timeoutSeconds=0.5)
+                         labelSelector="app=yes", timeoutSeconds=0.3)
     assert everywhere[-1] == ("ADDED", "z") and len(everywhere) == 4
     assert _events(fakekube, "/api/v1/configmaps", resourceVersion=rv,
-                   fieldSelector="metadata.namespace=two", timeoutSeconds=0.5) == [("ADDED", "z")]
-    assert ("ADDED", "two") in _events(fakekube, "/api/v1/namespaces", timeoutSeconds=0.5)
+                   fieldSelector="metadata.namespace=two", timeoutSeconds=0.3) == [("ADDED", "z")]
+    assert ("ADDED", "two") in _events(fakekube, "/api/v1/namespaces", timeoutSeconds=0.3)
 
 
 def test_official_python_client(fakekube: FakeKube) -> None:
