@@ -1,8 +1,8 @@
 """One container as a local process: start, readiness probes, restart with back-off, graceful stop.
 
 Each process runs in its own session (process group), so a stop signals it and its children.
-Probe periods are capped at `probe_period` seconds (the pod's 10 s would make tests slow);
-thresholds and timeouts are the pod's. Restarts follow restartPolicy with the kubelet's doubling
+Readiness and startup probe periods are capped at `probe_period` seconds (the pod's 10 s would
+make tests slow); liveness keeps the pod's own timing; thresholds and timeouts are the pod's. Restarts follow restartPolicy with the kubelet's doubling
 back-off, from `backoff` seconds up to 30 s, reset after 60 s of running.
 """
 
@@ -125,9 +125,10 @@ class Container:
                 self.state.running_since = start_stamp
                 self.state.waiting_reason = None
                 self.on_change()
-                probing = asyncio.create_task(self._probe_loop())
+                probing = [asyncio.create_task(self._probe_loop()), asyncio.create_task(self._liveness_loop(self.proc))]
                 code = await self.proc.wait()
-                probing.cancel()
+                for task in probing:
+                    task.cancel()
                 reason = "Completed" if code == 0 else ("Error" if code > 0 else f"Signal{-code}")
                 self.state.last_exit = (code, reason, start_stamp, now())
                 self.state.history.append(code)
@@ -174,6 +175,30 @@ class Container:
                 self.state.ready = ready
                 self.on_change()
             await asyncio.sleep(min(float(probe.get("periodSeconds", 10)), self.probe_period))
+
+    async def _liveness_loop(self, proc: asyncio.subprocess.Process) -> None:
+        """Kills the process after failureThreshold failed liveness checks, once the startup probe
+        passed. Uses the pod's own period (not the capped one): never more eager than a kubelet."""
+        startup, live = self.spec.get("startupProbe"), self.spec.get("livenessProbe")
+        if live is None:
+            return
+        if startup is not None:
+            fails = 0
+            while not await probe_once(startup, self._ports, self.port_map, self.launch.env):
+                fails += 1
+                if fails >= int(startup.get("failureThreshold", 3)):
+                    break  # the liveness checks below decide
+                await asyncio.sleep(min(float(startup.get("periodSeconds", 10)), self.probe_period))
+        await asyncio.sleep(float(live.get("initialDelaySeconds", 0)))
+        fails = 0
+        while True:
+            fails = 0 if await probe_once(live, self._ports, self.port_map, self.launch.env) else fails + 1
+            if fails >= int(live.get("failureThreshold", 3)):
+                log.warning("container %s (pid %s): liveness probe failed %d times; killing it", self.name, proc.pid, fails)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                return
+            await asyncio.sleep(float(live.get("periodSeconds", 10)))
 
     async def stop(self, grace: float) -> None:
         """SIGTERM the process group, SIGKILL after `grace` seconds; no restart afterwards."""

@@ -127,3 +127,21 @@ def test_runner_runs_pods_as_the_spec_says(fakekube: FakeKube, runner: RunnerPro
     # Deleting the Deployment cascades to its pods, and the runner stops their processes.
     c.delete(f"{deploy_path}/echo")
     wait_for(lambda: not pod_processes(marker) and not c.list(pods_path), 20, "no pods and no processes")
+
+
+def test_failing_probes_keep_a_pod_unready_and_restart_it(fakekube: FakeKube, runner: RunnerProcess) -> None:  # noqa: F811
+    """Nothing listens on the probed port: never Ready, and the liveness probe restarts it."""
+    c = fakekube.client
+    probe = {"tcpSocket": {"port": "web"}, "periodSeconds": 1, "failureThreshold": 2, "timeoutSeconds": 1}
+    container = {"name": "idle", "image": "python:3.11", "command": ["python", "-c", "import time; time.sleep(600)"],
+                 "ports": [{"name": "web", "containerPort": 9000}], "readinessProbe": probe, "livenessProbe": probe}
+    c.create(f"/apis/apps/v1/namespaces/{NS}/deployments", {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "idle"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "idle"}},
+                 "template": {"metadata": {"labels": {"app": "idle"}}, "spec": {"containers": [container]}}}})
+    pods_path = f"/api/v1/namespaces/{NS}/pods"
+    pod = wait_for(lambda: next((p for p in c.list(pods_path) if restart_count(p) >= 1), None), 30, "a liveness restart")
+    assert pod["status"]["phase"] == "Running"
+    assert [x["status"] for x in pod["status"]["conditions"] if x["type"] == "Ready"] == ["False"]
+    status = c.get(f"/apis/apps/v1/namespaces/{NS}/deployments/idle")["status"]
+    assert status["readyReplicas"] == 0 and status["replicas"] == 1
