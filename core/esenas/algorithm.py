@@ -21,6 +21,7 @@ import numpy as np
 
 from esenas import es
 from esenas.controllers import Controller, make_controller
+from esenas.controllers.base import mean_by_topology
 from esenas.network import Architecture
 from esenas.normalizer import RunningStats
 from esenas.objectives import ParetoFront, combine
@@ -159,8 +160,6 @@ class ESENAS:
         sizes = np.array([self.arch.size(t) for t in all_topos], np.float64)
         self.controller.tell(all_topos, combine(rollouts, sizes, self.spec.objectives))
         if self.space.num_decisions:
-            from esenas.controllers.base import mean_by_topology
-
             uniq, mean_r = mean_by_topology(all_topos, rollouts)
             self.pareto.update(mean_r, [self.arch.size(t) for t in uniq], [t.to_json() for t in uniq])
 
