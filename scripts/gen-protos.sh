@@ -29,8 +29,8 @@ for d in $(cd core/proto && find esenas -mindepth 1 -type d | sort); do
 done
 if [[ $check -eq 1 ]]; then
   # Compare only generated files (*_pb2*.py[i]), both ways, so a stale leftover fails too.
-  fresh=$(cd "$OUT" && find esenas -name '*_pb2*.py*' | sort)
-  committed=$(cd core && find esenas -name '*_pb2*.py*' | sort)
+  fresh=$(cd "$OUT" && find esenas -path '*__pycache__*' -prune -o \( -name '*_pb2*.py' -o -name '*_pb2*.pyi' \) -print | sort)
+  committed=$(cd core && find esenas -path '*__pycache__*' -prune -o \( -name '*_pb2*.py' -o -name '*_pb2*.pyi' \) -print | sort)
   status=0
   if [[ "$fresh" != "$committed" ]]; then
     echo "generated file set differs:" >&2
