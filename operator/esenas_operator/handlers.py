@@ -195,6 +195,10 @@ def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Log
     if not suspended and not current.get("startTime"):
         desired["startTime"] = timestamp(now)
     change = _patch_status(ns, name, current, desired)
+    if suspended and "phase" in change and job.spec.aggregator.checkpoint.storage_size is None:
+        kopf.event(body, type="Warning", reason="NoCheckpointVolume",
+                   message="suspended without spec.aggregator.checkpoint.storageSize: the checkpoint is on an "
+                   "emptyDir that goes with the aggregator pod, so resuming starts from iteration 0")
     if "phase" in change and phase is not None:
         kopf.event(body, type="Normal", reason=new_phase, message=f"phase {phase} -> {new_phase}")
     elif changed:

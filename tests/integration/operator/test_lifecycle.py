@@ -102,6 +102,8 @@ def test_scale_suspend_resume_and_delete(cluster: FakeKube, operator: OperatorPr
     (cond,) = [c for c in st["conditions"] if c["type"] == "Suspended"]
     assert cond["status"] == "True"
     assert ("PersistentVolumeClaim", "fleet-checkpoints") in children(cluster, "fleet"), "the checkpoint survives"
+    events = {e["reason"] for e in cluster.client.list("/api/v1/namespaces/default/events") if e["involvedObject"]["name"] == "fleet"}
+    assert "Suspended" in events and "NoCheckpointVolume" not in events
 
     cluster.kubectl("patch", "esj/fleet", "--type=merge", "-p", json.dumps({"spec": {"suspend": False}}))
     cluster.wait_for(lambda: replicas(cluster, "fleet") == {"fleet-aggregator": 1, "fleet-workers-0": 5})
@@ -110,6 +112,12 @@ def test_scale_suspend_resume_and_delete(cluster: FakeKube, operator: OperatorPr
 
     cluster.kubectl("delete", "esj/fleet")
     cluster.wait_for(lambda: children(cluster, "fleet") == {})
+    # Without a checkpoint volume, suspending warns that resume starts over.
+    apply(cluster, job_doc("ephemeral", suspend=True))
+    cluster.wait_for(lambda: any(
+        e["reason"] == "NoCheckpointVolume" and e["involvedObject"]["name"] == "ephemeral" and e["type"] == "Warning"
+        for e in cluster.client.list("/api/v1/namespaces/default/events")))
+    assert replicas(cluster, "ephemeral") == {"ephemeral-aggregator": 0, "ephemeral-workers-0": 0}
     assert operator.alive()
 
 
