@@ -22,7 +22,7 @@ def esenas(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_inverted_pendulum_example_reaches_1000(tmp_path: Path) -> None:
     out = tmp_path / "results"
     # MuJoCo writes MUJOCO_LOG.TXT into the working directory: keep it out of the repo
-    run = esenas("run", str(EXAMPLE.resolve()), "--workers", "2", "--output", str(out), cwd=tmp_path)
+    run = esenas("run", str(EXAMPLE.resolve()), "--in-process", "--workers", "2", "--output", str(out), cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     assert f"results: {out}" in run.stdout
     summary = json.loads((out / "summary.json").read_text())
