@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from typing import Any
 
 import yaml
@@ -77,6 +78,14 @@ def test_apply_examples_creates_every_child(cluster: FakeKube, operator: Operato
     assert table.split("\n")[0].split() == ["NAME", "PHASE", "ITERATION", "BEST", "WORKERS", "AGE"]
     assert "inverted-pendulum" in table and "0/2" in cluster.wait_for(lambda: "0/2" in cluster.kubectl("get", "esj").stdout and cluster.kubectl("get", "esj").stdout)
     assert operator.alive()
+    # The operator's own metrics: contract names, one series per job, valid for promtool.
+    metrics = cluster.wait_for(lambda: 'state="ready"' in (m := operator.metrics()) and m)
+    assert f'esenas_operator_jobs{{phase="Pending"}} {len(EXAMPLES)}.0' in metrics
+    assert 'esenas_operator_job_workers{esenas_job="inverted-pendulum",esenas_namespace="default",state="desired"} 2.0' in metrics
+    assert "esenas_operator_reconciles_total" in metrics and "esenas_operator_reconcile_errors_total 0.0" in metrics
+    promtool = REPO / ".tools" / "bin" / "promtool"
+    check = subprocess.run([str(promtool if promtool.exists() else "promtool"), "check", "metrics"], input=metrics, capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_scale_suspend_resume_and_delete(cluster: FakeKube, operator: OperatorProcess) -> None:
