@@ -8,6 +8,7 @@ when the aggregator says the job is done, and stops within one rollout on SIGTER
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -164,6 +165,9 @@ class Worker:
                 request = pb.ExchangeRequest(worker_id=self.worker_id, max_items=self.batch_size, wait_ms=WAIT_MS)
                 continue
             request = self._run_batch(evaluator, reply)
+        if request.results:  # stopped by a signal: hand in what is finished, best effort
+            with contextlib.suppress(grpc.RpcError):
+                stub.Exchange(request, metadata=self._metadata, timeout=2)
         return 0
 
     def _load_params(self, stub: pb_grpc.AggregatorStub, evaluator: Any, reply: pb.ExchangeReply) -> bool:
