@@ -119,7 +119,8 @@ def _resolve(request: web.Request) -> tuple[ResourceType, str | None, str, str]:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     name = rest[1] if len(rest) > 1 else ""
     sub = rest[2] if len(rest) > 2 else ""
-    if sub and not ((sub == "status" and rt.status) or (sub == "scale" and rt.scale)):
+    eviction = sub == "eviction" and rt.key == ("", "pods")
+    if sub and not ((sub == "status" and rt.status) or (sub == "scale" and rt.scale) or eviction):
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     if rt.namespaced and name and ns is None:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -182,6 +183,16 @@ async def resource(request: web.Request) -> web.StreamResponse:
             return _json({"kind": rt.list_kind, "apiVersion": rt.api_version,
                           "metadata": {"resourceVersion": str(cluster.store.rv)}, "items": items})
         raise method_not_allowed()
+    if sub == "eviction":
+        if method != "POST":
+            raise method_not_allowed()
+        # Eviction without PodDisruptionBudget accounting: the pod is deleted gracefully.
+        _count(request, "create", rt, sub)
+        body = await _body(request)
+        options = body.get("deleteOptions") if isinstance(body, dict) else None
+        cluster.delete(rt, nsv, name, options or {})
+        return _json({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                      "status": "Success", "code": 201}, 201)
     if method == "GET":
         _count(request, "get", rt, sub)
         if sub == "scale":
@@ -347,6 +358,8 @@ async def _pump(response: web.StreamResponse, queue: asyncio.Queue[Event],
                     await response.write(bookmark())
                     next_bookmark = loop.time() + (bookmark_every or 0)
                 continue
+            if event.type == "CLOSE":
+                return
             line = translate(event)
             if line is not None:
                 await response.write(line)

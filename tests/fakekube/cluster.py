@@ -102,9 +102,7 @@ class Cluster(Writes):
 
     # ----- the garbage collector -----------------------------------------------------------
     def _dependents(self, uid: str) -> list[tuple[tuple[str, str], Obj]]:
-        return [(key, obj) for key, obj in self.store.all_items()
-                if any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences")
-                       or [])]
+        return self.store.dependents(uid)
 
     def _gc_delete(self, key: tuple[str, str], obj: Obj, policy: str) -> None:
         meta = obj["metadata"]
@@ -123,7 +121,7 @@ class Cluster(Writes):
             else:
                 new["metadata"].pop("ownerReferences")
             self.store.commit(key, "MODIFIED", new, dep, "gc", f"{key[0]}/{key[1]}".lstrip("/"))
-        owner = self.find_uid(uid)
+        owner = self.store.by_id(uid)
         if owner is not None:
             self._drop_finalizer(owner[0], owner[1], "orphan")
 
@@ -150,7 +148,7 @@ class Cluster(Writes):
             for dep_key, dep in self._dependents(meta["uid"]):
                 self._gc_delete(dep_key, dep, policy)
         for ref in meta.get("ownerReferences") or []:
-            owner = self.find_uid(ref.get("uid", ""))
+            owner = self.store.by_id(ref.get("uid", ""))
             if owner is not None and owner[1]["metadata"].get("deletionTimestamp") and not (
                 self._dependents(ref["uid"])
             ):

@@ -81,6 +81,10 @@ class ResourceType:
             out.append({"name": f"{self.plural}/status", "singularName": "",
                         "namespaced": self.namespaced, "kind": self.kind,
                         "verbs": ["get", "patch", "update"]})
+        if not self.group and self.plural == "pods":
+            out.append({"name": "pods/eviction", "singularName": "", "namespaced": True,
+                        "group": "policy", "version": "v1", "kind": "Eviction",
+                        "verbs": ["create"]})
         if self.scale is not None:
             out.append({"name": f"{self.plural}/scale", "singularName": "",
                         "namespaced": self.namespaced, "group": "autoscaling", "version": "v1",

@@ -12,6 +12,7 @@ from typing import Any
 
 Key = tuple[str, str]  # (group, plural)
 Obj = dict[str, Any]
+Slot = tuple[Key, str, str]  # (resource key, namespace, name)
 
 
 def now() -> str:
@@ -50,6 +51,9 @@ class Store:
         self.watchers: set[Watcher] = set()
         self.requests: Counter[tuple[str, str]] = Counter()
         self.writes: Counter[tuple[str, str]] = Counter()
+        # Indexes for the garbage collector: uid -> where, owner uid -> dependents.
+        self.by_uid: dict[str, Slot] = {}
+        self.owned: dict[str, set[Slot]] = {}
 
     def get(self, key: Key, ns: str, name: str) -> Obj | None:
         return self.objects.get(key, {}).get((ns, name))
@@ -74,10 +78,12 @@ class Store:
         obj.setdefault("metadata", {})["resourceVersion"] = str(self.rv)
         meta = obj["metadata"]
         slot = (meta.get("namespace", ""), meta["name"])
+        self._unindex(key, self.objects.get(key, {}).get(slot))
         if etype == "DELETED":
             self.objects.get(key, {}).pop(slot, None)
         else:
             self.objects.setdefault(key, {})[slot] = obj
+            self._index(key, obj)
         event = Event(self.rv, etype, key, obj, old)
         self.history.append(event)
         while len(self.history) > self.history_limit:
@@ -86,6 +92,43 @@ class Store:
             if watcher.key == key:
                 watcher.queue.put_nowait(event)
         return copy.deepcopy(obj)
+
+    def _index(self, key: Key, obj: Obj) -> None:
+        meta = obj["metadata"]
+        where = (key, meta.get("namespace", ""), meta["name"])
+        self.by_uid[meta["uid"]] = where
+        for ref in meta.get("ownerReferences") or []:
+            self.owned.setdefault(str(ref.get("uid")), set()).add(where)
+
+    def _unindex(self, key: Key, obj: Obj | None) -> None:
+        if obj is None:
+            return
+        meta = obj["metadata"]
+        where = (key, meta.get("namespace", ""), meta["name"])
+        self.by_uid.pop(meta["uid"], None)
+        for ref in meta.get("ownerReferences") or []:
+            deps = self.owned.get(str(ref.get("uid")))
+            if deps is not None:
+                deps.discard(where)
+                if not deps:
+                    del self.owned[str(ref.get("uid"))]
+
+    def by_id(self, uid: str) -> tuple[Key, Obj] | None:
+        """The object with this uid, if it exists."""
+        where = self.by_uid.get(uid)
+        if where is None:
+            return None
+        obj = self.get(*where)
+        return None if obj is None else (where[0], obj)
+
+    def dependents(self, uid: str) -> list[tuple[Key, Obj]]:
+        """Objects with an ownerReference to `uid`, in a stable order."""
+        out = []
+        for key, ns, name in sorted(self.owned.get(uid, ())):
+            obj = self.get(key, ns, name)
+            if obj is not None:
+                out.append((key, obj))
+        return out
 
     def compact(self) -> None:
         """Forget all history, so any older resourceVersion gets 410 Gone (for tests)."""
@@ -107,7 +150,12 @@ class Store:
         self.watchers.discard(watcher)
 
     def drop_resource(self, key: Key) -> None:
-        self.objects.pop(key, None)
+        """Forget a resource whose CRD is gone, and end its watches as the real server does."""
+        for obj in self.objects.pop(key, {}).values():
+            self._unindex(key, obj)
+        for watcher in self.watchers:
+            if watcher.key == key:
+                watcher.queue.put_nowait(Event(self.rv, "CLOSE", key, {}, None))
 
     def stats(self) -> dict[str, Any]:
         """Request and write counts per (verb, resource), for benchmarks."""

@@ -83,12 +83,6 @@ class Writes:
         out["apiVersion"] = rt.api_version
         return out
 
-    def find_uid(self, uid: str) -> tuple[tuple[str, str], Obj] | None:
-        for key, obj in self.store.all_items():
-            if obj["metadata"].get("uid") == uid:
-                return key, obj
-        return None
-
     def type_for(self, key: tuple[str, str]) -> ResourceType:
         return self.registry.by_key(key)[0]
 

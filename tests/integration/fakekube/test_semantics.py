@@ -231,3 +231,37 @@ def test_namespace_and_crd_deletion_remove_contents(fakekube: FakeKube) -> None:
     assert "fake.test" not in {g["name"] for g in c.get("/apis")["groups"]}
     c.create(crds, WIDGET_CRD)
     assert c.list(WIDGETS) == [], "a recreated CRD starts empty"
+
+
+def test_pod_eviction_deletes_the_pod(fakekube: FakeKube) -> None:
+    c = fakekube.client
+    pods = "/api/v1/namespaces/default/pods"
+    pod = c.create(pods, {"metadata": {"name": "p"},
+                          "spec": {"containers": [{"name": "c", "image": "i"}]}})
+    assert pod["status"]["phase"] == "Pending"
+    resources = {r["name"] for r in c.get("/api/v1")["resources"]}
+    assert {"pods/eviction", "pods/status"} <= resources
+    done = c.create(f"{pods}/p/eviction", {"apiVersion": "policy/v1", "kind": "Eviction",
+                                            "metadata": {"name": "p"}})
+    assert done["status"] == "Success"
+    assert _error(lambda: c.get(f"{pods}/p")).code == 404
+
+
+def test_validation_ratchets_unchanged_fields(fakekube: FakeKube) -> None:
+    c = fakekube.client
+    crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    c.create(crds, WIDGET_CRD)
+    c.create(WIDGETS, widget("w", size=50, extra={"note": "x"}))
+    stricter = c.get(f"{crds}/widgets.fake.test")
+    spec_schema = stricter["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"][
+        "spec"]
+    spec_schema["x-kubernetes-validations"].append(
+        {"rule": "self.size <= 10", "message": "spec.size must be <= 10 now"})
+    c.replace(f"{crds}/widgets.fake.test", stricter)
+    # The object now breaks the rule, but writes that leave spec alone still pass...
+    c.patch(f"{WIDGETS}/w/status", {"status": {"phase": "Ready"}})
+    c.patch(f"{WIDGETS}/w", {"metadata": {"labels": {"a": "b"}}})
+    # ...while a write that changes spec must satisfy it.
+    rejected = _error(lambda: c.patch(f"{WIDGETS}/w", {"spec": {"color": "blue"}}))
+    assert rejected.code == 422 and "spec.size must be <= 10 now" in rejected.status["message"]
+    c.patch(f"{WIDGETS}/w", {"spec": {"size": 5, "color": "blue"}})

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from tests.fakekube.harness import FakeKube
+from tests.integration.fakekube.crds import WIDGET_CRD, widget
 
 CMS = "/api/v1/namespaces/default/configmaps"
 
@@ -150,3 +151,24 @@ def test_official_python_client(fakekube: FakeKube) -> None:
     except client.ApiException as exc:
         err = exc
     assert err is not None and err.status == 404
+
+
+def test_crd_deletion_ends_its_watches(fakekube: FakeKube) -> None:
+    c = fakekube.client
+    crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    c.create(crds, WIDGET_CRD)
+    c.create("/apis/fake.test/v1/namespaces/default/widgets", widget("w"))
+    got: list[tuple[str, str]] = []
+    done = threading.Event()
+
+    def consume() -> None:
+        got.extend(_events(fakekube, "/apis/fake.test/v1/widgets", timeoutSeconds=30))
+        done.set()
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    time.sleep(0.3)
+    c.delete(f"{crds}/widgets.fake.test")
+    assert done.wait(10), "the watch ends when its resource goes away"
+    thread.join()
+    assert got == [("ADDED", "w"), ("DELETED", "w")]
