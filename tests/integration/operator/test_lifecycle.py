@@ -77,6 +77,8 @@ def test_apply_examples_creates_every_child(cluster: FakeKube, operator: Operato
     table = cluster.kubectl("get", "esj").stdout
     assert table.split("\n")[0].split() == ["NAME", "PHASE", "ITERATION", "BEST", "WORKERS", "AGE"]
     assert "inverted-pendulum" in table and "0/2" in cluster.wait_for(lambda: "0/2" in cluster.kubectl("get", "esj").stdout and cluster.kubectl("get", "esj").stdout)
+    explain = cluster.kubectl("explain", "esj.spec.policy.partitions").stdout
+    assert "Number of shared weights (colours) when topology is partition." in explain
     assert operator.alive()
     # The operator's own metrics: contract names, one series per job, valid for promtool.
     metrics = cluster.wait_for(lambda: 'state="ready"' in (m := operator.metrics()) and m)
