@@ -30,7 +30,10 @@ VERSION: Final = {"major": "1", "minor": "33", "gitVersion": "v1.33.0-fakekube",
 
 
 def _json(body: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
-    headers = {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)} if warnings else None
+    headers = None
+    if warnings:  # RFC 7234 warn-text is a quoted-string: escape quotes and backslashes
+        texts = [w.replace("\\", "\\\\").replace('"', '\\"') for w in warnings]
+        headers = {"Warning": ", ".join(f'299 - "{t}"' for t in texts)}
     return web.Response(text=json.dumps(body), status=status, content_type="application/json",
                         headers=headers)
 
