@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Generates manifests/ from the Helm chart, which is the single source of truth:
+# Generates manifests/ from the Helm chart, which is the single source of truth, after copying the
+# operator's RBAC rules into the chart:
 #   manifests/crds/        the CRDs, for `kubectl apply --server-side` (also the CRD upgrade path);
 #   manifests/install.yaml the operator with default values and the CRDs, release "esenas" in esenas-system;
 #   manifests/monitoring.yaml  the ServiceMonitor, PrometheusRule and Grafana dashboard ConfigMap.
@@ -11,6 +12,15 @@ HELM=${HELM:-$(command -v helm || echo .tools/bin/helm)}
 CHART=helm/esenas
 RELEASE=esenas
 NAMESPACE=esenas-system
+
+# The operator's exact RBAC needs live beside its code; the chart carries a copy (Helm reads only
+# files inside the chart). Refreshed by a plain run, compared by --check.
+RBAC_SRC=operator/rbac-rules.yaml
+RBAC_DST=$CHART/files/rbac-rules.yaml
+rbac_copy() {
+  echo "# Copied from $RBAC_SRC by scripts/gen-manifests.sh: edit that file, not this one."
+  cat "$RBAC_SRC"
+}
 
 generate() {
   local out=$1
@@ -36,8 +46,12 @@ generate() {
 if [[ ${1:-} == --check ]]; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
-  generate "$tmp"
   status=0
+  if ! diff -u "$RBAC_DST" <(rbac_copy) >/dev/null; then
+    echo "$RBAC_DST differs from $RBAC_SRC: run scripts/gen-manifests.sh" >&2
+    status=1
+  fi
+  generate "$tmp"
   for f in "$tmp"/install.yaml "$tmp"/monitoring.yaml "$tmp"/crds/*.yaml; do
     rel=${f#"$tmp"/}
     if ! diff -u "manifests/$rel" "$f" >/dev/null 2>&1; then
@@ -52,5 +66,6 @@ if [[ ${1:-} == --check ]]; then
   done
   exit $status
 fi
+rbac_copy > "$RBAC_DST"
 generate manifests
 echo "manifests/ regenerated from $CHART"
