@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from esenas.objectives import ParetoFront, combine
 from esenas.spec import ObjectivesSpec
 
