@@ -150,22 +150,19 @@ def json_patch(target: Any, ops: Any) -> Any:
             doc = _add(doc, path, value)
         elif kind == "test":
             try:
-                actual = _get(doc, path)
+                actual = repr(_get(doc, path))
+                same = _get(doc, path) == op["value"]
             except ApiError:
-                actual = _Missing
-            if actual != op["value"]:
+                actual, same = "nothing (missing)", False
+            if not same:
                 raise ApiError(
                     422, "Invalid",
                     f'the server rejected our request due to an error in our request: '
-                    f'testing value {path} failed: expected {op["value"]!r}, got {actual!r}',
+                    f'testing value {path} failed: expected {op["value"]!r}, got {actual}',
                 )
         else:
             raise ApiError(400, "BadRequest", f'json patch: unknown operation "{kind}"')
     return doc
-
-
-class _Missing:
-    """Marks a path a JSON-patch `test` found absent."""
 
 
 def _merge_key(name: str, items: list[Any]) -> str | None:
