@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import json
+from collections.abc import Callable
 from typing import Any, Final
 
 import yaml
@@ -14,7 +15,7 @@ from aiohttp import web
 
 from . import openapi
 from .cluster import APPLY, JSON, MERGE, STRATEGIC, Cluster
-from .errors import ApiError, bad_request, gone, method_not_allowed
+from .errors import ApiError, bad_request, gone, method_not_allowed, unsupported_media
 from .registry import ResourceType
 from .selectors import field_matcher, label_matcher
 from .store import Event, Obj
@@ -217,9 +218,7 @@ async def resource(request: web.Request) -> web.StreamResponse:
         _count(request, "patch", rt, sub)
         ctype = request.content_type
         if ctype not in PATCH_TYPES:
-            raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an '
-                           f'unknown format - accepted media types include: '
-                           f'{", ".join(PATCH_TYPES)}')
+            raise unsupported_media(ctype, list(PATCH_TYPES))
         obj, warns = cluster.patch(rt, nsv, name, ctype, await _body(request), sub,
                                    **_write_opts(request))
         return _json(obj, 200, warns)
@@ -342,8 +341,9 @@ async def _watch(request: web.Request, rt: ResourceType, ns: str | None) -> web.
 
 
 async def _pump(response: web.StreamResponse, queue: asyncio.Queue[Event],
-                translate: Any, timeout: float | None, bookmark_every: float | None,
-                bookmark: Any) -> None:
+                translate: Callable[[Event], bytes | None], timeout: float | None,
+                bookmark_every: float | None, bookmark: Callable[[], bytes]) -> None:
+    """Copy events to the response until timeoutSeconds, a CLOSE, or the client leaves."""
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
     next_bookmark = None if bookmark_every is None else loop.time() + bookmark_every

@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -169,7 +169,8 @@ class FakeKube:
                                  f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}")
         return done
 
-    def wait_for(self, predicate: Any, timeout: float = 20, interval: float = 0.1) -> Any:
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 20,
+                 interval: float = 0.1) -> Any:
         """Poll `predicate()` until it returns something truthy; fail after `timeout`."""
         deadline = time.monotonic() + timeout
         last: Any = None

@@ -11,7 +11,15 @@ from typing import Any, Final
 from . import kinds
 from .cel import check_rules
 from .crd import check_crd, crd_status
-from .errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
+from .errors import (
+    ApiError,
+    already_exists,
+    bad_request,
+    conflict,
+    invalid,
+    not_found,
+    unsupported_media,
+)
 from .patching import json_patch, merge_patch, strategic_merge
 from .registry import Registry, ResourceType, crd_resource_types
 from .schema import Outcome
@@ -206,9 +214,7 @@ class Writes:
               sub: str = "", *, dry_run: bool = False,
               validation: str = "Warn") -> tuple[Obj, list[str]]:
         if content_type == STRATEGIC and rt.custom:
-            raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an "
-                           "unknown format - accepted media types include: application/json-"
-                           "patch+json, application/merge-patch+json, application/apply-patch+yaml")
+            raise unsupported_media(content_type, [JSON, MERGE, APPLY])
         current = self.store.get(rt.key, ns if rt.namespaced else "", name)
         if current is None:
             if content_type == APPLY and not sub:
