@@ -265,3 +265,28 @@ def test_validation_ratchets_unchanged_fields(fakekube: FakeKube) -> None:
     rejected = _error(lambda: c.patch(f"{WIDGETS}/w", {"spec": {"color": "blue"}}))
     assert rejected.code == 422 and "spec.size must be <= 10 now" in rejected.status["message"]
     c.patch(f"{WIDGETS}/w", {"spec": {"size": 5, "color": "blue"}})
+
+
+def test_delete_collection_and_events_apis(fakekube: FakeKube) -> None:
+    c = fakekube.client
+    for i in range(4):
+        c.create(CMS, _cm(f"col-{i}", labels={"batch": "1" if i < 3 else "2"}))
+    removed = c.delete(CMS, labelSelector="batch=1")
+    assert sorted(o["metadata"]["name"] for o in removed["items"]) == ["col-0", "col-1", "col-2"]
+    assert [o["metadata"]["name"] for o in c.list(CMS)] == ["col-3"]
+    assert c.stats()["requests"]["deletecollection"]["configmaps"] == 1
+
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "col-3", "namespace": "default"}
+    core = c.create("/api/v1/namespaces/default/events", {
+        "metadata": {"generateName": "col-3."}, "involvedObject": ref, "reason": "Tested",
+        "message": "core event", "type": "Normal"})
+    new = c.create("/apis/events.k8s.io/v1/namespaces/default/events", {
+        "metadata": {"name": "col-3.new"}, "regarding": ref, "reason": "Tested",
+        "note": "events.k8s.io event", "type": "Normal", "action": "Test",
+        "reportingController": "tests", "reportingInstance": "tests-1",
+        "eventTime": "2026-01-01T00:00:00.000000Z"})
+    assert core["metadata"]["name"].startswith("col-3.") and new["kind"] == "Event"
+    found = c.list("/api/v1/events", fieldSelector="involvedObject.name=col-3,reason=Tested")
+    assert [e["message"] for e in found] == ["core event"]
+    assert [e["note"] for e in c.list("/apis/events.k8s.io/v1/events")] == [
+        "events.k8s.io event"]
