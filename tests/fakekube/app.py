@@ -236,7 +236,7 @@ async def resource(request: web.Request) -> web.StreamResponse:
 def _select(request: web.Request, rt: ResourceType, ns: str | None) -> list[Obj]:
     cluster = _cluster(request)
     labels = label_matcher(request.query.get("labelSelector"))
-    fields = field_matcher(request.query.get("fieldSelector"))
+    fields = field_matcher(request.query.get("fieldSelector"), rt.field_labels)
     return [cluster.view(rt, o) for o in cluster.store.items(rt.key, ns) if labels(o) and fields(o)]
 
 
@@ -275,7 +275,7 @@ async def _watch(request: web.Request, rt: ResourceType, ns: str | None) -> web.
     cluster = _cluster(request)
     store = cluster.store
     labels = label_matcher(request.query.get("labelSelector"))
-    fields = field_matcher(request.query.get("fieldSelector"))
+    fields = field_matcher(request.query.get("fieldSelector"), rt.field_labels)
     as_table = _wants_table(request)
     include = request.query.get("includeObject", "Metadata")
     bookmarks = _flag(request, "allowWatchBookmarks")

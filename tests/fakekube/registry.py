@@ -49,6 +49,7 @@ class ResourceType:
     custom: bool = False
     crd_name: str = ""
     list_kind: str = ""
+    selectable: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.singular = self.singular or self.kind.lower()
@@ -57,6 +58,12 @@ class ResourceType:
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def field_labels(self) -> frozenset[str]:
+        """Field selector labels the real server supports for this resource."""
+        extra = SELECTABLE.get((self.group, self.plural), ())
+        return frozenset(("metadata.name", "metadata.namespace", *extra, *self.selectable))
 
     @property
     def key(self) -> tuple[str, str]:
@@ -90,6 +97,26 @@ class ResourceType:
                         "namespaced": self.namespaced, "group": "autoscaling", "version": "v1",
                         "kind": "Scale", "verbs": ["get", "patch", "update"]})
         return out
+
+
+_INVOLVED = tuple(f"involvedObject.{f}" for f in (
+    "kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath"))
+_REGARDING = tuple(f"regarding.{f}" for f in (
+    "kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath"))
+# Field labels beyond metadata.name/namespace (the real kube-apiserver's field sets).
+SELECTABLE: Final[dict[tuple[str, str], tuple[str, ...]]] = {
+    ("", "pods"): ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
+                   "spec.serviceAccountName", "spec.hostNetwork", "status.phase",
+                   "status.podIP", "status.nominatedNodeName"),
+    ("", "events"): (*_INVOLVED, "reason", "reportingComponent", "source", "type"),
+    ("events.k8s.io", "events"): (*_REGARDING, "reason", "reportingController", "type"),
+    ("", "secrets"): ("type",),
+    ("", "namespaces"): ("status.phase",),
+    ("", "nodes"): ("spec.unschedulable",),
+    ("", "replicationcontrollers"): ("status.replicas",),
+    ("apps", "replicasets"): ("status.replicas",),
+    ("batch", "jobs"): ("status.successful",),
+}
 
 
 def _rt(gv: str, plural: str, kind: str, namespaced: bool = True, **kw: Any) -> ResourceType:
@@ -222,5 +249,6 @@ def crd_resource_types(crd: dict[str, Any]) -> list[ResourceType]:
             schema=(ver.get("schema") or {}).get("openAPIV3Schema"), printer_columns=cols,
             custom=True, crd_name=crd["metadata"]["name"],
             list_kind=names.get("listKind", ""),
+            selectable=[f["jsonPath"].lstrip(".") for f in ver.get("selectableFields") or []],
         ))
     return out

@@ -89,9 +89,10 @@ def _field_text(obj: dict[str, Any], path: str) -> str:
     return "" if value is None else str(value)
 
 
-def field_matcher(selector: str | None) -> Matcher:
-    """`path=value`, `path==value`, `path!=value` over any dotted field; a missing field
-    compares as the empty string, like the real server's field sets."""
+def field_matcher(selector: str | None, allowed: frozenset[str] | None = None) -> Matcher:
+    """`path=value`, `path==value`, `path!=value`; a missing field compares as the empty
+    string. `allowed` lists the field labels this resource supports (None: any), since the
+    real server answers 400 for others."""
     if not selector:
         return lambda obj: True
     reqs: list[tuple[str, bool, str]] = []
@@ -100,6 +101,8 @@ def field_matcher(selector: str | None) -> Matcher:
         if not eq:
             raise bad_request(f'invalid field selector: "{term}"')
         path, op, value = eq.groups()
+        if allowed is not None and path not in allowed:
+            raise bad_request(f'field label not supported: {path}')
         reqs.append((path, op != "!=", value))
 
     def match(obj: dict[str, Any]) -> bool:

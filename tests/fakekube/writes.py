@@ -208,6 +208,10 @@ class Writes:
         rv = meta.get("resourceVersion")
         if rv and rv != old["metadata"]["resourceVersion"]:
             raise conflict(rt.plural, rt.group, name)
+        if not rv and rt.custom:  # custom resources do not allow unconditional updates
+            raise invalid(rt.kind, rt.group, name, [{
+                "reason": "FieldValueInvalid", "field": "metadata.resourceVersion",
+                "message": "Invalid value: 0x0: must be specified for an update"}])
         return self._replace(rt, old, new, sub, verb, dry_run, validation)
 
     def patch(self, rt: ResourceType, ns: str, name: str, content_type: str, body: Any,

@@ -91,6 +91,9 @@ def test_generation_and_status_subresource(fakekube: FakeKube) -> None:
     assert w["status"]["phase"] == "Ready" and w["metadata"]["generation"] == 1
     w = c.patch(f"{WIDGETS}/w", {"metadata": {"annotations": {"a": "b"}}})
     assert w["metadata"]["generation"] == 1
+    unconditional = {k: v for k, v in w.items() if k != "metadata"}
+    unconditional["metadata"] = {"name": "w"}
+    assert _error(lambda: c.replace(f"{WIDGETS}/w", unconditional)).code == 422
     w = c.patch(f"{WIDGETS}/w/scale", {"spec": {"replicas": 8}})
     assert w["spec"]["replicas"] == 8 and w["status"]["replicas"] == 2
     assert c.get(f"{WIDGETS}/w")["metadata"]["generation"] == 2
@@ -160,6 +163,9 @@ def test_list_pagination_and_selectors(fakekube: FakeKube) -> None:
     assert len(c.list(CMS, labelSelector="!tier")) == 0
     assert [o["metadata"]["name"] for o in c.list(CMS, fieldSelector="metadata.name=cm-4")] == [
         "cm-4"]
+    unsupported = _error(lambda: c.list(CMS, fieldSelector="data.k=v"))
+    assert (unsupported.code, unsupported.status["message"]) == (
+        400, "field label not supported: data.k")
     c.create("/api/v1/namespaces", {"metadata": {"name": "other"}})
     c.create("/api/v1/namespaces/other/configmaps", _cm("elsewhere"))
     everywhere = c.list("/api/v1/configmaps", fieldSelector="metadata.namespace=other")
