@@ -35,8 +35,7 @@ def test_paths_in_docs_exist(doc: str) -> None:
     paths = set(re.findall(r"(?<![\w/.-])((?:manifests|helm|scripts|docs|operator|aggregator|worker_image|tests)/[\w./-]*[\w/])", text))
     assert paths, f"{doc} mentions no repository path"
     for path in paths:
-        assert (REPO / path).exists() or path.startswith(("docs/img/", "tests/e2e/", "scripts/render-dashboard")), \
-            f"docs/{doc} mentions {path}, which does not exist"
+        assert (REPO / path).exists(), f"docs/{doc} mentions {path}, which does not exist"
 
 
 def _commands(text: str) -> list[str]:
