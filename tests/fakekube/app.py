@@ -228,8 +228,10 @@ async def resource(request: web.Request) -> web.StreamResponse:
         options = dict(body) if isinstance(body, dict) else {}
         if "propagationPolicy" in request.query:
             options["propagationPolicy"] = request.query["propagationPolicy"]
-        return _json(cluster.delete(rt, nsv, name, options,
-                                    dry_run=_write_opts(request)["dry_run"]))
+        obj = cluster.delete(rt, nsv, name, options, dry_run=_write_opts(request)["dry_run"])
+        meta = obj["metadata"]
+        pending = cluster.store.get(rt.key, meta.get("namespace", ""), meta["name"]) is not None
+        return _json(obj, 202 if pending and meta.get("deletionTimestamp") else 200)
     raise method_not_allowed()
 
 
