@@ -27,7 +27,6 @@ class Prometheus:
     """`prometheus` scraping the given jobs ({job name: ["host:port", ...]}) every second."""
 
     def __init__(self, workdir: Path, targets: dict[str, list[str]]) -> None:
-        self.port = free_port()
         config = {
             "global": {"scrape_interval": "1s", "scrape_timeout": "900ms", "evaluation_interval": "1s"},
             "scrape_configs": [{"job_name": name, "static_configs": [{"targets": t}]} for name, t in targets.items()],
@@ -35,16 +34,21 @@ class Prometheus:
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.log_path = workdir / "prometheus.log"
         self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [tool("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
-             f"--storage.tsdb.path={workdir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{self.port}",
-             "--storage.tsdb.retention.time=1h", "--log.level=warn"],
-            stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while not self.ready():
-            assert self.process.poll() is None, f"prometheus exited: {self.log()[-2000:]}"
-            assert time.monotonic() < deadline, f"prometheus not ready in 60 s: {self.log()[-2000:]}"
-            time.sleep(0.2)
+        # A free port can be taken by another test between probing and binding: try a few.
+        for _ in range(3):
+            self.port = free_port()
+            self.process = subprocess.Popen(
+                [tool("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
+                 f"--storage.tsdb.path={workdir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{self.port}",
+                 "--storage.tsdb.retention.time=1h", "--log.level=warn"],
+                stdout=self._log, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 60
+            while not self.ready() and self.process.poll() is None:
+                assert time.monotonic() < deadline, f"prometheus not ready in 60 s: {self.log()[-2000:]}"
+                time.sleep(0.2)
+            if self.process.poll() is None:
+                return
+        raise AssertionError(f"prometheus did not start: {self.log()[-2000:]}")
 
     def ready(self) -> bool:
         try:
