@@ -27,7 +27,24 @@ from tests.static.chart_tools import (
     venv_tool,
 )
 
-VALUE_SETS = {"default": {}, "all-enabled": ALL_ENABLED, "namespaced": {**ALL_ENABLED, **NAMESPACED}}
+#: Every optional template branch filled in, to check the pod-level plumbing renders valid objects.
+EVERYTHING: dict[str, Any] = {
+    **ALL_ENABLED,
+    "imagePullSecrets": [{"name": "regcred"}],
+    "priorityClassName": "ml-batch",
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}],
+    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}]}}},
+    "podAnnotations": {"example.com/team": "rl"},
+    "podLabels": {"team": "rl"},
+    "serviceAccount": {"annotations": {"iam.example.com/role": "esenas"}},
+    "operator": {"statusInterval": 2.5, "extraArgs": ["--verbose"], "extraEnv": [{"name": "TZ", "value": "UTC"}]},
+    "metrics": {"service": {"annotations": {"prometheus.io/scrape": "true"}}},
+    "grafanaDashboard": {"enabled": True, "namespace": "monitoring", "annotations": {"grafana_folder": "ES-ENAS"}},
+}
+VALUE_SETS = {"default": {}, "all-enabled": ALL_ENABLED, "namespaced": {**ALL_ENABLED, **NAMESPACED},
+              "everything": EVERYTHING}
 K8S_VERSIONS = ("1.29", "1.33", "1.37")
 
 
@@ -243,3 +260,4 @@ def test_operator_accepts_the_chart_arguments(tmp_path: Path, values: dict[str, 
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert (args.metrics_port, args.liveness_port) == (ports["metrics"], ports["health"])
     assert args.namespace == values.get("watch", {}).get("namespaces", [])
+    assert args.status_interval == values.get("operator", {}).get("statusInterval", 10)
