@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -35,6 +36,21 @@ OBS_DIM: Final = 4
 TOKEN: Final = "fleet-bench-token"
 NOOP_METHOD: Final = "/bench.Noop/Call"
 OFFERED: Final = 60_000.0  # results/s the fleet offers in total
+CLIENT_GC = False  # --client-gc: keep the collector on in the client processes
+
+
+async def _loop_lag(lags: list[float], period: float = 0.005) -> None:
+    """Record how late the event loop wakes a periodic timer (ms): stalls from GC, CPU or long callbacks."""
+    loop = asyncio.get_running_loop()
+    while True:
+        t = loop.time()
+        await asyncio.sleep(period)
+        lags.append((loop.time() - t - period) * 1000)
+
+
+def _pct(values: list[float] | np.ndarray, q: float) -> float | None:
+    a = np.asarray(values, dtype=np.float64)
+    return round(float(np.percentile(a, q)), 2) if a.size else None
 
 
 def _raise_nofile() -> None:
@@ -53,7 +69,25 @@ async def serve_aggregator(port_file: Path, stats_file: Path, items_per_iteratio
 
     metrics = Metrics("fleet-bench", "bench")
     rt = Runtime(metrics, item_timeout=60.0, obs_dim=OBS_DIM)
-    server, port, health = build_server(AggregatorService(rt, TOKEN), "127.0.0.1", 0)
+    handler_ms: list[float] = []  # time inside the servicer's Exchange (admit + push + pull), work replies only
+    inbound_ms: list[float] = []  # client's send (metadata x-sent) -> handler entered
+
+    class TimedService(AggregatorService):
+        async def exchange(self, request: Any, context: Any) -> Any:
+            t = time.perf_counter()
+            arrived = time.time()
+            reply = await super().exchange(request, context)
+            if reply.items:
+                handler_ms.append((time.perf_counter() - t) * 1000)
+                sent = dict(context.invocation_metadata() or ()).get("x-sent")
+                if sent is not None:
+                    inbound_ms.append((arrived - float(sent)) * 1000)
+                context.set_trailing_metadata((("x-done", repr(time.time())),))
+            return reply
+
+    server, port, health = build_server(TimedService(rt, TOKEN), "127.0.0.1", 0)
+    lags: list[float] = []
+    lag_task = asyncio.ensure_future(_loop_lag(lags))
     await server.start()
     await set_serving(health, True)
     rng = np.random.default_rng(0)
@@ -85,9 +119,14 @@ async def serve_aggregator(port_file: Path, stats_file: Path, items_per_iteratio
         if now - last_dump > 0.2:
             in_flight = rt.queue.size - rt.queue.outstanding
             tmp = stats_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"t": now, "accepted": accepted + in_flight, "iterations": iteration, "connected": rt.connected()}))
+            tmp.write_text(json.dumps({
+                "t": now, "accepted": accepted + in_flight, "iterations": iteration, "connected": rt.connected(),
+                "n_handler": len(handler_ms), "n_lag": len(lags),
+            }))
             tmp.replace(stats_file)
             last_dump = now
+    lag_task.cancel()
+    Path(str(stats_file) + ".lat").write_text(json.dumps({"handler_ms": handler_ms, "inbound_ms": inbound_ms, "lag_ms": lags}))
     await server.stop(0.5)
 
 
@@ -123,13 +162,22 @@ async def client(args: argparse.Namespace) -> None:
     chans = [grpc.aio.insecure_channel(target, options=opts) for _ in range(args.workers)]
     for i in range(0, len(chans), 200):
         await asyncio.gather(*(c.channel_ready() for c in chans[i : i + 200]))
+    if not args.client_gc:
+        # One client process stands in for thousands of worker processes: its collector walks every
+        # simulated worker's objects (pauses of 100-300 ms were measured), which no real worker sees.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
     Path(args.out + ".ready").write_text("1")
     go_file = Path(args.go)
     while not go_file.exists():
         await asyncio.sleep(0.05)
     go = float(go_file.read_text())
+    lags: list[float] = []
+    lag_task = asyncio.ensure_future(_loop_lag(lags))
     w0, w1 = go + args.warmup, go + args.warmup + args.measure
     lat: list[float] = []
+    outbound: list[float] = []  # handler returned (trailing metadata x-done) -> reply seen by the worker
     lat_same: list[float] = []  # calls that got items of the iteration they pushed results for
     pushed = [0, 0, 0]  # results, payload bytes, calls
     md = wire.bearer(TOKEN)
@@ -140,7 +188,11 @@ async def client(args: argparse.Namespace) -> None:
         payload = b"x" * (BATCH * wire.RESULT_DTYPE.itemsize)
         while time.time() < w1:
             t = time.perf_counter()
-            await call(payload)
+            try:
+                await call(payload, timeout=60)
+            except grpc.RpcError:
+                await asyncio.sleep(0.1)
+                continue
             now = time.time()
             if w0 <= now < w1:
                 lat.append(time.perf_counter() - t)
@@ -160,7 +212,10 @@ async def client(args: argparse.Namespace) -> None:
             n_res = len(req.results) // wire.RESULT_DTYPE.itemsize
             size = req.ByteSize()
             try:
-                reply = await exchange(req, metadata=md, timeout=60)
+                call = exchange(req, metadata=(*md, ("x-sent", repr(time.time()))), timeout=60)
+                reply = await call
+                done_at = dict(await call.trailing_metadata() or ()).get("x-done")
+                back = time.time() - float(done_at) if done_at is not None else None
             except grpc.RpcError:
                 req = pb.ExchangeRequest(worker_id=wid, max_items=BATCH, wait_ms=2000)
                 await asyncio.sleep(0.5)
@@ -172,6 +227,8 @@ async def client(args: argparse.Namespace) -> None:
                 pushed[2] += 1
                 if reply.items:
                     lat.append(time.perf_counter() - t)
+                    if back is not None:
+                        outbound.append(back * 1000)
                     if n_res and reply.iteration == req.iteration:
                         lat_same.append(lat[-1])
             if not reply.items:
@@ -190,7 +247,9 @@ async def client(args: argparse.Namespace) -> None:
         await asyncio.gather(*(noop(c) for c in chans))
     else:
         await asyncio.gather(*(worker(c, f"w{args.seq}-{i}") for i, c in enumerate(chans)))
-    Path(args.out).write_text(json.dumps({"lat": lat, "lat_same": lat_same, "results": pushed[0], "bytes": pushed[1], "calls": pushed[2]}))
+    lag_task.cancel()
+    Path(args.out).write_text(json.dumps({"lat": lat, "lat_same": lat_same, "results": pushed[0], "bytes": pushed[1],
+                                          "calls": pushed[2], "lag": lags, "outbound": outbound}))
     for c in chans:
         await c.close()
 
@@ -217,6 +276,12 @@ def _proc_status(pid: int, key: str) -> int:
     return 0
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, all threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _tcp_bytes_received(port: str) -> int:
     """Bytes the server's sockets on ``port`` received (TCP payload: HTTP/2 + gRPC framing included)."""
     text = subprocess.run(["ss", "-tinH", "state", "established", f"( sport = :{port} )"],
@@ -239,18 +304,21 @@ def run_scale(tmp: Path, workers: int, clients: int, warmup: float, measure: flo
             share = workers // clients + (1 if i < workers % clients else 0)
             argv = ["--client", "--port", port, "--workers", str(share), "--think", str(think), "--go", str(go),
                     "--warmup", str(warmup), "--measure", str(measure), "--out", str(out), "--seq", str(i)]
-            procs.append(_spawn(*argv, "--batch", str(BATCH), *(["--noop"] if noop else [])))
+            procs.append(_spawn(*argv, "--batch", str(BATCH), *(["--noop"] if noop else []),
+                                *(["--client-gc"] if CLIENT_GC else [])))
         t_conn = time.time()
         for out in outs:
             _wait_file(Path(str(out) + ".ready"), 300, procs)
         print(f"  {tag}: {workers} channels connected in {time.time() - t_conn:.1f} s", flush=True)
-        go.write_text(str(time.time() + 0.5))
+        go_tmp = go.with_suffix(".gotmp")
+        go_tmp.write_text(str(time.time() + 0.5))
+        go_tmp.replace(go)
         time.sleep(0.5 + warmup)
         s0 = json.loads(stats_file.read_text()) if not noop else None
-        r0 = _tcp_bytes_received(port)
+        r0, c0 = _tcp_bytes_received(port), _cpu_seconds(server.pid)
         time.sleep(measure)
         s1 = json.loads(stats_file.read_text()) if not noop else None
-        r1 = _tcp_bytes_received(port)
+        r1, c1 = _tcp_bytes_received(port), _cpu_seconds(server.pid)
         for p in procs[1:]:
             p.wait(timeout=120)
         rss_peak = _proc_status(server.pid, "VmHWM")
@@ -270,9 +338,20 @@ def run_scale(tmp: Path, workers: int, clients: int, warmup: float, measure: flo
     row: dict[str, Any] = {"workers": workers, "calls_per_s": round(calls / measure),
                            "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
                            "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
-                           "server_peak_rss_mib": round(rss_peak / 2**20, 1)}
+                           "server_peak_rss_mib": round(rss_peak / 2**20, 1),
+                           "server_cpu_us_per_call": round((c1 - c0) / max(calls, 1) * 1e6),
+                           "server_cpu_share": round((c1 - c0) / measure, 2),
+                           "client_loop_lag_p99_ms": _pct([x for d in data for x in d["lag"]], 99)}
     if not noop:
         assert s0 is not None and s1 is not None
+        srv = json.loads(Path(str(stats_file) + ".lat").read_text())
+        handler = srv["handler_ms"][s0["n_handler"] : s1["n_handler"]]
+        inbound = srv["inbound_ms"][s0["n_handler"] : s1["n_handler"]]
+        outbound = [x for d in data for x in d["outbound"]]
+        row.update(server_handler_p50_ms=_pct(handler, 50), server_handler_p99_ms=_pct(handler, 99),
+                   inbound_p50_ms=_pct(inbound, 50), inbound_p99_ms=_pct(inbound, 99),
+                   outbound_p50_ms=_pct(outbound, 50), outbound_p99_ms=_pct(outbound, 99),
+                   server_loop_lag_p99_ms=_pct(srv["lag_ms"][s0["n_lag"] : s1["n_lag"]], 99))
         lat_same = np.array([x for d in data for x in d["lat_same"]]) * 1000
         row.update(
             results_per_s=round((s1["accepted"] - s0["accepted"]) / (s1["t"] - s0["t"])),
@@ -291,18 +370,21 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scales", default="100,1000,10000")
     ap.add_argument("--clients", type=int, default=2, help="client processes")
+    ap.add_argument("--ceiling-workers", type=int, default=1000, help="closed-loop clients of the no-op ceiling")
     ap.add_argument("--measure", type=float, default=15.0)
     ap.add_argument("--serve-aggregator", nargs=3, default=None)
     ap.add_argument("--serve-noop", default=None)
     ap.add_argument("--client", action="store_true")
     ap.add_argument("--noop", action="store_true")
+    ap.add_argument("--client-gc", action="store_true", help="leave the client processes' garbage collector on")
     ap.add_argument("--port"), ap.add_argument("--workers", type=int), ap.add_argument("--think", type=float)
     ap.add_argument("--go"), ap.add_argument("--warmup", type=float), ap.add_argument("--out")
     ap.add_argument("--seq", type=int, default=0)
     ap.add_argument("--batch", type=int, default=32)
     args = ap.parse_args()
-    global BATCH
+    global BATCH, CLIENT_GC
     BATCH = args.batch
+    CLIENT_GC = args.client_gc
     _raise_nofile()
     if args.serve_aggregator:
         asyncio.run(serve_aggregator(Path(args.serve_aggregator[0]), Path(args.serve_aggregator[1]), int(args.serve_aggregator[2])))
@@ -316,8 +398,8 @@ def main() -> None:
     scales = [int(s) for s in args.scales.split(",")]
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
-        print(f"ceiling: no-op grpc.aio server, {max(scales[0], 1000)} closed-loop clients", flush=True)
-        ceiling = run_scale(tmp, max(scales[0], 1000), args.clients, 3.0, 8.0, noop=True)
+        print(f"ceiling: no-op grpc.aio server, {args.ceiling_workers} closed-loop clients", flush=True)
+        ceiling = run_scale(tmp, args.ceiling_workers, args.clients, 3.0, 8.0, noop=True)
         rows = []
         for w in scales:
             print(f"fleet of {w} simulated workers (batch {BATCH}, offered {OFFERED:,.0f} results/s)", flush=True)
