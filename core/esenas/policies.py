@@ -1,8 +1,8 @@
 """Policies: a vectorised numpy forward pass, and save/load as numbers plus topology JSON.
 
 Observations are normalised with the job's running mean/std (ARS V2, Mania et al. 2018,
-arXiv 1803.07055). Hidden layers use tanh; the output layer is linear (the rollout clips
-actions to the action space). A saved policy holds only the numbers its topology uses, so
+arXiv 1803.07055). Hidden layers use tanh; the output layer is linear and, as in ARS, not
+clipped (see esenas.rollout). A saved policy holds only the numbers its topology uses, so
 replaying it needs numpy and nothing else.
 """
 
