@@ -81,6 +81,14 @@ def test_save_load_round_trip_replays_identically(kw: dict[str, object], tmp_pat
     assert q.trainable_params == p.trainable_params < a.dense_params or kw["template"] == "linear"
 
 
+def test_linear_forward_is_linear_as_in_ars() -> None:
+    a = arch(template="linear")
+    params = np.random.default_rng(7).normal(size=a.num_params)
+    x = np.random.default_rng(8).normal(size=OBS) * 10
+    expected = params[: OBS * ACT].reshape(ACT, OBS) @ x + params[OBS * ACT :]
+    np.testing.assert_allclose(Policy(a, a.default_topology(), params).act(x), expected)
+
+
 def test_mlp_forward_matches_a_hand_computation() -> None:
     a = arch(template="mlp", hidden_layers=(3,))
     params = np.random.default_rng(5).normal(size=a.num_params)
@@ -88,5 +96,5 @@ def test_mlp_forward_matches_a_hand_computation() -> None:
     w2 = params[3 * OBS : 3 * OBS + 3 * ACT].reshape(ACT, 3)
     b1, b2 = params[-9:-6], params[-6:]
     x = np.random.default_rng(6).normal(size=OBS)
-    expected = w2 @ np.tanh(w1 @ x + b1) + b2
+    expected = np.tanh(w2 @ np.tanh(w1 @ x + b1) + b2)  # tanh output: actions in [-1, 1]
     np.testing.assert_allclose(Policy(a, a.default_topology(), params).act(x), expected)
