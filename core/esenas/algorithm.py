@@ -144,7 +144,9 @@ class ESENAS:
             batch = RunningStats.from_sums(r.obs_count, r.obs_sum, r.obs_sumsq)
             self.obs_stats = self.obs_stats.merge(batch)
 
-        # Raw (unshifted) rewards per rollout: the shift was sum(steps) * shift per rollout.
+        # Raw (unshifted) rewards per rollout. A pair reports the steps of both its rollouts, so
+        # each is credited half: exact for the pair's sum, approximate per rollout. Exact evals
+        # are raw already.
         half = shift * steps / 2.0
         raw_pos, raw_neg, raw_exact = rp + half, rn + half, r.reward_pos[exact]
         rollouts = np.concatenate([raw_pos, raw_neg, raw_exact])
