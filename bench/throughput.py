@@ -44,11 +44,10 @@ def bare_rate(job_path: Path, steps: int) -> tuple[float, float]:
     plan = algo.ask()
     policy = Policy(algo.arch, plan.topologies[0], plan.params, plan.obs_mean, plan.obs_std)
     env = make_env(job.spec.environment)
-    low, high = env.action_space.low, env.action_space.high
     done, seed = 0, 0
     t0, c0 = time.perf_counter(), time.process_time()
     while done < steps:
-        _, n = rollout(env, policy, seed, low, high)[:2]
+        _, n = rollout(env, policy, seed)[:2]
         done += int(n)
         seed += 1
     rate, cpu_rate = done / (time.perf_counter() - t0), done / (time.process_time() - c0)
