@@ -37,6 +37,7 @@ TOKEN: Final = "fleet-bench-token"
 NOOP_METHOD: Final = "/bench.Noop/Call"
 OFFERED: Final = 60_000.0  # results/s the fleet offers in total
 CLIENT_GC = False  # --client-gc: keep the collector on in the client processes
+TRACE = False  # --trace: metadata timestamps on every call
 
 
 async def _loop_lag(lags: list[float], period: float = 0.005) -> None:
@@ -212,10 +213,13 @@ async def client(args: argparse.Namespace) -> None:
             n_res = len(req.results) // wire.RESULT_DTYPE.itemsize
             size = req.ByteSize()
             try:
-                call = exchange(req, metadata=(*md, ("x-sent", repr(time.time()))), timeout=60)
-                reply = await call
-                done_at = dict(await call.trailing_metadata() or ()).get("x-done")
-                back = time.time() - float(done_at) if done_at is not None else None
+                if args.trace:
+                    call = exchange(req, metadata=(*md, ("x-sent", repr(time.time()))), timeout=60)
+                    reply = await call
+                    done_at = dict(await call.trailing_metadata() or ()).get("x-done")
+                    back = time.time() - float(done_at) if done_at is not None else None
+                else:
+                    reply, back = await exchange(req, metadata=md, timeout=60), None
             except grpc.RpcError:
                 req = pb.ExchangeRequest(worker_id=wid, max_items=BATCH, wait_ms=2000)
                 await asyncio.sleep(0.5)
@@ -305,7 +309,7 @@ def run_scale(tmp: Path, workers: int, clients: int, warmup: float, measure: flo
             argv = ["--client", "--port", port, "--workers", str(share), "--think", str(think), "--go", str(go),
                     "--warmup", str(warmup), "--measure", str(measure), "--out", str(out), "--seq", str(i)]
             procs.append(_spawn(*argv, "--batch", str(BATCH), *(["--noop"] if noop else []),
-                                *(["--client-gc"] if CLIENT_GC else [])))
+                                *(["--client-gc"] if CLIENT_GC else []), *(["--trace"] if TRACE else [])))
         t_conn = time.time()
         for out in outs:
             _wait_file(Path(str(out) + ".ready"), 300, procs)
@@ -377,14 +381,15 @@ def main() -> None:
     ap.add_argument("--client", action="store_true")
     ap.add_argument("--noop", action="store_true")
     ap.add_argument("--client-gc", action="store_true", help="leave the client processes' garbage collector on")
+    ap.add_argument("--trace", action="store_true",
+                    help="time each leg of a call with metadata timestamps (costs CPU on both sides)")
     ap.add_argument("--port"), ap.add_argument("--workers", type=int), ap.add_argument("--think", type=float)
     ap.add_argument("--go"), ap.add_argument("--warmup", type=float), ap.add_argument("--out")
     ap.add_argument("--seq", type=int, default=0)
     ap.add_argument("--batch", type=int, default=32)
     args = ap.parse_args()
-    global BATCH, CLIENT_GC
-    BATCH = args.batch
-    CLIENT_GC = args.client_gc
+    global BATCH, CLIENT_GC, TRACE
+    BATCH, CLIENT_GC, TRACE = args.batch, args.client_gc, args.trace
     _raise_nofile()
     if args.serve_aggregator:
         asyncio.run(serve_aggregator(Path(args.serve_aggregator[0]), Path(args.serve_aggregator[1]), int(args.serve_aggregator[2])))
