@@ -38,6 +38,7 @@ NOOP_METHOD: Final = "/bench.Noop/Call"
 OFFERED: Final = 60_000.0  # results/s the fleet offers in total
 CLIENT_GC = False  # --client-gc: keep the collector on in the client processes
 TRACE = False  # --trace: metadata timestamps on every call
+ACCEPTORS = 0  # --acceptors: grpc.aio servers of the aggregator (0: its default)
 
 
 async def _loop_lag(lags: list[float], period: float = 0.005) -> None:
@@ -86,7 +87,7 @@ async def serve_aggregator(port_file: Path, stats_file: Path, items_per_iteratio
                 context.set_trailing_metadata((("x-done", repr(time.time())),))
             return reply
 
-    server, port, health = build_server(TimedService(rt, TOKEN), "127.0.0.1", 0)
+    server, port, health = build_server(TimedService(rt, TOKEN), "127.0.0.1", 0, **({"acceptors": ACCEPTORS} if ACCEPTORS else {}))
     lags: list[float] = []
     lag_task = asyncio.ensure_future(_loop_lag(lags))
     await server.start()
@@ -298,7 +299,8 @@ def run_scale(tmp: Path, workers: int, clients: int, warmup: float, measure: flo
     port_file, stats_file, go = tmp / f"{tag}.port", tmp / f"{tag}.stats", tmp / f"{tag}.go"
     think = workers * BATCH / OFFERED
     items = max(4 * workers * BATCH, 65_536)
-    server = _spawn("--serve-noop", str(port_file)) if noop else _spawn("--serve-aggregator", str(port_file), str(stats_file), str(items))
+    server = (_spawn("--serve-noop", str(port_file)) if noop
+              else _spawn("--acceptors", str(ACCEPTORS), "--serve-aggregator", str(port_file), str(stats_file), str(items)))
     procs = [server]
     try:
         _wait_file(port_file, 60, procs)
@@ -306,7 +308,7 @@ def run_scale(tmp: Path, workers: int, clients: int, warmup: float, measure: flo
         outs = [tmp / f"{tag}.client{i}.json" for i in range(clients)]
         for i, out in enumerate(outs):
             share = workers // clients + (1 if i < workers % clients else 0)
-            argv = ["--client", "--port", port, "--workers", str(share), "--think", str(think), "--go", str(go),
+            argv = ["--acceptors", str(ACCEPTORS), "--client", "--port", port, "--workers", str(share), "--think", str(think), "--go", str(go),
                     "--warmup", str(warmup), "--measure", str(measure), "--out", str(out), "--seq", str(i)]
             procs.append(_spawn(*argv, "--batch", str(BATCH), *(["--noop"] if noop else []),
                                 *(["--client-gc"] if CLIENT_GC else []), *(["--trace"] if TRACE else [])))
@@ -381,6 +383,7 @@ def main() -> None:
     ap.add_argument("--client", action="store_true")
     ap.add_argument("--noop", action="store_true")
     ap.add_argument("--client-gc", action="store_true", help="leave the client processes' garbage collector on")
+    ap.add_argument("--acceptors", type=int, default=0, help="aggregator grpc.aio acceptors (0: its default)")
     ap.add_argument("--trace", action="store_true",
                     help="time each leg of a call with metadata timestamps (costs CPU on both sides)")
     ap.add_argument("--port"), ap.add_argument("--workers", type=int), ap.add_argument("--think", type=float)
@@ -388,8 +391,8 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=0)
     ap.add_argument("--batch", type=int, default=32)
     args = ap.parse_args()
-    global BATCH, CLIENT_GC, TRACE
-    BATCH, CLIENT_GC, TRACE = args.batch, args.client_gc, args.trace
+    global BATCH, CLIENT_GC, TRACE, ACCEPTORS
+    BATCH, CLIENT_GC, TRACE, ACCEPTORS = args.batch, args.client_gc, args.trace, args.acceptors
     _raise_nofile()
     if args.serve_aggregator:
         asyncio.run(serve_aggregator(Path(args.serve_aggregator[0]), Path(args.serve_aggregator[1]), int(args.serve_aggregator[2])))

@@ -139,6 +139,62 @@ class WorkQueue:
         if iteration != self.iteration or self.size == 0:
             out.reject("unknown_iteration", n)
             return out
+        if self._ingest_clean(records, obs, out):
+            return out
+        return self._ingest_checked(records, obs, out)
+
+    def _ingest_clean(
+        self,
+        records: npt.NDArray[np.void],
+        obs: tuple[float, npt.NDArray[np.float64], npt.NDArray[np.float64]] | None,
+        out: IngestOutcome,
+    ) -> bool:
+        """Store a batch with no bad record in a few whole-array operations (the common case);
+        returns False, storing nothing, when any record needs the per-reason checks."""
+        idx = records["index"]
+        if int(idx.max()) >= len(self._items):
+            return False
+        items = self._items[idx]
+        exact = items["kind"] == KIND_EXACT
+        reward_neg = records["reward_neg"]
+        any_exact = bool(exact.any())
+        neg_ok = np.isfinite(reward_neg) | exact if any_exact else np.isfinite(reward_neg)
+        if not (
+            (records["topology"] == items["topology"]).all()
+            and np.isfinite(records["reward_pos"]).all()
+            and neg_ok.all()
+        ):
+            return False
+        # Indices strictly increasing (as leased) means no repeat inside the batch.
+        if (len(idx) > 1 and not (idx[1:] > idx[:-1]).all()) or self._done[idx].any():
+            return False
+        n = len(idx)
+        self._done[idx] = True
+        self._n_done += n
+        self._reward_pos[idx] = records["reward_pos"]
+        self._reward_neg[idx] = np.where(exact, np.nan, reward_neg) if any_exact else reward_neg
+        steps = records["steps"]
+        self._steps[idx] = steps
+        out.accepted = n
+        out.steps = int(steps.sum(dtype=np.int64))
+        out.rollouts = 2 * n - int(exact.sum()) if any_exact else 2 * n
+        if obs is not None:
+            self._merge_obs(obs)
+        return True
+
+    def _merge_obs(self, obs: tuple[float, npt.NDArray[np.float64], npt.NDArray[np.float64]]) -> None:
+        self._obs_count += obs[0]
+        self._obs_sum += obs[1]
+        self._obs_sumsq += obs[2]
+
+    def _ingest_checked(
+        self,
+        records: npt.NDArray[np.void],
+        obs: tuple[float, npt.NDArray[np.float64], npt.NDArray[np.float64]] | None,
+        out: IngestOutcome,
+    ) -> IngestOutcome:
+        """Check every record by reason, store the good ones, count the others."""
+        n = len(records)
         idx = records["index"].astype(np.int64)
         in_range = idx < self.size
         safe = np.where(in_range, idx, 0)
@@ -173,9 +229,7 @@ class WorkQueue:
         out.rollouts = int(2 * len(good) - exact[ok].sum())
         # Observation stats are per batch; merge them only from a batch with no bad records.
         if obs is not None and out.rejected_total == 0:
-            self._obs_count += obs[0]
-            self._obs_sum += obs[1]
-            self._obs_sumsq += obs[2]
+            self._merge_obs(obs)
         return out
 
     def results(self) -> IterationResults:

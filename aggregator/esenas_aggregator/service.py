@@ -32,7 +32,7 @@ TRANSPORT_MAX_SEND: Final = 64 * 1024 * 1024
 #: grpc.aio servers sharing the port. One grpc.aio server accepts RPCs one at a time (each accept
 #: is a round trip from gRPC's poller thread through the event loop), which capped a 10,000-worker
 #: fleet at ~1,000 calls/s with queueing of hundreds of ms; the kernel spreads connections over these.
-ACCEPTORS: Final = 4
+ACCEPTORS: Final = 8
 SERVER_OPTIONS: Final = (
     ("grpc.max_receive_message_length", TRANSPORT_MAX_RECEIVE),
     ("grpc.max_send_message_length", TRANSPORT_MAX_SEND),

@@ -80,3 +80,38 @@ def test_obs_stats_merge_only_from_clean_batches() -> None:
     q.ingest(0, _records(items[[1]]), (1.0, np.array([1.0]), np.array([1.0])))
     r = q.results()
     assert r.obs_count == 3.0 and r.obs_sum[0] == 5.0 and r.obs_sumsq[0] == 11.0
+
+
+def test_clean_batch_fast_path_agrees_with_the_per_reason_checks() -> None:
+    """Random batches, clean or spoilt in every way; the queue with its fast path for clean
+    batches must end in the same state, batch by batch, as one that checks every record."""
+    rng = np.random.default_rng(7)
+    items = _items(300, exact=20)
+    fast, checked = WorkQueue(1.0, obs_dim=1), WorkQueue(1.0, obs_dim=1)
+    checked._ingest_clean = lambda *a: False  # type: ignore[method-assign]
+    for q in (fast, checked):
+        q.start(1, items)
+    for _ in range(200):
+        pick = np.sort(rng.choice(len(items), size=int(rng.integers(1, 12)), replace=False))
+        recs = _records(items[pick], rp=float(rng.normal()), rn=float(rng.normal())).copy()
+        spoil = rng.integers(0, 8)
+        if spoil == 1:
+            recs["reward_pos"][0] = np.nan
+        elif spoil == 2:
+            recs["topology"][-1] += 1
+        elif spoil == 3:
+            recs["index"][0] = 10_000
+        elif spoil == 4:
+            recs = np.concatenate([recs, recs[:1]])  # repeated inside the batch
+        elif spoil == 5:
+            recs = recs[::-1]  # clean but not in lease order
+        elif spoil == 6:
+            recs["reward_neg"][-1] = np.inf  # allowed only for exact evals
+        obs = (1.0, np.array([2.0]), np.array([4.0]))
+        a, b = fast.ingest(1, recs, obs), checked.ingest(1, recs, obs)
+        assert (a.accepted, a.steps, a.rollouts, a.rejected) == (b.accepted, b.steps, b.rollouts, b.rejected)
+    assert fast.outstanding == checked.outstanding < len(items)
+    assert np.array_equal(fast._done, checked._done)
+    assert np.array_equal(fast._reward_pos, checked._reward_pos)
+    assert np.array_equal(fast._reward_neg, checked._reward_neg, equal_nan=True)
+    assert fast._obs_count == checked._obs_count and np.array_equal(fast._obs_sum, checked._obs_sum)
