@@ -7,6 +7,13 @@ Each simulated worker has its own gRPC channel and TCP connection; they are asyn
 in a few client processes. A worker loops: Exchange (push its last BATCH results, pull
 BATCH items), then "rolls out" for a jittered think time chosen so the fleet offers ~60k results/s.
 The ceiling is a no-op grpc.aio server driven by the same clients in a closed loop.
+
+Latency is measured by the simulated worker from its request to the reply with work: ``p99_ms``
+counts every such call; ``p99_ms_within_iteration`` those that got work of the iteration they
+pushed results for; ``p99_ms_boundary`` those that waited for the next iteration (ES is
+synchronous: that wait is the current iteration's slowest batch, not assignment). The server
+side reports its CPU per call, time inside the Exchange handler and event-loop lag; ``--trace``
+adds the legs client -> handler and handler -> client from metadata timestamps.
 Ends with one JSON line.
 
     .venv/bin/python bench/fleet.py [--scales 100,1000,10000]
@@ -181,6 +188,7 @@ async def client(args: argparse.Namespace) -> None:
     lat: list[float] = []
     outbound: list[float] = []  # handler returned (trailing metadata x-done) -> reply seen by the worker
     lat_same: list[float] = []  # calls that got items of the iteration they pushed results for
+    lat_boundary: list[float] = []  # calls that waited for the next iteration (pushed a past one, or had no work)
     pushed = [0, 0, 0]  # results, payload bytes, calls
     md = wire.bearer(TOKEN)
     obs = wire.encode_obs_stats(1000.0, np.zeros(OBS_DIM), np.ones(OBS_DIM))
@@ -209,6 +217,7 @@ async def client(args: argparse.Namespace) -> None:
         rnd = random.Random(wid)
         await asyncio.sleep(rnd.uniform(0, args.think))  # spread the fleet's first calls
         req = pb.ExchangeRequest(worker_id=wid, max_items=BATCH, wait_ms=2000)
+        after_empty = False
         while time.time() < w1:
             t = time.perf_counter()
             n_res = len(req.results) // wire.RESULT_DTYPE.itemsize
@@ -236,6 +245,9 @@ async def client(args: argparse.Namespace) -> None:
                         outbound.append(back * 1000)
                     if n_res and reply.iteration == req.iteration:
                         lat_same.append(lat[-1])
+                    elif after_empty or (n_res and reply.iteration != req.iteration):
+                        lat_boundary.append(lat[-1])
+            after_empty = not reply.items
             if not reply.items:
                 req = pb.ExchangeRequest(worker_id=wid, max_items=BATCH, wait_ms=2000)
                 continue
@@ -253,7 +265,7 @@ async def client(args: argparse.Namespace) -> None:
     else:
         await asyncio.gather(*(worker(c, f"w{args.seq}-{i}") for i, c in enumerate(chans)))
     lag_task.cancel()
-    Path(args.out).write_text(json.dumps({"lat": lat, "lat_same": lat_same, "results": pushed[0], "bytes": pushed[1],
+    Path(args.out).write_text(json.dumps({"lat": lat, "lat_same": lat_same, "lat_boundary": lat_boundary, "results": pushed[0], "bytes": pushed[1],
                                           "calls": pushed[2], "lag": lags, "outbound": outbound}))
     for c in chans:
         await c.close()
@@ -366,6 +378,9 @@ def run_scale(tmp: Path, workers: int, clients: int, warmup: float, measure: flo
             payload_bytes_per_result=round(sum(d["bytes"] for d in data) / max(res, 1), 2),
             tcp_bytes_in_per_result=round((r1 - r0) / max(s1["accepted"] - s0["accepted"], 1), 2),
             p99_ms_within_iteration=round(float(np.percentile(lat_same, 99)), 2) if lat_same.size else None,
+            p50_ms_within_iteration=_pct(lat_same, 50),
+            boundary_calls=sum(len(d["lat_boundary"]) for d in data),
+            p99_ms_boundary=_pct([x * 1000 for d in data for x in d["lat_boundary"]], 99),
             connected=s1["connected"], iterations=s1["iterations"],
         )
     print(f"  {tag}: {row}", flush=True)
