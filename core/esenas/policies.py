@@ -1,9 +1,8 @@
 """Policies: a vectorised numpy forward pass, and save/load as numbers plus topology JSON.
 
 Observations are normalised with the job's running mean/std (ARS V2, Mania et al. 2018,
-arXiv 1803.07055). A linear policy is linear, as in ARS (its actions are not clipped, see
-esenas.rollout); an MLP applies tanh at every layer, output included, so its actions stay
-in [-1, 1], the range of the MuJoCo tasks, smoothly. A saved policy holds only the numbers its topology uses, so
+arXiv 1803.07055). Hidden layers use tanh; the output layer is linear (see esenas.rollout
+for which actions are clipped). A saved policy holds only the numbers its topology uses, so
 replaying it needs numpy and nothing else.
 """
 
@@ -49,7 +48,6 @@ class Policy:
             if np.any(m):
                 self._incoming[b.dst].append((b.src, m))
         self._last = len(arch.layers) - 1
-        self._squash_output = arch.spec.template == "mlp"
 
     def act(self, obs: npt.ArrayLike) -> F64:
         """Action(s) for one observation (obs_dim,) or a batch (B, obs_dim)."""
@@ -59,7 +57,7 @@ class Policy:
             z = np.broadcast_to(self._biases[j - 1], (*x.shape[:-1], self.arch.layers[j])).copy()
             for src, m in self._incoming[j]:
                 z += hs[src] @ m.T
-            hs.append(z if j == self._last and not self._squash_output else np.tanh(z))
+            hs.append(z if j == self._last else np.tanh(z))
         return hs[-1]
 
     # ------------------------------------------------------------------ reporting

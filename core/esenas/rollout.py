@@ -6,9 +6,11 @@ seed derived from the item, so both halves of a pair see the same start), subtra
 reward shift per step from pair rewards (ARS, Mania et al. 2018), and sums observation
 statistics for the ARS V2 normaliser. gymnasium is imported lazily: the operator never needs it.
 
-Actions go to the environment unclipped, as in ARS: MuJoCo clamps controls to their range, and
-the task's control cost sees the raw action, which keeps policies smooth. Measured on
-HalfCheetah-v5 ARS V2-t, 3 seeds: median 3,072 episodes to 3430 unclipped, 3,712 clipped.
+Actions of linear policies go to the environment unclipped, as in ARS: MuJoCo clamps controls
+to their range and the control cost sees the raw action, which keeps them smooth (HalfCheetah-v5
+ARS V2-t, 3 seeds: median 3,072 episodes to 3430 unclipped, 3,712 clipped). MLP actions are
+clipped to the action space: a random H41 network emits large actions, and unclipped (or
+tanh-squashed) its search collapsed into standing still to avoid the control cost.
 """
 
 from __future__ import annotations
@@ -56,14 +58,22 @@ def env_dims(env: EnvironmentSpec | Any) -> tuple[int, int]:
     return obs, act
 
 
+def action_bounds(env: Any, policy: Policy) -> tuple[F64, F64] | None:
+    """Where this policy's actions are clipped: the action space for MLPs, nowhere for linear."""
+    if policy.arch.spec.template != "mlp":
+        return None
+    return np.asarray(env.action_space.low, np.float64), np.asarray(env.action_space.high, np.float64)
+
+
 def rollout(env: Any, policy: Policy, seed: int, obs_buf: F64 | None = None) -> tuple[float, int, F64 | None]:
     """One episode: (total reward, steps, observations seen or None)."""
+    bounds = action_bounds(env, policy)
     obs, _ = env.reset(seed=seed)
     total, steps = 0.0, 0
     while True:
         if obs_buf is not None:
             obs_buf[steps] = obs
-        action = policy.act(obs)
+        action = policy.act(obs) if bounds is None else np.clip(policy.act(obs), *bounds)
         obs, reward, terminated, truncated, _ = env.step(action)
         total += float(reward)
         steps += 1

@@ -1,0 +1,50 @@
+"""The Evaluator on a real Gymnasium task: deterministic items, reward shift, clipping rule."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from esenas.algorithm import ESENAS
+from esenas.rollout import Evaluator, action_bounds
+from esenas.spec import parse_spec
+
+SPEC = parse_spec(
+    {
+        "environment": {"id": "InvertedPendulum-v5", "maxEpisodeSteps": 50},
+        "es": {"perturbations": 3, "exactEvals": 1, "sigma": 0.5},
+    }
+)
+
+
+def _results(spec: object) -> tuple[ESENAS, np.ndarray, np.ndarray, np.ndarray]:
+    algo = ESENAS(spec, 4, 1)  # type: ignore[arg-type]
+    plan = algo.ask()
+    ev = Evaluator(spec)  # type: ignore[arg-type]
+    ev.set_plan(plan.params + 0.3, plan.obs_mean, plan.obs_std, plan.sigma, plan.topologies)
+    r = ev.run(plan.items)
+    ev.close()
+    return algo, r.reward_pos, r.reward_neg, r.steps.astype(np.float64)
+
+
+def test_items_are_deterministic_and_shift_is_per_step() -> None:
+    _, pos, neg, steps = _results(SPEC)
+    _, pos2, neg2, _ = _results(SPEC)
+    assert np.array_equal(pos, pos2) and np.array_equal(neg[:3], neg2[:3])
+    assert np.isnan(neg[3])  # exact eval: one rollout
+    shifted = dataclasses.replace(SPEC, es=dataclasses.replace(SPEC.es, reward_shift=1.0))
+    _, spos, sneg, _ = _results(shifted)
+    # each pair rollout loses shift * its steps; the pair reports the steps of both
+    np.testing.assert_allclose(spos[:3] + sneg[:3], pos[:3] + neg[:3] - steps[:3])
+    assert spos[3] == pos[3] > 0  # exact evals stay raw
+
+
+def test_linear_policies_are_unclipped_and_mlps_are_clipped() -> None:
+    algo, *_ = _results(SPEC)
+    ev = Evaluator(SPEC)
+    assert action_bounds(ev.env, algo.current_policy()) is None
+    mlp = parse_spec({"environment": {"id": "InvertedPendulum-v5"}, "policy": {"template": "mlp", "hiddenLayers": [4]}})
+    mlp_algo = ESENAS(mlp, 4, 1)
+    bounds = action_bounds(ev.env, mlp_algo.current_policy())
+    assert bounds is not None and bounds[0][0] == -3.0 and bounds[1][0] == 3.0
+    ev.close()
