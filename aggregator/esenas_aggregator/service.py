@@ -135,6 +135,9 @@ def reserve_port(host: str, port: int) -> int:
     infos = socket.getaddrinfo(bind_host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     family, _, _, _, addr = infos[0]
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR: a restarted aggregator must bind although its killed predecessor's
+        # connections linger in TIME_WAIT; a live listener on the port still makes bind fail.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(addr)
         except OSError as exc:
