@@ -36,7 +36,7 @@ ACCEPTORS: Final = 8
 SERVER_OPTIONS: Final = (
     ("grpc.max_receive_message_length", TRANSPORT_MAX_RECEIVE),
     ("grpc.max_send_message_length", TRANSPORT_MAX_SEND),
-    ("grpc.so_reuseport", 1),  # only among this process's acceptors: the port is reserved first
+    ("grpc.so_reuseport", 1),  # for this process's acceptors; build_server checks the port is free first
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.max_connection_idle_ms", 600_000),
