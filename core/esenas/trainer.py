@@ -83,7 +83,9 @@ class Trainer:
             self._pool = mp.get_context("fork").Pool(self.workers, _init_worker, (self.spec,))
         head = (plan.version, plan.params.tobytes(), plan.obs_mean.tobytes(), plan.obs_std.tobytes(), plan.sigma, plan.topology_blob())
         tasks = [(*head, chunk) for chunk in self._chunks(plan)]
-        return Results.concat(list(self._pool.imap_unordered(_run_chunk, tasks)))
+        # imap, not imap_unordered: observation sums must be added in the same order every run,
+        # or float rounding differs and chaotic MuJoCo rollouts drift apart (determinism)
+        return Results.concat(list(self._pool.imap(_run_chunk, tasks)))
 
     def step(self) -> IterationReport:
         assert self.algo is not None
