@@ -3,6 +3,7 @@
 Handlers check the token (constant time, never logged) and the request size, then hand
 the packed bytes to :class:`Runtime`. ``GetParams`` answers with the Params message
 serialised once per version, so 10,000 workers cost one serialisation, not 10,000.
+The port is served by a group of grpc.aio servers, since each one accepts RPCs one at a time.
 """
 
 from __future__ import annotations
