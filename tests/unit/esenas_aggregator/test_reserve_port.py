@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 
 import pytest
-
 from esenas_aggregator.service import reserve_port
 
 
