@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
-import subprocess
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -21,6 +18,7 @@ from typing import Any, Final
 import pytest
 import yaml
 
+from tests.e2e.promharness import Prometheus
 from tests.integration.operator.opharness import OperatorProcess, env_without_proxy
 from tests.simcluster.harness import (
     REPO,
@@ -128,44 +126,6 @@ def long_job(path: Path, name: str) -> Path:
     return path
 
 
-class Prometheus:
-    """A real Prometheus on 127.0.0.1 scraping one static target every second."""
-
-    def __init__(self, workdir: Path, target: str) -> None:
-        exe = REPO / ".tools" / "bin" / "prometheus"
-        binary = str(exe) if exe.exists() else shutil.which("prometheus")
-        assert binary, "prometheus not found: run scripts/fetch-tools.sh (or `make tools`)"
-        workdir.mkdir(parents=True, exist_ok=True)
-        config = workdir / "prometheus.yml"
-        config.write_text(yaml.safe_dump({
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [{"job_name": "esenas-aggregator", "static_configs": [{"targets": [target]}]}],
-        }))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
-        self.log = (workdir / "prometheus.log").open("wb")
-        self.process = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}"], stdout=self.log, stderr=subprocess.STDOUT)
-
-    def query(self, expr: str) -> list[Obj]:
-        url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        with urllib.request.urlopen(url, timeout=5) as r:
-            body = json.loads(r.read())
-        assert body["status"] == "success", body
-        return list(body["data"]["result"])
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
-
-
 def test_scale_kill_resume_metrics_and_delete(sim: tuple[SimCluster, OperatorProcess], tmp_path: Path) -> None:
     """2-4. Scale the fleet, survive a killed worker, resume a killed aggregator from its PVC,
     scrape its metrics with a real Prometheus, then delete the job and find nothing left."""
@@ -174,7 +134,8 @@ def test_scale_kill_resume_metrics_and_delete(sim: tuple[SimCluster, OperatorPro
     cluster.kubectl("apply", "-f", str(long_job(tmp_path / "job.yaml", name)))
     agg_pod = wait_for(lambda: next(iter(cluster.pods(selector(name, "aggregator"))), None), 30, "aggregator pod")
     http = wait_for(lambda: mapped_port(cluster.pods(selector(name, "aggregator"))[0], 9090), 30, "mapped metrics port")
-    prom = Prometheus(tmp_path / "prometheus", f"127.0.0.1:{http}")
+    (tmp_path / "prometheus").mkdir()
+    prom = Prometheus(tmp_path / "prometheus", {"esenas-aggregator": [f"127.0.0.1:{http}"]})
     try:
         wait_for(lambda: (esj(cluster, name).get("status") or {}).get("phase") == "Running", 60, "phase Running")
 
