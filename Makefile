@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 JOB ?= manifests/examples/inverted-pendulum.yaml
 PYTEST_ARGS ?=
 
-.PHONY: run test test-slow lint tools clean
+.PHONY: run test test-slow test-cluster lint tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: $(STAMP) tools lint
 ## Learning-heavy checks, opt-in.
 test-slow: $(STAMP) tools
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/pytest -m slow $(PYTEST_ARGS)
+
+## Opt-in: the quickstart on a real kind/k3d cluster (current KUBECONFIG, images loaded).
+test-cluster: $(STAMP) tools
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/pytest -m cluster $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
