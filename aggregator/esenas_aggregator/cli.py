@@ -12,8 +12,6 @@ from pathlib import Path
 from esenas.api.wire import read_token
 from esenas.spec import SpecError, load_job
 
-from esenas_aggregator.app import Aggregator, AggregatorConfig, prepare
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of ``esenas aggregator`` (docs/contracts.md)."""
@@ -40,6 +38,10 @@ def main(args: argparse.Namespace) -> int:
     if missing:
         print(f"esenas aggregator: missing {', '.join(missing)} (or their ESENAS_* variables)", file=sys.stderr)
         return 2
+    # Imported here, not at module level: `esenas` builds every subcommand's parser at start-up,
+    # and the worker image must not need the aggregator's HTTP stack (aiohttp) for that.
+    from esenas_aggregator.app import Aggregator, AggregatorConfig, prepare
+
     try:
         job = load_job(args.job)
         token = read_token(args.token_file)
