@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from esenas.algorithm import ESENAS, IterationReport
-from esenas.rollout import env_dims
-from esenas.spec import SpecError, check_dimensions, load_job
 from esenas.trainer import Trainer
 
-from esenas_cli.errors import report_bad_spec
+from esenas_cli.errors import load_checked_job
 from esenas_cli.results_dir import default_dir, write_results
 
 
@@ -30,13 +28,10 @@ def register(sub: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        job = load_job(args.job)
-    except SpecError as exc:
-        return report_bad_spec(args.job, exc.errors)
-    obs_dim, act_dim = env_dims(job.spec.environment)
-    if errors := check_dimensions(job.spec, obs_dim, act_dim):
-        return report_bad_spec(args.job, errors)
+    loaded = load_checked_job(args.job)
+    if isinstance(loaded, int):
+        return loaded
+    job, obs_dim, act_dim = loaded
     out: Path = args.output or default_dir(job)
     algo = ESENAS(job.spec, obs_dim, act_dim)
     trainer = Trainer(job.spec, workers=args.workers, algo=algo)

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from esenas.spec import Job, SpecError, check_dimensions, load_job
+from esenas.spec import Job
 
-from esenas_cli.errors import report_bad_spec
+from esenas_cli.errors import load_checked_job
 from esenas_cli.results_dir import default_dir
 
 POLL_S: Final = 0.5
@@ -41,15 +41,10 @@ def main(args: argparse.Namespace) -> int:
         from esenas_cli import run_local
 
         return run_local.main(args)
-    try:
-        job = load_job(args.job)
-    except SpecError as exc:
-        return report_bad_spec(args.job, exc.errors)
-    from esenas.rollout import env_dims
-
-    obs_dim, act_dim = env_dims(job.spec.environment)
-    if errors := check_dimensions(job.spec, obs_dim, act_dim):
-        return report_bad_spec(args.job, errors)
+    loaded = load_checked_job(args.job)
+    if isinstance(loaded, int):
+        return loaded
+    job = loaded[0]
     if args.resume and args.output is None:
         print("error: --resume needs --output DIR, the folder of the run to continue", file=sys.stderr)
         return 2
