@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from pathlib import Path
 
 from esenas.api.wire import read_token
+from esenas.entrypoint import report_missing, setup_logging
 from esenas.spec import SpecError, load_job
 
 
@@ -33,10 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the aggregator until done (with --exit-when-done) or SIGTERM; returns the exit code."""
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    missing = [f for f, v in (("--job", args.job), ("--checkpoint-dir", args.checkpoint_dir), ("--token-file", args.token_file)) if not v]
-    if missing:
-        print(f"esenas aggregator: missing {', '.join(missing)} (or their ESENAS_* variables)", file=sys.stderr)
+    setup_logging(args.log_level)
+    if report_missing("aggregator", (("--job", args.job), ("--checkpoint-dir", args.checkpoint_dir), ("--token-file", args.token_file))):
         return 2
     # Imported here, not at module level: `esenas` builds every subcommand's parser at start-up,
     # and the worker image must not need the aggregator's HTTP stack (aiohttp) for that.

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
 from esenas.api.wire import read_token
+from esenas.entrypoint import report_missing, setup_logging
 from esenas.spec import SpecError, load_job
 
 from esenas_worker.worker import Worker
@@ -32,10 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run one worker until the job is done or SIGTERM; returns the exit code."""
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    missing = [f for f, v in (("--job", args.job), ("--aggregator", args.aggregator), ("--token-file", args.token_file)) if not v]
-    if missing:
-        print(f"esenas worker: missing {', '.join(missing)} (or their ESENAS_* variables)", file=sys.stderr)
+    setup_logging(args.log_level)
+    if report_missing("worker", (("--job", args.job), ("--aggregator", args.aggregator), ("--token-file", args.token_file))):
         return 2
     try:
         job = load_job(args.job)
