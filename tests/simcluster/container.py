@@ -120,6 +120,9 @@ class Container:
                     out.write(f"simcluster: cannot start {self.launch.argv}: {exc}\n".encode())
                     self.state.last_exit = (128, "StartError", start_stamp, now())
                     self.proc = None
+            if self.proc is not None and self._stopping:  # stop() began while this process started
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGTERM)
             if self.proc is not None:
                 self.state.pid = self.proc.pid
                 self.state.running_since = start_stamp
@@ -201,24 +204,26 @@ class Container:
             await asyncio.sleep(float(live.get("periodSeconds", 10)))
 
     async def stop(self, grace: float) -> None:
-        """SIGTERM the process group, SIGKILL after `grace` seconds; no restart afterwards."""
+        """SIGTERM the process group, SIGKILL after `grace` seconds; no restart afterwards.
+
+        A process the run loop is starting right now is signalled by the loop itself (it checks
+        `_stopping` once the process exists), so the stop never leaves one behind."""
         self._stopping = True
-        proc = self.proc
-        if proc is not None and proc.returncode is None:
+        first = self.proc
+        if first is not None and first.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), grace)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                await proc.wait()
-        with contextlib.suppress(ProcessLookupError):  # leftovers of the group (children)
-            if proc is not None:
+                os.killpg(first.pid, signal.SIGTERM)
+        if self._task is not None and not self._task.done():
+            done, _ = await asyncio.wait({self._task}, timeout=grace)
+            if not done:  # past the grace period: kill whatever runs now
+                if self.proc is not None and self.proc.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(self.proc.pid, signal.SIGKILL)
+                await asyncio.wait({self._task}, timeout=5)
+        for proc in {first, self.proc} - {None}:  # leftovers of the groups (children)
+            assert proc is not None
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-        if self._task is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._task, 5)
 
     def status(self, image: str) -> Obj:
         """This container's entry in pod.status.containerStatuses."""

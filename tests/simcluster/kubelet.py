@@ -226,6 +226,13 @@ class PodRun:
                 await asyncio.sleep(0.5)
 
     async def stop(self, grace: float) -> None:
+        """Ends the boot first (a pod deleted while it starts must not start its containers
+        afterwards), then stops every container."""
+        if self._tasks:
+            boot = self._tasks[0]
+            boot.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await boot
         await asyncio.gather(*(c.stop(grace) for c in self.containers))
         for t in self._tasks:
             t.cancel()
