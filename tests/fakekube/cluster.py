@@ -112,6 +112,14 @@ class Cluster(Writes):
         self.delete(rt, meta.get("namespace", ""), meta["name"],
                     {"propagationPolicy": policy}, verb="gc")
 
+    def _after_write(self, key: tuple[str, str], stored: Obj) -> None:
+        """The collector deletes an object whose every owner is absent (a create that raced the
+        owner's deletion, as a controller acting on a stale cache does), in the background."""
+        meta = stored["metadata"]
+        refs = [r for r in meta.get("ownerReferences") or [] if isinstance(r, dict)]
+        if refs and not meta.get("deletionTimestamp") and all(self.store.by_id(r.get("uid", "")) is None for r in refs):
+            self._gc_delete(key, stored, "Background")
+
     def _orphan(self, uid: str) -> None:
         for key, dep in self._dependents(uid):
             new = copy.deepcopy(dep)

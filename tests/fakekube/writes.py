@@ -78,6 +78,10 @@ class Writes:
         """Hook: what the garbage collector does once an object is really gone."""
         raise NotImplementedError
 
+    def _after_write(self, key: tuple[str, str], stored: Obj) -> None:
+        """Hook: what the garbage collector does with an object just created or changed."""
+        raise NotImplementedError
+
     # ----- reads ---------------------------------------------------------------------------
     def get(self, rt: ResourceType, ns: str, name: str) -> Obj:
         obj = self.store.get(rt.key, ns, name)
@@ -144,6 +148,7 @@ class Writes:
         stored = self.store.commit(rt.key, "ADDED", obj, None, verb, self._label(rt))
         if rt.key == CRD_KEY:
             self._register(stored)
+        self._after_write(rt.key, stored)
         return self.view(rt, stored), warnings
 
     def _incoming(self, rt: ResourceType, body: Any) -> Obj:
@@ -308,6 +313,7 @@ class Writes:
         stored = self.store.commit(rt.key, "MODIFIED", new, old, verb, self._label(rt, sub))
         if rt.key == CRD_KEY:
             self._register(stored)
+        self._after_write(rt.key, stored)
         return self.view(rt, stored), warnings
 
     # ----- scale ---------------------------------------------------------------------------

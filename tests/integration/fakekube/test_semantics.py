@@ -211,6 +211,16 @@ def test_finalizers_and_garbage_collection(fakekube: FakeKube) -> None:
     c.patch(f"{CMS}/blocker", {"metadata": {"finalizers": []}})
     assert _error(lambda: c.get(f"{CMS}/top")).code == 404
 
+    # A dependent created after its owner went (a controller's stale cache) is collected at once,
+    # even when a new owner of the same name exists: owners are matched by uid.
+    c.create(CMS, _cm("top"))
+    late = c.create(CMS, _cm("late", ownerReferences=[tref]))
+    assert late["metadata"]["uid"]
+    assert _error(lambda: c.get(f"{CMS}/late")).code == 404
+    live = {**tref, "uid": c.get(f"{CMS}/top")["metadata"]["uid"]}
+    c.create(CMS, _cm("both", ownerReferences=[tref, live]))
+    assert c.get(f"{CMS}/both")["metadata"]["ownerReferences"] == [tref, live], "one live owner keeps it"
+
     gone = c.create(CMS, _cm("precond"))
     wrong = _error(lambda: c.delete(f"{CMS}/precond", {"preconditions": {"uid": "x"}}))
     assert wrong.code == 409
