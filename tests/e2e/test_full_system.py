@@ -105,13 +105,19 @@ def assert_nothing_left(cluster: SimCluster, job: str) -> None:
     """No object labelled with the job, no ESENASJob, and no process of its pods."""
     kinds = "deployments,services,configmaps,secrets,persistentvolumeclaims,networkpolicies,pods"
 
+    left: list[str] = []
+
     def gone() -> bool:
         objs = cluster.kubectl("get", kinds, "-l", f"esenas.dev/job={job}", "-o", "name").stdout.split()
-        jobs = cluster.kubectl("get", "esj", "-o", "name").stdout.split()
-        procs = [p for p in cluster.processes().values() if p.startswith(f"default/{job}-")]
-        return not objs and f"esenasjob.esenas.dev/{job}" not in jobs and not procs
+        jobs = [j for j in cluster.kubectl("get", "esj", "-o", "name").stdout.split() if j == f"esenasjob.esenas.dev/{job}"]
+        procs = [f"process {p}" for p in cluster.processes().values() if p.startswith(f"default/{job}-")]
+        left[:] = objs + jobs + procs
+        return not left
 
-    wait_for(gone, 60, f"everything of {job} deleted")
+    try:
+        wait_for(gone, 60, f"everything of {job} deleted")
+    except AssertionError as exc:  # name what is left, and why the runner thinks it is there
+        raise AssertionError(f"{exc}; still there: {left}\n{cluster.runner.log()[-3000:]}") from None
 
 
 def long_job(path: Path, name: str) -> Path:
