@@ -8,7 +8,7 @@ import random
 import uuid
 from typing import Any, Final
 
-from . import kinds
+from . import kinds, psadmission
 from .cel import check_rules
 from .crd import check_crd, crd_status
 from .errors import (
@@ -140,6 +140,7 @@ class Writes:
                 obj["status"] = status
         kinds.apply_defaults(rt, obj, self.ips)
         obj, warnings = self._admit(rt, obj, validation)
+        warnings += self._pod_security(rt, obj, None)
         if rt.key == CRD_KEY:
             check_crd(obj)
             obj["status"] = crd_status(obj)
@@ -199,6 +200,17 @@ class Writes:
             raise invalid(rt.kind, rt.group, obj["metadata"]["name"], out.causes)
         warnings = [f'unknown field "{f}"' for f in out.unknown] if validation == "Warn" else []
         return obj, warnings
+
+    def _pod_security(self, rt: ResourceType, obj: Obj, old: Obj | None) -> list[str]:
+        """PodSecurity admission by the namespace's pod-security.kubernetes.io labels."""
+        if rt.key == NS_KEY:
+            pods = self.store.items(("", "pods"), obj["metadata"]["name"])
+            return psadmission.admit_namespace(obj, old, pods)
+        if not rt.namespaced:
+            return []
+        space = self.store.get(NS_KEY, "", obj["metadata"].get("namespace", ""))
+        labels = ((space or {}).get("metadata") or {}).get("labels") or {}
+        return psadmission.admit(rt.key, obj, old, labels)
 
     # ----- update and patch ----------------------------------------------------------------
     def update(self, rt: ResourceType, ns: str, name: str, body: Any, sub: str = "", *,
@@ -294,6 +306,8 @@ class Writes:
                     "message": "Forbidden: no new finalizers can be added if the object is "
                                "being deleted"}])
         new, warnings = self._admit(rt, new, validation, old)
+        if not sub:
+            warnings += self._pod_security(rt, new, old)
         meta = new["metadata"]
         if rt.key == CRD_KEY:
             check_crd(new)
