@@ -3,6 +3,7 @@
 A local process has no image, so the runner needs the image's ENTRYPOINT; it takes it from the
 Dockerfile that builds that image (the repository's last path segment names the folder), never
 from a hand-kept copy that could drift. Executables are looked up on the runner's PATH (the venv).
+The image's USER comes from the same Dockerfile, for the kubelet's runAsNonRoot check.
 """
 
 from __future__ import annotations
@@ -45,3 +46,23 @@ def entrypoint(image: str) -> list[str]:
     if path is None or not path.exists():
         return []
     return dockerfile_entrypoint(path.read_text())
+
+
+def dockerfile_user(text: str) -> str:
+    """The USER of a Dockerfile's final stage ("" when it sets none: the image runs as root)."""
+    user = ""
+    for line in text.splitlines():
+        if re.match(r"\s*FROM\s", line, flags=re.IGNORECASE):
+            user = ""
+        m = re.match(r"\s*USER\s+(\S+)", line, flags=re.IGNORECASE)
+        if m:
+            user = m.group(1)
+    return user
+
+
+def image_user(image: str) -> str | None:
+    """The user a project image runs as (`10001:10001`, `app`, "" for root); None when unknown."""
+    path = DOCKERFILES.get(repository(image))
+    if path is None or not path.exists():
+        return None
+    return dockerfile_user(path.read_text())

@@ -59,6 +59,34 @@ def _write_files(folder: Path, data: dict[str, bytes], items: list[Obj] | None, 
         path.chmod(m)
 
 
+def verify_run_as_non_root(pod: Obj, container: Obj, image_user: str | None) -> None:
+    """The kubelet's runAsNonRoot check before it creates a container, with its messages.
+
+    The effective runAsNonRoot/runAsUser is the container's, else the pod's; without a runAsUser
+    the image's USER decides. An image whose user is unknown here (not a project image) passes.
+    """
+    pod_sc, own_sc = pod["spec"].get("securityContext") or {}, container.get("securityContext") or {}
+    if not own_sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")):
+        return
+    where = f'(pod: "{pod["metadata"]["name"]}_{pod["metadata"]["namespace"]}({pod["metadata"]["uid"]})", ' \
+        f'container: {container["name"]})'
+    uid = own_sc.get("runAsUser", pod_sc.get("runAsUser"))
+    if uid is not None:
+        if uid == 0:
+            raise PodConfigError("CreateContainerConfigError", f"container's runAsUser breaks non-root policy {where}",
+                                 retry=False)
+        return
+    if image_user is None:
+        return
+    name = image_user.split(":", 1)[0]
+    if not name or name == "0":
+        raise PodConfigError("CreateContainerConfigError", f"container has runAsNonRoot and image will run as root {where}",
+                             retry=False)
+    if not name.isdigit():
+        raise PodConfigError("CreateContainerConfigError", f"container has runAsNonRoot and image has non-numeric user "
+                             f"({name}), cannot verify user is non-root {where}", retry=False)
+
+
 class PodRun:
     """One pod's processes and status; started when the pod appears, stopped when it goes."""
 
@@ -148,6 +176,7 @@ class PodRun:
         return out
 
     def _launch(self, c: Obj, volumes: dict[str, Path]) -> Any:
+        verify_run_as_non_root(self.pod, c, images.image_user(str(c.get("image", ""))))
         mounts: dict[str, str] = {}
         for m in c.get("volumeMounts") or ():
             if m["name"] not in volumes:
