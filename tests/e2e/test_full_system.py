@@ -31,6 +31,7 @@ from tests.simcluster.harness import (
 )
 
 EXAMPLE: Final = REPO / "manifests" / "examples" / "inverted-pendulum.yaml"
+PSA_ENFORCE: Final = "pod-security.kubernetes.io/enforce"
 URL_TEMPLATE: Final = "http://{name}-aggregator.{namespace}.svc:9090"  # the operator's default
 Obj = dict[str, Any]
 
@@ -44,6 +45,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SimCluster, 
     op = OperatorProcess(workdir, env, URL_TEMPLATE, interval=1.0)
     try:
         op.start()
+        restrict_pods(cluster, "default")
         yield cluster, op
     finally:
         alive = op.alive()
@@ -54,6 +56,16 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SimCluster, 
     assert alive, f"the operator exited:\n{op.log()[-3000:]}"
     assert runner_alive, f"the pod runner exited:\n{cluster.runner.log()[-3000:]}"
     assert not left, f"pod processes outlived the runner: {left}"
+
+
+def restrict_pods(cluster: SimCluster, namespace: str) -> None:
+    """Enforce the restricted Pod Security profile where the jobs run, as the product promises:
+    the API server's PodSecurity admission then refuses any non-compliant pod the operator writes."""
+    cluster.kubectl("label", "--overwrite", "namespace", namespace, f"{PSA_ENFORCE}=restricted")
+    plain = json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "plain", "namespace": namespace},
+                        "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+    refused = cluster.api.kubectl("apply", "--dry-run=server", "-f", "-", input=plain, check=False)
+    assert refused.returncode != 0 and 'violates PodSecurity "restricted:latest"' in refused.stderr, refused.stderr
 
 
 def job_processes(cluster: SimCluster, job: str, component: str) -> dict[int, str]:
