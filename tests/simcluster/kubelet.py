@@ -7,6 +7,8 @@ outlives pods (this is what lets a restarted aggregator resume), and the claim i
 Each pod's container ports get free local ports, recorded in the pod annotation PORTS_ANNOTATION
 as {"containerPort": localPort}; the process ids are in containerStatuses[].containerID
 (`simcluster://PID`). See podspec.py for how paths and ports reach the process.
+A container with runAsNonRoot whose user would be root (its runAsUser, else its image's USER)
+waits in CreateContainerConfigError, as on a real node.
 """
 
 from __future__ import annotations
