@@ -143,6 +143,8 @@ async def _body(request: web.Request) -> Any:
     raw = await request.read()
     if not raw:
         return {}
+    if request.content_type == "application/vnd.kubernetes.protobuf":
+        raise unsupported_media(request.content_type, ["application/json", "application/yaml"])
     try:
         if request.content_type in (APPLY, "application/yaml"):
             return yaml.safe_load(raw)

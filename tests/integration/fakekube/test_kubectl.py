@@ -206,3 +206,12 @@ def test_delete_with_finalizer_and_cascade(fakekube: FakeKube) -> None:
     names = [c["metadata"]["name"] for c in fakekube.client.list(
         "/api/v1/namespaces/default/configmaps")]
     assert "child-a" not in names and "child-b" not in names, "dependents are collected"
+
+
+def test_protobuf_bodies_are_refused_by_name(fakekube: FakeKube) -> None:
+    """kubectl create <built-in> sends protobuf, which the fake does not decode: it must say so
+    (415 naming the media type), not fail to parse the bytes as JSON."""
+    proc = subprocess.run([kubectl_binary(), "--kubeconfig", str(fakekube.kubeconfig), "create", "namespace", "ml"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert 'UnsupportedMediaType' in proc.stderr and "application/vnd.kubernetes.protobuf" in proc.stderr, proc.stderr
