@@ -73,6 +73,18 @@ def _sc(obj: Obj) -> Obj:
     return sc if isinstance(sc, Mapping) else {}
 
 
+def _offenders(spec: Obj, values: Callable[[Obj], list[str]]) -> tuple[list[str], list[str]]:
+    """The containers for which `values` finds something, and everything it found, in order."""
+    names: list[str] = []
+    found: list[str] = []
+    for c in _containers(spec):
+        bad = values(c)
+        if bad:
+            names.append(c.get("name", ""))
+            found += bad
+    return names, found
+
+
 def _windows(spec: Obj) -> bool:
     return ((spec.get("os") or {}).get("name")) == "windows"
 
@@ -105,14 +117,8 @@ def _app_armor(spec: Obj, meta: Obj) -> Violation | None:
 
 
 def _capabilities_baseline(spec: Obj, meta: Obj) -> Violation | None:
-    names: list[str] = []
-    caps: list[str] = []
-    for c in _containers(spec):
-        added = [str(a) for a in (_sc(c).get("capabilities") or {}).get("add") or ()
-                 if a not in BASELINE_CAPABILITIES]
-        if added:
-            names.append(c.get("name", ""))
-            caps += added
+    names, caps = _offenders(spec, lambda c: [str(a) for a in (_sc(c).get("capabilities") or {}).get("add") or ()
+                                              if a not in BASELINE_CAPABILITIES])
     if not names:
         return None
     return Violation("non-default capabilities", f"{_who(names)} must not include "
@@ -132,13 +138,7 @@ def _host_path(spec: Obj, meta: Obj) -> Violation | None:
 
 
 def _host_ports(spec: Obj, meta: Obj) -> Violation | None:
-    names: list[str] = []
-    ports: list[str] = []
-    for c in _containers(spec):
-        used = [str(p["hostPort"]) for p in c.get("ports") or () if p.get("hostPort")]
-        if used:
-            names.append(c.get("name", ""))
-            ports += used
+    names, ports = _offenders(spec, lambda c: [str(p["hostPort"]) for p in c.get("ports") or () if p.get("hostPort")])
     if not names:
         return None
     return Violation("hostPort", f'{_who(names)} {_plural("uses", "use", len(names))} '
@@ -153,13 +153,8 @@ def _privileged(spec: Obj, meta: Obj) -> Violation | None:
 
 
 def _proc_mount(spec: Obj, meta: Obj) -> Violation | None:
-    names: list[str] = []
-    values: list[str] = []
-    for c in _containers(spec):
-        mount = _sc(c).get("procMount")
-        if mount not in (None, "Default"):
-            names.append(c.get("name", ""))
-            values.append(str(mount))
+    names, values = _offenders(spec, lambda c: [] if _sc(c).get("procMount") in (None, "Default")
+                               else [str(_sc(c).get("procMount"))])
     if not names:
         return None
     return Violation("procMount", f"{_who(names)} must not set securityContext.procMount to "
@@ -208,17 +203,20 @@ def _seccomp_type(sc: Obj) -> str | None:
     return None if not isinstance(profile, Mapping) else str(profile.get("type", ""))
 
 
-def _seccomp_baseline(spec: Obj, meta: Obj) -> Violation | None:
-    setters: list[str] = []
-    if _seccomp_type(_sc(spec)) == "Unconfined":
-        setters.append("pod")
-    names = [c.get("name", "") for c in _containers(spec) if _seccomp_type(_sc(c)) == "Unconfined"]
+def _setters(spec: Obj, on: Callable[[Obj], bool]) -> str:
+    """`pod`, `container "a"`, or `pod and containers "a", "b"`: who sets what `on` looks for."""
+    setters = ["pod"] if on(_sc(spec)) else []
+    names = [c.get("name", "") for c in _containers(spec) if on(_sc(c))]
     if names:
         setters.append(_who(names))
-    if not setters:
+    return " and ".join(setters)
+
+
+def _seccomp_baseline(spec: Obj, meta: Obj) -> Violation | None:
+    who = _setters(spec, lambda sc: _seccomp_type(sc) == "Unconfined")
+    if not who:
         return None
-    return Violation("seccompProfile", f'{" and ".join(setters)} must not set '
-                     'securityContext.seccompProfile.type to "Unconfined"')
+    return Violation("seccompProfile", f'{who} must not set securityContext.seccompProfile.type to "Unconfined"')
 
 
 def _sysctls(spec: Obj, meta: Obj) -> Violation | None:
@@ -228,17 +226,10 @@ def _sysctls(spec: Obj, meta: Obj) -> Violation | None:
 
 
 def _host_process(spec: Obj, meta: Obj) -> Violation | None:
-    def on(sc: Obj) -> bool:
-        return (sc.get("windowsOptions") or {}).get("hostProcess") is True
-
-    setters = ["pod"] if on(_sc(spec)) else []
-    names = [c.get("name", "") for c in _containers(spec) if on(_sc(c))]
-    if names:
-        setters.append(_who(names))
-    if not setters:
+    who = _setters(spec, lambda sc: (sc.get("windowsOptions") or {}).get("hostProcess") is True)
+    if not who:
         return None
-    return Violation("hostProcess", f'{" and ".join(setters)} must not set '
-                     "securityContext.windowsOptions.hostProcess=true")
+    return Violation("hostProcess", f"{who} must not set securityContext.windowsOptions.hostProcess=true")
 
 
 # ----- restricted -------------------------------------------------------------------------
