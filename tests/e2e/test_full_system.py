@@ -6,6 +6,7 @@ exactly as the manifests say. Nothing in the runtime or the operator is bypassed
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -87,8 +88,9 @@ def http_json(port: int, path: str) -> Any:
 
 
 def test_example_job_runs_to_succeeded(sim: tuple[SimCluster, OperatorProcess]) -> None:
-    """1. kubectl apply the quick example -> Succeeded, best reward in `kubectl get esj`, result ConfigMap."""
-    cluster, _ = sim
+    """1. kubectl apply the quick example -> Succeeded, best reward in `kubectl get esj`, result ConfigMap;
+    the job's token leaks into no log, status or Event."""
+    cluster, op = sim
     cluster.kubectl("apply", "-f", str(EXAMPLE))
     name = yaml.safe_load(EXAMPLE.read_text())["metadata"]["name"]
     wait_for(lambda: len(job_processes(cluster, name, "worker")) == 2, 60, "two worker processes")
@@ -109,8 +111,30 @@ def test_example_job_runs_to_succeeded(sim: tuple[SimCluster, OperatorProcess]) 
     wait_for(lambda: not job_processes(cluster, name, "worker") and not job_processes(cluster, name, "aggregator"),
              60, "the finished job's processes stopped")
 
+    assert_token_nowhere(cluster, op, name)
+
     cluster.kubectl("delete", "esj", name, "--wait=true", "--timeout=60s")
     assert_nothing_left(cluster, name)
+
+
+def assert_token_nowhere(cluster: SimCluster, op: OperatorProcess, job: str) -> None:
+    """The job's token is in its Secret and nowhere a user reads: not in the operator's log, any
+    container's log, the ESENASJob (status, annotations), its Events or the result ConfigMap."""
+    b64 = cluster.kubectl("get", "secret", f"{job}-token", "-o", "jsonpath={.data.token}").stdout.strip()
+    token = base64.b64decode(b64).decode()
+    assert len(token) >= 32, "the token is 32 random bytes"
+    logs = sorted((cluster.workdir / "run" / "pods").rglob("*.log"))
+    assert {p.name for p in logs} >= {"aggregator.log", "worker.log"}, logs
+    places = {
+        "operator log": op.log(),
+        "ESENASJob": cluster.kubectl("get", "esj", job, "-o", "json").stdout,
+        "events": cluster.kubectl("get", "events", "-o", "json").stdout,
+        "result ConfigMap": cluster.kubectl("get", "configmap", f"{job}-result", "-o", "json").stdout,
+        **{str(p.relative_to(cluster.workdir)): p.read_text(errors="replace") for p in logs},
+    }
+    assert all(places.values()), [where for where, text in places.items() if not text]
+    leaks = [where for where, text in places.items() if token in text or b64 in text]
+    assert not leaks, f"the job's token appears in: {leaks}"
 
 
 def assert_nothing_left(cluster: SimCluster, job: str) -> None:
