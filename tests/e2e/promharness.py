@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from tests.fakekube.harness import stop_process
 from tests.static.chart_tools import tool
 
 
@@ -79,11 +80,5 @@ class Prometheus:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=20)
         self._log.close()

@@ -128,6 +128,20 @@ class KubeClient:
         self.request("POST", "/_fake/compact")
 
 
+
+def stop_process(process: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM a child process, SIGKILL it after `timeout` seconds, reap it and close its stdout."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
 class FakeKube:
     """A running fake API server process, its kubeconfig, a client and a kubectl runner."""
 
@@ -185,13 +199,5 @@ class FakeKube:
         raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        stop_process(self.process, timeout=10)
         self._log.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from tests.fakekube.harness import FakeKube
+from tests.fakekube.harness import FakeKube, stop_process
 from tests.simcluster.kubelet import MARKER_ENV, PORTS_ANNOTATION
 
 REPO: Final = Path(__file__).resolve().parents[2]
@@ -46,15 +45,7 @@ class RunnerProcess:
         return self.process.poll() is None
 
     def stop(self, timeout: float = 30) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        stop_process(self.process, timeout)
         self._log.close()
 
 
