@@ -33,6 +33,8 @@ PG_ALGORITHMS: Final = ("reinforce", "ppo")
 FITNESS_SHAPING: Final = ("none", "zscore", "centered_ranks")
 OPTIMIZERS: Final = ("sgd", "adam")
 SIZE_METHODS: Final = ("mnasnet", "linear")
+#: Most antithetic pairs in one iteration, however they are given (perturbations, or per worker).
+MAX_PERTURBATIONS: Final = 1_000_000
 
 _GYM_ID: Final = re.compile(r"^(?:[\w.-]+/)?[A-Za-z][\w.-]*-v\d+$")
 _MODULE_CLASS: Final = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -94,15 +96,24 @@ class ControllerSpec:
 
 @dataclass(frozen=True)
 class ESSpec:
+    """ES settings. ``perturbations`` is always the effective number of pairs per iteration: with
+    ``perturbations_per_worker`` set it is that times ``max(1, workers.replicas)``."""
+
     sigma: float = 0.03
     step_size: float = 0.02
     perturbations: int = 32
+    perturbations_per_worker: int | None = None
     top_directions: int = 0  # 0: use all perturbation pairs
     exact_evals: int = 0
     fitness_shaping: str = "zscore"
     optimizer: str = "sgd"
     observation_normalization: bool = True
     reward_shift: float = 0.0
+
+    @property
+    def work_items(self) -> int:
+        """Work items of one iteration (one per pair, one per exact eval): the useful parallelism."""
+        return self.perturbations + self.exact_evals
 
 
 @dataclass(frozen=True)
@@ -384,24 +395,6 @@ def parse_spec(spec: Any, path: str = "spec") -> JobSpec:
         c.fail("tournamentSize", f"must be <= populationSize ({pop}), got {controller.tournament_size}")
     c.finish()
 
-    s = r.sub("es")
-    perturbations = _req(s.integer("perturbations", 32, 1, 1_000_000))
-    top = _req(s.integer("topDirections", 0, 0, 1_000_000))
-    if top > perturbations:
-        s.fail("topDirections", f"must be <= perturbations ({perturbations}), got {top}")
-    es = ESSpec(
-        sigma=_req(s.number("sigma", 0.03, 0.0, 10.0, lo_open=True)),
-        step_size=_req(s.number("stepSize", 0.02, 0.0, 100.0, lo_open=True)),
-        perturbations=perturbations,
-        top_directions=top,
-        exact_evals=_req(s.integer("exactEvals", 0, 0, 100_000)),
-        fitness_shaping=_req(s.string("fitnessShaping", "zscore", FITNESS_SHAPING)),
-        optimizer=_req(s.string("optimizer", "sgd", OPTIMIZERS)),
-        observation_normalization=s.boolean("observationNormalization", True),
-        reward_shift=_req(s.number("rewardShift", 0.0)),
-    )
-    s.finish()
-
     o = r.sub("objectives")
     objectives = ObjectivesSpec(
         size_weight=_req(o.number("sizeWeight", 0.0, 0.0, 10.0)),
@@ -440,6 +433,49 @@ def parse_spec(spec: Any, path: str = "spec") -> JobSpec:
         priority_class_name=w.string("priorityClassName", None),
     )
     w.finish()
+
+    # After workers: with perturbationsPerWorker the population follows the replica count.
+    s = r.sub("es")
+    fixed = s.integer("perturbations", None, 1, MAX_PERTURBATIONS)
+    per_worker = s.integer("perturbationsPerWorker", None, 1, MAX_PERTURBATIONS)
+    perturbations = ESSpec.perturbations if fixed is None else fixed
+    origin = f"perturbations ({perturbations})"
+    if per_worker is not None and s.data.get("perturbations") is not None:
+        s.fail(
+            "perturbationsPerWorker",
+            "cannot be set together with spec.es.perturbations: give the population either per "
+            "iteration (perturbations) or per worker (perturbationsPerWorker), not both",
+        )
+    elif per_worker is not None:
+        fleet = max(1, workers.replicas)
+        perturbations = per_worker * fleet
+        origin = (
+            f"the effective perturbations ({perturbations} = perturbationsPerWorker {per_worker} "
+            f"x max(1, workers.replicas {workers.replicas}))"
+        )
+        if perturbations > MAX_PERTURBATIONS:
+            s.fail(
+                "perturbationsPerWorker",
+                f"{per_worker} x max(1, spec.workers.replicas {workers.replicas}) = {perturbations} "
+                f"perturbations; must be <= {MAX_PERTURBATIONS}",
+            )
+            perturbations = MAX_PERTURBATIONS
+    top = _req(s.integer("topDirections", 0, 0, MAX_PERTURBATIONS))
+    if top > perturbations:
+        s.fail("topDirections", f"must be <= {origin}, got {top}")
+    es = ESSpec(
+        sigma=_req(s.number("sigma", 0.03, 0.0, 10.0, lo_open=True)),
+        step_size=_req(s.number("stepSize", 0.02, 0.0, 100.0, lo_open=True)),
+        perturbations=perturbations,
+        perturbations_per_worker=per_worker,
+        top_directions=top,
+        exact_evals=_req(s.integer("exactEvals", 0, 0, 100_000)),
+        fitness_shaping=_req(s.string("fitnessShaping", "zscore", FITNESS_SHAPING)),
+        optimizer=_req(s.string("optimizer", "sgd", OPTIMIZERS)),
+        observation_normalization=s.boolean("observationNormalization", True),
+        reward_shift=_req(s.number("rewardShift", 0.0)),
+    )
+    s.finish()
 
     a = r.sub("aggregator")
     ck = a.sub("checkpoint")

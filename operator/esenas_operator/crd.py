@@ -22,7 +22,7 @@ PHASES: Final = ("Pending", "Running", "Succeeded", "Failed", "Suspended")
 _CONDITION: Final = _obj(
     "A metav1.Condition.",
     {
-        "type": _str("Condition type, e.g. Ready, InvalidSpec, Complete, Failed, Suspended.", maxLength=316),
+        "type": _str("Condition type, e.g. Ready, InvalidSpec, Complete, Failed, Suspended, FleetOversized.", maxLength=316),
         "status": _str("True, False or Unknown.", None, ("True", "False", "Unknown")),
         "observedGeneration": _int("The .metadata.generation the condition was set for.", None, 0),
         "lastTransitionTime": _str("When the status last changed.", format="date-time"),

@@ -161,15 +161,40 @@ ES: Final = _obj(
     {
         "sigma": _num("Perturbation scale nu.", 0.03, 0.0, 10.0, lo_open=True),
         "stepSize": _num("Step size alpha.", 0.02, 0.0, 100.0, lo_open=True),
-        "perturbations": _int("Antithetic perturbation pairs per iteration (N).", 32, 1, 1_000_000),
-        "topDirections": _int("Best directions used in the update (b); 0 means all.", 0, 0, 1_000_000),
+        # No schema default: the API server defaults before it validates, so a default here would
+        # always collide with perturbationsPerWorker. The parser uses 32 when neither is set.
+        "perturbations": _int(
+            f"Antithetic perturbation pairs per iteration (N); {S.ESSpec.perturbations} when neither this nor "
+            "perturbationsPerWorker is set. Exclusive with perturbationsPerWorker.",
+            None, 1, S.MAX_PERTURBATIONS,
+        ),
+        "perturbationsPerWorker": _int(
+            "Antithetic perturbation pairs per worker: N = perturbationsPerWorker x max(1, workers.replicas), "
+            "so the population follows kubectl scale and an HPA (from the next iteration the aggregator "
+            f"sees the new spec). N must stay <= {S.MAX_PERTURBATIONS}. Exclusive with perturbations.",
+            None, 1, S.MAX_PERTURBATIONS,
+        ),
+        "topDirections": _int(
+            "Best directions used in the update (b); 0 means all. At most the effective perturbations.",
+            0, 0, S.MAX_PERTURBATIONS,
+        ),
         "exactEvals": _int("Evaluations of the unperturbed parameters per iteration.", 0, 0, 100_000),
         "fitnessShaping": _str("How rewards are shaped before the update.", "zscore", S.FITNESS_SHAPING),
         "optimizer": _str("sgd or adam.", "sgd", S.OPTIMIZERS),
         "observationNormalization": {"type": "boolean", "default": True, "description": "Normalise observations with running statistics (ARS V2)."},
         "rewardShift": _num("Subtracted from every step's reward (removes a survival bonus).", 0.0),
     },
-    [("self.topDirections <= self.perturbations", "spec.es.topDirections must be <= perturbations")],
+    [
+        (
+            "!has(self.perturbations) || !has(self.perturbationsPerWorker)",
+            "spec.es.perturbations and spec.es.perturbationsPerWorker are mutually exclusive: set one",
+        ),
+        ("!has(self.perturbations) || self.topDirections <= self.perturbations", "spec.es.topDirections must be <= perturbations"),
+        (
+            f"has(self.perturbations) || has(self.perturbationsPerWorker) || self.topDirections <= {S.ESSpec.perturbations}",
+            f"spec.es.topDirections must be <= perturbations (default {S.ESSpec.perturbations})",
+        ),
+    ],
 )
 
 OBJECTIVES: Final = _obj(
@@ -233,6 +258,10 @@ AGGREGATOR: Final = _obj(
     },
 )
 
+#: perturbationsPerWorker x max(1, replicas): the population when it is given per worker. The spec's
+#: es and workers groups and replicas are defaulted, so they are always there when rules run.
+_PER_WORKER_N: Final = "self.es.perturbationsPerWorker * (self.workers.replicas > 0 ? self.workers.replicas : 1)"
+
 SPEC: Final = _obj(
     "What to train and how. The same mapping drives `esenas run` locally.",
     {
@@ -255,7 +284,15 @@ SPEC: Final = _obj(
             f"(has(self.policy) && self.policy.topology in {_SEARCHED}) == (self.controller.type != 'none')",
             "spec.controller.type: searched topologies (partition, edges, masked) need a controller "
             "(random, evolution, policy_gradient); fixed ones need 'none'",
-        )
+        ),
+        (
+            f"!has(self.es.perturbationsPerWorker) || {_PER_WORKER_N} <= {S.MAX_PERTURBATIONS}",
+            f"spec.es.perturbationsPerWorker x max(1, spec.workers.replicas) must be <= {S.MAX_PERTURBATIONS} perturbations",
+        ),
+        (
+            f"!has(self.es.perturbationsPerWorker) || self.es.topDirections <= {_PER_WORKER_N}",
+            "spec.es.topDirections must be <= perturbationsPerWorker x max(1, spec.workers.replicas)",
+        ),
     ],
     required=["environment"],
 )

@@ -72,6 +72,42 @@ def test_every_bad_field_reported_at_once() -> None:
     assert paths == {"spec.environment.id", "spec.es.sigma", "spec.es.perturbations"}
 
 
+def test_perturbations_per_worker_follows_the_replicas() -> None:
+    s = parse_spec({**BASE, "es": {"perturbationsPerWorker": 8, "exactEvals": 4}, "workers": {"replicas": 125}})
+    assert (s.es.perturbations, s.es.perturbations_per_worker, s.es.work_items) == (1000, 8, 1004)
+    idle = parse_spec({**BASE, "es": {"perturbationsPerWorker": 8}, "workers": {"replicas": 0}})
+    assert idle.es.perturbations == 8, "a fleet scaled to zero still plans one worker's share"
+    fixed = parse_spec({**BASE, "es": {"perturbations": 64}, "workers": {"replicas": 125}})
+    assert (fixed.es.perturbations, fixed.es.perturbations_per_worker) == (64, None)
+
+
+def test_perturbations_and_per_worker_are_exclusive() -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec({**BASE, "es": {"perturbations": 64, "perturbationsPerWorker": 8}})
+    (err,) = info.value.errors
+    assert err.path == "spec.es.perturbationsPerWorker"
+    assert "cannot be set together with spec.es.perturbations" in err.reason
+
+
+def test_perturbations_per_worker_times_replicas_is_bounded() -> None:
+    ok = parse_spec({**BASE, "es": {"perturbationsPerWorker": 10}, "workers": {"replicas": 100_000}})
+    assert ok.es.perturbations == 1_000_000
+    with pytest.raises(SpecError) as info:
+        parse_spec({**BASE, "es": {"perturbationsPerWorker": 11}, "workers": {"replicas": 100_000}})
+    (err,) = info.value.errors
+    assert err.path == "spec.es.perturbationsPerWorker"
+    assert err.reason == "11 x max(1, spec.workers.replicas 100000) = 1100000 perturbations; must be <= 1000000"
+
+
+def test_top_directions_names_where_the_population_came_from() -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec({**BASE, "es": {"perturbationsPerWorker": 2, "topDirections": 9}, "workers": {"replicas": 4}})
+    assert [str(e) for e in info.value.errors] == [
+        "spec.es.topDirections: must be <= the effective perturbations "
+        "(8 = perturbationsPerWorker 2 x max(1, workers.replicas 4)), got 9"
+    ]
+
+
 def test_missing_environment_id() -> None:
     with pytest.raises(SpecError, match=r"spec.environment.id: required"):
         parse_spec({})

@@ -76,14 +76,18 @@ def test_schema_defaults_equal_the_parser_defaults() -> None:
             elif sub.get("type") in ("integer", "number", "string", "boolean"):
                 # No schema default: the parser's default must be None or depend on other fields.
                 required = key in schema.get("required", [])
-                depends = (path, key) == ("spec.controller", "type")
+                # controller.type follows the topology; es.perturbations has no schema default because
+                # the API server would fill it in next to perturbationsPerWorker, which excludes it.
+                depends = (path, key) in (("spec.controller", "type"), ("spec.es", "perturbations"))
                 assert value is None or required or depends, f"{path}.{key} lacks a default"
+                if depends and value is not None:
+                    assert str(value) in sub["description"], f"{path}.{key}: the description names the default"
         names = {_snake(k) for k in schema.get("properties", {})}
         fields = {f.name for f in dataclasses.fields(obj)} - {"raw_spec"}
         assert fields <= names, f"{path}: fields missing from the schema: {fields - names}"
 
     compare(spec_schema, parsed, "spec")
-    assert checked >= 33
+    assert checked >= 32  # es.perturbations is checked through its description instead
 
 
 def test_defaulted_spec_parses_to_the_same_job() -> None:
@@ -114,6 +118,11 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({**ENV, "policy": {"topology": "partition", "partitions": 3}, "controller": {"type": "none"}}, "need a controller"),
     ({**ENV, "controller": {"type": "evolution"}}, "fixed ones need 'none'"),
     ({**ENV, "es": {"perturbations": 4, "topDirections": 8}}, "topDirections must be <= perturbations"),
+    ({**ENV, "es": {"topDirections": 33}}, "topDirections must be <= perturbations (default 32)"),
+    ({**ENV, "es": {"perturbations": 8, "perturbationsPerWorker": 2}}, "perturbationsPerWorker are mutually exclusive"),
+    ({**ENV, "es": {"perturbationsPerWorker": 100}, "workers": {"replicas": 20_000}}, "must be <= 1000000 perturbations"),
+    ({**ENV, "es": {"perturbationsPerWorker": 2, "topDirections": 9}, "workers": {"replicas": 4}}, "topDirections must be <= perturbationsPerWorker"),
+    ({**ENV, "es": {"perturbationsPerWorker": 2, "topDirections": 3}, "workers": {"replicas": 0}}, "topDirections must be <= perturbationsPerWorker"),
     ({**ENV, "es": {"sigma": 0}}, "less than or equal to the minimum"),
     ({**ENV, "es": {"fitnessShaping": "rank"}}, "is not one of"),
     ({**ENV, "controller": {"populationSize": 4, "tournamentSize": 5}}, "tournamentSize must be <= populationSize"),
@@ -145,6 +154,25 @@ def test_environment_and_policy_are_immutable_but_replicas_are_not() -> None:
     moved = copy.deepcopy(old)
     moved["spec"]["environment"]["id"] = "Walker2d-v5"
     assert validate(moved, old) == ["spec.environment: spec.environment is immutable"]
+
+
+def test_perturbations_per_worker_passes_and_bounds_what_scaling_may_do() -> None:
+    """Per worker, the population follows replicas; a scale that breaks topDirections or the bound is refused."""
+    old = _job({**ENV, "es": {"perturbationsPerWorker": 20, "topDirections": 30}, "workers": {"replicas": 4}})
+    assert validate(old) == []
+    assert "perturbations" not in defaulted(old)["spec"]["es"], "no schema default to collide with"
+    assert parse_spec(old["spec"]).es.perturbations == 80
+    down = copy.deepcopy(old)
+    down["spec"]["workers"]["replicas"] = 1
+    assert validate(down, old) == ["spec: spec.es.topDirections must be <= perturbationsPerWorker x max(1, spec.workers.replicas)"]
+    up = copy.deepcopy(old)
+    up["spec"]["workers"]["replicas"] = 100_000
+    assert validate(up, old) == [
+        "spec: spec.es.perturbationsPerWorker x max(1, spec.workers.replicas) must be <= 1000000 perturbations"
+    ]
+    edge = _job({**ENV, "es": {"perturbationsPerWorker": 10}, "workers": {"replicas": 100_000}})
+    assert validate(edge) == [], "10 x 100,000 is exactly the bound"
+    assert parse_spec(edge["spec"]).es.perturbations == 1_000_000
 
 
 def test_scale_subresource_and_columns() -> None:
