@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from esenas.algorithm import ESENAS, IterationReport
-from esenas.trainer import Trainer
+from esenas.spec import SpecError
+from esenas.trainer import Trainer, default_workers
 
-from esenas_cli.errors import load_checked_job
+from esenas_cli.errors import load_checked_job, report_bad_spec
+from esenas_cli.local_job import follow_local_workers
 from esenas_cli.results_dir import default_dir, write_results
 
 
@@ -33,8 +35,13 @@ def main(args: argparse.Namespace) -> int:
         return loaded
     job, obs_dim, act_dim = loaded
     out: Path = args.output or default_dir(job)
+    workers = args.workers or default_workers()
+    try:
+        _, job = follow_local_workers(Path(args.job), job, workers, out)
+    except SpecError as exc:
+        return report_bad_spec(f"{args.job} with --workers {workers}", exc.errors)
     algo = ESENAS(job.spec, obs_dim, act_dim)
-    trainer = Trainer(job.spec, workers=args.workers, algo=algo)
+    trainer = Trainer(job.spec, workers=workers, algo=algo)
     print(f"training {job.name}: {job.spec.environment.id}, {algo.arch.kind} {job.spec.policy.template} "
           f"({algo.arch.num_params} trainable numbers), controller {job.spec.controller.type}, {trainer.workers} workers")
     start = time.monotonic()

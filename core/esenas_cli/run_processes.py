@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from esenas.spec import Job
+from esenas.spec import Job, SpecError
 
-from esenas_cli.errors import load_checked_job
+from esenas_cli.errors import load_checked_job, report_bad_spec
+from esenas_cli.local_job import follow_local_workers
 from esenas_cli.results_dir import default_dir
 
 POLL_S: Final = 0.5
@@ -58,7 +59,11 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {out} already holds a run; add --resume to continue it, or pick another --output", file=sys.stderr)
         return 2
     workers = args.workers or os.cpu_count() or 1
-    return LocalFleet(Path(args.job), job, out, workers).run()
+    try:
+        job_file, job = follow_local_workers(Path(args.job), job, workers, out)
+    except SpecError as exc:
+        return report_bad_spec(f"{args.job} with --workers {workers}", exc.errors)
+    return LocalFleet(job_file, job, out, workers).run()
 
 
 class LocalFleet:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from esenas.spec import load_job
+from esenas_cli import run_processes
+from esenas_cli.local_job import RESOLVED_JOB, follow_local_workers
 from esenas_cli.main import build_parser, main
 
 BAD = """\
@@ -45,3 +50,60 @@ def test_subcommands_are_registered() -> None:
     parser = build_parser()
     assert parser.parse_args(["run", "x.yaml", "--workers", "3"]).workers == 3
     assert parser.parse_args(["eval", "dir", "--episodes", "4"]).episodes == 4
+
+
+PER_WORKER = """\
+apiVersion: esenas.dev/v1alpha1
+kind: ESENASJob
+metadata: {name: per-worker}
+spec:
+  environment: {id: InvertedPendulum-v5}
+  es: {perturbationsPerWorker: 4, exactEvals: 2}
+  workers: {replicas: 50, batchSize: 2}
+"""
+
+
+def test_per_worker_population_follows_the_local_workers(tmp_path: Path) -> None:
+    src = tmp_path / "job.yaml"
+    src.write_text(PER_WORKER)
+    out = tmp_path / "run"
+    path, job = follow_local_workers(src, load_job(src), 3, out)
+    assert path == out / RESOLVED_JOB
+    written = yaml.safe_load(path.read_text())
+    assert written["spec"]["workers"] == {"replicas": 3, "batchSize": 2}
+    assert written["spec"]["es"] == {"perturbationsPerWorker": 4, "exactEvals": 2}
+    assert (job.spec.workers.replicas, job.spec.es.perturbations) == (3, 12)
+    assert load_job(path).spec == job.spec, "the aggregator and workers read this same job"
+    assert yaml.safe_load(src.read_text())["spec"]["workers"]["replicas"] == 50, "the user's file is untouched"
+
+
+def test_fixed_population_runs_the_users_file(tmp_path: Path) -> None:
+    src = tmp_path / "job.yaml"
+    src.write_text(PER_WORKER.replace("perturbationsPerWorker: 4", "perturbations: 8"))
+    job = load_job(src)
+    assert follow_local_workers(src, job, 3, tmp_path / "run") == (src, job)
+    assert not (tmp_path / "run").exists()
+
+
+def test_run_hands_the_resolved_job_to_the_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_run(self: run_processes.LocalFleet) -> int:
+        seen.update(file=self.job_file, perturbations=self.job.spec.es.perturbations, workers=self.n_workers)
+        return 0
+
+    monkeypatch.setattr(run_processes.LocalFleet, "run", fake_run)
+    src = tmp_path / "job.yaml"
+    src.write_text(PER_WORKER)
+    assert main(["run", str(src), "--workers", "5", "--output", str(tmp_path / "run")]) == 0
+    assert seen == {"file": tmp_path / "run" / RESOLVED_JOB, "perturbations": 20, "workers": 5}
+
+
+def test_too_many_local_workers_for_the_bound_is_a_spec_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "job.yaml"
+    # Valid as written (400,000 x 2 replicas), too big with three local workers.
+    src.write_text(PER_WORKER.replace("perturbationsPerWorker: 4", "perturbationsPerWorker: 400000").replace("replicas: 50", "replicas: 2"))
+    assert main(["run", str(src), "--workers", "3", "--output", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "with --workers 3 is not a valid ESENASJob" in err
+    assert "spec.es.perturbationsPerWorker: 400000 x max(1, spec.workers.replicas 3) = 1200000 perturbations" in err
