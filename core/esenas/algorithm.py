@@ -21,10 +21,9 @@ import numpy as np
 
 from esenas import es
 from esenas.controllers import Controller, make_controller
-from esenas.controllers.base import mean_by_topology
 from esenas.network import Architecture
 from esenas.normalizer import RunningStats
-from esenas.objectives import ParetoFront, combine
+from esenas.objectives import ParetoFront, combine, front_indices
 from esenas.policies import Policy
 from esenas.results import ITEM_DTYPE, KIND_EXACT, KIND_PAIR, IterationReport, Plan, Results
 from esenas.spec import JobSpec
@@ -35,6 +34,20 @@ __all__ = ["ESENAS", "IterationReport", "Plan", "Results"]
 STATE_FORMAT: Final = "esenas.state/v1"
 _CONTROLLER_STREAM: Final = 1
 _INIT_STREAM: Final = 2
+
+
+#: Most iterations the history keeps; past it the older half is thinned to every other entry,
+#: so the checkpoint, ``/history`` and the reward curve stay bounded over any number of iterations.
+MAX_HISTORY: Final = 2000
+
+
+def thin_history(history: list[dict[str, Any]], limit: int = MAX_HISTORY) -> list[dict[str, Any]]:
+    """``history`` if it fits in ``limit``; else its older half thinned to every other entry
+    (the newest half is kept whole, so the recent curve keeps full resolution)."""
+    if len(history) <= limit:
+        return history
+    half = len(history) // 2
+    return history[:half:2] + history[half:]
 
 
 def _rng(*words: int) -> np.random.Generator:
@@ -155,15 +168,29 @@ class ESENAS:
         score = eval_reward if eval_reward is not None else reward_mean
 
         # Controller feedback: every evaluation, with its topology; objective per spec.
+        # Sizes and means go by the plan's unique-topology index, so a population of
+        # 100,000 pairs costs whole-array operations, not one Python call per evaluation.
         topos = self._plan_topos
         pair_topos = [t for t, p in zip(topos, pair, strict=True) if p]
         exact_topos = [t for t, p in zip(topos, pair, strict=True) if not p]
         all_topos = pair_topos + pair_topos + exact_topos
-        sizes = np.array([self.arch.size(t) for t in all_topos], np.float64)
+        tidx = plan.items["topology"].astype(np.int64)
+        all_idx = np.concatenate([tidx[pair], tidx[pair], tidx[exact]])
+        uniq_sizes = self.arch.sizes(plan.topologies)
+        sizes = uniq_sizes[all_idx].astype(np.float64)
         self.controller.tell(all_topos, combine(rollouts, sizes, self.spec.objectives))
         if self.space.num_decisions:
-            uniq, mean_r = mean_by_topology(all_topos, rollouts)
-            self.pareto.update(mean_r, [self.arch.size(t) for t in uniq], [t.to_json() for t in uniq])
+            k = len(plan.topologies)
+            counts = np.bincount(all_idx, minlength=k)
+            seen = np.flatnonzero(counts)
+            mean_r = np.bincount(all_idx, weights=rollouts, minlength=k)[seen] / counts[seen]
+            keep = seen[front_indices(mean_r, uniq_sizes[seen])]
+            mean_by_idx = dict(zip(seen.tolist(), mean_r.tolist(), strict=True))
+            self.pareto.update(
+                [mean_by_idx[i] for i in keep.tolist()],
+                uniq_sizes[keep],
+                [plan.topologies[i].to_json() for i in keep.tolist()],
+            )
 
         # Best policy: the evaluated point under the topology that scored best.
         if raw_exact.size:
@@ -206,6 +233,7 @@ class ESENAS:
             pareto_front=self.pareto.summary(),
         )
         self.history.append({k: v for k, v in report.to_json().items() if k != "pareto_front"})
+        self.history = thin_history(self.history)
         return report
 
     # ------------------------------------------------------------------ stopping & results

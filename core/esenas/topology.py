@@ -26,26 +26,40 @@ _HEADER: Final = struct.Struct("<BBI")  # kind code, dtype code, number of decis
 
 @dataclass(frozen=True, eq=False)
 class Topology:
-    """One architecture: ``kind`` and its decisions (int64, read-only)."""
+    """One architecture: ``kind`` and its decisions (non-negative integers, read-only)."""
 
     kind: str
-    decisions: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    decisions: npt.NDArray[np.integer[Any]] = field(default_factory=lambda: np.zeros(0, np.uint8))
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"topology kind: must be one of {', '.join(KINDS)}; got {self.kind!r}")
-        d = np.array(self.decisions, dtype=np.int64).reshape(-1)
-        if d.size and d.min() < 0:
-            raise ValueError(f"topology decisions: must be >= 0, got {int(d.min())}")
+        raw = np.asarray(self.decisions).reshape(-1)
+        if raw.dtype == np.uint8:  # what controllers produce: no range check or narrowing to do
+            d = raw.copy()
+        else:
+            if raw.size and raw.min() < 0:
+                raise ValueError(f"topology decisions: must be >= 0, got {int(raw.min())}")
+            # Stored in the smallest unsigned type that holds them: a plan of 100,000 chromatic
+            # H41 topologies is 94 MB as uint8 and 754 MB as int64.
+            d = np.array(raw, dtype=_DTYPES[_dtype_code(raw)])
         d.setflags(write=False)
         object.__setattr__(self, "decisions", d)
+        object.__setattr__(self, "_id", None)
 
     @property
     def id(self) -> str:
-        """Stable 16-hex-digit id: the same decisions give the same id everywhere."""
-        h = hashlib.blake2b(self.kind.encode(), digest_size=8)
-        h.update(self.decisions.tobytes())
-        return h.hexdigest()
+        """Stable 16-hex-digit id: the same decisions give the same id everywhere.
+
+        Computed once: a population of 100,000 pairs asks for each id several times per iteration.
+        """
+        cached: str | None = self.__dict__["_id"]
+        if cached is None:
+            h = hashlib.blake2b(self.kind.encode(), digest_size=8)
+            h.update(self.decisions.astype(np.int64).tobytes())  # the id predates compact storage
+            cached = h.hexdigest()
+            object.__setattr__(self, "_id", cached)
+        return cached
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -130,12 +144,17 @@ class SearchSpace:
             raise ValueError("topology decisions: a decision is out of range for its choices")
 
 
+def _dtype_code(decisions: npt.NDArray[Any]) -> int:
+    """Index into ``_DTYPES`` of the smallest unsigned type holding ``decisions``."""
+    top = int(decisions.max()) if decisions.size else 0
+    return 0 if top < 2**8 else 1 if top < 2**16 else 2
+
+
 def encode_topologies(topologies: Sequence[Topology]) -> bytes:
     """Pack topologies for the wire: per topology a small header, then its decisions."""
     parts = [struct.pack("<I", len(topologies))]
     for t in topologies:
-        top = int(t.decisions.max()) if t.decisions.size else 0
-        code = 0 if top < 2**8 else 1 if top < 2**16 else 2
+        code = _dtype_code(t.decisions)
         parts.append(_HEADER.pack(KINDS.index(t.kind), code, t.decisions.size))
         parts.append(t.decisions.astype(_DTYPES[code]).tobytes())
     return b"".join(parts)
@@ -150,7 +169,7 @@ def decode_topologies(blob: bytes) -> list[Topology]:
         kind, code, n = _HEADER.unpack_from(blob, off)
         off += _HEADER.size
         dt = np.dtype(_DTYPES[code])
-        d = np.frombuffer(blob, dtype=dt, count=n, offset=off).astype(np.int64)
+        d = np.frombuffer(blob, dtype=dt, count=n, offset=off)
         off += n * dt.itemsize
         out.append(Topology(KINDS[kind], d))
     if off != len(blob):

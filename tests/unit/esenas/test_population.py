@@ -1,0 +1,103 @@
+"""Large populations: ask/tell at thousands of pairs, and the vectorised helpers behind it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from esenas.algorithm import ESENAS
+from esenas.controllers.policy_gradient import PolicyGradient
+from esenas.network import Architecture
+from esenas.objectives import front_indices
+from esenas.results import Results
+from esenas.spec import ControllerSpec, parse_spec
+from esenas.topology import Topology
+
+OBS, ACT = 17, 6
+
+
+def chromatic(perturbations: int, controller: str) -> ESENAS:
+    spec = parse_spec(
+        {
+            "environment": {"id": "Toy-v0"},
+            "policy": {"template": "mlp", "hiddenLayers": [41], "topology": "partition", "partitions": 17},
+            "controller": {"type": controller, "algorithm": "reinforce", "learningRate": 40},
+            "es": {"perturbations": perturbations, "exactEvals": 8, "fitnessShaping": "centered_ranks"},
+        }
+    )
+    return ESENAS(spec, OBS, ACT)
+
+
+@pytest.mark.parametrize("controller", ["policy_gradient", "evolution"])
+def test_ten_thousand_pairs_ask_and_tell(controller: str) -> None:
+    algo = chromatic(10_000, controller)
+    for it in range(2):
+        plan = algo.ask()
+        n = plan.items.size
+        assert n == 10_008
+        assert len(plan.topologies) > 1_000  # one sampled topology per pair, not a shared few
+        rng = np.random.default_rng(it)
+        pair = plan.items["kind"] == 0
+        res = Results(
+            plan.items["index"].copy(), rng.normal(size=n), np.where(pair, rng.normal(size=n), np.nan),
+            np.full(n, 2000, np.uint32), 10.0, np.zeros(OBS), np.ones(OBS),
+        )
+        report = algo.tell(res)
+        assert report.iteration == it
+        assert report.episodes == 2 * 10_000 + 8
+    assert np.all(np.isfinite(algo.params))
+    assert algo.pareto.points  # the front is kept, from the batch's own non-dominated points
+
+
+def test_sizes_match_size_one_by_one() -> None:
+    algo = chromatic(64, "random")
+    topos = algo.ask().topologies
+    arch: Architecture = algo.arch
+    assert arch.sizes(topos).tolist() == [arch.size(t) for t in topos]
+
+
+def test_front_indices_matches_brute_force() -> None:
+    rng = np.random.default_rng(5)
+    r, s = rng.normal(size=300).round(1), rng.integers(1, 12, size=300)
+    got = {(float(r[i]), int(s[i])) for i in front_indices(r, s)}
+    want = set()
+    for size in np.unique(s):
+        best = r[s == size].max()
+        if best > r[s < size].max(initial=-np.inf):  # beats every smaller network
+            want.add((float(best), int(size)))
+    assert got == want
+
+
+def test_policy_gradient_ask_in_chunks_is_the_same_draw() -> None:
+    arch = chromatic(8, "random").arch
+    space = arch.search_space()
+    pg = PolicyGradient(space, ControllerSpec(type="policy_gradient"), 0)
+    pg.logits = np.random.default_rng(1).normal(size=pg.logits.shape)
+    whole = pg.ask(3000, rng=np.random.default_rng(7))
+    import esenas.controllers.policy_gradient as mod
+
+    old = mod._CHUNK_ELEMENTS
+    mod._CHUNK_ELEMENTS = 1000 * space.num_decisions * space.max_choices  # 3 chunks
+    try:
+        chunked = pg.ask(3000, rng=np.random.default_rng(7))
+    finally:
+        mod._CHUNK_ELEMENTS = old
+    assert whole == chunked
+
+
+def test_topology_is_stored_compactly_with_the_same_id() -> None:
+    t8 = Topology("partition", np.array([0, 3, 16], np.uint8))
+    t64 = Topology("partition", np.array([0, 3, 16], np.int64))
+    assert t8.decisions.dtype == np.uint8 and t64.decisions.dtype == np.uint8
+    assert t8 == t64 and t8.id == t64.id == "5411e324b61dde23"  # blake2b of the int64 bytes, as before
+
+
+def test_history_stays_bounded_and_keeps_the_ends() -> None:
+    from esenas.algorithm import thin_history
+
+    hist: list[dict[str, object]] = []
+    for i in range(10_000):
+        hist = thin_history([*hist, {"iteration": i}], limit=100)
+        assert len(hist) <= 100
+    its = [h["iteration"] for h in hist]
+    assert its[0] == 0 and its[-1] == 9_999 and its == sorted(its)
+    assert its[-50:] == list(range(9_950, 10_000))  # the recent half at full resolution
