@@ -22,12 +22,14 @@ from esenas_operator import names as N
 from esenas_operator.crd import PLURAL, VERSION
 from esenas_operator.kube import Kube, load_config
 from esenas_operator.status import (
+    FLEET_OVERSIZED,
     TERMINAL,
     AggregatorReport,
     condition,
     diff,
     failure,
     fetch_json,
+    fleet_fit,
     parse_time,
     progress_status,
     set_condition,
@@ -182,6 +184,12 @@ def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Log
     if suspended or condition(current, "Suspended"):
         why = "spec.suspend is true" if suspended else "spec.suspend is false"
         conditions = set_condition(conditions, "Suspended", suspended, "Suspended" if suspended else "Resumed", why, gen, now)
+    # Replicas beyond the work items of one iteration are idle pods; kubectl scale lands here too.
+    es = job.spec.es
+    fit = fleet_fit(job.spec.workers.replicas, es.perturbations, es.exact_evals, es.perturbations_per_worker)
+    fleet_before = condition(current, FLEET_OVERSIZED)
+    if fit.recorded(fleet_before):
+        conditions = set_condition(conditions, FLEET_OVERSIZED, fit.oversized, fit.reason, fit.message, gen, now)
     desired: dict[str, Any] = {
         "phase": new_phase,
         "observedGeneration": gen,
@@ -195,6 +203,8 @@ def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Log
     if not suspended and not current.get("startTime"):
         desired["startTime"] = timestamp(now)
     change = _patch_status(ns, name, current, desired)
+    if fit.warns(fleet_before):
+        kopf.event(body, type="Warning", reason=fit.reason, message=fit.message)
     if suspended and "phase" in change and job.spec.aggregator.checkpoint.storage_size is None:
         kopf.event(body, type="Warning", reason="NoCheckpointVolume",
                    message="suspended without spec.aggregator.checkpoint.storageSize: the checkpoint is on an "

@@ -165,6 +165,50 @@ def workers_status(desired: int, ready: int, connected: int | None, shards: int)
     return out
 
 
+FLEET_OVERSIZED: Final = "FleetOversized"
+
+
+@dataclass(frozen=True)
+class FleetFit:
+    """Whether spec.workers.replicas exceeds the work items of one iteration, as the FleetOversized
+    condition's fields. A worker leases whole items, so replicas beyond them are idle pods."""
+
+    oversized: bool
+    reason: str
+    message: str
+
+    def recorded(self, previous: Mapping[str, Any] | None) -> bool:
+        """Set the condition when the fleet is oversized, and keep it (False) once it was ever set."""
+        return self.oversized or previous is not None
+
+    def warns(self, previous: Mapping[str, Any] | None) -> bool:
+        """Post a Warning when the fleet becomes oversized, or its numbers change while it stays so."""
+        if not self.oversized or previous is None:
+            return self.oversized
+        return previous.get("status") != "True" or previous.get("message") != self.message
+
+
+def fleet_fit(replicas: int, perturbations: int, exact_evals: int, per_worker: int | None = None) -> FleetFit:
+    """FleetOversized for a fleet of ``replicas`` against ``perturbations + exact_evals`` items per iteration.
+
+    ``perturbations`` is the effective count; with ``per_worker`` set it already follows replicas.
+    """
+    items = perturbations + exact_evals
+    if per_worker is not None:
+        source = f"es.perturbationsPerWorker {per_worker} x {max(1, replicas)} replicas + es.exactEvals {exact_evals}"
+    else:
+        source = f"es.perturbations {perturbations} + es.exactEvals {exact_evals}"
+    if replicas <= items:
+        return FleetFit(False, "FleetFitsWork", f"spec.workers.replicas {replicas} <= {items} work items per iteration ({source})")
+    return FleetFit(
+        True,
+        "FleetExceedsWork",
+        f"spec.workers.replicas {replicas} exceeds the {items} work items per iteration ({source}): "
+        f"{replicas - items} worker pods stay idle. Set spec.es.perturbationsPerWorker instead of "
+        f"spec.es.perturbations so the population follows the replica count, or scale to at most {items}.",
+    )
+
+
 def failure(spec_backoff: int, restarts: int, deadline: int | None, start: dt.datetime | None, now: dt.datetime, report: AggregatorReport | None) -> tuple[str, str] | None:
     """(reason, message) when the job must Fail, else None."""
     if report is not None and report.phase == "Failed":

@@ -132,6 +132,46 @@ def test_scale_suspend_resume_and_delete(cluster: FakeKube, operator: OperatorPr
     assert operator.alive()
 
 
+def _condition(cluster: FakeKube, name: str, type_: str) -> dict[str, Any]:
+    return next((c for c in status(cluster, name).get("conditions") or () if c["type"] == type_), {})
+
+
+def test_a_fleet_larger_than_the_work_warns_and_clears_on_scale(cluster: FakeKube, operator: OperatorProcess) -> None:
+    # 4 pairs + 1 exact eval = 5 work items per iteration for 20 pods: 15 pods can never get work.
+    apply(cluster, job_doc("idle", replicas=20, es={"perturbations": 4, "exactEvals": 1}))
+    cond = cluster.wait_for(lambda: _condition(cluster, "idle", "FleetOversized"))
+    assert (cond["status"], cond["reason"]) == ("True", "FleetExceedsWork")
+    assert "replicas 20 exceeds the 5 work items per iteration" in cond["message"], cond
+    warning = cluster.wait_for(lambda: next((
+        e for e in cluster.client.list("/api/v1/namespaces/default/events")
+        if e["involvedObject"]["name"] == "idle" and e["reason"] == "FleetExceedsWork"), None))
+    assert warning["type"] == "Warning"
+    assert "15 worker pods stay idle" in warning["message"] and "spec.es.perturbationsPerWorker" in warning["message"]
+    described = cluster.kubectl("describe", "esj/idle").stdout
+    assert "FleetExceedsWork" in described
+
+    cluster.kubectl("scale", "esj/idle", "--replicas=5")
+    cond = cluster.wait_for(lambda: (c := _condition(cluster, "idle", "FleetOversized")).get("status") == "False" and c)
+    assert cond["reason"] == "FleetFitsWork" and cond["observedGeneration"] == 2
+    assert replicas(cluster, "idle")["idle-workers-0"] == 5
+
+    # Per worker, the population follows the replicas: scaling up stays within the work, and the
+    # spec ConfigMap the aggregator reads carries the new replica count.
+    cluster.kubectl("patch", "esj/idle", "--type=merge", "-p",
+                    json.dumps({"spec": {"es": {"perturbations": None, "perturbationsPerWorker": 2}}}))
+    cluster.kubectl("scale", "esj/idle", "--replicas=50")
+    cluster.wait_for(lambda: replicas(cluster, "idle").get("idle-workers-0") == 50)
+    cond = cluster.wait_for(lambda: "x 50 replicas" in (c := _condition(cluster, "idle", "FleetOversized")).get("message", "") and c)
+    assert cond["status"] == "False" and "perturbationsPerWorker 2 x 50 replicas" in cond["message"]
+    spec = yaml.safe_load(children(cluster, "idle")[("ConfigMap", "idle-spec")]["data"]["job.yaml"])["spec"]
+    assert spec["workers"]["replicas"] == 50 and spec["es"]["perturbationsPerWorker"] == 2
+    assert "perturbations" not in spec["es"]
+    warnings = [e for e in cluster.client.list("/api/v1/namespaces/default/events")
+                if e["involvedObject"]["name"] == "idle" and e["reason"] == "FleetExceedsWork"]
+    assert sum(int(e.get("count") or 1) for e in warnings) == 1, "one Warning, on the change to oversized"
+    assert operator.alive()
+
+
 def test_status_follows_the_aggregator_to_success_and_ttl(cluster: FakeKube, operator: OperatorProcess, standin: StandInAggregator) -> None:
     apply(cluster, job_doc("done", replicas=3, ttlSecondsAfterFinished=2))
     cluster.wait_for(lambda: status(cluster, "done").get("phase") == "Pending")

@@ -10,6 +10,7 @@ from esenas_operator.status import (
     AggregatorReport,
     diff,
     failure,
+    fleet_fit,
     progress_status,
     set_condition,
     timestamp,
@@ -82,3 +83,31 @@ def test_cli_defaults_and_flags() -> None:
     assert a.namespace == [] and a.metrics_port == 8080 and a.liveness_port == 8081 and a.peering is None
     b = parse_args(["-n", "ml", "--namespace", "research", "--standalone", "--metrics-port", "0", "--status-interval", "2.5"])
     assert b.namespace == ["ml", "research"] and b.metrics_port == 0 and b.status_interval == 2.5
+
+
+def test_fleet_is_oversized_only_past_the_work_items_of_an_iteration() -> None:
+    fits = fleet_fit(72, 64, 8)
+    assert (fits.oversized, fits.reason) == (False, "FleetFitsWork")
+    over = fleet_fit(200, 64, 8)
+    assert (over.oversized, over.reason) == (True, "FleetExceedsWork")
+    assert over.message.startswith("spec.workers.replicas 200 exceeds the 72 work items per iteration "
+                                   "(es.perturbations 64 + es.exactEvals 8): 128 worker pods stay idle.")
+    assert "spec.es.perturbationsPerWorker" in over.message and "at most 72" in over.message
+    # Per worker, the population is perturbationsPerWorker x replicas: never oversized.
+    per_worker = fleet_fit(200, 8 * 200, 0, per_worker=8)
+    assert not per_worker.oversized and "es.perturbationsPerWorker 8 x 200 replicas" in per_worker.message
+    assert not fleet_fit(0, 8, 0).oversized
+
+
+def test_fleet_condition_is_recorded_once_oversized_and_warns_on_changes_only() -> None:
+    over, fits = fleet_fit(200, 64, 8), fleet_fit(16, 64, 8)
+    assert not fits.recorded(None), "a fleet that always fit gets no condition"
+    assert over.recorded(None) and not fits.warns(None)
+    assert over.warns(None)
+    (cond,) = set_condition(None, "FleetOversized", True, over.reason, over.message, 1, T0)
+    assert not over.warns(cond), "no second Warning for the same numbers (e.g. after an operator restart)"
+    assert fleet_fit(300, 64, 8).warns(cond), "a bigger idle fleet warns again"
+    assert fits.recorded(cond) and not fits.warns(cond)
+    (cleared,) = set_condition([cond], "FleetOversized", False, fits.reason, fits.message, 2, LATER)
+    assert cleared["status"] == "False" and fits.recorded(cleared)
+    assert over.warns(cleared), "oversized again after it fit"
