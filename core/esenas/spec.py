@@ -110,11 +110,6 @@ class ESSpec:
     observation_normalization: bool = True
     reward_shift: float = 0.0
 
-    @property
-    def work_items(self) -> int:
-        """Work items of one iteration (one per pair, one per exact eval): the useful parallelism."""
-        return self.perturbations + self.exact_evals
-
 
 @dataclass(frozen=True)
 class ObjectivesSpec:

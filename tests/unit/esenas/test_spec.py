@@ -74,7 +74,7 @@ def test_every_bad_field_reported_at_once() -> None:
 
 def test_perturbations_per_worker_follows_the_replicas() -> None:
     s = parse_spec({**BASE, "es": {"perturbationsPerWorker": 8, "exactEvals": 4}, "workers": {"replicas": 125}})
-    assert (s.es.perturbations, s.es.perturbations_per_worker, s.es.work_items) == (1000, 8, 1004)
+    assert (s.es.perturbations, s.es.perturbations_per_worker, s.es.exact_evals) == (1000, 8, 4)
     idle = parse_spec({**BASE, "es": {"perturbationsPerWorker": 8}, "workers": {"replicas": 0}})
     assert idle.es.perturbations == 8, "a fleet scaled to zero still plans one worker's share"
     fixed = parse_spec({**BASE, "es": {"perturbations": 64}, "workers": {"replicas": 125}})
