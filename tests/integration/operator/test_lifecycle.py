@@ -166,6 +166,11 @@ def test_a_fleet_larger_than_the_work_warns_and_clears_on_scale(cluster: FakeKub
     spec = yaml.safe_load(children(cluster, "idle")[("ConfigMap", "idle-spec")]["data"]["job.yaml"])["spec"]
     assert spec["workers"]["replicas"] == 50 and spec["es"]["perturbationsPerWorker"] == 2
     assert "perturbations" not in spec["es"]
+    # A scale that would leave topDirections above the population is refused at admission.
+    cluster.kubectl("patch", "esj/idle", "--type=merge", "-p", json.dumps({"spec": {"es": {"topDirections": 60}}}))
+    refused = cluster.kubectl("scale", "esj/idle", "--replicas=10", check=False)
+    assert refused.returncode != 0 and "topDirections must be <= perturbationsPerWorker" in refused.stderr, refused.stderr
+    assert job(cluster, "idle")["spec"]["workers"]["replicas"] == 50
     warnings = [e for e in cluster.client.list("/api/v1/namespaces/default/events")
                 if e["involvedObject"]["name"] == "idle" and e["reason"] == "FleetExceedsWork"]
     assert sum(int(e.get("count") or 1) for e in warnings) == 1, "one Warning, on the change to oversized"

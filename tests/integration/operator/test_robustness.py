@@ -31,6 +31,8 @@ SCHEMA_BAD: list[tuple[dict[str, Any], str]] = [
     ({"policy": {"hiddenLayers": [0]}}, "spec.policy.hiddenLayers"),
     # Cross-field CEL rules (x-kubernetes-validations), evaluated by the API server.
     ({"es": {"perturbations": 4, "topDirections": 8}}, "spec.es.topDirections must be <= perturbations"),
+    ({"es": {"perturbations": 8, "perturbationsPerWorker": 2}}, "spec.es.perturbations and spec.es.perturbationsPerWorker are mutually exclusive"),
+    ({"es": {"perturbationsPerWorker": 20}, "workers": {"replicas": 60_000}}, "must be <= 1000000 perturbations"),
     ({"policy": {"topology": "partition", "partitions": 2}, "controller": {"type": "none"}}, "spec.controller.type: searched topologies"),
     ({"policy": {"template": "mlp", "hiddenLayers": []}}, "template 'mlp' needs at least one hidden layer"),
     ({"policy": {"topology": "partition"}, "controller": {"type": "random"}}, "spec.policy.partitions is required"),
