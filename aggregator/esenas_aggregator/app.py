@@ -177,10 +177,9 @@ class Aggregator:
                 obs_mean=wire.encode_f32(plan.obs_mean),
                 obs_std=wire.encode_f32(plan.obs_std),
                 sigma=plan.sigma,
-                topologies=plan.topology_blob(),
                 session=rt.session,
             ).SerializeToString()
-            rt.start_iteration(plan.iteration, plan.version, plan.items, params)
+            rt.start_iteration(plan.iteration, plan.version, plan.items, params, plan.topologies)
             complete = asyncio.ensure_future(rt.iteration_complete.wait())
             stop = asyncio.ensure_future(self._stop.wait())
             await asyncio.wait((complete, stop), return_when=asyncio.FIRST_COMPLETED)
@@ -267,6 +266,7 @@ class Aggregator:
     async def _track_connected(self) -> None:
         while True:
             self.metrics.workers_connected.set(self.runtime.connected())
+            self.metrics.fleet_utilization.set(self.runtime.utilization())
             await asyncio.sleep(1.0)
 
 

@@ -49,6 +49,18 @@ class Metrics:
         self.workers_connected = gauge("esenas_workers_connected", "Workers heard from recently.")
         self.stale = counter("esenas_results_stale", "Results of a past iteration or session, dropped.")
         self.reissued = counter("esenas_results_reissued", "Work items re-issued after their deadline.")
+        self.speculative = counter(
+            "esenas_items_speculative",
+            "Backup copies of outstanding items leased to idle workers at an iteration's tail.",
+        )
+        self.redundant = counter(
+            "esenas_results_redundant",
+            "Late results of items another copy already completed (speculation), dropped.",
+        )
+        self.fleet_utilization = gauge(
+            "esenas_fleet_utilization_ratio",
+            "Connected workers whose last request got work, over all connected workers.",
+        )
         rejected = Counter(
             "esenas_results_rejected",
             "Results or requests rejected, by reason; none of them reaches the optimiser.",

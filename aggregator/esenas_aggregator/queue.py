@@ -18,6 +18,9 @@ from esenas.api.wire import KIND_EXACT, WORK_DTYPE
 #: Reasons a record is rejected; they are the ``reason`` label values of
 #: ``esenas_results_rejected_total`` (docs/contracts.md).
 REJECT_REASONS: Final = ("token", "nonfinite", "unknown_iteration", "duplicate", "oversize", "malformed")
+#: Most leases one item gets in an iteration: the original, an expired-lease re-issue or
+#: speculative backups at the tail. Bounds the work spent on copies.
+MAX_COPIES: Final = 3
 
 
 @dataclass
@@ -26,6 +29,8 @@ class IngestOutcome:
 
     accepted: int = 0
     stale: int = 0
+    #: Late copies of speculatively re-issued items: the first result won, these are dropped.
+    redundant: int = 0
     steps: int = 0
     rollouts: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
@@ -55,11 +60,13 @@ class IterationResults:
 class WorkQueue:
     """Items of the current iteration, their leases and their results."""
 
-    def __init__(self, item_timeout: float, obs_dim: int) -> None:
+    def __init__(self, item_timeout: float, obs_dim: int, max_copies: int = MAX_COPIES) -> None:
         self.item_timeout = item_timeout
         self.obs_dim = obs_dim
+        self.max_copies = max_copies
         self.iteration = -1
         self.reissued = 0
+        self.speculative = 0
         self._items = np.empty(0, dtype=WORK_DTYPE)
         self._start(np.empty(0, dtype=WORK_DTYPE))
 
@@ -69,6 +76,8 @@ class WorkQueue:
         self._done = np.zeros(n, dtype=bool)
         self._deadline = np.full(n, -math.inf)
         self._leased_once = np.zeros(n, dtype=bool)
+        self._copies = np.zeros(n, dtype=np.uint8)  # leases handed out for each item
+        self._leased_at = np.full(n, math.inf)  # time of each item's first lease
         self._fresh = 0  # items [0, _fresh) have been leased at least once
         self._n_done = 0
         self._reward_pos = np.zeros(n)
@@ -97,6 +106,11 @@ class WorkQueue:
         return self.size > 0 and self._n_done == self.size
 
     @property
+    def fresh_remaining(self) -> int:
+        """Items never leased yet in this iteration."""
+        return self.size - self._fresh
+
+    @property
     def outstanding(self) -> int:
         return self.size - self._n_done
 
@@ -108,19 +122,39 @@ class WorkQueue:
         return float(self._deadline[: self._fresh][pending].min())
 
     def lease(self, max_items: int, now: float) -> npt.NDArray[np.void]:
-        """Lease up to ``max_items`` items: never-issued ones first, then expired leases."""
+        """Lease up to ``max_items`` items: never-issued ones first, then expired leases, then
+        one speculative backup copy of an outstanding item (see :meth:`_speculate`)."""
         if max_items <= 0 or self.complete:
             return self._items[:0]
         take = np.arange(self._fresh, min(self.size, self._fresh + max_items))
         self._fresh += len(take)
+        self._leased_at[take] = now
         if len(take) < max_items and self._fresh == self.size:
             expired = np.flatnonzero(~self._done & (self._deadline <= now) & self._leased_once)
             expired = expired[: max_items - len(take)]
             self.reissued += len(expired)
             take = np.concatenate([take, expired])
+            if len(take) == 0:
+                take = self._speculate()
         self._leased_once[take] = True
+        self._copies[take] = np.minimum(self._copies[take].astype(np.int64) + 1, 255)
         self._deadline[take] = now + self.item_timeout
         return self._items[take]
+
+    def _speculate(self) -> npt.NDArray[np.int64]:
+        """The iteration's tail: every item is leased and none has expired, so this worker would
+        idle at the barrier. Give it a backup copy of one outstanding item (MapReduce's backup
+        tasks, Dean & Ghemawat 2004): the one with the fewest copies, leased longest ago. The
+        first result wins; later copies are counted as ``redundant``. One item per lease, so
+        idle workers spread over the outstanding items instead of one worker queueing many."""
+        if self.max_copies <= 1:
+            return np.zeros(0, np.int64)
+        cand = np.flatnonzero(~self._done & (self._copies < self.max_copies))
+        if len(cand) == 0:
+            return cand
+        best = cand[np.lexsort((self._leased_at[cand], self._copies[cand]))[0]]
+        self.speculative += 1
+        return np.array([best], np.int64)
 
     def ingest(
         self,
@@ -214,7 +248,10 @@ class WorkQueue:
         _, first_pos = np.unique(np.where(ok, idx, -1 - np.arange(n)), return_index=True)
         first[first_pos] = True
         dup = ok & (self._done[safe] | ~first)
-        out.reject("duplicate", int(dup.sum()))
+        # A late copy of an item this queue itself handed out more than once is expected, not bad.
+        late = dup & self._done[safe] & (self._copies[safe] > 1)
+        out.redundant = int(late.sum())
+        out.reject("duplicate", int(dup.sum()) - out.redundant)
         ok &= ~dup
         good = idx[ok]
         if len(good) == 0:

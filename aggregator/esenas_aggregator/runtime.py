@@ -11,11 +11,13 @@ import contextlib
 import math
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 from esenas.api import wire
+from esenas.topology import Topology, encode_topologies
 
 from esenas_aggregator.metrics import Metrics
 from esenas_aggregator.queue import IngestOutcome, WorkQueue
@@ -37,6 +39,9 @@ class Lease:
     items: bytes
     done: bool
     retry_after_ms: int
+    #: The topologies these items use: packed uint32 table indices and the compact blob.
+    topology_index: bytes = b""
+    topologies: bytes = b""
 
 
 class Runtime:
@@ -54,16 +59,33 @@ class Runtime:
         self.iteration_complete = asyncio.Event()
         self._changed = asyncio.Event()
         self._seen: dict[str, float] = {}
+        self._busy: set[str] = set()  # workers whose last pull got items (bounded by _seen)
+        self._topologies: Sequence[Topology] = ()
+        self._served: set[str] = set()  # workers that got items of this iteration
         self.connected_window = max(15.0, 2 * item_timeout)
 
     # ---------------------------------------------------------------- loop side
 
-    def start_iteration(self, iteration: int, version: int, items: np.ndarray, params_message: bytes) -> None:
-        """Publish a new iteration's items and parameters, and wake waiting workers."""
+    def start_iteration(
+        self,
+        iteration: int,
+        version: int,
+        items: np.ndarray,
+        params_message: bytes,
+        topologies: Sequence[Topology] = (),
+    ) -> None:
+        """Publish a new iteration's items, parameters and topology table; wake waiting workers.
+
+        Topologies travel with the items that use them, not with the parameters: a population
+        of 80,000 pairs has 80,000 topologies (75 MB for chromatic H41), which every worker
+        would otherwise fetch whole although it evaluates eight of them.
+        """
         self.version = version
         self.params_message = params_message
+        self._topologies = topologies
         self.iteration_complete.clear()
         self.queue.start(iteration, items)
+        self._served = set()
         self._notify()
 
     def finish(self) -> None:
@@ -80,6 +102,19 @@ class Runtime:
     def seen(self, worker_id: str, now: float | None = None) -> None:
         self._seen[worker_id[:MAX_WORKER_ID]] = time.monotonic() if now is None else now
 
+    def utilization(self) -> float:
+        """Busy workers (their last pull got items) over connected ones; 0 with none connected."""
+        connected = self.connected()
+        self._busy &= self._seen.keys()
+        return len(self._busy) / connected if connected else 0.0
+
+    def _topology_payload(self, items: np.ndarray) -> tuple[bytes, bytes]:
+        if not self._topologies:
+            return b"", b""
+        uniq = np.unique(items["topology"])
+        blob = encode_topologies([self._topologies[int(i)] for i in uniq])
+        return uniq.astype("<u4").tobytes(), blob
+
     def connected(self, now: float | None = None) -> int:
         """Workers heard from within the window; forgets the others (bounded memory)."""
         now = time.monotonic() if now is None else now
@@ -87,6 +122,7 @@ class Runtime:
         stale = [w for w, t in self._seen.items() if t < cutoff]
         for w in stale:
             del self._seen[w]
+            self._busy.discard(w)
         return len(self._seen)
 
     def push(self, session: int, iteration: int, results: bytes, obs_stats: bytes) -> IngestOutcome:
@@ -113,12 +149,35 @@ class Runtime:
                 return out
         out = self.queue.ingest(iteration, records, obs)
         self.metrics.count(out)
+        if out.redundant:
+            self.metrics.redundant.inc(out.redundant)
         if self.queue.complete:
             self.iteration_complete.set()
         return out
 
-    async def pull(self, max_items: int, wait_ms: int) -> Lease:
+    async def pull(self, max_items: int, wait_ms: int, worker_id: str = "") -> Lease:
         """Lease a fair share of free items, waiting up to ``wait_ms`` for some to appear."""
+        worker_id = worker_id[:MAX_WORKER_ID]
+        lease = await self._pull(max_items, wait_ms, worker_id)
+        if lease.items:
+            self._busy.add(worker_id)
+        else:
+            self._busy.discard(worker_id)
+        return lease
+
+    def fair_share(self, worker_id: str) -> int:
+        """Items for this worker's next lease: the fresh items left, spread over the connected
+        workers not yet served this iteration (808 items on 100 workers: 9 to eight of them and 8
+        to the rest, never 9 to 89 and none to 11). A served worker asking again gets the fresh
+        items left over all connected workers (guided self-scheduling): shares shrink as the
+        iteration drains, so the tail balances itself."""
+        fresh = self.queue.fresh_remaining
+        if worker_id in self._served:
+            return max(1, math.ceil(fresh / max(1, len(self._seen))))
+        waiting = max(1, len(self._seen.keys() - self._served))
+        return max(1, math.ceil(fresh / waiting))
+
+    async def _pull(self, max_items: int, wait_ms: int, worker_id: str = "") -> Lease:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(wait_ms / 1000.0, MAX_WAIT_S)
         while True:
@@ -126,13 +185,17 @@ class Runtime:
                 return Lease(self.queue.iteration, self.version, b"", self.done, 1000)
             q = self.queue
             if max_items > 0 and not q.complete and q.size:
-                share = max(1, math.ceil(q.size / max(1, len(self._seen))))
-                before = q.reissued
+                share = self.fair_share(worker_id)
+                before, spec_before = q.reissued, q.speculative
                 items = q.lease(min(max_items, MAX_BATCH_ITEMS, share), time.monotonic())
                 if q.reissued != before:
                     self.metrics.reissued.inc(q.reissued - before)
+                if q.speculative != spec_before:
+                    self.metrics.speculative.inc(q.speculative - spec_before)
                 if len(items):
-                    return Lease(q.iteration, self.version, items.tobytes(), False, 0)
+                    self._served.add(worker_id)
+                    index, blob = self._topology_payload(items)
+                    return Lease(q.iteration, self.version, items.tobytes(), False, 0, index, blob)
             remaining = deadline - loop.time()
             if remaining <= 0 or max_items <= 0:
                 return Lease(q.iteration, self.version, b"", False, 200)

@@ -74,8 +74,10 @@ class AggregatorService:
         if request.results:
             out = rt.push(request.session, request.iteration, request.results, request.obs_stats)
             accepted, rejected = out.accepted, out.rejected_total
-        lease = await rt.pull(request.max_items, request.wait_ms)
+        lease = await rt.pull(request.max_items, request.wait_ms, request.worker_id)
         return pb.ExchangeReply(
+            topology_index=lease.topology_index,
+            topologies=lease.topologies,
             session=rt.session,
             iteration=max(lease.iteration, 0),
             version=max(lease.version, 0),

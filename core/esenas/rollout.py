@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -95,7 +95,9 @@ class Evaluator:
         self.obs_mean: F64 = np.zeros(self.obs_dim)
         self.obs_std: F64 = np.ones(self.obs_dim)
         self.sigma = spec.es.sigma
-        self.topologies: list[Topology] = []
+        #: By the items' topology index: a list (in-process), or the dict a worker fills as
+        #: replies bring the topologies of their items (shared, not copied).
+        self.topologies: Mapping[int, Topology] | Sequence[Topology] = []
         self._exact_seed = 0
 
     def set_plan(
@@ -104,7 +106,7 @@ class Evaluator:
         obs_mean: npt.ArrayLike,
         obs_std: npt.ArrayLike,
         sigma: float,
-        topologies: Sequence[Topology],
+        topologies: Mapping[int, Topology] | Sequence[Topology],
     ) -> None:
         self.params = np.asarray(params, np.float32).astype(np.float64)
         if self.params.size != self.arch.num_params:
@@ -112,7 +114,7 @@ class Evaluator:
         self.obs_mean = np.asarray(obs_mean, np.float64)
         self.obs_std = np.asarray(obs_std, np.float64)
         self.sigma = float(sigma)
-        self.topologies = list(topologies)
+        self.topologies = topologies if isinstance(topologies, Mapping) else list(topologies)
         # exact evals carry no seed: derive their start states from the parameters
         self._exact_seed = zlib.crc32(np.asarray(params, np.float32).tobytes())
 

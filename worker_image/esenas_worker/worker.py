@@ -24,6 +24,7 @@ from esenas.api import wire
 from esenas.api.v1 import aggregator_pb2 as pb
 from esenas.api.v1 import aggregator_pb2_grpc as pb_grpc
 from esenas.spec import Job
+from esenas.topology import Topology, decode_topologies
 
 from esenas_worker.backoff import Backoff
 
@@ -85,6 +86,7 @@ class Worker:
         self._metadata = wire.bearer(token)
         self._evaluator = evaluator
         self._version: tuple[int, int] | None = None  # (session, version) of the loaded params
+        self._topologies: dict[int, Topology] = {}  # of that version, by table index
         self._stop = False
         self._interruptible = False
         self.backoff = Backoff()
@@ -164,6 +166,7 @@ class Worker:
             if self._version != (reply.session, reply.version) and not self._load_params(stub, evaluator, reply):
                 request = pb.ExchangeRequest(worker_id=self.worker_id, max_items=self.batch_size, wait_ms=WAIT_MS)
                 continue
+            self._add_topologies(reply)
             request = self._run_batch(evaluator, reply)
         if request.results:  # stopped by a signal: hand in what is finished, best effort
             with contextlib.suppress(grpc.RpcError):
@@ -181,23 +184,36 @@ class Worker:
             return False
         finally:
             self._interruptible = False
-        from esenas.topology import decode_topologies
-
+        self._topologies = {}
         evaluator.set_plan(
             wire.decode_f32(params.params),
             wire.decode_f32(params.obs_mean),
             wire.decode_f32(params.obs_std),
             params.sigma,
-            decode_topologies(params.topologies),
+            self._topologies,
         )
         self._version = (params.session, params.version)
         self.stats.params_fetched += 1
         return True
 
+    def _add_topologies(self, reply: pb.ExchangeReply) -> None:
+        """Keep the topologies that came with this reply's items (the evaluator shares the dict)."""
+        if not reply.topologies:
+            return
+        index = np.frombuffer(reply.topology_index, dtype="<u4")
+        topos = decode_topologies(reply.topologies)
+        if len(topos) != len(index):
+            raise wire.WireError(f"topologies: {len(topos)} for {len(index)} indices")
+        self._topologies.update(zip(index.tolist(), topos, strict=True))
+
     def _run_batch(self, evaluator: Any, reply: pb.ExchangeReply) -> pb.ExchangeRequest:
         from esenas.results import Results
 
         items = wire.decode_items(reply.items)
+        known = np.isin(items["topology"], np.fromiter(self._topologies, np.int64, len(self._topologies)))
+        if not known.all():  # never from a correct aggregator; the items are re-issued elsewhere
+            log.warning("worker %s: %d items name a topology this worker was not sent; skipped", self.worker_id, int((~known).sum()))
+            items = items[known]
         parts = []
         for i in range(len(items)):  # one item at a time, so SIGTERM is served within a rollout
             if self._stop:

@@ -22,7 +22,7 @@ def _records(items: np.ndarray, rp: float = 1.0, rn: float = 2.0) -> np.ndarray:
 
 
 def test_leases_fresh_items_then_reissues_only_expired_ones() -> None:
-    q = WorkQueue(item_timeout=10.0, obs_dim=0)
+    q = WorkQueue(item_timeout=10.0, obs_dim=0, max_copies=1)  # no speculation
     q.start(3, _items(5))
     a = q.lease(3, now=0.0)
     b = q.lease(3, now=1.0)
@@ -115,3 +115,45 @@ def test_clean_batch_fast_path_agrees_with_the_per_reason_checks() -> None:
     assert np.array_equal(fast._reward_pos, checked._reward_pos)
     assert np.array_equal(fast._reward_neg, checked._reward_neg, equal_nan=True)
     assert fast._obs_count == checked._obs_count and np.array_equal(fast._obs_sum, checked._obs_sum)
+
+
+def test_tail_gives_idle_workers_backup_copies_and_the_first_result_wins() -> None:
+    q = WorkQueue(item_timeout=60.0, obs_dim=0)  # default: up to 3 copies of an item
+    items = _items(4)
+    q.start(0, items)
+    slow = q.lease(3, now=0.0)  # a straggler holds items 0, 1, 2
+    fast = q.lease(3, now=1.0)  # item 3
+    assert list(fast["index"]) == [3]
+    q.ingest(0, _records(fast), None)
+    # Nothing fresh, nothing expired: an idle worker gets ONE backup, the oldest lease first.
+    backup = q.lease(8, now=2.0)
+    assert list(backup["index"]) == [0] and q.speculative == 1
+    assert list(q.lease(8, now=2.0)["index"]) == [1]  # the next idle worker: the next item
+    assert list(q.lease(8, now=2.0)["index"]) == [2]
+    assert list(q.lease(8, now=2.0)["index"]) == [0]  # third copy, fewest copies first
+    # The backups finish first and complete the iteration.
+    out = q.ingest(0, _records(items[[0, 1, 2]], rp=5.0), None)
+    assert out.accepted == 3 and q.complete
+    # The straggler's copies arrive late: counted as redundant, not rejected, never stored.
+    late = q.ingest(0, _records(slow, rp=-9.0), None)
+    assert late.accepted == 0 and late.redundant == 3 and late.rejected_total == 0
+    assert list(q.results().reward_pos) == [5.0, 5.0, 5.0, 1.0]
+
+
+def test_speculation_is_bounded_by_max_copies() -> None:
+    q = WorkQueue(item_timeout=60.0, obs_dim=0, max_copies=2)
+    q.start(0, _items(2))
+    q.lease(2, now=0.0)
+    assert sorted(int(q.lease(1, now=1.0)["index"][0]) for _ in range(2)) == [0, 1]
+    assert len(q.lease(4, now=1.0)) == 0  # each item has its 2 copies: the worker waits
+    assert q.speculative == 2
+
+
+def test_a_duplicate_of_an_item_leased_once_is_still_rejected() -> None:
+    q = WorkQueue(item_timeout=60.0, obs_dim=0)
+    items = _items(2)
+    q.start(0, items)
+    q.lease(2, now=0.0)
+    q.ingest(0, _records(items[[0]]), None)
+    out = q.ingest(0, _records(items[[0]]), None)  # no backup of item 0 was ever handed out
+    assert out.redundant == 0 and out.rejected == {"duplicate": 1}

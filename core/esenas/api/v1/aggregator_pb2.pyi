@@ -90,6 +90,8 @@ class ExchangeReply(_message.Message):
     RETRY_AFTER_MS_FIELD_NUMBER: _builtins.int
     ACCEPTED_FIELD_NUMBER: _builtins.int
     REJECTED_FIELD_NUMBER: _builtins.int
+    TOPOLOGY_INDEX_FIELD_NUMBER: _builtins.int
+    TOPOLOGIES_FIELD_NUMBER: _builtins.int
     session: _builtins.int
     iteration: _builtins.int
     version: _builtins.int
@@ -105,6 +107,15 @@ class ExchangeReply(_message.Message):
     accepted: _builtins.int
     """Accepted and rejected records of the pushed batch (feedback, for logs)."""
     rejected: _builtins.int
+    topology_index: _builtins.bytes
+    """The topologies the items of this reply use. Items name a topology by its
+    index in the iteration's table; these are those indices (packed
+    little-endian uint32) and the topologies in the same order (the library's
+    compact blob). A worker keeps them until the parameter version changes.
+    They ride with the items, not with Params: a population of 80,000 pairs
+    has 80,000 topologies, and each worker needs only its own few.
+    """
+    topologies: _builtins.bytes
     def __init__(
         self,
         *,
@@ -116,10 +127,12 @@ class ExchangeReply(_message.Message):
         retry_after_ms: _builtins.int = ...,
         accepted: _builtins.int = ...,
         rejected: _builtins.int = ...,
+        topology_index: _builtins.bytes = ...,
+        topologies: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "done", b"done", "items", b"items", "iteration", b"iteration", "rejected", b"rejected", "retry_after_ms", b"retry_after_ms", "session", b"session", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "done", b"done", "items", b"items", "iteration", b"iteration", "rejected", b"rejected", "retry_after_ms", b"retry_after_ms", "session", b"session", "topologies", b"topologies", "topology_index", b"topology_index", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -164,7 +177,9 @@ class Params(_message.Message):
     obs_std: _builtins.bytes
     sigma: _builtins.float
     topologies: _builtins.bytes
-    """The iteration's topologies, as the library's compact blob."""
+    """Unused since topologies travel with the items (ExchangeReply.topologies);
+    kept so the field number is never reused.
+    """
     session: _builtins.int
     def __init__(
         self,
