@@ -1,0 +1,399 @@
+"""Fleet scale through real ES iterations: the real aggregator, W simulated workers.
+
+The aggregator is the real process (``esenas aggregator``): ES-ENAS ask/tell, the policy-gradient
+controller proposing one topology per pair, checkpoints and metrics, for a chromatic H41 policy
+with 17 partitions at HalfCheetah-v5's dimensions and ``perturbations = pairs per worker * W``.
+W simulated workers, asyncio tasks spread over a few client processes, speak the real protocol:
+the token on every call, ``GetParams`` once per parameter version, ``Exchange`` to push results
+and pull items (whose topologies ride in the reply). A worker "rolls out" an item by sleeping for
+two episode times (a pair), calibrated from real rollouts on this machine and stretched by
+``--slowdown``:
+
+* ``fixed``: HalfCheetah, always 1,000 steps, at the measured time per step of the real policy;
+* ``heavy-tailed``: Hopper-like early termination, episode length 20 + Pareto(alpha=1.2) * 40
+  steps capped at 1,000, at the measured time per step of real Hopper-v5 rollouts.
+
+Rewards come from a cheap deterministic function of the perturbed parameters and the topology
+(closeness to a hidden target vector and colouring), so ES and the controller really optimise
+something; ``objective_improved`` compares the exact evaluations of the first and last iteration.
+
+Measured over the steady iterations (the first, with its connection set-up, and the last are
+left out): ``efficiency`` = useful busy time (sleeps of results the aggregator accepted) over
+W * wall; ``busy_fraction`` also counts redundant copies. ``ideal_s_per_iteration`` = the slowest
+worker's planned share (its first lease of the iteration) of sleep, plus one round trip. Ends with ONE JSON line.
+
+    .venv/bin/python bench/scale.py [--workers 100,1000,10000] [--iterations K]
+        [--pairs-per-worker P] [--episodes fixed|heavy-tailed] [--slowdown S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import yaml
+
+ROOT: Final = Path(__file__).resolve().parent.parent
+TOKEN: Final = "scale-bench-token"
+ENV_ID: Final = {"fixed": "HalfCheetah-v5", "heavy-tailed": "Hopper-v5"}
+MAX_STEPS: Final = 1000
+
+
+def job_doc(workers: int, pairs_per_worker: int, iterations: int, env_id: str) -> dict[str, Any]:
+    """The benchmark's ESENASJob: the HalfCheetah chromatic H41/17 example at fleet size."""
+    return {
+        "apiVersion": "esenas.dev/v1alpha1",
+        "kind": "ESENASJob",
+        "metadata": {"name": f"scale-{workers}"},
+        "spec": {
+            "seed": 0,
+            "environment": {"id": env_id, "maxEpisodeSteps": MAX_STEPS},
+            "policy": {"template": "mlp", "hiddenLayers": [41], "topology": "partition", "partitions": 17},
+            "controller": {"type": "policy_gradient", "algorithm": "reinforce", "learningRate": 40},
+            "es": {
+                "sigma": 0.1, "stepSize": 0.05, "perturbations": pairs_per_worker * workers,
+                "fitnessShaping": "centered_ranks", "optimizer": "adam", "exactEvals": 8,
+            },
+            "stopping": {"maxIterations": iterations},
+            "workers": {"replicas": workers, "batchSize": pairs_per_worker, "itemTimeoutSeconds": 120},
+            "aggregator": {"checkpoint": {"everyIterations": 1}},
+        },
+    }
+
+
+# ---------------------------------------------------------------------------- calibration
+
+
+def calibrate(env_id: str) -> float:
+    """Seconds per env step of the real chromatic H41 policy on the real task (one worker)."""
+    from esenas.algorithm import ESENAS
+    from esenas.rollout import Evaluator
+    from esenas.spec import parse_spec
+
+    spec = parse_spec(job_doc(1, 4, 1, env_id)["spec"])
+    ev = Evaluator(spec)
+    plan = ESENAS(spec, ev.obs_dim, ev.act_dim).ask()
+    ev.set_plan(plan.params, plan.obs_mean, plan.obs_std, plan.sigma, plan.topologies)
+    ev.run(plan.items[:1])  # warm-up
+    t = time.perf_counter()
+    res = ev.run(plan.items[:4])
+    return (time.perf_counter() - t) / max(1, int(res.steps.sum()))
+
+
+# ---------------------------------------------------------------------------- simulated workers
+
+
+class Objective:
+    """A cheap deterministic reward: close to a hidden target and using its colouring."""
+
+    def __init__(self, dim: int, decisions: int) -> None:
+        g = np.random.default_rng(12345)
+        self.target = g.normal(0.0, 0.5, dim)
+        self.colours = g.integers(0, 17, decisions)
+
+    def __call__(self, params: np.ndarray, decisions: np.ndarray) -> float:
+        match = float(np.mean(decisions == self.colours)) if decisions.size else 0.0
+        return 1000.0 - 100.0 * float(np.mean((params - self.target) ** 2)) + 500.0 * match
+
+
+def episode_steps(kind: str, g: np.random.Generator) -> int:
+    if kind == "fixed":
+        return MAX_STEPS
+    return int(min(MAX_STEPS, 20 + g.pareto(1.2) * 40))
+
+
+async def sim_worker(
+    wid: str, address: str, args: dict[str, Any], rec: dict[str, list[Any]], seed: int
+) -> None:
+    import grpc
+    from esenas.api import wire
+    from esenas.api.v1 import aggregator_pb2 as pb
+    from esenas.api.v1 import aggregator_pb2_grpc as pb_grpc
+    from esenas.es import perturbation
+    from esenas.topology import decode_topologies
+
+    g = np.random.default_rng(seed)
+    meta = wire.bearer(TOKEN)
+    step_s = args["step_s"] * args["slowdown"]
+    objective: Objective | None = None
+    params = np.zeros(0)
+    sigma = 0.0
+    version: tuple[int, int] | None = None
+    topos: dict[int, np.ndarray] = {}
+    batch = args["batch"]
+    last_iteration = -1
+    async with grpc.aio.insecure_channel(address, options=(("grpc.max_receive_message_length", 64 << 20),)) as ch:
+        stub = pb_grpc.AggregatorStub(ch)
+        request = pb.ExchangeRequest(worker_id=wid, max_items=batch, wait_ms=2000)
+        pending: tuple[int, float, int] | None = None  # (iteration, sleep, records) of the pushed batch
+        while True:
+            t0 = time.monotonic()
+            try:
+                reply = await stub.Exchange(request, metadata=meta, timeout=60)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+                    return
+                raise
+            t1 = time.monotonic()
+            if pending is not None:
+                it, slept, n = pending
+                rec["pushed"].append((it, slept, n, reply.accepted))
+                pending = None
+            if reply.done:
+                return
+            if not reply.items:
+                request = pb.ExchangeRequest(worker_id=wid, max_items=batch, wait_ms=2000)
+                continue
+            rec["rtt"].append(t1 - t0)
+            if version != (reply.session, reply.version):
+                p = await stub.GetParams(pb.ParamsRequest(version=reply.version), metadata=meta, timeout=60)
+                rec["param_bytes"].append(p.ByteSize())
+                params = wire.decode_f32(p.params).astype(np.float64)
+                sigma = p.sigma
+                version = (reply.session, reply.version)
+                topos = {}
+            if reply.topologies:
+                rec["topology_bytes"].append(len(reply.topologies) + len(reply.topology_index))
+                idx = np.frombuffer(reply.topology_index, "<u4").tolist()
+                topos.update(zip(idx, (t.decisions for t in decode_topologies(reply.topologies)), strict=True))
+            if objective is None:
+                objective = Objective(params.size, next(iter(topos.values())).size if topos else 0)
+            items = wire.decode_items(reply.items)
+            n = len(items)
+            rp, rn, steps = np.zeros(n), np.full(n, np.nan), np.zeros(n, np.uint32)
+            slept = 0.0
+            for i, item in enumerate(items):
+                d = topos.get(int(item["topology"]), np.zeros(0))
+                if item["kind"] == wire.KIND_PAIR:
+                    eps = sigma * perturbation(int(item["seed"]), params.size)
+                    rp[i], rn[i] = objective(params + eps, d), objective(params - eps, d)
+                    s = episode_steps(args["episodes"], g) + episode_steps(args["episodes"], g)
+                else:
+                    rp[i] = objective(params, d)
+                    rec["exact"].append((int(reply.iteration), rp[i]))
+                    s = episode_steps(args["episodes"], g)
+                steps[i] = s
+                dt = s * step_s
+                start = time.monotonic()
+                await asyncio.sleep(dt)
+                rec["items"].append((int(reply.iteration), start, dt))
+                slept += dt
+            first_batch = last_iteration != int(reply.iteration)
+            last_iteration = int(reply.iteration)
+            rec["worker_sleep"].append((wid, int(reply.iteration), slept, first_batch))
+            pending = (int(reply.iteration), slept, n)
+            request = pb.ExchangeRequest(
+                worker_id=wid, session=reply.session, iteration=reply.iteration,
+                results=wire.encode_results(items["index"], rp, rn, steps, items["topology"]),
+                max_items=batch, wait_ms=2000,
+            )
+
+
+async def client_main(address: str, ids: list[str], args: dict[str, Any], out: Path) -> None:
+    rec: dict[str, list[Any]] = {k: [] for k in ("items", "pushed", "rtt", "param_bytes", "topology_bytes", "exact", "worker_sleep")}
+    tasks = []
+    for k, wid in enumerate(ids):
+        tasks.append(asyncio.ensure_future(sim_worker(wid, address, args, rec, hash(wid) & 0xFFFFFFFF)))
+        if k % 200 == 199:
+            await asyncio.sleep(0.05)  # stagger connection set-up
+    await asyncio.gather(*tasks, return_exceptions=True)
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
+    out.write_text(json.dumps({**rec, "cpu_s": cpu.ru_utime + cpu.ru_stime}))
+
+
+def client_entry() -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    spec = json.loads(sys.argv[2])
+    asyncio.run(client_main(spec["address"], spec["ids"], spec["args"], Path(spec["out"])))
+
+
+# ---------------------------------------------------------------------------- one scale
+
+
+def proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_hwm_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_scale(w: int, a: argparse.Namespace, step_s: float, tmp: Path) -> dict[str, Any]:
+    doc = job_doc(w, a.pairs_per_worker, a.iterations, "HalfCheetah-v5")  # dims; timing is calibrated
+    job = tmp / f"job-{w}.yaml"
+    job.write_text(yaml.safe_dump(doc))
+    (tmp / "token").write_text(TOKEN)
+    ports = tmp / f"ports-{w}.json"
+    exe = Path(sys.executable).parent / "esenas"
+    agg_log = (tmp / f"agg-{w}.log").open("w")
+    agg = subprocess.Popen(
+        [str(exe), "aggregator", "--job", str(job), "--checkpoint-dir", str(tmp / f"ckpt-{w}"),
+         "--token-file", str(tmp / "token"), "--host", "127.0.0.1", "--port", "0", "--http-port", "0",
+         "--ports-file", str(ports), "--exit-when-done", "--log-level", "WARNING"],
+        stdout=agg_log, stderr=subprocess.STDOUT,
+    )
+    try:
+        end = time.monotonic() + 120
+        while not ports.exists():
+            if agg.poll() is not None or time.monotonic() > end:
+                raise RuntimeError(f"aggregator did not start: {(tmp / f'agg-{w}.log').read_text()[-2000:]}")
+            time.sleep(0.1)
+        address = f"127.0.0.1:{json.loads(ports.read_text())['grpc']}"
+        args = {"step_s": step_s, "slowdown": a.slowdown, "episodes": a.episodes, "batch": a.pairs_per_worker}
+        n_clients = max(1, min(a.clients, w // 50 or 1))
+        clients, outs = [], []
+        for c in range(n_clients):
+            ids = [f"sim-{c}-{i}" for i in range(c, w, n_clients)]
+            out = tmp / f"client-{w}-{c}.json"
+            outs.append(out)
+            spec = json.dumps({"address": address, "ids": ids, "args": args, "out": str(out)})
+            clients.append(subprocess.Popen([sys.executable, __file__, "--client", spec]))
+        t_start = time.monotonic()
+        cpu_marks: dict[int, tuple[float, float]] = {}
+        last_it = -1
+        import urllib.request
+
+        http = f"http://127.0.0.1:{json.loads(ports.read_text())['http']}"
+        hwm = 0.0
+        while agg.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{http}/status", timeout=5) as r:
+                    it = int(json.load(r)["iteration"])
+            except OSError:
+                it = last_it
+            if it != last_it:
+                cpu_marks[it] = (time.monotonic(), proc_cpu_s(agg.pid))
+                last_it = it
+                print(f"  W={w}: iteration {it} at {time.monotonic() - t_start:.1f} s", flush=True)
+            hwm = max(hwm, proc_hwm_mib(agg.pid))
+            time.sleep(0.05)
+            if time.monotonic() - t_start > a.timeout:
+                raise RuntimeError(f"W={w}: no finish within {a.timeout} s")
+        history = json.loads((tmp / f"ckpt-{w}" / "result" / "summary.json").read_text())
+        for client in clients:
+            client.wait(120)
+    finally:
+        if agg.poll() is None:
+            agg.send_signal(signal.SIGTERM)
+            agg.wait(30)
+        agg_log.close()
+    rec: dict[str, list[Any]] = {}
+    client_cpu = 0.0
+    for out in outs:
+        d = json.loads(out.read_text())
+        client_cpu += d.pop("cpu_s")
+        for k, v in d.items():
+            rec.setdefault(k, []).extend(v)
+    return summarise(w, a, rec, cpu_marks, hwm, client_cpu, history)
+
+
+def summarise(
+    w: int, a: argparse.Namespace, rec: dict[str, list[Any]], cpu_marks: dict[int, tuple[float, float]],
+    hwm: float, client_cpu: float, summary: dict[str, Any],
+) -> dict[str, Any]:
+    items = np.array(rec["items"], dtype=np.float64).reshape(-1, 3)  # iteration, start, duration
+    k = a.iterations
+    # Steady window: iteration 1 starts .. iteration k-1 starts (iteration 0 has the connection
+    # set-up; the last one ends with the job, so its tail has no next iteration to start).
+    starts = {it: float(items[items[:, 0] == it, 1].min()) for it in range(k) if np.any(items[:, 0] == it)}
+    first, last = 1, k - 1
+    t0, t1 = starts[first], starts[last]
+    window = t1 - t0
+    steady = (items[:, 0] >= first) & (items[:, 0] < last)
+    busy = float(items[steady, 2].sum())
+    pushed = np.array(rec["pushed"], dtype=np.float64).reshape(-1, 4)  # iteration, slept, n, accepted
+    ps = (pushed[:, 0] >= first) & (pushed[:, 0] < last)
+    useful = float((pushed[ps, 1] * np.minimum(1.0, pushed[ps, 3] / np.maximum(pushed[ps, 2], 1))).sum())
+    # The planned share: each worker's first lease of the iteration (later leases are the
+    # self-balancing remainder and speculative backups, which an ideal schedule would not need).
+    slowest: dict[int, float] = {}
+    for _wid, it, slept, first_batch in rec["worker_sleep"]:
+        if first <= it < last and first_batch:
+            slowest[it] = max(slowest.get(it, 0.0), slept)
+    rtt = float(np.median(rec["rtt"])) if rec["rtt"] else 0.0
+    ideal = float(np.mean(list(slowest.values()))) + rtt if slowest else None
+    marks = sorted(cpu_marks)
+    m0 = cpu_marks.get(first) or cpu_marks[marks[0]]
+    m1 = cpu_marks.get(last) or cpu_marks[marks[-1]]
+    agg_cpu = m1[1] - m0[1]
+    results = int(pushed[ps, 3].sum())
+    exact = np.array(rec["exact"], dtype=np.float64).reshape(-1, 2)
+    e_first = float(exact[exact[:, 0] == 0, 1].mean()) if np.any(exact[:, 0] == 0) else None
+    e_last = float(exact[exact[:, 0] == k - 1, 1].mean()) if np.any(exact[:, 0] == k - 1) else None
+    pb = float(np.sum(rec["param_bytes"])) + float(np.sum(rec["topology_bytes"]))
+    return {
+        "workers": w,
+        "perturbations": a.pairs_per_worker * w,
+        "slowdown": a.slowdown,
+        "episodes": a.episodes,
+        "iterations": k,
+        "steady_iterations": last - first,
+        "efficiency": round(useful / (w * window), 3),
+        "busy_fraction": round(busy / (w * window), 3),
+        "s_per_iteration": round(window / (last - first), 3),
+        "ideal_s_per_iteration": round(ideal, 3) if ideal is not None else None,
+        "aggregator_cpu_s_per_iteration": round(agg_cpu / (last - first), 3),
+        "aggregator_cpu_us_per_result": round(1e6 * agg_cpu / max(results, 1), 1),
+        "client_cpu_s": round(client_cpu, 1),
+        "rss_mib": round(hwm, 1),
+        "param_bytes_per_iteration": int(pb / k),
+        "median_rtt_ms": round(1000 * rtt, 2),
+        "exact_eval_first": round(e_first, 2) if e_first is not None else None,
+        "exact_eval_last": round(e_last, 2) if e_last is not None else None,
+        "objective_improved": bool(e_first is not None and e_last is not None and e_last > e_first),
+        "phase": summary.get("phase"),
+    }
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--client":
+        client_entry()
+        return 0
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workers", default="100,1000,10000", help="comma-separated W values")
+    p.add_argument("--iterations", type=int, default=6)
+    p.add_argument("--pairs-per-worker", type=int, default=8)
+    p.add_argument("--episodes", choices=("fixed", "heavy-tailed"), default="fixed")
+    p.add_argument("--slowdown", type=float, default=4.0, help="stretch simulated episode times (state it)")
+    p.add_argument("--clients", type=int, default=3, help="client processes holding the simulated workers")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds per scale")
+    a = p.parse_args()
+    if a.iterations < 3:
+        p.error("--iterations: must be >= 3 (the first and last are left out of the steady window)")
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    step_s = calibrate(ENV_ID[a.episodes])
+    print(f"calibrated: {1e6 * step_s:.1f} us per env step of chromatic H41 on {ENV_ID[a.episodes]}; "
+          f"slowdown {a.slowdown:g}", flush=True)
+    scales = []
+    with tempfile.TemporaryDirectory(prefix="esenas-scale-") as d:
+        for w in (int(x) for x in a.workers.split(",")):
+            print(f"W={w}: {a.pairs_per_worker * w} pairs per iteration, {a.iterations} iterations", flush=True)
+            s = run_scale(w, a, step_s, Path(d))
+            print(f"W={w}: efficiency {s['efficiency']}, {s['s_per_iteration']} s/iteration "
+                  f"(ideal {s['ideal_s_per_iteration']}), aggregator {s['aggregator_cpu_us_per_result']} us/result, "
+                  f"RSS {s['rss_mib']} MiB", flush=True)
+            scales.append(s)
+    print(json.dumps({"bench": "scale", "task_dims": "HalfCheetah-v5 chromatic H41/17",
+                      "episodes": a.episodes, "us_per_env_step": round(1e6 * step_s, 2), "scales": scales}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
