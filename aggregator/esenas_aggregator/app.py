@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -24,7 +25,7 @@ from esenas.algorithm import ESENAS
 from esenas.api import wire
 from esenas.api.v1 import aggregator_pb2 as pb
 from esenas.results import IterationReport, Results
-from esenas.spec import Job, SpecError, check_dimensions
+from esenas.spec import Job, JobSpec, SpecError, check_dimensions, load_job
 
 from esenas_aggregator import checkpoint, http
 from esenas_aggregator.metrics import Metrics
@@ -49,6 +50,9 @@ class AggregatorConfig:
     #: Exit once the job is done and the workers had ``linger_seconds`` to hear it (local mode).
     exit_when_done: bool = False
     linger_seconds: float = 3.0
+    #: The job file (a mounted ConfigMap in a pod); re-read at iteration boundaries so that a job
+    #: with ``es.perturbationsPerWorker`` takes the population of a scaled fleet.
+    job_file: Path | None = None
 
 
 class Aggregator:
@@ -77,6 +81,7 @@ class Aggregator:
             self.algo = ESENAS(spec, obs_dim, act_dim)
         self._snapshot = self._encode_state()
         self._stop = asyncio.Event()
+        self._job_text = ""  # compared at the first boundary too: a restart may follow a scale
         self.metrics.env_steps.inc(self.algo.env_steps)
         self.metrics.rollouts.inc(self.algo.episodes)
         self._update_gauges()
@@ -168,6 +173,7 @@ class Aggregator:
             if finished:
                 self.phase, self.reason = "Succeeded", why
                 break
+            self._follow_fleet()
             t0 = time.monotonic()
             plan = self.algo.ask()
             params = pb.Params(
@@ -204,6 +210,31 @@ class Aggregator:
                 self.last.iteration, self.last.reward_mean, self.last.reward_max,
                 self.algo.best_reward, self.algo.env_steps,
             )
+
+    def _follow_fleet(self) -> None:
+        """Take a new population from the job file when only the fleet's size changed it."""
+        path = self.cfg.job_file
+        if path is None:
+            return
+        try:
+            text = path.read_text()
+        except OSError:
+            return
+        if text == self._job_text:
+            return
+        self._job_text = text
+        try:
+            new = load_job(path).spec
+        except (SpecError, ValueError) as exc:
+            log.warning("job file %s changed but does not parse; keeping the running spec: %s", path, exc)
+            return
+        spec = population_update(self.algo.spec, new)
+        if spec is not None:
+            log.info(
+                "fleet scaled to %d replicas: %d perturbation pairs per iteration from iteration %d",
+                spec.workers.replicas, spec.es.perturbations, self.algo.iteration,
+            )
+            self.algo.spec = spec
 
     def _write_result(self) -> None:
         out = self.result_path.parent
@@ -268,6 +299,21 @@ class Aggregator:
             self.metrics.workers_connected.set(self.runtime.connected())
             self.metrics.fleet_utilization.set(self.runtime.utilization())
             await asyncio.sleep(1.0)
+
+
+def population_update(running: JobSpec, new: JobSpec) -> JobSpec | None:
+    """The running spec with ``new``'s replicas and population, when the job follows its fleet
+    (``es.perturbationsPerWorker`` in both) and the population changed; else None. Nothing
+    else of a running job changes here: other edits take effect when the aggregator restarts."""
+    if running.es.perturbations_per_worker is None or new.es.perturbations_per_worker is None:
+        return None
+    if new.es.perturbations == running.es.perturbations:
+        return None
+    return dataclasses.replace(
+        running,
+        es=dataclasses.replace(running.es, perturbations=new.es.perturbations, perturbations_per_worker=new.es.perturbations_per_worker),
+        workers=dataclasses.replace(running.workers, replicas=new.workers.replicas),
+    )
 
 
 def prepare(job: Job) -> tuple[int, int]:

@@ -56,6 +56,7 @@ def main(args: argparse.Namespace) -> int:
         http_port=args.http_port,
         ports_file=Path(args.ports_file) if args.ports_file else None,
         exit_when_done=args.exit_when_done,
+        job_file=Path(args.job),
     )
 
     async def go() -> int:

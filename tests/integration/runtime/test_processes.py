@@ -153,3 +153,29 @@ def test_ten_thousand_pairs_per_iteration_through_real_processes(tmp_path: Path)
     if metrics_seen:  # read while the aggregator lingered after the last iteration
         assert metric(metrics_seen, "esenas_results_total") >= 2 * 10_002
     assert '"phase": "Succeeded"' in (tmp_path / "ckpt/result/summary.json").read_text()
+
+
+def test_population_follows_a_rewritten_job_file_at_an_iteration_boundary(tmp_path: Path) -> None:
+    """What a ConfigMap refresh after ``kubectl scale`` does to a job with perturbationsPerWorker."""
+    import yaml
+
+    job = write_job(
+        tmp_path,
+        **{"es": {"sigma": 0.05, "stepSize": 0.05, "perturbationsPerWorker": 2}, "workers.replicas": 2,
+           "environment.maxEpisodeSteps": 50, "stopping": {"maxIterations": 400}},
+    )
+    agg = start_aggregator(tmp_path, job)
+    workers = [start_worker(tmp_path, job, agg.address, f"w{i}") for i in range(2)]
+    try:
+        agg.wait_for(lambda s: s["iteration"] >= 2, 60, "iteration 2")
+        doc = yaml.safe_load(job.read_text())
+        doc["spec"]["workers"]["replicas"] = 5
+        job.write_text(yaml.safe_dump(doc))
+        scaled_from = agg.status()["iteration"]
+        agg.wait_for(lambda s: s["iteration"] >= scaled_from + 3, 60, "three more iterations")
+        history = agg.get("/history")["history"]
+    finally:
+        stop_all(agg, *workers)
+    episodes = [h["episodes"] for h in history]
+    assert episodes[0] == 2 * 2 * 2  # 2 pairs per worker x 2 replicas, two rollouts per pair
+    assert episodes[-1] == 2 * 2 * 5  # the scaled fleet's population
