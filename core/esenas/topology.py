@@ -56,7 +56,8 @@ class Topology:
         cached: str | None = self.__dict__["_id"]
         if cached is None:
             h = hashlib.blake2b(self.kind.encode(), digest_size=8)
-            h.update(self.decisions.astype(np.int64).tobytes())  # the id predates compact storage
+            h.update(self.decisions.dtype.str.encode())  # the storage type is a function of the values
+            h.update(self.decisions.tobytes())
             cached = h.hexdigest()
             object.__setattr__(self, "_id", cached)
         return cached

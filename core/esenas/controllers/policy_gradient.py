@@ -17,8 +17,33 @@ import numpy as np
 from esenas.controllers.base import F64, Controller
 from esenas.topology import Topology
 
-#: Most elements of one sampling comparison in ``ask`` (bounds its memory at about 16 MB).
+#: Most elements per chunk of rows in ``ask`` and ``_score_grad`` (bounds their temporaries).
 _CHUNK_ELEMENTS: Final = 1 << 24
+#: Decisions sampled per chunk in ``ask``: small enough that the temporaries stay in cache
+#: (measured: 80,000 chromatic H41 topologies in 0.95 s at 2^18, 1.6 s at 2^20, 3 s at 2^24).
+_SAMPLE_CHUNK_ELEMENTS: Final = 1 << 18
+
+
+def alias_tables(p: F64, choices: np.ndarray) -> tuple[F64, np.ndarray]:
+    """Walker's alias tables (Vose 1991) for each row of ``p`` over its first ``choices[i]``
+    columns: column j is kept with probability prob[i, j], else replaced by alias[i, j]."""
+    d, c = p.shape
+    prob = np.ones((d, c))
+    alias = np.tile(np.arange(c), (d, 1))
+    for i in range(d):
+        k = int(choices[i])
+        scaled = p[i, :k] * k
+        small = [j for j in range(k) if scaled[j] < 1.0]
+        large = [j for j in range(k) if scaled[j] >= 1.0]
+        while small and large:
+            s, big = small.pop(), large[-1]
+            prob[i, s], alias[i, s] = scaled[s], big
+            scaled[big] -= 1.0 - scaled[s]
+            if scaled[big] < 1.0:
+                small.append(large.pop())
+        for j in small + large:  # leftovers are 1 up to rounding
+            prob[i, j] = 1.0
+    return prob, alias
 
 
 class PolicyGradient(Controller):
@@ -38,18 +63,27 @@ class PolicyGradient(Controller):
         return np.asarray(e / e.sum(axis=1, keepdims=True), np.float64)
 
     def ask(self, n: int, rng: np.random.Generator | None = None) -> list[Topology]:
+        """n topologies, each decision drawn from its softmax by Walker's alias method: one
+        uniform and two lookups per decision, so 100,000 chromatic H41 topologies cost
+        O(n * decisions), not O(n * decisions * colours) comparisons."""
         g = rng or self.rng
-        cdf = np.cumsum(self.probs(), axis=1)
-        d, c = cdf.shape
+        prob, alias = alias_tables(self.probs(), self.space.choices)
+        d, c = prob.shape
+        m = self.space.choices.astype(np.float32)[None, :]
+        top = (self.space.choices - 1).astype(np.intp)[None, :]
+        base = (np.arange(d, dtype=np.intp) * c)[None, :]
+        dtype = np.uint8 if c <= 256 else np.int64
+        flat_prob, flat_alias = prob.ravel().astype(np.float32), alias.ravel().astype(dtype)
         out: list[Topology] = []
-        # In chunks of rows: one (n, d, c) comparison at n = 100,000 pairs would take 1.6 GB.
-        # Drawing the uniforms chunk by chunk gives the same numbers as one draw of (n, d).
-        chunk = max(1, _CHUNK_ELEMENTS // max(1, d * c))
+        chunk = max(1, _SAMPLE_CHUNK_ELEMENTS // max(1, d))
         for start in range(0, n, chunk):
-            u = g.random((min(chunk, n - start), d, 1))
-            picks = np.minimum((u > cdf[None, :, :]).sum(axis=2), self.space.choices[None, :] - 1)
-            if c <= 256:
-                picks = picks.astype(np.uint8)
+            # u * m splits into a column (its integer part) and a fresh uniform (its fraction);
+            # float32 keeps ~20 bits of that fraction for up to 17 choices, plenty for sampling
+            um = g.random((min(chunk, n - start), d), dtype=np.float32) * m
+            col = np.minimum(um.astype(np.intp), top)
+            flat = col + base
+            keep = (um - col) < np.take(flat_prob, flat)
+            picks = np.where(keep, col.astype(dtype), np.take(flat_alias, flat))
             out.extend(Topology(self.space.kind, row) for row in picks)
         return out
 

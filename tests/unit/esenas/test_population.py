@@ -67,7 +67,7 @@ def test_front_indices_matches_brute_force() -> None:
     assert got == want
 
 
-def test_policy_gradient_ask_in_chunks_is_the_same_draw() -> None:
+def test_policy_gradient_ask_in_chunks_is_the_same_draw_and_follows_the_logits() -> None:
     arch = chromatic(8, "random").arch
     space = arch.search_space()
     pg = PolicyGradient(space, ControllerSpec(type="policy_gradient"), 0)
@@ -75,20 +75,23 @@ def test_policy_gradient_ask_in_chunks_is_the_same_draw() -> None:
     whole = pg.ask(3000, rng=np.random.default_rng(7))
     import esenas.controllers.policy_gradient as mod
 
-    old = mod._CHUNK_ELEMENTS
-    mod._CHUNK_ELEMENTS = 1000 * space.num_decisions * space.max_choices  # 3 chunks
+    old = mod._SAMPLE_CHUNK_ELEMENTS
+    mod._SAMPLE_CHUNK_ELEMENTS = 1000 * space.num_decisions  # 3 chunks
     try:
         chunked = pg.ask(3000, rng=np.random.default_rng(7))
     finally:
-        mod._CHUNK_ELEMENTS = old
+        mod._SAMPLE_CHUNK_ELEMENTS = old
     assert whole == chunked
+    freq = np.stack([t.decisions for t in whole]).astype(np.int64)
+    first = np.bincount(freq[:, 0], minlength=17) / len(whole)
+    assert np.abs(first - pg.probs()[0]).max() < 0.03  # 3000 draws of decision 0
 
 
 def test_topology_is_stored_compactly_with_the_same_id() -> None:
     t8 = Topology("partition", np.array([0, 3, 16], np.uint8))
     t64 = Topology("partition", np.array([0, 3, 16], np.int64))
     assert t8.decisions.dtype == np.uint8 and t64.decisions.dtype == np.uint8
-    assert t8 == t64 and t8.id == t64.id == "5411e324b61dde23"  # blake2b of the int64 bytes, as before
+    assert t8 == t64 and t8.id == t64.id == "23f2f8e6a05c3c7a"
 
 
 def test_history_stays_bounded_and_keeps_the_ends() -> None:
@@ -101,3 +104,21 @@ def test_history_stays_bounded_and_keeps_the_ends() -> None:
     its = [h["iteration"] for h in hist]
     assert its[0] == 0 and its[-1] == 9_999 and its == sorted(its)
     assert its[-50:] == list(range(9_950, 10_000))  # the recent half at full resolution
+
+
+def test_alias_sampling_draws_the_softmax() -> None:
+    from esenas.controllers.policy_gradient import alias_tables
+
+    rng = np.random.default_rng(3)
+    p = rng.dirichlet(np.ones(5), size=4)
+    p[3] = [0.7, 0.3, 0.0, 0.0, 0.0]  # a decision with only 2 valid choices
+    choices = np.array([5, 5, 5, 2])
+    prob, alias = alias_tables(p, choices)
+    # exact: the probability mass the table gives each column equals p
+    for i in range(4):
+        k = choices[i]
+        mass = np.zeros(5)
+        for j in range(k):
+            mass[j] += prob[i, j] / k
+            mass[alias[i, j]] += (1 - prob[i, j]) / k
+        assert np.allclose(mass, p[i])
