@@ -75,7 +75,11 @@ class AggregatorService:
             out = rt.push(request.session, request.iteration, request.results, request.obs_stats)
             accepted, rejected = out.accepted, out.rejected_total
         lease = await rt.pull(request.max_items, request.wait_ms, request.worker_id)
+        params = b""
+        if lease.items and (request.held_session, request.held_version) != (rt.session, lease.version):
+            params = rt.params_message or b""
         return pb.ExchangeReply(
+            params=params,
             topology_index=lease.topology_index,
             topologies=lease.topologies,
             session=rt.session,

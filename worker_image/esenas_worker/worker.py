@@ -128,7 +128,7 @@ class Worker:
                 return 0
 
     def _loop(self, stub: pb_grpc.AggregatorStub, evaluator: Any) -> int:
-        request = pb.ExchangeRequest(worker_id=self.worker_id, max_items=self.batch_size, wait_ms=WAIT_MS)
+        request = self._request(max_items=self.batch_size)
         unreachable_since: float | None = None
         while not self._stop:
             try:
@@ -152,7 +152,7 @@ class Worker:
                 self.stats.reconnects += 1
                 log.warning("worker %s: aggregator %s: %s; retrying in %.2f s", self.worker_id, self.address, code.name, delay)
                 # Results in flight are dropped: their items are re-issued after the deadline.
-                request = pb.ExchangeRequest(worker_id=self.worker_id, max_items=self.batch_size, wait_ms=WAIT_MS)
+                request = self._request(max_items=self.batch_size)
                 self._sleep(delay)
                 continue
             unreachable_since = None
@@ -161,10 +161,12 @@ class Worker:
                 log.info("worker %s: job done after %d batches", self.worker_id, self.stats.batches)
                 return 0
             if not reply.items:
-                request = pb.ExchangeRequest(worker_id=self.worker_id, max_items=self.batch_size, wait_ms=WAIT_MS)
+                request = self._request(max_items=self.batch_size)
                 continue
+            if reply.params:
+                self._set_params(evaluator, pb.Params.FromString(reply.params))
             if self._version != (reply.session, reply.version) and not self._load_params(stub, evaluator, reply):
-                request = pb.ExchangeRequest(worker_id=self.worker_id, max_items=self.batch_size, wait_ms=WAIT_MS)
+                request = self._request(max_items=self.batch_size)
                 continue
             self._add_topologies(reply)
             request = self._run_batch(evaluator, reply)
@@ -184,6 +186,10 @@ class Worker:
             return False
         finally:
             self._interruptible = False
+        self._set_params(evaluator, params)
+        return True
+
+    def _set_params(self, evaluator: Any, params: pb.Params) -> None:
         self._topologies = {}
         evaluator.set_plan(
             wire.decode_f32(params.params),
@@ -194,7 +200,13 @@ class Worker:
         )
         self._version = (params.session, params.version)
         self.stats.params_fetched += 1
-        return True
+
+    def _request(self, **fields: Any) -> pb.ExchangeRequest:
+        """An Exchange request naming this worker and the parameters it holds."""
+        held_session, held_version = self._version or (0, 0)
+        return pb.ExchangeRequest(
+            worker_id=self.worker_id, wait_ms=WAIT_MS, held_session=held_session, held_version=held_version, **fields
+        )
 
     def _add_topologies(self, reply: pb.ExchangeReply) -> None:
         """Keep the topologies that came with this reply's items (the evaluator shares the dict)."""
@@ -225,10 +237,9 @@ class Worker:
         self.stats.items += len(parts)
         max_items = 0 if self._stop else self.batch_size
         if res is None:
-            return pb.ExchangeRequest(worker_id=self.worker_id, max_items=max_items, wait_ms=WAIT_MS)
+            return self._request(max_items=max_items)
         self.stats.env_steps += int(np.asarray(res.steps).sum())
-        return pb.ExchangeRequest(
-            worker_id=self.worker_id,
+        return self._request(
             session=reply.session,
             iteration=reply.iteration,
             results=wire.encode_results(res.index, res.reward_pos, res.reward_neg, res.steps, done["topology"]),
@@ -236,5 +247,4 @@ class Worker:
             if res.obs_count > 0
             else b"",
             max_items=max_items,
-            wait_ms=WAIT_MS,
         )

@@ -37,6 +37,8 @@ class ExchangeRequest(_message.Message):
     OBS_STATS_FIELD_NUMBER: _builtins.int
     MAX_ITEMS_FIELD_NUMBER: _builtins.int
     WAIT_MS_FIELD_NUMBER: _builtins.int
+    HELD_SESSION_FIELD_NUMBER: _builtins.int
+    HELD_VERSION_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     """Stable id of the worker process (pod name or host:pid); only counted,
     never used as a metric label.
@@ -59,6 +61,13 @@ class ExchangeRequest(_message.Message):
     """Most items the worker wants in the reply (0: send nothing back)."""
     wait_ms: _builtins.int
     """Longest the worker is willing to wait for work, in milliseconds."""
+    held_session: _builtins.int
+    """The aggregator session and parameter version whose Params the worker
+    holds (0, 0: none). A reply whose items need another version carries
+    that version's Params inline, so a worker needs no GetParams round trip
+    at an iteration boundary.
+    """
+    held_version: _builtins.int
     def __init__(
         self,
         *,
@@ -69,10 +78,12 @@ class ExchangeRequest(_message.Message):
         obs_stats: _builtins.bytes = ...,
         max_items: _builtins.int = ...,
         wait_ms: _builtins.int = ...,
+        held_session: _builtins.int = ...,
+        held_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["iteration", b"iteration", "max_items", b"max_items", "obs_stats", b"obs_stats", "results", b"results", "session", b"session", "wait_ms", b"wait_ms", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["held_session", b"held_session", "held_version", b"held_version", "iteration", b"iteration", "max_items", b"max_items", "obs_stats", b"obs_stats", "results", b"results", "session", b"session", "wait_ms", b"wait_ms", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -92,6 +103,7 @@ class ExchangeReply(_message.Message):
     REJECTED_FIELD_NUMBER: _builtins.int
     TOPOLOGY_INDEX_FIELD_NUMBER: _builtins.int
     TOPOLOGIES_FIELD_NUMBER: _builtins.int
+    PARAMS_FIELD_NUMBER: _builtins.int
     session: _builtins.int
     iteration: _builtins.int
     version: _builtins.int
@@ -116,6 +128,11 @@ class ExchangeReply(_message.Message):
     has 80,000 topologies, and each worker needs only its own few.
     """
     topologies: _builtins.bytes
+    params: _builtins.bytes
+    """A serialised Params message for `version`, when the items need a version
+    other than the held one (empty otherwise). Bytes, not a Params field, so
+    the aggregator serialises each version once, not once per worker.
+    """
     def __init__(
         self,
         *,
@@ -129,10 +146,11 @@ class ExchangeReply(_message.Message):
         rejected: _builtins.int = ...,
         topology_index: _builtins.bytes = ...,
         topologies: _builtins.bytes = ...,
+        params: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "done", b"done", "items", b"items", "iteration", b"iteration", "rejected", b"rejected", "retry_after_ms", b"retry_after_ms", "session", b"session", "topologies", b"topologies", "topology_index", b"topology_index", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "done", b"done", "items", b"items", "iteration", b"iteration", "params", b"params", "rejected", b"rejected", "retry_after_ms", b"retry_after_ms", "session", b"session", "topologies", b"topologies", "topology_index", b"topology_index", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
