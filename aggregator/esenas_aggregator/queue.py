@@ -8,6 +8,7 @@ and every bad record is counted by reason and never stored.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -21,6 +22,9 @@ REJECT_REASONS: Final = ("token", "nonfinite", "unknown_iteration", "duplicate",
 #: Most leases one item gets in an iteration: the original, an expired-lease re-issue or
 #: speculative backups at the tail. Bounds the work spent on copies.
 MAX_COPIES: Final = 3
+#: An outstanding item is a straggler once its lease is this many times older than the median
+#: lease-to-result time of the iteration's completed items (fixed-length episodes: no copies).
+STRAGGLER_FACTOR: Final = 1.5
 
 
 @dataclass
@@ -60,13 +64,17 @@ class IterationResults:
 class WorkQueue:
     """Items of the current iteration, their leases and their results."""
 
-    def __init__(self, item_timeout: float, obs_dim: int, max_copies: int = MAX_COPIES) -> None:
+    def __init__(
+        self, item_timeout: float, obs_dim: int, max_copies: int = MAX_COPIES, straggler_factor: float = STRAGGLER_FACTOR
+    ) -> None:
         self.item_timeout = item_timeout
         self.obs_dim = obs_dim
         self.max_copies = max_copies
+        self.straggler_factor = straggler_factor
         self.iteration = -1
         self.reissued = 0
         self.speculative = 0
+        self._now = 0.0
         self._items = np.empty(0, dtype=WORK_DTYPE)
         self._start(np.empty(0, dtype=WORK_DTYPE))
 
@@ -78,6 +86,8 @@ class WorkQueue:
         self._leased_once = np.zeros(n, dtype=bool)
         self._copies = np.zeros(n, dtype=np.uint8)  # leases handed out for each item
         self._leased_at = np.full(n, math.inf)  # time of each item's first lease
+        self._age_done = np.full(n, np.nan)  # lease-to-result time of completed items
+        self._typical_age: tuple[int, float] = (0, math.inf)  # (items done, median age) when computed
         self._fresh = 0  # items [0, _fresh) have been leased at least once
         self._n_done = 0
         self._reward_pos = np.zeros(n)
@@ -135,21 +145,36 @@ class WorkQueue:
             self.reissued += len(expired)
             take = np.concatenate([take, expired])
             if len(take) == 0:
-                take = self._speculate()
+                take = self._speculate(now)
         self._leased_once[take] = True
         self._copies[take] = np.minimum(self._copies[take].astype(np.int64) + 1, 255)
         self._deadline[take] = now + self.item_timeout
         return self._items[take]
 
-    def _speculate(self) -> npt.NDArray[np.int64]:
+    def straggler_age_cutoff(self) -> float:
+        """Lease age past which an outstanding item counts as a straggler: ``straggler_factor``
+        times the median lease-to-result time of the items done (recomputed as they grow by
+        10%, so the tail of a big iteration costs no O(n) work per request); infinite until half
+        the items are in, so nothing is copied before the iteration's typical time is known."""
+        done, _ = self._typical_age
+        if self._n_done < max(1, self.size // 2):
+            return math.inf
+        if self._n_done > done * 1.1:
+            ages = self._age_done[self._done]
+            self._typical_age = (self._n_done, float(np.nanmedian(ages)) if ages.size else math.inf)
+        return self.straggler_factor * self._typical_age[1]
+
+    def _speculate(self, now: float) -> npt.NDArray[np.int64]:
         """The iteration's tail: every item is leased and none has expired, so this worker would
         idle at the barrier. Give it a backup copy of one outstanding item (MapReduce's backup
-        tasks, Dean & Ghemawat 2004): the one with the fewest copies, leased longest ago. The
-        first result wins; later copies are counted as ``redundant``. One item per lease, so
-        idle workers spread over the outstanding items instead of one worker queueing many."""
+        tasks, Dean & Ghemawat 2004) of a straggler (see :meth:`straggler_age_cutoff`): the one
+        with the fewest copies, leased longest ago. The first result wins; later copies are
+        counted as ``redundant``. One item per lease, so idle workers spread over the outstanding
+        items instead of one worker queueing many."""
         if self.max_copies <= 1:
             return np.zeros(0, np.int64)
-        cand = np.flatnonzero(~self._done & (self._copies < self.max_copies))
+        old = now - self.straggler_age_cutoff()
+        cand = np.flatnonzero(~self._done & (self._copies < self.max_copies) & (self._leased_at <= old))
         if len(cand) == 0:
             return cand
         best = cand[np.lexsort((self._leased_at[cand], self._copies[cand]))[0]]
@@ -161,8 +186,11 @@ class WorkQueue:
         iteration: int,
         records: npt.NDArray[np.void],
         obs: tuple[float, npt.NDArray[np.float64], npt.NDArray[np.float64]] | None,
+        now: float | None = None,
     ) -> IngestOutcome:
-        """Check and store one batch of results, vectorised; bad records are only counted."""
+        """Check and store one batch of results, vectorised; bad records are only counted.
+        ``now`` (default: the monotonic clock) times the items' leases, for straggler copies."""
+        self._now = time.monotonic() if now is None else now
         out = IngestOutcome()
         n = len(records)
         if n == 0:
@@ -204,6 +232,7 @@ class WorkQueue:
             return False
         n = len(idx)
         self._done[idx] = True
+        self._age_done[idx] = self._now - self._leased_at[idx]
         self._n_done += n
         self._reward_pos[idx] = records["reward_pos"]
         self._reward_neg[idx] = np.where(exact, np.nan, reward_neg) if any_exact else reward_neg
@@ -257,6 +286,7 @@ class WorkQueue:
         if len(good) == 0:
             return out
         self._done[good] = True
+        self._age_done[good] = self._now - self._leased_at[good]
         self._n_done += len(good)
         self._reward_pos[good] = records["reward_pos"][ok]
         self._reward_neg[good] = np.where(exact[ok], np.nan, records["reward_neg"][ok])

@@ -174,7 +174,7 @@ class Runtime:
         fresh = self.queue.fresh_remaining
         if worker_id in self._served:
             return max(1, math.ceil(fresh / max(1, len(self._seen))))
-        waiting = max(1, len(self._seen.keys() - self._served))
+        waiting = max(1, len(self._seen) - len(self._served))  # O(1): this runs on every pull
         return max(1, math.ceil(fresh / waiting))
 
     async def _pull(self, max_items: int, wait_ms: int, worker_id: str = "") -> Lease:

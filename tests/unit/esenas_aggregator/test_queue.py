@@ -117,35 +117,48 @@ def test_clean_batch_fast_path_agrees_with_the_per_reason_checks() -> None:
     assert fast._obs_count == checked._obs_count and np.array_equal(fast._obs_sum, checked._obs_sum)
 
 
-def test_tail_gives_idle_workers_backup_copies_and_the_first_result_wins() -> None:
-    q = WorkQueue(item_timeout=60.0, obs_dim=0)  # default: up to 3 copies of an item
-    items = _items(4)
+def test_tail_gives_idle_workers_backup_copies_of_stragglers_and_the_first_result_wins() -> None:
+    q = WorkQueue(item_timeout=60.0, obs_dim=0)  # default: up to 3 copies, stragglers at 1.5x
+    items = _items(8)
     q.start(0, items)
     slow = q.lease(3, now=0.0)  # a straggler holds items 0, 1, 2
-    fast = q.lease(3, now=1.0)  # item 3
-    assert list(fast["index"]) == [3]
-    q.ingest(0, _records(fast), None)
-    # Nothing fresh, nothing expired: an idle worker gets ONE backup, the oldest lease first.
-    backup = q.lease(8, now=2.0)
-    assert list(backup["index"]) == [0] and q.speculative == 1
-    assert list(q.lease(8, now=2.0)["index"]) == [1]  # the next idle worker: the next item
-    assert list(q.lease(8, now=2.0)["index"]) == [2]
-    assert list(q.lease(8, now=2.0)["index"]) == [0]  # third copy, fewest copies first
-    # The backups finish first and complete the iteration.
-    out = q.ingest(0, _records(items[[0, 1, 2]], rp=5.0), None)
+    fast = q.lease(5, now=0.0)  # items 3..7 come back after 1 s
+    q.ingest(0, _records(fast), None, now=1.0)
+    # Half the items are in, typically after 1 s: a lease of 1.2 s is not late yet.
+    assert len(q.lease(8, now=1.2)) == 0 and q.speculative == 0
+    # At 1.6 s (> 1.5 x 1 s) the straggler's items get ONE backup per request, oldest first.
+    assert list(q.lease(8, now=1.6)["index"]) == [0] and q.speculative == 1
+    assert list(q.lease(8, now=1.6)["index"]) == [1]
+    assert list(q.lease(8, now=1.6)["index"]) == [2]
+    assert list(q.lease(8, now=1.6)["index"]) == [0]  # third copy, fewest copies first
+    out = q.ingest(0, _records(items[[0, 1, 2]], rp=5.0), None, now=2.0)
     assert out.accepted == 3 and q.complete
     # The straggler's copies arrive late: counted as redundant, not rejected, never stored.
-    late = q.ingest(0, _records(slow, rp=-9.0), None)
+    late = q.ingest(0, _records(slow, rp=-9.0), None, now=5.0)
     assert late.accepted == 0 and late.redundant == 3 and late.rejected_total == 0
-    assert list(q.results().reward_pos) == [5.0, 5.0, 5.0, 1.0]
+    assert list(q.results().reward_pos) == [5.0] * 3 + [1.0] * 5
+
+
+def test_uniform_episodes_get_no_copies() -> None:
+    """Fixed-length episodes: everyone finishes together, so copying the last items is waste."""
+    q = WorkQueue(item_timeout=60.0, obs_dim=0)
+    items = _items(10)
+    q.start(0, items)
+    a, b = q.lease(5, now=0.0), q.lease(5, now=0.0)
+    q.ingest(0, _records(a), None, now=3.0)
+    assert len(q.lease(5, now=3.1)) == 0  # b is as old as a was: not a straggler
+    q.ingest(0, _records(b), None, now=3.2)
+    assert q.complete and q.speculative == 0
 
 
 def test_speculation_is_bounded_by_max_copies() -> None:
     q = WorkQueue(item_timeout=60.0, obs_dim=0, max_copies=2)
-    q.start(0, _items(2))
+    items = _items(4)
+    q.start(0, items)
     q.lease(2, now=0.0)
-    assert sorted(int(q.lease(1, now=1.0)["index"][0]) for _ in range(2)) == [0, 1]
-    assert len(q.lease(4, now=1.0)) == 0  # each item has its 2 copies: the worker waits
+    q.ingest(0, _records(q.lease(2, now=0.0)), None, now=1.0)
+    assert sorted(int(q.lease(1, now=2.0)["index"][0]) for _ in range(2)) == [0, 1]
+    assert len(q.lease(4, now=2.0)) == 0  # each item has its 2 copies: the worker waits
     assert q.speculative == 2
 
 
