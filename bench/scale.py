@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Final
 
@@ -137,17 +138,28 @@ async def sim_worker(
     async with grpc.aio.insecure_channel(address, options=(("grpc.max_receive_message_length", 64 << 20),)) as ch:
         stub = pb_grpc.AggregatorStub(ch)
         request = pb.ExchangeRequest(worker_id=wid, max_items=batch, wait_ms=2000)
-        held = {"held_session": 0, "held_version": 0}
+        held = (0, 0)  # session and parameter version this worker holds
+        gone_since: float | None = None
         pending: tuple[int, float, int] | None = None  # (iteration, sleep, records) of the pushed batch
         while True:
             t0 = time.monotonic()
             try:
-                reply = await stub.Exchange(request, metadata=meta, timeout=60)
+                reply = await stub.Exchange(request, metadata=meta, timeout=120)
             except grpc.aio.AioRpcError as exc:
-                if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
-                    return
-                raise
+                # as the real worker: drop the batch in flight (its items are re-issued) and retry
+                rec["errors"].append(exc.code().name)
+                if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                    gone_since = gone_since or time.monotonic()
+                    if time.monotonic() - gone_since > 10:  # the aggregator exited with the job
+                        return
+                if len(rec["errors"]) > 100_000:
+                    raise
+                await asyncio.sleep(0.5 + g.random())
+                request = pb.ExchangeRequest(worker_id=wid, max_items=batch, wait_ms=2000, held_session=held[0], held_version=held[1])
+                pending = None
+                continue
             t1 = time.monotonic()
+            gone_since = None
             rec["calls"].append((int(reply.iteration), len(reply.items) // wire.WORK_DTYPE.itemsize))
             if pending is not None:
                 it, slept, n = pending
@@ -156,7 +168,7 @@ async def sim_worker(
             if reply.done:
                 return
             if not reply.items:
-                request = pb.ExchangeRequest(worker_id=wid, max_items=batch, wait_ms=2000, **held)
+                request = pb.ExchangeRequest(worker_id=wid, max_items=batch, wait_ms=2000, held_session=held[0], held_version=held[1])
                 continue
             rec["rtt"].append(t1 - t0)
             if version != (reply.session, reply.version):
@@ -170,7 +182,7 @@ async def sim_worker(
                 params = wire.decode_f32(p.params).astype(np.float64)
                 sigma = p.sigma
                 version = (reply.session, reply.version)
-                held = {"held_session": reply.session, "held_version": reply.version}
+                held = (reply.session, reply.version)
                 topos = {}
             if reply.topologies:
                 rec["topology_bytes"].append(len(reply.topologies) + len(reply.topology_index))
@@ -205,19 +217,21 @@ async def sim_worker(
             request = pb.ExchangeRequest(
                 worker_id=wid, session=reply.session, iteration=reply.iteration,
                 results=wire.encode_results(items["index"], rp, rn, steps, items["topology"]),
-                max_items=batch, wait_ms=2000, **held,
+                max_items=batch, wait_ms=2000, held_session=held[0], held_version=held[1],
             )
 
 
 async def client_main(address: str, ids: list[str], args: dict[str, Any], out: Path) -> None:
-    keys = ("items", "pushed", "rtt", "param_bytes", "topology_bytes", "exact", "worker_sleep", "calls", "get_params")
+    keys = ("items", "pushed", "rtt", "param_bytes", "topology_bytes", "exact", "worker_sleep", "calls", "get_params", "errors")
     rec: dict[str, list[Any]] = {k: [] for k in keys}
     tasks = []
     for k, wid in enumerate(ids):
         tasks.append(asyncio.ensure_future(sim_worker(wid, address, args, rec, hash(wid) & 0xFFFFFFFF)))
         if k % 200 == 199:
             await asyncio.sleep(0.05)  # stagger connection set-up
-    await asyncio.gather(*tasks, return_exceptions=True)
+    for r in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(r, BaseException):
+            rec["errors"].append(f"died: {type(r).__name__}: {r}"[:200])
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     out.write_text(json.dumps({**rec, "cpu_s": cpu.ru_utime + cpu.ru_stime}))
 
@@ -292,7 +306,7 @@ def run_scale(w: int, a: argparse.Namespace, step_s: float, tmp: Path) -> dict[s
                 last_it = it
                 print(f"  W={w}: iteration {it} at {time.monotonic() - t_start:.1f} s", flush=True)
             hwm = max(hwm, proc_hwm_mib(agg.pid))
-            time.sleep(0.05)
+            time.sleep(0.25)
             if time.monotonic() - t_start > a.timeout:
                 raise RuntimeError(f"W={w}: no finish within {a.timeout} s")
         history = json.loads((tmp / f"ckpt-{w}" / "result" / "summary.json").read_text())
@@ -381,6 +395,7 @@ def summarise(
         "exact_eval_last": round(e_last, 2) if e_last is not None else None,
         "objective_improved": bool(e_first is not None and e_last is not None and e_last > e_first),
         "phase": summary.get("phase"),
+        "worker_errors": dict(Counter(str(e).split(":")[0] for e in rec.get("errors", []))),
     }
 
 

@@ -88,6 +88,9 @@ class WorkQueue:
         self._leased_at = np.full(n, math.inf)  # time of each item's first lease
         self._age_done = np.full(n, np.nan)  # lease-to-result time of completed items
         self._typical_age: tuple[int, float] = (0, math.inf)  # (items done, median age) when computed
+        self._deadline_lb: float | None = None  # a lower bound of the earliest pending deadline
+        self._outstanding = np.zeros(0, np.int64)  # unfinished items, refreshed every 1% done
+        self._outstanding_at: int | None = None
         self._fresh = 0  # items [0, _fresh) have been leased at least once
         self._n_done = 0
         self._reward_pos = np.zeros(n)
@@ -124,12 +127,18 @@ class WorkQueue:
     def outstanding(self) -> int:
         return self.size - self._n_done
 
-    def next_deadline(self) -> float | None:
-        """Earliest lease deadline among unfinished items, or None when none is leased."""
+    def next_deadline(self, now: float = math.inf) -> float | None:
+        """Earliest lease deadline among unfinished items (None when none is leased), or a lower
+        bound of it while that bound is still ahead of ``now``: 10,000 workers polling an
+        iteration of 80,000 items must not each cost a scan of all of them."""
+        if self._deadline_lb is not None and self._deadline_lb > now:
+            return self._deadline_lb
         pending = ~self._done[: self._fresh]
         if not pending.any():
+            self._deadline_lb = None
             return None
-        return float(self._deadline[: self._fresh][pending].min())
+        self._deadline_lb = float(self._deadline[: self._fresh][pending].min())
+        return self._deadline_lb
 
     def lease(self, max_items: int, now: float) -> npt.NDArray[np.void]:
         """Lease up to ``max_items`` items: never-issued ones first, then expired leases, then
@@ -140,8 +149,12 @@ class WorkQueue:
         self._fresh += len(take)
         self._leased_at[take] = now
         if len(take) < max_items and self._fresh == self.size:
-            expired = np.flatnonzero(~self._done & (self._deadline <= now) & self._leased_once)
-            expired = expired[: max_items - len(take)]
+            nd = self.next_deadline(now)
+            if nd is None or nd > now:  # no lease has expired: no scan
+                expired = np.zeros(0, np.int64)
+            else:
+                expired = np.flatnonzero(~self._done & (self._deadline <= now) & self._leased_once)
+                expired = expired[: max_items - len(take)]
             self.reissued += len(expired)
             take = np.concatenate([take, expired])
             if len(take) == 0:
@@ -149,6 +162,8 @@ class WorkQueue:
         self._leased_once[take] = True
         self._copies[take] = np.minimum(self._copies[take].astype(np.int64) + 1, 255)
         self._deadline[take] = now + self.item_timeout
+        if len(take) and self._deadline_lb is not None:  # None: unknown, rescanned when asked
+            self._deadline_lb = min(self._deadline_lb, now + self.item_timeout)
         return self._items[take]
 
     def straggler_age_cutoff(self) -> float:
@@ -171,10 +186,17 @@ class WorkQueue:
         with the fewest copies, leased longest ago. The first result wins; later copies are
         counted as ``redundant``. One item per lease, so idle workers spread over the outstanding
         items instead of one worker queueing many."""
-        if self.max_copies <= 1:
+        cutoff = self.straggler_age_cutoff()
+        if self.max_copies <= 1 or not math.isfinite(cutoff):
             return np.zeros(0, np.int64)
-        old = now - self.straggler_age_cutoff()
-        cand = np.flatnonzero(~self._done & (self._copies < self.max_copies) & (self._leased_at <= old))
+        # Candidates come from a list of outstanding items refreshed as 1% more items finish,
+        # so the tail costs a scan of the few outstanding items per request, not of all.
+        if self._outstanding_at is None or self._n_done - self._outstanding_at >= max(1, self.size // 100):
+            self._outstanding = np.flatnonzero(~self._done)
+            self._outstanding_at = self._n_done
+        out = self._outstanding
+        out = out[~self._done[out]]
+        cand = out[(self._copies[out] < self.max_copies) & (self._leased_at[out] <= now - cutoff)]
         if len(cand) == 0:
             return cand
         best = cand[np.lexsort((self._leased_at[cand], self._copies[cand]))[0]]

@@ -199,7 +199,7 @@ class Runtime:
             remaining = deadline - loop.time()
             if remaining <= 0 or max_items <= 0:
                 return Lease(q.iteration, self.version, b"", False, 200)
-            nd = q.next_deadline()
+            nd = q.next_deadline(time.monotonic())
             if nd is not None:
                 remaining = min(remaining, max(0.001, nd - time.monotonic()))
             changed = self._changed

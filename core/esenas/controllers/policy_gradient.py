@@ -55,6 +55,7 @@ class PolicyGradient(Controller):
         self.logits = np.zeros((d, c))
         self.valid = np.arange(c)[None, :] < self.space.choices[:, None]
         self.baseline: float | None = None
+        self._alias: tuple[F64, np.ndarray] | None = None
 
     def probs(self) -> F64:
         z = np.where(self.valid, self.logits, -np.inf)
@@ -67,7 +68,9 @@ class PolicyGradient(Controller):
         uniform and two lookups per decision, so 100,000 chromatic H41 topologies cost
         O(n * decisions), not O(n * decisions * colours) comparisons."""
         g = rng or self.rng
-        prob, alias = alias_tables(self.probs(), self.space.choices)
+        if self._alias is None:  # built once per controller update (a Python loop over decisions)
+            self._alias = alias_tables(self.probs(), self.space.choices)
+        prob, alias = self._alias
         d, c = prob.shape
         m = self.space.choices.astype(np.float32)[None, :]
         top = (self.space.choices - 1).astype(np.intp)[None, :]
@@ -151,6 +154,7 @@ class PolicyGradient(Controller):
                 w = np.where(active, adv[:, None] * ratio, 0.0)
                 self.logits += lr * (self._score_grad(actions, w, p) / n + self._entropy_grad(p))
         self.logits -= self.logits.max(axis=1, keepdims=True)  # keep logits bounded
+        self._alias = None
 
     def _entropy_grad(self, p: F64) -> F64:
         if self.spec.entropy_weight == 0:
@@ -164,4 +168,5 @@ class PolicyGradient(Controller):
 
     def _load(self, d: dict[str, Any]) -> None:
         self.logits = np.array(d["logits"], np.float64)
+        self._alias = None
         self.baseline = None if d["baseline"] is None else float(d["baseline"])

@@ -1,0 +1,115 @@
+"""Cost of each part of one ES-ENAS iteration against the population size.
+
+For chromatic H41/17 at HalfCheetah-v5's dimensions with the policy-gradient (or another)
+controller, at 1,000 / 10,000 / 100,000 pairs, times the parts the aggregator runs per
+iteration: ``ask`` (seeds + one sampled topology per pair), the wire payload of the plan's
+topologies, ``tell`` (ES step, controller update, Pareto front, best policy), the normaliser
+merge, the checkpoint encode and its size, and the ``/history`` size after many iterations.
+Rewards are synthetic (no rollouts): this is the aggregator's own cost. Ends with ONE JSON line,
+with each part's cost per pair and its growth from the smallest to the largest population
+(1.0 = linear).
+
+    .venv/bin/python bench/population.py [--pairs 1000,10000,100000] [--controller policy_gradient]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+OBS, ACT = 17, 6
+
+
+def measure(pairs: int, controller: str, iterations: int) -> dict[str, Any]:
+    from esenas.algorithm import ESENAS
+    from esenas.normalizer import RunningStats
+    from esenas.results import Results
+    from esenas.spec import parse_spec
+    from esenas_aggregator import checkpoint
+
+    doc = yaml.safe_load((ROOT / "manifests/examples/halfcheetah-chromatic-h41.yaml").read_text())
+    doc["spec"]["es"]["perturbations"] = pairs
+    doc["spec"]["controller"]["type"] = controller
+    algo = ESENAS(parse_spec(doc["spec"]), OBS, ACT)
+    t: dict[str, list[float]] = {k: [] for k in ("ask", "topology_payload", "tell", "normaliser_merge", "checkpoint")}
+    ckpt_bytes = 0
+    rng = np.random.default_rng(0)
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        plan = algo.ask()
+        t["ask"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        plan.topology_blob()
+        t["topology_payload"].append(time.perf_counter() - t0)
+        n = plan.items.size
+        pair = plan.items["kind"] == 0
+        res = Results(
+            plan.items["index"].copy(), rng.normal(1000, 50, n), np.where(pair, rng.normal(1000, 50, n), np.nan),
+            np.full(n, 2000, np.uint32), 2000.0 * n, rng.normal(size=OBS) * n, np.abs(rng.normal(size=OBS)) * 4000 * n,
+        )
+        t0 = time.perf_counter()
+        algo.tell(res)
+        t["tell"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        algo.obs_stats.merge(RunningStats.from_sums(res.obs_count, res.obs_sum, res.obs_sumsq))
+        t["normaliser_merge"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        blob = checkpoint.encode({"algo": algo.state_dict(), "runtime": {"phase": "Running", "reason": ""}})
+        t["checkpoint"].append(time.perf_counter() - t0)
+        ckpt_bytes = len(blob)
+    return {
+        "pairs": pairs,
+        **{f"{k}_s": round(float(np.median(v)), 4) for k, v in t.items()},
+        "checkpoint_bytes": ckpt_bytes,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def history_bound(iterations: int) -> dict[str, int]:
+    """The history after many iterations stays bounded (thinned), so /history and the checkpoint do."""
+    from esenas.algorithm import MAX_HISTORY, thin_history
+
+    hist: list[dict[str, Any]] = []
+    for i in range(iterations):
+        hist = thin_history([*hist, {"iteration": i}])
+    return {"iterations": iterations, "history_entries": len(hist), "max_history": MAX_HISTORY}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pairs", default="1000,10000,100000")
+    p.add_argument("--controller", default="policy_gradient", choices=("random", "evolution", "policy_gradient"))
+    p.add_argument("--iterations", type=int, default=3, help="iterations per size (median reported)")
+    a = p.parse_args()
+    rows = []
+    for n in (int(x) for x in a.pairs.split(",")):
+        row = measure(n, a.controller, a.iterations)
+        print(f"{n:>7} pairs: " + ", ".join(f"{k} {v}" for k, v in row.items() if k != "pairs"), flush=True)
+        rows.append(row)
+    lo, hi = rows[0], rows[-1]
+    scale = hi["pairs"] / lo["pairs"]
+    growth = {
+        k[:-2]: round((hi[k] / lo[k]) / scale, 2) if lo[k] > 0 else None
+        for k in lo if k.endswith("_s")
+    }
+    per_pair_us = {k[:-2]: round(1e6 * hi[k] / hi["pairs"], 2) for k in hi if k.endswith("_s")}
+    print(json.dumps({
+        "bench": "population", "dims": "HalfCheetah-v5 chromatic H41/17", "controller": a.controller,
+        "sizes": rows, "growth_vs_linear": growth, "us_per_pair_at_largest": per_pair_us,
+        "history": history_bound(100_000),
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
