@@ -39,6 +39,8 @@ _INIT_STREAM: Final = 2
 #: Most iterations the history keeps; past it the older half is thinned to every other entry,
 #: so the checkpoint, ``/history`` and the reward curve stay bounded over any number of iterations.
 MAX_HISTORY: Final = 2000
+#: Largest cache of prefetched perturbations (100,000 pairs of a 64-parameter policy: 51 MB).
+EPS_CACHE_BYTES: Final = 256 * 1024 * 1024
 
 
 def thin_history(history: list[dict[str, Any]], limit: int = MAX_HISTORY) -> list[dict[str, Any]]:
@@ -80,6 +82,8 @@ class ESENAS:
         self._t0 = time.monotonic()
         self._plan: Plan | None = None
         self._plan_topos: list[Topology] = []
+        self._eps: np.ndarray | None = None  # eps of the plan's first _eps_ready pairs
+        self._eps_ready = 0
 
     # ------------------------------------------------------------------ ask
 
@@ -112,6 +116,7 @@ class ESENAS:
         items["kind"][n:] = KIND_EXACT
         mean, std = self.obs_mean_std()
         self._plan_topos = topos
+        self._eps, self._eps_ready = None, 0
         self._plan = Plan(
             iteration=self.iteration,
             version=self.version,
@@ -138,6 +143,34 @@ class ESENAS:
             raise ValueError("tell: rewards must be finite")
         return Results(idx, pos, neg, r.steps[order], r.obs_count, r.obs_sum, r.obs_sumsq)
 
+    def prefetch_perturbations(self, max_rows: int) -> bool:
+        """Rebuild eps for up to ``max_rows`` more pairs of the current plan ahead of ``tell``;
+        True once all are cached. The aggregator calls it while the workers roll out, so the
+        iteration's serial step does not spend ~12 us per pair rebuilding them (1 s at 80,000
+        pairs). Skipped (True) when the cache would pass ``EPS_CACHE_BYTES``."""
+        plan = self.ask()
+        seeds = plan.items["seed"][plan.items["kind"] == KIND_PAIR]
+        if seeds.size * self.arch.num_params * 8 > EPS_CACHE_BYTES:
+            return True
+        if self._eps is None:
+            self._eps = np.empty((seeds.size, self.arch.num_params))
+        end = min(seeds.size, self._eps_ready + max_rows)
+        if end > self._eps_ready:
+            self._eps[self._eps_ready : end] = es.perturbations(seeds[self._eps_ready : end], self.arch.num_params)
+            self._eps_ready = end
+        return bool(self._eps_ready == seeds.size)
+
+    def _perturbations(self, seeds: np.ndarray, sel: np.ndarray) -> np.ndarray:
+        """eps rows of the selected pairs: cached ones from the prefetch, the rest rebuilt now."""
+        if self._eps is None or self._eps_ready == 0:
+            return es.perturbations(seeds[sel], self.arch.num_params)
+        out = np.empty((sel.size, self.arch.num_params))
+        cached = sel < self._eps_ready
+        out[cached] = self._eps[sel[cached]]
+        if not cached.all():
+            out[~cached] = es.perturbations(seeds[sel[~cached]], self.arch.num_params)
+        return out
+
     def tell(self, results: Results) -> IterationReport:
         """Apply the results of ALL items of the current plan (any order) and advance."""
         plan = self.ask()
@@ -149,7 +182,7 @@ class ESENAS:
 
         # ES step on the shared weights (ARS V2-t top-b; shaping per spec).
         sel = es.top_directions(rp, rn, self.spec.es.top_directions)
-        eps = es.perturbations(plan.items["seed"][pair][sel], self.arch.num_params)
+        eps = self._perturbations(plan.items["seed"][pair], sel)
         grad = es.gradient(eps, rp[sel], rn[sel], self.spec.es.fitness_shaping)
         evaluated = plan.params.astype(np.float64)
         self.params = self.optimizer.step(self.params, grad)
@@ -212,6 +245,7 @@ class ESENAS:
         self.iteration += 1
         self.version += 1
         self._plan, self._plan_topos = None, []
+        self._eps, self._eps_ready = None, 0
         best_topo = Topology.from_json(self.best["topology"]) if self.best else best_t
         report = IterationReport(
             iteration=plan.iteration,

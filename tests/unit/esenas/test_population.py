@@ -122,3 +122,21 @@ def test_alias_sampling_draws_the_softmax() -> None:
             mass[j] += prob[i, j] / k
             mass[alias[i, j]] += (1 - prob[i, j]) / k
         assert np.allclose(mass, p[i])
+
+
+def test_prefetched_perturbations_give_the_same_step() -> None:
+    a, b = chromatic(300, "random"), chromatic(300, "random")
+    for algo in (a, b):
+        plan = algo.ask()
+    assert not a.prefetch_perturbations(100)  # partly cached: tell mixes cached and rebuilt rows
+    n = plan.items.size
+    rng = np.random.default_rng(1)
+    pair = plan.items["kind"] == 0
+    res = Results(plan.items["index"].copy(), rng.normal(size=n), np.where(pair, rng.normal(size=n), np.nan),
+                  np.full(n, 10, np.uint32), 1.0, np.zeros(OBS), np.ones(OBS))
+    a.tell(res)
+    b.tell(res)
+    assert np.array_equal(a.params, b.params)
+    while not a.prefetch_perturbations(1000):
+        pass
+    assert a._eps_ready == 300
