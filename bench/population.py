@@ -3,7 +3,8 @@
 For chromatic H41/17 at HalfCheetah-v5's dimensions with the policy-gradient (or another)
 controller, at 1,000 / 10,000 / 100,000 pairs, times the parts the aggregator runs per
 iteration: ``ask`` (seeds + one sampled topology per pair), the wire payload of the plan's
-topologies, ``tell`` (ES step, controller update, Pareto front, best policy), the normaliser
+topologies, the perturbation prefetch (done while the workers roll out, off the barrier),
+``tell`` (ES step, controller update, Pareto front, best policy; at the barrier), the normaliser
 merge, the checkpoint encode and its size, and the ``/history`` size after many iterations.
 Rewards are synthetic (no rollouts): this is the aggregator's own cost. Ends with ONE JSON line,
 with each part's cost per pair and its growth from the smallest to the largest population
@@ -41,7 +42,8 @@ def measure(pairs: int, controller: str, iterations: int) -> dict[str, Any]:
     doc["spec"]["es"]["perturbations"] = pairs
     doc["spec"]["controller"]["type"] = controller
     algo = ESENAS(parse_spec(doc["spec"]), OBS, ACT)
-    t: dict[str, list[float]] = {k: [] for k in ("ask", "topology_payload", "tell", "normaliser_merge", "checkpoint")}
+    parts = ("ask", "topology_payload", "prefetch_during_iteration", "tell", "normaliser_merge", "checkpoint")
+    t: dict[str, list[float]] = {k: [] for k in parts}
     ckpt_bytes = 0
     rng = np.random.default_rng(0)
     for _ in range(iterations):
@@ -57,6 +59,11 @@ def measure(pairs: int, controller: str, iterations: int) -> dict[str, Any]:
             plan.items["index"].copy(), rng.normal(1000, 50, n), np.where(pair, rng.normal(1000, 50, n), np.nan),
             np.full(n, 2000, np.uint32), 2000.0 * n, rng.normal(size=OBS) * n, np.abs(rng.normal(size=OBS)) * 4000 * n,
         )
+        # The aggregator rebuilds the perturbations while the workers roll out; time that apart.
+        t0 = time.perf_counter()
+        while not algo.prefetch_perturbations(4096):
+            pass
+        t["prefetch_during_iteration"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         algo.tell(res)
         t["tell"].append(time.perf_counter() - t0)

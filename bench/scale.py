@@ -50,6 +50,7 @@ ROOT: Final = Path(__file__).resolve().parent.parent
 TOKEN: Final = "scale-bench-token"
 ENV_ID: Final = {"fixed": "HalfCheetah-v5", "heavy-tailed": "Hopper-v5"}
 MAX_STEPS: Final = 1000
+WAIT_MS: Final = 20_000  # the real worker's long poll (esenas_worker.worker.WAIT_MS)
 
 
 def job_doc(workers: int, pairs_per_worker: int, iterations: int, env_id: str) -> dict[str, Any]:
@@ -137,9 +138,13 @@ async def sim_worker(
     last_iteration = -1
     async with grpc.aio.insecure_channel(address, options=(("grpc.max_receive_message_length", 64 << 20),)) as ch:
         stub = pb_grpc.AggregatorStub(ch)
-        request = pb.ExchangeRequest(worker_id=wid, max_items=batch, wait_ms=2000)
+        request = pb.ExchangeRequest(worker_id=wid, max_items=batch, wait_ms=WAIT_MS)
         held = (0, 0)  # session and parameter version this worker holds
         gone_since: float | None = None
+
+        def first_batch_of(it: int) -> bool:
+            return last_iteration != it
+
         pending: tuple[int, float, int] | None = None  # (iteration, sleep, records) of the pushed batch
         while True:
             t0 = time.monotonic()
@@ -155,7 +160,7 @@ async def sim_worker(
                 if len(rec["errors"]) > 100_000:
                     raise
                 await asyncio.sleep(0.5 + g.random())
-                request = pb.ExchangeRequest(worker_id=wid, max_items=batch, wait_ms=2000, held_session=held[0], held_version=held[1])
+                request = pb.ExchangeRequest(worker_id=wid, max_items=batch, wait_ms=WAIT_MS, held_session=held[0], held_version=held[1])
                 pending = None
                 continue
             t1 = time.monotonic()
@@ -168,7 +173,7 @@ async def sim_worker(
             if reply.done:
                 return
             if not reply.items:
-                request = pb.ExchangeRequest(worker_id=wid, max_items=batch, wait_ms=2000, held_session=held[0], held_version=held[1])
+                request = pb.ExchangeRequest(worker_id=wid, max_items=batch, wait_ms=WAIT_MS, held_session=held[0], held_version=held[1])
                 continue
             rec["rtt"].append(t1 - t0)
             if version != (reply.session, reply.version):
@@ -191,6 +196,8 @@ async def sim_worker(
             if objective is None:
                 objective = Objective(params.size, next(iter(topos.values())).size if topos else 0)
             items = wire.decode_items(reply.items)
+            if first_batch_of(int(reply.iteration)):
+                rec["first_item"].append((wid, int(reply.iteration), time.monotonic()))
             n = len(items)
             rp, rn, steps = np.zeros(n), np.full(n, np.nan), np.zeros(n, np.uint32)
             slept = 0.0
@@ -217,12 +224,12 @@ async def sim_worker(
             request = pb.ExchangeRequest(
                 worker_id=wid, session=reply.session, iteration=reply.iteration,
                 results=wire.encode_results(items["index"], rp, rn, steps, items["topology"]),
-                max_items=batch, wait_ms=2000, held_session=held[0], held_version=held[1],
+                max_items=batch, wait_ms=WAIT_MS, held_session=held[0], held_version=held[1],
             )
 
 
 async def client_main(address: str, ids: list[str], args: dict[str, Any], out: Path) -> None:
-    keys = ("items", "pushed", "rtt", "param_bytes", "topology_bytes", "exact", "worker_sleep", "calls", "get_params", "errors")
+    keys = ("items", "pushed", "rtt", "param_bytes", "topology_bytes", "exact", "worker_sleep", "calls", "get_params", "errors", "first_item")
     rec: dict[str, list[Any]] = {k: [] for k in keys}
     tasks = []
     for k, wid in enumerate(ids):
@@ -232,7 +239,10 @@ async def client_main(address: str, ids: list[str], args: dict[str, Any], out: P
     for r in await asyncio.gather(*tasks, return_exceptions=True):
         if isinstance(r, BaseException):
             rec["errors"].append(f"died: {type(r).__name__}: {r}"[:200])
+            print(f"simulated worker died: {type(r).__name__}: {r}"[:300], file=sys.stderr, flush=True)
     cpu = resource.getrusage(resource.RUSAGE_SELF)
+    if not out.parent.exists():  # the scale was abandoned (timeout): nothing to report
+        return
     out.write_text(json.dumps({**rec, "cpu_s": cpu.ru_utime + cpu.ru_stime}))
 
 
@@ -260,6 +270,8 @@ def proc_hwm_mib(pid: int) -> float:
 
 def run_scale(w: int, a: argparse.Namespace, step_s: float, tmp: Path) -> dict[str, Any]:
     doc = job_doc(w, a.pairs_per_worker, a.iterations, "HalfCheetah-v5")  # dims; timing is calibrated
+    doc["spec"]["workers"]["batchSize"] = a.batch or a.pairs_per_worker
+    doc["spec"]["workers"]["itemTimeoutSeconds"] = a.item_timeout
     job = tmp / f"job-{w}.yaml"
     job.write_text(yaml.safe_dump(doc))
     (tmp / "token").write_text(TOKEN)
@@ -279,7 +291,7 @@ def run_scale(w: int, a: argparse.Namespace, step_s: float, tmp: Path) -> dict[s
                 raise RuntimeError(f"aggregator did not start: {(tmp / f'agg-{w}.log').read_text()[-2000:]}")
             time.sleep(0.1)
         address = f"127.0.0.1:{json.loads(ports.read_text())['grpc']}"
-        args = {"step_s": step_s, "slowdown": a.slowdown, "episodes": a.episodes, "batch": a.pairs_per_worker}
+        args = {"step_s": step_s, "slowdown": a.slowdown, "episodes": a.episodes, "batch": a.batch or a.pairs_per_worker}
         n_clients = max(1, min(a.clients, w // 50 or 1))
         clients, outs = [], []
         for c in range(n_clients):
@@ -308,7 +320,7 @@ def run_scale(w: int, a: argparse.Namespace, step_s: float, tmp: Path) -> dict[s
             hwm = max(hwm, proc_hwm_mib(agg.pid))
             time.sleep(0.25)
             if time.monotonic() - t_start > a.timeout:
-                raise RuntimeError(f"W={w}: no finish within {a.timeout} s")
+                raise RuntimeError(f"W={w}: not finished within {a.timeout:g} s (iteration {last_it} of {a.iterations}; aggregator {proc_cpu_s(agg.pid):.0f} CPU-s)")
         history = json.loads((tmp / f"ckpt-{w}" / "result" / "summary.json").read_text())
         for client in clients:
             client.wait(120)
@@ -366,7 +378,16 @@ def summarise(
     exact = np.array(rec["exact"], dtype=np.float64).reshape(-1, 2)
     e_first = float(exact[exact[:, 0] == 0, 1].mean()) if np.any(exact[:, 0] == 0) else None
     e_last = float(exact[exact[:, 0] == k - 1, 1].mean()) if np.any(exact[:, 0] == k - 1) else None
-    pb = float(np.sum(rec["param_bytes"])) + float(np.sum(rec["topology_bytes"]))
+    # Time until every worker holds the new version and has started on it: per steady
+    # iteration, the last worker's first item start minus the first one's.
+    first_start: dict[tuple[int, str], float] = {}
+    for wid, it, start in rec["first_item"]:
+        if first <= it < last:
+            first_start[(it, wid)] = min(first_start.get((it, wid), np.inf), start)
+    spread = [
+        max(v for (i, _), v in first_start.items() if i == it) - min(v for (i, _), v in first_start.items() if i == it)
+        for it in range(first, last)
+    ]
     calls = np.array(rec["calls"], dtype=np.float64).reshape(-1, 2)  # iteration, items received
     cs = (calls[:, 0] >= first) & (calls[:, 0] < last)
     n_get_params = len(rec["get_params"]) * (last - first) / k
@@ -385,7 +406,9 @@ def summarise(
         "aggregator_cpu_us_per_result": round(1e6 * agg_cpu / max(results, 1), 1),
         "client_cpu_s": round(client_cpu, 1),
         "rss_mib": round(hwm, 1),
-        "param_bytes_per_iteration": int(pb / k),
+        "param_bytes_per_iteration": int(float(np.sum(rec["param_bytes"])) / k),
+        "topology_bytes_per_iteration": int(float(np.sum(rec["topology_bytes"])) / k),
+        "broadcast_s": round(float(np.mean(spread)), 3) if spread else None,
         "exchange_calls_per_iteration": int(cs.sum() / (last - first)),
         "empty_exchanges_per_iteration": int((cs & (calls[:, 1] == 0)).sum() / (last - first)),
         "get_params_per_iteration": int(n_get_params / (last - first)),
@@ -407,6 +430,8 @@ def main() -> int:
     p.add_argument("--workers", default="100,1000,10000", help="comma-separated W values")
     p.add_argument("--iterations", type=int, default=6)
     p.add_argument("--pairs-per-worker", type=int, default=8)
+    p.add_argument("--item-timeout", type=float, default=120.0, help="spec.workers.itemTimeoutSeconds")
+    p.add_argument("--batch", type=int, default=0, help="items a worker asks for per call (default: pairs per worker)")
     p.add_argument("--episodes", choices=("fixed", "heavy-tailed"), default="fixed")
     p.add_argument("--slowdown", type=float, default=4.0, help="stretch simulated episode times (state it)")
     p.add_argument("--clients", type=int, default=3, help="client processes holding the simulated workers")
@@ -423,7 +448,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="esenas-scale-") as d:
         for w in (int(x) for x in a.workers.split(",")):
             print(f"W={w}: {a.pairs_per_worker * w} pairs per iteration, {a.iterations} iterations", flush=True)
-            s = run_scale(w, a, step_s, Path(d))
+            try:
+                s = run_scale(w, a, step_s, Path(d))
+            except RuntimeError as exc:  # report the scale that could not finish, and go on
+                print(f"W={w}: {exc}", flush=True)
+                scales.append({"workers": w, "perturbations": a.pairs_per_worker * w, "slowdown": a.slowdown,
+                               "episodes": a.episodes, "error": str(exc)[:300]})
+                continue
             print(f"W={w}: efficiency {s['efficiency']}, {s['s_per_iteration']} s/iteration "
                   f"(ideal {s['ideal_s_per_iteration']}), aggregator {s['aggregator_cpu_us_per_result']} us/result, "
                   f"RSS {s['rss_mib']} MiB", flush=True)

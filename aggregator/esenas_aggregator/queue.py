@@ -179,6 +179,25 @@ class WorkQueue:
             self._typical_age = (self._n_done, float(np.nanmedian(ages)) if ages.size else math.inf)
         return self.straggler_factor * self._typical_age[1]
 
+    def next_straggler_time(self) -> float | None:
+        """When the oldest outstanding lease becomes a straggler that may be backed up (None:
+        not yet known, or nothing to back up), so a waiting worker wakes for it."""
+        cutoff = self.straggler_age_cutoff()
+        if self.max_copies <= 1 or not math.isfinite(cutoff) or self.complete:
+            return None
+        out = self._refresh_outstanding()
+        out = out[(self._copies[out] < self.max_copies)]
+        return float(self._leased_at[out].min()) + cutoff if out.size else None
+
+    def _refresh_outstanding(self) -> npt.NDArray[np.int64]:
+        """Unfinished items, from a list refreshed as 1% more items finish (the tail's requests
+        scan the few outstanding items, not all of them)."""
+        if self._outstanding_at is None or self._n_done - self._outstanding_at >= max(1, self.size // 100):
+            self._outstanding = np.flatnonzero(~self._done)
+            self._outstanding_at = self._n_done
+        out = self._outstanding
+        return out[~self._done[out]]
+
     def _speculate(self, now: float) -> npt.NDArray[np.int64]:
         """The iteration's tail: every item is leased and none has expired, so this worker would
         idle at the barrier. Give it a backup copy of one outstanding item (MapReduce's backup
@@ -189,13 +208,7 @@ class WorkQueue:
         cutoff = self.straggler_age_cutoff()
         if self.max_copies <= 1 or not math.isfinite(cutoff):
             return np.zeros(0, np.int64)
-        # Candidates come from a list of outstanding items refreshed as 1% more items finish,
-        # so the tail costs a scan of the few outstanding items per request, not of all.
-        if self._outstanding_at is None or self._n_done - self._outstanding_at >= max(1, self.size // 100):
-            self._outstanding = np.flatnonzero(~self._done)
-            self._outstanding_at = self._n_done
-        out = self._outstanding
-        out = out[~self._done[out]]
+        out = self._refresh_outstanding()
         cand = out[(self._copies[out] < self.max_copies) & (self._leased_at[out] <= now - cutoff)]
         if len(cand) == 0:
             return cand

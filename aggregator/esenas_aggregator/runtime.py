@@ -25,7 +25,10 @@ from esenas_aggregator.queue import IngestOutcome, WorkQueue
 #: Most items in one lease, and so most records in one pushed batch.
 MAX_BATCH_ITEMS: Final = 4096
 #: Longest a worker's Exchange may block waiting for work.
-MAX_WAIT_S: Final = 5.0
+#: Long enough that idle workers at the barrier cost few calls (10,000 workers re-polling every
+#: 2 s were 5,000 calls/s of nothing); a waiter wakes at once on a new iteration, an expired
+#: lease or a straggler to back up.
+MAX_WAIT_S: Final = 30.0
 #: Longest a worker id may be (it is only counted; this bounds memory).
 MAX_WORKER_ID: Final = 253
 
@@ -62,7 +65,7 @@ class Runtime:
         self._busy: set[str] = set()  # workers whose last pull got items (bounded by _seen)
         self._topologies: Sequence[Topology] = ()
         self._served: set[str] = set()  # workers that got items of this iteration
-        self.connected_window = max(15.0, 2 * item_timeout)
+        self.connected_window = max(2 * MAX_WAIT_S, 2 * item_timeout)  # a long-polling worker stays counted
 
     # ---------------------------------------------------------------- loop side
 
@@ -199,9 +202,10 @@ class Runtime:
             remaining = deadline - loop.time()
             if remaining <= 0 or max_items <= 0:
                 return Lease(q.iteration, self.version, b"", False, 200)
-            nd = q.next_deadline(time.monotonic())
-            if nd is not None:
-                remaining = min(remaining, max(0.001, nd - time.monotonic()))
+            now = time.monotonic()
+            for wake in (q.next_deadline(now), q.next_straggler_time()):
+                if wake is not None:
+                    remaining = min(remaining, max(0.001, wake - now))
             changed = self._changed
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), timeout=remaining)

@@ -36,8 +36,9 @@ CHANNEL_OPTIONS: Final = (
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.enable_retries", 0),
 )
-#: How long one Exchange may wait on the server for work (long poll).
-WAIT_MS: Final = 2000
+#: How long one Exchange may wait on the server for work (long poll). Long, so a fleet idle at
+#: the iteration barrier costs few calls; the aggregator answers at once when work appears.
+WAIT_MS: Final = 20_000
 #: Errors after which the aggregator is presumed away (restarting, rescheduled, network).
 RETRYABLE: Final = frozenset(
     {

@@ -170,3 +170,14 @@ def test_a_duplicate_of_an_item_leased_once_is_still_rejected() -> None:
     q.ingest(0, _records(items[[0]]), None)
     out = q.ingest(0, _records(items[[0]]), None)  # no backup of item 0 was ever handed out
     assert out.redundant == 0 and out.rejected == {"duplicate": 1}
+
+
+def test_waiting_workers_learn_when_the_next_straggler_can_be_backed_up() -> None:
+    q = WorkQueue(item_timeout=60.0, obs_dim=0)
+    items = _items(4)
+    q.start(0, items)
+    q.lease(2, now=0.0)
+    assert q.next_straggler_time() is None  # nothing done yet: the typical time is unknown
+    fast = q.lease(2, now=1.0)
+    q.ingest(0, _records(fast), None, now=3.0)  # typical lease-to-result time: 2 s
+    assert q.next_straggler_time() == 0.0 + 1.5 * 2.0  # the oldest lease becomes a straggler at 3 s
