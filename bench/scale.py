@@ -12,7 +12,8 @@ two episode times (a pair), calibrated from real rollouts on this machine and st
 
 * ``fixed``: HalfCheetah, always 1,000 steps, at the measured time per step of the real policy;
 * ``heavy-tailed``: Hopper-like early termination, episode length 20 + Pareto(alpha=1.2) * 40
-  steps capped at 1,000, at the measured time per step of real Hopper-v5 rollouts.
+  steps capped at 1,000, at the measured time per step of real Hopper-v5 rollouts. The length is
+  drawn from the item's seed, so every copy of an item takes as long (as real rollouts do).
 
 Rewards come from a cheap deterministic function of the perturbed parameters and the topology
 (closeness to a hidden target vector and colouring), so ES and the controller really optimise
@@ -206,11 +207,14 @@ async def sim_worker(
                 if item["kind"] == wire.KIND_PAIR:
                     eps = sigma * perturbation(int(item["seed"]), params.size)
                     rp[i], rn[i] = objective(params + eps, d), objective(params - eps, d)
-                    s = episode_steps(args["episodes"], g) + episode_steps(args["episodes"], g)
+                    # An episode's length belongs to the item (its seed fixes the start state and
+                    # the perturbation), not to the worker: a backup copy of a long item is as long.
+                    ig = np.random.default_rng([int(item["seed"]), int(reply.iteration)])
+                    s = episode_steps(args["episodes"], ig) + episode_steps(args["episodes"], ig)
                 else:
                     rp[i] = objective(params, d)
                     rec["exact"].append((int(reply.iteration), rp[i]))
-                    s = episode_steps(args["episodes"], g)
+                    s = episode_steps(args["episodes"], np.random.default_rng([int(item["index"]), int(reply.iteration), 7]))
                 steps[i] = s
                 dt = s * step_s
                 start = time.monotonic()
