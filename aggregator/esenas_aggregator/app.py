@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import math
@@ -25,9 +24,10 @@ from esenas.algorithm import ESENAS
 from esenas.api import wire
 from esenas.api.v1 import aggregator_pb2 as pb
 from esenas.results import IterationReport, Results
-from esenas.spec import Job, JobSpec, SpecError, check_dimensions, load_job
+from esenas.spec import Job, SpecError, check_dimensions
 
 from esenas_aggregator import checkpoint, http
+from esenas_aggregator.follow import FleetFollower
 from esenas_aggregator.metrics import Metrics
 from esenas_aggregator.runtime import Runtime
 from esenas_aggregator.service import AggregatorService, build_server, set_serving
@@ -84,7 +84,7 @@ class Aggregator:
             self.algo = ESENAS(spec, obs_dim, act_dim)
         self._snapshot = self._encode_state()
         self._stop = asyncio.Event()
-        self._job_text = ""  # compared at the first boundary too: a restart may follow a scale
+        self.fleet = FleetFollower(cfg.job_file)
         self.metrics.env_steps.inc(self.algo.env_steps)
         self.metrics.rollouts.inc(self.algo.episodes)
         self._update_gauges()
@@ -176,7 +176,9 @@ class Aggregator:
             if finished:
                 self.phase, self.reason = "Succeeded", why
                 break
-            self._follow_fleet()
+            scaled = self.fleet.poll(self.algo.spec, self.algo.iteration)
+            if scaled is not None:
+                self.algo.spec = scaled
             t0 = time.monotonic()
             plan = self.algo.ask()
             params = pb.Params(
@@ -221,31 +223,6 @@ class Aggregator:
         (about 5 ms each), so ``tell`` at the barrier finds them ready."""
         while not self.algo.prefetch_perturbations(PREFETCH_ROWS):
             await asyncio.sleep(0.002)
-
-    def _follow_fleet(self) -> None:
-        """Take a new population from the job file when only the fleet's size changed it."""
-        path = self.cfg.job_file
-        if path is None:
-            return
-        try:
-            text = path.read_text()
-        except OSError:
-            return
-        if text == self._job_text:
-            return
-        self._job_text = text
-        try:
-            new = load_job(path).spec
-        except (SpecError, ValueError) as exc:
-            log.warning("job file %s changed but does not parse; keeping the running spec: %s", path, exc)
-            return
-        spec = population_update(self.algo.spec, new)
-        if spec is not None:
-            log.info(
-                "fleet scaled to %d replicas: %d perturbation pairs per iteration from iteration %d",
-                spec.workers.replicas, spec.es.perturbations, self.algo.iteration,
-            )
-            self.algo.spec = spec
 
     def _write_result(self) -> None:
         out = self.result_path.parent
@@ -310,21 +287,6 @@ class Aggregator:
             self.metrics.workers_connected.set(self.runtime.connected())
             self.metrics.fleet_utilization.set(self.runtime.utilization())
             await asyncio.sleep(1.0)
-
-
-def population_update(running: JobSpec, new: JobSpec) -> JobSpec | None:
-    """The running spec with ``new``'s replicas and population, when the job follows its fleet
-    (``es.perturbationsPerWorker`` in both) and the population changed; else None. Nothing
-    else of a running job changes here: other edits take effect when the aggregator restarts."""
-    if running.es.perturbations_per_worker is None or new.es.perturbations_per_worker is None:
-        return None
-    if new.es.perturbations == running.es.perturbations:
-        return None
-    return dataclasses.replace(
-        running,
-        es=dataclasses.replace(running.es, perturbations=new.es.perturbations, perturbations_per_worker=new.es.perturbations_per_worker),
-        workers=dataclasses.replace(running.workers, replicas=new.workers.replicas),
-    )
 
 
 def prepare(job: Job) -> tuple[int, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from esenas.spec import JobSpec, parse_spec
-from esenas_aggregator.app import population_update
+from esenas_aggregator.follow import population_update
 
 
 def spec(replicas: int, es: dict[str, Any], **extra: Any) -> JobSpec:
