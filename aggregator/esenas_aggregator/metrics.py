@@ -57,6 +57,10 @@ class Metrics:
             "esenas_results_redundant",
             "Late results of items another copy already completed (speculation), dropped.",
         )
+        self.released = counter(
+            "esenas_items_released",
+            "Leased items handed back because the worker's call ended before the reply was sent.",
+        )
         self.fleet_utilization = gauge(
             "esenas_fleet_utilization_ratio",
             "Connected workers whose last request got work, over all connected workers.",

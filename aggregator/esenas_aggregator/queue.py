@@ -19,8 +19,8 @@ from esenas.api.wire import KIND_EXACT, WORK_DTYPE
 #: Reasons a record is rejected; they are the ``reason`` label values of
 #: ``esenas_results_rejected_total`` (docs/contracts.md).
 REJECT_REASONS: Final = ("token", "nonfinite", "unknown_iteration", "duplicate", "oversize", "malformed")
-#: Most leases one item gets in an iteration: the original, an expired-lease re-issue or
-#: speculative backups at the tail. Bounds the work spent on copies.
+#: Most copies of an item out at once in the tail: the original, an expired-lease re-issue or
+#: backups. Past it, one more only once the latest copy is itself late (it may have been lost).
 MAX_COPIES: Final = 3
 #: An outstanding item is a straggler once its lease is this many times older than the median
 #: lease-to-result time of the iteration's completed items (fixed-length episodes: no copies).
@@ -86,6 +86,7 @@ class WorkQueue:
         self._leased_once = np.zeros(n, dtype=bool)
         self._copies = np.zeros(n, dtype=np.uint8)  # leases handed out for each item
         self._leased_at = np.full(n, math.inf)  # time of each item's first lease
+        self._last_leased_at = np.full(n, math.inf)  # time of each item's latest copy
         self._age_done = np.full(n, np.nan)  # lease-to-result time of completed items
         self._typical_age: tuple[int, float] = (0, math.inf)  # (items done, median age) when computed
         self._deadline_lb: float | None = None  # a lower bound of the earliest pending deadline
@@ -161,10 +162,23 @@ class WorkQueue:
                 take = self._speculate(now)
         self._leased_once[take] = True
         self._copies[take] = np.minimum(self._copies[take].astype(np.int64) + 1, 255)
+        self._last_leased_at[take] = now
         self._deadline[take] = now + self.item_timeout
         if len(take) and self._deadline_lb is not None:  # None: unknown, rescanned when asked
             self._deadline_lb = min(self._deadline_lb, now + self.item_timeout)
         return self._items[take]
+
+    def release(self, index: npt.NDArray[np.integer], iteration: int, now: float) -> None:
+        """Leases that never reached their worker (its call was cancelled meanwhile) expire now,
+        so the next request re-issues them instead of the item timeout's wait."""
+        if iteration != self.iteration or not len(index):
+            return
+        idx = np.asarray(index, np.int64)
+        idx = idx[(idx < self.size) & ~self._done[np.minimum(idx, max(self.size - 1, 0))]]
+        self._deadline[idx] = now
+        self._copies[idx] = np.maximum(self._copies[idx].astype(np.int64) - 1, 0)
+        if self._deadline_lb is not None:
+            self._deadline_lb = min(self._deadline_lb, now)
 
     def straggler_age_cutoff(self) -> float:
         """Lease age past which an outstanding item counts as a straggler: ``straggler_factor``
@@ -186,8 +200,10 @@ class WorkQueue:
         if self.max_copies <= 1 or not math.isfinite(cutoff) or self.complete:
             return None
         out = self._refresh_outstanding()
-        out = out[(self._copies[out] < self.max_copies)]
-        return float(self._leased_at[out].min()) + cutoff if out.size else None
+        if not out.size:
+            return None
+        since = np.where(self._copies[out] < self.max_copies, self._leased_at[out], self._last_leased_at[out])
+        return float(since.min()) + cutoff
 
     def _refresh_outstanding(self) -> npt.NDArray[np.int64]:
         """Unfinished items, from a list refreshed as 1% more items finish (the tail's requests
@@ -209,7 +225,11 @@ class WorkQueue:
         if self.max_copies <= 1 or not math.isfinite(cutoff):
             return np.zeros(0, np.int64)
         out = self._refresh_outstanding()
-        cand = out[(self._copies[out] < self.max_copies) & (self._leased_at[out] <= now - cutoff)]
+        late = now - cutoff
+        # A copy can be lost too (a worker or its connection dies with it): an item with all its
+        # copies out gets one more once its latest copy is itself late, so the tail recovers in
+        # seconds instead of waiting for the item timeout.
+        cand = out[(self._leased_at[out] <= late) & ((self._copies[out] < self.max_copies) | (self._last_leased_at[out] <= late))]
         if len(cand) == 0:
             return cand
         best = cand[np.lexsort((self._leased_at[cand], self._copies[cand]))[0]]

@@ -168,6 +168,13 @@ class Runtime:
             self._busy.discard(worker_id)
         return lease
 
+    def release(self, lease: Lease) -> None:
+        """A lease that could not be delivered: its items are re-issued at once."""
+        items = wire.decode_items(lease.items)
+        self.queue.release(items["index"], lease.iteration, time.monotonic())
+        self.metrics.released.inc(len(items))
+        self._notify()
+
     def fair_share(self, worker_id: str) -> int:
         """Items for this worker's next lease: the fresh items left, spread over the connected
         workers not yet served this iteration (808 items on 100 workers: 9 to eight of them and 8

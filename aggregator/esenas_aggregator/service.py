@@ -75,6 +75,9 @@ class AggregatorService:
             out = rt.push(request.session, request.iteration, request.results, request.obs_stats)
             accepted, rejected = out.accepted, out.rejected_total
         lease = await rt.pull(request.max_items, request.wait_ms, request.worker_id)
+        if lease.items and context.cancelled():  # the worker gave up while we waited: hand them back
+            rt.release(lease)
+            return pb.ExchangeReply(session=rt.session)
         params = b""
         if lease.items and (request.held_session, request.held_version) != (rt.session, lease.version):
             params = rt.params_message or b""

@@ -151,15 +151,19 @@ def test_uniform_episodes_get_no_copies() -> None:
     assert q.complete and q.speculative == 0
 
 
-def test_speculation_is_bounded_by_max_copies() -> None:
+def test_speculation_is_bounded_by_max_copies_until_the_copies_are_late_too() -> None:
     q = WorkQueue(item_timeout=60.0, obs_dim=0, max_copies=2)
     items = _items(4)
     q.start(0, items)
     q.lease(2, now=0.0)
-    q.ingest(0, _records(q.lease(2, now=0.0)), None, now=1.0)
+    q.ingest(0, _records(q.lease(2, now=0.0)), None, now=1.0)  # typical: 1 s, stragglers at 1.5 s
     assert sorted(int(q.lease(1, now=2.0)["index"][0]) for _ in range(2)) == [0, 1]
     assert len(q.lease(4, now=2.0)) == 0  # each item has its 2 copies: the worker waits
     assert q.speculative == 2
+    assert q.next_straggler_time() == 2.0 + 1.5  # when the copies themselves are late
+    # Both copies were lost with their workers: at 3.5 s each item gets one more, not at 62 s.
+    assert len(q.lease(4, now=3.4)) == 0
+    assert sorted(int(q.lease(1, now=3.5)["index"][0]) for _ in range(2)) == [0, 1]
 
 
 def test_a_duplicate_of_an_item_leased_once_is_still_rejected() -> None:
@@ -181,3 +185,15 @@ def test_waiting_workers_learn_when_the_next_straggler_can_be_backed_up() -> Non
     fast = q.lease(2, now=1.0)
     q.ingest(0, _records(fast), None, now=3.0)  # typical lease-to-result time: 2 s
     assert q.next_straggler_time() == 0.0 + 1.5 * 2.0  # the oldest lease becomes a straggler at 3 s
+
+
+def test_released_leases_are_reissued_at_once() -> None:
+    q = WorkQueue(item_timeout=60.0, obs_dim=0, max_copies=1)
+    q.start(2, _items(3))
+    lost = q.lease(3, now=0.0)
+    assert len(q.lease(3, now=1.0)) == 0  # leased, not expired
+    q.release(lost["index"][:2], iteration=2, now=1.0)
+    again = q.lease(3, now=1.0)
+    assert list(again["index"]) == [0, 1] and q.reissued == 2
+    q.release(lost["index"], iteration=1, now=1.0)  # another iteration's lease: ignored
+    assert len(q.lease(3, now=1.5)) == 0
