@@ -154,7 +154,7 @@ async def sim_worker(
             except grpc.aio.AioRpcError as exc:
                 # as the real worker: drop the batch in flight (its items are re-issued) and retry
                 rec["errors"].append(exc.code().name)
-                if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
                     gone_since = gone_since or time.monotonic()
                     if time.monotonic() - gone_since > 10:  # the aggregator exited with the job
                         return

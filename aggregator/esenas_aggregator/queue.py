@@ -25,6 +25,10 @@ MAX_COPIES: Final = 3
 #: An outstanding item is a straggler once its lease is this many times older than the median
 #: lease-to-result time of the iteration's completed items (fixed-length episodes: no copies).
 STRAGGLER_FACTOR: Final = 1.5
+#: Backups only in the tail: at most this fraction of the iteration's items still outstanding.
+#: An overloaded aggregator makes every lease look late; copying them all would feed the overload
+#: (10,000 simulated workers: 87,000 copies for 80,000 items before this bound).
+TAIL_FRACTION: Final = 0.1
 
 
 @dataclass
@@ -65,12 +69,18 @@ class WorkQueue:
     """Items of the current iteration, their leases and their results."""
 
     def __init__(
-        self, item_timeout: float, obs_dim: int, max_copies: int = MAX_COPIES, straggler_factor: float = STRAGGLER_FACTOR
+        self,
+        item_timeout: float,
+        obs_dim: int,
+        max_copies: int = MAX_COPIES,
+        straggler_factor: float = STRAGGLER_FACTOR,
+        tail_fraction: float = TAIL_FRACTION,
     ) -> None:
         self.item_timeout = item_timeout
         self.obs_dim = obs_dim
         self.max_copies = max_copies
         self.straggler_factor = straggler_factor
+        self.tail_fraction = tail_fraction
         self.iteration = -1
         self.reissued = 0
         self.speculative = 0
@@ -197,13 +207,16 @@ class WorkQueue:
         """When the oldest outstanding lease becomes a straggler that may be backed up (None:
         not yet known, or nothing to back up), so a waiting worker wakes for it."""
         cutoff = self.straggler_age_cutoff()
-        if self.max_copies <= 1 or not math.isfinite(cutoff) or self.complete:
+        if self.max_copies <= 1 or not math.isfinite(cutoff) or not self._in_tail():
             return None
         out = self._refresh_outstanding()
         if not out.size:
             return None
         since = np.where(self._copies[out] < self.max_copies, self._leased_at[out], self._last_leased_at[out])
         return float(since.min()) + cutoff
+
+    def _in_tail(self) -> bool:
+        return 0 < self.outstanding <= max(1, int(self.size * self.tail_fraction))
 
     def _refresh_outstanding(self) -> npt.NDArray[np.int64]:
         """Unfinished items, from a list refreshed as 1% more items finish (the tail's requests
@@ -222,7 +235,7 @@ class WorkQueue:
         counted as ``redundant``. One item per lease, so idle workers spread over the outstanding
         items instead of one worker queueing many."""
         cutoff = self.straggler_age_cutoff()
-        if self.max_copies <= 1 or not math.isfinite(cutoff):
+        if self.max_copies <= 1 or not math.isfinite(cutoff) or not self._in_tail():
             return np.zeros(0, np.int64)
         out = self._refresh_outstanding()
         late = now - cutoff

@@ -118,7 +118,7 @@ def test_clean_batch_fast_path_agrees_with_the_per_reason_checks() -> None:
 
 
 def test_tail_gives_idle_workers_backup_copies_of_stragglers_and_the_first_result_wins() -> None:
-    q = WorkQueue(item_timeout=60.0, obs_dim=0)  # default: up to 3 copies, stragglers at 1.5x
+    q = WorkQueue(item_timeout=60.0, obs_dim=0, tail_fraction=1.0)  # up to 3 copies, stragglers at 1.5x
     items = _items(8)
     q.start(0, items)
     slow = q.lease(3, now=0.0)  # a straggler holds items 0, 1, 2
@@ -152,7 +152,7 @@ def test_uniform_episodes_get_no_copies() -> None:
 
 
 def test_speculation_is_bounded_by_max_copies_until_the_copies_are_late_too() -> None:
-    q = WorkQueue(item_timeout=60.0, obs_dim=0, max_copies=2)
+    q = WorkQueue(item_timeout=60.0, obs_dim=0, max_copies=2, tail_fraction=1.0)
     items = _items(4)
     q.start(0, items)
     q.lease(2, now=0.0)
@@ -177,7 +177,7 @@ def test_a_duplicate_of_an_item_leased_once_is_still_rejected() -> None:
 
 
 def test_waiting_workers_learn_when_the_next_straggler_can_be_backed_up() -> None:
-    q = WorkQueue(item_timeout=60.0, obs_dim=0)
+    q = WorkQueue(item_timeout=60.0, obs_dim=0, tail_fraction=1.0)
     items = _items(4)
     q.start(0, items)
     q.lease(2, now=0.0)
@@ -197,3 +197,16 @@ def test_released_leases_are_reissued_at_once() -> None:
     assert list(again["index"]) == [0, 1] and q.reissued == 2
     q.release(lost["index"], iteration=1, now=1.0)  # another iteration's lease: ignored
     assert len(q.lease(3, now=1.5)) == 0
+
+
+def test_backups_wait_for_the_tail() -> None:
+    """Only the last 10% of items get copies: when everything is late (an overloaded aggregator),
+    copying it all would feed the overload."""
+    q = WorkQueue(item_timeout=60.0, obs_dim=0)
+    items = _items(20)
+    q.start(0, items)
+    slow = q.lease(5, now=0.0)
+    q.ingest(0, _records(q.lease(15, now=0.0)), None, now=1.0)  # 5 of 20 outstanding: 25%
+    assert len(q.lease(1, now=5.0)) == 0 and q.next_straggler_time() is None
+    q.ingest(0, _records(slow[:3]), None, now=5.0)  # 2 of 20 outstanding: the tail
+    assert list(q.lease(1, now=5.0)["index"]) == [3]
