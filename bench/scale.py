@@ -143,9 +143,6 @@ async def sim_worker(
         held = (0, 0)  # session and parameter version this worker holds
         gone_since: float | None = None
 
-        def first_batch_of(it: int) -> bool:
-            return last_iteration != it
-
         pending: tuple[int, float, int] | None = None  # (iteration, sleep, records) of the pushed batch
         while True:
             t0 = time.monotonic()
@@ -197,7 +194,9 @@ async def sim_worker(
             if objective is None:
                 objective = Objective(params.size, next(iter(topos.values())).size if topos else 0)
             items = wire.decode_items(reply.items)
-            if first_batch_of(int(reply.iteration)):
+            first_batch = last_iteration != int(reply.iteration)  # this worker's first lease of it
+            last_iteration = int(reply.iteration)
+            if first_batch:
                 rec["first_item"].append((wid, int(reply.iteration), time.monotonic()))
             n = len(items)
             rp, rn, steps = np.zeros(n), np.full(n, np.nan), np.zeros(n, np.uint32)
@@ -221,8 +220,6 @@ async def sim_worker(
                 await asyncio.sleep(dt)
                 rec["items"].append((int(reply.iteration), start, dt))
                 slept += dt
-            first_batch = last_iteration != int(reply.iteration)
-            last_iteration = int(reply.iteration)
             rec["worker_sleep"].append((wid, int(reply.iteration), slept, first_batch))
             pending = (int(reply.iteration), slept, n)
             request = pb.ExchangeRequest(

@@ -217,10 +217,10 @@ class ESENAS:
             counts = np.bincount(all_idx, minlength=k)
             seen = np.flatnonzero(counts)
             mean_r = np.bincount(all_idx, weights=rollouts, minlength=k)[seen] / counts[seen]
-            keep = seen[front_indices(mean_r, uniq_sizes[seen])]
-            mean_by_idx = dict(zip(seen.tolist(), mean_r.tolist(), strict=True))
+            front = front_indices(mean_r, uniq_sizes[seen])
+            keep = seen[front]
             self.pareto.update(
-                [mean_by_idx[i] for i in keep.tolist()],
+                mean_r[front],
                 uniq_sizes[keep],
                 [plan.topologies[i].to_json() for i in keep.tolist()],
             )
