@@ -32,8 +32,13 @@ from esenas.topology import Topology
 __all__ = ["ESENAS", "IterationReport", "Plan", "Results"]
 
 STATE_FORMAT: Final = "esenas.state/v1"
-_CONTROLLER_STREAM: Final = 1
-_INIT_STREAM: Final = 2
+#: Purposes of the run's random streams. Every stream is (seed, purpose, iteration), always all
+#: three words, with non-zero purposes: SeedSequence pads short entropy with zeros, so (seed, 2)
+#: and (seed, 2, 0) would be one stream, and (seed) and (seed, 0, 0) another.
+_PERTURBATION_STREAM: Final = 1
+_CONTROLLER_STREAM: Final = 2
+_INIT_STREAM: Final = 3
+_FIRST_TOPOLOGY_STREAM: Final = 4
 
 
 #: Most iterations the history keeps; past it the older half is thinned to every other entry,
@@ -52,8 +57,9 @@ def thin_history(history: list[dict[str, Any]], limit: int = MAX_HISTORY) -> lis
     return history[:half:2] + history[half:]
 
 
-def _rng(*words: int) -> np.random.Generator:
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(list(words))))
+def _rng(seed: int, purpose: int, iteration: int = 0) -> np.random.Generator:
+    """The stream of one purpose (and iteration) of the run seeded ``seed``; no two coincide."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, purpose, iteration])))
 
 
 class ESENAS:
@@ -97,8 +103,8 @@ class ESENAS:
         if self._plan is not None:
             return self._plan
         n, e = self.spec.es.perturbations, self.spec.es.exact_evals
-        seeds = _rng(self.spec.seed, self.iteration).integers(1, 2**63, size=n, dtype=np.uint64)
-        topos = self.controller.ask(n + e, rng=_rng(self.spec.seed, self.iteration, _CONTROLLER_STREAM))
+        seeds = _rng(self.spec.seed, _PERTURBATION_STREAM, self.iteration).integers(1, 2**63, size=n, dtype=np.uint64)
+        topos = self.controller.ask(n + e, rng=_rng(self.spec.seed, _CONTROLLER_STREAM, self.iteration))
         if e and self.controller.best_topology is not None:
             # one exact eval always scores the best topology so far under the current weights,
             # so the best policy is not left to sampling (ENAS picks its final arch the same way)
@@ -295,7 +301,7 @@ class ESENAS:
         """The topology the controller currently rates best (fixed kinds: the only one)."""
         if self.controller.best_topology is not None:
             return self.controller.best_topology
-        return self.controller.ask(1, rng=_rng(self.spec.seed, 0))[0]
+        return self.controller.ask(1, rng=_rng(self.spec.seed, _FIRST_TOPOLOGY_STREAM))[0]
 
     def current_policy(self) -> Policy:
         """The current shared weights under the controller's best topology (not perturbed)."""

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from esenas import algorithm
 from esenas.algorithm import ESENAS, Plan, Results
 from esenas.es import perturbation
 from esenas.network import Architecture
@@ -137,3 +138,24 @@ def test_first_exact_eval_scores_the_controllers_best_topology() -> None:
     plan = a.ask()
     first_exact = plan.items[plan.items["kind"] == 1][0]
     assert plan.topologies[int(first_exact["topology"])] == a.controller.best_topology
+
+
+def test_init_perturbation_and_controller_streams_are_all_distinct(monkeypatch: pytest.MonkeyPatch) -> None:
+    # SeedSequence pads with zeros: (seed, 2) was both the init stream and iteration 2's
+    # perturbation stream, and (seed, 0) both iteration 0's and the first-topology stream.
+    made: list[tuple[tuple[int, ...], str]] = []
+    real = algorithm._rng
+
+    def spy(*words: int) -> np.random.Generator:
+        g = real(*words)
+        made.append((words, repr(g.bit_generator.state["state"])))
+        return g
+
+    monkeypatch.setattr(algorithm, "_rng", spy)
+    a = ESENAS(spec(template="mlp", hiddenLayers=[5], topology="partition", partitions=3), OBS, ACT)
+    a.current_topology()
+    run(a, 4)
+    states: dict[str, tuple[int, ...]] = {}
+    for words, state in made:
+        assert states.setdefault(state, words) == words, f"streams {states[state]} and {words} coincide"
+    assert len(states) >= 1 + 1 + 2 * 4  # init, first topology, perturbations and controller per iteration
