@@ -112,15 +112,23 @@ class SearchSpace:
         if not self.distinct:
             return Topology(self.kind, (rng.random(self.choices.size) * self.choices).astype(np.int64))
         out = np.empty(self.choices.size, dtype=np.int64)
-        groups = self.groups if self.groups is not None else np.zeros(self.choices.size, np.int64)
+        groups = self.group_ids()
         for g in np.unique(groups):
             idx = np.flatnonzero(groups == g)
             n = int(self.choices[idx[0]])
             out[idx] = rng.choice(n, size=idx.size, replace=idx.size > n)
         return Topology(self.kind, out)
 
+    def group_ids(self) -> npt.NDArray[np.int64]:
+        """The group of each decision (all 0 without groups)."""
+        return self.groups if self.groups is not None else np.zeros(self.choices.size, np.int64)
+
     def mutate(self, topo: Topology, rate: float, rng: np.random.Generator) -> Topology:
-        """Resample each decision with probability ``rate``; at least one always changes."""
+        """Resample each decision with probability ``rate``; at least one always changes.
+
+        In distinct spaces a decision moves only to a choice its group does not use yet, so a
+        mutated edge topology still keeps exactly k distinct edges.
+        """
         d = topo.decisions.copy()
         n = d.size
         if n == 0:
@@ -128,11 +136,50 @@ class SearchSpace:
         flip = rng.random(n) < rate
         flip[rng.integers(n)] = True
         idx = np.flatnonzero(flip)
+        if self.distinct:
+            d = d.astype(np.int64)
+            groups = self.group_ids()
+            used = {int(g): set(d[groups == g].tolist()) for g in np.unique(groups[idx])}
+            for i in idx.tolist():
+                taken = used[int(groups[i])]
+                v = _draw_unused(int(self.choices[i]), taken, rng)
+                if v is not None:
+                    taken.discard(int(d[i]))
+                    taken.add(v)
+                    d[i] = v
+            return Topology(topo.kind, d)
         c = self.choices[idx]
         # shift by 1..c-1 so a flipped decision really changes (when it has a choice)
         shift = 1 + (rng.random(idx.size) * np.maximum(c - 1, 1)).astype(np.int64)
         d[idx] = np.where(c > 1, (d[idx] + shift) % c, d[idx])
         return Topology(topo.kind, d)
+
+    def redraw_repeats(self, rows: npt.NDArray[np.integer[Any]], probs: npt.NDArray[np.float64], rng: np.random.Generator) -> None:
+        """Make each row's decisions distinct within their groups, in place: the second and later
+        use of a choice is redrawn from that decision's ``probs`` row over the group's unused
+        choices (uniformly where they have no mass). No-op for spaces that are not distinct."""
+        if not self.distinct or rows.size == 0:
+            return
+        groups = self.group_ids()
+        key = rows.astype(np.int64) + groups[None, :] * max(self.max_choices, 1)
+        srt = np.sort(key, axis=1)
+        for r in np.flatnonzero(np.any(srt[:, 1:] == srt[:, :-1], axis=1)).tolist():
+            seen: dict[int, set[int]] = {}
+            for j in range(rows.shape[1]):
+                taken = seen.setdefault(int(groups[j]), set())
+                v = int(rows[r, j])
+                if v in taken:
+                    c = int(self.choices[j])
+                    free = np.ones(c, bool)
+                    free[list(taken)] = False
+                    if not free.any():  # more decisions than choices: cannot be distinct
+                        continue
+                    w = np.where(free, probs[j, :c], 0.0)
+                    total = w.sum()
+                    w = w / total if total > 0 else free / free.sum()
+                    v = int(rng.choice(c, p=w))
+                    rows[r, j] = v
+                taken.add(v)
 
     def validate(self, topo: Topology) -> None:
         if topo.kind != self.kind:
@@ -143,6 +190,17 @@ class SearchSpace:
             )
         if topo.decisions.size and np.any(topo.decisions >= self.choices):
             raise ValueError("topology decisions: a decision is out of range for its choices")
+
+
+def _draw_unused(c: int, taken: set[int], rng: np.random.Generator) -> int | None:
+    """A uniform choice in [0, c) outside ``taken``; None when every choice is taken."""
+    if len(taken) * 2 < c:  # mostly free: rejection needs under 2 draws on average
+        while True:
+            v = int(rng.integers(c))
+            if v not in taken:
+                return v
+    free = np.setdiff1d(np.arange(c), np.fromiter(taken, np.int64, len(taken)))
+    return int(free[rng.integers(free.size)]) if free.size else None
 
 
 def _dtype_code(decisions: npt.NDArray[Any]) -> int:

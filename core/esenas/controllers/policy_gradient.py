@@ -6,6 +6,10 @@ rollouts. ``reinforce``: Williams 1992. ``ppo``: the clipped surrogate of Schulm
 PPO's ratio and clip are per decision: the ratio over the joint log-probability of ~1,000
 decisions leaves [1-e, 1+e] after any useful first step, so every later epoch was clipped to
 nothing.
+
+In edge spaces (k distinct edges) a sampled topology that repeats an edge has the repeat redrawn
+from its decision's softmax over the unused edges; the update still scores each decision under
+its own softmax, which ignores that small renormalisation.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ class PolicyGradient(Controller):
         self.valid = np.arange(c)[None, :] < self.space.choices[:, None]
         self.baseline: float | None = None
         self._alias: tuple[F64, np.ndarray] | None = None
+        self._probs_cache: F64 | None = None
 
     def probs(self) -> F64:
         z = np.where(self.valid, self.logits, -np.inf)
@@ -87,8 +92,15 @@ class PolicyGradient(Controller):
             flat = col + base
             keep = (um - col) < np.take(flat_prob, flat)
             picks = np.where(keep, col.astype(dtype), np.take(flat_alias, flat))
+            if self.space.distinct:  # k distinct edges: a repeated edge is redrawn among unused ones
+                self.space.redraw_repeats(picks, self._probs(), g)
             out.extend(Topology(self.space.kind, row) for row in picks)
         return out
+
+    def _probs(self) -> F64:
+        if self._probs_cache is None:
+            self._probs_cache = self.probs()
+        return self._probs_cache
 
     def mode(self) -> Topology:
         """The most likely topology."""
@@ -154,7 +166,7 @@ class PolicyGradient(Controller):
                 w = np.where(active, adv[:, None] * ratio, 0.0)
                 self.logits += lr * (self._score_grad(actions, w, p) / n + self._entropy_grad(p))
         self.logits -= self.logits.max(axis=1, keepdims=True)  # keep logits bounded
-        self._alias = None
+        self._alias = self._probs_cache = None
 
     def _entropy_grad(self, p: F64) -> F64:
         if self.spec.entropy_weight == 0:
@@ -168,5 +180,5 @@ class PolicyGradient(Controller):
 
     def _load(self, d: dict[str, Any]) -> None:
         self.logits = np.array(d["logits"], np.float64)
-        self._alias = None
+        self._alias = self._probs_cache = None
         self.baseline = None if d["baseline"] is None else float(d["baseline"])
