@@ -1,7 +1,7 @@
 """Thin gRPC servicer for esenas.api.v1.Aggregator, plus grpc.health.v1, on grpc.aio.
 
-Handlers check the token (constant time, never logged) and the request size, then hand
-the packed bytes to :class:`Runtime`. ``GetParams`` answers with the Params message
+Handlers check the token (constant time, never logged) before reading the request, then
+the request's size and encoding, then hand the packed bytes to :class:`Runtime`. ``GetParams`` answers with the Params message
 serialised once per version, so 10,000 workers cost one serialisation, not 10,000.
 The port is served by a group of grpc.aio servers, since each one accepts RPCs one at a time.
 """
@@ -10,32 +10,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import socket
-from collections.abc import Sequence
-from typing import Any, Final
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Final, TypeVar
 
 import grpc
 from esenas.api import wire
 from esenas.api.v1 import aggregator_pb2 as pb
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from esenas_aggregator.runtime import MAX_BATCH_ITEMS, Runtime
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SERVICE_NAME: Final = "esenas.api.v1.Aggregator"
-#: Application limit on one worker request: a full batch plus generous observation stats.
+#: Largest request the protocol needs: a full batch of results plus observation statistics of
+#: up to 16,000 dimensions. gRPC refuses anything larger before buffering it; the handler
+#: counts the refusal as ``oversize``.
 MAX_REQUEST_BYTES: Final = MAX_BATCH_ITEMS * wire.RESULT_DTYPE.itemsize + 256 * 1024
-#: Transport limits. Requests past MAX_REQUEST_BYTES but under this are read and counted as
-#: ``oversize``; anything larger is refused by gRPC itself before it is buffered.
-TRANSPORT_MAX_RECEIVE: Final = 8 * 1024 * 1024
 TRANSPORT_MAX_SEND: Final = 64 * 1024 * 1024
+#: Seconds between two log lines about malformed requests (each one is counted regardless).
+MALFORMED_LOG_EVERY_S: Final = 60.0
 #: grpc.aio servers sharing the port. One grpc.aio server accepts RPCs one at a time (each accept
 #: is a round trip from gRPC's poller thread through the event loop), which capped a 10,000-worker
 #: fleet at ~1,000 calls/s with queueing of hundreds of ms; the kernel spreads connections over these.
 ACCEPTORS: Final = 8
 SERVER_OPTIONS: Final = (
-    ("grpc.max_receive_message_length", TRANSPORT_MAX_RECEIVE),
+    ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
     ("grpc.max_send_message_length", TRANSPORT_MAX_SEND),
     ("grpc.so_reuseport", 1),  # for this process's acceptors; build_server checks the port is free first
     ("grpc.keepalive_time_ms", 30_000),
@@ -45,13 +50,20 @@ SERVER_OPTIONS: Final = (
 
 
 class AggregatorService:
-    """Converts RPCs to Runtime calls; rejects and counts bad tokens and oversized requests."""
+    """Converts RPCs to Runtime calls; rejects and counts bad tokens, sizes and encodings.
+
+    Both methods are served as client-streaming handlers (the wire format of a unary call is
+    the same), so that the token is checked on the call's headers before its message is read:
+    an unauthenticated caller never gets a request body buffered, whatever its size or pace.
+    """
 
     def __init__(self, runtime: Runtime, token: str) -> None:
         self.runtime = runtime
         self._token = token
+        self._malformed_log = RateLimitedLog(log, MALFORMED_LOG_EVERY_S)
 
-    async def _admit(self, request_bytes: int, context: grpc.aio.ServicerContext) -> None:
+    async def _admit(self, context: grpc.aio.ServicerContext, parse: Callable[[bytes], T]) -> T:
+        """Check the token, then read and decode the one request message; abort on failure."""
         header = None
         for key, value in context.invocation_metadata() or ():
             if key == wire.AUTH_METADATA_KEY:
@@ -59,20 +71,28 @@ class AggregatorService:
         if not wire.token_matches(self._token, header):
             self.runtime.metrics.rejected["token"].inc()
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
-        if request_bytes > MAX_REQUEST_BYTES:
+        raw = await context.read()
+        if not isinstance(raw, bytes):  # EOF: gRPC refused the message (over the size limit) or none came
             self.runtime.metrics.rejected["oversize"].inc()
             await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"request of {request_bytes} bytes exceeds the limit of {MAX_REQUEST_BYTES} bytes",
+                grpc.StatusCode.RESOURCE_EXHAUSTED, f"no request message of at most {MAX_REQUEST_BYTES} bytes"
             )
+        try:
+            return parse(raw)
+        except DecodeError as exc:
+            self.runtime.metrics.rejected["malformed"].inc()
+            self._malformed_log.warning("malformed request refused (%d bytes): %s", len(raw), exc)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the request is not a valid protobuf message")
+        raise AssertionError("unreachable")  # context.abort raises
 
-    async def exchange(self, request: pb.ExchangeRequest, context: grpc.aio.ServicerContext) -> pb.ExchangeReply:
-        await self._admit(request.ByteSize(), context)
+    async def exchange(self, _: object, context: grpc.aio.ServicerContext) -> pb.ExchangeReply:
+        request = await self._admit(context, pb.ExchangeRequest.FromString)
         rt = self.runtime
-        rt.seen(request.worker_id)
         accepted = rejected = 0
         if request.results:
-            out = rt.push(request.session, request.iteration, request.results, request.obs_stats)
+            out = rt.push(
+                request.session, request.iteration, request.results, request.obs_stats, request.lease, request.worker_id
+            )
             accepted, rejected = out.accepted, out.rejected_total
         lease = await rt.pull(request.max_items, request.wait_ms, request.worker_id)
         if lease.items and context.cancelled():  # the worker gave up while we waited: hand them back
@@ -93,10 +113,11 @@ class AggregatorService:
             retry_after_ms=lease.retry_after_ms,
             accepted=accepted,
             rejected=rejected,
+            lease=lease.lease_id,
         )
 
-    async def get_params(self, request: pb.ParamsRequest, context: grpc.aio.ServicerContext) -> bytes:
-        await self._admit(request.ByteSize(), context)
+    async def get_params(self, _: object, context: grpc.aio.ServicerContext) -> bytes:
+        request = await self._admit(context, pb.ParamsRequest.FromString)
         rt = self.runtime
         if rt.params_message is None or request.version != rt.version:
             await context.abort(
@@ -105,6 +126,26 @@ class AggregatorService:
             )
         assert rt.params_message is not None
         return rt.params_message
+
+
+class RateLimitedLog:
+    """At most one line per ``every`` seconds; the lines skipped meanwhile are counted in the next."""
+
+    def __init__(self, logger: logging.Logger, every: float) -> None:
+        self._log = logger
+        self._every = every
+        self._last = -math.inf
+        self._skipped = 0
+
+    def warning(self, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last < self._every:
+            self._skipped += 1
+            return
+        if self._skipped:
+            msg += f" (and {self._skipped} more since the last such line)"
+        self._log.warning(msg, *args)
+        self._last, self._skipped = now, 0
 
 
 def _identity(b: bytes) -> bytes:
@@ -172,14 +213,15 @@ def build_server(
 def _one_server(service: AggregatorService, host: str, port: int) -> tuple[grpc.aio.Server, Any]:
     server = grpc.aio.server(options=SERVER_OPTIONS)
     handlers: dict[str, Any] = {
-        "Exchange": grpc.unary_unary_rpc_method_handler(
+        # Client-streaming on the server side: see AggregatorService (token before body).
+        "Exchange": grpc.stream_unary_rpc_method_handler(
             service.exchange,
-            request_deserializer=pb.ExchangeRequest.FromString,
+            request_deserializer=None,  # bytes: decoded by the handler, malformed input counted
             response_serializer=pb.ExchangeReply.SerializeToString,
         ),
-        "GetParams": grpc.unary_unary_rpc_method_handler(
+        "GetParams": grpc.stream_unary_rpc_method_handler(
             service.get_params,
-            request_deserializer=pb.ParamsRequest.FromString,
+            request_deserializer=None,
             response_serializer=_identity,  # already serialised once per version
         ),
     }
