@@ -256,7 +256,7 @@ async def client(args: argparse.Namespace) -> None:
             results = wire.encode_results(items["index"], seeds % 1000, -(seeds % 997), np.full(len(items), 1000), items["topology"])
             await asyncio.sleep(args.think * rnd.uniform(0.5, 1.5))  # the "rollouts"
             req = pb.ExchangeRequest(
-                worker_id=wid, session=reply.session, iteration=reply.iteration, results=results,
+                worker_id=wid, session=reply.session, iteration=reply.iteration, lease=reply.lease, results=results,
                 obs_stats=obs, max_items=BATCH, wait_ms=2000,
             )
 

@@ -223,7 +223,7 @@ async def sim_worker(
             rec["worker_sleep"].append((wid, int(reply.iteration), slept, first_batch))
             pending = (int(reply.iteration), slept, n)
             request = pb.ExchangeRequest(
-                worker_id=wid, session=reply.session, iteration=reply.iteration,
+                worker_id=wid, session=reply.session, iteration=reply.iteration, lease=reply.lease,
                 results=wire.encode_results(items["index"], rp, rn, steps, items["topology"]),
                 max_items=batch, wait_ms=WAIT_MS, held_session=held[0], held_version=held[1],
             )

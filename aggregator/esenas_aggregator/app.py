@@ -27,6 +27,7 @@ from esenas.results import IterationReport, Results
 from esenas.spec import Job, SpecError, check_dimensions
 
 from esenas_aggregator import checkpoint, http
+from esenas_aggregator.bounds import DEFAULT_MAX_ABS_REWARD, ResultBounds
 from esenas_aggregator.follow import FleetFollower
 from esenas_aggregator.metrics import Metrics
 from esenas_aggregator.runtime import Runtime
@@ -66,7 +67,14 @@ class Aggregator:
         spec = cfg.job.spec
         self.store = checkpoint.CheckpointStore(cfg.checkpoint_dir)
         self.metrics = Metrics(cfg.job.name, cfg.job.namespace)
-        self.runtime = Runtime(self.metrics, spec.workers.item_timeout_seconds, obs_dim)
+        bounds = ResultBounds(
+            max_abs_reward=DEFAULT_MAX_ABS_REWARD,
+            max_episode_steps=spec.environment.max_episode_steps,
+            reward_shift=spec.es.reward_shift,
+        )
+        self.runtime = Runtime(
+            self.metrics, spec.workers.item_timeout_seconds, obs_dim, bounds, spec.workers.batch_size
+        )
         self.phase = "Running"
         self.reason = ""
         self.last: IterationReport | None = None

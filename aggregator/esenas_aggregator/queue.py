@@ -18,7 +18,19 @@ from esenas.api.wire import KIND_EXACT, WORK_DTYPE
 
 #: Reasons a record is rejected; they are the ``reason`` label values of
 #: ``esenas_results_rejected_total`` (docs/contracts.md).
-REJECT_REASONS: Final = ("token", "nonfinite", "unknown_iteration", "duplicate", "oversize", "malformed")
+REJECT_REASONS: Final = (
+    "token",
+    "nonfinite",
+    "unknown_iteration",
+    "duplicate",
+    "oversize",
+    "malformed",
+    "not_leased",
+    "replay",
+    "reward_bound",
+    "steps_bound",
+    "obs_stats",
+)
 #: Most copies of an item out at once in the tail: the original, an expired-lease re-issue or
 #: backups. Past it, one more only once the latest copy is itself late (it may have been lost).
 MAX_COPIES: Final = 3
@@ -29,6 +41,10 @@ STRAGGLER_FACTOR: Final = 1.5
 #: An overloaded aggregator makes every lease look late; copying them all would feed the overload
 #: (10,000 simulated workers: 87,000 copies for 80,000 items before this bound).
 TAIL_FRACTION: Final = 0.1
+#: Outside the tail, an item whose only copy is this many times older than the median
+#: lease-to-result time is presumed abandoned (a hoarding or hung worker) and gets one backup,
+#: so no single worker can hold an iteration until the item timeout.
+ABANDON_FACTOR: Final = 4.0
 
 
 @dataclass
@@ -75,12 +91,14 @@ class WorkQueue:
         max_copies: int = MAX_COPIES,
         straggler_factor: float = STRAGGLER_FACTOR,
         tail_fraction: float = TAIL_FRACTION,
+        abandon_factor: float = ABANDON_FACTOR,
     ) -> None:
         self.item_timeout = item_timeout
         self.obs_dim = obs_dim
         self.max_copies = max_copies
         self.straggler_factor = straggler_factor
         self.tail_fraction = tail_fraction
+        self.abandon_factor = abandon_factor
         self.iteration = -1
         self.reissued = 0
         self.speculative = 0
@@ -103,6 +121,7 @@ class WorkQueue:
         self._outstanding = np.zeros(0, np.int64)  # unfinished items, refreshed every 1% done
         self._outstanding_at: int | None = None
         self._fresh = 0  # items [0, _fresh) have been leased at least once
+        self._oldest = 0  # no item below this is outstanding with a single copy (see _oldest_lone)
         self._n_done = 0
         self._reward_pos = np.zeros(n)
         self._reward_neg = np.zeros(n)
@@ -137,6 +156,16 @@ class WorkQueue:
     @property
     def outstanding(self) -> int:
         return self.size - self._n_done
+
+    def kinds(self, index: npt.NDArray[np.integer]) -> npt.NDArray[np.uint8]:
+        """The kind (pair or exact) of each item in ``index`` (which must be in range)."""
+        return np.asarray(self._items["kind"][index], np.uint8)
+
+    def unfinished(self, index: npt.NDArray[np.integer]) -> npt.NDArray[np.int64]:
+        """Those of ``index`` (items of this iteration) still without a result."""
+        idx = np.asarray(index, np.int64)
+        idx = idx[(idx >= 0) & (idx < self.size)]
+        return idx[~self._done[idx]]
 
     def next_deadline(self, now: float = math.inf) -> float | None:
         """Earliest lease deadline among unfinished items (None when none is leased), or a lower
@@ -195,19 +224,47 @@ class WorkQueue:
         times the median lease-to-result time of the items done (recomputed as they grow by
         10%, so the tail of a big iteration costs no O(n) work per request); infinite until half
         the items are in, so nothing is copied before the iteration's typical time is known."""
+        return self.straggler_factor * self._typical()
+
+    def _typical(self) -> float:
+        """Median lease-to-result time of the items done (see :meth:`straggler_age_cutoff`)."""
         done, _ = self._typical_age
         if self._n_done < max(1, self.size // 2):
             return math.inf
         if self._n_done > done * 1.1:
             ages = self._age_done[self._done]
             self._typical_age = (self._n_done, float(np.nanmedian(ages)) if ages.size else math.inf)
-        return self.straggler_factor * self._typical_age[1]
+        return self._typical_age[1]
+
+    def _oldest_lone(self) -> int | None:
+        """The outstanding item with a single copy out that was leased first. First leases go
+        out in index order, so it is the smallest such index: a pointer that only moves
+        forward finds it in amortised O(1) per request."""
+        p = self._oldest
+        while p < self._fresh and (self._done[p] or self._copies[p] >= 2):
+            p += 1
+        self._oldest = p
+        return p if p < self._fresh else None
+
+    def _abandoned(self, now: float) -> tuple[int | None, float | None]:
+        """Outside the tail: the oldest lone item if presumed abandoned now (else None), and
+        when it will be (None: not known yet)."""
+        typical = self._typical()
+        if self.max_copies <= 1 or not math.isfinite(typical):
+            return None, None
+        p = self._oldest_lone()
+        if p is None:
+            return None, None
+        when = float(self._leased_at[p]) + self.abandon_factor * typical
+        return (p if when <= now else None), when
 
     def next_straggler_time(self) -> float | None:
         """When the oldest outstanding lease becomes a straggler that may be backed up (None:
         not yet known, or nothing to back up), so a waiting worker wakes for it."""
+        if not self._in_tail():
+            return self._abandoned(math.inf)[1]
         cutoff = self.straggler_age_cutoff()
-        if self.max_copies <= 1 or not math.isfinite(cutoff) or not self._in_tail():
+        if self.max_copies <= 1 or not math.isfinite(cutoff):
             return None
         out = self._refresh_outstanding()
         if not out.size:
@@ -234,8 +291,14 @@ class WorkQueue:
         with the fewest copies, leased longest ago. The first result wins; later copies are
         counted as ``redundant``. One item per lease, so idle workers spread over the outstanding
         items instead of one worker queueing many."""
+        if not self._in_tail():
+            lone, _ = self._abandoned(now)
+            if lone is None:
+                return np.zeros(0, np.int64)
+            self.speculative += 1
+            return np.array([lone], np.int64)
         cutoff = self.straggler_age_cutoff()
-        if self.max_copies <= 1 or not math.isfinite(cutoff) or not self._in_tail():
+        if self.max_copies <= 1 or not math.isfinite(cutoff):
             return np.zeros(0, np.int64)
         out = self._refresh_outstanding()
         late = now - cutoff

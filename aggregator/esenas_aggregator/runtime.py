@@ -19,6 +19,8 @@ import numpy as np
 from esenas.api import wire
 from esenas.topology import Topology, encode_topologies
 
+from esenas_aggregator.bounds import ResultBounds
+from esenas_aggregator.leases import LeaseBook, LeaseState
 from esenas_aggregator.metrics import Metrics
 from esenas_aggregator.queue import IngestOutcome, WorkQueue
 
@@ -31,6 +33,8 @@ MAX_BATCH_ITEMS: Final = 4096
 MAX_WAIT_S: Final = 30.0
 #: Longest a worker id may be (it is only counted; this bounds memory).
 MAX_WORKER_ID: Final = 253
+#: Most worker ids remembered for sizing fair shares: made-up ids cannot grow memory past it.
+MAX_SEEN_IDS: Final = 100_000
 
 
 @dataclass(frozen=True)
@@ -45,15 +49,28 @@ class Lease:
     #: The topologies these items use: packed uint32 table indices and the compact blob.
     topology_index: bytes = b""
     topologies: bytes = b""
+    #: The lease's id, sent back with its results (0: no items).
+    lease_id: int = 0
 
 
 class Runtime:
     """The aggregator's live state between the training loop and the network handlers."""
 
-    def __init__(self, metrics: Metrics, item_timeout: float, obs_dim: int) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        item_timeout: float,
+        obs_dim: int,
+        bounds: ResultBounds | None = None,
+        max_lease_items: int = MAX_BATCH_ITEMS,
+    ) -> None:
         self.metrics = metrics
         self.session = secrets.randbits(63) | 1  # non-zero: 0 means "no session" on the wire
         self.queue = WorkQueue(item_timeout, obs_dim)
+        self.leases = LeaseBook()
+        self.bounds = bounds
+        #: Most items one lease (and so one worker) holds: the job's batch size.
+        self.max_lease_items = max(1, min(max_lease_items, MAX_BATCH_ITEMS))
         self.obs_dim = obs_dim
         self.version = -1
         self.params_message: bytes | None = None  # serialised Params of `version`, built once
@@ -61,8 +78,9 @@ class Runtime:
         self.stopping = False
         self.iteration_complete = asyncio.Event()
         self._changed = asyncio.Event()
-        self._seen: dict[str, float] = {}
-        self._busy: set[str] = set()  # workers whose last pull got items (bounded by _seen)
+        self._seen: dict[str, float] = {}  # every caller, for sizing fair shares only
+        self._active: dict[str, float] = {}  # workers that got a lease or returned results
+        self._busy: set[str] = set()  # workers whose last pull got items (bounded by _active)
         self._topologies: Sequence[Topology] = ()
         self._served: set[str] = set()  # workers that got items of this iteration
         self.connected_window = max(2 * MAX_WAIT_S, 2 * item_timeout)  # a long-polling worker stays counted
@@ -88,6 +106,7 @@ class Runtime:
         self._topologies = topologies
         self.iteration_complete.clear()
         self.queue.start(iteration, items)
+        self.leases.reset()
         self._served = set()
         self._notify()
 
@@ -103,12 +122,19 @@ class Runtime:
     # ---------------------------------------------------------------- worker side
 
     def seen(self, worker_id: str, now: float | None = None) -> None:
-        self._seen[worker_id[:MAX_WORKER_ID]] = time.monotonic() if now is None else now
+        """A call from ``worker_id``: it counts towards fair shares (not towards the workers
+        connected, which only work done can earn; see :meth:`connected`)."""
+        wid = worker_id[:MAX_WORKER_ID]
+        if wid in self._seen or len(self._seen) < MAX_SEEN_IDS:
+            self._seen[wid] = time.monotonic() if now is None else now
+
+    def _worked(self, worker_id: str) -> None:
+        self._active[worker_id] = time.monotonic()
 
     def utilization(self) -> float:
         """Busy workers (their last pull got items) over connected ones; 0 with none connected."""
         connected = self.connected()
-        self._busy &= self._seen.keys()
+        self._busy &= self._active.keys()
         return len(self._busy) / connected if connected else 0.0
 
     def _topology_payload(self, items: np.ndarray) -> tuple[bytes, bytes]:
@@ -119,61 +145,125 @@ class Runtime:
         return uniq.astype("<u4").tobytes(), blob
 
     def connected(self, now: float | None = None) -> int:
-        """Workers heard from within the window; forgets the others (bounded memory)."""
+        """Workers that held a lease or returned accepted results within the window. Calls
+        alone do not count, so made-up worker ids cannot inflate the fleet's size. Forgets the
+        others (bounded memory)."""
         now = time.monotonic() if now is None else now
         cutoff = now - self.connected_window
-        stale = [w for w, t in self._seen.items() if t < cutoff]
-        for w in stale:
-            del self._seen[w]
-            self._busy.discard(w)
-        return len(self._seen)
+        for table in (self._seen, self._active):
+            for w in [w for w, t in table.items() if t < cutoff]:
+                del table[w]
+        self._busy &= self._active.keys()
+        return len(self._active)
 
-    def push(self, session: int, iteration: int, results: bytes, obs_stats: bytes) -> IngestOutcome:
-        """Take one batch of results; returns what was accepted, dropped and rejected."""
-        try:
-            records = wire.decode_results(results)
-        except wire.WireError:
-            out = IngestOutcome()
-            out.reject("malformed", max(1, len(results) // wire.RESULT_DTYPE.itemsize))
-            self.metrics.count(out)
-            return out
-        if session != self.session:
-            out = IngestOutcome(stale=len(records))
-            self.metrics.count(out)
-            return out
-        obs = None
-        if obs_stats:
-            try:
-                obs = wire.decode_obs_stats(obs_stats, self.obs_dim)
-            except wire.WireError:
-                out = IngestOutcome()
-                out.reject("malformed", len(records))
-                self.metrics.count(out)
-                return out
-        out = self.queue.ingest(iteration, records, obs)
+    def push(
+        self, session: int, iteration: int, results: bytes, obs_stats: bytes, lease_id: int = 0, worker_id: str = ""
+    ) -> IngestOutcome:
+        """Take one batch of results for ``lease_id``, which this closes; returns what was
+        accepted, dropped and rejected (every refusal counted by reason)."""
+        out = self._push(session, iteration, results, obs_stats, lease_id, worker_id[:MAX_WORKER_ID])
         self.metrics.count(out)
         if out.redundant:
             self.metrics.redundant.inc(out.redundant)
+        if out.accepted:
+            self._worked(worker_id[:MAX_WORKER_ID])
         if self.queue.complete:
             self.iteration_complete.set()
         return out
 
+    def _push(
+        self, session: int, iteration: int, results: bytes, obs_stats: bytes, lease_id: int, worker_id: str
+    ) -> IngestOutcome:
+        out = IngestOutcome()
+        try:
+            records = wire.decode_results(results)
+        except wire.WireError:
+            out.reject("malformed", max(1, len(results) // wire.RESULT_DTYPE.itemsize))
+            return out
+        q = self.queue
+        if session != self.session or iteration < q.iteration:
+            out.stale = len(records)
+            return out
+        if iteration != q.iteration or q.size == 0:
+            out.reject("unknown_iteration", len(records))
+            return out
+        state = self.leases.state(lease_id, worker_id)
+        if state is not LeaseState.OPEN:
+            out.reject("replay" if state is LeaseState.CLOSED else "not_leased", len(records))
+            return out
+        try:
+            held = self.leases.close(lease_id)
+            ours = np.isin(records["index"].astype(np.int64), held)
+            out.reject("not_leased", int((~ours).sum()))
+            records = records[ours]
+            obs = self._checked_obs(obs_stats, records, out)
+            if out.rejected.get("obs_stats") or out.rejected.get("malformed"):
+                records = records[:0]  # statistics no rollout makes: nothing of the batch is trusted
+            if self.bounds is not None and len(records):
+                records = self._within_bounds(records, out)
+            if out.rejected_total:
+                obs = None  # statistics are per batch: merge them only from a wholly good one
+            got = q.ingest(iteration, records, obs)
+            got.rejected = {r: out.rejected.get(r, 0) + got.rejected.get(r, 0) for r in {*out.rejected, *got.rejected}}
+            return got
+        finally:
+            self._requeue(held, iteration)
+
+    def _checked_obs(
+        self, obs_stats: bytes, records: np.ndarray, out: IngestOutcome
+    ) -> tuple[float, np.ndarray, np.ndarray] | None:
+        if not obs_stats:
+            return None
+        try:
+            obs = wire.decode_obs_stats(obs_stats, self.obs_dim)
+        except wire.WireError:
+            out.reject("malformed", len(records))
+            return None
+        if self.bounds is not None and (
+            self.bounds.obs_problem(obs, int(records["steps"].sum(dtype=np.int64))) is not None
+        ):
+            out.reject("obs_stats", len(records))
+            return None
+        return obs
+
+    def _within_bounds(self, records: np.ndarray, out: IngestOutcome) -> np.ndarray:
+        assert self.bounds is not None
+        idx = records["index"].astype(np.int64)
+        kinds = self.queue.kinds(idx)
+        keep = np.ones(len(records), dtype=bool)
+        for reason, bad in self.bounds.check(records, kinds).items():
+            bad &= keep
+            out.reject(reason, int(bad.sum()))
+            keep &= ~bad
+        return records[keep]
+
+    def _requeue(self, index: np.ndarray, iteration: int) -> None:
+        """Items of a closed lease left without a result go back to the queue at once."""
+        left = self.queue.unfinished(index)
+        if len(left):
+            self.queue.release(left, iteration, time.monotonic())
+            self.metrics.released.inc(len(left))
+            self._notify()
+
     async def pull(self, max_items: int, wait_ms: int, worker_id: str = "") -> Lease:
-        """Lease a fair share of free items, waiting up to ``wait_ms`` for some to appear."""
+        """Lease a fair share of free items, waiting up to ``wait_ms`` for some to appear.
+        Asking for work while holding a lease abandons that lease (see :mod:`leases`)."""
         worker_id = worker_id[:MAX_WORKER_ID]
-        lease = await self._pull(max_items, wait_ms, worker_id)
+        self.seen(worker_id)
+        if max_items > 0:
+            self._requeue(self.leases.abandon(worker_id), self.queue.iteration)
+        lease = await self._pull(min(max_items, self.max_lease_items), wait_ms, worker_id)
         if lease.items:
             self._busy.add(worker_id)
+            self._worked(worker_id)
         else:
             self._busy.discard(worker_id)
         return lease
 
     def release(self, lease: Lease) -> None:
         """A lease that could not be delivered: its items are re-issued at once."""
-        items = wire.decode_items(lease.items)
-        self.queue.release(items["index"], lease.iteration, time.monotonic())
-        self.metrics.released.inc(len(items))
-        self._notify()
+        if lease.iteration == self.queue.iteration:
+            self._requeue(self.leases.close(lease.lease_id), lease.iteration)
 
     def fair_share(self, worker_id: str) -> int:
         """Items for this worker's next lease: the fresh items left, spread over the connected
@@ -205,7 +295,8 @@ class Runtime:
                 if len(items):
                     self._served.add(worker_id)
                     index, blob = self._topology_payload(items)
-                    return Lease(q.iteration, self.version, items.tobytes(), False, 0, index, blob)
+                    lease_id = self.leases.issue(worker_id, items["index"])
+                    return Lease(q.iteration, self.version, items.tobytes(), False, 0, index, blob, lease_id)
             remaining = deadline - loop.time()
             if remaining <= 0 or max_items <= 0:
                 return Lease(q.iteration, self.version, b"", False, 200)

@@ -243,6 +243,7 @@ class Worker:
         return self._request(
             session=reply.session,
             iteration=reply.iteration,
+            lease=reply.lease,
             results=wire.encode_results(res.index, res.reward_pos, res.reward_neg, res.steps, done["topology"]),
             obs_stats=wire.encode_obs_stats(res.obs_count, res.obs_sum, res.obs_sumsq)
             if res.obs_count > 0

@@ -1,7 +1,9 @@
-"""Hostile inputs against a real aggregator process: each rejected, counted, never applied.
+"""A hostile client holding the job's token (or not) against a real aggregator process.
 
-Also: grpc.health.v1 answers without a token, and ``promtool check metrics`` passes on a
-real scrape of /metrics.
+One test per attack class. Each asserts that the attack is refused and counted under its
+reason, that training still progresses (the iteration completes with honest results), and
+that every number the aggregator serves stays finite. Also: grpc.health.v1 answers without a
+token, and ``promtool check metrics`` passes on a real scrape.
 """
 
 from __future__ import annotations
@@ -20,9 +22,17 @@ from esenas.api.v1 import aggregator_pb2 as pb
 from esenas.api.v1 import aggregator_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.integration.runtime.hostile import (
+    Client,
+    counter,
+    finish_iteration,
+    items_of,
+    params,
+    raw_call,
+    results,
+)
 from tests.integration.runtime.procs import (
     REPO,
-    TOKEN,
     AggregatorProc,
     metric,
     start_aggregator,
@@ -30,96 +40,159 @@ from tests.integration.runtime.procs import (
     write_job,
 )
 
-AUTH = wire.bearer(TOKEN)
+OBS_DIM = 4  # InvertedPendulum-v5
 
 
-@pytest.fixture
-def agg(tmp_path: Path) -> Iterator[AggregatorProc]:
-    job = write_job(tmp_path, **{"es.perturbations": 4, "es.topDirections": 0, "workers.batchSize": 8})
-    a = start_aggregator(tmp_path, job, exit_when_done=False)
+@pytest.fixture(scope="module")
+def agg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AggregatorProc]:
+    tmp = tmp_path_factory.mktemp("hostile")
+    job = write_job(
+        tmp,
+        **{"es.perturbations": 4, "es.topDirections": 0, "workers.batchSize": 8, "stopping.targetReward": 1e9},
+    )
+    a = start_aggregator(tmp, job, exit_when_done=False)
     yield a
     stop_all(a)
 
 
-def _lease(stub: pb_grpc.AggregatorStub) -> pb.ExchangeReply:
-    reply: pb.ExchangeReply = stub.Exchange(
-        pb.ExchangeRequest(worker_id="hostile", max_items=8, wait_ms=2000), metadata=AUTH, timeout=10
-    )
-    return reply
-
-
-def _push(stub: pb_grpc.AggregatorStub, reply: pb.ExchangeReply, results: bytes, iteration: int | None = None) -> pb.ExchangeReply:
-    out: pb.ExchangeReply = stub.Exchange(
-        pb.ExchangeRequest(
-            worker_id="hostile",
-            session=reply.session,
-            iteration=reply.iteration if iteration is None else iteration,
-            results=results,
-            max_items=0,
-        ),
-        metadata=AUTH,
-        timeout=10,
-    )
-    return out
-
-
-def _params(stub: pb_grpc.AggregatorStub, version: int) -> np.ndarray:
-    p: pb.Params = stub.GetParams(pb.ParamsRequest(version=version), metadata=AUTH, timeout=10)
-    return wire.decode_f32(p.params)
-
-
-def test_hostile_inputs_are_rejected_counted_and_never_applied(agg: AggregatorProc) -> None:
+@pytest.fixture
+def stub(agg: AggregatorProc) -> Iterator[pb_grpc.AggregatorStub]:
     with grpc.insecure_channel(agg.address) as ch:
-        stub = pb_grpc.AggregatorStub(ch)
+        yield pb_grpc.AggregatorStub(ch)
 
-        # Bad and missing tokens.
-        for md in ((("authorization", "Bearer wrong"),), ()):
+
+def test_absent_or_wrong_token_is_refused_before_anything_else(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
+    before = counter(agg, "token")
+    for md in ((("authorization", "Bearer wrong"),), (), (("authorization", "wrong"),)):
+        for call in (
+            lambda m: stub.Exchange(pb.ExchangeRequest(worker_id="x", max_items=8), metadata=m, timeout=5),
+            lambda m: stub.GetParams(pb.ParamsRequest(version=0), metadata=m, timeout=5),
+        ):
             with pytest.raises(grpc.RpcError) as e:
-                stub.Exchange(pb.ExchangeRequest(worker_id="x", max_items=1), metadata=md, timeout=5)
+                call(md)
             assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert counter(agg, "token") == before + 6
+    finish_iteration(agg, stub)
 
-        reply = _lease(stub)
-        items = wire.decode_items(reply.items)
-        assert len(items) == 4
-        start_params = _params(stub, reply.version)
 
-        def rec(i: int, rp: float = 1.0, rn: float = 0.5) -> bytes:
-            it = items[i]
-            return wire.encode_results([it["index"]], [rp], [rn], [10], [it["topology"]])
+def test_nonfinite_and_huge_rewards_are_refused(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
+    nonfinite, bound = counter(agg, "nonfinite"), counter(agg, "reward_bound")
+    c = Client(stub, "poisoner")
+    for rp, rn in ((math.nan, 0.0), (0.0, math.inf), (1e308, 1e308), (-1e7, 0.0)):
+        reply = c.lease()
+        out = c.push(reply, results(items_of(reply)[:1], rp=rp, rn=rn))
+        assert out.rejected == 1 and out.accepted == 0
+    assert counter(agg, "nonfinite") == nonfinite + 2
+    assert counter(agg, "reward_bound") == bound + 2
+    status = agg.status()
+    assert status["bestReward"] is None or abs(status["bestReward"]) < 1e6
+    finish_iteration(agg, stub)
 
-        # A NaN and an infinite reward.
-        assert _push(stub, reply, rec(0, rp=math.nan)).rejected == 1
-        assert _push(stub, reply, rec(0, rn=math.inf)).rejected == 1
-        # A wrong (future) iteration.
-        assert _push(stub, reply, rec(0), iteration=reply.iteration + 999).rejected == 1
-        # A valid result, then the same again: the copy is a duplicate.
-        assert _push(stub, reply, rec(0)).accepted == 1
-        assert _push(stub, reply, rec(0, rp=-1e6)).rejected == 1
-        # A message over the size limit (2 MiB of records): refused before any record is read.
+
+def test_huge_or_inconsistent_observation_statistics_are_refused(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
+    before = counter(agg, "obs_stats")
+    c = Client(stub, "obs-poisoner")
+    bad = (
+        wire.encode_obs_stats(10, np.full(OBS_DIM, 2e39), np.full(OBS_DIM, 4e78)),  # count 10: 10 steps, absurd means
+        wire.encode_obs_stats(2, np.zeros(OBS_DIM), np.zeros(OBS_DIM)),  # count is not the batch's steps
+        wire.encode_obs_stats(10, np.full(OBS_DIM, 10.0), np.full(OBS_DIM, 1.0)),  # sum^2 > count * sumsq
+    )
+    for stats in bad:
+        reply = c.lease()
+        out = c.push(reply, results(items_of(reply)[:1], steps=10), obs_stats=stats)
+        assert out.rejected == 1 and out.accepted == 0
+    assert counter(agg, "obs_stats") == before + 3
+    new = finish_iteration(agg, stub)
+    assert np.all(np.abs(new) < 1e3)
+
+
+def test_absurd_step_counts_are_refused(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
+    before, steps_before = counter(agg, "steps_bound"), agg.status()["envSteps"]
+    c = Client(stub, "stepper")
+    for steps in (2**32 - 1, 2001, 0):  # a pair is 2 episodes of at most maxEpisodeSteps = 1000
+        reply = c.lease()
+        assert c.push(reply, results(items_of(reply)[:1], steps=steps)).rejected == 1
+    assert counter(agg, "steps_bound") == before + 3
+    assert agg.status()["envSteps"] == steps_before
+    finish_iteration(agg, stub)
+
+
+def test_results_for_items_leased_to_another_are_refused(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
+    before = counter(agg, "not_leased")
+    victim, thief = Client(stub, "victim"), Client(stub, "thief")
+    reply = victim.lease(max_items=2)
+    theirs = items_of(reply)
+    # The thief knows the victim's items (and even its worker id), but not its lease.
+    assert thief.push(reply, results(theirs), lease=reply.lease ^ 0xFFFF).rejected == len(theirs)
+    spoof = Client(stub, "victim")
+    assert spoof.push(reply, results(theirs), lease=12345).rejected == len(theirs)
+    other = thief.lease(max_items=2)
+    mixed = np.concatenate([items_of(other), theirs])
+    out = thief.push(other, results(mixed))  # its own items count; the victim's do not
+    assert out.accepted == len(items_of(other)) and out.rejected == len(theirs)
+    assert counter(agg, "not_leased") == before + 3 * len(theirs)
+    assert victim.push(reply, results(theirs)).accepted == len(theirs)  # the honest result still counts
+    finish_iteration(agg, stub)
+
+
+def test_replays_are_refused(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
+    before, accepted = counter(agg, "replay"), metric(agg.get("/metrics"), "esenas_results_total")
+    c = Client(stub, "replayer")
+    reply = c.lease(max_items=1)
+    body = results(items_of(reply))
+    assert c.push(reply, body).accepted == 1
+    for _ in range(3):
+        assert c.push(reply, body).rejected == 1
+    assert counter(agg, "replay") == before + 3
+    assert metric(agg.get("/metrics"), "esenas_results_total") == accepted + 1
+    finish_iteration(agg, stub)
+
+
+def test_wrong_iterations_are_refused_or_dropped(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
+    unknown, stale = counter(agg, "unknown_iteration"), metric(agg.get("/metrics"), "esenas_results_stale_total")
+    c = Client(stub, "time-traveller")
+    reply = c.lease(max_items=1)
+    assert c.push(reply, results(items_of(reply)), iteration=reply.iteration + 999).rejected == 1
+    assert counter(agg, "unknown_iteration") == unknown + 1
+    finish_iteration(agg, stub)
+    c.push(reply, results(items_of(reply)))  # the finished iteration: stale, dropped
+    assert metric(agg.get("/metrics"), "esenas_results_stale_total") == stale + 1
+
+
+def test_malformed_protobuf_is_invalid_argument_counted_and_quiet(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
+    before = counter(agg, "malformed")
+    log_before = agg.text().count("malformed request")
+    with grpc.insecure_channel(agg.address) as ch:
+        codes = {raw_call(ch, b"\xff\xff\xff\xff\x0f" + bytes([i])) for i in range(20)}
+    assert codes == {grpc.StatusCode.INVALID_ARGUMENT}
+    assert counter(agg, "malformed") == before + 20
+    log = agg.text()
+    assert log.count("malformed request") - log_before <= 1  # rate-limited: one line, no traceback
+    assert "Traceback" not in log
+    c = Client(stub, "garbler")
+    reply = c.lease(max_items=1)
+    assert c.push(reply, b"\x00" * 27).rejected == 1  # a truncated record
+    finish_iteration(agg, stub)
+
+
+def test_oversize_messages_are_refused_by_the_transport_and_counted(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
+    before = counter(agg, "oversize")
+    c = Client(stub, "bloater")
+    reply = c.lease(max_items=1)
+    for size in (1 << 20, 7 << 20):
         with pytest.raises(grpc.RpcError) as e:
-            _push(stub, reply, rec(1) * (2 * 1024 * 1024 // 28))
+            c.push(reply, results(items_of(reply)) * (size // 28))
         assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert counter(agg, "oversize") == before + 2
+    finish_iteration(agg, stub)
 
-        m = agg.get("/metrics")
-        assert metric(m, "esenas_results_rejected_total", reason="token") == 2
-        assert metric(m, "esenas_results_rejected_total", reason="nonfinite") == 2
-        assert metric(m, "esenas_results_rejected_total", reason="unknown_iteration") == 1
-        assert metric(m, "esenas_results_rejected_total", reason="duplicate") == 1
-        assert metric(m, "esenas_results_rejected_total", reason="oversize") == 1
-        assert metric(m, "esenas_results_total") == 1
-        assert agg.status()["iteration"] == 0  # nothing bad completed the iteration
 
-        # Finish the iteration honestly: the ES step uses only the accepted values.
-        assert _push(stub, reply, b"".join(rec(i, rp=float(i), rn=-float(i)) for i in (1, 2, 3))).accepted == 3
-        agg.wait_for(lambda s: s["iteration"] == 1, 10, "iteration 1")
-        nxt = _lease(stub)
-        assert nxt.version != reply.version
-        new_params = _params(stub, nxt.version)
-        assert np.all(np.isfinite(new_params))
-        assert not np.array_equal(new_params, start_params)
-        # A result for the finished iteration is stale: counted, not applied.
-        _push(stub, reply, rec(2))
-        assert metric(agg.get("/metrics"), "esenas_results_stale_total") == 1
+def test_spoofed_worker_ids_do_not_inflate_the_fleet(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
+    finish_iteration(agg, stub)
+    connected = agg.status()["workersConnected"]
+    for i in range(300):  # made-up ids that never hold or return work; no items are free meanwhile
+        Client(stub, f"ghost-{i}").lease(max_items=0, wait_ms=0)
+    assert agg.status()["workersConnected"] == connected
 
 
 def test_health_answers_without_token(agg: AggregatorProc) -> None:
@@ -130,18 +203,15 @@ def test_health_answers_without_token(agg: AggregatorProc) -> None:
             assert r.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_promtool_check_metrics_passes_on_a_real_scrape(agg: AggregatorProc, tmp_path: Path) -> None:
+def test_promtool_check_metrics_passes_on_a_real_scrape(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
     promtool = shutil.which("promtool") or str(REPO / ".tools/bin/promtool")
     if not Path(promtool).exists():
         pytest.fail("promtool not found: run scripts/fetch-tools.sh (Debian package prometheus)")
-    with grpc.insecure_channel(agg.address) as ch:  # some traffic, so counters have samples
-        stub = pb_grpc.AggregatorStub(ch)
-        with pytest.raises(grpc.RpcError):
-            stub.Exchange(pb.ExchangeRequest(worker_id="x"), metadata=(("authorization", "Bearer no"),), timeout=5)
-        _lease(stub)
+    finish_iteration(agg, stub)  # some traffic, so counters have samples
     text = agg.get("/metrics")
     for name in ("esenas_iteration", "esenas_workers_connected", "esenas_iteration_duration_seconds_bucket", "esenas_job_done"):
         assert name in text
-    assert "worker_id" not in text and "hostile" not in text  # no per-worker labels
+    assert "worker_id" not in text and "honest" not in text and "poisoner" not in text  # no per-worker labels
     r = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=30)
     assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+    assert params(stub, Client(stub, "honest").lease().version).size > 0

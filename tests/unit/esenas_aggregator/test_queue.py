@@ -200,13 +200,29 @@ def test_released_leases_are_reissued_at_once() -> None:
 
 
 def test_backups_wait_for_the_tail() -> None:
-    """Only the last 10% of items get copies: when everything is late (an overloaded aggregator),
-    copying it all would feed the overload."""
+    """Outside the last 10% of items a late item gets no copy: when everything is late (an
+    overloaded aggregator), copying it all would feed the overload."""
     q = WorkQueue(item_timeout=60.0, obs_dim=0)
     items = _items(20)
     q.start(0, items)
     slow = q.lease(5, now=0.0)
     q.ingest(0, _records(q.lease(15, now=0.0)), None, now=1.0)  # 5 of 20 outstanding: 25%
-    assert len(q.lease(1, now=5.0)) == 0 and q.next_straggler_time() is None
-    q.ingest(0, _records(slow[:3]), None, now=5.0)  # 2 of 20 outstanding: the tail
-    assert list(q.lease(1, now=5.0)["index"]) == [3]
+    assert len(q.lease(1, now=3.0)) == 0  # 3x the typical 1 s: late, but not abandoned
+    assert q.next_straggler_time() == 0.0 + 4.0 * 1.0  # when the oldest is presumed abandoned
+    q.ingest(0, _records(slow[:3]), None, now=3.0)  # 2 of 20 outstanding: the tail
+    assert list(q.lease(1, now=3.0)["index"]) == [3]
+
+
+def test_abandoned_items_get_one_backup_outside_the_tail() -> None:
+    """A hoarder or a hung worker holding many items cannot stall the iteration until the item
+    timeout: past 4x the typical time each of its items gets one backup, never more."""
+    q = WorkQueue(item_timeout=600.0, obs_dim=0)
+    q.start(0, _items(20))
+    hoarded = q.lease(8, now=0.0)  # 40% of the iteration: never answered
+    q.ingest(0, _records(q.lease(12, now=0.0)), None, now=1.0)
+    assert len(q.lease(1, now=3.9)) == 0
+    copies = [int(q.lease(1, now=4.0)["index"][0]) for _ in range(8)]
+    assert copies == list(hoarded["index"])  # oldest first, one each
+    assert len(q.lease(1, now=10.0)) == 0 and q.speculative == 8
+    q.ingest(0, _records(hoarded), None, now=5.0)
+    assert q.complete

@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 from esenas.api import wire
 from esenas_aggregator.metrics import Metrics
-from esenas_aggregator.runtime import Runtime
+from esenas_aggregator.runtime import Lease, Runtime
 
 
 def _items(n: int) -> np.ndarray:
@@ -33,18 +33,26 @@ def test_808_items_on_100_workers_give_everyone_a_share() -> None:
     assert sum(sizes) == 808 and min(sizes) == 8 and max(sizes) == 9  # never 9 to 89 and 0 to 11
 
 
-def test_utilisation_counts_workers_whose_last_pull_got_work() -> None:
-    async def go() -> tuple[float, float]:
-        rt = Runtime(Metrics("j", "ns"), item_timeout=60.0, obs_dim=0)
-        for i in range(4):
-            rt.seen(f"w{i}")
-        rt.start_iteration(0, 0, _items(2), b"params")
-        await rt.pull(1, 0, "w0")
-        await rt.pull(1, 0, "w1")
-        before = rt.utilization()
-        rt.queue.ingest(0, wire.decode_results(wire.encode_results([0, 1], [1.0, 1.0], [1.0, 1.0], [5, 5], [0, 0])), None)
-        await rt.pull(1, 0, "w0")  # iteration complete: nothing for w0 now
-        return before, rt.utilization()
+def _answer(rt: Runtime, lease: Lease, worker: str) -> None:
+    items = wire.decode_items(lease.items)
+    n = len(items)
+    out = rt.push(rt.session, lease.iteration, wire.encode_results(items["index"], np.ones(n), np.ones(n), np.full(n, 10), items["topology"]), b"", lease.lease_id, worker)
+    assert out.accepted == n
 
-    before, after = asyncio.run(go())
-    assert before == 0.5 and after == 0.25
+
+def test_utilisation_counts_workers_whose_last_pull_got_work() -> None:
+    async def go() -> tuple[float, float, int]:
+        rt = Runtime(Metrics("j", "ns"), item_timeout=60.0, obs_dim=0)
+        rt.start_iteration(0, 0, _items(4), b"params")
+        for i in range(4):
+            _answer(rt, await rt.pull(1, 0, f"w{i}"), f"w{i}")
+        rt.start_iteration(1, 1, _items(2), b"params")
+        for i in range(4):
+            await rt.pull(1, 0, f"w{i}")  # w0 and w1 get the two items; w2 and w3 nothing
+        before = rt.utilization()
+        for i in range(1000):  # made-up ids that never hold or return work
+            await rt.pull(1, 0, f"spoof-{i}")
+        return before, rt.utilization(), rt.connected()
+
+    before, after, connected = asyncio.run(go())
+    assert before == 0.5 and after == 0.5 and connected == 4

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x65senas/api/v1/aggregator.proto\x12\resenas.api.v1\"\xbc\x01\n\x0f\x45xchangeRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07session\x18\x02 \x01(\x06\x12\x11\n\titeration\x18\x03 \x01(\x04\x12\x0f\n\x07results\x18\x04 \x01(\x0c\x12\x11\n\tobs_stats\x18\x05 \x01(\x0c\x12\x11\n\tmax_items\x18\x06 \x01(\r\x12\x0f\n\x07wait_ms\x18\x07 \x01(\r\x12\x14\n\x0cheld_session\x18\x08 \x01(\x06\x12\x14\n\x0cheld_version\x18\t \x01(\x04\"\xd9\x01\n\rExchangeReply\x12\x0f\n\x07session\x18\x01 \x01(\x06\x12\x11\n\titeration\x18\x02 \x01(\x04\x12\x0f\n\x07version\x18\x03 \x01(\x04\x12\r\n\x05items\x18\x04 \x01(\x0c\x12\x0c\n\x04\x64one\x18\x05 \x01(\x08\x12\x16\n\x0eretry_after_ms\x18\x06 \x01(\r\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x07 \x01(\r\x12\x10\n\x08rejected\x18\x08 \x01(\r\x12\x16\n\x0etopology_index\x18\t \x01(\x0c\x12\x12\n\ntopologies\x18\n \x01(\x0c\x12\x0e\n\x06params\x18\x0b \x01(\x0c\" \n\rParamsRequest\x12\x0f\n\x07version\x18\x01 \x01(\x04\"\x93\x01\n\x06Params\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x11\n\titeration\x18\x02 \x01(\x04\x12\x0e\n\x06params\x18\x03 \x01(\x0c\x12\x10\n\x08obs_mean\x18\x04 \x01(\x0c\x12\x0f\n\x07obs_std\x18\x05 \x01(\x0c\x12\r\n\x05sigma\x18\x06 \x01(\x01\x12\x12\n\ntopologies\x18\x07 \x01(\x0c\x12\x0f\n\x07session\x18\x08 \x01(\x06\x32\x98\x01\n\nAggregator\x12H\n\x08\x45xchange\x12\x1e.esenas.api.v1.ExchangeRequest\x1a\x1c.esenas.api.v1.ExchangeReply\x12@\n\tGetParams\x12\x1c.esenas.api.v1.ParamsRequest\x1a\x15.esenas.api.v1.Paramsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x65senas/api/v1/aggregator.proto\x12\resenas.api.v1\"\xcb\x01\n\x0f\x45xchangeRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07session\x18\x02 \x01(\x06\x12\x11\n\titeration\x18\x03 \x01(\x04\x12\x0f\n\x07results\x18\x04 \x01(\x0c\x12\x11\n\tobs_stats\x18\x05 \x01(\x0c\x12\x11\n\tmax_items\x18\x06 \x01(\r\x12\x0f\n\x07wait_ms\x18\x07 \x01(\r\x12\x14\n\x0cheld_session\x18\x08 \x01(\x06\x12\x14\n\x0cheld_version\x18\t \x01(\x04\x12\r\n\x05lease\x18\n \x01(\x06\"\xe8\x01\n\rExchangeReply\x12\x0f\n\x07session\x18\x01 \x01(\x06\x12\x11\n\titeration\x18\x02 \x01(\x04\x12\x0f\n\x07version\x18\x03 \x01(\x04\x12\r\n\x05items\x18\x04 \x01(\x0c\x12\x0c\n\x04\x64one\x18\x05 \x01(\x08\x12\x16\n\x0eretry_after_ms\x18\x06 \x01(\r\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x07 \x01(\r\x12\x10\n\x08rejected\x18\x08 \x01(\r\x12\x16\n\x0etopology_index\x18\t \x01(\x0c\x12\x12\n\ntopologies\x18\n \x01(\x0c\x12\x0e\n\x06params\x18\x0b \x01(\x0c\x12\r\n\x05lease\x18\x0c \x01(\x06\" \n\rParamsRequest\x12\x0f\n\x07version\x18\x01 \x01(\x04\"\x93\x01\n\x06Params\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x11\n\titeration\x18\x02 \x01(\x04\x12\x0e\n\x06params\x18\x03 \x01(\x0c\x12\x10\n\x08obs_mean\x18\x04 \x01(\x0c\x12\x0f\n\x07obs_std\x18\x05 \x01(\x0c\x12\r\n\x05sigma\x18\x06 \x01(\x01\x12\x12\n\ntopologies\x18\x07 \x01(\x0c\x12\x0f\n\x07session\x18\x08 \x01(\x06\x32\x98\x01\n\nAggregator\x12H\n\x08\x45xchange\x12\x1e.esenas.api.v1.ExchangeRequest\x1a\x1c.esenas.api.v1.ExchangeReply\x12@\n\tGetParams\x12\x1c.esenas.api.v1.ParamsRequest\x1a\x15.esenas.api.v1.Paramsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,13 +32,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'esenas.api.v1.aggregator_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EXCHANGEREQUEST']._serialized_start=50
-  _globals['_EXCHANGEREQUEST']._serialized_end=238
-  _globals['_EXCHANGEREPLY']._serialized_start=241
-  _globals['_EXCHANGEREPLY']._serialized_end=458
-  _globals['_PARAMSREQUEST']._serialized_start=460
-  _globals['_PARAMSREQUEST']._serialized_end=492
-  _globals['_PARAMS']._serialized_start=495
-  _globals['_PARAMS']._serialized_end=642
-  _globals['_AGGREGATOR']._serialized_start=645
-  _globals['_AGGREGATOR']._serialized_end=797
+  _globals['_EXCHANGEREQUEST']._serialized_end=253
+  _globals['_EXCHANGEREPLY']._serialized_start=256
+  _globals['_EXCHANGEREPLY']._serialized_end=488
+  _globals['_PARAMSREQUEST']._serialized_start=490
+  _globals['_PARAMSREQUEST']._serialized_end=522
+  _globals['_PARAMS']._serialized_start=525
+  _globals['_PARAMS']._serialized_end=672
+  _globals['_AGGREGATOR']._serialized_start=675
+  _globals['_AGGREGATOR']._serialized_end=827
 # @@protoc_insertion_point(module_scope)

@@ -39,6 +39,7 @@ class ExchangeRequest(_message.Message):
     WAIT_MS_FIELD_NUMBER: _builtins.int
     HELD_SESSION_FIELD_NUMBER: _builtins.int
     HELD_VERSION_FIELD_NUMBER: _builtins.int
+    LEASE_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     """Stable id of the worker process (pod name or host:pid); only counted,
     never used as a metric label.
@@ -68,6 +69,11 @@ class ExchangeRequest(_message.Message):
     at an iteration boundary.
     """
     held_version: _builtins.int
+    lease: _builtins.int
+    """The lease `results` answer (ExchangeReply.lease). Results are accepted
+    only for items of that lease, and pushing them closes it: items of the
+    lease left without a result are re-issued at once.
+    """
     def __init__(
         self,
         *,
@@ -80,10 +86,11 @@ class ExchangeRequest(_message.Message):
         wait_ms: _builtins.int = ...,
         held_session: _builtins.int = ...,
         held_version: _builtins.int = ...,
+        lease: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["held_session", b"held_session", "held_version", b"held_version", "iteration", b"iteration", "max_items", b"max_items", "obs_stats", b"obs_stats", "results", b"results", "session", b"session", "wait_ms", b"wait_ms", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["held_session", b"held_session", "held_version", b"held_version", "iteration", b"iteration", "lease", b"lease", "max_items", b"max_items", "obs_stats", b"obs_stats", "results", b"results", "session", b"session", "wait_ms", b"wait_ms", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -104,6 +111,7 @@ class ExchangeReply(_message.Message):
     TOPOLOGY_INDEX_FIELD_NUMBER: _builtins.int
     TOPOLOGIES_FIELD_NUMBER: _builtins.int
     PARAMS_FIELD_NUMBER: _builtins.int
+    LEASE_FIELD_NUMBER: _builtins.int
     session: _builtins.int
     iteration: _builtins.int
     version: _builtins.int
@@ -133,6 +141,11 @@ class ExchangeReply(_message.Message):
     other than the held one (empty otherwise). Bytes, not a Params field, so
     the aggregator serialises each version once, not once per worker.
     """
+    lease: _builtins.int
+    """Names this reply's lease on `items` (0: no items). The worker sends it
+    back with their results; it is an unguessable number, so a worker cannot
+    answer for items leased to another.
+    """
     def __init__(
         self,
         *,
@@ -147,10 +160,11 @@ class ExchangeReply(_message.Message):
         topology_index: _builtins.bytes = ...,
         topologies: _builtins.bytes = ...,
         params: _builtins.bytes = ...,
+        lease: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "done", b"done", "items", b"items", "iteration", b"iteration", "params", b"params", "rejected", b"rejected", "retry_after_ms", b"retry_after_ms", "session", b"session", "topologies", b"topologies", "topology_index", b"topology_index", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "done", b"done", "items", b"items", "iteration", b"iteration", "lease", b"lease", "params", b"params", "rejected", b"rejected", "retry_after_ms", b"retry_after_ms", "session", b"session", "topologies", b"topologies", "topology_index", b"topology_index", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

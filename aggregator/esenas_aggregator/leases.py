@@ -1,0 +1,99 @@
+"""Who holds which items of the current iteration: leases named by unguessable ids.
+
+A result counts only when it answers a lease the sender holds, so a worker with the job's
+token still cannot answer for items leased to another (and so have the honest result
+dropped as a duplicate). Each worker holds one lease at a time, as an honest worker does
+(it pushes a lease's results in the same call that pulls the next one): pulling again
+abandons the previous lease, and pushing closes it. Either way the lease's items left
+without a result go back to the queue at once, so a worker that hoards items by pulling
+and never answering holds at most one lease's worth.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+_EMPTY: Final = np.zeros(0, np.int64)
+
+
+class LeaseState(Enum):
+    OPEN = "open"
+    #: Answered or abandoned earlier in this iteration: a push against it is a replay.
+    CLOSED = "closed"
+    #: Never issued to this worker in this iteration.
+    UNKNOWN = "unknown"
+
+
+@dataclass
+class _Held:
+    worker: str
+    index: npt.NDArray[np.int64]  # item indices of the lease, sorted
+
+
+class LeaseBook:
+    """Open and closed leases of one iteration; reset when the next one starts."""
+
+    def __init__(self) -> None:
+        self._open: dict[int, _Held] = {}
+        self._closed: set[int] = set()
+        self._by_worker: dict[str, int] = {}
+
+    def reset(self) -> None:
+        self._open.clear()
+        self._closed.clear()
+        self._by_worker.clear()
+
+    def issue(self, worker: str, index: npt.ArrayLike) -> int:
+        """A new lease on ``index`` for ``worker``; returns its id (64 random bits, never 0).
+        The worker's previous lease must have been closed first (:meth:`abandon`)."""
+        lease_id = secrets.randbits(64) | 1
+        while lease_id in self._open or lease_id in self._closed:
+            lease_id = secrets.randbits(64) | 1
+        self._open[lease_id] = _Held(worker, np.sort(np.asarray(index, np.int64)))
+        self._by_worker[worker] = lease_id
+        return lease_id
+
+    def state(self, lease_id: int, worker: str) -> LeaseState:
+        held = self._open.get(lease_id)
+        if held is not None and held.worker == worker:
+            return LeaseState.OPEN
+        if lease_id in self._closed:
+            return LeaseState.CLOSED
+        return LeaseState.UNKNOWN
+
+    def covers(self, lease_id: int, index: npt.NDArray[np.integer]) -> npt.NDArray[np.bool_]:
+        """Which of ``index`` belong to the open lease ``lease_id``."""
+        held = self._open.get(lease_id)
+        if held is None:
+            return np.zeros(len(index), dtype=bool)
+        return np.isin(np.asarray(index, np.int64), held.index)
+
+    def close(self, lease_id: int) -> npt.NDArray[np.int64]:
+        """Close a lease; returns its items (the caller re-issues those still without a result)."""
+        held = self._open.pop(lease_id, None)
+        if held is None:
+            return _EMPTY
+        self._closed.add(lease_id)
+        if self._by_worker.get(held.worker) == lease_id:
+            del self._by_worker[held.worker]
+        return held.index
+
+    def abandon(self, worker: str) -> npt.NDArray[np.int64]:
+        """The worker asks for new work while holding a lease: close that one (see module doc)."""
+        lease_id = self._by_worker.get(worker)
+        return _EMPTY if lease_id is None else self.close(lease_id)
+
+    def held(self, worker: str) -> int:
+        """Items of the worker's open lease (0 when it holds none)."""
+        lease_id = self._by_worker.get(worker)
+        return 0 if lease_id is None else len(self._open[lease_id].index)
+
+    @property
+    def open_leases(self) -> int:
+        return len(self._open)

@@ -1,0 +1,130 @@
+"""Hostile load against a real aggregator: unauthenticated streams cost no memory, and a
+worker that hoards items cannot stall training past the item timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import grpc
+from esenas.api.v1 import aggregator_pb2 as pb
+
+from tests.integration.runtime.hostile import counter
+from tests.integration.runtime.procs import (
+    AggregatorProc,
+    metric,
+    start_aggregator,
+    start_worker,
+    stop_all,
+    write_job,
+)
+
+STREAMS = 200
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+async def _unauthenticated_streams(address: str, body: bytes, hold_s: float) -> set[grpc.StatusCode]:
+    """STREAMS concurrent Exchange calls without a token, each sending a large message and then
+    keeping its stream open (a client-streaming call whose request iterator stalls)."""
+    codes: set[grpc.StatusCode] = set()
+    async with grpc.aio.insecure_channel(address) as ch:
+        call = ch.stream_unary("/esenas.api.v1.Aggregator/Exchange", request_serializer=None, response_deserializer=None)
+
+        async def one() -> None:
+            async def body_then_stall():  # type: ignore[no-untyped-def]
+                yield body
+                await asyncio.sleep(hold_s)
+
+            try:
+                await call(body_then_stall(), timeout=hold_s + 20)
+                codes.add(grpc.StatusCode.OK)
+            except grpc.aio.AioRpcError as exc:
+                codes.add(exc.code())
+
+        await asyncio.gather(*(one() for _ in range(STREAMS)))
+    return codes
+
+
+def test_unauthenticated_streams_are_refused_before_their_bodies_are_buffered(tmp_path: Path) -> None:
+    job = write_job(tmp_path, **{"stopping.targetReward": 1e9})
+    agg = start_aggregator(tmp_path, job, exit_when_done=False)
+    try:
+        agg.wait_for(lambda s: s["phase"] == "Running", 30, "running")
+        before = _rss_kib(agg.proc.pid)
+        body = pb.ExchangeRequest(worker_id="x", results=b"\x00" * (360 * 1024)).SerializeToString()
+        codes = asyncio.run(_unauthenticated_streams(agg.address, body, hold_s=3.0))
+        growth_mib = (_rss_kib(agg.proc.pid) - before) / 1024
+        assert codes == {grpc.StatusCode.UNAUTHENTICATED}
+        assert counter(agg, "token") == STREAMS
+        # 200 bodies of 360 KiB would be 70 MiB if they were read before the token check.
+        assert growth_mib <= 48, f"RSS grew {growth_mib:.1f} MiB for {STREAMS} unauthenticated streams"
+    finally:
+        stop_all(agg)
+
+
+def _iteration_times(agg: AggregatorProc, iterations: int, timeout: float) -> list[float]:
+    """Wall time of each of the next ``iterations`` iterations, from polling /status."""
+    times: list[float] = []
+    last, t_last = agg.status()["iteration"], time.monotonic()
+    end = time.monotonic() + timeout
+    while len(times) < iterations:
+        assert time.monotonic() < end, f"iterations stalled: {times}\n{agg.text()[-3000:]}"
+        it = agg.status()["iteration"]
+        if it != last:
+            now = time.monotonic()
+            times.append((now - t_last) / (it - last))
+            last, t_last = it, now
+        time.sleep(0.02)
+    return times
+
+
+def _hoard(address: str, stop: threading.Event, got: list[int]) -> None:
+    """Keep pulling as many items as the aggregator gives, never answering."""
+    from esenas.api.v1 import aggregator_pb2_grpc as pb_grpc
+
+    from tests.integration.runtime.hostile import AUTH
+
+    with grpc.insecure_channel(address) as ch:
+        stub = pb_grpc.AggregatorStub(ch)
+        while not stop.is_set():
+            try:
+                reply = stub.Exchange(pb.ExchangeRequest(worker_id="hoarder", max_items=4096, wait_ms=500), metadata=AUTH, timeout=10)
+            except grpc.RpcError:
+                time.sleep(0.1)
+                continue
+            got.append(len(reply.items) // 17)
+
+
+def test_a_persistent_hoarder_does_not_stall_iterations(tmp_path: Path) -> None:
+    # itemTimeoutSeconds stays at its default (60 s): recovery must not wait for it.
+    job = write_job(
+        tmp_path,
+        **{"es.perturbations": 16, "workers.batchSize": 4, "stopping.targetReward": 1e9, "stopping.maxIterations": 1000},
+    )
+    agg = start_aggregator(tmp_path, job, exit_when_done=False)
+    workers = [start_worker(tmp_path, job, agg.address, f"w{i}") for i in range(2)]
+    stop, got = threading.Event(), []  # type: ignore[var-annotated]
+    hoarder = threading.Thread(target=_hoard, args=(agg.address, stop, got), daemon=True)
+    try:
+        agg.wait_for(lambda s: s["iteration"] >= 2, 60, "iteration 2")
+        normal = _iteration_times(agg, 5, timeout=120)
+        hoarder.start()
+        hoarded = _iteration_times(agg, 8, timeout=240)
+        assert sum(got) > 0  # it did get items, and sat on them
+        # A stall would last the 60 s item timeout.
+        assert max(hoarded) <= max(normal) + 10.0, (normal, hoarded)
+        speculative = metric(agg.get("/metrics"), "esenas_items_speculative_total")
+        released = metric(agg.get("/metrics"), "esenas_items_released_total")
+        assert speculative + released > 0  # the hoarded items were re-issued, not waited for
+    finally:
+        stop.set()
+        stop_all(agg, *workers)
