@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
 
-import yaml
+from esenas.safe_yaml import YamlFileError, load_yaml_file
 
 API_GROUP: Final = "esenas.dev"
 API_VERSION: Final = "esenas.dev/v1alpha1"
@@ -546,13 +546,9 @@ def load_job(source: str | Path | Mapping[str, Any]) -> Job:
     else:
         where = str(source)
         try:
-            text = Path(source).read_text()
-        except OSError as exc:
-            raise SpecError([FieldError(where, f"cannot read file: {exc.strerror}")]) from exc
-        try:
-            docs = [d for d in yaml.safe_load_all(text) if d is not None]
-        except yaml.YAMLError as exc:
-            raise SpecError([FieldError(where, f"invalid YAML: {exc}")]) from exc
+            docs = load_yaml_file(source)
+        except YamlFileError as exc:
+            raise SpecError([FieldError(where, str(exc))]) from exc
         if len(docs) != 1:
             raise SpecError([FieldError(where, f"must hold exactly one ESENASJob, found {len(docs)} documents")])
         doc = docs[0]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Final
 
 import yaml
+from esenas.safe_yaml import load_yaml_file
 from esenas.spec import Job, load_job
 
 RESOLVED_JOB: Final = "job-resolved.yaml"
@@ -24,7 +25,7 @@ def follow_local_workers(source: Path, job: Job, workers: int, out: Path) -> tup
     """
     if job.spec.es.perturbations_per_worker is None:
         return source, job
-    doc = yaml.safe_load(source.read_text())
+    doc = load_yaml_file(source)[0]  # load_job read this same file: one document, no aliases
     spec = doc.setdefault("spec", {})
     spec["workers"] = {**(spec.get("workers") or {}), "replicas": workers}
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,84 @@
+"""Job files are read defensively: no aliases (billion laughs), bounded size, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from esenas.safe_yaml import MAX_BYTES, YamlFileError, load_yaml_file
+from esenas.spec import SpecError, load_job
+
+JOB = """\
+apiVersion: esenas.dev/v1alpha1
+kind: ESENASJob
+metadata: {name: ok}
+spec:
+  environment: {id: InvertedPendulum-v5}
+"""
+
+# Nine levels of nine: 9**9 (387 million) strings once expanded; parsed, it is a few shared lists.
+LAUGHS = "\n".join(
+    ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+)
+
+
+def _file(tmp_path: Path, text: str | bytes) -> Path:
+    path = tmp_path / "job.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def test_a_plain_job_loads(tmp_path: Path) -> None:
+    assert load_yaml_file(_file(tmp_path, JOB))[0]["metadata"] == {"name": "ok"}
+    assert load_job(_file(tmp_path, JOB)).spec.environment.id == "InvertedPendulum-v5"
+
+
+def test_billion_laughs_is_refused_at_the_first_alias(tmp_path: Path) -> None:
+    path = _file(tmp_path, JOB + LAUGHS + "\n")
+    with pytest.raises(SpecError) as info:
+        load_job(path)
+    (err,) = info.value.errors
+    assert err.path == str(path)
+    assert err.reason == "invalid YAML at line 7, column 10: YAML aliases are not allowed in a job file"
+
+
+def test_a_merge_key_is_an_alias_too(tmp_path: Path) -> None:
+    text = JOB.replace("spec:\n", "base: &b {id: InvertedPendulum-v5}\nspec:\n").replace(
+        "environment: {id: InvertedPendulum-v5}", "environment: {<<: *b}"
+    )
+    with pytest.raises(YamlFileError, match="aliases are not allowed"):
+        load_yaml_file(_file(tmp_path, text))
+
+
+def test_an_anchor_alone_is_harmless(tmp_path: Path) -> None:
+    assert load_yaml_file(_file(tmp_path, JOB.replace("metadata: {name: ok}", "metadata: &m {name: ok}")))
+
+
+def test_a_file_over_the_bound_is_refused_unread(tmp_path: Path) -> None:
+    path = _file(tmp_path, JOB + "#" * MAX_BYTES + "\n")
+    with pytest.raises(YamlFileError, match=r"^larger than 1 MiB; a job file is a few kilobytes$"):
+        load_yaml_file(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "not a YAML text file: byte 0 is not UTF-8"),
+        ("spec: {environment: [\n", "invalid YAML at line 2, column 1: expected the node content, but found '<stream end>'"),
+        ("a: b: c\n", "invalid YAML at line 1, column 5: mapping values are not allowed here"),
+        ("[" * 100_000, "invalid YAML: nested too deeply"),
+    ],
+)
+def test_unreadable_files_say_why_in_one_line(tmp_path: Path, text: str | bytes, message: str) -> None:
+    with pytest.raises(YamlFileError) as info:
+        load_yaml_file(_file(tmp_path, text))
+    assert str(info.value) == message
+
+
+def test_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(YamlFileError, match=r"^cannot read file: No such file or directory$"):
+        load_yaml_file(tmp_path / "nope.yaml")
