@@ -26,7 +26,7 @@ from esenas.api.v1 import aggregator_pb2 as pb
 from esenas.results import IterationReport, Results
 from esenas.spec import Job, SpecError, check_dimensions
 
-from esenas_aggregator import checkpoint, http
+from esenas_aggregator import checkpoint, guard, http
 from esenas_aggregator.bounds import DEFAULT_MAX_ABS_REWARD, ResultBounds
 from esenas_aggregator.follow import FleetFollower
 from esenas_aggregator.metrics import Metrics
@@ -91,6 +91,7 @@ class Aggregator:
         else:
             self.algo = ESENAS(spec, obs_dim, act_dim)
         self._snapshot = self._encode_state()
+        self._refusals = 0  # updates refused in a row (see esenas_aggregator.guard)
         self._stop = asyncio.Event()
         self.fleet = FleetFollower(cfg.job_file)
         self.metrics.env_steps.inc(self.algo.env_steps)
@@ -148,23 +149,34 @@ class Aggregator:
     def _update_gauges(self) -> None:
         m, a = self.metrics, self.algo
         m.iteration.set(a.iteration)
-        if math.isfinite(a.best_reward):
-            m.reward_best.set(a.best_reward)
+        _set_finite(m.reward_best, a.best_reward)
         if self.last is not None:
-            m.reward_mean.set(self.last.reward_mean)
-            m.reward_max.set(self.last.reward_max)
-            if self.last.eval_reward is not None:
-                m.reward_eval.set(self.last.eval_reward)
+            _set_finite(m.reward_mean, self.last.reward_mean)
+            _set_finite(m.reward_max, self.last.reward_max)
+            _set_finite(m.reward_eval, self.last.eval_reward)
         size, dense, comp = self._topology_numbers()
         m.topology_size.set(size)
         m.topology_dense.set(dense)
         m.compression.set(comp)
         m.job_done.set(1 if self.done else 0)
 
-    def _encode_state(self) -> bytes:
-        return checkpoint.encode(
-            {"algo": self.algo.state_dict(), "runtime": {"phase": self.phase, "reason": self.reason}}
-        )
+    def _encode_state(self, algo_state: dict[str, Any] | None = None) -> bytes:
+        algo = self.algo.state_dict() if algo_state is None else algo_state
+        return checkpoint.encode({"algo": algo, "runtime": {"phase": self.phase, "reason": self.reason}})
+
+    def _refuse_update(self, parts: list[str]) -> None:
+        """An update left non-finite numbers in ``parts``: restore the last completed iteration's
+        state and run that iteration again, or fail the job after MAX_REFUSALS in a row."""
+        iteration = self.algo.iteration
+        self.metrics.updates_refused.inc()
+        self._refusals += 1
+        self.algo = ESENAS.from_state_dict(checkpoint.decode(self._snapshot)["algo"])
+        self.last = None
+        why = f"the update of iteration {iteration - 1} made {', '.join(parts)} non-finite"
+        if self._refusals == 1 or self._refusals >= guard.MAX_REFUSALS:
+            log.warning("%s: refused, iteration re-run (%d in a row)", why, self._refusals)
+        if self._refusals >= guard.MAX_REFUSALS:
+            self.phase, self.reason = "Failed", f"NonFiniteUpdate: {why}, {self._refusals} times in a row"
 
     def _checkpoint(self) -> None:
         path = self.store.save(self.algo.iteration, self._snapshot)
@@ -212,12 +224,18 @@ class Aggregator:
             self.last = self.algo.tell(
                 Results(r.index, r.reward_pos, r.reward_neg, r.steps, r.obs_count, r.obs_sum, r.obs_sumsq)
             )
+            state = self.algo.state_dict()
+            bad = guard.nonfinite_parts(state)
+            if bad:
+                self._refuse_update(bad)
+                continue
+            self._refusals = 0
             self.metrics.iteration_duration.observe(time.monotonic() - t0)
             finished, why = self.algo.done()
             if finished:
                 self.phase, self.reason = "Succeeded", why
             self._update_gauges()
-            self._snapshot = self._encode_state()
+            self._snapshot = self._encode_state(state)
             if self.done or self.algo.iteration % spec.aggregator.checkpoint.every_iterations == 0:
                 self._checkpoint()
             log.info(
@@ -306,6 +324,12 @@ def prepare(job: Job) -> tuple[int, int]:
     if errors:
         raise SpecError(errors)
     return obs_dim, act_dim
+
+
+def _set_finite(gauge: Any, x: float | None) -> None:
+    """Gauges stay finite: a value that is not is left out (the gauge keeps its last one)."""
+    if x is not None and math.isfinite(x):
+        gauge.set(x)
 
 
 def _finite(x: float | None) -> float | None:

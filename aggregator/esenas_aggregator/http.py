@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -45,8 +46,22 @@ def build_app(metrics: Metrics, status: StatusFn, result: ResultFn, history: Sta
 
 
 def _dumps(obj: Any) -> str:
-    # NaN is not JSON; the contract says null for "no value yet".
-    return json.dumps(obj, allow_nan=False, default=_default)
+    # NaN is not JSON; the contract says null for "no value yet". Documents are built finite;
+    # should a non-finite number slip in anyway, it is served as null, never as a 500.
+    try:
+        return json.dumps(obj, allow_nan=False, default=_default)
+    except ValueError:
+        return json.dumps(_nulled(json.loads(json.dumps(obj, default=_default))), allow_nan=False)
+
+
+def _nulled(doc: Any) -> Any:
+    if isinstance(doc, dict):
+        return {k: _nulled(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_nulled(v) for v in doc]
+    if isinstance(doc, float) and not math.isfinite(doc):
+        return None
+    return doc
 
 
 def _default(obj: Any) -> Any:

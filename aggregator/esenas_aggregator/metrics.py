@@ -61,6 +61,10 @@ class Metrics:
             "esenas_items_released",
             "Leased items handed back because the worker's call ended before the reply was sent.",
         )
+        self.updates_refused = counter(
+            "esenas_updates_refused",
+            "ES or controller updates refused because they would leave a non-finite number; the iteration is re-run.",
+        )
         self.fleet_utilization = gauge(
             "esenas_fleet_utilization_ratio",
             "Connected workers whose last request got work, over all connected workers.",
