@@ -46,6 +46,8 @@ def load_yaml_file(path: str | Path) -> list[Any]:
         raise YamlFileError(f"not a YAML text file: byte {exc.start} is not UTF-8") from exc
     try:
         return [d for d in yaml.load_all(text, Loader=_NoAliasLoader) if d is not None]
+    except yaml.reader.ReaderError as exc:  # a control character: a binary file that happens to be UTF-8
+        raise YamlFileError(f"not a YAML text file: control character U+{exc.character:04X} at character {exc.position}") from exc
     except yaml.MarkedYAMLError as exc:
         raise YamlFileError(f"invalid YAML{_where(exc)}: {exc.problem or exc.context}") from exc
     except yaml.YAMLError as exc:

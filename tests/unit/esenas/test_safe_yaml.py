@@ -68,6 +68,7 @@ def test_a_file_over_the_bound_is_refused_unread(tmp_path: Path) -> None:
     ("text", "message"),
     [
         (b"\x89PNG\r\n\x1a\n\x00\x00", "not a YAML text file: byte 0 is not UTF-8"),
+        (b"\x7fELF\x02\x01\x01\x00", "not a YAML text file: control character U+007F at character 0"),
         ("spec: {environment: [\n", "invalid YAML at line 2, column 1: expected the node content, but found '<stream end>'"),
         ("a: b: c\n", "invalid YAML at line 1, column 5: mapping values are not allowed here"),
         ("[" * 100_000, "invalid YAML: nested too deeply"),
