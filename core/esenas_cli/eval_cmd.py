@@ -11,32 +11,65 @@ from typing import Any
 import numpy as np
 from esenas.policies import Policy
 from esenas.rollout import evaluate_policy
-from esenas.spec import EnvironmentSpec
+from esenas.spec import EnvironmentSpec, FieldError
 
+from esenas_cli.args import positive_int
+from esenas_cli.errors import environment_dims, one_line
 from esenas_cli.results_dir import POLICY_FILE
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("eval", help="replay the best policy of a results folder")
     p.add_argument("results", type=Path, help="results folder (or a policy.json)")
-    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--episodes", type=positive_int, default=10)
     p.add_argument("--seed", type=int, default=0, help="first episode seed")
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
     path: Path = args.results / POLICY_FILE if args.results.is_dir() else args.results
-    try:
-        data = json.loads(path.read_text())
-        policy = Policy.from_json(data)
-        env = data["environment"]
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"error: cannot load a policy from {path}: {exc}", file=sys.stderr)
+    loaded = load_policy(path)
+    if isinstance(loaded, str):
+        print(f"error: {loaded}", file=sys.stderr)
         return 2
-    env_spec = EnvironmentSpec(env["id"], env.get("kwargs", {}), int(env["maxEpisodeSteps"]))
+    policy, env_spec = loaded
+    dims = environment_dims(env_spec)
+    if isinstance(dims, FieldError):
+        print(f"error: {path}: {dims.reason}", file=sys.stderr)
+        return 2
+    want = (policy.arch.layers[0], policy.arch.layers[-1])
+    if dims != want:
+        print(f"error: {path}: the policy has {want[0]} inputs and {want[1]} outputs, but {env_spec.id} "
+              f"has {dims[0]} observations and {dims[1]} actions", file=sys.stderr)
+        return 2
     rewards = evaluate_policy(policy, env_spec, args.episodes, args.seed)
     print(f"{env_spec.id}: {policy.arch.kind} policy, {policy.trainable_params} trainable params "
           f"({policy.compression:.0%} compression)")
     print(f"mean reward over {len(rewards)} episodes: {np.mean(rewards):.1f} (std {np.std(rewards):.1f}, "
           f"min {np.min(rewards):.1f}, max {np.max(rewards):.1f})")
     return 0
+
+
+def load_policy(path: Path) -> tuple[Policy, EnvironmentSpec] | str:
+    """The policy and its environment from a policy.json, or one line saying what is wrong."""
+    if not path.exists():
+        folder = path.parent
+        if path.name == POLICY_FILE and folder.is_dir():
+            return f"{folder} holds no {POLICY_FILE}: not a results folder of esenas run (or the run has not finished)"
+        return f"{path}: no such file or folder"
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"must be a JSON object, got {type(data).__name__}")
+        policy = Policy.from_json(data)
+        env = data["environment"]
+        env_spec = EnvironmentSpec(str(env["id"]), dict(env.get("kwargs") or {}), int(env["maxEpisodeSteps"]))
+        obs_dim = policy.arch.layers[0]
+        if policy.obs_mean.shape != (obs_dim,) or policy.obs_std.shape != (obs_dim,):
+            raise ValueError(f"obsMean and obsStd must hold {obs_dim} numbers each")
+    # A hand-edited or truncated policy.json can fail in any of these ways; each is one line.
+    except KeyError as exc:
+        return f"cannot load a policy from {path}: missing field {exc}"
+    except (OSError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        return f"cannot load a policy from {path}: {one_line(exc)}"
+    return policy, env_spec

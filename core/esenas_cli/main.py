@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from esenas_cli import aggregator_cmd, eval_cmd, run_processes, worker_cmd
+from esenas_cli.args import Parser, version
 
 Register = Callable[[Any], None]  # gets the subparsers action
 # `run` starts real aggregator + worker processes; `run --in-process` keeps the in-process trainer.
@@ -24,10 +25,11 @@ SUBCOMMANDS: Final[list[Register]] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="esenas",
         description="ES-ENAS: evolution strategies plus a NAS controller for compact RL policies.",
     )
+    parser.add_argument("--version", action="version", version=f"esenas {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in SUBCOMMANDS:
         register(sub)

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from esenas.spec import Job, SpecError
 
+from esenas_cli.args import positive_int
 from esenas_cli.errors import load_checked_job, report_bad_spec
 from esenas_cli.local_job import follow_local_workers
 from esenas_cli.results_dir import default_dir
@@ -30,7 +31,7 @@ START_TIMEOUT_S: Final = 120.0
 def register(sub: Any) -> None:
     p = sub.add_parser("run", help="train a job locally (aggregator + worker processes) and write a results folder")
     p.add_argument("job", help="ESENASJob YAML (the same file you would kubectl apply)")
-    p.add_argument("--workers", type=int, default=0, help="worker processes (default: number of cores)")
+    p.add_argument("--workers", type=positive_int, default=None, help="worker processes (default: number of cores)")
     p.add_argument("--output", type=Path, default=None, help="run folder (default: runs/<job>-<time>/)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its checkpoint")
     p.add_argument("--in-process", action="store_true", help="train in this process instead (no gRPC)")

@@ -43,7 +43,7 @@ def test_dimension_errors_need_the_environment(tmp_path: Path, capsys: pytest.Ca
 
 def test_eval_of_a_missing_folder_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", str(tmp_path)]) == 2
-    assert "cannot load a policy" in capsys.readouterr().err
+    assert "holds no policy.json: not a results folder" in capsys.readouterr().err
 
 
 def test_subcommands_are_registered() -> None:

@@ -1,0 +1,45 @@
+"""Flag types and the parser class of ``esenas``: a bad flag is one line and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import metadata
+from typing import NoReturn
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line (the usage block buries it); ``--help`` shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1, e.g. ``--workers`` (0 workers would wait forever for results)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def port(text: str) -> int:
+    """A TCP port; 0 lets the system pick a free one."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number (0-65535), got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number (0-65535), got {value}")
+    return value
+
+
+def version() -> str:
+    try:
+        return metadata.version("esenas-fleet")
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"

@@ -1,0 +1,179 @@
+"""Bad input to ``esenas``: one clear line on stderr and a non-zero exit, never a traceback or a hang."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from esenas.network import Architecture
+from esenas.policies import Policy
+from esenas.spec import PolicySpec
+from esenas.topology import Topology
+from esenas_cli.main import main
+
+JOB = """\
+apiVersion: esenas.dev/v1alpha1
+kind: ESENASJob
+metadata: {name: tiny}
+spec:
+  environment: {id: InvertedPendulum-v5, maxEpisodeSteps: 20}
+  es: {perturbations: 2}
+  stopping: {maxIterations: 2}
+"""
+
+
+def _job(tmp_path: Path, text: str = JOB, name: str = "job.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.count("\n") == 1, f"want one line, got:\n{err}"
+    return err.strip()
+
+
+@pytest.mark.parametrize(("workers", "shown"), [("-1", "-1"), ("0", "0"), ("two", "'two'")])
+def test_workers_below_one_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], workers: str, shown: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["run", _job(tmp_path), "--workers", workers])
+    assert info.value.code == 2
+    assert _one_line_error(capsys) == (
+        f"esenas run: error: argument --workers: must be a positive integer, got {shown} (see esenas run --help)"
+    )
+
+
+def test_eval_zero_episodes_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["eval", str(tmp_path), "--episodes", "0"])
+    assert info.value.code == 2
+    assert "argument --episodes: must be a positive integer, got 0" in _one_line_error(capsys)
+
+
+def test_unknown_env_id_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    job = _job(tmp_path, JOB.replace("InvertedPendulum-v5", "NoSuchTask-v3"))
+    assert main(["run", job, "--output", str(tmp_path / "run")]) == 2
+    assert _one_line_error(capsys) == (
+        f"error: {job} is not a valid ESENASJob: spec.environment.id: unknown environment 'NoSuchTask-v3': "
+        "Environment `NoSuchTask` doesn't exist. (use module:Class or namespace/Name-vN for custom environments)"
+    )
+
+
+def test_unknown_version_names_the_known_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    job = _job(tmp_path, JOB.replace("InvertedPendulum-v5", "InvertedPendulum-v9"))
+    assert main(["run", job, "--in-process"]) == 2
+    assert "It provides versioned environments: [ `v2`, `v4`, `v5` ]" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "reason"),
+    [
+        ("no_such_module_xyz:Env", "cannot load 'no_such_module_xyz:Env': ModuleNotFoundError: No module named 'no_such_module_xyz'"),
+        ("json:NoSuchClass", "cannot load 'json:NoSuchClass': AttributeError: module 'json' has no attribute 'NoSuchClass'"),
+    ],
+)
+def test_module_class_that_does_not_import(tmp_path: Path, capsys: pytest.CaptureFixture[str], env_id: str, reason: str) -> None:
+    job = _job(tmp_path, JOB.replace("InvertedPendulum-v5", env_id))
+    assert main(["run", job]) == 2
+    assert _one_line_error(capsys) == f"error: {job} is not a valid ESENASJob: spec.environment.id: {reason}"
+
+
+def test_bad_env_kwargs_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    job = _job(tmp_path, JOB.replace("maxEpisodeSteps: 20", "maxEpisodeSteps: 20, kwargs: {bogus: 1}"))
+    assert main(["run", job]) == 2
+    assert "cannot build environment 'InvertedPendulum-v5': TypeError: " in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"\x7fELF\x02\x01\x01\x00\x00\x00", "not a YAML text file: control character U+007F at character 0"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "not a YAML text file: byte 0 is not UTF-8"),
+        (b"{\"apiVersion\": [1, 2\n", "invalid YAML at line 2, column 1: expected ',' or ']', but got '<stream end>'"),
+        (b"import sys\nprint(sys.argv)\n", "must be an ESENASJob object, got string"),
+    ],
+)
+def test_non_yaml_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, reason: str) -> None:
+    path = tmp_path / "job.bin"
+    path.write_bytes(content)
+    assert main(["run", str(path)]) == 2
+    assert _one_line_error(capsys) == f"error: {path}: {reason}"
+
+
+def test_billion_laughs_is_refused_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    laughs = 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + "".join(
+        f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    job = _job(tmp_path, JOB.replace("maxEpisodeSteps: 20", "maxEpisodeSteps: 20, kwargs: {x: *i}") + laughs)
+    assert main(["run", job]) == 2
+    assert _one_line_error(capsys) == f"error: {job}: invalid YAML at line 5, column 75: YAML aliases are not allowed in a job file"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("esenas ") and out.split()[1][0].isdigit()
+
+
+# --------------------------------------------------------------------------- eval of a malformed folder
+
+def _policy() -> dict[str, Any]:
+    """A linear InvertedPendulum-v5 policy, as a results folder holds it."""
+    arch = Architecture(PolicySpec(), 4, 1)
+    topo = Topology("dense", np.zeros(0, np.int64))
+    return Policy(arch, topo, np.zeros(arch.num_params)).to_json(environment={"id": "InvertedPendulum-v5", "maxEpisodeSteps": 20})
+
+
+POLICY = _policy()
+
+
+def _eval(folder: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
+    assert main(["eval", str(folder), *extra]) == 2
+    return _one_line_error(capsys)
+
+
+def test_eval_of_a_folder_without_a_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "summary.json").write_text("{}")
+    assert _eval(tmp_path, capsys) == f"error: {tmp_path} holds no policy.json: not a results folder of esenas run (or the run has not finished)"
+
+
+def test_eval_of_a_missing_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _eval(tmp_path / "nope", capsys) == f"error: {tmp_path / 'nope'}: no such file or folder"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"params": [0.0, 1.0]}, "cannot load a policy from {p}: "),
+        ({"obsMean": [0.0]}, "cannot load a policy from {p}: obsMean and obsStd must hold 4 numbers each"),
+        ({"environment": None}, "cannot load a policy from {p}: "),
+        ({"layers": "x"}, "cannot load a policy from {p}: "),
+        ({"format": "pickle"}, "cannot load a policy from {p}: policy format: must be 'esenas.policy/v1', got 'pickle'"),
+        ({"environment": {"id": "NoSuchTask-v3", "maxEpisodeSteps": 20}}, "{p}: unknown environment 'NoSuchTask-v3'"),
+        ({"environment": {"id": "Pendulum-v1", "maxEpisodeSteps": 20}},
+         "{p}: the policy has 4 inputs and 1 outputs, but Pendulum-v1 has 3 observations and 1 actions"),
+    ],
+)
+def test_eval_of_a_malformed_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict[str, object], reason: str) -> None:
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({**POLICY, **change}))
+    assert _eval(tmp_path, capsys).startswith("error: " + reason.format(p=policy))
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "{not json", ""])
+def test_eval_of_a_policy_that_is_not_a_json_object(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str) -> None:
+    (tmp_path / "policy.json").write_text(text)
+    assert _eval(tmp_path, capsys).startswith(f"error: cannot load a policy from {tmp_path / 'policy.json'}: ")
+
+
+def test_eval_of_a_good_policy_still_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "policy.json").write_text(json.dumps(POLICY))
+    assert main(["eval", str(tmp_path), "--episodes", "2"]) == 0
+    assert "mean reward over 2 episodes" in capsys.readouterr().out
