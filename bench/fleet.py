@@ -74,6 +74,7 @@ async def serve_aggregator(port_file: Path, stats_file: Path, items_per_iteratio
     """The real runtime + servicer; a new synthetic iteration starts when one completes."""
     from esenas_aggregator.metrics import Metrics
     from esenas_aggregator.runtime import Runtime
+    from esenas_aggregator.service import ACCEPTORS as DEFAULT_ACCEPTORS
     from esenas_aggregator.service import AggregatorService, build_server, set_serving
 
     metrics = Metrics("fleet-bench", "bench")
@@ -94,7 +95,7 @@ async def serve_aggregator(port_file: Path, stats_file: Path, items_per_iteratio
                 context.set_trailing_metadata((("x-done", repr(time.time())),))
             return reply
 
-    server, port, health = build_server(TimedService(rt, TOKEN), "127.0.0.1", 0, **({"acceptors": ACCEPTORS} if ACCEPTORS else {}))
+    server, port, health = build_server(TimedService(rt, TOKEN), "127.0.0.1", 0, ACCEPTORS or DEFAULT_ACCEPTORS)
     lags: list[float] = []
     lag_task = asyncio.ensure_future(_loop_lag(lags))
     await server.start()

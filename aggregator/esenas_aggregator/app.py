@@ -57,6 +57,8 @@ class AggregatorConfig:
     #: The job file (a mounted ConfigMap in a pod); re-read at iteration boundaries so that a job
     #: with ``es.perturbationsPerWorker`` takes the population of a scaled fleet.
     job_file: Path | None = None
+    #: (certificate, key) PEM bytes: serve gRPC over TLS. None: plaintext (logged as a warning).
+    tls: tuple[bytes, bytes] | None = None
 
 
 class Aggregator:
@@ -266,7 +268,7 @@ class Aggregator:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         service = AggregatorService(self.runtime, cfg.token)
-        server, grpc_port, health = build_server(service, cfg.host, cfg.grpc_port)
+        server, grpc_port, health = build_server(service, cfg.host, cfg.grpc_port, tls=cfg.tls)
         await server.start()
         runner, http_port = await http.start(
             http.build_app(self.metrics, self.status, self.result, self.history), cfg.host, cfg.http_port
@@ -276,7 +278,9 @@ class Aggregator:
             tmp = cfg.ports_file.with_suffix(".tmp")
             tmp.write_text(json.dumps({"grpc": grpc_port, "http": http_port}))
             tmp.replace(cfg.ports_file)
-        log.info("serving gRPC on %s:%d, HTTP on %s:%d", cfg.host, grpc_port, cfg.host, http_port)
+        log.info("serving gRPC%s on %s:%d, HTTP on %s:%d", " over TLS" if cfg.tls else "", cfg.host, grpc_port, cfg.host, http_port)
+        if cfg.tls is None:
+            log.warning("gRPC is plaintext (no --tls-cert-file): the token crosses the network unencrypted")
         connected = asyncio.ensure_future(self._track_connected())
         code = 0
         try:

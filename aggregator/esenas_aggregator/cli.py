@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from esenas.api.tls import read_pem
 from esenas.api.wire import read_token
 from esenas.entrypoint import report_missing, setup_logging
 from esenas.spec import SpecError, load_job
@@ -23,6 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="folder for checkpoints and the result; restarting on it resumes [ESENAS_CHECKPOINT_DIR]",
     )
     p.add_argument("--token-file", default=env("ESENAS_TOKEN_FILE"), help="file holding the job token [ESENAS_TOKEN_FILE]")
+    p.add_argument(
+        "--tls-cert-file",
+        default=env("ESENAS_TLS_CERT_FILE"),
+        help="PEM certificate to serve gRPC over TLS, with --tls-key-file; without both, plaintext [ESENAS_TLS_CERT_FILE]",
+    )
+    p.add_argument("--tls-key-file", default=env("ESENAS_TLS_KEY_FILE"), help="PEM private key of --tls-cert-file [ESENAS_TLS_KEY_FILE]")
     p.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
     p.add_argument("--port", type=int, default=int(env("ESENAS_GRPC_PORT", "50051")), help="gRPC port; 0 picks one [ESENAS_GRPC_PORT]")
     p.add_argument("--http-port", type=int, default=int(env("ESENAS_HTTP_PORT", "9090")), help="HTTP port; 0 picks one [ESENAS_HTTP_PORT]")
@@ -43,6 +50,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         job = load_job(args.job)
         token = read_token(args.token_file)
+        tls = _tls(args.tls_cert_file, args.tls_key_file)
         obs_dim, act_dim = prepare(job)
     except (SpecError, ValueError) as exc:
         print(f"esenas aggregator: {exc}", file=sys.stderr)
@@ -57,9 +65,19 @@ def main(args: argparse.Namespace) -> int:
         ports_file=Path(args.ports_file) if args.ports_file else None,
         exit_when_done=args.exit_when_done,
         job_file=Path(args.job),
+        tls=tls,
     )
 
     async def go() -> int:
         return await Aggregator(cfg, obs_dim, act_dim).run()
 
     return asyncio.run(go())
+
+
+def _tls(cert_file: str | None, key_file: str | None) -> tuple[bytes, bytes] | None:
+    """(certificate, key) PEM bytes, or None for plaintext; both flags or neither."""
+    if bool(cert_file) != bool(key_file):
+        raise ValueError("--tls-cert-file and --tls-key-file go together: give both, or neither for plaintext")
+    if not cert_file or not key_file:
+        return None
+    return read_pem(cert_file, "--tls-cert-file"), read_pem(key_file, "--tls-key-file")

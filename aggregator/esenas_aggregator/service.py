@@ -197,20 +197,28 @@ def reserve_port(host: str, port: int) -> int:
 
 
 def build_server(
-    service: AggregatorService, host: str, port: int, acceptors: int = ACCEPTORS
+    service: AggregatorService,
+    host: str,
+    port: int,
+    acceptors: int = ACCEPTORS,
+    tls: tuple[bytes, bytes] | None = None,
 ) -> tuple[ServerGroup, int, HealthGroup]:
-    """``acceptors`` grpc.aio servers on one port with the Aggregator service and grpc.health.v1;
-    returns them, the bound port and their health servicers."""
+    """``acceptors`` grpc.aio servers on one port with the Aggregator service and grpc.health.v1,
+    over TLS when ``tls`` gives (certificate, key) PEM bytes; returns them, the bound port and
+    their health servicers."""
     port = reserve_port(host, port)
+    creds = None if tls is None else grpc.ssl_server_credentials([(tls[1], tls[0])])
     servers, healths = [], []
     for _ in range(max(1, acceptors)):
-        server, health_servicer = _one_server(service, host, port)
+        server, health_servicer = _one_server(service, host, port, creds)
         servers.append(server)
         healths.append(health_servicer)
     return ServerGroup(servers), port, HealthGroup(healths)
 
 
-def _one_server(service: AggregatorService, host: str, port: int) -> tuple[grpc.aio.Server, Any]:
+def _one_server(
+    service: AggregatorService, host: str, port: int, creds: grpc.ServerCredentials | None = None
+) -> tuple[grpc.aio.Server, Any]:
     server = grpc.aio.server(options=SERVER_OPTIONS)
     handlers: dict[str, Any] = {
         # Client-streaming on the server side: see AggregatorService (token before body).
@@ -228,7 +236,8 @@ def _one_server(service: AggregatorService, host: str, port: int) -> tuple[grpc.
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     health_servicer = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    bound = server.add_insecure_port(address) if creds is None else server.add_secure_port(address, creds)
     if bound != port:
         raise OSError(f"cannot bind the gRPC port {host}:{port}")
     return server, health_servicer

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from esenas.api.tls import read_pem
 from esenas.api.wire import read_token
 from esenas.entrypoint import report_missing, setup_logging
 from esenas.spec import SpecError, load_job
@@ -19,6 +20,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--job", default=env("ESENAS_JOB_FILE"), help="ESENASJob YAML [ESENAS_JOB_FILE]")
     p.add_argument("--aggregator", default=env("ESENAS_AGGREGATOR"), help="host:port of the aggregator [ESENAS_AGGREGATOR]")
     p.add_argument("--token-file", default=env("ESENAS_TOKEN_FILE"), help="file holding the job token [ESENAS_TOKEN_FILE]")
+    p.add_argument(
+        "--tls-ca-file",
+        default=env("ESENAS_TLS_CA_FILE"),
+        help="PEM CA certificate: dial the aggregator over TLS and trust only this CA (default: plaintext) [ESENAS_TLS_CA_FILE]",
+    )
     p.add_argument("--worker-id", default=None, help="id for the aggregator's bookkeeping (default: hostname-pid)")
     p.add_argument("--batch-size", type=int, default=None, help="items per request (default: spec.workers.batchSize)")
     p.add_argument(
@@ -38,9 +44,10 @@ def main(args: argparse.Namespace) -> int:
     try:
         job = load_job(args.job)
         token = read_token(args.token_file)
+        ca = read_pem(args.tls_ca_file, "--tls-ca-file") if args.tls_ca_file else None
     except (SpecError, ValueError) as exc:
         print(f"esenas worker: {exc}", file=sys.stderr)
         return 2
-    worker = Worker(job, args.aggregator, token, args.worker_id, args.batch_size, args.give_up_after)
+    worker = Worker(job, args.aggregator, token, args.worker_id, args.batch_size, args.give_up_after, tls_ca=ca)
     worker.install_signal_handlers()
     return worker.run()

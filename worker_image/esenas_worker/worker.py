@@ -77,6 +77,7 @@ class Worker:
         batch_size: int | None = None,
         give_up_after: float | None = None,
         evaluator: Any = None,
+        tls_ca: bytes | None = None,
     ) -> None:
         self.job = job
         self.address = address
@@ -86,6 +87,7 @@ class Worker:
         self.stats = WorkerStats()
         self._metadata = wire.bearer(token)
         self._evaluator = evaluator
+        self._tls_ca = tls_ca  # PEM of the job's CA: dial over TLS and trust only it
         self._version: tuple[int, int] | None = None  # (session, version) of the loaded params
         self._topologies: dict[int, Topology] = {}  # of that version, by table index
         self._stop = False
@@ -120,13 +122,19 @@ class Worker:
     def run(self) -> int:
         """Work until the job is done (0), SIGTERM (0), or a fatal error (2)."""
         evaluator = self._ensure_evaluator()
-        with grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS) as channel:
+        with self._channel() as channel:
             stub = pb_grpc.AggregatorStub(channel)
             try:
                 return self._loop(stub, evaluator)
             except _Stop:
                 log.info("worker %s: stopping on signal", self.worker_id)
                 return 0
+
+    def _channel(self) -> grpc.Channel:
+        if self._tls_ca is None:
+            return grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+        creds = grpc.ssl_channel_credentials(root_certificates=self._tls_ca)
+        return grpc.secure_channel(self.address, creds, options=CHANNEL_OPTIONS)
 
     def _loop(self, stub: pb_grpc.AggregatorStub, evaluator: Any) -> int:
         request = self._request(max_items=self.batch_size)

@@ -101,7 +101,7 @@ def _env() -> dict[str, str]:
 
 
 def start_aggregator(
-    folder: Path, job: Path, grpc_port: int = 0, exit_when_done: bool = True, name: str = "aggregator"
+    folder: Path, job: Path, grpc_port: int = 0, exit_when_done: bool = True, name: str = "aggregator", *extra: str
 ) -> AggregatorProc:
     ports = folder / f"{name}.ports.json"
     ports.unlink(missing_ok=True)
@@ -113,6 +113,7 @@ def start_aggregator(
     ]
     if exit_when_done:
         cmd.append("--exit-when-done")
+    cmd.extend(extra)
     with open(log, "ab") as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=_env(), cwd=REPO)
     end = time.monotonic() + 60
