@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from esenas.algorithm import ESENAS, IterationReport, Plan, Results
+from esenas.lifetime import die_with_parent
 from esenas.rollout import Evaluator, env_dims
 from esenas.spec import JobSpec
 from esenas.topology import decode_topologies
@@ -26,9 +27,11 @@ _VERSION = -1
 
 
 def _init_worker(spec: JobSpec) -> None:
-    """Pool initializer: one Evaluator per process; Ctrl-C is the parent's to handle."""
+    """Pool initializer: one Evaluator per process; Ctrl-C is the parent's to handle, and the
+    process ends with its parent, even one killed by SIGKILL."""
     global _EVALUATOR
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
     _EVALUATOR = Evaluator(spec)
 
 

@@ -1,8 +1,9 @@
 """``esenas run JOB.yaml``: one aggregator and N worker processes on 127.0.0.1.
 
 These are exactly the processes the pods run. The run folder holds the checkpoints, so
-``--resume`` continues an interrupted run; Ctrl-C checkpoints and stops cleanly. At the end
-it writes the same results folder as the in-process trainer (``--in-process``).
+``--resume`` continues an interrupted run; Ctrl-C or SIGTERM checkpoints and stops cleanly,
+and the children die with this process even when it is killed. At the end it writes the same
+results folder as the in-process trainer (``--in-process``).
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from typing import Any, Final
 from esenas.spec import Job, SpecError
 
 from esenas_cli.args import positive_int
+from esenas_cli.child import PARENT_ENV
 from esenas_cli.errors import load_checked_job, report_bad_spec
 from esenas_cli.local_job import follow_local_workers
 from esenas_cli.results_dir import default_dir
 
 POLL_S: Final = 0.5
 START_TIMEOUT_S: Final = 120.0
+#: Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED: Final = 130
 
 
 def register(sub: Any) -> None:
@@ -78,9 +82,11 @@ class LocalFleet:
 
     def _spawn(self, name: str, module: str, *argv: str) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        # A new session: Ctrl-C reaches only this process, which then stops the children in order.
-        p = subprocess.Popen([sys.executable, "-m", module, *argv], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **{PARENT_ENV: str(os.getpid())})
+        # esenas_cli.child ties the child's life to this process (PR_SET_PDEATHSIG). A new session:
+        # Ctrl-C reaches only this process, which then stops the children in order.
+        p = subprocess.Popen([sys.executable, "-m", "esenas_cli.child", module, *argv], stdout=log,
+                             stderr=subprocess.STDOUT, env=env, start_new_session=True)
         self.procs.append(p)
         return p
 
@@ -96,14 +102,17 @@ class LocalFleet:
         print(f"training {self.job.name}: {spec.environment.id}, {spec.policy.topology} {spec.policy.template}, "
               f"controller {spec.controller.type}; 1 aggregator + {self.n_workers} worker processes; folder {self.out}")
         start = time.monotonic()
-        old = signal.signal(signal.SIGINT, self._on_sigint)
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             agg = self._spawn(
                 "aggregator", "esenas_aggregator", "--job", str(self.job_file), "--checkpoint-dir", str(self.out / "checkpoints"),
                 "--token-file", str(token), "--host", "127.0.0.1", "--port", "0", "--http-port", "0",
                 "--ports-file", str(ports), "--exit-when-done", "--log-level", "WARNING",
             )
-            http_port, grpc_port = self._wait_ports(agg, ports)
+            bound = self._wait_ports(agg, ports)
+            if bound is None:
+                return EXIT_INTERRUPTED if self.interrupted else self._fail("the aggregator did not start")
+            http_port, grpc_port = bound
             for i in range(self.n_workers):
                 self._spawn(
                     f"worker-{i}", "esenas_worker", "--job", str(self.job_file), "--aggregator", f"127.0.0.1:{grpc_port}",
@@ -111,26 +120,32 @@ class LocalFleet:
                 )
             last = self._watch(agg, http_port, start)
             code = self._stop(agg)
+        except KeyboardInterrupt:  # the second Ctrl-C or SIGTERM: stop waiting
+            print("forced stop: the children are killed; the last checkpoint stays", file=sys.stderr)
+            return EXIT_INTERRUPTED
         finally:
-            signal.signal(signal.SIGINT, old)
+            for s, handler in old.items():
+                signal.signal(s, handler)
             for p in self.procs:
                 if p.poll() is None:
                     p.kill()
+                    p.wait()
         return self._finish(last, code, time.monotonic() - start)
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        if self.interrupted:  # second Ctrl-C: stop waiting
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.interrupted:
             raise KeyboardInterrupt
         self.interrupted = True
-        print("\ninterrupted: checkpointing and stopping (Ctrl-C again to force)", file=sys.stderr)
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"\ninterrupted ({name}): checkpointing and stopping (Ctrl-C again to force)", file=sys.stderr)
 
-    def _wait_ports(self, agg: subprocess.Popen[bytes], ports: Path) -> tuple[int, int]:
+    def _wait_ports(self, agg: subprocess.Popen[bytes], ports: Path) -> tuple[int, int] | None:
         import json
 
         end = time.monotonic() + START_TIMEOUT_S
         while not ports.exists():
             if agg.poll() is not None or time.monotonic() > end or self.interrupted:
-                raise SystemExit(self._fail("the aggregator did not start"))
+                return None
             time.sleep(0.05)
         p = json.loads(ports.read_text())
         return int(p["http"]), int(p["grpc"])
@@ -203,7 +218,7 @@ class LocalFleet:
             return 1
         if loaded is None:
             print("stopped before the first checkpoint; nothing to write", file=sys.stderr)
-            return 130 if self.interrupted else 1
+            return EXIT_INTERRUPTED if self.interrupted else 1
         state = loaded[1]
         algo = ESENAS.from_state_dict(state["algo"])
         reason = str(state["runtime"]["reason"]) or ("interrupted" if self.interrupted else last.get("reason", ""))
@@ -213,7 +228,7 @@ class LocalFleet:
               f"{algo.episodes} episodes, {algo.env_steps} env steps, {wall:.0f} s")
         if self.interrupted:
             print(f"resume with: esenas run {self.job_file} --output {self.out} --resume")
-            return 130
+            return EXIT_INTERRUPTED
         print(f"results: {self.out}")
         return 0
 

@@ -1,0 +1,112 @@
+"""``esenas run`` as a real process: SIGTERM checkpoints like Ctrl-C, and no child outlives it, even by SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.integration.runtime.procs import write_job
+
+CLI = [sys.executable, "-c", "import sys; from esenas_cli.main import main; sys.exit(main())"]
+#: Endless unless stopped: a target no pendulum reaches, checkpoints only on stopping.
+ENDLESS: dict[str, Any] = {
+    "stopping.targetReward": 1e9, "stopping.maxIterations": 1_000_000, "aggregator.checkpoint.everyIterations": 1000,
+    "environment.maxEpisodeSteps": 50,
+}
+
+
+def children_of(pid: int) -> set[int]:
+    """PIDs whose parent is ``pid``."""
+    found = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(d.name))
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Those of ``pids`` that still run (a zombie has finished)."""
+    left = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            left.add(pid)
+    return left
+
+
+def wait_until(pred: Callable[[], Any], timeout: float, what: str) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if value := pred():
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def status(port: int) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2) as r:
+            return dict(json.loads(r.read()))
+    except OSError:
+        return None
+
+
+def start(tmp_path: Path, *flags: str, **overrides: Any) -> tuple[subprocess.Popen[str], Path]:
+    job = write_job(tmp_path, **{**ENDLESS, **overrides})
+    out = tmp_path / "run"
+    cmd = [*CLI, "run", str(job), "--output", str(out), *flags]
+    return subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), out
+
+
+def checkpoints(out: Path) -> list[int]:
+    return sorted(int(p.stem.split("-")[1]) for p in (out / "checkpoints").glob("ckpt-*.esck"))
+
+
+def test_sigterm_checkpoints_and_stops_every_child(tmp_path: Path) -> None:
+    p, out = start(tmp_path, "--workers", "2")
+    try:
+        wait_until(lambda: (out / ".ports.json").exists(), 60, "the aggregator's ports")
+        port = json.loads((out / ".ports.json").read_text())["http"]
+        wait_until(lambda: (s := status(port)) and s["iteration"] >= 2, 60, "iteration 2")
+        kids = children_of(p.pid)
+        assert len(kids) == 3, "one aggregator and two workers"
+        p.send_signal(signal.SIGTERM)
+        text = p.communicate(timeout=60)[0]
+    finally:
+        p.kill()
+    assert p.returncode == 130, text
+    assert "interrupted (SIGTERM): checkpointing and stopping" in text
+    assert "resume with:" in text
+    assert not alive(kids)
+    assert checkpoints(out)[-1] >= 2  # written on SIGTERM, although everyIterations is 1000
+    assert (out / "summary.json").exists()
+
+
+def test_sigkill_takes_the_children_down(tmp_path: Path) -> None:
+    p, out = start(tmp_path, "--workers", "1")
+    try:
+        wait_until(lambda: (out / ".ports.json").exists() and len(children_of(p.pid)) == 2, 60, "the aggregator and a worker")
+        port = json.loads((out / ".ports.json").read_text())["http"]
+        wait_until(lambda: (s := status(port)) and s["iteration"] >= 1, 60, "iteration 1")
+        kids = children_of(p.pid)
+        p.kill()
+        p.wait(10)
+    finally:
+        p.kill()
+    wait_until(lambda: not alive(kids), 20, f"children {alive(kids)} to exit after their parent's SIGKILL")
+    assert checkpoints(out), "PR_SET_PDEATHSIG sends the aggregator SIGTERM, and it checkpoints"
