@@ -20,6 +20,7 @@ from typing import Any, Final
 import numpy as np
 
 from esenas import es
+from esenas.best import Incumbent, best_evaluated, means_by_index, stop_reason
 from esenas.controllers import Controller, make_controller
 from esenas.network import Architecture
 from esenas.normalizer import RunningStats
@@ -80,8 +81,9 @@ class ESENAS:
         self.version = 0
         self.env_steps = 0
         self.episodes = 0
-        self.best_reward = -np.inf
+        self.best_reward = -np.inf  # the saved best policy's own evaluated reward
         self.best: dict[str, Any] | None = None
+        self.incumbent = Incumbent()
         self.history: list[dict[str, Any]] = []
         self.pareto = ParetoFront()
         self._elapsed_before = 0.0
@@ -105,10 +107,10 @@ class ESENAS:
         n, e = self.spec.es.perturbations, self.spec.es.exact_evals
         seeds = _rng(self.spec.seed, _PERTURBATION_STREAM, self.iteration).integers(1, 2**63, size=n, dtype=np.uint64)
         topos = self.controller.ask(n + e, rng=_rng(self.spec.seed, _CONTROLLER_STREAM, self.iteration))
-        if e and self.controller.best_topology is not None:
-            # one exact eval always scores the best topology so far under the current weights,
-            # so the best policy is not left to sampling (ENAS picks its final arch the same way)
-            topos[n] = self.controller.best_topology
+        if e and self.incumbent.topology is not None:
+            # one exact eval always re-scores the incumbent under the current weights, so the best
+            # policy is not left to sampling and a lucky score is demoted (see esenas.best)
+            topos[n] = self.incumbent.topology
         uniq: dict[str, int] = {}
         unique_topos: list[Topology] = []
         for t in topos:
@@ -190,7 +192,6 @@ class ESENAS:
         sel = es.top_directions(rp, rn, self.spec.es.top_directions)
         eps = self._perturbations(plan.items["seed"][pair], sel)
         grad = es.gradient(eps, rp[sel], rn[sel], self.spec.es.fitness_shaping)
-        evaluated = plan.params.astype(np.float64)
         self.params = self.optimizer.step(self.params, grad)
         if r.obs_count > 0:
             batch = RunningStats.from_sums(r.obs_count, r.obs_sum, r.obs_sumsq)
@@ -217,12 +218,13 @@ class ESENAS:
         all_idx = np.concatenate([tidx[pair], tidx[pair], tidx[exact]])
         uniq_sizes = self.arch.sizes(plan.topologies)
         sizes = uniq_sizes[all_idx].astype(np.float64)
-        self.controller.tell(all_topos, combine(rollouts, sizes, self.spec.objectives))
+        fitness = combine(rollouts, sizes, self.spec.objectives)
+        self.controller.tell(all_topos, fitness)
+        # The incumbent is judged on exact evals when there are any, else on the pair rollouts.
+        judged = slice(2 * rp.size, None) if raw_exact.size else slice(0, 2 * rp.size)
+        self.incumbent.update(plan.topologies, all_idx[judged], fitness[judged])
         if self.space.num_decisions:
-            k = len(plan.topologies)
-            counts = np.bincount(all_idx, minlength=k)
-            seen = np.flatnonzero(counts)
-            mean_r = np.bincount(all_idx, weights=rollouts, minlength=k)[seen] / counts[seen]
+            seen, mean_r = means_by_index(all_idx, rollouts, len(plan.topologies))
             front = front_indices(mean_r, uniq_sizes[seen])
             keep = seen[front]
             self.pareto.update(
@@ -231,19 +233,12 @@ class ESENAS:
                 [plan.topologies[i].to_json() for i in keep.tolist()],
             )
 
-        # Best policy: the evaluated point under the topology that scored best.
-        if raw_exact.size:
-            best_t = exact_topos[int(np.argmax(raw_exact))]
-        else:
-            best_t = pair_topos[int(np.argmax(raw_pos + raw_neg))]
-        if score > self.best_reward:
-            self.best_reward = score
-            policy = Policy(self.arch, best_t, evaluated, plan.obs_mean, plan.obs_std)
-            self.best = policy.to_json(
-                environment={"id": self.spec.environment.id, "maxEpisodeSteps": self.spec.environment.max_episode_steps, "kwargs": dict(self.spec.environment.kwargs)},
-                reward=score,
-                iteration=plan.iteration,
-            )
+        # Best policy: the evaluated policy with the highest reward of its own (esenas.best).
+        found = best_evaluated(plan, topos, r, shift, self.spec.environment.max_episode_steps)
+        if found is not None and found.reward > self.best_reward:
+            self.best_reward = found.reward
+            policy = Policy(self.arch, found.topology, found.params, plan.obs_mean, plan.obs_std)
+            self.best = policy.to_json(environment=self._environment(), reward=found.reward, iteration=plan.iteration)
 
         it_steps, it_eps = int(r.steps.sum()), plan.episodes
         self.env_steps += it_steps
@@ -252,7 +247,7 @@ class ESENAS:
         self.version += 1
         self._plan, self._plan_topos = None, []
         self._eps, self._eps_ready = None, 0
-        best_topo = Topology.from_json(self.best["topology"]) if self.best else best_t
+        best_topo = Topology.from_json(self.best["topology"]) if self.best else self.current_topology()
         report = IterationReport(
             iteration=plan.iteration,
             version=self.version,
@@ -284,27 +279,17 @@ class ESENAS:
 
     def done(self) -> tuple[bool, str]:
         """(stop?, why) from the spec's stopping rules."""
-        s = self.spec.stopping
-        if s.target_reward is not None and self.best_reward >= s.target_reward:
-            return True, f"target reward {s.target_reward:g} reached ({self.best_reward:.1f})"
-        if self.iteration >= s.max_iterations:
-            return True, f"max iterations {s.max_iterations} reached"
-        if s.max_env_steps is not None and self.env_steps >= s.max_env_steps:
-            return True, f"max env steps {s.max_env_steps} reached"
-        if s.max_episodes is not None and self.episodes >= s.max_episodes:
-            return True, f"max episodes {s.max_episodes} reached"
-        if s.deadline_seconds is not None and self.elapsed_seconds >= s.deadline_seconds:
-            return True, f"deadline of {s.deadline_seconds} s reached"
-        return False, ""
+        why = stop_reason(self.spec.stopping, self.best_reward, self.iteration, self.env_steps, self.episodes, self.elapsed_seconds)
+        return bool(why), why
 
     def current_topology(self) -> Topology:
-        """The topology the controller currently rates best (fixed kinds: the only one)."""
-        if self.controller.best_topology is not None:
-            return self.controller.best_topology
+        """The incumbent: the topology rated best on its latest evaluation (fixed kinds: the only one)."""
+        if self.incumbent.topology is not None:
+            return self.incumbent.topology
         return self.controller.ask(1, rng=_rng(self.spec.seed, _FIRST_TOPOLOGY_STREAM))[0]
 
     def current_policy(self) -> Policy:
-        """The current shared weights under the controller's best topology (not perturbed)."""
+        """The current shared weights under the incumbent topology (not perturbed)."""
         mean, std = self.obs_mean_std()
         return Policy(self.arch, self.current_topology(), self.params, mean, std)
 
@@ -313,10 +298,13 @@ class ESENAS:
         if self.best is not None:
             return dict(self.best)
         mean, std = self.obs_mean_std()
-        env = {"id": self.spec.environment.id, "maxEpisodeSteps": self.spec.environment.max_episode_steps, "kwargs": dict(self.spec.environment.kwargs)}
         return Policy(self.arch, self.current_topology(), self.params, mean, std).to_json(
-            environment=env, reward=None, iteration=self.iteration
+            environment=self._environment(), reward=None, iteration=self.iteration
         )
+
+    def _environment(self) -> dict[str, Any]:
+        e = self.spec.environment
+        return {"id": e.id, "maxEpisodeSteps": e.max_episode_steps, "kwargs": dict(e.kwargs)}
 
     # ------------------------------------------------------------------ state
 
@@ -337,6 +325,7 @@ class ESENAS:
             "episodes": self.episodes,
             "best_reward": float(self.best_reward),
             "best": self.best,
+            "incumbent": self.incumbent.state_dict(),
             "history": list(self.history),
             "pareto": list(self.pareto.points),
             "elapsed_seconds": self.elapsed_seconds,
@@ -356,6 +345,10 @@ class ESENAS:
         algo.env_steps, algo.episodes = int(d["env_steps"]), int(d["episodes"])
         algo.best_reward = float(d["best_reward"])
         algo.best = d["best"]
+        if "incumbent" in d:
+            algo.incumbent = Incumbent.from_state_dict(d["incumbent"])
+        elif d["controller"].get("best_topology") is not None:  # checkpoints before esenas.best
+            algo.incumbent = Incumbent(Topology.from_json(d["controller"]["best_topology"]))
         algo.history = list(d["history"])
         algo.pareto.points = list(d["pareto"])
         algo._elapsed_before = float(d["elapsed_seconds"])

@@ -106,9 +106,9 @@ class IterationReport:
     version: int  # the parameter version now current
     reward_mean: float  # mean reward of this iteration's rollouts
     reward_max: float
-    eval_reward: float | None  # mean of the exact evals, if any
-    score: float  # eval_reward if there are exact evals, else reward_mean
-    best_reward: float  # best score so far
+    eval_reward: float | None  # mean of the exact evals (of all their topologies), if any
+    score: float  # eval_reward if there are exact evals, else reward_mean: a progress figure
+    best_reward: float  # the best policy's own evaluated reward so far (esenas.best)
     env_steps: int  # this iteration
     episodes: int  # this iteration
     total_env_steps: int

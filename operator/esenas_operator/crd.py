@@ -48,7 +48,10 @@ STATUS: Final[Schema] = _obj(
         "iteration": _int("ES iterations done.", None, 0),
         "envSteps": _int("Environment steps in all rollouts.", None, 0),
         "episodes": _int("Episodes in all rollouts.", None, 0),
-        "bestReward": _num("Best evaluated reward so far."),
+        "bestReward": _num(
+            "Reward of the best policy so far, its own: the mean of its topology's exact evals in one "
+            "iteration, or without exact evals its single perturbed rollout."
+        ),
         "meanReward": _num("Mean reward of the last iteration."),
         "workers": _obj(
             "Worker counts.",
@@ -128,7 +131,7 @@ def build_crd() -> dict[str, Any]:
                     "additionalPrinterColumns": [
                         _column("Phase", ".status.phase", "string", "Pending, Running, Succeeded, Failed or Suspended."),
                         _column("Iteration", ".status.iteration", "integer", "ES iterations done."),
-                        _column("Best", ".status.bestReward", "number", "Best evaluated reward."),
+                        _column("Best", ".status.bestReward", "number", "The best policy's own evaluated reward."),
                         _column("Workers", ".status.workers.summary", "string", "Ready/desired worker pods."),
                         _column("Size", ".status.bestTopology.size", "integer", "Parameters of the best topology.", 1),
                         _column("Age", ".metadata.creationTimestamp", "date", "Time since creation."),

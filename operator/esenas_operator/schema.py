@@ -178,7 +178,11 @@ ES: Final = _obj(
             "Best directions used in the update (b); 0 means all. At most the effective perturbations.",
             0, 0, S.MAX_PERTURBATIONS,
         ),
-        "exactEvals": _int("Evaluations of the unperturbed parameters per iteration.", 0, 0, 100_000),
+        "exactEvals": _int(
+            "Evaluations of the unperturbed parameters per iteration; the first re-scores the incumbent "
+            "topology. Without them a policy's reward is that of a single perturbed rollout.",
+            0, 0, 100_000,
+        ),
         "fitnessShaping": _str("How rewards are shaped before the update.", "zscore", S.FITNESS_SHAPING),
         "optimizer": _str("sgd or adam.", "sgd", S.OPTIMIZERS),
         "observationNormalization": {"type": "boolean", "default": True, "description": "Normalise observations with running statistics (ARS V2)."},
@@ -213,7 +217,7 @@ STOPPING: Final = _obj(
         "maxIterations": _int("Most ES iterations.", 1000, 1, 100_000_000),
         "maxEnvSteps": _int("Most environment steps in all rollouts.", None, 1),
         "maxEpisodes": _int("Most episodes in all rollouts.", None, 1),
-        "targetReward": _num("Stop once the evaluated reward reaches this."),
+        "targetReward": _num("Stop once the best policy's own evaluated reward (status.bestReward) reaches this."),
         "deadlineSeconds": _int("Wall-clock limit from the start; past it the job Fails.", None, 1),
     },
 )

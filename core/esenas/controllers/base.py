@@ -45,38 +45,25 @@ class Controller(ABC):
         self.space = space
         self.spec = spec
         self.rng = np.random.Generator(np.random.PCG64(seed))
-        self.best_topology: Topology | None = None
-        self.best_fitness = -np.inf
 
     @abstractmethod
     def ask(self, n: int, rng: np.random.Generator | None = None) -> list[Topology]:
         """n topologies to evaluate."""
 
     def tell(self, topologies: Sequence[Topology], rewards: npt.ArrayLike) -> None:
-        """Feedback: the fitness of every evaluation (topologies may repeat)."""
+        """Feedback: the fitness of every evaluation (topologies may repeat). Which topology is
+        best so far is not the controller's business: see :class:`esenas.best.Incumbent`."""
         uniq, fit = mean_by_topology(topologies, rewards)
-        if fit.size:
-            i = int(np.argmax(fit))
-            if fit[i] > self.best_fitness:
-                self.best_fitness, self.best_topology = float(fit[i]), uniq[i]
         self._tell(uniq, fit)
 
     @abstractmethod
     def _tell(self, topologies: list[Topology], fitness: F64) -> None: ...
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "rng": self.rng.bit_generator.state,
-            "best_topology": None if self.best_topology is None else self.best_topology.to_json(),
-            "best_fitness": self.best_fitness,
-            **self._state(),
-        }
+        return {"rng": self.rng.bit_generator.state, **self._state()}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         self.rng.bit_generator.state = d["rng"]
-        bt = d.get("best_topology")
-        self.best_topology = None if bt is None else Topology.from_json(bt)
-        self.best_fitness = float(d["best_fitness"])
         self._load(d)
 
     def _state(self) -> dict[str, Any]:

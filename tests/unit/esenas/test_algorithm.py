@@ -131,13 +131,14 @@ def test_stopping_rules() -> None:
     assert a.done()[0] and "max iterations" in a.done()[1]
 
 
-def test_first_exact_eval_scores_the_controllers_best_topology() -> None:
+def test_first_exact_eval_scores_the_incumbent_topology() -> None:
     s = spec(template="mlp", hiddenLayers=[5], topology="partition", partitions=3)
     a = ESENAS(s, OBS, ACT)
     run(a, 3)
     plan = a.ask()
     first_exact = plan.items[plan.items["kind"] == 1][0]
-    assert plan.topologies[int(first_exact["topology"])] == a.controller.best_topology
+    assert a.incumbent.topology is not None
+    assert plan.topologies[int(first_exact["topology"])] == a.incumbent.topology
 
 
 def test_init_perturbation_and_controller_streams_are_all_distinct(monkeypatch: pytest.MonkeyPatch) -> None:

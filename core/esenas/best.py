@@ -1,0 +1,143 @@
+"""What a run has found, judged on evaluated scores only, and when it stops.
+
+* :class:`Incumbent`: the topology whose *latest* evaluation scored best. Every new evaluation
+  of it replaces its score, so one lucky iteration is demoted as soon as a fresh evaluation
+  disagrees. With exact evals the first one of every iteration re-scores it under the current
+  weights, as ENAS picks its final architecture from fresh scores under the shared weights
+  (Pham et al. 2018, section 2.2).
+* :func:`best_evaluated`: the iteration's evaluated policy with the highest reward of its own.
+  A saved policy's reward, ``bestReward`` and the ``targetReward`` check are that number, never a
+  mean over evaluations of other topologies or of other weights.
+* :func:`stop_reason`: the spec's stopping rules.
+
+Reward is maximised.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from esenas.es import perturbation
+from esenas.results import KIND_PAIR, Plan, Results
+from esenas.spec import StoppingSpec
+from esenas.topology import Topology
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+
+def means_by_index(index: I64, values: F64, k: int) -> tuple[I64, F64]:
+    """The indices in [0, k) that occur in ``index`` and the mean of ``values`` at each."""
+    counts = np.bincount(index, minlength=k)
+    seen = np.flatnonzero(counts)
+    return seen, np.bincount(index, weights=values, minlength=k)[seen] / counts[seen]
+
+
+@dataclass
+class Incumbent:
+    """The topology rated best on its latest evaluated score (None before any evaluation)."""
+
+    topology: Topology | None = None
+    score: float = -math.inf
+
+    def update(self, topologies: Sequence[Topology], index: I64, scores: F64) -> None:
+        """One iteration's evaluations: ``scores[i]`` is an evaluation of ``topologies[index[i]]``.
+
+        The incumbent, if evaluated, takes its new mean score first; then the best-scoring
+        topology of the iteration replaces it if it scored higher.
+        """
+        if scores.size == 0:
+            return
+        seen, means = means_by_index(index, scores, len(topologies))
+        if self.topology is not None:
+            mine = self.topology.id
+            for j, i in enumerate(seen.tolist()):
+                if topologies[i].id == mine:
+                    self.score = float(means[j])
+                    break
+        j = int(np.argmax(means))
+        if self.topology is None or means[j] > self.score:
+            self.topology, self.score = topologies[int(seen[j])], float(means[j])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"topology": None if self.topology is None else self.topology.to_json(), "score": self.score}
+
+    @classmethod
+    def from_state_dict(cls, d: dict[str, Any]) -> Incumbent:
+        t = d.get("topology")
+        return cls(None if t is None else Topology.from_json(t), float(d["score"]))
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """One policy that was really rolled out, and its own raw (unshifted) reward."""
+
+    topology: Topology
+    params: F64
+    reward: float
+
+
+def rollout_rewards(r: Results, pair: npt.NDArray[np.bool_], shift: float, max_steps: int) -> tuple[F64, F64]:
+    """Raw rewards of the + and - rollouts of every pair, never above what they really scored.
+
+    A pair reports the shifted rewards of its two rollouts but only their total steps, so each
+    rollout's steps, and with a reward shift its raw reward, is known only within a range. Each
+    gets the fewest steps (shift > 0) or the most (shift < 0) it can have had: exact when the
+    shift is 0 or both rollouts ran the full ``max_steps``, a lower bound otherwise.
+    """
+    rp, rn, steps = r.reward_pos[pair], r.reward_neg[pair], r.steps[pair].astype(np.float64)
+    if shift == 0:
+        return rp.copy(), rn.copy()
+    lo, hi = np.maximum(1.0, steps - max_steps), np.minimum(float(max_steps), steps - 1.0)
+    own = lo if shift > 0 else hi
+    return rp + shift * own, rn + shift * own
+
+
+def best_evaluated(plan: Plan, topos: Sequence[Topology], r: Results, shift: float, max_steps: int) -> Evaluated | None:
+    """The iteration's evaluated policy with the highest own reward.
+
+    With exact evals: the unperturbed weights under the topology whose exact evals have the
+    highest mean (each topology's mean is over its own evaluations only). Without: the perturbed
+    weights theta +/- sigma*eps of the single best rollout, under its pair's topology.
+    ``topos[i]`` is item i's topology and ``r`` is sorted by item index.
+    """
+    pair = plan.items["kind"] == KIND_PAIR
+    params = plan.params.astype(np.float64)
+    if not pair.all():
+        exact = np.flatnonzero(~pair)
+        tidx = plan.items["topology"][exact].astype(np.int64)
+        seen, means = means_by_index(tidx, r.reward_pos[exact], len(plan.topologies))
+        j = int(np.argmax(means))
+        return Evaluated(plan.topologies[int(seen[j])], params, float(means[j]))
+    if not pair.any():
+        return None
+    pos, neg = rollout_rewards(r, pair, shift, max_steps)
+    both = np.concatenate([pos, neg])
+    j = int(np.argmax(both))
+    item = int(np.flatnonzero(pair)[j % pos.size])
+    sign = 1.0 if j < pos.size else -1.0
+    eps = perturbation(int(plan.items["seed"][item]), params.size)
+    return Evaluated(topos[item], params + sign * plan.sigma * eps, float(both[j]))
+
+
+def stop_reason(
+    s: StoppingSpec, best_reward: float, iteration: int, env_steps: int, episodes: int, elapsed: float
+) -> str:
+    """Why the run stops now per the stopping rules, or '' to go on (the first rule met wins)."""
+    if s.target_reward is not None and best_reward >= s.target_reward:
+        return f"target reward {s.target_reward:g} reached ({best_reward:.1f})"
+    if iteration >= s.max_iterations:
+        return f"max iterations {s.max_iterations} reached"
+    if s.max_env_steps is not None and env_steps >= s.max_env_steps:
+        return f"max env steps {s.max_env_steps} reached"
+    if s.max_episodes is not None and episodes >= s.max_episodes:
+        return f"max episodes {s.max_episodes} reached"
+    if s.deadline_seconds is not None and elapsed >= s.deadline_seconds:
+        return f"deadline of {s.deadline_seconds} s reached"
+    return ""
