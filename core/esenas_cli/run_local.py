@@ -18,6 +18,7 @@ from esenas.trainer import Trainer, default_workers
 
 from esenas_cli.errors import load_checked_job, report_bad_spec
 from esenas_cli.local_job import follow_local_workers
+from esenas_cli.progress import Bar
 from esenas_cli.results_dir import default_dir, write_results
 
 
@@ -45,7 +46,15 @@ def main(args: argparse.Namespace) -> int:
     print(f"training {job.name}: {job.spec.environment.id}, {algo.arch.kind} {job.spec.policy.template} "
           f"({algo.arch.num_params} trainable numbers), controller {job.spec.controller.type}, {trainer.workers} workers")
     start = time.monotonic()
-    _, reason = trainer.run(_progress(job.spec.stopping.max_iterations, start))
+    bar = Bar(job.spec.stopping)
+
+    def on_report(r: IterationReport) -> None:
+        now = time.monotonic()
+        bar.update(iteration=algo.iteration, env_steps=r.total_env_steps, episodes=r.total_episodes,
+                   elapsed_s=algo.elapsed_seconds, now=now, best=r.best_reward, mean=r.reward_mean)
+
+    _, reason = trainer.run(on_report)
+    bar.close()
     wall = time.monotonic() - start
     info = write_results(out, algo, job, reason, wall)
     best = info["bestReward"]
@@ -54,15 +63,3 @@ def main(args: argparse.Namespace) -> int:
     print(f"results: {out}")
     return 0
 
-
-def _progress(total: int, start: float) -> Any:
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, unit="it", dynamic_ncols=True)
-
-    def on_report(r: IterationReport) -> None:
-        rate = r.total_env_steps / max(time.monotonic() - start, 1e-9)
-        bar.set_postfix_str(f"best {r.best_reward:.1f} mean {r.reward_mean:.1f} {rate:,.0f} steps/s")
-        bar.update(1)
-
-    return on_report

@@ -9,12 +9,14 @@ results folder as the in-process trainer (``--in-process``).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any, Final
 
@@ -24,6 +26,7 @@ from esenas_cli.args import positive_int
 from esenas_cli.child import PARENT_ENV
 from esenas_cli.errors import load_checked_job, report_bad_spec
 from esenas_cli.local_job import follow_local_workers
+from esenas_cli.progress import Bar
 from esenas_cli.results_dir import default_dir
 
 POLL_S: Final = 0.5
@@ -140,8 +143,6 @@ class LocalFleet:
         print(f"\ninterrupted ({name}): checkpointing and stopping (Ctrl-C again to force)", file=sys.stderr)
 
     def _wait_ports(self, agg: subprocess.Popen[bytes], ports: Path) -> tuple[int, int] | None:
-        import json
-
         end = time.monotonic() + START_TIMEOUT_S
         while not ports.exists():
             if agg.poll() is not None or time.monotonic() > end or self.interrupted:
@@ -151,14 +152,8 @@ class LocalFleet:
         return int(p["http"]), int(p["grpc"])
 
     def _watch(self, agg: subprocess.Popen[bytes], http_port: int, start: float) -> dict[str, Any]:
-        import json
-        import urllib.request
-
-        from tqdm import tqdm
-
-        bar = tqdm(total=self.job.spec.stopping.max_iterations, unit="it", dynamic_ncols=True)
+        bar = Bar(self.job.spec.stopping)
         last: dict[str, Any] = {}
-        prev_steps, prev_t = None, time.monotonic()
         while agg.poll() is None and not self.interrupted:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/status", timeout=5) as r:
@@ -167,12 +162,9 @@ class LocalFleet:
                 time.sleep(POLL_S)
                 continue
             now = time.monotonic()
-            rate = 0.0 if prev_steps is None else (last["envSteps"] - prev_steps) / max(now - prev_t, 1e-9)
-            prev_steps, prev_t = last["envSteps"], now
-            bar.n = last["iteration"]
-            bar.set_postfix_str(f"best {_fmt(last['bestReward'])} mean {_fmt(last['meanReward'])} {rate:,.0f} steps/s "
-                                f"workers {last['workersConnected']}")
-            bar.refresh()
+            bar.update(iteration=last["iteration"], env_steps=last["envSteps"], episodes=last["episodes"],
+                       elapsed_s=now - start, now=now, best=last["bestReward"],
+                       mean=last["meanReward"], extra=f"workers {last['workersConnected']}")
             if last.get("done"):
                 break
             time.sleep(POLL_S)
@@ -231,7 +223,3 @@ class LocalFleet:
             return EXIT_INTERRUPTED
         print(f"results: {self.out}")
         return 0
-
-
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1f}"
