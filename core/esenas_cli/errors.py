@@ -9,6 +9,8 @@ from typing import Final
 from esenas.spec import EnvironmentSpec, FieldError, Job, SpecError, check_dimensions, load_job
 
 EXIT_BAD_SPEC: Final = 2
+#: Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED: Final = 130
 #: Longest message quoted from a library (gymnasium, an environment's constructor).
 MAX_QUOTE: Final = 300
 

@@ -1,65 +1,106 @@
-"""``esenas run JOB.yaml``: train a job on this machine with the in-process trainer.
+"""``esenas run JOB.yaml --in-process``: train a job in this process, rollouts in a process pool.
 
-Parses the whole ESENASJob (the file a user would ``kubectl apply``), checks its sizes
-against the environment, trains with a progress bar, and writes the results folder.
-Ctrl-C stops after the current iteration's rollouts and still writes the results.
+It checkpoints as the aggregator does (every ``spec.aggregator.checkpoint.everyIterations``,
+and on stopping), so ``--resume`` continues it with either runtime. Ctrl-C or SIGTERM stops at
+once, checkpoints the last completed iteration, and still writes the results folder.
 """
 
 from __future__ import annotations
 
-import argparse
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from esenas.algorithm import ESENAS, IterationReport
-from esenas.spec import SpecError
-from esenas.trainer import Trainer, default_workers
+from esenas.spec import Job
+from esenas.trainer import Trainer
 
-from esenas_cli.errors import load_checked_job, report_bad_spec
-from esenas_cli.local_job import follow_local_workers
+from esenas_cli.errors import EXIT_INTERRUPTED
 from esenas_cli.progress import Bar
-from esenas_cli.results_dir import default_dir, write_results
+from esenas_cli.results_dir import write_results
+from esenas_cli.run_folder import Resumed, save_checkpoint
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser("run", help="train a job locally and write a results folder")
-    p.add_argument("job", help="ESENASJob YAML (the same file you would kubectl apply)")
-    p.add_argument("--workers", type=int, default=0, help="rollout processes (default: all cores)")
-    p.add_argument("--output", type=Path, default=None, help="results folder (default: runs/<job>-<time>/)")
-    p.set_defaults(func=main)
+class _Checkpoints:
+    """The state after each completed iteration, kept encoded, written every N iterations.
+
+    A signal lands anywhere, often between ``ask`` and ``tell``: the checkpoint and the results
+    come from the last completed iteration, never from the half-done one.
+    """
+
+    def __init__(self, out: Path, algo: ESENAS, every: int) -> None:
+        from esenas_aggregator import checkpoint
+
+        self.out, self.every, self.codec = out, every, checkpoint
+        self.snapshot = self._encode(algo)
+
+    def _encode(self, algo: ESENAS) -> bytes:
+        return self.codec.encode({"algo": algo.state_dict(), "runtime": {"phase": "Running", "reason": ""}})
+
+    def completed(self, algo: ESENAS) -> None:
+        self.snapshot = self._encode(algo)
+        if algo.iteration % self.every == 0:
+            self.codec.CheckpointStore(self.out / "checkpoints").save(algo.iteration, self.snapshot)
+
+    def last_completed(self) -> ESENAS:
+        return ESENAS.from_state_dict(self.codec.decode(self.snapshot)["algo"])
 
 
-def main(args: argparse.Namespace) -> int:
-    loaded = load_checked_job(args.job)
-    if isinstance(loaded, int):
-        return loaded
-    job, obs_dim, act_dim = loaded
-    out: Path = args.output or default_dir(job)
-    workers = args.workers or default_workers()
-    try:
-        _, job = follow_local_workers(Path(args.job), job, workers, out)
-    except SpecError as exc:
-        return report_bad_spec(f"{args.job} with --workers {workers}", exc.errors)
-    algo = ESENAS(job.spec, obs_dim, act_dim)
-    trainer = Trainer(job.spec, workers=workers, algo=algo)
+def train(job: Job, obs_dim: int, act_dim: int, out: Path, workers: int, resumed: Resumed | None,
+          source: str = "JOB.yaml") -> int:
+    """Train (or continue) ``job`` into the run folder ``out``; returns the exit code."""
+    algo = resumed.algo if resumed else ESENAS(job.spec, obs_dim, act_dim)
+    trainer = Trainer(algo.spec, workers=workers, algo=algo)
+    ckpts = _Checkpoints(out, algo, job.spec.aggregator.checkpoint.every_iterations)
     print(f"training {job.name}: {job.spec.environment.id}, {algo.arch.kind} {job.spec.policy.template} "
-          f"({algo.arch.num_params} trainable numbers), controller {job.spec.controller.type}, {trainer.workers} workers")
+          f"({algo.arch.num_params} trainable numbers), controller {job.spec.controller.type}, "
+          f"{trainer.workers} workers; folder {out}")
+    got: list[int] = []
+    training = [True]
+
+    def on_signal(signum: int, frame: Any) -> None:
+        got.append(signum)
+        if training[0] and len(got) == 1:  # later ones: the stop is already under way
+            raise KeyboardInterrupt  # leaves the pool's wait at once; Trainer.run catches it
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     start = time.monotonic()
-    bar = Bar(job.spec.stopping)
+    bar = Bar(algo.spec.stopping)
 
     def on_report(r: IterationReport) -> None:
+        ckpts.completed(algo)
         now = time.monotonic()
         bar.update(iteration=algo.iteration, env_steps=r.total_env_steps, episodes=r.total_episodes,
                    elapsed_s=algo.elapsed_seconds, now=now, best=r.best_reward, mean=r.reward_mean)
 
-    _, reason = trainer.run(on_report)
-    bar.close()
-    wall = time.monotonic() - start
-    info = write_results(out, algo, job, reason, wall)
+    try:
+        try:
+            _, reason = trainer.run(on_report)
+        except KeyboardInterrupt:  # landed in Trainer.run's own clean-up
+            trainer.close()
+            reason = ""
+        training[0] = False
+        bar.close()
+        if got:
+            name = "Ctrl-C" if got[0] == signal.SIGINT else signal.Signals(got[0]).name
+            reason = f"interrupted ({name})"
+            algo = ckpts.last_completed()
+            if algo.iteration == 0:
+                print("stopped before the first iteration; nothing to write", file=sys.stderr)
+                return EXIT_INTERRUPTED
+        save_checkpoint(out, algo, "Running" if got else "Succeeded", "" if got else reason)
+        wall = time.monotonic() - start
+        info = write_results(out, algo, job, reason, wall)
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
     best = info["bestReward"]
     print(f"stopped: {reason}; best reward {best if best is None else round(best, 1)} after "
           f"{algo.episodes} episodes, {algo.env_steps} env steps, {wall:.0f} s")
+    if got:
+        print(f"resume with: esenas run {source} --in-process --output {out} --resume")
+        return EXIT_INTERRUPTED
     print(f"results: {out}")
     return 0
-

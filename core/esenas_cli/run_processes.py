@@ -21,18 +21,18 @@ from pathlib import Path
 from typing import Any, Final
 
 from esenas.spec import Job, SpecError
+from esenas.trainer import default_workers
 
 from esenas_cli.args import positive_int
 from esenas_cli.child import PARENT_ENV
-from esenas_cli.errors import load_checked_job, report_bad_spec
+from esenas_cli.errors import EXIT_INTERRUPTED, load_checked_job, report_bad_spec
 from esenas_cli.local_job import follow_local_workers
 from esenas_cli.progress import Bar
 from esenas_cli.results_dir import default_dir
+from esenas_cli.run_folder import Resumed, checkpoint_dir, folder_problem, load_resumed
 
 POLL_S: Final = 0.5
 START_TIMEOUT_S: Final = 120.0
-#: Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
-EXIT_INTERRUPTED: Final = 130
 
 
 def register(sub: Any) -> None:
@@ -45,40 +45,45 @@ def register(sub: Any) -> None:
     p.set_defaults(func=main)
 
 
-def main(args: argparse.Namespace) -> int:
-    if args.in_process:
-        from esenas_cli import run_local
+def _error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
 
-        return run_local.main(args)
+
+def main(args: argparse.Namespace) -> int:
+    if problem := folder_problem(args.output, args.resume):  # before the environment is built
+        return _error(problem)
     loaded = load_checked_job(args.job)
     if isinstance(loaded, int):
         return loaded
-    job = loaded[0]
-    if args.resume and args.output is None:
-        print("error: --resume needs --output DIR, the folder of the run to continue", file=sys.stderr)
-        return 2
+    job, obs_dim, act_dim = loaded
     out: Path = args.output or default_dir(job)
-    ckpt = out / "checkpoints"
-    has_ckpt = ckpt.is_dir() and any(ckpt.glob("ckpt-*.esck"))
-    if args.resume and not has_ckpt:
-        print(f"error: --resume: {ckpt} holds no checkpoint to continue from", file=sys.stderr)
-        return 2
-    if has_ckpt and not args.resume:
-        print(f"error: {out} already holds a run; add --resume to continue it, or pick another --output", file=sys.stderr)
-        return 2
-    workers = args.workers or os.cpu_count() or 1
+    resumed: Resumed | None = None
+    if args.resume:
+        r = load_resumed(out)
+        if isinstance(r, str):
+            print(f"error: {r}", file=sys.stderr)
+            return 1
+        resumed = r
+        print(resumed.message)
+    workers = args.workers or default_workers()
     try:
         job_file, job = follow_local_workers(Path(args.job), job, workers, out)
     except SpecError as exc:
         return report_bad_spec(f"{args.job} with --workers {workers}", exc.errors)
-    return LocalFleet(job_file, job, out, workers).run()
+    if args.in_process:
+        from esenas_cli import run_local
+
+        return run_local.train(job, obs_dim, act_dim, out, workers, resumed, args.job)
+    return LocalFleet(job_file, job, out, workers, resumed).run()
 
 
 class LocalFleet:
     """Starts, watches and stops the local aggregator and workers."""
 
-    def __init__(self, job_file: Path, job: Job, out: Path, workers: int) -> None:
+    def __init__(self, job_file: Path, job: Job, out: Path, workers: int, resumed: Resumed | None = None) -> None:
         self.job_file, self.job, self.out, self.n_workers = job_file, job, out, workers
+        self.resumed = resumed
         self.logs = out / "logs"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.interrupted = False
@@ -108,7 +113,7 @@ class LocalFleet:
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             agg = self._spawn(
-                "aggregator", "esenas_aggregator", "--job", str(self.job_file), "--checkpoint-dir", str(self.out / "checkpoints"),
+                "aggregator", "esenas_aggregator", "--job", str(self.job_file), "--checkpoint-dir", str(checkpoint_dir(self.out)),
                 "--token-file", str(token), "--host", "127.0.0.1", "--port", "0", "--http-port", "0",
                 "--ports-file", str(ports), "--exit-when-done", "--log-level", "WARNING",
             )
@@ -153,6 +158,7 @@ class LocalFleet:
 
     def _watch(self, agg: subprocess.Popen[bytes], http_port: int, start: float) -> dict[str, Any]:
         bar = Bar(self.job.spec.stopping)
+        elapsed_before = self.resumed.elapsed_s if self.resumed else 0.0
         last: dict[str, Any] = {}
         while agg.poll() is None and not self.interrupted:
             try:
@@ -163,7 +169,7 @@ class LocalFleet:
                 continue
             now = time.monotonic()
             bar.update(iteration=last["iteration"], env_steps=last["envSteps"], episodes=last["episodes"],
-                       elapsed_s=now - start, now=now, best=last["bestReward"],
+                       elapsed_s=elapsed_before + now - start, now=now, best=last["bestReward"],
                        mean=last["meanReward"], extra=f"workers {last['workersConnected']}")
             if last.get("done"):
                 break
@@ -204,7 +210,7 @@ class LocalFleet:
         if code != 0 and not self.interrupted:
             return self._fail(f"the aggregator exited with code {code}")
         try:
-            loaded = CheckpointStore(self.out / "checkpoints").load_latest()
+            loaded = CheckpointStore(checkpoint_dir(self.out)).load_latest()
         except CheckpointError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

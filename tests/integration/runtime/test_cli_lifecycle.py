@@ -110,3 +110,33 @@ def test_sigkill_takes_the_children_down(tmp_path: Path) -> None:
         p.kill()
     wait_until(lambda: not alive(kids), 20, f"children {alive(kids)} to exit after their parent's SIGKILL")
     assert checkpoints(out), "PR_SET_PDEATHSIG sends the aggregator SIGTERM, and it checkpoints"
+
+
+def test_in_process_sigterm_checkpoints_and_stops_the_pool(tmp_path: Path) -> None:
+    p, out = start(tmp_path, "--in-process", "--workers", "2", **{"aggregator.checkpoint.everyIterations": 1})
+    try:
+        wait_until(lambda: (out / "checkpoints").is_dir() and checkpoints(out), 60, "a first checkpoint")
+        kids = children_of(p.pid)
+        assert len(kids) == 2, "two rollout processes"
+        seen = checkpoints(out)[-1]
+        p.send_signal(signal.SIGTERM)
+        text = p.communicate(timeout=60)[0]
+    finally:
+        p.kill()
+    assert p.returncode == 130, text
+    assert "stopped: interrupted (SIGTERM)" in text
+    assert "--in-process --output" in text and "--resume" in text
+    assert not alive(kids)
+    assert checkpoints(out)[-1] >= seen
+    assert json.loads((out / "summary.json").read_text())["iterations"] == checkpoints(out)[-1]
+
+
+def test_in_process_sigkill_takes_the_pool_down(tmp_path: Path) -> None:
+    p, _ = start(tmp_path, "--in-process", "--workers", "2")
+    try:
+        kids = wait_until(lambda: len(c := children_of(p.pid)) == 2 and c, 60, "two rollout processes")
+        p.kill()
+        p.wait(10)
+    finally:
+        p.kill()
+    wait_until(lambda: not alive(kids), 20, f"rollout processes {alive(kids)} to exit after their parent's SIGKILL")

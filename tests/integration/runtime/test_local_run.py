@@ -48,6 +48,7 @@ def test_run_ctrl_c_checkpoints_then_resume_finishes(tmp_path: Path) -> None:
 
     r = subprocess.run([*cmd, "--resume"], cwd=REPO, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stdout + r.stderr
+    assert f"resuming from iteration {stopped_at} (ckpt-{stopped_at:010d}.esck" in r.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["iterations"] == 25
     for name in ("policy.json", "reward_curve.png", "topology.png", "history.json"):
