@@ -23,7 +23,7 @@ from typing import Any, Final
 from esenas.spec import Job, SpecError
 from esenas.trainer import default_workers
 
-from esenas_cli.args import positive_int
+from esenas_cli.args import port, positive_int
 from esenas_cli.child import PARENT_ENV
 from esenas_cli.errors import EXIT_INTERRUPTED, load_checked_job, report_bad_spec
 from esenas_cli.local_job import follow_local_workers
@@ -41,7 +41,9 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=positive_int, default=None, help="worker processes (default: number of cores)")
     p.add_argument("--output", type=Path, default=None, help="run folder (default: runs/<job>-<time>/)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its checkpoint")
-    p.add_argument("--in-process", action="store_true", help="train in this process instead (no gRPC)")
+    p.add_argument("--http-port", type=port, default=None,
+                   help="the aggregator's status and metrics port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--in-process", action="store_true", help="train in this process instead (no gRPC, no HTTP)")
     p.set_defaults(func=main)
 
 
@@ -51,6 +53,8 @@ def _error(message: str) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.in_process and args.http_port is not None:
+        return _error("--http-port needs the aggregator process; --in-process serves no HTTP")
     if problem := folder_problem(args.output, args.resume):  # before the environment is built
         return _error(problem)
     loaded = load_checked_job(args.job)
@@ -75,15 +79,16 @@ def main(args: argparse.Namespace) -> int:
         from esenas_cli import run_local
 
         return run_local.train(job, obs_dim, act_dim, out, workers, resumed, args.job)
-    return LocalFleet(job_file, job, out, workers, resumed).run()
+    return LocalFleet(job_file, job, out, workers, args.http_port or 0, resumed).run()
 
 
 class LocalFleet:
     """Starts, watches and stops the local aggregator and workers."""
 
-    def __init__(self, job_file: Path, job: Job, out: Path, workers: int, resumed: Resumed | None = None) -> None:
+    def __init__(self, job_file: Path, job: Job, out: Path, workers: int, http_port: int = 0,
+                 resumed: Resumed | None = None) -> None:
         self.job_file, self.job, self.out, self.n_workers = job_file, job, out, workers
-        self.resumed = resumed
+        self.http_port, self.resumed = http_port, resumed
         self.logs = out / "logs"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.interrupted = False
@@ -114,13 +119,14 @@ class LocalFleet:
         try:
             agg = self._spawn(
                 "aggregator", "esenas_aggregator", "--job", str(self.job_file), "--checkpoint-dir", str(checkpoint_dir(self.out)),
-                "--token-file", str(token), "--host", "127.0.0.1", "--port", "0", "--http-port", "0",
+                "--token-file", str(token), "--host", "127.0.0.1", "--port", "0", "--http-port", str(self.http_port),
                 "--ports-file", str(ports), "--exit-when-done", "--log-level", "WARNING",
             )
             bound = self._wait_ports(agg, ports)
             if bound is None:
                 return EXIT_INTERRUPTED if self.interrupted else self._fail("the aggregator did not start")
             http_port, grpc_port = bound
+            print(f"status: http://127.0.0.1:{http_port}/status  metrics: http://127.0.0.1:{http_port}/metrics")
             for i in range(self.n_workers):
                 self._spawn(
                     f"worker-{i}", "esenas_worker", "--job", str(self.job_file), "--aggregator", f"127.0.0.1:{grpc_port}",

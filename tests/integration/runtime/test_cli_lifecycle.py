@@ -1,4 +1,7 @@
-"""``esenas run`` as a real process: SIGTERM checkpoints like Ctrl-C, and no child outlives it, even by SIGKILL."""
+"""``esenas run`` as a real process: SIGTERM checkpoints like Ctrl-C, and no child outlives it, even by SIGKILL.
+
+Also: the status URL and ``--http-port``.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.integration.runtime.procs import write_job
+from tests.integration.runtime.procs import free_port, write_job
 
 CLI = [sys.executable, "-c", "import sys; from esenas_cli.main import main; sys.exit(main())"]
 #: Endless unless stopped: a target no pendulum reaches, checkpoints only on stopping.
@@ -78,11 +81,10 @@ def checkpoints(out: Path) -> list[int]:
 
 
 def test_sigterm_checkpoints_and_stops_every_child(tmp_path: Path) -> None:
-    p, out = start(tmp_path, "--workers", "2")
+    port = free_port()
+    p, out = start(tmp_path, "--workers", "2", "--http-port", str(port))
     try:
-        wait_until(lambda: (out / ".ports.json").exists(), 60, "the aggregator's ports")
-        port = json.loads((out / ".ports.json").read_text())["http"]
-        wait_until(lambda: (s := status(port)) and s["iteration"] >= 2, 60, "iteration 2")
+        wait_until(lambda: (s := status(port)) and s["iteration"] >= 2, 60, "iteration 2 on --http-port")
         kids = children_of(p.pid)
         assert len(kids) == 3, "one aggregator and two workers"
         p.send_signal(signal.SIGTERM)
@@ -90,6 +92,7 @@ def test_sigterm_checkpoints_and_stops_every_child(tmp_path: Path) -> None:
     finally:
         p.kill()
     assert p.returncode == 130, text
+    assert f"status: http://127.0.0.1:{port}/status  metrics: http://127.0.0.1:{port}/metrics" in text
     assert "interrupted (SIGTERM): checkpointing and stopping" in text
     assert "resume with:" in text
     assert not alive(kids)

@@ -55,6 +55,12 @@ def test_eval_zero_episodes_is_refused(tmp_path: Path, capsys: pytest.CaptureFix
     assert "argument --episodes: must be a positive integer, got 0" in _one_line_error(capsys)
 
 
+def test_http_port_out_of_range(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", _job(tmp_path), "--http-port", "70000"])
+    assert "argument --http-port: must be a port number (0-65535), got 70000" in _one_line_error(capsys)
+
+
 def test_unknown_env_id_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     job = _job(tmp_path, JOB.replace("InvertedPendulum-v5", "NoSuchTask-v3"))
     assert main(["run", job, "--output", str(tmp_path / "run")]) == 2
@@ -120,6 +126,11 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert info.value.code == 0
     out = capsys.readouterr().out.strip()
     assert out.startswith("esenas ") and out.split()[1][0].isdigit()
+
+
+def test_http_port_with_in_process_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", _job(tmp_path), "--in-process", "--http-port", "9999"]) == 2
+    assert _one_line_error(capsys) == "error: --http-port needs the aggregator process; --in-process serves no HTTP"
 
 
 # --------------------------------------------------------------------------- eval of a malformed folder
