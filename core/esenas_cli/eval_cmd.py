@@ -13,6 +13,7 @@ from esenas.policies import Policy
 from esenas.rollout import evaluate_policy
 from esenas.spec import EnvironmentSpec, FieldError
 
+from esenas_cli import mujoco_log
 from esenas_cli.args import positive_int
 from esenas_cli.errors import environment_dims, one_line
 from esenas_cli.results_dir import POLICY_FILE
@@ -33,6 +34,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {loaded}", file=sys.stderr)
         return 2
     policy, env_spec = loaded
+    mujoco_log.capture(path.parent)  # its warnings go to the results folder, not the working directory
     dims = environment_dims(env_spec)
     if isinstance(dims, FieldError):
         print(f"error: {path}: {dims.reason}", file=sys.stderr)

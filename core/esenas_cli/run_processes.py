@@ -23,6 +23,7 @@ from typing import Any, Final
 from esenas.spec import Job, SpecError
 from esenas.trainer import default_workers
 
+from esenas_cli import mujoco_log
 from esenas_cli.args import port, positive_int
 from esenas_cli.child import PARENT_ENV
 from esenas_cli.errors import EXIT_INTERRUPTED, load_checked_job, report_bad_spec
@@ -57,11 +58,13 @@ def main(args: argparse.Namespace) -> int:
         return _error("--http-port needs the aggregator process; --in-process serves no HTTP")
     if problem := folder_problem(args.output, args.resume):  # before the environment is built
         return _error(problem)
+    mujoco_log.capture(None)  # the environment check below may warn before the folder is known
     loaded = load_checked_job(args.job)
     if isinstance(loaded, int):
         return loaded
     job, obs_dim, act_dim = loaded
-    out: Path = args.output or default_dir(job)
+    out: Path = (args.output or default_dir(job)).resolve()  # the children run inside it
+    mujoco_log.capture(out)
     resumed: Resumed | None = None
     if args.resume:
         r = load_resumed(out)
@@ -72,7 +75,7 @@ def main(args: argparse.Namespace) -> int:
         print(resumed.message)
     workers = args.workers or default_workers()
     try:
-        job_file, job = follow_local_workers(Path(args.job), job, workers, out)
+        job_file, job = follow_local_workers(Path(args.job).resolve(), job, workers, out)
     except SpecError as exc:
         return report_bad_spec(f"{args.job} with --workers {workers}", exc.errors)
     if args.in_process:
@@ -97,9 +100,10 @@ class LocalFleet:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
         env = dict(os.environ, PYTHONUNBUFFERED="1", **{PARENT_ENV: str(os.getpid())})
         # esenas_cli.child ties the child's life to this process (PR_SET_PDEATHSIG). A new session:
-        # Ctrl-C reaches only this process, which then stops the children in order.
+        # Ctrl-C reaches only this process, which then stops the children in order. The run folder
+        # as working directory: MuJoCo writes its MUJOCO_LOG.TXT there.
         p = subprocess.Popen([sys.executable, "-m", "esenas_cli.child", module, *argv], stdout=log,
-                             stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                             stderr=subprocess.STDOUT, env=env, cwd=self.out, start_new_session=True)
         self.procs.append(p)
         return p
 

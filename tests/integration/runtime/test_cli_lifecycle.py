@@ -1,11 +1,12 @@
 """``esenas run`` as a real process: SIGTERM checkpoints like Ctrl-C, and no child outlives it, even by SIGKILL.
 
-Also: the status URL and ``--http-port``.
+Also: the status URL and ``--http-port``, and MuJoCo's log in the run folder, not the working directory.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -143,3 +144,19 @@ def test_in_process_sigkill_takes_the_pool_down(tmp_path: Path) -> None:
     finally:
         p.kill()
     wait_until(lambda: not alive(kids), 20, f"rollout processes {alive(kids)} to exit after their parent's SIGKILL")
+
+
+def test_mujoco_log_lands_in_the_run_folder(tmp_path: Path) -> None:
+    """HalfCheetah warns as it loads (a deprecated compiler attribute); MuJoCo logs that to ./MUJOCO_LOG.TXT."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    job = write_job(tmp_path, **{"environment.id": "HalfCheetah-v5", "environment.maxEpisodeSteps": 10,
+                                 "stopping.maxIterations": 1, "es.perturbations": 2, "es.topDirections": 2})
+    for flags in (["--workers", "1"], ["--in-process", "--workers", "1"]):
+        out = tmp_path / f"run{len(flags)}"
+        r = subprocess.run([*CLI, "run", str(job), "--output", str(out), *flags], cwd=cwd, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "settotalmass" in (out / "MUJOCO_LOG.TXT").read_text()
+    r = subprocess.run([*CLI, "eval", str(out), "--episodes", "1"], cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert os.listdir(cwd) == []
