@@ -137,7 +137,7 @@ def time_to_children(workdir: Path, jobs: int, interval: float) -> dict[str, Any
             d = job_doc(f"d-{i:04d}", replicas=4, namespace="direct")
             created = rig.kube.client.create(JOBS.format(ns="direct"), d)
             job = load_job(created)
-            objs = [B.build_token_secret(created, B.new_token()), *B.build_children(created, job, N.Settings(), service_monitor=False)]
+            objs = [B.build_token_secret(created, B.new_token(), B.new_tls(created)), *B.build_children(created, job, N.Settings(), service_monitor=False)]
             for obj in objs:
                 kind_path = {"ConfigMap": "configmaps", "Secret": "secrets", "Service": "services"}.get(obj["kind"])
                 path = (

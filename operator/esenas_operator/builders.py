@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import yaml
+from esenas.api import tls
+from esenas.api.tls import TLSMaterial
 from esenas.spec import API_VERSION, KIND, Job
 
 from esenas_operator import names as N
@@ -56,10 +58,13 @@ def _resources(given: Mapping[str, Any], default: Mapping[str, Any]) -> Obj:
     return json.loads(json.dumps(dict(given) if given else dict(default)))  # type: ignore[no-any-return]
 
 
-def _common_volumes(job: str) -> list[Obj]:
+def _common_volumes(job: str, secret_keys: tuple[str, ...]) -> list[Obj]:
+    """The job's ConfigMap, the Secret's ``secret_keys`` only (a worker never sees the TLS key),
+    and a writable /tmp."""
+    items = [{"key": k, "path": k} for k in secret_keys]
     return [
         {"name": "job", "configMap": {"name": N.spec_configmap(job), "items": [{"key": "job.yaml", "path": "job.yaml"}]}},
-        {"name": "token", "secret": {"secretName": N.token_secret(job), "defaultMode": 0o440}},
+        {"name": "token", "secret": {"secretName": N.token_secret(job), "defaultMode": 0o440, "items": items}},
         {"name": "tmp", "emptyDir": {}},
     ]
 
@@ -99,15 +104,23 @@ def new_token() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
 
 
-def build_token_secret(body: Mapping[str, Any], token: str) -> Obj:
+def new_tls(body: Mapping[str, Any]) -> TLSMaterial:
+    """A fresh CA and aggregator certificate for the job's Service names (random: made once)."""
+    meta = body["metadata"]
+    return tls.issue(N.aggregator(meta["name"]), tls.server_names(meta["name"], meta["namespace"]))
+
+
+def build_token_secret(body: Mapping[str, Any], token: str, material: TLSMaterial) -> Obj:
+    """The job's Secret: the workers' bearer token and the TLS files of the aggregator's port."""
     name = body["metadata"]["name"]
+    data = {"token": token.encode(), **material.as_files()}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": _meta(body, N.token_secret(name), "token"),
         "type": "Opaque",
         "immutable": True,
-        "data": {"token": base64.b64encode(token.encode()).decode()},
+        "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
     }
 
 
@@ -140,7 +153,8 @@ def build_aggregator_deployment(body: Mapping[str, Any], job: Job, settings: N.S
         if ck.storage_size is not None
         else {"name": "checkpoints", "emptyDir": {}}
     )
-    probe = {"grpc": {"port": N.GRPC_PORT}, "periodSeconds": 10, "timeoutSeconds": 5}
+    # HTTP, not the gRPC probe: the kubelet's gRPC probe cannot speak TLS.
+    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 5}
     container: Obj = {
         "name": "aggregator",
         "image": job.spec.aggregator.image or settings.aggregator_image,
@@ -150,6 +164,8 @@ def build_aggregator_deployment(body: Mapping[str, Any], job: Job, settings: N.S
             "--job", N.JOB_FILE,
             "--checkpoint-dir", N.CHECKPOINT_DIR,
             "--token-file", N.TOKEN_FILE,
+            "--tls-cert-file", N.TLS_CERT_FILE,
+            "--tls-key-file", N.TLS_KEY_FILE,
             "--port", str(N.GRPC_PORT),
             "--http-port", str(N.HTTP_PORT),
         ],
@@ -183,7 +199,7 @@ def build_aggregator_deployment(body: Mapping[str, Any], job: Job, settings: N.S
                     "terminationGracePeriodSeconds": 60,
                     "securityContext": _pod_security(),
                     "containers": [container],
-                    "volumes": [*_common_volumes(name), checkpoint_volume],
+                    "volumes": [*_common_volumes(name, ("token", tls.CERT_KEY, tls.KEY_KEY)), checkpoint_volume],
                 },
             },
         },
@@ -228,7 +244,9 @@ def build_worker_fleet(body: Mapping[str, Any], job: Job, settings: N.Settings, 
         "image": w.image or settings.worker_image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": ["esenas", "worker"],
-        "args": ["--job", N.JOB_FILE, "--aggregator", address, "--token-file", N.TOKEN_FILE],
+        "args": [
+            "--job", N.JOB_FILE, "--aggregator", address, "--token-file", N.TOKEN_FILE, "--tls-ca-file", N.TLS_CA_FILE,
+        ],
         "env": [{"name": "ESENAS_AGGREGATOR", "value": address}],
         "resources": _resources(w.resources, DEFAULT_WORKER_RESOURCES),
         "securityContext": _container_security(),
@@ -241,7 +259,7 @@ def build_worker_fleet(body: Mapping[str, Any], job: Job, settings: N.Settings, 
         "terminationGracePeriodSeconds": 10,
         "securityContext": _pod_security(),
         "containers": [container],
-        "volumes": _common_volumes(name),
+        "volumes": _common_volumes(name, ("token", tls.CA_KEY)),
     }
     if w.node_selector:
         pod["nodeSelector"] = dict(w.node_selector)

@@ -13,6 +13,11 @@ JOB_DIR: Final = "/etc/esenas"
 JOB_FILE: Final = "/etc/esenas/job.yaml"
 TOKEN_DIR: Final = "/var/run/esenas"
 TOKEN_FILE: Final = "/var/run/esenas/token"
+#: The job's TLS files, from the same Secret: the aggregator gets the certificate and key,
+#: workers only the CA (each pod's volume projects just its own keys).
+TLS_CERT_FILE: Final = "/var/run/esenas/tls.crt"
+TLS_KEY_FILE: Final = "/var/run/esenas/tls.key"
+TLS_CA_FILE: Final = "/var/run/esenas/ca.crt"
 CHECKPOINT_DIR: Final = "/var/lib/esenas"
 #: The images' fixed non-root uid (see */Dockerfile); runAsNonRoot needs it numeric.
 RUN_AS: Final = 10001

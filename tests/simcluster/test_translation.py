@@ -96,7 +96,8 @@ def test_operator_aggregator_pod_maps_to_a_local_launch() -> None:
     launch = build_launch(POD, container, images.entrypoint(container["image"]), lookup_from({}), mounts,
                           {50051: 41000, 9090: 41001}, {"PATH": "/bin"})
     assert launch.argv == ["esenas", "aggregator", "--job", "/L/job/job.yaml", "--checkpoint-dir", "/L/checkpoints",
-                           "--token-file", "/L/token/token", "--port", "41000", "--http-port", "41001"]
+                           "--token-file", "/L/token/token", "--tls-cert-file", "/L/token/tls.crt",
+                           "--tls-key-file", "/L/token/tls.key", "--port", "41000", "--http-port", "41001"]
     assert launch.cwd == "/L/tmp" and launch.env["HOSTNAME"] == "p-1"
 
 

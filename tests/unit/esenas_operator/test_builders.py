@@ -30,7 +30,7 @@ def all_objects(b: dict[str, Any]) -> list[dict[str, Any]]:
     job = load_job(b)
     return [
         *B.build_children(b, job, SETTINGS, service_monitor=True),
-        B.build_token_secret(b, B.new_token()),
+        B.build_token_secret(b, B.new_token(), B.new_tls(b)),
         B.build_result_configmap(b, {"weights": [1.0]}, {"bestReward": 1.0}),
     ]
 
@@ -148,10 +148,11 @@ def test_aggregator_deployment() -> None:
     (c,) = d["spec"]["template"]["spec"]["containers"]
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"grpc": 50051, "http": 9090}
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
-        assert c[probe]["grpc"] == {"port": 50051}
+        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert c["command"] + c["args"] == [
         "esenas", "aggregator", "--job", "/etc/esenas/job.yaml", "--checkpoint-dir", "/var/lib/esenas",
-        "--token-file", "/var/run/esenas/token", "--port", "50051", "--http-port", "9090",
+        "--token-file", "/var/run/esenas/token", "--tls-cert-file", "/var/run/esenas/tls.crt",
+        "--tls-key-file", "/var/run/esenas/tls.key", "--port", "50051", "--http-port", "9090",
     ]
     volumes = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
     assert volumes["checkpoints"] == {"name": "checkpoints", "persistentVolumeClaim": {"claimName": "cheetah-checkpoints"}}
@@ -185,8 +186,37 @@ def test_spec_configmap_holds_the_whole_job_and_token_is_random() -> None:
     assert load_job(doc).spec == load_job(FULL).spec
     t1, t2 = B.new_token(), B.new_token()
     assert t1 != t2 and len(base64.urlsafe_b64decode(t1 + "=")) == 32
-    secret = B.build_token_secret(FULL, t1)
+    secret = B.build_token_secret(FULL, t1, B.new_tls(FULL))
     assert base64.b64decode(secret["data"]["token"]).decode() == t1
+
+
+def test_tls_the_aggregator_gets_the_key_workers_only_the_ca() -> None:
+    from cryptography import x509
+
+    job = load_job(FULL)
+    secret = B.build_token_secret(FULL, B.new_token(), B.new_tls(FULL))
+    assert sorted(secret["data"]) == ["ca.crt", "tls.crt", "tls.key", "token"]
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert N.aggregator_address("cheetah", "rl").rsplit(":", 1)[0] in names  # the name workers dial
+    ca = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["ca.crt"]))
+    cert.verify_directly_issued_by(ca)
+
+    agg = B.build_aggregator_deployment(FULL, job, SETTINGS)["spec"]["template"]["spec"]
+    fleet = B.build_worker_fleet(FULL, job, SETTINGS)[0]["spec"]["template"]["spec"]
+
+    def secret_keys(pod: dict[str, Any]) -> list[str]:
+        vol = next(v for v in pod["volumes"] if "secret" in v)
+        return [i["key"] for i in vol["secret"]["items"]]
+
+    assert secret_keys(agg) == ["token", "tls.crt", "tls.key"]
+    assert secret_keys(fleet) == ["token", "ca.crt"]  # never the private key
+    args = agg["containers"][0]["args"]
+    assert args[args.index("--tls-cert-file") + 1] == N.TLS_CERT_FILE and args[args.index("--tls-key-file") + 1] == N.TLS_KEY_FILE
+    wargs = fleet["containers"][0]["args"]
+    assert wargs[wargs.index("--tls-ca-file") + 1] == N.TLS_CA_FILE
+    # The kubelet's gRPC probe cannot speak TLS: the probes use the HTTP port.
+    assert agg["containers"][0]["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
 
 
 def test_object_count_does_not_grow_with_replicas() -> None:
