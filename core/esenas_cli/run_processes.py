@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Final
 
+from esenas.api import tls
 from esenas.spec import Job, SpecError
 from esenas.trainer import default_workers
 
@@ -113,6 +114,9 @@ class LocalFleet:
         if not token.exists():
             token.touch(mode=0o600)
             token.write_text(secrets.token_urlsafe(32))
+        tls_dir = self.out / ".tls"  # gRPC over TLS on 127.0.0.1 too: a CA and certificate per run folder
+        if not (tls_dir / tls.KEY_KEY).exists():
+            tls.issue("esenas-local", ["127.0.0.1", "localhost"]).write(tls_dir)
         ports = self.out / ".ports.json"
         ports.unlink(missing_ok=True)
         spec = self.job.spec
@@ -124,6 +128,7 @@ class LocalFleet:
             agg = self._spawn(
                 "aggregator", "esenas_aggregator", "--job", str(self.job_file), "--checkpoint-dir", str(checkpoint_dir(self.out)),
                 "--token-file", str(token), "--host", "127.0.0.1", "--port", "0", "--http-port", str(self.http_port),
+                "--tls-cert-file", str(tls_dir / tls.CERT_KEY), "--tls-key-file", str(tls_dir / tls.KEY_KEY),
                 "--ports-file", str(ports), "--exit-when-done", "--log-level", "WARNING",
             )
             bound = self._wait_ports(agg, ports)
@@ -134,7 +139,8 @@ class LocalFleet:
             for i in range(self.n_workers):
                 self._spawn(
                     f"worker-{i}", "esenas_worker", "--job", str(self.job_file), "--aggregator", f"127.0.0.1:{grpc_port}",
-                    "--token-file", str(token), "--worker-id", f"local-{i}", "--give-up-after", "60", "--log-level", "WARNING",
+                    "--token-file", str(token), "--tls-ca-file", str(tls_dir / tls.CA_KEY),
+                    "--worker-id", f"local-{i}", "--give-up-after", "60", "--log-level", "WARNING",
                 )
             last = self._watch(agg, http_port, start)
             code = self._stop(agg)

@@ -45,6 +45,9 @@ def test_run_ctrl_c_checkpoints_then_resume_finishes(tmp_path: Path) -> None:
     ckpts = sorted((out / "checkpoints").glob("ckpt-*.esck"))
     stopped_at = int(ckpts[-1].stem.split("-")[1])
     assert stopped_at >= 3  # checkpoint written on Ctrl-C, although everyIterations is 1000
+    # gRPC over TLS on 127.0.0.1 too: a per-run certificate, the key readable by its owner only.
+    assert (out / ".tls/tls.key").stat().st_mode & 0o777 == 0o600
+    assert "plaintext" not in next(out.rglob("aggregator.log")).read_text()
 
     r = subprocess.run([*cmd, "--resume"], cwd=REPO, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stdout + r.stderr
