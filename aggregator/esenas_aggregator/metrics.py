@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from esenas_aggregator.queue import REJECT_REASONS, IngestOutcome
+from esenas_aggregator.outcome import REJECT_REASONS, IngestOutcome
 
 _DURATION_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 

@@ -2,86 +2,32 @@
 
 Pure numpy, no gRPC: whichever worker asks gets a batch; an item whose lease deadline
 passed is re-issued; results are checked as whole arrays (one ``frombuffer`` per batch)
-and every bad record is counted by reason and never stored.
+and every bad record is counted by reason and never stored. Backup copies of the
+iteration's stragglers come from :class:`~esenas_aggregator.tail.TailPolicy`.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 from esenas.api.wire import KIND_EXACT, WORK_DTYPE
 
-#: Reasons a record is rejected; they are the ``reason`` label values of
-#: ``esenas_results_rejected_total`` (docs/contracts.md).
-REJECT_REASONS: Final = (
-    "token",
-    "nonfinite",
-    "unknown_iteration",
-    "duplicate",
-    "oversize",
-    "malformed",
-    "not_leased",
-    "replay",
-    "reward_bound",
-    "steps_bound",
-    "obs_stats",
+from esenas_aggregator.outcome import REJECT_REASONS, IngestOutcome, IterationResults
+from esenas_aggregator.tail import (
+    ABANDON_FACTOR,
+    MAX_COPIES,
+    STRAGGLER_FACTOR,
+    TAIL_FRACTION,
+    TailPolicy,
 )
-#: Most copies of an item out at once in the tail: the original, an expired-lease re-issue or
-#: backups. Past it, one more only once the latest copy is itself late (it may have been lost).
-MAX_COPIES: Final = 3
-#: An outstanding item is a straggler once its lease is this many times older than the median
-#: lease-to-result time of the iteration's completed items (fixed-length episodes: no copies).
-STRAGGLER_FACTOR: Final = 1.5
-#: Backups only in the tail: at most this fraction of the iteration's items still outstanding.
-#: An overloaded aggregator makes every lease look late; copying them all would feed the overload
-#: (10,000 simulated workers: 87,000 copies for 80,000 items before this bound).
-TAIL_FRACTION: Final = 0.1
-#: Outside the tail, an item whose only copy is this many times older than the median
-#: lease-to-result time is presumed abandoned (a hoarding or hung worker) and gets one backup,
-#: so no single worker can hold an iteration until the item timeout.
-ABANDON_FACTOR: Final = 4.0
+
+__all__ = ["REJECT_REASONS", "IngestOutcome", "IterationResults", "WorkQueue"]
 
 
-@dataclass
-class IngestOutcome:
-    """What one pushed batch did: accepted records, stale ones, and rejections by reason."""
-
-    accepted: int = 0
-    stale: int = 0
-    #: Late copies of speculatively re-issued items: the first result won, these are dropped.
-    redundant: int = 0
-    steps: int = 0
-    rollouts: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
-
-    def reject(self, reason: str, n: int) -> None:
-        if n:
-            self.rejected[reason] = self.rejected.get(reason, 0) + n
-
-    @property
-    def rejected_total(self) -> int:
-        return sum(self.rejected.values())
-
-
-@dataclass
-class IterationResults:
-    """All results of a completed iteration, in item order, plus merged observation stats."""
-
-    index: npt.NDArray[np.uint32]
-    reward_pos: npt.NDArray[np.float64]
-    reward_neg: npt.NDArray[np.float64]
-    steps: npt.NDArray[np.uint32]
-    obs_count: float
-    obs_sum: npt.NDArray[np.float64]
-    obs_sumsq: npt.NDArray[np.float64]
-
-
-class WorkQueue:
+class WorkQueue(TailPolicy):
     """Items of the current iteration, their leases and their results."""
 
     def __init__(
@@ -153,10 +99,6 @@ class WorkQueue:
         """Items never leased yet in this iteration."""
         return self.size - self._fresh
 
-    @property
-    def outstanding(self) -> int:
-        return self.size - self._n_done
-
     def kinds(self, index: npt.NDArray[np.integer]) -> npt.NDArray[np.uint8]:
         """The kind (pair or exact) of each item in ``index`` (which must be in range)."""
         return np.asarray(self._items["kind"][index], np.uint8)
@@ -218,99 +160,6 @@ class WorkQueue:
         self._copies[idx] = np.maximum(self._copies[idx].astype(np.int64) - 1, 0)
         if self._deadline_lb is not None:
             self._deadline_lb = min(self._deadline_lb, now)
-
-    def straggler_age_cutoff(self) -> float:
-        """Lease age past which an outstanding item counts as a straggler: ``straggler_factor``
-        times the median lease-to-result time of the items done (recomputed as they grow by
-        10%, so the tail of a big iteration costs no O(n) work per request); infinite until half
-        the items are in, so nothing is copied before the iteration's typical time is known."""
-        return self.straggler_factor * self._typical()
-
-    def _typical(self) -> float:
-        """Median lease-to-result time of the items done (see :meth:`straggler_age_cutoff`)."""
-        done, _ = self._typical_age
-        if self._n_done < max(1, self.size // 2):
-            return math.inf
-        if self._n_done > done * 1.1:
-            ages = self._age_done[self._done]
-            self._typical_age = (self._n_done, float(np.nanmedian(ages)) if ages.size else math.inf)
-        return self._typical_age[1]
-
-    def _oldest_lone(self) -> int | None:
-        """The outstanding item with a single copy out that was leased first. First leases go
-        out in index order, so it is the smallest such index: a pointer that only moves
-        forward finds it in amortised O(1) per request."""
-        p = self._oldest
-        while p < self._fresh and (self._done[p] or self._copies[p] >= 2):
-            p += 1
-        self._oldest = p
-        return p if p < self._fresh else None
-
-    def _abandoned(self, now: float) -> tuple[int | None, float | None]:
-        """Outside the tail: the oldest lone item if presumed abandoned now (else None), and
-        when it will be (None: not known yet)."""
-        typical = self._typical()
-        if self.max_copies <= 1 or not math.isfinite(typical):
-            return None, None
-        p = self._oldest_lone()
-        if p is None:
-            return None, None
-        when = float(self._leased_at[p]) + self.abandon_factor * typical
-        return (p if when <= now else None), when
-
-    def next_straggler_time(self) -> float | None:
-        """When the oldest outstanding lease becomes a straggler that may be backed up (None:
-        not yet known, or nothing to back up), so a waiting worker wakes for it."""
-        if not self._in_tail():
-            return self._abandoned(math.inf)[1]
-        cutoff = self.straggler_age_cutoff()
-        if self.max_copies <= 1 or not math.isfinite(cutoff):
-            return None
-        out = self._refresh_outstanding()
-        if not out.size:
-            return None
-        since = np.where(self._copies[out] < self.max_copies, self._leased_at[out], self._last_leased_at[out])
-        return float(since.min()) + cutoff
-
-    def _in_tail(self) -> bool:
-        return 0 < self.outstanding <= max(1, int(self.size * self.tail_fraction))
-
-    def _refresh_outstanding(self) -> npt.NDArray[np.int64]:
-        """Unfinished items, from a list refreshed as 1% more items finish (the tail's requests
-        scan the few outstanding items, not all of them)."""
-        if self._outstanding_at is None or self._n_done - self._outstanding_at >= max(1, self.size // 100):
-            self._outstanding = np.flatnonzero(~self._done)
-            self._outstanding_at = self._n_done
-        out = self._outstanding
-        return out[~self._done[out]]
-
-    def _speculate(self, now: float) -> npt.NDArray[np.int64]:
-        """The iteration's tail: every item is leased and none has expired, so this worker would
-        idle at the barrier. Give it a backup copy of one outstanding item (MapReduce's backup
-        tasks, Dean & Ghemawat 2004) of a straggler (see :meth:`straggler_age_cutoff`): the one
-        with the fewest copies, leased longest ago. The first result wins; later copies are
-        counted as ``redundant``. One item per lease, so idle workers spread over the outstanding
-        items instead of one worker queueing many."""
-        if not self._in_tail():
-            lone, _ = self._abandoned(now)
-            if lone is None:
-                return np.zeros(0, np.int64)
-            self.speculative += 1
-            return np.array([lone], np.int64)
-        cutoff = self.straggler_age_cutoff()
-        if self.max_copies <= 1 or not math.isfinite(cutoff):
-            return np.zeros(0, np.int64)
-        out = self._refresh_outstanding()
-        late = now - cutoff
-        # A copy can be lost too (a worker or its connection dies with it): an item with all its
-        # copies out gets one more once its latest copy is itself late, so the tail recovers in
-        # seconds instead of waiting for the item timeout.
-        cand = out[(self._leased_at[out] <= late) & ((self._copies[out] < self.max_copies) | (self._last_leased_at[out] <= late))]
-        if len(cand) == 0:
-            return cand
-        best = cand[np.lexsort((self._leased_at[cand], self._copies[cand]))[0]]
-        self.speculative += 1
-        return np.array([best], np.int64)
 
     def ingest(
         self,

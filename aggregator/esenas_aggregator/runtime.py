@@ -22,7 +22,8 @@ from esenas.topology import Topology, encode_topologies
 from esenas_aggregator.bounds import ResultBounds
 from esenas_aggregator.leases import LeaseBook, LeaseState
 from esenas_aggregator.metrics import Metrics
-from esenas_aggregator.queue import IngestOutcome, WorkQueue
+from esenas_aggregator.outcome import IngestOutcome
+from esenas_aggregator.queue import WorkQueue
 
 #: Most items in one lease, and so most records in one pushed batch.
 MAX_BATCH_ITEMS: Final = 4096
