@@ -86,8 +86,10 @@ class ControllerSpec:
     population_size: int = 50
     tournament_size: int = 0  # 0: round(sqrt(population_size))
     mutation_rate: float = 0.05
-    learning_rate: float = 0.05
-    algorithm: str = "ppo"
+    # REINFORCE at 40 concentrates the controller within ~10 iterations, so the ES trains the
+    # weights for a few topologies; PPO at 0.05 stayed near uniform (bench/results/learning.md).
+    learning_rate: float = 40.0
+    algorithm: str = "reinforce"
     baseline_decay: float = 0.95
     entropy_weight: float = 0.0
     ppo_clip: float = 0.2
@@ -379,8 +381,8 @@ def parse_spec(spec: Any, path: str = "spec") -> JobSpec:
         population_size=pop,
         tournament_size=_req(c.integer("tournamentSize", 0, 0, 100_000)),
         mutation_rate=_req(c.number("mutationRate", 0.05, 0.0, 1.0, lo_open=True)),
-        learning_rate=_req(c.number("learningRate", 0.05, 0.0, 100.0, lo_open=True)),
-        algorithm=_req(c.string("algorithm", "ppo", PG_ALGORITHMS)),
+        learning_rate=_req(c.number("learningRate", ControllerSpec.learning_rate, 0.0, 100.0, lo_open=True)),
+        algorithm=_req(c.string("algorithm", ControllerSpec.algorithm, PG_ALGORITHMS)),
         baseline_decay=_req(c.number("baselineDecay", 0.95, 0.0, 1.0)),
         entropy_weight=_req(c.number("entropyWeight", 0.0, 0.0, 10.0)),
         ppo_clip=_req(c.number("ppoClip", 0.2, 0.0, 1.0, lo_open=True)),

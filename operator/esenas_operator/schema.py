@@ -146,8 +146,12 @@ CONTROLLER: Final = _obj(
         "populationSize": _int("Regularized evolution: population size.", 50, 2, 100_000),
         "tournamentSize": _int("Regularized evolution: tournament size; 0 means round(sqrt(populationSize)).", 0, 0, 100_000),
         "mutationRate": _num("Regularized evolution: chance to mutate each decision.", 0.05, 0.0, 1.0, lo_open=True),
-        "learningRate": _num("Policy gradient: learning rate of the logits.", 0.05, 0.0, 100.0, lo_open=True),
-        "algorithm": _str("Policy gradient: reinforce or ppo (clipped).", "ppo", S.PG_ALGORITHMS),
+        "learningRate": _num(
+            "Policy gradient: learning rate of the logits. The default, 40 with reinforce, concentrates the "
+            "controller within about 10 iterations; ppo needs its own, far lower rate.",
+            S.ControllerSpec.learning_rate, 0.0, 100.0, lo_open=True,
+        ),
+        "algorithm": _str("Policy gradient: reinforce or ppo (clipped).", S.ControllerSpec.algorithm, S.PG_ALGORITHMS),
         "baselineDecay": _num("Policy gradient: decay of the reward baseline.", 0.95, 0.0, 1.0),
         "entropyWeight": _num("Policy gradient: entropy bonus weight.", 0.0, 0.0, 10.0),
         "ppoClip": _num("PPO: clip range.", 0.2, 0.0, 1.0, lo_open=True),
