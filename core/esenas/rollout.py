@@ -27,7 +27,7 @@ from esenas.es import perturbation
 from esenas.network import Architecture
 from esenas.policies import Policy
 from esenas.results import KIND_PAIR, Results
-from esenas.spec import EnvironmentSpec, JobSpec
+from esenas.spec import EnvironmentSpec, JobSpec, SpecError, unsupported_actions
 from esenas.topology import Topology
 
 F64 = npt.NDArray[np.float64]
@@ -47,9 +47,19 @@ def make_env(env: EnvironmentSpec) -> Any:
 
 
 def env_dims(env: EnvironmentSpec | Any) -> tuple[int, int]:
-    """(obs_dim, act_dim) of an environment or of an environment spec."""
+    """(obs_dim, act_dim) of an environment or of an environment spec.
+
+    Raises SpecError (field ``spec.environment.id``) when the actions are not a continuous Box:
+    this is where the aggregator and ``esenas run`` learn a task's sizes, before anything runs.
+    """
+    from gymnasium.spaces import Box
+
     e = make_env(env) if isinstance(env, EnvironmentSpec) else env
     try:
+        space = e.action_space
+        if not (isinstance(space, Box) and np.issubdtype(space.dtype, np.floating)):
+            env_id = env.id if isinstance(env, EnvironmentSpec) else str(getattr(e.spec, "id", type(e).__name__))
+            raise SpecError([unsupported_actions(env_id, str(space))])
         obs = int(np.prod(e.observation_space.shape))
         act = int(np.prod(e.action_space.shape))
     finally:

@@ -540,6 +540,15 @@ def check_dimensions(spec: JobSpec, obs_dim: int, act_dim: int) -> list[FieldErr
     return errors
 
 
+def unsupported_actions(env_id: str, space: str) -> FieldError:
+    """The error for an environment whose actions are not a continuous Box: policies here emit
+    real-valued actions (ES-ENAS, ARS), so a discrete space cannot be driven."""
+    return FieldError(
+        "spec.environment.id",
+        f"{env_id!r} has a discrete action space ({space}): only continuous Box actions are supported",
+    )
+
+
 def load_job(source: str | Path | Mapping[str, Any]) -> Job:
     """Load a whole ESENASJob (the file a user would ``kubectl apply``) and parse its spec."""
     if isinstance(source, Mapping):

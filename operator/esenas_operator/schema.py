@@ -96,7 +96,8 @@ ENVIRONMENT: Final = _obj(
     "The task to learn. Immutable: a running job cannot change its task.",
     {
         "id": _str(
-            "A Gymnasium id such as HalfCheetah-v5, or module:Class of a gymnasium.Env.",
+            "A Gymnasium id such as HalfCheetah-v5, or module:Class of a gymnasium.Env. Its actions must be "
+            "a continuous Box: discrete action spaces (CartPole-v1) are refused.",
             pattern=r"^((?:[\w.-]+/)?[A-Za-z][\w.-]*-v\d+|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$",
             maxLength=253,
         ),

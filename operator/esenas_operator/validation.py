@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from esenas.spec import FieldError, Job, SpecError, check_dimensions, load_job
+from esenas.spec import FieldError, Job, SpecError, check_dimensions, load_job, unsupported_actions
 
 #: (observation size, action size) of the standard tasks; a Discrete action space counts its n.
 KNOWN_ENVS: Final[Mapping[str, tuple[int, int]]] = {
@@ -40,13 +40,19 @@ KNOWN_ENVS: Final[Mapping[str, tuple[int, int]]] = {
     "MountainCar-v0": (2, 3),
     "Acrobot-v1": (6, 3),
 }
+#: The known tasks whose actions are discrete (their action space, as gymnasium prints it).
+DISCRETE_ACTIONS: Final[Mapping[str, str]] = {
+    "CartPole-v1": "Discrete(2)",
+    "MountainCar-v0": "Discrete(3)",
+    "Acrobot-v1": "Discrete(3)",
+}
 
 
 def environment_dims(env_id: str) -> tuple[int, int] | None:
     """Sizes of a known task; None for module:Class and namespaced ids, which only the worker can load.
 
-    Raises SpecError for a plain Gymnasium id that is not a registered standard task, because
-    the aggregator would crash-loop on it.
+    Raises SpecError for a plain Gymnasium id that is not a registered standard task, or one
+    with discrete actions, because the aggregator would crash-loop on it.
     """
     if ":" in env_id or "/" in env_id:
         return None
@@ -64,6 +70,8 @@ def environment_dims(env_id: str) -> tuple[int, int] | None:
                 )
             ]
         )
+    if env_id in DISCRETE_ACTIONS:
+        raise SpecError([unsupported_actions(env_id, DISCRETE_ACTIONS[env_id])])
     return dims
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from esenas.algorithm import ESENAS
-from esenas.rollout import Evaluator, action_bounds
-from esenas.spec import parse_spec
+from esenas.rollout import Evaluator, action_bounds, env_dims, make_env
+from esenas.spec import EnvironmentSpec, SpecError, parse_spec
 
 SPEC = parse_spec(
     {
@@ -48,3 +49,19 @@ def test_linear_policies_are_unclipped_and_mlps_are_clipped() -> None:
     bounds = action_bounds(ev.env, mlp_algo.current_policy())
     assert bounds is not None and bounds[0][0] == -3.0 and bounds[1][0] == 3.0
     ev.close()
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Acrobot-v1"])
+def test_discrete_action_spaces_are_refused_where_the_sizes_are_learned(env_id: str) -> None:
+    # They used to pass as act_dim = n and crash at the first env.step with a float vector.
+    with pytest.raises(SpecError) as info:
+        env_dims(EnvironmentSpec(env_id))
+    (err,) = info.value.errors
+    assert err.path == "spec.environment.id"
+    assert err.reason.startswith(f"{env_id!r} has a discrete action space (Discrete(")
+    assert err.reason.endswith("only continuous Box actions are supported")
+    env = make_env(EnvironmentSpec(env_id))
+    with pytest.raises(SpecError, match="discrete action space"):
+        env_dims(env)  # the worker's Evaluator checks the built environment the same way
+    env.close()
+    assert env_dims(EnvironmentSpec("MountainCarContinuous-v0")) == (2, 1)

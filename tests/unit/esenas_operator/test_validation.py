@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from esenas.spec import SpecError
-from esenas_operator.validation import KNOWN_ENVS, environment_dims, validate_job
+from esenas_operator.validation import DISCRETE_ACTIONS, KNOWN_ENVS, environment_dims, validate_job
 
 
 def _body(**spec: Any) -> dict[str, Any]:
@@ -30,6 +30,7 @@ def test_table_matches_real_gymnasium() -> None:
         space = env.action_space
         got_act = int(space.n) if hasattr(space, "n") else int(space.shape[0])
         assert (int(env.observation_space.shape[0]), got_act) == (obs, act), env_id
+        assert DISCRETE_ACTIONS.get(env_id) == (None if isinstance(space, gym.spaces.Box) else str(space)), env_id
         env.close()
 
 
@@ -69,3 +70,10 @@ def test_parser_errors_come_through_with_their_fields() -> None:
     errors = _errors(_body(es={"perturbations": 2, "topDirections": 3}, workers={"replicas": "many"}))
     assert any(e.startswith("spec.es.topDirections") for e in errors)
     assert any(e.startswith("spec.workers.replicas") for e in errors)
+
+
+@pytest.mark.parametrize("env_id", sorted(DISCRETE_ACTIONS))
+def test_discrete_action_spaces_are_refused_with_the_field_and_the_reason(env_id: str) -> None:
+    (msg,) = _errors(_body(environment={"id": env_id}))
+    assert msg.startswith(f"spec.environment.id: {env_id!r} has a discrete action space (Discrete(")
+    assert msg.endswith("only continuous Box actions are supported")
