@@ -54,8 +54,8 @@ class AggregatorConfig:
     #: Exit once the job is done and the workers had ``linger_seconds`` to hear it (local mode).
     exit_when_done: bool = False
     linger_seconds: float = 3.0
-    #: The job file (a mounted ConfigMap in a pod); re-read at iteration boundaries so that a job
-    #: with ``es.perturbationsPerWorker`` takes the population of a scaled fleet.
+    #: The job file (a mounted ConfigMap in a pod); re-read at iteration boundaries for the live
+    #: fields of esenas.edits: stopping, checkpoint interval, and a scaled fleet's population.
     job_file: Path | None = None
     #: (certificate, key) PEM bytes: serve gRPC over TLS. None: plaintext (logged as a warning).
     tls: tuple[bytes, bytes] | None = None
@@ -191,16 +191,16 @@ class Aggregator:
         self._stop.set()
 
     async def _train(self) -> None:
-        spec = self.cfg.job.spec
         rt = self.runtime
         while not self.done and not self._stop.is_set():
+            # Live spec edits (esenas.edits) first, so that new stopping rules are checked now.
+            edited = self.fleet.poll(self.algo.spec, self.algo.iteration)
+            if edited is not None:
+                self.algo.spec = edited
             finished, why = self.algo.done()
             if finished:
                 self.phase, self.reason = "Succeeded", why
                 break
-            scaled = self.fleet.poll(self.algo.spec, self.algo.iteration)
-            if scaled is not None:
-                self.algo.spec = scaled
             t0 = time.monotonic()
             plan = self.algo.ask()
             params = pb.Params(
@@ -238,7 +238,7 @@ class Aggregator:
                 self.phase, self.reason = "Succeeded", why
             self._update_gauges()
             self._snapshot = self._encode_state(state)
-            if self.done or self.algo.iteration % spec.aggregator.checkpoint.every_iterations == 0:
+            if self.done or self.algo.iteration % self.algo.spec.aggregator.checkpoint.every_iterations == 0:
                 self._checkpoint()
             log.info(
                 "iteration %d: mean %.1f max %.1f best %.1f, %d env steps",

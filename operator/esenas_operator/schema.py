@@ -2,13 +2,16 @@
 
 Field names, defaults, bounds and enums mirror ``core/esenas/spec.py``; a unit test compares
 the two. Cross-field rules are CEL ``x-kubernetes-validations`` that say the same as the parser.
+Edits of a running job follow ``esenas.edits``: a ``self == oldSelf`` rule on each immutable path.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any, Final
 
+from esenas import edits
 from esenas import spec as S
 
 Schema = dict[str, Any]
@@ -104,7 +107,6 @@ ENVIRONMENT: Final = _obj(
         "kwargs": _free("Keyword arguments passed to gymnasium.make or the class."),
         "maxEpisodeSteps": _int("Longest episode, in environment steps.", 1000, 1, 1_000_000),
     },
-    [("self == oldSelf", "spec.environment is immutable")],
     required=["id"],
 )
 
@@ -128,7 +130,6 @@ POLICY: Final = _obj(
         "searchSpace": _str("Which edges the controller chooses from.", "aggregate_edges", S.SEARCH_SPACES),
     },
     [
-        ("self == oldSelf", "spec.policy is immutable"),
         ("self.topology != 'partition' || has(self.partitions)", "spec.policy.partitions is required when topology is 'partition'"),
         ("self.topology == 'partition' || !has(self.partitions)", "spec.policy.partitions only applies to topology 'partition'"),
         ("!(self.topology in ['edges', 'masked']) || has(self.edges)", "spec.policy.edges is required when topology is 'edges' or 'masked'"),
@@ -267,11 +268,29 @@ AGGREGATOR: Final = _obj(
     },
 )
 
+
+def _immutable(spec: Schema) -> Schema:
+    """``spec`` with a ``self == oldSelf`` rule on every path of :data:`esenas.edits.IMMUTABLE`, and
+    the rule that keeps a running job from switching how it gives its population (a copy: the
+    group constants above stay as they are)."""
+    spec = copy.deepcopy(spec)
+    for path in edits.IMMUTABLE:
+        node = spec
+        for key in path.split("."):
+            node = node["properties"][key]
+        node.setdefault("x-kubernetes-validations", []).append(
+            {"rule": "self == oldSelf", "message": edits.immutable_message(path)}
+        )
+    rule, message = edits.ES_MODE_RULE
+    spec["properties"]["es"]["x-kubernetes-validations"].append({"rule": rule, "message": message})
+    return spec
+
+
 #: perturbationsPerWorker x max(1, replicas): the population when it is given per worker. The spec's
 #: es and workers groups and replicas are defaulted, so they are always there when rules run.
 _PER_WORKER_N: Final = "self.es.perturbationsPerWorker * (self.workers.replicas > 0 ? self.workers.replicas : 1)"
 
-SPEC: Final = _obj(
+SPEC: Final = _immutable(_obj(
     "What to train and how. The same mapping drives `esenas run` locally.",
     {
         "environment": ENVIRONMENT,
@@ -304,4 +323,4 @@ SPEC: Final = _obj(
         ),
     ],
     required=["environment"],
-)
+))

@@ -122,13 +122,16 @@ def test_scale_patch_and_generation(fakekube: FakeKube) -> None:
     fakekube.kubectl("patch", "esj", "inverted-pendulum", "--type", "merge",
                      "-p", '{"spec":{"suspend":true}}')
     fakekube.kubectl("patch", "esj", "inverted-pendulum", "--type", "json",
-                     "-p", '[{"op":"replace","path":"/spec/seed","value":5}]')
+                     "-p", '[{"op":"replace","path":"/spec/stopping/maxIterations","value":5}]')
     obj = fakekube.client.get(path)
-    assert obj["spec"]["suspend"] is True and obj["spec"]["seed"] == 5
+    assert obj["spec"]["suspend"] is True and obj["spec"]["stopping"]["maxIterations"] == 5
     assert obj["metadata"]["generation"] == 4
     failed = fakekube.kubectl("patch", "esj", "inverted-pendulum", "--type", "json", "-p",
-                              '[{"op":"test","path":"/spec/seed","value":6}]', check=False)
-    assert failed.returncode != 0 and "testing value /spec/seed failed" in failed.stderr
+                              '[{"op":"test","path":"/spec/stopping/maxIterations","value":6}]', check=False)
+    assert failed.returncode != 0 and "testing value /spec/stopping/maxIterations failed" in failed.stderr
+    immutable = fakekube.kubectl("patch", "esj", "inverted-pendulum", "--type", "json",
+                                 "-p", '[{"op":"replace","path":"/spec/seed","value":5}]', check=False)
+    assert immutable.returncode != 0 and "spec.seed is immutable" in immutable.stderr, immutable.stderr
     smp = fakekube.kubectl("patch", "esj", "inverted-pendulum", "--type", "strategic",
                            "-p", '{"spec":{"seed":1}}', check=False)
     assert smp.returncode != 0, "strategic merge patch is not supported for custom resources"

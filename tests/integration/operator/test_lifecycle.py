@@ -155,25 +155,29 @@ def test_a_fleet_larger_than_the_work_warns_and_clears_on_scale(cluster: FakeKub
     assert cond["reason"] == "FleetFitsWork" and cond["observedGeneration"] == 2
     assert replicas(cluster, "idle")["idle-workers-0"] == 5
 
-    # Per worker, the population follows the replicas: scaling up stays within the work, and the
-    # spec ConfigMap the aggregator reads carries the new replica count.
-    cluster.kubectl("patch", "esj/idle", "--type=merge", "-p",
-                    json.dumps({"spec": {"es": {"perturbations": None, "perturbationsPerWorker": 2}}}))
-    cluster.kubectl("scale", "esj/idle", "--replicas=50")
-    cluster.wait_for(lambda: replicas(cluster, "idle").get("idle-workers-0") == 50)
-    cond = cluster.wait_for(lambda: "x 50 replicas" in (c := _condition(cluster, "idle", "FleetOversized")).get("message", "") and c)
-    assert cond["status"] == "False" and "perturbationsPerWorker 2 x 50 replicas" in cond["message"]
-    spec = yaml.safe_load(children(cluster, "idle")[("ConfigMap", "idle-spec")]["data"]["job.yaml"])["spec"]
-    assert spec["workers"]["replicas"] == 50 and spec["es"]["perturbationsPerWorker"] == 2
-    assert "perturbations" not in spec["es"]
-    # A scale that would leave topDirections above the population is refused at admission.
-    cluster.kubectl("patch", "esj/idle", "--type=merge", "-p", json.dumps({"spec": {"es": {"topDirections": 60}}}))
-    refused = cluster.kubectl("scale", "esj/idle", "--replicas=10", check=False)
-    assert refused.returncode != 0 and "topDirections must be <= perturbationsPerWorker" in refused.stderr, refused.stderr
-    assert job(cluster, "idle")["spec"]["workers"]["replicas"] == 50
     warnings = [e for e in cluster.client.list("/api/v1/namespaces/default/events")
                 if e["involvedObject"]["name"] == "idle" and e["reason"] == "FleetExceedsWork"]
     assert sum(int(e.get("count") or 1) for e in warnings) == 1, "one Warning, on the change to oversized"
+    # A running job keeps how it gives its population (esenas.edits): switching to per worker is
+    # refused at admission.
+    switch = {"spec": {"es": {"perturbations": None, "perturbationsPerWorker": 2}}}
+    refused = cluster.kubectl("patch", "esj/idle", "--type=merge", "-p", json.dumps(switch), check=False)
+    assert refused.returncode != 0 and "keeps how it gives its population" in refused.stderr, refused.stderr
+
+    # Per worker, the population follows the replicas: scaling up stays within the work, and the
+    # spec ConfigMap the aggregator reads carries the new replica count.
+    apply(cluster, job_doc("pw", replicas=40, es={"perturbationsPerWorker": 2, "topDirections": 60}))
+    cluster.wait_for(lambda: replicas(cluster, "pw").get("pw-workers-0") == 40)
+    cluster.kubectl("scale", "esj/pw", "--replicas=50")
+    cluster.wait_for(lambda: replicas(cluster, "pw").get("pw-workers-0") == 50)
+    assert _condition(cluster, "pw", "FleetOversized") == {}, "per worker, the fleet never outgrows the work"
+    spec = yaml.safe_load(children(cluster, "pw")[("ConfigMap", "pw-spec")]["data"]["job.yaml"])["spec"]
+    assert spec["workers"]["replicas"] == 50 and spec["es"]["perturbationsPerWorker"] == 2
+    assert "perturbations" not in spec["es"]
+    # A scale that would leave topDirections above the population is refused at admission.
+    refused = cluster.kubectl("scale", "esj/pw", "--replicas=10", check=False)
+    assert refused.returncode != 0 and "topDirections must be <= perturbationsPerWorker" in refused.stderr, refused.stderr
+    assert job(cluster, "pw")["spec"]["workers"]["replicas"] == 50
     assert operator.alive()
 
 

@@ -179,3 +179,27 @@ def test_population_follows_a_rewritten_job_file_at_an_iteration_boundary(tmp_pa
     episodes = [h["episodes"] for h in history]
     assert episodes[0] == 2 * 2 * 2  # 2 pairs per worker x 2 replicas, two rollouts per pair
     assert episodes[-1] == 2 * 2 * 5  # the scaled fleet's population
+
+
+def test_a_running_aggregator_takes_a_stopping_edit(tmp_path: Path) -> None:
+    """What a ConfigMap refresh after ``kubectl edit`` of spec.stopping does: the job stops by the
+    new rule at the next iteration boundary (it used to run on to the old maxIterations)."""
+    import yaml
+
+    job = write_job(
+        tmp_path,
+        **{"environment.maxEpisodeSteps": 50, "stopping": {"maxIterations": 10_000}},
+    )
+    agg = start_aggregator(tmp_path, job)
+    workers = [start_worker(tmp_path, job, agg.address, f"w{i}") for i in range(2)]
+    try:
+        agg.wait_for(lambda s: s["iteration"] >= 2, 60, "iteration 2")
+        doc = yaml.safe_load(job.read_text())
+        doc["spec"]["stopping"] = {"maxIterations": 4}
+        job.write_text(yaml.safe_dump(doc))
+        assert agg.wait(60) == 0, agg.text()[-3000:]
+    finally:
+        stop_all(agg, *workers)
+    summary = (tmp_path / "ckpt/result/summary.json").read_text()
+    assert '"phase": "Succeeded"' in summary
+    assert "max iterations 4 reached" in summary, summary

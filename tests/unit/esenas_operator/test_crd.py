@@ -13,6 +13,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from esenas.edits import immutable_message
 from esenas.spec import SpecError, load_job, parse_spec
 from esenas_operator.crd import build_crd, crd_yaml, open_api_schema
 
@@ -150,10 +151,10 @@ def test_environment_and_policy_are_immutable_but_replicas_are_not() -> None:
     assert validate(scaled, old) == []
     changed = copy.deepcopy(old)
     changed["spec"]["policy"]["partitions"] = 5
-    assert validate(changed, old) == ["spec.policy: spec.policy is immutable"]
+    assert validate(changed, old) == [f"spec.policy: {immutable_message('policy')}"]
     moved = copy.deepcopy(old)
     moved["spec"]["environment"]["id"] = "Walker2d-v5"
-    assert validate(moved, old) == ["spec.environment: spec.environment is immutable"]
+    assert validate(moved, old) == [f"spec.environment: {immutable_message('environment')}"]
 
 
 def test_perturbations_per_worker_passes_and_bounds_what_scaling_may_do() -> None:

@@ -1,0 +1,108 @@
+"""Edits of a running job: the CRD refuses exactly the immutable paths of esenas.edits.
+
+Each case edits one path of a valid job and checks the API server's verdict (schema, defaults
+and CEL transition rules, as tests/unit/esenas_operator/crdcheck.py evaluates them).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from esenas import edits
+from esenas_operator.crd import open_api_schema
+
+from tests.unit.esenas_operator.crdcheck import validate
+
+BASE: dict[str, Any] = {
+    "environment": {"id": "Hopper-v5"},
+    "policy": {"template": "mlp", "hiddenLayers": [8], "topology": "partition", "partitions": 4},
+    "es": {"perturbations": 16},
+    "workers": {"replicas": 2},
+}
+#: One valid edit per immutable path (the base leaves most of them at their defaults, so these
+#: also check that setting a defaulted field for the first time is an edit).
+IMMUTABLE_EDITS: dict[str, dict[str, Any]] = {
+    "seed": {"seed": 7},
+    "environment": {"environment": {"id": "Hopper-v5", "maxEpisodeSteps": 500}},
+    "policy": {"policy": {**BASE["policy"], "partitions": 5}},
+    "controller": {"controller": {"learningRate": 10.0}},
+    "objectives": {"objectives": {"sizeMethod": "linear"}},
+    "es.sigma": {"es": {"perturbations": 16, "sigma": 0.1}},
+    "es.stepSize": {"es": {"perturbations": 16, "stepSize": 0.1}},
+    "es.perturbations": {"es": {"perturbations": 20}},
+    "es.topDirections": {"es": {"perturbations": 16, "topDirections": 4}},
+    "es.exactEvals": {"es": {"perturbations": 16, "exactEvals": 2}},
+    "es.fitnessShaping": {"es": {"perturbations": 16, "fitnessShaping": "centered_ranks"}},
+    "es.optimizer": {"es": {"perturbations": 16, "optimizer": "adam"}},
+    "es.observationNormalization": {"es": {"perturbations": 16, "observationNormalization": False}},
+    "es.rewardShift": {"es": {"perturbations": 16, "rewardShift": 1.0}},
+    "workers.itemTimeoutSeconds": {"workers": {"replicas": 2, "itemTimeoutSeconds": 30.0}},
+}
+MUTABLE_EDITS: list[dict[str, Any]] = [
+    {"stopping": {"maxIterations": 5, "targetReward": 100.0, "maxEnvSteps": 10, "maxEpisodes": 3, "deadlineSeconds": 60}},
+    {"workers": {"replicas": 9, "image": "w:2", "batchSize": 4, "shardSize": 5, "nodeSelector": {"a": "b"}}},
+    {"aggregator": {"image": "a:2", "checkpoint": {"everyIterations": 3}}},
+    {"suspend": True, "ttlSecondsAfterFinished": 60, "backoffLimit": 1},
+]
+
+
+def _job(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "esenas.dev/v1alpha1", "kind": "ESENASJob", "metadata": {"name": "t"}, "spec": spec}
+
+
+def test_every_immutable_path_has_an_edit_case() -> None:
+    assert sorted(IMMUTABLE_EDITS) == sorted(edits.IMMUTABLE)
+
+
+@pytest.mark.parametrize("path", sorted(IMMUTABLE_EDITS))
+def test_an_edit_of_an_immutable_path_is_refused_with_its_message(path: str) -> None:
+    old = _job(copy.deepcopy(BASE))
+    new = _job({**copy.deepcopy(BASE), **IMMUTABLE_EDITS[path]})
+    assert validate(new) == [], "the edited job is valid on its own"
+    assert validate(new, old) == [f"spec.{path}: {edits.immutable_message(path)}"]
+
+
+@pytest.mark.parametrize("change", MUTABLE_EDITS, ids=lambda c: ",".join(c))
+def test_live_and_operator_fields_may_change(change: dict[str, Any]) -> None:
+    old = _job(copy.deepcopy(BASE))
+    assert validate(_job({**copy.deepcopy(BASE), **change}), old) == []
+
+
+def test_the_population_may_follow_replicas_but_not_switch_how_it_is_given() -> None:
+    per_worker = _job({**BASE, "es": {"perturbationsPerWorker": 8}})
+    more = _job({**BASE, "es": {"perturbationsPerWorker": 12}, "workers": {"replicas": 6}})
+    assert validate(more, per_worker) == []
+    mode = f"spec.es: {edits.ES_MODE_RULE[1]}"
+    assert validate(_job(BASE), per_worker) == [mode]
+    assert validate(per_worker, _job(BASE)) == [mode]
+    unset = _job({**BASE, "es": {}})
+    assert validate(_job(BASE), unset) == [mode], "the default 32 made explicit is a switch too"
+
+
+def _paths(schema: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key, sub in schema.get("properties", {}).items():
+        path = f"{prefix}.{key}" if prefix else key
+        out.append(path)
+        if sub.get("type") == "object" and "properties" in sub and "resources" not in key:
+            out += _paths(sub, path)
+    return out
+
+
+def test_every_spec_field_has_exactly_one_meaning_when_edited() -> None:
+    """A new field must be classed LIVE, OPERATOR or IMMUTABLE in esenas.edits, and only once."""
+    classes = {"live": edits.LIVE, "operator": edits.OPERATOR, "immutable": edits.IMMUTABLE}
+
+    def owners(path: str) -> list[str]:
+        return [
+            name for name, paths in classes.items()
+            for p in paths if path == p or path.startswith(p + ".") or p.startswith(path + ".")
+        ]
+
+    for path in _paths(open_api_schema()["properties"]["spec"]):
+        found = owners(path)
+        leafy = not any(p.startswith(path + ".") for paths in classes.values() for p in paths)
+        if leafy:
+            assert len(found) == 1, f"spec.{path}: edit meaning {found or 'missing'}"
