@@ -27,7 +27,7 @@ from esenas.results import IterationReport, Results
 from esenas.spec import Job, SpecError, check_dimensions
 
 from esenas_aggregator import checkpoint, guard, http
-from esenas_aggregator.bounds import DEFAULT_MAX_ABS_REWARD, ResultBounds
+from esenas_aggregator.bounds import ResultBounds
 from esenas_aggregator.follow import FleetFollower
 from esenas_aggregator.metrics import Metrics
 from esenas_aggregator.runtime import Runtime
@@ -70,7 +70,7 @@ class Aggregator:
         self.store = checkpoint.CheckpointStore(cfg.checkpoint_dir)
         self.metrics = Metrics(cfg.job.name, cfg.job.namespace)
         bounds = ResultBounds(
-            max_abs_reward=DEFAULT_MAX_ABS_REWARD,
+            max_abs_reward=spec.environment.max_abs_reward,
             max_episode_steps=spec.environment.max_episode_steps,
             reward_shift=spec.es.reward_shift,
         )

@@ -18,9 +18,6 @@ from esenas.api.wire import KIND_PAIR
 #: Largest plausible magnitude of one observation component. Observations are normalised in
 #: float32; a mean or a variance past ~1e38 is infinite there. MuJoCo tasks stay within 1e3.
 MAX_ABS_OBS: Final = 1e6
-#: Largest plausible magnitude of one episode's return (before the reward shift). MuJoCo tasks
-#: stay within 1e5; a worker's 1e308 would end a job with a targetReward, or overflow ES.
-DEFAULT_MAX_ABS_REWARD: Final = 1e6
 #: Relative slack of the Cauchy-Schwarz check sum**2 <= count * sumsq (float rounding).
 _CS_SLACK: Final = 1e-9
 
@@ -29,6 +26,7 @@ _CS_SLACK: Final = 1e-9
 class ResultBounds:
     """What one work item's result may hold: a pair is two episodes, an exact evaluation one."""
 
+    #: spec.environment.maxAbsReward (default 1e6): a worker's 1e308 would overflow ES.
     max_abs_reward: float
     max_episode_steps: int
     #: |rewardShift|: a shifted return is r - shift * steps, so its bound widens by this per step.

@@ -68,6 +68,8 @@ class EnvironmentSpec:
     id: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     max_episode_steps: int = 1000
+    #: Largest plausible |episode return|; a worker's result beyond it is refused (reward_bound).
+    max_abs_reward: float = 1e6
 
 
 @dataclass(frozen=True)
@@ -334,6 +336,7 @@ def parse_spec(spec: Any, path: str = "spec") -> JobSpec:
         id=env_id or "",
         kwargs=e.mapping("kwargs"),
         max_episode_steps=_req(e.integer("maxEpisodeSteps", 1000, 1, 1_000_000)),
+        max_abs_reward=_req(e.number("maxAbsReward", 1e6, 0.0, 1e300, lo_open=True)),
     )
     e.finish()
 

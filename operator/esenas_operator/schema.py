@@ -106,6 +106,15 @@ ENVIRONMENT: Final = _obj(
         ),
         "kwargs": _free("Keyword arguments passed to gymnasium.make or the class."),
         "maxEpisodeSteps": _int("Longest episode, in environment steps.", 1000, 1, 1_000_000),
+        "maxAbsReward": _num(
+            "Largest magnitude of one episode's return (before es.rewardShift) that a worker may report; "
+            "larger ones are refused and counted as esenas_results_rejected_total{reason=\"reward_bound\"}. "
+            "MuJoCo tasks stay within 1e5; raise it for an environment whose returns are larger.",
+            1e6,
+            0.0,
+            1e300,
+            lo_open=True,
+        ),
     },
     required=["id"],
 )
