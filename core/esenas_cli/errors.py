@@ -53,6 +53,8 @@ def environment_dims(env: EnvironmentSpec) -> tuple[int, int] | FieldError:
 
     try:
         return env_dims(env)
+    except SpecError as exc:  # already about the spec (a discrete action space): say it as it is
+        return exc.errors[0]
     # The edge of the CLI: an environment's constructor may raise anything, and a person
     # should read one line about their spec, not a traceback from inside gymnasium.
     except Exception as exc:

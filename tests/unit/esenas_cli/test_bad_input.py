@@ -70,6 +70,15 @@ def test_unknown_env_id_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     )
 
 
+def test_a_discrete_action_space_is_one_plain_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    job = _job(tmp_path, JOB.replace("InvertedPendulum-v5", "CartPole-v1"))
+    assert main(["run", job, "--output", str(tmp_path / "run")]) == 2
+    assert _one_line_error(capsys) == (
+        f"error: {job} is not a valid ESENASJob: spec.environment.id: 'CartPole-v1' has a discrete action space "
+        "(Discrete(2)): only continuous Box actions are supported"
+    )
+
+
 def test_unknown_version_names_the_known_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     job = _job(tmp_path, JOB.replace("InvertedPendulum-v5", "InvertedPendulum-v9"))
     assert main(["run", job, "--in-process"]) == 2
