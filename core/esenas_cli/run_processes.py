@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from esenas.api import tls
+from esenas.edits import immutable_changes
 from esenas.spec import Job, SpecError
 from esenas.trainer import default_workers
 
@@ -72,6 +73,10 @@ def main(args: argparse.Namespace) -> int:
         if isinstance(r, str):
             print(f"error: {r}", file=sys.stderr)
             return 1
+        if changed := immutable_changes(r.algo.spec, job.spec):
+            fields = ", ".join(f"spec.{c}" for c in changed)
+            return _error(f"--resume: {args.job} changed {fields} since this run started; a run keeps the values "
+                          f"it started with: undo the edit, or train into a new --output folder")
         resumed = r
         print(resumed.message)
     workers = args.workers or default_workers()

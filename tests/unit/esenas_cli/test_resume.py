@@ -85,3 +85,17 @@ def test_an_unreadable_checkpoint_is_one_line(tmp_path: Path, capsys: pytest.Cap
     assert main(["run", job, "--in-process", "--output", str(out), "--resume"]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: cannot resume from {out / 'checkpoints'}: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("in_process", [True, False])
+def test_resume_after_an_immutable_edit_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], in_process: bool) -> None:
+    """The restarted workers would read the edited file while the checkpoint keeps the old
+    values (rewardShift, observationNormalization): refused, naming the fields."""
+    job, out = _job(tmp_path), tmp_path / "run"
+    _checkpoint_after(job, out, 1)
+    Path(job).write_text(JOB.replace("topDirections: 2}", "topDirections: 2, rewardShift: 1.0}"))
+    argv = ["run", job, "--output", str(out), "--resume", "--workers", "1", *(["--in-process"] if in_process else [])]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--resume:" in err and "changed spec.es.rewardShift since this run started" in err and "Traceback" not in err
+    assert len(run_folder.load_resumed(out).algo.history) == 1  # type: ignore[union-attr]  # nothing trained
