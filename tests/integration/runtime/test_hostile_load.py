@@ -11,8 +11,14 @@ from pathlib import Path
 
 import grpc
 from esenas.api.v1 import aggregator_pb2 as pb
+from esenas.api.v1 import aggregator_pb2_grpc as pb_grpc
 
-from tests.integration.runtime.hostile import counter
+from tests.integration.runtime.hostile import (
+    AUTH,
+    assert_finite_documents,
+    counter,
+    finish_iteration,
+)
 from tests.integration.runtime.procs import (
     AggregatorProc,
     metric,
@@ -67,6 +73,8 @@ def test_unauthenticated_streams_are_refused_before_their_bodies_are_buffered(tm
         assert counter(agg, "token") == STREAMS
         # 200 bodies of 360 KiB would be 70 MiB if they were read before the token check.
         assert growth_mib <= 48, f"RSS grew {growth_mib:.1f} MiB for {STREAMS} unauthenticated streams"
+        with grpc.insecure_channel(agg.address) as ch:  # and training still goes on
+            finish_iteration(agg, pb_grpc.AggregatorStub(ch))
     finally:
         stop_all(agg)
 
@@ -89,10 +97,6 @@ def _iteration_times(agg: AggregatorProc, iterations: int, timeout: float) -> li
 
 def _hoard(address: str, stop: threading.Event, got: list[int]) -> None:
     """Keep pulling as many items as the aggregator gives, never answering."""
-    from esenas.api.v1 import aggregator_pb2_grpc as pb_grpc
-
-    from tests.integration.runtime.hostile import AUTH
-
     with grpc.insecure_channel(address) as ch:
         stub = pb_grpc.AggregatorStub(ch)
         while not stop.is_set():
@@ -125,6 +129,7 @@ def test_a_persistent_hoarder_does_not_stall_iterations(tmp_path: Path) -> None:
         speculative = metric(agg.get("/metrics"), "esenas_items_speculative_total")
         released = metric(agg.get("/metrics"), "esenas_items_released_total")
         assert speculative + released > 0  # the hoarded items were re-issued, not waited for
+        assert_finite_documents(agg)
     finally:
         stop.set()
         stop_all(agg, *workers)
