@@ -192,40 +192,43 @@ class Runtime:
         if state is not LeaseState.OPEN:
             out.reject("replay" if state is LeaseState.CLOSED else "not_leased", len(records))
             return out
+        held = self.leases.close(lease_id)
         try:
-            held = self.leases.close(lease_id)
             ours = np.isin(records["index"].astype(np.int64), held)
             out.reject("not_leased", int((~ours).sum()))
             records = records[ours]
-            obs = self._checked_obs(obs_stats, records, out)
-            if out.rejected.get("obs_stats") or out.rejected.get("malformed"):
+            obs, trusted = self._checked_obs(obs_stats, records, out)
+            if not trusted:
                 records = records[:0]  # statistics no rollout makes: nothing of the batch is trusted
             if self.bounds is not None and len(records):
                 records = self._within_bounds(records, out)
             if out.rejected_total:
                 obs = None  # statistics are per batch: merge them only from a wholly good one
             got = q.ingest(iteration, records, obs)
-            got.rejected = {r: out.rejected.get(r, 0) + got.rejected.get(r, 0) for r in {*out.rejected, *got.rejected}}
+            for reason, n in out.rejected.items():
+                got.reject(reason, n)
             return got
         finally:
             self._requeue(held, iteration)
 
     def _checked_obs(
         self, obs_stats: bytes, records: np.ndarray, out: IngestOutcome
-    ) -> tuple[float, np.ndarray, np.ndarray] | None:
+    ) -> tuple[tuple[float, np.ndarray, np.ndarray] | None, bool]:
+        """The batch's decoded observation statistics (None: none sent), and whether the batch
+        can be trusted at all (False once they are malformed or inconsistent, counted here)."""
         if not obs_stats:
-            return None
+            return None, True
         try:
             obs = wire.decode_obs_stats(obs_stats, self.obs_dim)
         except wire.WireError:
             out.reject("malformed", len(records))
-            return None
+            return None, False
         if self.bounds is not None and (
             self.bounds.obs_problem(obs, int(records["steps"].sum(dtype=np.int64))) is not None
         ):
             out.reject("obs_stats", len(records))
-            return None
-        return obs
+            return None, False
+        return obs, True
 
     def _within_bounds(self, records: np.ndarray, out: IngestOutcome) -> np.ndarray:
         assert self.bounds is not None
