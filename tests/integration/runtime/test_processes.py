@@ -49,13 +49,25 @@ def _kill_while_busy(pid: int, timeout: float = 30.0) -> None:
 
 
 def test_sigkill_worker_mid_iteration_job_still_finishes(tmp_path: Path) -> None:
-    job = write_job(tmp_path, **{"workers.itemTimeoutSeconds": 1.0, "workers.batchSize": 4, "es.perturbations": 16})
+    # No target reward: iterations are left after the kill, so the victim dies holding items
+    # of an iteration that must finish, never while it exits after the job's last one.
+    job = write_job(
+        tmp_path,
+        **{
+            "workers.itemTimeoutSeconds": 1.0,
+            "workers.batchSize": 4,
+            "es.perturbations": 16,
+            "stopping.targetReward": 1e9,
+            "stopping.maxIterations": 6,
+        },
+    )
     agg = start_aggregator(tmp_path, job)
     victim = start_worker(tmp_path, job, agg.address, "victim")
     survivor = start_worker(tmp_path, job, agg.address, "survivor")
     try:
         agg.wait_for(lambda s: s["iteration"] >= 1, 60, "iteration 1")
         _kill_while_busy(victim.proc.pid)
+        assert agg.status()["iteration"] < 6, "the job ended before the victim was killed"
         victim.wait(10)
         metrics_seen = ""
         deadline = time.monotonic() + 90
