@@ -18,6 +18,7 @@ from esenas.api import tls
 from esenas.api.tls import TLSMaterial
 from esenas.spec import API_VERSION, KIND, Job
 
+from esenas_operator import monitoring as M
 from esenas_operator import names as N
 
 Obj = dict[str, Any]
@@ -312,14 +313,18 @@ def build_network_policy(body: Mapping[str, Any], job: Job) -> Obj:
     }
 
 
-def build_service_monitor(body: Mapping[str, Any], job: Job) -> Obj:
+def build_service_monitor(body: Mapping[str, Any], job: Job, monitoring: M.JobMonitoring | None = None) -> Obj:
+    """Labels and interval come from the chart (monitoring.py); our own labels win over extra ones."""
+    m = M.JOB_MONITORING if monitoring is None else monitoring
+    meta = _meta(body, N.aggregator(job.name), "aggregator")
+    meta["labels"] = {**m.labels, **meta["labels"]}
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
-        "metadata": _meta(body, N.aggregator(job.name), "aggregator"),
+        "metadata": meta,
         "spec": {
             "selector": {"matchLabels": N.selector(job.name, "aggregator")},
-            "endpoints": [{"port": "http", "path": "/metrics", "interval": "15s"}],
+            "endpoints": [{"port": "http", "path": "/metrics", "interval": m.interval}],
         },
     }
 
@@ -338,7 +343,8 @@ def build_result_configmap(body: Mapping[str, Any], policy: Any, summary: Mappin
 
 
 def build_children(
-    body: Mapping[str, Any], job: Job, settings: N.Settings, *, service_monitor: bool, stopped: bool = False
+    body: Mapping[str, Any], job: Job, settings: N.Settings, *, service_monitor: bool, stopped: bool = False,
+    monitoring: M.JobMonitoring | None = None,
 ) -> list[Obj]:
     """Every child except the token Secret (random, made once) and the result (made at the end)."""
     objs: list[Obj] = [build_spec_configmap(body)]
@@ -351,6 +357,7 @@ def build_children(
         build_network_policy(body, job),
         *build_worker_fleet(body, job, settings, stopped),
     ]
-    if service_monitor:
-        objs.append(build_service_monitor(body, job))
+    m = M.JOB_MONITORING if monitoring is None else monitoring
+    if service_monitor and m.enabled:
+        objs.append(build_service_monitor(body, job, m))
     return objs
