@@ -7,7 +7,7 @@ pruned). matplotlib uses the Agg backend, so no display is needed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ def _plt() -> Any:
     return plt
 
 
-def reward_curve(history: Sequence[dict[str, Any]], task: str, path: Path) -> None:
+def reward_curve(history: Sequence[Mapping[str, Any]], task: str, path: Path) -> None:
     """Reward against episodes and env steps, labelled with the Gymnasium task version."""
     plt = _plt()
     eps = [h["total_episodes"] for h in history]

@@ -1,63 +1,55 @@
-"""The results folder of a run: summary.json, policy.json, reward_curve.png, topology.png.
+"""The results folder of a run: summary.json, policy.json, history.json, reward_curve.png, topology.png.
 
-Shared by the in-process run and the distributed runtime, so both leave the same folder
-that ``esenas eval`` replays.
+Shared by the in-process run, the distributed runtime and ``esenas fetch`` (a cluster job), so
+all three leave the same folder that ``esenas eval`` replays. The pictures are drawn here from
+the documents, never stored: a fetched folder gets them from the same code.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from esenas.algorithm import ESENAS
 from esenas.policies import Policy
+from esenas.run_summary import (
+    HISTORY_FILE,
+    POLICY_FILE,
+    REWARD_CURVE_FILE,
+    SUMMARY_FILE,
+    TOPOLOGY_FILE,
+    summary,
+)
 from esenas.spec import Job
 
 from esenas_cli import plots
 
-POLICY_FILE: Final = "policy.json"
-SUMMARY_FILE: Final = "summary.json"
+__all__ = ["POLICY_FILE", "SUMMARY_FILE", "default_dir", "summary", "write_folder", "write_results"]
 
 
-def default_dir(job: Job, root: str | Path = "runs") -> Path:
+def default_dir(job: Job | str, root: str | Path = "runs") -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(root) / f"{job.name}-{stamp}"
+    name = job if isinstance(job, str) else job.name
+    return Path(root) / f"{name}-{stamp}"
 
 
-def summary(algo: ESENAS, job: Job, reason: str, wall_s: float) -> dict[str, Any]:
-    best = algo.best_policy()
-    return {
-        "job": job.name,
-        "task": job.spec.environment.id,
-        "policy": job.spec.policy.template + "".join(f"-h{h}" for h in job.spec.policy.hidden_layers),
-        "topology": job.spec.policy.topology,
-        "controller": job.spec.controller.type,
-        "stopReason": reason,
-        "iterations": algo.iteration,
-        "episodes": algo.episodes,
-        "envSteps": algo.env_steps,
-        "bestReward": None if algo.best is None else algo.best_reward,
-        "trainableParams": best["trainableParams"],
-        "weightParams": best["weightParams"],
-        "denseParams": best["denseParams"],
-        "compression": best["compression"],
-        "paretoFront": algo.pareto.summary(),
-        "wallSeconds": wall_s,
-        "seed": job.spec.seed,
-    }
+def write_folder(out: Path, policy: Mapping[str, Any], info: Mapping[str, Any],
+                 history: Sequence[Mapping[str, Any]], task: str) -> None:
+    """The documents as a run writes them, and the pictures drawn from them."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / POLICY_FILE).write_text(json.dumps(policy, indent=1))
+    (out / SUMMARY_FILE).write_text(json.dumps(info, indent=2))
+    (out / HISTORY_FILE).write_text(json.dumps(list(history)))
+    if history:
+        plots.reward_curve(history, task, out / REWARD_CURVE_FILE)
+    plots.topology_picture(Policy.from_json(dict(policy)), out / TOPOLOGY_FILE)
 
 
 def write_results(out: Path, algo: ESENAS, job: Job, reason: str, wall_s: float) -> dict[str, Any]:
     """Write the whole folder and return the summary."""
-    out.mkdir(parents=True, exist_ok=True)
-    best = algo.best_policy()
-    (out / POLICY_FILE).write_text(json.dumps(best, indent=1))
     info = summary(algo, job, reason, wall_s)
-    (out / SUMMARY_FILE).write_text(json.dumps(info, indent=2))
-    (out / "history.json").write_text(json.dumps(algo.history))
-    if algo.history:
-        plots.reward_curve(algo.history, job.spec.environment.id, out / "reward_curve.png")
-    plots.topology_picture(Policy.from_json(best), out / "topology.png")
+    write_folder(out, algo.best_policy(), info, algo.history, job.spec.environment.id)
     return info
