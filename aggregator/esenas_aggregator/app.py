@@ -24,6 +24,7 @@ from esenas.algorithm import ESENAS
 from esenas.api import wire
 from esenas.api.v1 import aggregator_pb2 as pb
 from esenas.results import IterationReport, Results
+from esenas.run_summary import HISTORY_FILE, POLICY_FILE, SUMMARY_FILE, summary
 from esenas.spec import Job, SpecError, check_dimensions
 
 from esenas_aggregator import checkpoint, guard, http
@@ -141,6 +142,10 @@ class Aggregator:
             return None
         return self.algo.best_policy()
 
+    def summary(self) -> dict[str, Any]:
+        """summary.json as ``esenas run`` writes it; wallSeconds is the training time over all sessions."""
+        return summary(self.algo, self.cfg.job, self.reason, self.algo.elapsed_seconds)
+
     def _topology_numbers(self) -> tuple[int, int, float]:
         if self.last is not None:
             return self.last.topology_size, self.last.dense_params, self.last.compression
@@ -253,10 +258,16 @@ class Aggregator:
             await asyncio.sleep(0.002)
 
     def _write_result(self) -> None:
+        """The documents of a run folder (docs/results.md), and the final /status as status.json."""
         out = self.result_path.parent
         out.mkdir(parents=True, exist_ok=True)
-        for name in ("policy.json", "summary.json"):
-            doc = self.algo.best_policy() if name == "policy.json" else self.status()
+        docs: dict[str, Any] = {
+            POLICY_FILE: self.algo.best_policy(),
+            SUMMARY_FILE: self.summary(),
+            HISTORY_FILE: self.history()["history"],
+            "status.json": self.status(),
+        }
+        for name, doc in docs.items():
             tmp = out / f".{name}.tmp"
             tmp.write_text(json.dumps(doc, indent=1, default=_json_default))
             tmp.replace(out / name)
@@ -271,7 +282,8 @@ class Aggregator:
         server, grpc_port, health = build_server(service, cfg.host, cfg.grpc_port, tls=cfg.tls)
         await server.start()
         runner, http_port = await http.start(
-            http.build_app(self.metrics, self.status, self.result, self.history), cfg.host, cfg.http_port
+            http.build_app(self.metrics, self.status, self.result, self.history, self.summary),
+            cfg.host, cfg.http_port,
         )
         await set_serving(health, True)
         if cfg.ports_file is not None:

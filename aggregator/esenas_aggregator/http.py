@@ -1,4 +1,4 @@
-"""The aggregator's HTTP endpoints (docs/contracts.md): /metrics, /healthz, /status, /result."""
+"""The aggregator's HTTP endpoints (docs/contracts.md): /metrics, /healthz, /status, /history, /summary, /result."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ StatusFn = Callable[[], dict[str, Any]]
 ResultFn = Callable[[], dict[str, Any] | None]
 
 
-def build_app(metrics: Metrics, status: StatusFn, result: ResultFn, history: StatusFn) -> web.Application:
+def build_app(
+    metrics: Metrics, status: StatusFn, result: ResultFn, history: StatusFn, summary: StatusFn
+) -> web.Application:
     """An aiohttp app; the callables read the live aggregator state at request time."""
 
     async def get_metrics(_: web.Request) -> web.Response:
@@ -36,12 +38,19 @@ def build_app(metrics: Metrics, status: StatusFn, result: ResultFn, history: Sta
             return web.json_response({"error": "no result yet"}, status=404)
         return web.json_response(policy, dumps=_dumps)
 
+    async def get_summary(_: web.Request) -> web.Response:
+        # summary.json of `esenas run` (esenas.run_summary), for the operator's stored result.
+        if result() is None:
+            return web.json_response({"error": "no result yet"}, status=404)
+        return web.json_response(summary(), dumps=_dumps)
+
     app = web.Application()
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/healthz", get_healthz)
     app.router.add_get("/status", get_status)
     app.router.add_get("/history", get_history)
     app.router.add_get("/result", get_result)
+    app.router.add_get("/summary", get_summary)
     return app
 
 

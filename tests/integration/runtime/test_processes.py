@@ -28,7 +28,7 @@ def test_processes_learn_inverted_pendulum_to_1000(tmp_path: Path) -> None:
             assert w.wait(20) == 0, w.text()[-2000:]
     finally:
         stop_all(agg, *workers)
-    summary = (tmp_path / "ckpt/result/summary.json").read_text()
+    summary = (tmp_path / "ckpt/result/status.json").read_text()
     assert '"phase": "Succeeded"' in summary
     assert '"bestReward": 1000.0' in summary
     assert (tmp_path / "ckpt/result/policy.json").exists()
@@ -79,7 +79,7 @@ def test_sigkill_worker_mid_iteration_job_still_finishes(tmp_path: Path) -> None
         assert survivor.wait(20) == 0
     finally:
         stop_all(agg, victim, survivor)
-    assert '"phase": "Succeeded"' in (tmp_path / "ckpt/result/summary.json").read_text()
+    assert '"phase": "Succeeded"' in (tmp_path / "ckpt/result/status.json").read_text()
     # The victim's items went to the survivor: after their deadline, or sooner as tail backups.
     reissued = metric(metrics_seen, "esenas_results_reissued_total")
     assert reissued + metric(metrics_seen, "esenas_items_speculative_total") >= 1
@@ -109,7 +109,7 @@ def test_sigkill_aggregator_resumes_from_checkpoint_and_workers_reconnect(tmp_pa
         stop_all(agg, *workers)
     assert "resuming from checkpoint" in agg2.text()
     assert any("retrying in" in w.text() for w in workers)
-    summary = (tmp_path / "ckpt/result/summary.json").read_text()
+    summary = (tmp_path / "ckpt/result/status.json").read_text()
     assert '"iteration": 12' in summary
 
 
@@ -164,7 +164,7 @@ def test_ten_thousand_pairs_per_iteration_through_real_processes(tmp_path: Path)
     assert status["episodes"] == 2 * (2 * 10_000 + 2)
     if metrics_seen:  # read while the aggregator lingered after the last iteration
         assert metric(metrics_seen, "esenas_results_total") >= 2 * 10_002
-    assert '"phase": "Succeeded"' in (tmp_path / "ckpt/result/summary.json").read_text()
+    assert '"phase": "Succeeded"' in (tmp_path / "ckpt/result/status.json").read_text()
 
 
 def test_population_follows_a_rewritten_job_file_at_an_iteration_boundary(tmp_path: Path) -> None:
@@ -212,6 +212,6 @@ def test_a_running_aggregator_takes_a_stopping_edit(tmp_path: Path) -> None:
         assert agg.wait(60) == 0, agg.text()[-3000:]
     finally:
         stop_all(agg, *workers)
-    summary = (tmp_path / "ckpt/result/summary.json").read_text()
+    summary = (tmp_path / "ckpt/result/status.json").read_text()
     assert '"phase": "Succeeded"' in summary
     assert "max iterations 4 reached" in summary, summary
