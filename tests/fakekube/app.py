@@ -15,7 +15,7 @@ from aiohttp import web
 
 from . import openapi
 from .cluster import APPLY, JSON, MERGE, STRATEGIC, Cluster
-from .errors import ApiError, bad_request, gone, method_not_allowed, unsupported_media
+from .errors import ApiError, bad_request, gone, invalid, method_not_allowed, unsupported_media
 from .registry import ResourceType
 from .selectors import field_matcher, label_matcher
 from .store import Event, Obj
@@ -158,7 +158,26 @@ def _write_opts(request: web.Request) -> dict[str, Any]:
     if validation not in ("Strict", "Warn", "Ignore"):
         raise bad_request(f'fieldValidation must be one of "Ignore", "Warn", or "Strict", '
                           f'got "{validation}"')
-    return {"dry_run": request.query.get("dryRun") == "All", "validation": validation}
+    dry_run = request.query.get("dryRun", "")
+    if dry_run not in ("", "All"):
+        options = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"}
+        raise invalid(options.get(request.method, "DeleteOptions"), "meta.k8s.io", "", [{"reason": "FieldValueNotSupported", "field": "dryRun",
+                                           "message": f'Unsupported value: "{dry_run}": '
+                                           'supported values: "All"'}])
+    # Like the real server: an explicit fieldManager, else the User-Agent up to its first "/".
+    manager = request.query.get("fieldManager") or request.headers.get("User-Agent", "").split("/")[0]
+    if request.method == "PATCH":
+        apply = request.content_type == APPLY
+        if apply and not request.query.get("fieldManager"):
+            raise invalid("PatchOptions", "meta.k8s.io", "", [{
+                "reason": "FieldValueRequired", "field": "fieldManager",
+                "message": "Required value: is required for apply patch"}])
+        if not apply and "force" in request.query:
+            raise invalid("PatchOptions", "meta.k8s.io", "", [{
+                "reason": "FieldValueForbidden", "field": "force",
+                "message": "Forbidden: may not be specified for non-apply patch"}])
+    return {"dry_run": dry_run == "All", "validation": validation, "manager": manager,
+            "force": _flag(request, "force")}
 
 
 def _count(request: web.Request, verb: str, rt: ResourceType, sub: str) -> None:
@@ -210,8 +229,9 @@ async def resource(request: web.Request) -> web.StreamResponse:
     if method == "PUT":
         _count(request, "update", rt, sub)
         if sub == "scale":
+            opts = _write_opts(request)
             obj, warns = cluster.update_scale(rt, nsv, name, await _body(request),
-                                              _write_opts(request)["dry_run"])
+                                              opts["dry_run"], opts["manager"])
         else:
             obj, warns = cluster.update(rt, nsv, name, await _body(request), sub,
                                         **_write_opts(request))

@@ -7,6 +7,7 @@ import ipaddress
 import re
 from typing import Any, Final
 
+from .podvalidation import check_resources, check_scheduling
 from .registry import ResourceType
 from .schema import Outcome
 
@@ -88,7 +89,7 @@ def check_metadata(meta: dict[str, Any], out: Outcome) -> None:
                   "Invalid value: only one reference can have Controller set to true")
 
 
-def _check_pod_spec(spec: Any, path: str, out: Outcome) -> None:
+def _check_pod_spec(spec: Any, path: str, out: Outcome, kind: str) -> None:
     if not isinstance(spec, dict):
         out.error("FieldValueRequired", path, "Required value")
         return
@@ -105,6 +106,8 @@ def _check_pod_spec(spec: Any, path: str, out: Outcome) -> None:
             out.error("FieldValueDuplicate", f"{path}.containers[{i}].name",
                       f'Duplicate value: "{c.get("name")}"')
         seen.add(c.get("name", ""))
+        check_resources(c.get("resources"), f"{path}.containers[{i}].resources", kind, out)
+    check_scheduling(spec, path, out)
 
 
 def check_builtin(rt: ResourceType, obj: dict[str, Any], out: Outcome) -> None:
@@ -122,12 +125,12 @@ def check_builtin(rt: ResourceType, obj: dict[str, Any], out: Outcome) -> None:
         if not isinstance(replicas, int) or replicas < 0:
             out.error("FieldValueInvalid", "spec.replicas",
                       f"Invalid value: {replicas}: must be greater than or equal to 0")
-        _check_pod_spec((spec.get("template") or {}).get("spec"), "spec.template.spec", out)
+        _check_pod_spec((spec.get("template") or {}).get("spec"), "spec.template.spec", out, rt.kind)
     elif rt.group == "batch" and rt.plural == "jobs":
         _check_pod_spec(((obj.get("spec") or {}).get("template") or {}).get("spec"),
-                        "spec.template.spec", out)
+                        "spec.template.spec", out, rt.kind)
     elif rt.group == "" and rt.plural == "pods":
-        _check_pod_spec(obj.get("spec"), "spec", out)
+        _check_pod_spec(obj.get("spec"), "spec", out, rt.kind)
     elif rt.group == "" and rt.plural == "services":
         for i, port in enumerate((obj.get("spec") or {}).get("ports") or []):
             if not isinstance(port.get("port"), int):

@@ -8,7 +8,7 @@ import random
 import uuid
 from typing import Any, Final
 
-from . import kinds, psadmission
+from . import kinds, managed, psadmission
 from .cel import check_rules
 from .crd import check_crd, crd_status
 from .errors import (
@@ -60,9 +60,13 @@ def _content(obj: Obj, skip_status: bool) -> Obj:
 
 
 def _comparable(obj: Obj) -> Obj:
+    """What a write must change to count: managedFields only by who owns what, not when."""
     out = copy.deepcopy(obj)
-    for fld in ("resourceVersion", "managedFields", "generation"):
-        out.get("metadata", {}).pop(fld, None)
+    meta = out.get("metadata", {})
+    for fld in ("resourceVersion", "generation"):
+        meta.pop(fld, None)
+    for entry in meta.get("managedFields") or ():
+        entry.pop("time", None)
     return out
 
 
@@ -100,8 +104,11 @@ class Writes:
 
     # ----- create --------------------------------------------------------------------------
     def create(self, rt: ResourceType, ns: str, body: Any, *, verb: str = "create",
-               dry_run: bool = False, validation: str = "Warn") -> tuple[Obj, list[str]]:
+               dry_run: bool = False, validation: str = "Warn", manager: str = "",
+               force: bool = False, applied: bool = False) -> tuple[Obj, list[str]]:
+        """POST; `applied`: a server-side apply that creates, owning only what it sent."""
         obj = self._incoming(rt, body)
+        config = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
         if rt.namespaced:
             if meta.get("namespace") and meta["namespace"] != ns:
@@ -144,6 +151,14 @@ class Writes:
         if rt.key == CRD_KEY:
             check_crd(obj)
             obj["status"] = crd_status(obj)
+        if applied:
+            config["metadata"].pop("managedFields", None)
+            fields = managed.apply({"apiVersion": rt.api_version, "metadata": {}}, config,
+                                   manager, "", force=True, custom=rt.custom,
+                                   status_sub=rt.status)["metadata"].get("managedFields")
+            obj["metadata"]["managedFields"] = fields
+        else:
+            managed.record_update(None, obj, manager, "", custom=rt.custom, status_sub=rt.status)
         if dry_run:
             return self.view(rt, obj), warnings
         stored = self.store.commit(rt.key, "ADDED", obj, None, verb, self._label(rt))
@@ -214,8 +229,8 @@ class Writes:
 
     # ----- update and patch ----------------------------------------------------------------
     def update(self, rt: ResourceType, ns: str, name: str, body: Any, sub: str = "", *,
-               verb: str = "update", dry_run: bool = False,
-               validation: str = "Warn") -> tuple[Obj, list[str]]:
+               verb: str = "update", dry_run: bool = False, validation: str = "Warn",
+               manager: str = "", force: bool = False) -> tuple[Obj, list[str]]:
         old = self._existing(rt, ns, name)
         new = self._incoming(rt, body)
         meta = new.setdefault("metadata", {})
@@ -229,11 +244,11 @@ class Writes:
             raise invalid(rt.kind, rt.group, name, [{
                 "reason": "FieldValueInvalid", "field": "metadata.resourceVersion",
                 "message": "Invalid value: 0x0: must be specified for an update"}])
-        return self._replace(rt, old, new, sub, verb, dry_run, validation)
+        return self._replace(rt, old, new, sub, verb, dry_run, validation, manager)
 
     def patch(self, rt: ResourceType, ns: str, name: str, content_type: str, body: Any,
-              sub: str = "", *, dry_run: bool = False,
-              validation: str = "Warn") -> tuple[Obj, list[str]]:
+              sub: str = "", *, dry_run: bool = False, validation: str = "Warn",
+              manager: str = "", force: bool = False) -> tuple[Obj, list[str]]:
         if content_type == STRATEGIC and rt.custom:
             raise unsupported_media(content_type, [JSON, MERGE, APPLY])
         current = self.store.get(rt.key, ns if rt.namespaced else "", name)
@@ -242,20 +257,32 @@ class Writes:
                 obj = dict(body) if isinstance(body, dict) else {}
                 obj.setdefault("metadata", {}).setdefault("name", name)
                 return self.create(rt, ns, obj, verb="patch", dry_run=dry_run,
-                                   validation=validation)
+                                   validation=validation, manager=manager, applied=True)
             raise not_found(rt.plural, rt.group, name)
         old = self.view(rt, current)
         if sub == "scale":
             scale = self.scale_of(rt, old)
             patched = self._apply_patch(content_type, scale, body)
-            return self._set_replicas(rt, old, patched, "patch", dry_run)
+            return self._set_replicas(rt, old, patched, "patch", dry_run, manager)
+        if content_type == APPLY:
+            if not isinstance(body, dict):
+                raise bad_request("the apply configuration must be an object")
+            config = self._incoming(rt, body)
+            if (config.get("metadata") or {}).get("name", name) != name:
+                raise bad_request(f"the name of the object ({config['metadata']['name']}) does "
+                                  f"not match the name on the URL ({name})")
+            new = managed.apply(old, config, manager, sub, force=force, custom=rt.custom,
+                                status_sub=rt.status)
+            return self._replace(rt, old, self._incoming(rt, new), sub, "patch", dry_run,
+                                 validation, None)
         new = self._apply_patch(content_type, old, body)
         if not isinstance(new, dict):
             raise bad_request("the patch must leave an object")
         new_rv = (new.get("metadata") or {}).get("resourceVersion")
         if new_rv and new_rv != old["metadata"]["resourceVersion"]:
             raise conflict(rt.plural, rt.group, name)
-        return self._replace(rt, old, self._incoming(rt, new), sub, "patch", dry_run, validation)
+        return self._replace(rt, old, self._incoming(rt, new), sub, "patch", dry_run, validation,
+                             manager)
 
     @staticmethod
     def _apply_patch(content_type: str, target: Obj, body: Any) -> Any:
@@ -265,7 +292,7 @@ class Writes:
             raise bad_request("the patch body must be a JSON object")
         if content_type == STRATEGIC:
             return strategic_merge(target, body)
-        return merge_patch(target, body)  # merge patch; server-side apply approximated
+        return merge_patch(target, body)
 
     def _existing(self, rt: ResourceType, ns: str, name: str) -> Obj:
         current = self.store.get(rt.key, ns if rt.namespaced else "", name)
@@ -274,9 +301,12 @@ class Writes:
         return self.view(rt, current)
 
     def _replace(self, rt: ResourceType, old: Obj, new: Obj, sub: str, verb: str,
-                 dry_run: bool, validation: str) -> tuple[Obj, list[str]]:
-        """Apply the subresource rules, keep immutable metadata, and commit unless a no-op."""
+                 dry_run: bool, validation: str,
+                 manager: str | None = "kube-controller-manager") -> tuple[Obj, list[str]]:
+        """Apply the subresource rules, keep immutable metadata, record who changed which
+        fields (manager None: an apply that already did), and commit unless a no-op."""
         old_meta = old["metadata"]
+        fields = (new.get("metadata") or {}).get("managedFields")
         if sub == "status":
             status = new.get("status")
             new = copy.deepcopy(old)
@@ -298,6 +328,11 @@ class Writes:
             else:
                 meta.pop(fld, None)
         meta["resourceVersion"] = old_meta["resourceVersion"]
+        meta.pop("managedFields", None)
+        if manager is None and fields:
+            meta["managedFields"] = fields
+        elif old_meta.get("managedFields"):
+            meta["managedFields"] = copy.deepcopy(old_meta["managedFields"])
         if old_meta.get("deletionTimestamp"):
             added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
             if added:
@@ -314,6 +349,8 @@ class Writes:
             fresh = crd_status(new)
             same = (old.get("status") or {}).get("acceptedNames") == fresh["acceptedNames"]
             new["status"] = copy.deepcopy(old["status"]) if same else fresh
+        if manager is not None:
+            managed.record_update(old, new, manager, sub, custom=rt.custom, status_sub=rt.status)
         if _comparable(new) == _comparable(old):
             return old, warnings
         if "generation" in old_meta and _content(new, rt.status) != _content(old, rt.status):
@@ -357,11 +394,12 @@ class Writes:
         return self.scale_of(rt, self._existing(rt, ns, name))
 
     def update_scale(self, rt: ResourceType, ns: str, name: str, body: Any,
-                     dry_run: bool = False) -> tuple[Obj, list[str]]:
-        return self._set_replicas(rt, self._existing(rt, ns, name), body, "update", dry_run)
+                     dry_run: bool = False, manager: str = "") -> tuple[Obj, list[str]]:
+        return self._set_replicas(rt, self._existing(rt, ns, name), body, "update", dry_run,
+                                  manager)
 
     def _set_replicas(self, rt: ResourceType, old: Obj, scale: Any, verb: str,
-                      dry_run: bool) -> tuple[Obj, list[str]]:
+                      dry_run: bool, manager: str = "") -> tuple[Obj, list[str]]:
         if rt.scale is None:
             raise not_found(f"{rt.plural}/scale", rt.group, old["metadata"]["name"])
         replicas = (scale.get("spec") or {}).get("replicas") if isinstance(scale, dict) else None
@@ -374,7 +412,7 @@ class Writes:
             raise conflict(f"{rt.plural}", rt.group, old["metadata"]["name"])
         new = copy.deepcopy(old)
         set_path(new, rt.scale.spec_replicas, replicas)
-        obj, warnings = self._replace(rt, old, new, "", verb, dry_run, "Ignore")
+        obj, warnings = self._replace(rt, old, new, "", verb, dry_run, "Ignore", manager)
         return self.scale_of(rt, obj), warnings
 
     def _register(self, crd: Obj) -> None:
