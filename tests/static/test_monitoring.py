@@ -1,5 +1,6 @@
-"""Observability package: promtool on the PrometheusRule's alerts, the ServiceMonitor against the
-metrics Service, and the Grafana dashboard's structure and metric names (docs/contracts.md)."""
+"""Observability package: promtool on the PrometheusRule's alerts (severity and runbook links from
+values), both ServiceMonitors (the chart's and the operator's per-job one) as the values set them, and
+the Grafana dashboard's structure, units, rate queries and metric names (docs/contracts.md)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,29 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from esenas.spec import load_job
+from esenas_operator import builders as B
+from esenas_operator import monitoring as M
+from esenas_operator import names as N
 
 from tests.static.chart_tools import (
     ALL_ENABLED,
     CHART,
+    REPO,
     contract_metric_names,
     find,
     render,
     rendered_rules,
     run,
     tool,
+    values_file,
 )
 
 HERE = Path(__file__).resolve().parent
 DASHBOARD = CHART / "dashboards" / "esenas.json"
+OPERATIONS = REPO / "docs" / "operations.md"
 ALERTS = ("ESENASJobStalled", "ESENASWorkerShortfall", "ESENASAggregatorDown",
           "ESENASResultsStaleOrRejected", "ESENASOperatorReconcileErrors")
 # PromQL words that look like metric names but are not.
@@ -87,6 +96,120 @@ def test_alerts_use_only_contract_metrics(tmp_path: Path) -> None:
         unknown = {n for n in _metric_names(rule["expr"]) if not _known(n, contract)}
         assert not unknown, f"{rule['alert']}: {unknown} not in docs/contracts.md"
         assert rule["labels"]["severity"] and rule["annotations"]["summary"]
+
+
+def _rules(tmp: Path, values: dict[str, Any]) -> list[dict[str, Any]]:
+    (rule,) = find(render(tmp, {"prometheusRule": {"enabled": True, **values}}), "PrometheusRule")
+    return [r for g in rule["spec"]["groups"] for r in g["rules"]]
+
+
+def test_every_alert_takes_its_severity_from_values(tmp_path: Path) -> None:
+    assert {r["alert"]: r["labels"]["severity"] for r in _rules(tmp_path, {})} == dict.fromkeys(ALERTS, "warning")
+    rules = _rules(tmp_path, {"severity": "ticket", "severityOverrides": {"ESENASAggregatorDown": "page"}})
+    assert {r["alert"]: r["labels"]["severity"] for r in rules} == {
+        **dict.fromkeys(ALERTS, "ticket"), "ESENASAggregatorDown": "page"}
+
+
+def _anchors(markdown: str) -> list[str]:
+    """GitHub's anchors of a page's headings (code blocks skipped): lower case, punctuation dropped,
+    spaces to hyphens."""
+    text = re.sub(r"```.*?```", "", markdown, flags=re.S)
+    return [re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#{1,6} (.+)$", text, re.M)]
+
+
+def test_every_alert_links_its_runbook_section(tmp_path: Path) -> None:
+    anchors = _anchors(OPERATIONS.read_text())
+    runbook = anchors.index("alerts-runbook")
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    page = f"{chart['home']}/blob/v{chart['appVersion']}/docs/operations.md"
+    for rule in _rules(tmp_path, {}):
+        url, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+        assert url == page, rule["annotations"]
+        # The section exists, under "Alerts runbook", and is the alert's own.
+        assert anchor in anchors[runbook + 1:], f"{rule['alert']}: docs/operations.md has no #{anchor}"
+        assert anchor == rule["alert"].lower()
+    custom = _rules(tmp_path, {"runbookBaseUrl": "https://wiki.example.com/esenas/runbook"})
+    assert {r["annotations"]["runbook_url"] for r in custom} == {
+        f"https://wiki.example.com/esenas/runbook#{a.lower()}" for a in ALERTS}
+
+
+def test_anchor_check_finds_only_real_headings() -> None:
+    md = "# Ops\n\n```bash\n# esenasjobstalled\n```\n\n## Alerts runbook\n\n### ESENASJobStalled\n"
+    assert _anchors(md) == ["ops", "alerts-runbook", "esenasjobstalled"]
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"jobServiceMonitor": {"interval": "15 s"}}, "/jobServiceMonitor/interval"),
+    ({"jobServiceMonitor": {"enabled": "no"}}, "/jobServiceMonitor/enabled"),
+    ({"jobServiceMonitor": {"labels": {"bad key": "x"}}}, "invalid propertyName 'bad key'"),
+    ({"jobServiceMonitor": {"labels": {"release": "not a value"}}}, "/jobServiceMonitor/labels/release"),
+    ({"jobServiceMonitor": {"scrapeTimeout": "5s"}}, "scrapeTimeout"),
+    ({"serviceMonitor": {"labels": {"release": 3}}}, "/serviceMonitor/labels/release"),
+    ({"prometheusRule": {"severityOverrides": {"ESENASNoSuchAlert": "page"}}}, "invalid propertyName 'ESENASNoSuchAlert'"),
+    ({"prometheusRule": {"severityOverrides": {"ESENASAggregatorDown": ""}}}, "/prometheusRule/severityOverrides"),
+    ({"prometheusRule": {"runbookBaseUrl": "docs/operations.md"}}, "/prometheusRule/runbookBaseUrl"),
+])
+def test_values_schema_checks_the_monitoring_values(tmp_path: Path, values: dict[str, Any], message: str) -> None:
+    proc = run([tool("helm"), "template", "x", str(CHART), "-f", str(values_file(tmp_path, values))], check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr
+
+
+JOB = {"apiVersion": "esenas.dev/v1alpha1", "kind": "ESENASJob",
+       "metadata": {"name": "cheetah", "namespace": "rl", "uid": "0b7c-uid", "generation": 1},
+       "spec": {"environment": {"id": "HalfCheetah-v5"}}}
+
+
+def _job_monitors(tmp: Path, values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The operator's ServiceMonitors for one job, built with the environment the chart gives it."""
+    (dep,) = find(render(tmp, values), "Deployment")
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in c["env"] if "value" in e}
+    monitoring = M.JobMonitoring.from_env(env)
+    children = B.build_children(JOB, load_job(JOB), N.Settings(), service_monitor=True, monitoring=monitoring)
+    return [o for o in children if o["kind"] == "ServiceMonitor"]
+
+
+def test_job_service_monitor_follows_the_values(tmp_path: Path) -> None:
+    (default,) = _job_monitors(tmp_path, {})
+    assert default["metadata"]["labels"] == N.labels("cheetah", "aggregator")
+    assert default["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "15s"}]
+    (sm,) = _job_monitors(tmp_path, {
+        "serviceMonitor": {"labels": {"release": "kps", "team": "ml"}},
+        # The job's own labels win on a shared key; the operator's labels win over both.
+        "jobServiceMonitor": {"interval": "45s", "labels": {"team": "rl", "esenas.dev/job": "other"}},
+    })
+    assert sm["metadata"]["labels"] == {**N.labels("cheetah", "aggregator"), "release": "kps", "team": "rl"}
+    assert sm["spec"]["endpoints"][0]["interval"] == "45s"
+    assert sm["spec"]["selector"] == default["spec"]["selector"]
+
+
+def test_job_service_monitor_can_be_switched_off(tmp_path: Path) -> None:
+    assert _job_monitors(tmp_path, {"jobServiceMonitor": {"enabled": False}}) == []
+    # Still off when the chart's own ServiceMonitor is on: the two switches are separate.
+    assert _job_monitors(tmp_path, {**ALL_ENABLED, "jobServiceMonitor": {"enabled": False}}) == []
+    assert len(_job_monitors(tmp_path, {"serviceMonitor": {"enabled": False}})) == 1
+
+
+def test_chart_service_monitor_follows_the_values(tmp_path: Path) -> None:
+    docs = render(tmp_path, {**ALL_ENABLED, "serviceMonitor": {"enabled": True, "interval": "1m",
+                                                              "scrapeTimeout": "20s", "labels": {"release": "kps"}}})
+    (sm,) = find(docs, "ServiceMonitor")
+    assert sm["metadata"]["labels"]["release"] == "kps"
+    (endpoint,) = sm["spec"]["endpoints"]
+    assert (endpoint["interval"], endpoint["scrapeTimeout"]) == ("1m", "20s")
+    assert not find(render(tmp_path, {**ALL_ENABLED, "serviceMonitor": {"enabled": False}}), "ServiceMonitor")
+
+
+def test_chart_readme_documents_the_monitoring_values() -> None:
+    readme = (CHART / "README.md").read_text()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    keys = [f"jobServiceMonitor.{k}" for k in values["jobServiceMonitor"]]
+    keys += ["serviceMonitor.labels", "prometheusRule.severity", "prometheusRule.severityOverrides",
+             "prometheusRule.runbookBaseUrl"]
+    for key in keys:
+        assert f"`{key}`" in readme, f"helm/esenas/README.md does not document {key}"
 
 
 def test_service_monitor_scrapes_the_metrics_service(tmp_path: Path) -> None:
