@@ -24,9 +24,11 @@ FORMAT: Final = "esenas.dev/result/v1"
 MANIFEST_KEY: Final = "manifest.json"
 #: The manifest ConfigMap also holds the summary in plain text, for ``kubectl get cm``.
 SUMMARY_KEY: Final = "summary.json"
+#: A chunk ConfigMap: the bytes in binaryData[CHUNK_KEY]; the payload's SHA-256 and "i/n" in data
+#: (data, not annotations, so that a rewrite of the ConfigMap always rewrites them too).
 CHUNK_KEY: Final = "chunk"
-DIGEST_ANNOTATION: Final = "esenas.dev/result-sha256"
-INDEX_ANNOTATION: Final = "esenas.dev/result-chunk"
+DIGEST_KEY: Final = "sha256"
+INDEX_KEY: Final = "index"
 CHUNK_BYTES: Final = 640 * 1024
 #: 40 MiB of compressed result; a dense [256, 256] policy with a long history is under 2 MiB.
 MAX_CHUNKS: Final = 64
@@ -73,7 +75,7 @@ def pack(files: Mapping[str, str], base: str, **extra: Any) -> Packed:
 
 
 def unpack(manifest: Mapping[str, Any], chunks: Sequence[tuple[bytes, str] | None]) -> dict[str, str]:
-    """The files back from the manifest and each chunk's (bytes, SHA-256 annotation); None: not found.
+    """The files back from the manifest and each chunk's (bytes, SHA-256 it carries); None: not found.
 
     Raises :class:`ResultError` for an unknown format, a missing or foreign chunk, or a digest mismatch.
     """
@@ -92,7 +94,7 @@ def unpack(manifest: Mapping[str, Any], chunks: Sequence[tuple[bytes, str] | Non
     foreign = [names[i] for i, (_, d) in enumerate(present) if d != digest]
     if foreign:
         raise ResultError(f"incomplete result: {', '.join(foreign)} belong(s) to another write of the result "
-                          f"(their sha256 annotation is not the manifest's {digest[:12]}...)")
+                          f"(the sha256 they carry is not the manifest's {digest[:12]}...)")
     payload = b"".join(data for data, _ in present)
     if len(payload) != manifest.get("bytes") or sha256(payload) != digest:
         raise ResultError(f"digest mismatch: the chunks hold {len(payload):,} bytes with sha256 "
