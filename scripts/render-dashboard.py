@@ -39,6 +39,24 @@ def _legend(template: str, labels: dict[str, str]) -> str:
     return out
 
 
+def _axes_settings(panel: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The panel's field defaults, and each refId's overridden properties (Grafana's byFrameRefID)."""
+    defaults = dict(panel.get("fieldConfig", {}).get("defaults", {}))
+    by_ref: dict[str, dict[str, Any]] = {}
+    for o in panel.get("fieldConfig", {}).get("overrides", []):
+        if o["matcher"]["id"] == "byFrameRefID":
+            by_ref[o["matcher"]["options"]] = {p["id"]: p["value"] for p in o["properties"]}
+    return defaults, by_ref
+
+
+def _limits(ax: Any, props: dict[str, Any], scale: float) -> None:
+    """Grafana's min/max on an axis (in the axis' displayed scale); unset ones stay automatic."""
+    if "min" in props:
+        ax.set_ylim(bottom=props["min"] * scale)
+    if "max" in props:
+        ax.set_ylim(top=props["max"] * scale)
+
+
 def render(data: dict[str, Any], out: Path) -> None:
     """One subplot per dashboard panel, in the dashboard's order; trend panels use their x field."""
     import matplotlib
@@ -79,21 +97,30 @@ def render(data: dict[str, Any], out: Path) -> None:
                         ax.plot(*zip(*pts, strict=True), label=_legend(q["legend"], s["metric"]), lw=1.4)
             ax.set_xlabel(x_q["legend"], fontsize=8)
         else:
+            # As Grafana draws it: the panel's unit and min/max, and a query whose override puts it
+            # on the right axis gets that axis with its own unit (percentunit: 0.4 shows as 40 %).
+            defaults, by_ref = _axes_settings(panel)
             right = None
-            for q in queries:
-                on_right = q["legend"].startswith("compression")
+            right_props: dict[str, Any] = {}
+            for target_def, q in zip(panel["targets"], queries, strict=True):
+                props = by_ref.get(target_def["refId"], {})
+                on_right = props.get("custom.axisPlacement") == "right"
+                scale = 100.0 if props.get("unit", defaults.get("unit")) == "percentunit" else 1.0
                 if on_right and right is None:
                     right = ax.twinx()
                     right.tick_params(labelsize=7)
-                    right.set_ylabel("compression", fontsize=8)
+                    right.set_ylabel(q["legend"].split(" ")[0] + (" (%)" if scale == 100.0 else ""), fontsize=8)
+                    right_props = {**props, "scale": scale}
                 target = right if on_right and right is not None else ax
                 for s in q["result"]:
                     ts = [float(t) - t0 for t, _ in s["values"]]
-                    vs = [float(v) for _, v in s["values"]]
+                    vs = [float(v) * scale for _, v in s["values"]]
                     target.plot(ts, vs, label=_legend(q["legend"], s["metric"]), lw=1.4,
                                 ls="--" if on_right else "-", color="tab:red" if on_right else None)
             ax.set_xlabel("seconds", fontsize=8)
+            _limits(ax, defaults, 1.0)
             if right is not None:
+                _limits(right, right_props, right_props["scale"])
                 right.legend(fontsize=6, loc="lower right")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6, loc="best")

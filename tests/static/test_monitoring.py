@@ -291,3 +291,76 @@ def test_dashboard_has_the_required_panels() -> None:
     assert "esenas_topology_size" in t and "esenas_topology_compression_ratio" in t
     o = panel("operator reconciles", "errors")
     assert "esenas_operator_reconciles_total" in o and "esenas_operator_reconcile_errors_total" in o
+
+
+# Panels whose values may be negative: rewards (a job may shift or penalise them).
+_SIGNED = {"Reward vs iteration ($job)", "Reward vs env steps ($job)", "Rewards over time"}
+_RATE = ("rate(", "increase(", "irate(")
+
+
+def _negative_capable(expr: str, *, counter_as_axis: bool = False) -> list[str]:
+    """Why a query could draw a negative rate: a counter read other than through rate()/increase()
+    (its raw value jumps back to 0 on a restart), delta()/deriv() (negative on any reset or fall), or
+    a difference of gauges without clamp_min(..., 0). counter_as_axis: a trend panel's x field,
+    where the raw counter is the axis."""
+    problems = []
+    bare = re.sub(r'"[^"]*"', '""', expr)
+    for m in re.finditer(r"\b(esenas_\w+_(?:total|bucket|count|sum))\b", bare):
+        if not bare[: m.start()].rstrip().endswith(_RATE) and not counter_as_axis:
+            problems.append(f"counter {m[1]} outside rate()/increase()")
+    problems += [f"{m[1]}() can go negative" for m in re.finditer(r"\b(delta|idelta|deriv|predict_linear)\s*\(", bare)]
+    # A binary minus (label matchers, strings and range selectors removed) needs clamp_min.
+    arith = re.sub(r"\[[^\]]*\]|\{[^}]*\}", "", bare)
+    if re.search(r"[\w)\s]-\s*[\w(]", arith) and "clamp_min(" not in arith:
+        problems.append("a difference without clamp_min(..., 0)")
+    return problems
+
+
+def test_dashboard_rates_cannot_go_negative() -> None:
+    for panel in _panels():
+        for i, target in enumerate(panel["targets"]):
+            problems = _negative_capable(target["expr"], counter_as_axis=panel["type"] == "trend" and i == 0)
+            assert not problems, f"{panel['title']!r}: {target['expr']!r}: {problems}"
+        if panel["type"] == "timeseries" and panel["title"] not in _SIGNED:
+            # Also no axis drawn below 0 around an all-zero series.
+            assert panel["fieldConfig"]["defaults"].get("min") == 0, f"{panel['title']!r} has no min 0"
+
+
+@pytest.mark.parametrize(("expr", "problem"), [
+    ('esenas_env_steps_total{esenas_job=~"$job"}', "counter esenas_env_steps_total outside rate()"),
+    ("sum(esenas_operator_reconciles_total)", "counter esenas_operator_reconciles_total outside rate()"),
+    ("delta(esenas_iteration[5m])", "delta() can go negative"),
+    ("deriv(esenas_env_steps_total[5m])", "deriv() can go negative"),
+    ("esenas_operator_job_workers{state=\"desired\"} - esenas_workers_connected", "a difference without clamp_min"),
+])
+def test_the_negative_rate_check_can_fail(expr: str, problem: str) -> None:
+    assert any(problem in p for p in _negative_capable(expr)), _negative_capable(expr)
+
+
+def test_the_negative_rate_check_passes_good_queries() -> None:
+    for expr in ("sum(rate(esenas_env_steps_total{esenas_job=~\"$job\"}[$__rate_interval]))",
+                 "increase(esenas_rollouts_total[1h])",
+                 "clamp_min(esenas_operator_job_workers - esenas_workers_connected, 0)",
+                 'rate(esenas_results_rejected_total{reason=~"not-leased|a-b"}[5m])', "esenas_iteration"):
+        assert _negative_capable(expr) == [], expr
+
+
+def test_dashboard_units() -> None:
+    for panel in _panels():
+        unit = panel["fieldConfig"]["defaults"].get("unit")
+        title = panel["title"]
+        if title.endswith("/ s"):
+            assert unit == "ops", f"{title!r}: a per-second panel in {unit!r}"
+        elif "duration" in title.lower():
+            assert unit == "s", f"{title!r}: a duration in {unit!r}"
+        else:
+            assert unit == "short", f"{title!r}: {unit!r}"
+    # Compression is a fraction (1 - size/dense, docs/contracts.md): shown in percent on its own
+    # 0-100 % axis, the override found by its query's refId rather than by its legend.
+    (panel,) = [p for p in _panels() if "compression" in p["title"].lower()]
+    (target,) = [t for t in panel["targets"] if "esenas_topology_compression_ratio" in t["expr"]]
+    (override,) = panel["fieldConfig"]["overrides"]
+    assert override["matcher"] == {"id": "byFrameRefID", "options": target["refId"]}
+    props = {p["id"]: p["value"] for p in override["properties"]}
+    assert (props["unit"], props["min"], props["max"]) == ("percentunit", 0, 1)
+    assert "percent" in panel["description"] and "(%)" in panel["title"]
