@@ -17,7 +17,7 @@ import kopf
 from esenas.spec import API_GROUP, Job, SpecError
 
 from esenas_operator import builders as B
-from esenas_operator import metrics
+from esenas_operator import metrics, results
 from esenas_operator import names as N
 from esenas_operator.crd import PLURAL, VERSION
 from esenas_operator.kube import Kube, load_config
@@ -276,15 +276,16 @@ def sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: L
         failed = failure(job.spec.backoff_limit, restarts, job.spec.stopping.deadline_seconds, parse_time(current.get("startTime")), now, report)
         if failed is not None:
             reason, message = failed
+            if report is not None and (partial := results.store_partial(kube(), body, SETTINGS.aggregator_url(name, ns))):
+                desired["result"] = partial  # the best so far, kept before the fleet stops (docs/results.md)
             _stop_fleet(entries, ns)
             desired.update(phase="Failed", reason=reason, message=message, completionTime=timestamp(now))
             desired["conditions"] = set_condition(current.get("conditions"), "Failed", True, reason, message, gen, now)
             kopf.event(body, type="Warning", reason=reason, message=message)
         elif report is not None and (report.done or report.phase == "Succeeded"):
-            result = fetch_json(SETTINGS.aggregator_url(name, ns) + "/result")
-            if result is not None:
-                kube().ensure(B.build_result_configmap(body, result, report.raw))
-                desired["result"] = {"configMap": N.result_configmap(name), "path": report.result_path}
+            stored = results.store(kube(), body, SETTINGS.aggregator_url(name, ns))  # raises: retried next tick
+            if stored is not None:
+                desired["result"] = stored
             _stop_fleet(entries, ns)
             message = f"{report.reason or 'done'}: best reward {report.best_reward}, {report.topology_size} parameters"
             desired.update(phase="Succeeded", reason="Completed", message=message, completionTime=timestamp(now))
