@@ -1,7 +1,7 @@
 """Run the real operator process against the fake API server, plus a stand-in aggregator HTTP endpoint.
 
-The stand-in serves only the aggregator's HTTP contract (GET /status, GET /result from
-docs/contracts.md) so status handling can be tested without gRPC or MuJoCo.
+The stand-in serves only the aggregator's HTTP contract (GET /status, /result, /summary and
+/history from docs/contracts.md) so status handling can be tested without gRPC or MuJoCo.
 """
 
 from __future__ import annotations
@@ -31,11 +31,14 @@ def free_port() -> int:
 
 
 class StandInAggregator:
-    """GET /{namespace}/{name}/status and /result from dicts the test sets; 503 when unset."""
+    """GET /{namespace}/{name}/status, /result, /summary and /history from dicts the test sets;
+    503 for an unset status, 404 for an unset result document (the aggregator has none yet)."""
 
     def __init__(self) -> None:
         self.statuses: dict[tuple[str, str], dict[str, Any]] = {}
         self.results: dict[tuple[str, str], Any] = {}
+        self.summaries: dict[tuple[str, str], Any] = {}
+        self.histories: dict[tuple[str, str], Any] = {}
         self.hits = 0
         outer = self
 
@@ -44,11 +47,11 @@ class StandInAggregator:
                 outer.hits += 1
                 parts = self.path.strip("/").split("/")
                 body: Any = None
-                if len(parts) == 3:
-                    key = (parts[0], parts[1])
-                    body = (outer.statuses if parts[2] == "status" else outer.results).get(key)
+                docs = {"status": outer.statuses, "result": outer.results, "summary": outer.summaries, "history": outer.histories}
+                if len(parts) == 3 and parts[2] in docs:
+                    body = docs[parts[2]].get((parts[0], parts[1]))
                 if body is None:
-                    self.send_response(404 if len(parts) == 3 and parts[2] == "result" else 503)
+                    self.send_response(404 if len(parts) == 3 and parts[2] in ("result", "summary", "history") else 503)
                     self.end_headers()
                     return
                 data = json.dumps(body).encode()
@@ -69,6 +72,11 @@ class StandInAggregator:
     @property
     def url_template(self) -> str:
         return f"http://127.0.0.1:{self.port}/{{namespace}}/{{name}}"
+
+    def finish(self, namespace: str, name: str, policy: Any, summary: dict[str, Any], history: list[Any]) -> None:
+        """Serve a result: the documents the operator copies into the job's result ConfigMaps."""
+        key = (namespace, name)
+        self.results[key], self.summaries[key], self.histories[key] = policy, summary, {"history": history}
 
     def close(self) -> None:
         self.server.shutdown()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 from typing import Any
 
 import yaml
+from esenas.result_bundle import unpack
 
 from tests.fakekube.harness import ApiStatusError, FakeKube
 from tests.integration.operator.opharness import (
@@ -192,10 +194,11 @@ def test_status_follows_the_aggregator_to_success_and_ttl(cluster: FakeKube, ope
     assert "Running" in cluster.kubectl("get", "esj/done").stdout
 
     policy = {"template": "linear", "weights": [0.5, -0.25]}
-    standin.results[("default", "done")] = policy
+    standin.finish("default", "done", policy, {"job": "done", "iterations": 9}, [])
     standin.statuses[("default", "done")] = running_status(iteration=9, phase="Succeeded", done=True, reason="targetReward reached", resultPath="/var/lib/esenas/result")
     st = cluster.wait_for(lambda: status(cluster, "done").get("phase") == "Succeeded" and status(cluster, "done"), timeout=15)
-    assert st["result"] == {"configMap": "done-result", "path": "/var/lib/esenas/result"}
+    # Until the CRD lists chunks/sha256/... (docs/results.md), the API server may prune them.
+    assert st["result"]["configMap"] == "done-result" and st["result"].get("chunks", 1) == 1
     assert [c["status"] for c in st["conditions"] if c["type"] == "Complete"] == ["True"]
     events = cluster.client.list("/api/v1/namespaces/default/events")
     assert any(e.get("reason") == "Succeeded" and e["involvedObject"]["name"] == "done" for e in events)
@@ -213,14 +216,20 @@ def _gone(cluster: FakeKube, name: str) -> bool:
 
 
 def test_result_configmap_and_stopped_fleet(cluster: FakeKube, operator: OperatorProcess, standin: StandInAggregator) -> None:
-    standin.results[("default", "keep")] = {"weights": [1.0]}
+    summary = {"job": "keep", "stopReason": "maxIterations", "iterations": 2}
+    standin.finish("default", "keep", {"weights": [1.0]}, summary, [{"iteration": 0}, {"iteration": 1}])
     standin.statuses[("default", "keep")] = running_status(iteration=2, phase="Succeeded", done=True, reason="maxIterations")
     apply(cluster, job_doc("keep", replicas=3))
     cluster.wait_for(lambda: status(cluster, "keep").get("phase") == "Succeeded", timeout=15)
     cluster.wait_for(lambda: replicas(cluster, "keep") == {"keep-aggregator": 0, "keep-workers-0": 0})
-    cm = children(cluster, "keep")[("ConfigMap", "keep-result")]
-    assert json.loads(cm["data"]["policy.json"]) == {"weights": [1.0]}
-    assert json.loads(cm["data"]["summary.json"])["reason"] == "maxIterations"
+    # The result outlives the stopped fleet: a manifest ConfigMap and its chunk, owned by the job.
+    kids = children(cluster, "keep")
+    manifest = json.loads(kids[("ConfigMap", "keep-result")]["data"]["manifest.json"])
+    assert json.loads(kids[("ConfigMap", "keep-result")]["data"]["summary.json"]) == summary
+    chunk = kids[("ConfigMap", "keep-result-0")]
+    files = unpack(manifest, [(base64.b64decode(chunk["binaryData"]["chunk"]), chunk["data"]["sha256"])])
+    assert json.loads(files["policy.json"]) == {"weights": [1.0]} and json.loads(files["summary.json"]) == summary
+    assert json.loads(files["history.json"]) == [{"iteration": 0}, {"iteration": 1}]
     # A finished job is not restarted by a later scale.
     cluster.kubectl("scale", "esj/keep", "--replicas=7")
     cluster.wait_for(lambda: status(cluster, "keep").get("phase") == "Succeeded")

@@ -71,7 +71,7 @@ def test_operator_requests_are_all_granted(fakekube: FakeKube, tmp_path: Path) -
         fakekube.client.patch(f"{jobs}/rbac/scale", {"spec": {"replicas": 2}})
         own[("patch", "esenas.dev/esenasjobs/scale")] += 1
         fakekube.wait_for(lambda: _count(fakekube, "apps/deployments") == 2)
-        standin.results[("default", "rbac")] = {"weights": [1.0]}
+        standin.finish("default", "rbac", {"weights": [1.0]}, {"job": "rbac", "iterations": 3}, [])
         standin.statuses[("default", "rbac")] = running_status(phase="Succeeded", done=True)
         # Succeeded, result written, then deleted at once (ttl 0) with all children.
         fakekube.wait_for(lambda: _count(fakekube, "esenas.dev/esenasjobs") == 0, timeout=20)
