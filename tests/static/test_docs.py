@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from tests.static.chart_tools import CHART, REPO, run
+from tests.static.chart_tools import CHART, REPO, run, tool
 
 DOCS = ("quickstart.md", "operations.md", "observability.md")
 
@@ -73,3 +73,18 @@ def test_examples_in_docs_exist() -> None:
     assert examples
     for example in examples:
         assert (REPO / "manifests" / "examples" / example).exists()
+
+
+def test_chart_notes_point_at_the_release_tag() -> None:
+    """NOTES.txt's URLs name files at the chart's own tag (never main, which may be ahead of the
+    installed CRD), and those files exist."""
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    proc = run([tool("helm"), "install", "esenas", str(CHART), "-n", "esenas-system", "--dry-run=client"])
+    notes = proc.stdout[proc.stdout.index("NOTES:"):]
+    urls = re.findall(r"https://\S+", notes)
+    assert len(urls) >= 2 and "/main/" not in notes
+    prefix = chart["home"].replace("https://github.com/", "https://raw.githubusercontent.com/") + f"/v{chart['appVersion']}/"
+    for url in urls:
+        assert url.startswith(prefix), url
+        assert (REPO / url.removeprefix(prefix)).exists(), url
+    assert f"at tag v{chart['appVersion']}" in notes

@@ -60,3 +60,9 @@ app.kubernetes.io/component: operator
 {{- end -}}
 {{- toJson .Values.watch.namespaces -}}
 {{- end -}}
+
+{{/* A repository file at this chart's release tag (v<appVersion>), never at main: the CRD and the
+examples a user applies must be those of the operator that is installed. Args: (dict "root" . "path" P). */}}
+{{- define "esenas.repoFileUrl" -}}
+{{- printf "%s/v%s/%s" (replace "https://github.com/" "https://raw.githubusercontent.com/" .root.Chart.Home) .root.Chart.AppVersion .path -}}
+{{- end -}}
