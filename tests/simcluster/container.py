@@ -43,6 +43,7 @@ class State:
     ready: bool = False
     restart_count: int = 0
     last_exit: tuple[int, str, str, str] | None = None  # exit code, reason, started, finished
+    last_message: str = ""  # the termination message of the last exit
     waiting_reason: str | None = "ContainerCreating"
     finished: bool = False  # will not run again (policy says so, or stopped)
     history: list[int] = field(default_factory=list)  # exit codes, for tests and logs
@@ -111,7 +112,9 @@ class Container:
         while not self._stopping:
             started = time.monotonic()
             start_stamp = now()
+            self.state.last_message = ""
             with self.log_path.open("ab") as out:
+                log_start = out.tell()
                 try:
                     self.proc = await asyncio.create_subprocess_exec(
                         *self.launch.argv, env=self.launch.env, cwd=self.launch.cwd,
@@ -134,6 +137,7 @@ class Container:
                     task.cancel()
                 reason = "Completed" if code == 0 else ("Error" if code > 0 else f"Signal{-code}")
                 self.state.last_exit = (code, reason, start_stamp, now())
+                self.state.last_message = self._termination_message(code, log_start)
                 self.state.history.append(code)
                 log.info("container %s (pid %s) exited %s", self.name, self.proc.pid, code)
             self.state.pid, self.state.running_since, self.state.ready = None, None, False
@@ -241,6 +245,23 @@ class Container:
             out["lastState"] = {"terminated": self._terminated(s.last_exit)}
         return out
 
-    @staticmethod
-    def _terminated(e: tuple[int, str, str, str]) -> Obj:
-        return {"exitCode": e[0], "reason": e[1], "startedAt": e[2], "finishedAt": e[3]}
+    def _terminated(self, e: tuple[int, str, str, str]) -> Obj:
+        out: Obj = {"exitCode": e[0], "reason": e[1], "startedAt": e[2], "finishedAt": e[3]}
+        if self.state.last_message:
+            out["message"] = self.state.last_message
+        return out
+
+    def _termination_message(self, code: int, log_start: int) -> str:
+        """What the kubelet reports as the exit's message. No process here writes
+        terminationMessagePath, so only FallbackToLogsOnError gives one: after a failure, the
+        tail of this run's log, at most 80 lines and 2048 bytes, as the kubelet cuts it."""
+        if code == 0 or self.spec.get("terminationMessagePolicy") != "FallbackToLogsOnError":
+            return ""
+        try:
+            with self.log_path.open("rb") as f:
+                f.seek(log_start)
+                data = f.read()
+        except OSError:
+            return ""
+        tail = b"\n".join(data.rstrip(b"\n").split(b"\n")[-80:])[-2048:]
+        return tail.decode(errors="replace")

@@ -145,3 +145,33 @@ def test_failing_probes_keep_a_pod_unready_and_restart_it(fakekube: FakeKube, ru
     assert [x["status"] for x in pod["status"]["conditions"] if x["type"] == "Ready"] == ["False"]
     status = c.get(f"/apis/apps/v1/namespaces/{NS}/deployments/idle")["status"]
     assert status["readyReplicas"] == 0 and status["replicas"] == 1
+
+
+def test_a_crash_leaves_its_log_tail_as_the_termination_message(fakekube: FakeKube, runner: RunnerProcess) -> None:  # noqa: F811
+    """FallbackToLogsOnError: a failed exit's message is the tail of that run's log (80 lines,
+    2048 bytes at most); the other container, with the default policy, reports none."""
+    c = fakekube.client
+    crash = "import sys; print('\\n'.join(f'line {i}' for i in range(200))); sys.exit(\"ModuleNotFoundError: No module named 'nowhere'\")"
+    containers = [
+        {"name": "crash", "image": "python:3.11", "command": ["python", "-c", crash], "terminationMessagePolicy": "FallbackToLogsOnError"},
+        {"name": "plain", "image": "python:3.11", "command": ["python", "-c", crash]},
+    ]
+    c.create(f"/apis/apps/v1/namespaces/{NS}/deployments", {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "crash"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "crash"}},
+                 "template": {"metadata": {"labels": {"app": "crash"}}, "spec": {"containers": containers}}}})
+    pods_path = f"/api/v1/namespaces/{NS}/pods"
+
+    def crashed() -> dict[str, Any] | None:
+        for p in c.list(pods_path):
+            statuses = {s["name"]: s for s in (p.get("status") or {}).get("containerStatuses") or ()}
+            if all(s.get("lastState", {}).get("terminated") for s in statuses.values()) and len(statuses) == 2:
+                return statuses
+        return None
+
+    statuses = wait_for(crashed, 30, "both containers exited once")
+    message = statuses["crash"]["lastState"]["terminated"]["message"]
+    assert message.endswith("ModuleNotFoundError: No module named 'nowhere'"), message
+    assert len(message.encode()) <= 2048 and message.count("\n") <= 79 and "line 199" in message and "line 100" not in message
+    assert statuses["crash"]["lastState"]["terminated"]["exitCode"] == 1
+    assert "message" not in statuses["plain"]["lastState"]["terminated"]
