@@ -88,3 +88,28 @@ def test_chart_notes_point_at_the_release_tag() -> None:
         assert url.startswith(prefix), url
         assert (REPO / url.removeprefix(prefix)).exists(), url
     assert f"at tag v{chart['appVersion']}" in notes
+
+
+def test_contracts_name_every_environment_variable_the_code_reads() -> None:
+    text = (REPO / "docs" / "contracts.md").read_text()
+    sources = [p for d in ("core", "aggregator", "worker_image", "operator") for p in (REPO / d).rglob("*.py")]
+    names = {n for p in sources for n in re.findall(r'"(ESENAS_[A-Z0-9_]+)"', p.read_text())}
+    # Set by `esenas run` for its own child processes, never by a user.
+    names.discard("ESENAS_PARENT_PID")
+    assert {"ESENAS_LOG_LEVEL", "ESENAS_OPERATOR_WORKERS", "ESENAS_JOB_SERVICEMONITOR_LABELS"} <= names
+    missing = sorted(n for n in names if f"`{n}`" not in text)
+    assert not missing, f"docs/contracts.md does not name {missing}"
+
+
+@pytest.mark.parametrize("command", ["run", "eval"])
+def test_contracts_list_every_flag_of_the_local_commands(command: str) -> None:
+    from esenas_cli.main import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    parser = sub.choices[command]  # type: ignore[index]
+    flags = {o for a in parser._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
+    assert flags
+    text = (REPO / "docs" / "contracts.md").read_text()
+    (row,) = [line for line in text.splitlines() if line.startswith("|") and f"`esenas {command} " in line]
+    missing = sorted(f for f in flags if f not in row)
+    assert not missing, f"docs/contracts.md: `esenas {command}` row lacks {missing}"
