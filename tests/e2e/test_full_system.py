@@ -10,6 +10,8 @@ import base64
 import json
 import os
 import signal
+import subprocess
+import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ import pytest
 import yaml
 
 from tests.e2e.promharness import Prometheus
+from tests.fakekube.harness import kubectl_binary
 from tests.integration.operator.opharness import OperatorProcess, env_without_proxy
 from tests.simcluster.harness import (
     REPO,
@@ -88,8 +91,8 @@ def http_json(port: int, path: str) -> Any:
 
 
 def test_example_job_runs_to_succeeded(sim: tuple[SimCluster, OperatorProcess]) -> None:
-    """1. kubectl apply the quick example -> Succeeded, best reward in `kubectl get esj`, result ConfigMap;
-    the job's token leaks into no log, status or Event."""
+    """1. kubectl apply the quick example -> Succeeded, best reward in `kubectl get esj`, `esenas fetch`
+    after the fleet stopped; the job's token leaks into no log, status or Event."""
     cluster, op = sim
     cluster.kubectl("apply", "-f", str(EXAMPLE))
     name = yaml.safe_load(EXAMPLE.read_text())["metadata"]["name"]
@@ -103,18 +106,51 @@ def test_example_job_runs_to_succeeded(sim: tuple[SimCluster, OperatorProcess]) 
     columns = dict(zip(table[0].split(), next(line for line in table if line.startswith(name)).split(), strict=False))
     assert columns["PHASE"] == "Succeeded" and float(columns["BEST"]) == status["bestReward"], table
 
-    result = json.loads(cluster.kubectl("get", "configmap", f"{name}-result", "-o", "json").stdout)["data"]
-    policy, summary = json.loads(result["policy.json"]), json.loads(result["summary.json"])
-    assert summary["phase"] == "Succeeded" and summary["bestReward"] == status["bestReward"]
-    assert policy["environment"]["id"] == "InvertedPendulum-v5" and len(policy["params"]) == policy["trainableParams"]
     # The operator stops the fleet once done: the runner ends every process of the job.
     wait_for(lambda: not job_processes(cluster, name, "worker") and not job_processes(cluster, name, "aggregator"),
              60, "the finished job's processes stopped")
+    assert_fetch_gives_the_local_folder(cluster, name, status)
 
     assert_token_nowhere(cluster, op, name)
 
     cluster.kubectl("delete", "esj", name, "--wait=true", "--timeout=60s")
     assert_nothing_left(cluster, name)
+
+
+def esenas(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).parent / "esenas"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "esenas_cli.main"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300, env=env, cwd=REPO, check=False)
+
+
+def assert_fetch_gives_the_local_folder(cluster: SimCluster, job: str, status: Obj) -> None:
+    """`esenas fetch`, after the fleet is gone, writes the files of an `esenas run` folder, with the
+    same summary.json keys, through the real kubectl and the job's stored (chunked) result."""
+    work = cluster.workdir / "fetch"
+    work.mkdir()
+    env = {**env_without_proxy(), "PATH": f"{Path(kubectl_binary()).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    local_job = yaml.safe_load(EXAMPLE.read_text())
+    local_job["spec"]["stopping"] = {"maxIterations": 2}  # a short local run: its folder is what is compared
+    (work / "job.yaml").write_text(yaml.safe_dump(local_job))
+    run = esenas("run", str(work / "job.yaml"), "--in-process", "--workers", "1", "--output", str(work / "local"), env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    fetched = esenas("fetch", job, "-n", "default", "-o", str(work / "fetched"), "--kubeconfig", str(cluster.api.kubeconfig), env=env)
+    assert fetched.returncode == 0, fetched.stderr[-3000:]
+    assert f"results: {work / 'fetched'}" in fetched.stdout
+
+    def files(folder: Path) -> list[str]:
+        return sorted(p.name for p in folder.iterdir() if p.is_file())
+
+    assert files(work / "fetched") == files(work / "local") == [
+        "history.json", "policy.json", "reward_curve.png", "summary.json", "topology.png"]
+    local = json.loads((work / "local" / "summary.json").read_text())
+    summary = json.loads((work / "fetched" / "summary.json").read_text())
+    assert list(summary) == list(local)
+    assert summary["job"] == job and round(summary["bestReward"], 6) == status["bestReward"]
+    assert summary["iterations"] == status["iteration"] == len(json.loads((work / "fetched" / "history.json").read_text()))
+    policy = json.loads((work / "fetched" / "policy.json").read_text())
+    assert policy["environment"]["id"] == "InvertedPendulum-v5" and len(policy["params"]) == policy["trainableParams"]
+    assert status["result"]["configMap"] == f"{job}-result"
 
 
 def assert_token_nowhere(cluster: SimCluster, op: OperatorProcess, job: str) -> None:
