@@ -101,7 +101,7 @@ def test_contracts_name_every_environment_variable_the_code_reads() -> None:
     assert not missing, f"docs/contracts.md does not name {missing}"
 
 
-@pytest.mark.parametrize("command", ["run", "eval"])
+@pytest.mark.parametrize("command", ["run", "eval", "fetch"])
 def test_contracts_list_every_flag_of_the_local_commands(command: str) -> None:
     from esenas_cli.main import build_parser
 
