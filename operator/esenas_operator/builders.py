@@ -179,6 +179,9 @@ def build_aggregator_deployment(body: Mapping[str, Any], job: Job, settings: N.S
         "readinessProbe": {**probe, "failureThreshold": 3},
         "livenessProbe": {**probe, "failureThreshold": 6},
         "resources": _resources(job.spec.aggregator.resources, DEFAULT_AGGREGATOR_RESOURCES),
+        # A crash (an environment that does not import, say) leaves its log tail as the
+        # termination message, which the operator quotes in the job's Failed condition.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": _container_security(),
         "volumeMounts": [*_common_mounts(), {"name": "checkpoints", "mountPath": N.CHECKPOINT_DIR}],
     }

@@ -15,12 +15,15 @@ from typing import Any, Final
 
 import kopf
 from esenas.spec import API_GROUP, Job, SpecError
+from kubernetes.client.exceptions import ApiException
 
 from esenas_operator import builders as B
 from esenas_operator import metrics, results
 from esenas_operator import names as N
 from esenas_operator.crd import PLURAL, VERSION
-from esenas_operator.kube import Kube, load_config
+from esenas_operator.kube import Kube, Refused, api_message, load_config
+from esenas_operator.lifecycle import lifecycle
+from esenas_operator.reasons import CREATED, INVALID_SPEC, RUNNING, SUSPENDED, success_reason
 from esenas_operator.status import (
     FLEET_OVERSIZED,
     TERMINAL,
@@ -33,6 +36,7 @@ from esenas_operator.status import (
     parse_time,
     progress_status,
     set_condition,
+    termination_message,
     timestamp,
     ttl_expired,
     workers_status,
@@ -73,8 +77,12 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         prefix=API_GROUP, key="last-handled-configuration"
     )
     settings.persistence.finalizer = f"{API_GROUP}/finalizer"
-    # Handler log lines stay in the log; Events are posted explicitly, on state changes only.
+    # Handler log lines stay in the log; Events are posted explicitly, on state changes only,
+    # and name the operator (kubectl describe's "From" column), not the framework.
     settings.posting.level = logging.WARNING
+    settings.posting.reporting_component = N.MANAGER
+    settings.posting.reporting_instance = os.environ.get("HOSTNAME", N.MANAGER)
+    settings.posting.event_name_prefix = f"{N.MANAGER}-"
     # A finished job's timer deletes the job itself (TTL); kopf then waits for that very timer to
     # exit before it drops its finalizer, so check for the exit every second, not every minute.
     settings.background.cancellation_polling = 1.0
@@ -116,36 +124,54 @@ def _patch_status(namespace: str, name: str, current: dict[str, Any], desired: d
     return change
 
 
-def _invalid(body: Any, status: dict[str, Any], gen: int, exc: SpecError) -> None:
+def _invalid(body: Any, status: dict[str, Any], gen: int, message: str) -> None:
+    """Fail the job for its spec (phase Failed, Failed=True InvalidSpec, a Warning); no retries."""
     ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    message = "; ".join(str(e) for e in exc.errors)
     now = _now()
     desired = {
         "phase": "Failed",
-        "reason": "InvalidSpec",
+        "reason": INVALID_SPEC,
         "message": message,
         "observedGeneration": gen,
-        "conditions": set_condition(status.get("conditions"), "InvalidSpec", True, "InvalidSpec", message, gen, now),
+        "conditions": lifecycle(status.get("conditions"), "Failed", INVALID_SPEC, message, gen, now),
     }
     if _patch_status(ns, name, status, desired):
-        kopf.event(body, type="Warning", reason="InvalidSpec", message=message)
+        kopf.event(body, type="Warning", reason=INVALID_SPEC, message=message[:1000])
     metrics.ERRORS.inc()
     metrics.observe_job(ns, name, "Failed")
     raise kopf.PermanentError(f"invalid spec: {message}")
 
 
+def _report_error(body: Any, status: Mapping[str, Any], exc: Exception, logger: Logger) -> None:
+    """A reconcile or status error reaches the job (Reconciled=False and a Warning), not only the log.
+
+    The Event is posted when the condition changes, so a retry loop does not flood the namespace.
+    """
+    ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    message = api_message(exc) if isinstance(exc, ApiException) else f"{type(exc).__name__}: {exc}"
+    gen = int(body["metadata"].get("generation") or 1)
+    current = dict(status)
+    desired = {"conditions": set_condition(current.get("conditions"), "Reconciled", False, "ReconcileError", message[:4000], gen, _now())}
+    try:
+        changed = _patch_status(ns, name, current, desired)
+    except Exception as again:  # the API server may be what fails: the Event may still get through
+        logger.warning("cannot record the error in the status: %s", again)
+        changed = {"conditions": True}
+    if changed:
+        kopf.event(body, type="Warning", reason="ReconcileError", message=message[:1000])
+
+
 def _apply_children(body: Any, job: Job) -> tuple[int, list[str]]:
-    """Create or patch every child; delete worker shards beyond the wanted count."""
+    """Dry-run then apply every child; delete worker shards beyond the wanted count.
+
+    Raises Refused when the API server refuses a child (in the dry run: nothing was written).
+    """
     k = kube()
-    # Created once (random, immutable): a reconcile's fresh token and certificates are only
-    # used if the Secret does not exist yet (about 2 ms of key generation, no extra request).
-    k.ensure(B.build_token_secret(body, B.new_token(), B.new_tls(body)))
     monitor = k.has_group_version("monitoring.coreos.com/v1")
-    changed = []
-    children = B.build_children(body, job, SETTINGS, service_monitor=monitor)
-    for obj in children:
-        if k.ensure(obj) != "unchanged":
-            changed.append(f"{obj['kind']}/{obj['metadata']['name']}")
+    # The Secret is created once (random, immutable): a reconcile's fresh token and certificates
+    # are only used if it does not exist yet (about 2 ms of key generation, no extra request).
+    children = [B.build_token_secret(body, B.new_token(), B.new_tls(body)), *B.build_children(body, job, SETTINGS, service_monitor=monitor)]
+    changed = k.converge(children)
     wanted = {o["metadata"]["name"] for o in children if o["kind"] == "Deployment"}
     for d in k.list("apps/v1", "Deployment", job.namespace, N.worker_selector_string(job.name)):
         if d["metadata"]["name"] not in wanted and k.delete("apps/v1", "Deployment", job.namespace, d["metadata"]["name"]):
@@ -165,24 +191,29 @@ def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Log
     try:
         job = validate_job(body)
     except SpecError as exc:
-        _invalid(body, current, gen, exc)
+        _invalid(body, current, gen, "; ".join(str(e) for e in exc.errors))
         return
-    was_invalid = (condition(current, "InvalidSpec") or {}).get("status") == "True"
     phase = current.get("phase")
-    if phase in TERMINAL and not was_invalid:
+    if phase in TERMINAL and current.get("reason") != INVALID_SPEC:
         logger.info("job is %s; its fleet stays stopped", phase)
         return
     try:
         shards, changed = _apply_children(body, job)
-    except Exception:
+    except Refused as exc:
+        _invalid(body, current, gen, str(exc))
+        return
+    except Exception as exc:
         metrics.ERRORS.inc()
-        raise
+        _report_error(body, current, exc, logger)
+        raise kopf.TemporaryError(f"reconcile failed: {exc}", delay=30) from exc
     now = _now()
     suspended = job.spec.suspend
     new_phase = "Suspended" if suspended else ("Running" if phase == "Running" else "Pending")
-    conditions = current.get("conditions")
-    if was_invalid:
-        conditions = set_condition(conditions, "InvalidSpec", False, "Valid", "the spec is valid", gen, now)
+    reason = SUSPENDED if suspended else (RUNNING if new_phase == "Running" else CREATED)
+    message = f"{job.spec.workers.replicas} workers in {shards} shard(s)"
+    conditions = lifecycle(current.get("conditions"), new_phase, reason, message, gen, now, created=message)
+    if condition(current, "Reconciled") is not None:
+        conditions = set_condition(conditions, "Reconciled", True, "Reconciled", "every child is applied", gen, now)
     if suspended or condition(current, "Suspended"):
         why = "spec.suspend is true" if suspended else "spec.suspend is false"
         conditions = set_condition(conditions, "Suspended", suspended, "Suspended" if suspended else "Resumed", why, gen, now)
@@ -196,12 +227,11 @@ def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Log
         "phase": new_phase,
         "observedGeneration": gen,
         "selector": N.worker_selector_string(name),
-        "workers": {"desired": job.spec.workers.replicas, "shards": shards},
-        "reason": "Suspended" if suspended else "Reconciled",
-        "message": f"{job.spec.workers.replicas} workers in {shards} shard(s)",
+        "workers": {"desired": 0 if suspended else job.spec.workers.replicas, "shards": shards},
+        "reason": reason,
+        "message": message,
+        "conditions": conditions,
     }
-    if conditions is not None:
-        desired["conditions"] = conditions
     if not suspended and not current.get("startTime"):
         desired["startTime"] = timestamp(now)
     change = _patch_status(ns, name, current, desired)
@@ -224,17 +254,30 @@ def _stop_fleet(entries: list[Workload], namespace: str) -> None:
             kube().patch("apps/v1", "Deployment", namespace, w.name, {"spec": {"replicas": 0}})
 
 
-def _aggregator_restarts(namespace: str, job: str, current: int) -> int:
-    """Restarts of the one aggregator pod: a single list, by label, only when it is not ready."""
+def _aggregator_restarts(namespace: str, job: str, current: int) -> tuple[int, str]:
+    """Restarts of the one aggregator pod and its last termination message: a single list, by
+    label, only when it is not ready."""
     pods = kube().list("v1", "Pod", namespace, ",".join(f"{k}={v}" for k, v in N.selector(job, "aggregator").items()))
     counts = [sum(int(c.get("restartCount") or 0) for c in (p.get("status") or {}).get("containerStatuses") or ()) for p in pods]
-    return max([current, *counts])
+    return max([current, *counts]), termination_message(pods)
 
 
 @kopf.timer(API_GROUP, VERSION, PLURAL, interval=STATUS_INTERVAL)
 def sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Logger, **kwargs: Any) -> None:
-    """Mirror the aggregator's progress into .status; finish, fail or clean up the job."""
-    index: kopf.Index[tuple[str, str], Workload] = kwargs["workloads"]
+    """Mirror the aggregator's progress into .status; finish, fail or clean up the job.
+
+    An error (the API server refusing a write, say) reaches the job as Reconciled=False and a
+    Warning, then kopf tries again on the next tick.
+    """
+    try:
+        _sync_status(body, meta, status, logger, kwargs["workloads"])
+    except Exception as exc:
+        metrics.ERRORS.inc()
+        _report_error(body, status, exc, logger)
+        raise
+
+
+def _sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Logger, index: kopf.Index[tuple[str, str], Workload]) -> None:
     ns, name = meta["namespace"], meta["name"]
     current = dict(status)
     phase = current.get("phase")
@@ -260,11 +303,12 @@ def sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: L
             report = AggregatorReport.parse(fetch_json(SETTINGS.aggregator_url(name, ns) + "/status"))
         except (OSError, ValueError, TypeError, AttributeError) as exc:
             logger.debug("aggregator status unavailable: %s", exc)
-    restarts = int(current.get("aggregatorRestarts") or 0)
+    restarts, last_message = int(current.get("aggregatorRestarts") or 0), ""
     if aggregator is not None and aggregator.replicas > 0 and aggregator.ready < aggregator.replicas:
-        restarts = _aggregator_restarts(ns, name, restarts)
+        restarts, last_message = _aggregator_restarts(ns, name, restarts)
+    connected = report.workers_connected if report else None
     desired: dict[str, Any] = {
-        "workers": workers_status(job.spec.workers.replicas, ready, report.workers_connected if report else None, len(workers)),
+        "workers": workers_status(job.spec.workers.replicas, ready, connected, len(workers), stopped=job.spec.suspend),
         "aggregatorRestarts": restarts,
     }
     if report is not None:
@@ -273,28 +317,34 @@ def sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: L
     if job.spec.suspend:
         desired["phase"] = "Suspended"
     else:
-        failed = failure(job.spec.backoff_limit, restarts, job.spec.stopping.deadline_seconds, parse_time(current.get("startTime")), now, report)
+        deadline = job.spec.stopping.deadline_seconds
+        failed = failure(job.spec.backoff_limit, restarts, deadline, parse_time(current.get("startTime")), now, report, last_message)
         if failed is not None:
             reason, message = failed
             if report is not None and (partial := results.store_partial(kube(), body, SETTINGS.aggregator_url(name, ns))):
                 desired["result"] = partial  # the best so far, kept before the fleet stops (docs/results.md)
             _stop_fleet(entries, ns)
             desired.update(phase="Failed", reason=reason, message=message, completionTime=timestamp(now))
-            desired["conditions"] = set_condition(current.get("conditions"), "Failed", True, reason, message, gen, now)
-            kopf.event(body, type="Warning", reason=reason, message=message)
+            desired["workers"] = workers_status(0, 0, connected, len(workers), stopped=True)
+            desired["conditions"] = lifecycle(current.get("conditions"), "Failed", reason, message, gen, now)
+            kopf.event(body, type="Warning", reason=reason, message=message[:1000])
         elif report is not None and (report.done or report.phase == "Succeeded"):
             stored = results.store(kube(), body, SETTINGS.aggregator_url(name, ns))  # raises: retried next tick
             if stored is not None:
                 desired["result"] = stored
             _stop_fleet(entries, ns)
             message = f"{report.reason or 'done'}: best reward {report.best_reward}, {report.topology_size} parameters"
-            desired.update(phase="Succeeded", reason="Completed", message=message, completionTime=timestamp(now))
-            desired["conditions"] = set_condition(current.get("conditions"), "Complete", True, "Completed", message, gen, now)
-            kopf.event(body, type="Normal", reason="Succeeded", message=message)
+            reason = success_reason(report.reason)
+            desired.update(phase="Succeeded", reason=reason, message=message, completionTime=timestamp(now))
+            desired["workers"] = workers_status(0, 0, connected, len(workers), stopped=True)
+            desired["conditions"] = lifecycle(current.get("conditions"), "Succeeded", reason, message, gen, now)
+            kopf.event(body, type="Normal", reason="Succeeded", message=f"{reason}: {message}")
         elif report is not None:
-            desired["phase"] = "Running"
+            message = "the aggregator is serving"
+            desired.update(phase="Running", reason=RUNNING, message=message)
+            desired["conditions"] = lifecycle(current.get("conditions"), "Running", RUNNING, message, gen, now)
             if phase != "Running":
-                kopf.event(body, type="Normal", reason="Running", message="the aggregator is serving")
+                kopf.event(body, type="Normal", reason="Running", message=message)
     _patch_status(ns, name, current, desired)
     metrics.observe_job(ns, name, desired.get("phase", phase), desired=job.spec.workers.replicas, ready=ready)
 

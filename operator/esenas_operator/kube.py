@@ -1,14 +1,18 @@
 """A small raw-JSON Kubernetes client over the official client's auth and connection pool.
 
-Handlers work with plain dicts (what the builders return); this module creates, compares and
-patches them, writing only when something differs, so a reconcile of an up-to-date job is read-only.
+Handlers work with plain dicts (what the builders return). Children converge by server-side
+apply under one field manager: a field the spec no longer sets (a removed nodeSelector, a
+narrowed resources map) goes away, and an unchanged apply is a no-op on the server. Every set of
+children is first applied with ``dryRun=All``, so the API server's own validation refuses a bad
+spec before anything exists.
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from kubernetes import client, config
@@ -31,6 +35,33 @@ RESOURCES: Final[Mapping[tuple[str, str], tuple[str, str]]] = {
 
 #: Kinds whose content must never be rewritten once created (the token is random).
 CREATE_ONLY: Final = frozenset({"Secret", "PersistentVolumeClaim"})
+#: The field manager of every apply: the operator owns exactly the fields its builders set.
+FIELD_MANAGER: Final = "esenas-operator"
+APPLY: Final = "application/apply-patch+yaml"
+#: API errors that mean the request itself is wrong (a child the spec made invalid), not the cluster.
+REFUSED: Final = frozenset({400, 422})
+
+
+def api_message(exc: ApiException) -> str:
+    """The API server's own message from a Status body, else the HTTP reason."""
+    try:
+        body = json.loads(exc.body or "")
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return f"{exc.status} {exc.reason}"
+
+
+class Refused(Exception):
+    """The API server refused a child as invalid (400/422): the spec made it so, and retrying
+    cannot help. The message names the child and quotes the server."""
+
+    def __init__(self, obj: Mapping[str, Any], exc: ApiException) -> None:
+        self.kind = str(obj["kind"])
+        self.name = str(obj["metadata"]["name"])
+        self.status = int(exc.status or 0)
+        super().__init__(f"the API server refused {self.kind} {self.name}: {api_message(exc)}")
 
 
 def load_config() -> client.ApiClient:
@@ -40,15 +71,6 @@ def load_config() -> client.ApiClient:
     except config.ConfigException:
         config.load_kube_config()  # type: ignore[no-untyped-call]
     return client.ApiClient()
-
-
-def is_subset(desired: Any, actual: Any) -> bool:
-    """True when every field of desired has the same value in actual (server defaults are ignored)."""
-    if isinstance(desired, Mapping):
-        return isinstance(actual, Mapping) and all(k in actual and is_subset(v, actual[k]) for k, v in desired.items())
-    if isinstance(desired, list):
-        return isinstance(actual, list) and len(desired) == len(actual) and all(map(is_subset, desired, actual))
-    return bool(desired == actual)
 
 
 class Kube:
@@ -96,7 +118,8 @@ class Kube:
 
     def patch(self, api_version: str, kind: str, namespace: str, name: str, patch: Obj, sub: str | None = None) -> Obj:
         result: Obj = self.request(
-            "PATCH", self.path(api_version, kind, namespace, name, sub), body=patch, content_type="application/merge-patch+json"
+            "PATCH", self.path(api_version, kind, namespace, name, sub), body=patch,
+            query={"fieldManager": FIELD_MANAGER}, content_type="application/merge-patch+json",
         )
         return result
 
@@ -112,31 +135,63 @@ class Kube:
                 return False
             raise
 
-    def ensure(self, obj: Obj) -> str:
-        """Create obj, or patch the existing one where it differs: 'created', 'patched' or 'unchanged'.
-
-        Create first (not get first): after a crash most children exist and a create costs one
-        request either way, while a fresh job needs no read at all.
-        """
+    def write(self, obj: Obj, dry_run: bool = False) -> Obj | None:
+        """Server-side apply obj (create-only kinds: create it); None when a create-only object
+        already exists. ``dry_run``: the API server validates and admits it, and persists nothing."""
         meta = obj["metadata"]
         av, kind, ns, name = obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"]
-        try:
-            self.request("POST", self.path(av, kind, ns), body=obj)
-            return "created"
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
+        query = {"dryRun": "All"} if dry_run else {}
         if kind in CREATE_ONLY:
+            try:
+                created: Obj = self.request("POST", self.path(av, kind, ns), body=obj, query=query)
+                return created
+            except ApiException as exc:
+                if exc.status == 409:
+                    return None
+                raise
+        # force: the operator's fields are the spec's; a hand edit of them is undone, as any
+        # controller-runtime operator does. Fields other managers own alone are left alone.
+        applied: Obj = self.request(
+            "PATCH", self.path(av, kind, ns, name), body=json.dumps(obj),
+            query={**query, "fieldManager": FIELD_MANAGER, "force": "true"}, content_type=APPLY,
+        )
+        return applied
+
+    def converge(self, objs: Sequence[Obj]) -> builtins.list[str]:
+        """Dry-run every object, then apply them all; the ones that changed ('Kind/name').
+
+        A refusal in the dry run raises before anything is written, so a spec the API server
+        refuses leaves no partial set of children.
+        """
+        planned = [self._checked(o, dry_run=True) for o in objs]
+        changed: builtins.list[str] = []
+        for obj, plan in zip(objs, planned, strict=True):
+            done = self._checked(obj)
+            before = ((plan or {}).get("metadata") or {}).get("resourceVersion")
+            after = ((done or {}).get("metadata") or {}).get("resourceVersion")
+            if done is not None and after != before:
+                changed.append(f"{obj['kind']}/{obj['metadata']['name']}")
+        return changed
+
+    def _checked(self, obj: Obj, dry_run: bool = False) -> Obj | None:
+        try:
+            return self.write(obj, dry_run)
+        except ApiException as exc:
+            if exc.status in REFUSED:
+                raise Refused(obj, exc) from exc
+            raise
+
+    def ensure(self, obj: Obj) -> str:
+        """Apply one object: 'created', 'patched' or 'unchanged'."""
+        existing = None if obj["kind"] in CREATE_ONLY else self.get(
+            obj["apiVersion"], obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
+        done = self.write(obj)
+        if done is None:
             return "unchanged"
-        existing = self.get(av, kind, ns, name)
-        if existing is None:  # deleted meanwhile: the next reconcile creates it
-            return "unchanged"
-        desired = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
-        desired["metadata"] = {k: meta[k] for k in ("labels", "ownerReferences") if k in meta}
-        if is_subset(desired, existing):
-            return "unchanged"
-        self.patch(av, kind, ns, name, desired)
-        return "patched"
+        if existing is None:
+            return "created"
+        same = existing["metadata"].get("resourceVersion") == done["metadata"].get("resourceVersion")
+        return "unchanged" if same else "patched"
 
     def has_group_version(self, group_version: str, ttl: float = 60.0) -> bool:
         """Whether the API server serves group/version (e.g. monitoring.coreos.com/v1); cached for ttl."""

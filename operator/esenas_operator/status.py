@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from esenas_operator.reasons import aggregator_failure_reason
+
 Obj = dict[str, Any]
 TERMINAL: Final = ("Succeeded", "Failed")
 
@@ -158,7 +160,12 @@ def progress_status(report: AggregatorReport) -> Obj:
     return out
 
 
-def workers_status(desired: int, ready: int, connected: int | None, shards: int) -> Obj:
+def workers_status(desired: int, ready: int, connected: int | None, shards: int, stopped: bool = False) -> Obj:
+    """Ready/desired workers; a stopped fleet (suspended, finished) counts 0 of 0, whatever the
+    Deployments' pods still report while they terminate."""
+    if stopped:
+        desired = ready = 0
+        connected = 0 if connected is not None else None
     out: Obj = {"desired": desired, "ready": ready, "shards": shards, "summary": f"{ready}/{desired}"}
     if connected is not None:
         out["connected"] = connected
@@ -209,12 +216,34 @@ def fleet_fit(replicas: int, perturbations: int, exact_evals: int, per_worker: i
     )
 
 
-def failure(spec_backoff: int, restarts: int, deadline: int | None, start: dt.datetime | None, now: dt.datetime, report: AggregatorReport | None) -> tuple[str, str] | None:
-    """(reason, message) when the job must Fail, else None."""
+#: How much of the aggregator's termination message reaches the Failed message (the kubelet
+#: keeps at most 4096 bytes; the cause of an import error is in its last lines).
+TERMINATION_TAIL: Final = 2048
+
+
+def termination_message(pods: Iterable[Mapping[str, Any]]) -> str:
+    """The last termination message of the aggregator's container (FallbackToLogsOnError puts
+    its log tail there), or the reason it waits with (e.g. an image that cannot be pulled)."""
+    for pod in pods:
+        for c in (pod.get("status") or {}).get("containerStatuses") or ():
+            for state in (c.get("lastState") or {}, c.get("state") or {}):
+                for key in ("terminated", "waiting"):
+                    text = str((state.get(key) or {}).get("message") or "").strip()
+                    if text:
+                        return text[-TERMINATION_TAIL:]
+    return ""
+
+
+def failure(spec_backoff: int, restarts: int, deadline: int | None, start: dt.datetime | None, now: dt.datetime,
+            report: AggregatorReport | None, last_message: str = "") -> tuple[str, str] | None:
+    """(reason, message) when the job must Fail, else None; a crash loop names its last termination message."""
     if report is not None and report.phase == "Failed":
-        return "AggregatorFailed", report.reason or "the aggregator reported Failed"
+        return aggregator_failure_reason(report.reason), report.reason or "the aggregator reported Failed"
     if restarts > spec_backoff:
-        return "BackoffLimitExceeded", f"the aggregator restarted {restarts} times (spec.backoffLimit {spec_backoff})"
+        message = f"the aggregator restarted {restarts} times (spec.backoffLimit {spec_backoff})"
+        if last_message:
+            message += f"; its last termination message: {last_message}"
+        return "AggregatorCrashLoop", message
     if deadline is not None and start is not None and (now - start).total_seconds() > deadline:
         return "DeadlineExceeded", f"the job ran longer than spec.stopping.deadlineSeconds ({deadline} s)"
     return None

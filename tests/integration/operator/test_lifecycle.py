@@ -248,11 +248,20 @@ def test_deadline_and_crashing_aggregator_fail_the_job(cluster: FakeKube, operat
         "spec": {"containers": [{"name": "aggregator", "image": "x"}]},
     }
     cluster.client.create("/api/v1/namespaces/default/pods", pod)
+    # Its log tail is the termination message (FallbackToLogsOnError), as the kubelet reports it.
+    crash = "ModuleNotFoundError: No module named 'nowhere'"
+    terminated = {"exitCode": 1, "reason": "Error", "message": f"Traceback (most recent call last):\n  ...\n{crash}\n"}
     cluster.client.patch(
         "/api/v1/namespaces/default/pods/crashy-aggregator-abc/status",
-        {"status": {"containerStatuses": [{"name": "aggregator", "restartCount": 4, "ready": False, "image": "x", "imageID": "", "started": False}]}},
+        {"status": {"containerStatuses": [{"name": "aggregator", "restartCount": 4, "ready": False, "image": "x", "imageID": "", "started": False,
+                                           "state": {"waiting": {"reason": "CrashLoopBackOff"}}, "lastState": {"terminated": terminated}}]}},
     )
     st = cluster.wait_for(lambda: status(cluster, "crashy").get("phase") == "Failed" and status(cluster, "crashy"), timeout=20)
-    assert st["reason"] == "BackoffLimitExceeded" and "restarted 4 times" in st["message"]
-    assert st["aggregatorRestarts"] == 4
+    assert st["reason"] == "AggregatorCrashLoop" and "restarted 4 times" in st["message"]
+    assert st["message"].endswith(crash), st["message"]
+    (failed,) = [c for c in st["conditions"] if c["type"] == "Failed"]
+    assert (failed["status"], failed["reason"]) == ("True", "AggregatorCrashLoop") and crash in failed["message"]
+    assert st["aggregatorRestarts"] == 4 and st["workers"]["summary"] == "0/0"
+    described = cluster.kubectl("describe", "esj/crashy").stdout
+    assert crash in described and "esenas-operator" in described, described
     assert operator.alive()

@@ -66,8 +66,8 @@ def test_bad_specs_are_rejected_with_clear_messages(cluster: FakeKube, operator:
     for name, (_, field, reason) in zip(names, SEMANTIC_BAD, strict=True):
         st = statuses[name]
         assert st["phase"] == "Failed" and st["reason"] == "InvalidSpec", st
-        (cond,) = [c for c in st["conditions"] if c["type"] == "InvalidSpec"]
-        assert cond["status"] == "True"
+        (cond,) = [c for c in st["conditions"] if c["type"] == "Failed"]
+        assert (cond["status"], cond["reason"]) == ("True", "InvalidSpec")
         assert cond["message"].startswith(f"{field}: ") and reason in cond["message"], cond["message"]
     assert statuses["good"]["phase"] == "Pending"
     # No children for invalid jobs, no retry storm, and the operator keeps running.

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from esenas_operator.kube import is_subset
+from esenas_operator.lifecycle import lifecycle
 from esenas_operator.main import parse_args
+from esenas_operator.reasons import aggregator_failure_reason, success_reason
 from esenas_operator.status import (
     AggregatorReport,
     diff,
@@ -13,6 +14,7 @@ from esenas_operator.status import (
     fleet_fit,
     progress_status,
     set_condition,
+    termination_message,
     timestamp,
     ttl_expired,
     workers_status,
@@ -50,16 +52,63 @@ def test_report_parsing_is_lenient_and_maps_to_status() -> None:
     assert st["bestTopology"] == {"size": 17, "denseParams": 1000, "compression": 58.82}
     assert AggregatorReport.parse({}).iteration == 0
     assert workers_status(10, 7, None, 1) == {"desired": 10, "ready": 7, "shards": 1, "summary": "7/10"}
+    stopped = workers_status(10, 7, 2, 1, stopped=True)
+    assert stopped == {"desired": 0, "ready": 0, "shards": 1, "summary": "0/0", "connected": 0}
 
 
 def test_failure_rules() -> None:
     ok = AggregatorReport.parse({"phase": "Running"})
     assert failure(3, 3, None, T0, LATER, ok) is None
-    assert failure(3, 4, None, T0, LATER, ok) == ("BackoffLimitExceeded", "the aggregator restarted 4 times (spec.backoffLimit 3)")
+    assert failure(3, 4, None, T0, LATER, ok) == ("AggregatorCrashLoop", "the aggregator restarted 4 times (spec.backoffLimit 3)")
+    crash = "ModuleNotFoundError: No module named 'mypkg'"
+    assert failure(3, 4, None, T0, LATER, ok, crash) == (
+        "AggregatorCrashLoop", f"the aggregator restarted 4 times (spec.backoffLimit 3); its last termination message: {crash}")
     reason, _ = failure(3, 0, 10, T0, LATER, None) or ("", "")
     assert reason == "DeadlineExceeded"
     assert failure(3, 0, 60, T0, LATER, None) is None
     assert failure(3, 0, None, T0, LATER, AggregatorReport.parse({"phase": "Failed", "reason": "NaN parameters"})) == ("AggregatorFailed", "NaN parameters")
+    nonfinite = AggregatorReport.parse({"phase": "Failed", "reason": "NonFiniteUpdate: params, 3 times in a row"})
+    assert failure(3, 0, None, T0, LATER, nonfinite) == ("NonFiniteUpdate", "NonFiniteUpdate: params, 3 times in a row")
+
+
+def test_reasons_are_camel_case_names_of_why() -> None:
+    assert success_reason("target reward 500 reached (512.3)") == "TargetReached"
+    assert success_reason("max iterations 100 reached") == "MaxIterations"
+    assert success_reason("maxIterations") == "MaxIterations"
+    assert success_reason("max env steps 1000 reached") == "MaxEnvSteps"
+    assert success_reason("max episodes 5 reached") == "MaxEpisodes"
+    assert success_reason("") == "Completed"
+    assert aggregator_failure_reason("ValueError: bad") == "AggregatorFailed", "an exception type is a cause, not a reason"
+
+
+def test_termination_message_prefers_the_last_crash_and_keeps_its_tail() -> None:
+    pods = [{"status": {"containerStatuses": [{"name": "aggregator", "restartCount": 3,
+                                               "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}},
+                                               "lastState": {"terminated": {"exitCode": 1, "message": "x" * 5000 + "ImportError: no"}}}]}}]
+    text = termination_message(pods)
+    assert text.endswith("ImportError: no") and len(text) == 2048
+    assert termination_message([{"status": {}}]) == ""
+    waiting = [{"status": {"containerStatuses": [{"state": {"waiting": {"reason": "ErrImagePull", "message": "pull access denied"}}}]}}]
+    assert termination_message(waiting) == "pull access denied"
+
+
+def test_lifecycle_conditions_follow_the_phase_the_kubeflow_way() -> None:
+    def types(cs: list[dict[str, object]]) -> dict[object, tuple[object, object]]:
+        return {c["type"]: (c["status"], c["reason"]) for c in cs}
+
+    pending = lifecycle(None, "Pending", "Created", "2 workers", 1, T0, created="2 workers in 1 shard(s)")
+    assert types(pending) == {"Created": ("True", "Created")}
+    running = lifecycle(pending, "Running", "Running", "serving", 1, T0)
+    assert types(running) == {"Created": ("True", "Created"), "Running": ("True", "Running")}
+    suspended = lifecycle(running, "Suspended", "Suspended", "spec.suspend", 2, LATER)
+    assert types(suspended)["Running"] == ("False", "Suspended")
+    done = lifecycle(running, "Succeeded", "TargetReached", "best 500", 1, LATER)
+    assert types(done) == {"Created": ("True", "Created"), "Running": ("False", "TargetReached"),
+                           "Succeeded": ("True", "TargetReached"), "Complete": ("True", "TargetReached")}
+    invalid = lifecycle(None, "Failed", "InvalidSpec", "spec.workers.resources: bad", 1, T0)
+    assert types(invalid) == {"Failed": ("True", "InvalidSpec")}
+    fixed = lifecycle(invalid, "Pending", "Created", "ok", 2, LATER, created="ok")
+    assert types(fixed) == {"Failed": ("False", "SpecValid"), "Created": ("True", "Created")}
 
 
 def test_ttl() -> None:
@@ -68,14 +117,6 @@ def test_ttl() -> None:
     assert not ttl_expired(done, 31, LATER)
     assert not ttl_expired(done, None, LATER)
     assert not ttl_expired({"phase": "Running", "completionTime": timestamp(T0)}, 0, LATER)
-
-
-def test_subset_ignores_server_defaults_but_not_changes() -> None:
-    desired = {"spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "w", "image": "a"}]}}}}
-    actual = {"spec": {"replicas": 3, "revisionHistoryLimit": 10, "template": {"spec": {"containers": [{"name": "w", "image": "a", "terminationMessagePath": "/dev/x"}]}}}}
-    assert is_subset(desired, actual)
-    assert not is_subset({"spec": {"replicas": 4}}, actual)
-    assert not is_subset({"spec": {"template": {"spec": {"containers": [{"name": "w"}, {"name": "v"}]}}}}, actual)
 
 
 def test_cli_defaults_and_flags() -> None:
