@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 JOB ?= manifests/examples/inverted-pendulum.yaml
 PYTEST_ARGS ?=
 
-.PHONY: run test test-slow test-cluster lint tools clean
+.PHONY: run test test-slow test-cluster lint tools images clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,13 +25,20 @@ run: $(STAMP)
 tools:
 	scripts/fetch-tools.sh
 
+## The operator, aggregator and worker images, built daemonless with buildah (Debian's buildah,
+## umoci, runc and mmdebstrap are installed when missing): OCI archives in build/images/, cached
+## by the hash of their inputs under XDG_CACHE_HOME (default ~/.cache)/esenas-images. See docs/images.md.
+images: $(STAMP)
+	PY=$(CURDIR)/$(BIN)/python scripts/build-images.sh
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## Install, fetch the tools, lint, and run the default test suite.
-test: $(STAMP) tools lint
+## Install, fetch the tools, build the images (cached), lint, and run the default test suite
+## (the full-system test runs every pod as a runc container of those images).
+test: $(STAMP) tools images lint
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
 
 ## Learning-heavy checks, opt-in.

@@ -56,3 +56,7 @@ if ! cmp -s tests/static/promop/package-lock.json .tools/promop/package-lock.jso
 fi
 .tools/bin/kubectl version --client=true -o yaml | grep gitVersion | head -1
 .tools/bin/helm version --short
+
+# The daemonless image toolchain (buildah, umoci, runc, mmdebstrap) for `make images` and the
+# container mode of tests/simcluster.
+scripts/fetch-image-tools.sh
