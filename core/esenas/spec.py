@@ -1,23 +1,33 @@
-"""The ESENASJob spec: parsed once, at the edge, into frozen typed objects.
+"""The ESENASJob spec: one typed model, parsed once, at the edge, into frozen typed objects.
 
-The same dict drives `esenas run JOB.yaml` locally, the aggregator and worker
-pods, and the operator. YAML keys are camelCase (Kubernetes style); Python
-attributes are snake_case. Every bad field is reported with its path and the
-reason, e.g. ``spec.policy.partitions: must be >= 1, got 0``; all bad fields
-are reported at once, so a user fixes a file in one pass.
+The same dict drives `esenas run JOB.yaml` locally, the aggregator and worker pods, and the
+operator. YAML keys are camelCase (Kubernetes style); Python attributes are snake_case.
+
+The dataclasses below are the single source of truth: each field carries its description,
+default, bounds, enum and pattern (``spec_field``). From them :func:`openapi_schema` generates
+the CRD's openAPIV3Schema (``esenas.schema_model``), with the cross-field rules of
+``esenas.schema_rules`` as CEL; :func:`parse_spec` checks a raw spec against that same schema
+(``esenas.schema_validate``), then those same rules in Python (``esenas.schema_parse``). Every
+bad field is reported with its path and the reason, e.g. ``spec.policy.partitions: must be >= 1,
+got 0``; all bad fields are reported at once, so a user fixes a file in one pass.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, TypeVar, cast
+from typing import Any, ClassVar, Final
 
-from esenas.safe_yaml import YamlFileError, load_yaml_file
+from esenas.schema_k8s import QUANTITY_PATTERN, k8s_field
+from esenas.schema_model import FieldError, Schema, SpecError, spec_field
+
+__all__ = [
+    "AggregatorSpec", "CheckpointSpec", "ControllerSpec", "ESSpec", "EnvironmentSpec", "FieldError", "Job",
+    "JobSpec", "ObjectivesSpec", "PolicySpec", "SpecError", "StoppingSpec", "WorkersSpec", "check_dimensions",
+    "load_job", "openapi_schema", "parse_spec", "unsupported_actions",
+]
 
 API_GROUP: Final = "esenas.dev"
 API_VERSION: Final = "esenas.dev/v1alpha1"
@@ -35,29 +45,28 @@ OPTIMIZERS: Final = ("sgd", "adam")
 SIZE_METHODS: Final = ("mnasnet", "linear")
 #: Most antithetic pairs in one iteration, however they are given (perturbations, or per worker).
 MAX_PERTURBATIONS: Final = 1_000_000
+#: Largest lists accepted, so the API server can bound the cost of CEL rules.
+MAX_HIDDEN_LAYERS: Final = 16
+MAX_TOLERATIONS: Final = 64
+#: Size bounds, in bytes of compact JSON. Kubernetes caps all of an object's annotations at
+#: 256 KiB together, and two of them copy the spec: kubectl's last-applied-configuration and
+#: kopf's last-handled-configuration. 2 x 96 KiB leaves 64 KiB for the rest of the metadata.
+#: The CRD cannot measure a serialized size, so the parser checks these (the operator refuses
+#: a larger spec as InvalidSpec before it creates anything); the CRD bounds kwargs' keys.
+MAX_SPEC_BYTES: Final = 96 * 1024
+MAX_KWARGS_BYTES: Final = 64 * 1024
+MAX_KWARGS_KEYS: Final = 64
 
-_GYM_ID: Final = re.compile(r"^(?:[\w.-]+/)?[A-Za-z][\w.-]*-v\d+$")
-_MODULE_CLASS: Final = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_DNS1123: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+GYM_PATTERN: Final = r"^((?:[\w.-]+/)?[A-Za-z][\w.-]*-v\d+|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$"
+#: What each pattern means, for the parser's messages ("must be a Kubernetes quantity ..., got 'lots'").
+PATTERN_HINTS: Final = {
+    GYM_PATTERN: "a Gymnasium id (Name-vN, such as HalfCheetah-v5) or module:Class",
+    QUANTITY_PATTERN: "a Kubernetes quantity such as 500m, 2 or 1Gi",
+}
 
-
-@dataclass(frozen=True)
-class FieldError:
-    """One bad field: its dotted path and why it is bad."""
-
-    path: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
-
-
-class SpecError(ValueError):
-    """A job spec that cannot run. Carries every bad field, each with its own message."""
-
-    def __init__(self, errors: Sequence[FieldError]) -> None:
-        self.errors: tuple[FieldError, ...] = tuple(errors)
-        super().__init__("\n".join(str(e) for e in self.errors))
+_EVOLUTION: Final = "when type is evolution (the only type that uses it)"
+_PG: Final = "when type is policy_gradient (the only type that uses it)"
+_PPO: Final = "when algorithm is ppo (the only algorithm that uses it)"
 
 
 # --------------------------------------------------------------------------- typed spec
@@ -65,37 +74,100 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class EnvironmentSpec:
-    id: str
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    max_episode_steps: int = 1000
+    DOC: ClassVar[str] = "The task to learn. Immutable: a running job cannot change its task."
+
+    id: str = spec_field(
+        "A Gymnasium id such as HalfCheetah-v5, or module:Class of a gymnasium.Env. Its actions must be "
+        "a continuous Box: discrete action spaces (CartPole-v1) are refused.",
+        pattern=GYM_PATTERN,
+        max_length=253,
+    )
+    kwargs: Mapping[str, Any] = spec_field(
+        f"Keyword arguments passed to gymnasium.make or the class. At most {MAX_KWARGS_KEYS} keys and "
+        f"{MAX_KWARGS_BYTES // 1024} KiB as JSON (the whole spec at most {MAX_SPEC_BYTES // 1024} KiB), so "
+        "the spec's copies in annotations stay under Kubernetes' 256 KiB.",
+        default_factory=dict,
+        schema={"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        max_properties=MAX_KWARGS_KEYS,
+    )
+    max_episode_steps: int = spec_field("Longest episode, in environment steps.", 1000, minimum=1, maximum=1_000_000)
     #: Largest plausible |episode return|; a worker's result beyond it is refused (reward_bound).
-    max_abs_reward: float = 1e6
+    max_abs_reward: float = spec_field(
+        "Largest magnitude of one episode's return (before es.rewardShift) that a worker may report; "
+        "larger ones are refused and counted as esenas_results_rejected_total{reason=\"reward_bound\"}. "
+        "MuJoCo tasks stay within 1e5; raise it for an environment whose returns are larger.",
+        1e6,
+        minimum=0.0,
+        maximum=1e300,
+        exclusive_minimum=True,
+    )
 
 
 @dataclass(frozen=True)
 class PolicySpec:
-    template: str = "linear"
-    hidden_layers: tuple[int, ...] = ()
-    topology: str = "dense"
-    partitions: int | None = None
-    edges: int | None = None
-    search_space: str = "aggregate_edges"
+    DOC: ClassVar[str] = "The policy network and how its topology is searched. Immutable: the weights depend on it."
+
+    template: str = spec_field("linear, or mlp with tanh hidden layers.", "linear", enum=TEMPLATES)
+    hidden_layers: tuple[int, ...] = spec_field(
+        "Units per hidden layer of an mlp; [41] (the poster's H41) when the template is mlp and this is "
+        "unset. Empty for linear.",
+        (),
+        items={"type": "integer", "minimum": 1, "maximum": 4096},
+        max_items=MAX_HIDDEN_LAYERS,
+    )
+    topology: str = spec_field(
+        "dense; partition (chromatic weight sharing); edges (keep k edges); masked; toeplitz; circulant.",
+        "dense",
+        enum=TOPOLOGIES,
+    )
+    partitions: int | None = spec_field(
+        "Number of shared weights (colours) when topology is partition.", None, minimum=1, maximum=1_000_000
+    )
+    edges: int | None = spec_field(
+        "Number of edges kept when topology is edges or masked.", None, minimum=1, maximum=10_000_000
+    )
+    search_space: str = spec_field(
+        "Which edges the controller chooses from.",
+        "aggregate_edges",
+        enum=SEARCH_SPACES,
+        when="when topology is edges or masked (the only topologies that use it)",
+    )
 
 
 @dataclass(frozen=True)
 class ControllerSpec:
-    type: str = "none"
-    population_size: int = 50
-    tournament_size: int = 0  # 0: round(sqrt(population_size))
-    mutation_rate: float = 0.05
+    DOC: ClassVar[str] = "The NAS controller that proposes topologies."
+
+    type: str = spec_field(
+        "none, random, evolution (regularized) or policy_gradient.",
+        "none",
+        enum=CONTROLLERS,
+        when="for fixed topologies (dense, toeplitz, circulant); policy_gradient for searched ones "
+        "(partition, edges, masked)",
+    )
+    population_size: int = spec_field("Regularized evolution: population size.", 50, minimum=2, maximum=100_000, when=_EVOLUTION)
+    tournament_size: int = spec_field(
+        "Regularized evolution: tournament size; 0 means round(sqrt(populationSize)).", 0, minimum=0, maximum=100_000, when=_EVOLUTION
+    )
+    mutation_rate: float = spec_field(
+        "Regularized evolution: chance to mutate each decision.", 0.05, minimum=0.0, maximum=1.0, exclusive_minimum=True, when=_EVOLUTION
+    )
     # REINFORCE at 40 concentrates the controller within ~10 iterations, so the ES trains the
     # weights for a few topologies; PPO at 0.05 stayed near uniform (bench/results/learning.md).
-    learning_rate: float = 40.0
-    algorithm: str = "reinforce"
-    baseline_decay: float = 0.95
-    entropy_weight: float = 0.0
-    ppo_clip: float = 0.2
-    ppo_epochs: int = 5
+    learning_rate: float = spec_field(
+        "Policy gradient: learning rate of the logits. 40 with reinforce concentrates the controller within "
+        "about 10 iterations; ppo needs its own, far lower rate.",
+        40.0,
+        minimum=0.0,
+        maximum=100.0,
+        exclusive_minimum=True,
+        when=_PG,
+    )
+    algorithm: str = spec_field("Policy gradient: reinforce or ppo (clipped).", "reinforce", enum=PG_ALGORITHMS, when=_PG)
+    baseline_decay: float = spec_field("Policy gradient: decay of the reward baseline.", 0.95, minimum=0.0, maximum=1.0, when=_PG)
+    entropy_weight: float = spec_field("Policy gradient: entropy bonus weight.", 0.0, minimum=0.0, maximum=10.0, when=_PG)
+    ppo_clip: float = spec_field("PPO: clip range.", 0.2, minimum=0.0, maximum=1.0, exclusive_minimum=True, when=_PPO)
+    ppo_epochs: int = spec_field("PPO: epochs per batch of feedback.", 5, minimum=1, maximum=100, when=_PPO)
 
 
 @dataclass(frozen=True)
@@ -103,64 +175,148 @@ class ESSpec:
     """ES settings. ``perturbations`` is always the effective number of pairs per iteration: with
     ``perturbations_per_worker`` set it is that times ``max(1, workers.replicas)``."""
 
-    sigma: float = 0.03
-    step_size: float = 0.02
-    perturbations: int = 32
-    perturbations_per_worker: int | None = None
-    top_directions: int = 0  # 0: use all perturbation pairs
-    exact_evals: int = 0
-    fitness_shaping: str = "zscore"
-    optimizer: str = "sgd"
-    observation_normalization: bool = True
-    reward_shift: float = 0.0
+    DOC: ClassVar[str] = "Evolution strategies settings (ARS V2-t style)."
+
+    sigma: float = spec_field("Perturbation scale nu.", 0.03, minimum=0.0, maximum=10.0, exclusive_minimum=True)
+    step_size: float = spec_field("Step size alpha.", 0.02, minimum=0.0, maximum=100.0, exclusive_minimum=True)
+    # No schema default: the API server defaults before it validates, so a default here would
+    # always collide with perturbationsPerWorker. The parser uses 32 when neither is set.
+    perturbations: int = spec_field(
+        "Antithetic perturbation pairs per iteration (N). Exclusive with perturbationsPerWorker.",
+        32,
+        minimum=1,
+        maximum=MAX_PERTURBATIONS,
+        when="when perturbationsPerWorker is not set",
+    )
+    perturbations_per_worker: int | None = spec_field(
+        "Antithetic perturbation pairs per worker: N = perturbationsPerWorker x max(1, workers.replicas), "
+        "so the population follows kubectl scale and an HPA (from the next iteration the aggregator "
+        f"sees the new spec). N must stay <= {MAX_PERTURBATIONS}. Exclusive with perturbations.",
+        None,
+        minimum=1,
+        maximum=MAX_PERTURBATIONS,
+    )
+    top_directions: int = spec_field(
+        "Best directions used in the update (b); 0 means all. At most the effective perturbations.",
+        0,
+        minimum=0,
+        maximum=MAX_PERTURBATIONS,
+    )
+    exact_evals: int = spec_field(
+        "Evaluations of the unperturbed parameters per iteration; the first re-scores the incumbent "
+        "topology. Without them a policy's reward is that of a single perturbed rollout.",
+        0,
+        minimum=0,
+        maximum=100_000,
+    )
+    fitness_shaping: str = spec_field("How rewards are shaped before the update.", "zscore", enum=FITNESS_SHAPING)
+    optimizer: str = spec_field("sgd or adam.", "sgd", enum=OPTIMIZERS)
+    observation_normalization: bool = spec_field("Normalise observations with running statistics (ARS V2).", True)
+    reward_shift: float = spec_field("Subtracted from every step's reward (removes a survival bonus).", 0.0)
 
 
 @dataclass(frozen=True)
 class ObjectivesSpec:
-    size_weight: float = 0.0  # 0: reward only
-    target_size: int | None = None
-    size_method: str = "mnasnet"
+    DOC: ClassVar[str] = "How reward is traded against policy size."
+
+    size_weight: float = spec_field("Weight of the size term; 0 means reward only.", 0.0, minimum=0.0, maximum=10.0)
+    target_size: int | None = spec_field("Target size for the MnasNet-style soft constraint.", None, minimum=1)
+    size_method: str = spec_field(
+        "mnasnet or linear size penalty.", "mnasnet", enum=SIZE_METHODS, when="when sizeWeight > 0 (it is unused otherwise)"
+    )
 
 
 @dataclass(frozen=True)
 class StoppingSpec:
-    max_iterations: int = 1000
-    max_env_steps: int | None = None
-    max_episodes: int | None = None
-    target_reward: float | None = None
-    deadline_seconds: int | None = None
+    DOC: ClassVar[str] = "When the job ends; the first rule met stops it."
+
+    max_iterations: int = spec_field("Most ES iterations.", 1000, minimum=1, maximum=100_000_000)
+    max_env_steps: int | None = spec_field("Most environment steps in all rollouts.", None, minimum=1)
+    max_episodes: int | None = spec_field("Most episodes in all rollouts.", None, minimum=1)
+    target_reward: float | None = spec_field(
+        "Stop once the best policy's own evaluated reward (status.bestReward) reaches this.", None
+    )
+    deadline_seconds: int | None = spec_field("Wall-clock limit from the start; past it the job Fails.", None, minimum=1)
+
+
+#: What the operator gives a pod whose resources are unset (esenas_operator.builders; a test compares).
+WORKER_RESOURCES_DEFAULT: Final = "requests cpu 1 and memory 512Mi, limits memory 1Gi"
+AGGREGATOR_RESOURCES_DEFAULT: Final = "requests cpu 1 and memory 1Gi, limits memory 4Gi"
 
 
 @dataclass(frozen=True)
 class WorkersSpec:
-    replicas: int = 4
-    shard_size: int = 1000
-    batch_size: int = 8
-    item_timeout_seconds: float = 60.0
-    image: str | None = None
-    resources: Mapping[str, Any] = field(default_factory=dict)
-    node_selector: Mapping[str, str] = field(default_factory=dict)
-    tolerations: tuple[Mapping[str, Any], ...] = ()
-    affinity: Mapping[str, Any] = field(default_factory=dict)
-    priority_class_name: str | None = None
+    DOC: ClassVar[str] = "The rollout worker fleet."
+
+    replicas: int = spec_field("Number of worker pods. kubectl scale changes it.", 4, minimum=0, maximum=100_000)
+    shard_size: int = spec_field(
+        "Most pods in one worker Deployment; larger fleets are sharded.", 1000, minimum=1, maximum=3000
+    )
+    batch_size: int = spec_field("Work items a worker pulls at once.", 8, minimum=1, maximum=4096)
+    item_timeout_seconds: float = spec_field(
+        "After this, unfinished work is re-issued to another worker.", 60.0, minimum=0.1, maximum=86_400.0
+    )
+    image: str | None = spec_field("Worker image; the operator's default when unset.", None, max_length=512)
+    resources: Mapping[str, Any] = spec_field(
+        "CPU and memory requests and limits of each worker pod (a core/v1 ResourceRequirements). Unset "
+        f"(or empty) means the operator's default: {WORKER_RESOURCES_DEFAULT}.",
+        default_factory=dict,
+        schema=k8s_field("resources"),
+    )
+    node_selector: Mapping[str, str] = spec_field(
+        "Node labels worker pods must match (a core/v1 PodSpec nodeSelector).",
+        default_factory=dict,
+        schema=k8s_field("nodeSelector"),
+    )
+    tolerations: tuple[Mapping[str, Any], ...] = spec_field(
+        "core/v1 Tolerations of worker pods.", (), schema=k8s_field("tolerations"), max_items=MAX_TOLERATIONS
+    )
+    affinity: Mapping[str, Any] = spec_field(
+        "A core/v1 Affinity for worker pods.", default_factory=dict, schema=k8s_field("affinity")
+    )
+    priority_class_name: str | None = spec_field(
+        "PriorityClass of worker pods.", None, schema=k8s_field("priorityClassName"), max_length=253
+    )
 
 
 @dataclass(frozen=True)
 class CheckpointSpec:
-    every_iterations: int = 10
-    storage_size: str | None = None  # None: emptyDir; else a PVC of this size
-    storage_class_name: str | None = None
+    DOC: ClassVar[str] = "Where and how often the aggregator checkpoints."
+
+    every_iterations: int = spec_field("Checkpoint every this many iterations.", 10, minimum=1, maximum=1_000_000)
+    storage_size: str | None = spec_field(  # None: emptyDir; else a PVC of this size
+        "Size of a PersistentVolumeClaim for checkpoints, e.g. 1Gi; unset means an emptyDir.",
+        None,
+        pattern=QUANTITY_PATTERN,
+        max_length=64,
+    )
+    storage_class_name: str | None = spec_field(
+        "StorageClass of the checkpoint claim.", None, schema=k8s_field("storageClassName"), max_length=253
+    )
 
 
 @dataclass(frozen=True)
 class AggregatorSpec:
-    image: str | None = None
-    resources: Mapping[str, Any] = field(default_factory=dict)
+    DOC: ClassVar[str] = "The central aggregator: ES update, NAS controller, checkpoints."
+
+    image: str | None = spec_field("Aggregator image; the operator's default when unset.", None, max_length=512)
+    resources: Mapping[str, Any] = spec_field(
+        "CPU and memory requests and limits of the aggregator pod (a core/v1 ResourceRequirements). Unset "
+        f"(or empty) means the operator's default: {AGGREGATOR_RESOURCES_DEFAULT}.",
+        default_factory=dict,
+        schema=k8s_field("resources"),
+    )
     checkpoint: CheckpointSpec = field(default_factory=CheckpointSpec)
 
 
 @dataclass(frozen=True)
 class JobSpec:
+    DOC: ClassVar[str] = (
+        "What to train and how. The same mapping drives `esenas run` locally. At most "
+        f"{MAX_SPEC_BYTES // 1024} KiB as JSON, so that it fits twice (kubectl's and the operator's "
+        "annotations) under Kubernetes' 256 KiB for all annotations."
+    )
+
     environment: EnvironmentSpec
     policy: PolicySpec = field(default_factory=PolicySpec)
     controller: ControllerSpec = field(default_factory=ControllerSpec)
@@ -169,10 +325,12 @@ class JobSpec:
     stopping: StoppingSpec = field(default_factory=StoppingSpec)
     workers: WorkersSpec = field(default_factory=WorkersSpec)
     aggregator: AggregatorSpec = field(default_factory=AggregatorSpec)
-    seed: int = 0
-    suspend: bool = False
-    ttl_seconds_after_finished: int | None = None
-    backoff_limit: int = 3
+    seed: int = spec_field("Seed of the whole run; the run is deterministic given it.", 0, minimum=0, maximum=2**63 - 1)
+    suspend: bool = spec_field("true checkpoints and stops the job; false resumes it.", False)
+    ttl_seconds_after_finished: int | None = spec_field(
+        "Delete the job this long after it Succeeded or Failed.", None, minimum=0
+    )
+    backoff_limit: int = spec_field("Aggregator restarts tolerated before the job Fails.", 3, minimum=0, maximum=1000)
 
 
 @dataclass(frozen=True)
@@ -185,333 +343,29 @@ class Job:
     raw_spec: Mapping[str, Any]
 
 
-# --------------------------------------------------------------------------- parsing helpers
-
-T = TypeVar("T")
-_MISSING: Final = object()
+# --------------------------------------------------------------------------- entry points
 
 
-class _Reader:
-    """Reads one mapping, recording every problem instead of stopping at the first."""
+def openapi_schema() -> Schema:
+    """The spec's openAPIV3Schema (a fresh copy), with its cross-field rules as CEL: the CRD's
+    ``spec``, before the operator adds its immutability rules."""
+    from esenas.schema_parse import spec_schema
 
-    def __init__(self, data: Any, path: str, errors: list[FieldError]) -> None:
-        self.path = path
-        self.errors = errors
-        self.seen: set[str] = set()
-        if data is None:
-            data = {}
-        if not isinstance(data, Mapping):
-            errors.append(FieldError(path, f"must be an object, got {_type_name(data)}"))
-            data = {}
-        self.data: Mapping[str, Any] = data
-
-    def _p(self, key: str) -> str:
-        return f"{self.path}.{key}"
-
-    def fail(self, key: str, reason: str) -> None:
-        self.errors.append(FieldError(self._p(key), reason))
-
-    def raw(self, key: str) -> Any:
-        self.seen.add(key)
-        return self.data.get(key, _MISSING)
-
-    def sub(self, key: str) -> _Reader:
-        v = self.raw(key)
-        return _Reader(None if v is _MISSING else v, self._p(key), self.errors)
-
-    def integer(
-        self, key: str, default: int | None, lo: int | None = None, hi: int | None = None
-    ) -> int | None:
-        v = self.raw(key)
-        if v is _MISSING or v is None:
-            return default
-        if isinstance(v, bool) or not isinstance(v, int):
-            self.fail(key, f"must be an integer, got {_type_name(v)} {v!r}")
-            return default
-        return cast("int | None", self._bounds(key, v, lo, hi, default))
-
-    def number(
-        self,
-        key: str,
-        default: float | None,
-        lo: float | None = None,
-        hi: float | None = None,
-        lo_open: bool = False,
-    ) -> float | None:
-        v = self.raw(key)
-        if v is _MISSING or v is None:
-            return default
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            self.fail(key, f"must be a number, got {_type_name(v)} {v!r}")
-            return default
-        if not math.isfinite(v):
-            self.fail(key, f"must be finite, got {v!r}")
-            return default
-        if lo is not None and lo_open and v <= lo:
-            self.fail(key, f"must be > {lo}, got {v}")
-            return default
-        return cast("float | None", self._bounds(key, float(v), lo, hi, default))
-
-    def _bounds(self, key: str, v: Any, lo: Any, hi: Any, default: Any) -> Any:
-        if lo is not None and v < lo:
-            self.fail(key, f"must be >= {lo}, got {v}")
-            return default
-        if hi is not None and v > hi:
-            self.fail(key, f"must be <= {hi}, got {v}")
-            return default
-        return v
-
-    def boolean(self, key: str, default: bool) -> bool:
-        v = self.raw(key)
-        if v is _MISSING or v is None:
-            return default
-        if not isinstance(v, bool):
-            self.fail(key, f"must be true or false, got {_type_name(v)} {v!r}")
-            return default
-        return v
-
-    def string(self, key: str, default: str | None, choices: Sequence[str] = ()) -> str | None:
-        v = self.raw(key)
-        if v is _MISSING or v is None:
-            return default
-        if not isinstance(v, str):
-            self.fail(key, f"must be a string, got {_type_name(v)} {v!r}")
-            return default
-        if choices and v not in choices:
-            self.fail(key, f"must be one of {', '.join(choices)}; got {v!r}")
-            return default
-        return v
-
-    def mapping(self, key: str) -> dict[str, Any]:
-        v = self.raw(key)
-        if v is _MISSING or v is None:
-            return {}
-        if not isinstance(v, Mapping):
-            self.fail(key, f"must be an object, got {_type_name(v)}")
-            return {}
-        return dict(v)
-
-    def sequence(self, key: str) -> list[Any]:
-        v = self.raw(key)
-        if v is _MISSING or v is None:
-            return []
-        if not isinstance(v, list):
-            self.fail(key, f"must be a list, got {_type_name(v)}")
-            return []
-        return v
-
-    def finish(self) -> None:
-        """Unknown keys are errors: a typo must not silently fall back to a default."""
-        for key in self.data:
-            if key not in self.seen:
-                self.fail(str(key), "unknown field")
-
-
-def _type_name(v: Any) -> str:
-    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
-        type(v), type(v).__name__
-    )
-
-
-def _req(v: T | None) -> T:
-    assert v is not None
-    return v
-
-
-# --------------------------------------------------------------------------- the parser
+    return spec_schema()
 
 
 def parse_spec(spec: Any, path: str = "spec") -> JobSpec:
     """Parse a raw ``spec`` mapping into a :class:`JobSpec`, or raise :class:`SpecError`."""
-    errors: list[FieldError] = []
-    r = _Reader(spec, path, errors)
+    from esenas.schema_parse import parse
 
-    e = r.sub("environment")
-    env_id = e.string("id", None)
-    if env_id is None and "id" not in e.data:
-        e.fail("id", "required: a Gymnasium id such as HalfCheetah-v5, or module:Class")
-    elif env_id is not None and not (_GYM_ID.match(env_id) or _MODULE_CLASS.match(env_id)):
-        e.fail("id", f"must be a Gymnasium id (Name-vN) or module:Class, got {env_id!r}")
-    environment = EnvironmentSpec(
-        id=env_id or "",
-        kwargs=e.mapping("kwargs"),
-        max_episode_steps=_req(e.integer("maxEpisodeSteps", 1000, 1, 1_000_000)),
-        max_abs_reward=_req(e.number("maxAbsReward", 1e6, 0.0, 1e300, lo_open=True)),
-    )
-    e.finish()
+    return parse(spec, path)
 
-    p = r.sub("policy")
-    template = _req(p.string("template", "linear", TEMPLATES))
-    hidden: list[int] = []
-    for i, h in enumerate(p.sequence("hiddenLayers")):
-        if isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= 4096:
-            p.fail(f"hiddenLayers[{i}]", f"must be an integer in [1, 4096], got {h!r}")
-        else:
-            hidden.append(h)
-    if template == "linear" and hidden:
-        p.fail("hiddenLayers", "must be empty for template 'linear'; use template 'mlp'")
-    if template == "mlp" and not hidden and "hiddenLayers" not in p.data:
-        hidden = [41]  # the poster's H41
-    elif template == "mlp" and not p.data.get("hiddenLayers"):
-        p.fail("hiddenLayers", "template 'mlp' needs at least one hidden layer, e.g. [41]")
-    topology = _req(p.string("topology", "dense", TOPOLOGIES))
-    partitions = p.integer("partitions", None, 1, 1_000_000)
-    edges = p.integer("edges", None, 1, 10_000_000)
-    search_space = _req(p.string("searchSpace", "aggregate_edges", SEARCH_SPACES))
-    if topology == "partition" and partitions is None and "partitions" not in p.data:
-        p.fail("partitions", "required when topology is 'partition'")
-    if topology in ("edges", "masked") and edges is None and "edges" not in p.data:
-        p.fail("edges", f"required when topology is {topology!r}")
-    if partitions is not None and topology != "partition":
-        p.fail("partitions", f"only applies to topology 'partition', not {topology!r}")
-    if edges is not None and topology not in ("edges", "masked"):
-        p.fail("edges", f"only applies to topology 'edges' or 'masked', not {topology!r}")
-    if search_space == "residual_edges" and template == "linear":
-        p.fail("searchSpace", "'residual_edges' needs template 'mlp' (a linear policy has one layer)")
-    policy = PolicySpec(template, tuple(hidden), topology, partitions, edges, search_space)
-    p.finish()
 
-    c = r.sub("controller")
-    default_ctrl = "policy_gradient" if topology in SEARCHED_TOPOLOGIES else "none"
-    ctype = _req(c.string("type", default_ctrl, CONTROLLERS))
-    if topology in SEARCHED_TOPOLOGIES and ctype == "none":
-        c.fail("type", f"topology {topology!r} needs a controller: random, evolution or policy_gradient")
-    if topology not in SEARCHED_TOPOLOGIES and ctype != "none":
-        c.fail("type", f"topology {topology!r} is fixed, there is nothing to search; use 'none'")
-    pop = _req(c.integer("populationSize", 50, 2, 100_000))
-    controller = ControllerSpec(
-        type=ctype,
-        population_size=pop,
-        tournament_size=_req(c.integer("tournamentSize", 0, 0, 100_000)),
-        mutation_rate=_req(c.number("mutationRate", 0.05, 0.0, 1.0, lo_open=True)),
-        learning_rate=_req(c.number("learningRate", ControllerSpec.learning_rate, 0.0, 100.0, lo_open=True)),
-        algorithm=_req(c.string("algorithm", ControllerSpec.algorithm, PG_ALGORITHMS)),
-        baseline_decay=_req(c.number("baselineDecay", 0.95, 0.0, 1.0)),
-        entropy_weight=_req(c.number("entropyWeight", 0.0, 0.0, 10.0)),
-        ppo_clip=_req(c.number("ppoClip", 0.2, 0.0, 1.0, lo_open=True)),
-        ppo_epochs=_req(c.integer("ppoEpochs", 5, 1, 100)),
-    )
-    if controller.tournament_size > pop:
-        c.fail("tournamentSize", f"must be <= populationSize ({pop}), got {controller.tournament_size}")
-    c.finish()
+def load_job(source: str | Path | Mapping[str, Any]) -> Job:
+    """Load a whole ESENASJob (the file a user would ``kubectl apply``) and parse its spec."""
+    from esenas.schema_parse import load
 
-    o = r.sub("objectives")
-    objectives = ObjectivesSpec(
-        size_weight=_req(o.number("sizeWeight", 0.0, 0.0, 10.0)),
-        target_size=o.integer("targetSize", None, 1),
-        size_method=_req(o.string("sizeMethod", "mnasnet", SIZE_METHODS)),
-    )
-    if objectives.size_weight > 0 and objectives.target_size is None:
-        o.fail("targetSize", "required when sizeWeight > 0")
-    o.finish()
-
-    st = r.sub("stopping")
-    stopping = StoppingSpec(
-        max_iterations=_req(st.integer("maxIterations", 1000, 1, 100_000_000)),
-        max_env_steps=st.integer("maxEnvSteps", None, 1),
-        max_episodes=st.integer("maxEpisodes", None, 1),
-        target_reward=st.number("targetReward", None),
-        deadline_seconds=st.integer("deadlineSeconds", None, 1),
-    )
-    st.finish()
-
-    w = r.sub("workers")
-    tolerations = w.sequence("tolerations")
-    for i, t in enumerate(tolerations):
-        if not isinstance(t, Mapping):
-            w.fail(f"tolerations[{i}]", f"must be an object, got {_type_name(t)}")
-    workers = WorkersSpec(
-        replicas=_req(w.integer("replicas", 4, 0, 100_000)),
-        shard_size=_req(w.integer("shardSize", 1000, 1, 3000)),
-        batch_size=_req(w.integer("batchSize", 8, 1, 4096)),
-        item_timeout_seconds=_req(w.number("itemTimeoutSeconds", 60.0, 0.1, 86_400.0)),
-        image=w.string("image", None),
-        resources=w.mapping("resources"),
-        node_selector=w.mapping("nodeSelector"),
-        tolerations=tuple(t for t in tolerations if isinstance(t, Mapping)),
-        affinity=w.mapping("affinity"),
-        priority_class_name=w.string("priorityClassName", None),
-    )
-    w.finish()
-
-    # After workers: with perturbationsPerWorker the population follows the replica count.
-    s = r.sub("es")
-    fixed = s.integer("perturbations", None, 1, MAX_PERTURBATIONS)
-    per_worker = s.integer("perturbationsPerWorker", None, 1, MAX_PERTURBATIONS)
-    perturbations = ESSpec.perturbations if fixed is None else fixed
-    origin = f"perturbations ({perturbations})"
-    if per_worker is not None and s.data.get("perturbations") is not None:
-        s.fail(
-            "perturbationsPerWorker",
-            "cannot be set together with spec.es.perturbations: give the population either per "
-            "iteration (perturbations) or per worker (perturbationsPerWorker), not both",
-        )
-    elif per_worker is not None:
-        fleet = max(1, workers.replicas)
-        perturbations = per_worker * fleet
-        origin = (
-            f"the effective perturbations ({perturbations} = perturbationsPerWorker {per_worker} "
-            f"x max(1, workers.replicas {workers.replicas}))"
-        )
-        if perturbations > MAX_PERTURBATIONS:
-            s.fail(
-                "perturbationsPerWorker",
-                f"{per_worker} x max(1, spec.workers.replicas {workers.replicas}) = {perturbations} "
-                f"perturbations; must be <= {MAX_PERTURBATIONS}",
-            )
-            perturbations = MAX_PERTURBATIONS
-    top = _req(s.integer("topDirections", 0, 0, MAX_PERTURBATIONS))
-    if top > perturbations:
-        s.fail("topDirections", f"must be <= {origin}, got {top}")
-    es = ESSpec(
-        sigma=_req(s.number("sigma", 0.03, 0.0, 10.0, lo_open=True)),
-        step_size=_req(s.number("stepSize", 0.02, 0.0, 100.0, lo_open=True)),
-        perturbations=perturbations,
-        perturbations_per_worker=per_worker,
-        top_directions=top,
-        exact_evals=_req(s.integer("exactEvals", 0, 0, 100_000)),
-        fitness_shaping=_req(s.string("fitnessShaping", "zscore", FITNESS_SHAPING)),
-        optimizer=_req(s.string("optimizer", "sgd", OPTIMIZERS)),
-        observation_normalization=s.boolean("observationNormalization", True),
-        reward_shift=_req(s.number("rewardShift", 0.0)),
-    )
-    s.finish()
-
-    a = r.sub("aggregator")
-    ck = a.sub("checkpoint")
-    checkpoint = CheckpointSpec(
-        every_iterations=_req(ck.integer("everyIterations", 10, 1, 1_000_000)),
-        storage_size=ck.string("storageSize", None),
-        storage_class_name=ck.string("storageClassName", None),
-    )
-    if checkpoint.storage_size is not None and not re.match(
-        r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$", checkpoint.storage_size
-    ):
-        ck.fail("storageSize", f"must be a Kubernetes quantity such as 1Gi, got {checkpoint.storage_size!r}")
-    ck.finish()
-    aggregator = AggregatorSpec(
-        image=a.string("image", None), resources=a.mapping("resources"), checkpoint=checkpoint
-    )
-    a.finish()
-
-    job = JobSpec(
-        environment=environment,
-        policy=policy,
-        controller=controller,
-        es=es,
-        objectives=objectives,
-        stopping=stopping,
-        workers=workers,
-        aggregator=aggregator,
-        seed=_req(r.integer("seed", 0, 0, 2**63 - 1)),
-        suspend=r.boolean("suspend", False),
-        ttl_seconds_after_finished=r.integer("ttlSecondsAfterFinished", None, 0),
-        backoff_limit=_req(r.integer("backoffLimit", 3, 0, 1000)),
-    )
-    r.finish()
-    if errors:
-        raise SpecError(errors)
-    return job
+    return load(source)
 
 
 def check_dimensions(spec: JobSpec, obs_dim: int, act_dim: int) -> list[FieldError]:
@@ -550,42 +404,3 @@ def unsupported_actions(env_id: str, space: str) -> FieldError:
         "spec.environment.id",
         f"{env_id!r} has a discrete action space ({space}): only continuous Box actions are supported",
     )
-
-
-def load_job(source: str | Path | Mapping[str, Any]) -> Job:
-    """Load a whole ESENASJob (the file a user would ``kubectl apply``) and parse its spec."""
-    if isinstance(source, Mapping):
-        doc: Any = source
-        where = "<object>"
-    else:
-        where = str(source)
-        try:
-            docs = load_yaml_file(source)
-        except YamlFileError as exc:
-            raise SpecError([FieldError(where, str(exc))]) from exc
-        if len(docs) != 1:
-            raise SpecError([FieldError(where, f"must hold exactly one ESENASJob, found {len(docs)} documents")])
-        doc = docs[0]
-    if not isinstance(doc, Mapping):
-        raise SpecError([FieldError(where, f"must be an ESENASJob object, got {_type_name(doc)}")])
-    errors: list[FieldError] = []
-    if doc.get("apiVersion") != API_VERSION:
-        errors.append(FieldError("apiVersion", f"must be {API_VERSION!r}, got {doc.get('apiVersion')!r}"))
-    if doc.get("kind") != KIND:
-        errors.append(FieldError("kind", f"must be {KIND!r}, got {doc.get('kind')!r}"))
-    meta = doc.get("metadata") or {}
-    name = meta.get("name") if isinstance(meta, Mapping) else None
-    if not isinstance(name, str) or not _DNS1123.match(name) or len(name) > 52:
-        errors.append(
-            FieldError("metadata.name", f"must be a DNS-1123 label of at most 52 characters, got {name!r}")
-        )
-    namespace = meta.get("namespace", "default") if isinstance(meta, Mapping) else "default"
-    raw_spec = doc.get("spec")
-    try:
-        spec = parse_spec(raw_spec)
-    except SpecError as exc:
-        errors.extend(exc.errors)
-        spec = None
-    if errors or spec is None:
-        raise SpecError(errors)
-    return Job(name=str(name), namespace=str(namespace), spec=spec, raw_spec=dict(raw_spec or {}))

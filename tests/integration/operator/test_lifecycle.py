@@ -77,7 +77,7 @@ def test_apply_examples_creates_every_child(cluster: FakeKube, operator: Operato
         cm = found[("ConfigMap", f"{name}-spec")]
         assert yaml.safe_load(cm["data"]["job.yaml"])["spec"]["environment"]["id"] == doc["spec"]["environment"]["id"]
     table = cluster.kubectl("get", "esj").stdout
-    assert table.split("\n")[0].split() == ["NAME", "PHASE", "ITERATION", "BEST", "WORKERS", "AGE"]
+    assert table.split("\n")[0].split() == ["NAME", "PHASE", "REASON", "ITERATION", "BEST", "WORKERS", "AGE"]
     assert "inverted-pendulum" in table and "0/2" in cluster.wait_for(lambda: "0/2" in cluster.kubectl("get", "esj").stdout and cluster.kubectl("get", "esj").stdout)
     explain = cluster.kubectl("explain", "esj.spec.policy.partitions").stdout
     assert "Number of shared weights (colours) when topology is partition." in explain

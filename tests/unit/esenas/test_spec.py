@@ -44,7 +44,7 @@ def test_partition_defaults_to_policy_gradient_controller() -> None:
         ("policy.topology", "sparse", "spec.policy.topology: must be one of"),
         ("es.sigma", 0, "spec.es.sigma: must be > 0.0, got 0"),
         ("es.sigma", "big", "spec.es.sigma: must be a number, got string 'big'"),
-        ("es.topDirections", 64, "spec.es.topDirections: must be <= perturbations (32), got 64"),
+        ("es.topDirections", 64, "spec.es.topDirections: must be <= perturbations (default 32), got 64"),
         ("es.fitnessShaping", "rank", "spec.es.fitnessShaping: must be one of none, zscore, centered_ranks"),
         ("es.observationNormalization", "yes", "spec.es.observationNormalization: must be true or false"),
         ("workers.replicas", -1, "spec.workers.replicas: must be >= 0, got -1"),
@@ -52,10 +52,20 @@ def test_partition_defaults_to_policy_gradient_controller() -> None:
         ("stopping.maxIterations", 1.5, "spec.stopping.maxIterations: must be an integer, got float 1.5"),
         ("environment.id", "not a gym id", "spec.environment.id: must be a Gymnasium id"),
         ("environment.maxEpisodeSteps", 0, "spec.environment.maxEpisodeSteps: must be >= 1, got 0"),
-        ("controller.type", "evolution", "spec.controller.type: topology 'dense' is fixed"),
+        ("controller.type", "evolution", "spec.controller.type: fixed topologies (dense, toeplitz, circulant) have nothing to search; use 'none'; topology is 'dense'"),
         ("objectives.sizeWeight", 0.1, "spec.objectives.targetSize: required when sizeWeight > 0"),
         ("es.typo", 1, "spec.es.typo: unknown field"),
+        ("typo", 1, "spec.typo: unknown field"),
         ("aggregator.checkpoint.storageSize", "lots", "spec.aggregator.checkpoint.storageSize: must be a Kubernetes quantity"),
+        ("policy.hiddenLayers", [8] * 17, "spec.policy.hiddenLayers: must have at most 16 items, got 17"),
+        ("workers.resources", {"requests": {"cpu": "lots"}}, "spec.workers.resources.requests.cpu: must be a Kubernetes quantity such as 500m, 2 or 1Gi, got 'lots'"),
+        ("workers.resources", {"limits": {"memory": 0.5}}, "spec.workers.resources.limits.memory: must be an integer or a string, got float 0.5"),
+        ("workers.resources", {"requets": {}}, "spec.workers.resources.requets: unknown field"),
+        ("workers.tolerations", [{"operator": "Sideways"}], "spec.workers.tolerations[0].operator: must be one of Exists, Equal, ''; got 'Sideways'"),
+        ("workers.affinity", {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}}, "spec.workers.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms: required"),
+        ("workers.nodeSelector", {"disk": 1}, "spec.workers.nodeSelector.disk: must be a string, got integer 1"),
+        ("environment.kwargs", {f"k{i}": i for i in range(65)}, "spec.environment.kwargs: must have at most 64 keys, got 65"),
+        ("stopping.targetReward", float("inf"), "spec.stopping.targetReward: must be finite, got inf"),
     ],
 )
 def test_bad_field_names_field_and_reason(path: str, value: Any, message: str) -> None:
@@ -86,7 +96,7 @@ def test_perturbations_and_per_worker_are_exclusive() -> None:
         parse_spec({**BASE, "es": {"perturbations": 64, "perturbationsPerWorker": 8}})
     (err,) = info.value.errors
     assert err.path == "spec.es.perturbationsPerWorker"
-    assert "cannot be set together with spec.es.perturbations" in err.reason
+    assert "spec.es.perturbations and spec.es.perturbationsPerWorker are mutually exclusive" in err.reason
 
 
 def test_perturbations_per_worker_times_replicas_is_bounded() -> None:
@@ -96,25 +106,26 @@ def test_perturbations_per_worker_times_replicas_is_bounded() -> None:
         parse_spec({**BASE, "es": {"perturbationsPerWorker": 11}, "workers": {"replicas": 100_000}})
     (err,) = info.value.errors
     assert err.path == "spec.es.perturbationsPerWorker"
-    assert err.reason == "11 x max(1, spec.workers.replicas 100000) = 1100000 perturbations; must be <= 1000000"
+    assert err.reason == "11 x max(1, spec.workers.replicas 100000) = 1100000 perturbations; must be <= 1000000 perturbations"
 
 
 def test_top_directions_names_where_the_population_came_from() -> None:
     with pytest.raises(SpecError) as info:
         parse_spec({**BASE, "es": {"perturbationsPerWorker": 2, "topDirections": 9}, "workers": {"replicas": 4}})
     assert [str(e) for e in info.value.errors] == [
-        "spec.es.topDirections: must be <= the effective perturbations "
-        "(8 = perturbationsPerWorker 2 x max(1, workers.replicas 4)), got 9"
+        "spec.es.topDirections: must be <= perturbationsPerWorker x max(1, spec.workers.replicas) (2 x 4 = 8), got 9"
     ]
 
 
 def test_missing_environment_id() -> None:
-    with pytest.raises(SpecError, match=r"spec.environment.id: required"):
+    with pytest.raises(SpecError, match=r"^spec.environment: required$"):
         parse_spec({})
+    with pytest.raises(SpecError, match=r"^spec.environment.id: required: a Gymnasium id \(Name-vN, such as HalfCheetah-v5\) or module:Class$"):
+        parse_spec({"environment": {"kwargs": {}}})
 
 
 def test_partition_needs_partitions() -> None:
-    with pytest.raises(SpecError, match=r"spec.policy.partitions: required"):
+    with pytest.raises(SpecError, match=r"^spec.policy.partitions: required when topology is 'partition'$"):
         parse_spec({**BASE, "policy": {"topology": "partition"}})
 
 
@@ -139,3 +150,49 @@ def test_whole_resource_checks_header(tmp_path: Any) -> None:
 def test_examples_parse(path: str) -> None:
     job = load_job(path)
     assert job.spec.environment.id.endswith("-v5")
+
+
+def test_a_spec_too_large_for_the_annotations_is_refused() -> None:
+    """kubectl's and the operator's annotations each copy the spec; both must fit 256 KiB."""
+    from esenas.spec import MAX_KWARGS_BYTES, MAX_SPEC_BYTES
+
+    assert 2 * MAX_SPEC_BYTES + 64 * 1024 <= 256 * 1024
+    big = {"environment": {"id": "HalfCheetah-v5", "kwargs": {"xml": "x" * (MAX_KWARGS_BYTES)}}}
+    with pytest.raises(SpecError) as info:
+        parse_spec(big)
+    assert [e.path for e in info.value.errors] == ["spec.environment.kwargs"]
+    assert info.value.errors[0].reason.endswith(f"must be at most {MAX_KWARGS_BYTES} (64 KiB)")
+    huge = {**BASE, "workers": {"nodeSelector": {f"k{i}": "v" * 1000 for i in range(100)}}}
+    with pytest.raises(SpecError) as info:
+        parse_spec(huge)
+    (err,) = info.value.errors
+    assert err.path == "spec" and "must be at most 98304 (96 KiB)" in err.reason
+    fits = {"environment": {"id": "HalfCheetah-v5", "kwargs": {"xml": "x" * (MAX_KWARGS_BYTES - 20)}}}
+    assert len(parse_spec(fits).environment.kwargs["xml"]) == MAX_KWARGS_BYTES - 20
+
+
+def test_null_is_absent_as_for_the_api_server() -> None:
+    s = parse_spec({**BASE, "policy": {"template": "mlp", "hiddenLayers": None}, "workers": {"image": None}})
+    assert s.policy.hidden_layers == (41,) and s.workers.image is None
+
+
+def test_kubernetes_typed_fields_are_kept_as_given() -> None:
+    workers = {
+        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": 2}},
+        "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]}}},
+        "nodeSelector": {"disk": "ssd"},
+        "priorityClassName": "high",
+    }
+    w = parse_spec({**BASE, "workers": workers}).workers
+    assert (w.resources, list(w.tolerations), w.affinity, w.node_selector, w.priority_class_name) == (
+        workers["resources"], workers["tolerations"], workers["affinity"], workers["nodeSelector"], "high"
+    )
+
+
+def test_controller_settings_default_in_python_where_they_apply() -> None:
+    s = parse_spec({**BASE, "policy": {"topology": "edges", "edges": 10}, "controller": {"type": "evolution"}})
+    assert (s.controller.population_size, s.controller.tournament_size, s.policy.search_space) == (50, 0, "aggregate_edges")
+    with pytest.raises(SpecError, match=r"^spec.controller.tournamentSize: must be <= populationSize \(50\), got 51$"):
+        parse_spec({**BASE, "policy": {"topology": "edges", "edges": 10}, "controller": {"type": "evolution", "tournamentSize": 51}})

@@ -1,78 +1,63 @@
-"""Validate an ESENASJob against the CRD the way an API server would: defaults, schema, CEL rules.
+"""Validate an ESENASJob against the CRD the way the API server does, with the project's fake API
+server's pipeline (tests/fakekube): prune nulls and unknown fields, apply defaults, validate the
+structural schema, then every ``x-kubernetes-validations`` CEL rule (``oldSelf`` rules on updates).
 
-jsonschema checks the openAPIV3Schema (Draft 4 semantics, as OpenAPI 3.0); cel-python evaluates every
-``x-kubernetes-validations`` rule, with ``oldSelf`` for transition rules on updates.
+Unknown fields count as errors: kubectl's default field validation is Strict.
+
+One shim, until tests/fakekube does it: the real server also checks the ``pattern`` of an
+int-or-string's string value (controller-gen's resource.Quantity pattern); fakekube stops at the
+type check (schema.validate returns early for int-or-string).
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
-import celpy
-import jsonschema
 from esenas_operator.crd import open_api_schema
 
-_ENV = celpy.Environment()
-_PROGRAMS: dict[str, Any] = {}
+from tests.fakekube.cel import check_rules
+from tests.fakekube.schema import Outcome, process
+
+_SCHEMA = open_api_schema()
+#: How fakekube's CEL errors start: 'Invalid value: "<kind of self>": MESSAGE'.
+_CEL_PREFIX = re.compile(r'^Invalid value: "(object|array|string|int|float|bool)": ')
 
 
-def apply_defaults(schema: dict[str, Any], obj: Any) -> Any:
-    """Fill in defaults as the API server does: for absent fields of present objects, recursively."""
-    if not isinstance(obj, dict) or schema.get("type") != "object":
-        if isinstance(obj, list) and "items" in schema:
-            return [apply_defaults(schema["items"], x) for x in obj]
-        return obj
-    out = dict(obj)
-    for key, sub in schema.get("properties", {}).items():
-        if key not in out and "default" in sub:
-            out[key] = copy.deepcopy(sub["default"])
-        if key in out:
-            out[key] = apply_defaults(sub, out[key])
-    return out
+def _admit(doc: dict[str, Any]) -> tuple[dict[str, Any], Outcome]:
+    return process(copy.deepcopy(doc), _SCHEMA)
 
 
-def _program(rule: str) -> Any:
-    if rule not in _PROGRAMS:
-        _PROGRAMS[rule] = _ENV.program(_ENV.compile(rule))
-    return _PROGRAMS[rule]
-
-
-def cel_errors(schema: dict[str, Any], obj: Any, old: Any = None, path: str = "") -> list[str]:
-    """Messages of every failing CEL rule in obj (transition rules only when old is given)."""
-    errors: list[str] = []
-    for v in schema.get("x-kubernetes-validations", []):
-        is_transition = "oldSelf" in v["rule"]
-        if is_transition and old is None:
-            continue
-        act: dict[str, Any] = {"self": celpy.json_to_cel(obj)}
-        if is_transition:
-            act["oldSelf"] = celpy.json_to_cel(old)
-        result = _program(v["rule"]).evaluate(act)
-        if isinstance(result, Exception) or not bool(result):
-            errors.append(f"{path or '<root>'}: {v['message']}")
-    if isinstance(obj, dict):
-        for key, sub in schema.get("properties", {}).items():
-            if key in obj:
-                sub_old = old.get(key) if isinstance(old, dict) else None
-                errors += cel_errors(sub, obj[key], sub_old, f"{path}.{key}" if path else key)
-    return errors
+def _int_or_string_patterns(value: Any, schema: dict[str, Any], path: str, out: Outcome) -> None:
+    if schema.get("x-kubernetes-int-or-string"):
+        pattern = schema.get("pattern")
+        if isinstance(value, str) and pattern and not re.search(pattern, value):
+            out.error("FieldValueInvalid", path, f'Invalid value: "{value}": {path} in body should match \'{pattern}\'')
+    elif isinstance(value, dict):
+        props, addl = schema.get("properties") or {}, schema.get("additionalProperties")
+        for key, item in value.items():
+            sub = props.get(key) or (addl if isinstance(addl, dict) else None)
+            if sub is not None:
+                _int_or_string_patterns(item, sub, f"{path}.{key}" if path else key, out)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            _int_or_string_patterns(item, schema["items"], f"{path}[{i}]", out)
 
 
 def validate(doc: dict[str, Any], old: dict[str, Any] | None = None) -> list[str]:
-    """All schema and CEL errors of doc (after defaulting); [] when the API server would accept it."""
-    schema = open_api_schema()
-    obj = apply_defaults(schema, doc)
-    errors = [
-        f"{'.'.join(str(p) for p in e.absolute_path)}: {e.message}"
-        for e in jsonschema.Draft4Validator(schema).iter_errors(obj)
-    ]
-    if errors:
-        return errors
-    old_obj = apply_defaults(schema, old) if old is not None else None
-    return cel_errors(schema, obj, old_obj)
+    """Every error the API server answers for doc, as ``field: message`` (a CEL rule's own message),
+    plus ``field: unknown field`` for each pruned field; [] when it is accepted."""
+    obj, out = _admit(doc)
+    _int_or_string_patterns(obj, _SCHEMA, "", out)
+    if not out.causes:
+        old_obj = _admit(old)[0] if old is not None else None
+        check_rules(obj, old_obj, _SCHEMA, "", out)
+    # A failed CEL rule reads 'FIELD: Invalid value: "object": MESSAGE'; kept as 'FIELD: MESSAGE'.
+    errors = [f'{c["field"]}: {_CEL_PREFIX.sub("", c["message"])}' for c in out.causes]
+    return errors + [f"{f}: unknown field" for f in out.unknown]
 
 
 def defaulted(doc: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = apply_defaults(open_api_schema(), doc)
-    return result
+    """doc as the API server stores it: nulls and unknown fields pruned, defaults applied."""
+    return _admit(doc)[0]

@@ -1,0 +1,168 @@
+"""The parser: a raw spec is checked against the generated schema, then the cross-field rules,
+then built into the frozen dataclasses of ``esenas.spec``.
+
+1. Size: the spec as compact JSON is at most ``MAX_SPEC_BYTES``, ``environment.kwargs`` at most
+   ``MAX_KWARGS_BYTES`` (the bound that keeps a job's annotations under 256 KiB; see esenas.spec).
+2. The API server's pipeline on the same schema the CRD carries: nulls pruned, schema defaults
+   applied, unknown fields refused (kubectl's strict field validation), structural checks.
+3. The cross-field rules (esenas.schema_rules), the Python side of the CRD's CEL.
+4. The defaults that depend on the configuration, which the CRD leaves out so that `kubectl
+   describe` shows only fields that apply: controller.type by topology, hiddenLayers [41] for an
+   mlp, the effective perturbations, and every other field's dataclass default.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import json
+import re
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from esenas.safe_yaml import YamlFileError, load_yaml_file
+from esenas.schema_model import FieldError, Schema, SpecError, camel, object_schema
+from esenas.schema_rules import violations, with_rules
+from esenas.schema_validate import normalize, type_name, validate
+from esenas.spec import (
+    API_VERSION,
+    KIND,
+    MAX_KWARGS_BYTES,
+    MAX_SPEC_BYTES,
+    PATTERN_HINTS,
+    SEARCHED_TOPOLOGIES,
+    Job,
+    JobSpec,
+)
+
+_DNS1123: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@functools.cache
+def _schema() -> Schema:
+    return with_rules(object_schema(JobSpec))
+
+
+def spec_schema() -> Schema:
+    """The spec's openAPIV3Schema with its CEL rules (a fresh copy)."""
+    return copy.deepcopy(_schema())
+
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON, as the API server stores it (YAML-only values,
+    such as timestamps, counted as their text)."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str, skipkeys=True)
+    return len(text.encode("utf-8"))
+
+
+def _size_errors(spec: Mapping[str, Any], path: str) -> list[FieldError]:
+    errors = []
+    size = json_size(spec)
+    if size > MAX_SPEC_BYTES:
+        errors.append(FieldError(path, f"is {size} bytes as JSON; must be at most {MAX_SPEC_BYTES} ({MAX_SPEC_BYTES // 1024} KiB), so that its copies in annotations fit Kubernetes' 256 KiB"))
+    env = spec.get("environment")
+    kwargs = env.get("kwargs") if isinstance(env, Mapping) else None
+    if kwargs is not None:
+        size = json_size(kwargs)
+        if size > MAX_KWARGS_BYTES:
+            errors.append(FieldError(f"{path}.environment.kwargs", f"is {size} bytes as JSON; must be at most {MAX_KWARGS_BYTES} ({MAX_KWARGS_BYTES // 1024} KiB)"))
+    return errors
+
+
+def _configured_defaults(spec: dict[str, Any]) -> None:
+    """The defaults the CRD leaves out because they depend on other fields (in place)."""
+    policy, controller, es = spec["policy"], spec["controller"], spec["es"]
+    if "type" not in controller:
+        controller["type"] = "policy_gradient" if policy["topology"] in SEARCHED_TOPOLOGIES else "none"
+    if policy["template"] == "mlp" and "hiddenLayers" not in policy:
+        policy["hiddenLayers"] = [41]  # the poster's H41
+    if "perturbationsPerWorker" in es:
+        es["perturbations"] = es["perturbationsPerWorker"] * max(1, spec["workers"]["replicas"])
+
+
+def _unwrap(hint: Any) -> Any:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if type(None) in typing.get_args(hint) and len(args) == 1 else hint
+
+
+def _build(cls: type[Any], data: Mapping[str, Any]) -> Any:
+    """An instance of a spec dataclass from its checked, defaulted mapping; absent keys take the
+    dataclass default."""
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        key = camel(f.name)
+        if key not in data:
+            continue
+        value, hint = data[key], _unwrap(hints[f.name])
+        if dataclasses.is_dataclass(hint):
+            value = _build(hint, value)  # type: ignore[arg-type]
+        elif typing.get_origin(hint) is tuple:
+            value = tuple(dict(v) if isinstance(v, Mapping) else v for v in value)
+        elif hint is float:
+            value = float(value)
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def parse(spec: Any, path: str = "spec") -> JobSpec:
+    """Parse a raw ``spec`` mapping into a :class:`JobSpec`, or raise :class:`SpecError` naming
+    every bad field."""
+    if spec is None:
+        spec = {}
+    if not isinstance(spec, Mapping):
+        raise SpecError([FieldError(path, f"must be an object, got {type_name(spec)}")])
+    errors = _size_errors(spec, path)
+    schema = _schema()
+    checked = normalize(spec, schema, path, errors)
+    validate(checked, schema, path, errors, PATTERN_HINTS)
+    errors += violations(checked, errors, path)
+    if errors:
+        raise SpecError(errors)
+    _configured_defaults(checked)
+    job: JobSpec = _build(JobSpec, checked)
+    return job
+
+
+def load(source: str | Path | Mapping[str, Any]) -> Job:
+    """Load a whole ESENASJob (the file a user would ``kubectl apply``) and parse its spec."""
+    if isinstance(source, Mapping):
+        doc: Any = source
+        where = "<object>"
+    else:
+        where = str(source)
+        try:
+            docs = load_yaml_file(source)
+        except YamlFileError as exc:
+            raise SpecError([FieldError(where, str(exc))]) from exc
+        if len(docs) != 1:
+            raise SpecError([FieldError(where, f"must hold exactly one ESENASJob, found {len(docs)} documents")])
+        doc = docs[0]
+    if not isinstance(doc, Mapping):
+        raise SpecError([FieldError(where, f"must be an ESENASJob object, got {type_name(doc)}")])
+    errors: list[FieldError] = []
+    if doc.get("apiVersion") != API_VERSION:
+        errors.append(FieldError("apiVersion", f"must be {API_VERSION!r}, got {doc.get('apiVersion')!r}"))
+    if doc.get("kind") != KIND:
+        errors.append(FieldError("kind", f"must be {KIND!r}, got {doc.get('kind')!r}"))
+    meta = doc.get("metadata") or {}
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    if not isinstance(name, str) or not _DNS1123.match(name) or len(name) > 52:
+        errors.append(
+            FieldError("metadata.name", f"must be a DNS-1123 label of at most 52 characters, got {name!r}")
+        )
+    namespace = meta.get("namespace", "default") if isinstance(meta, Mapping) else "default"
+    raw_spec = doc.get("spec")
+    try:
+        spec = parse(raw_spec)
+    except SpecError as exc:
+        errors.extend(exc.errors)
+        spec = None
+    if errors or spec is None:
+        raise SpecError(errors)
+    return Job(name=str(name), namespace=str(namespace), spec=spec, raw_spec=dict(raw_spec or {}))

@@ -1,0 +1,260 @@
+"""The spec's cross-field rules, in one table: each rule is a CEL expression for the CRD and the
+same check in Python for the parser, with one message for both.
+
+A message is a template. The CRD shows it with each placeholder's ``symbols`` text (a CEL
+message is static); the parser fills the placeholders with the values of the spec at hand, so
+`esenas run` says ``spec.es.topDirections: must be <= perturbations (32), got 64`` where the API
+server says ``spec.es.topDirections must be <= perturbations``. When a message starts with the
+blamed field's path, the parser drops it (and a following "is"), since its error names the path
+already: ``spec.policy.partitions: required when topology is 'partition'``.
+
+The Python checks run on the spec as the API server sees it: nulls pruned and schema defaults
+applied (``esenas.schema_validate.normalize``). Fields whose default depends on the
+configuration are not defaulted there, so a check uses the dataclass default, as CEL does with
+``has(...) ? ... : default``. A rule is skipped when a field it reads is already bad.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from esenas.schema_model import FieldError, Schema
+from esenas.spec import MAX_PERTURBATIONS, SEARCHED_TOPOLOGIES, ControllerSpec, ESSpec
+
+Spec = Mapping[str, Any]
+#: A check: None when the rule holds, else the placeholders' values (maybe none) for the message.
+Check = Callable[[Spec], dict[str, str] | None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    #: Where the CEL rule sits, relative to spec ("" is spec itself).
+    scope: str
+    #: The field the error names, relative to ``scope`` (the CEL rule's fieldPath).
+    field: str
+    cel: str
+    message: str
+    check: Check
+    #: Fields the rule reads, relative to spec: a bad one skips the Python check.
+    uses: tuple[str, ...]
+    symbols: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return ".".join(p for p in ("spec", self.scope, self.field) if p)
+
+
+def _fails(cond: bool, **values: str) -> dict[str, str] | None:
+    return dict(values) if cond else None
+
+
+def _grp(s: Spec, name: str) -> Spec:
+    group = s.get(name)
+    return group if isinstance(group, Mapping) else {}
+
+
+def _fleet(s: Spec) -> int:
+    return max(1, int(_grp(s, "workers").get("replicas", 1)))
+
+
+def _per_worker(s: Spec) -> dict[str, str] | None:
+    es = _grp(s, "es")
+    pw = es.get("perturbationsPerWorker")
+    if pw is None:
+        return None
+    n = pw * _fleet(s)
+    return _fails(n > MAX_PERTURBATIONS, product=f"{pw} x max(1, spec.workers.replicas {_grp(s, 'workers').get('replicas')}) = {n}")
+
+
+def _top_per_worker(s: Spec) -> dict[str, str] | None:
+    es = _grp(s, "es")
+    pw = es.get("perturbationsPerWorker")
+    if pw is None:
+        return None
+    n, top = pw * _fleet(s), es.get("topDirections", 0)
+    return _fails(top > n, values=f" ({pw} x {_fleet(s)} = {n}), got {top}")
+
+
+def _tournament(c: Spec) -> dict[str, str] | None:
+    pop = c.get("populationSize", ControllerSpec.population_size)
+    t = c.get("tournamentSize", ControllerSpec.tournament_size)
+    return _fails(t > pop, values=f" ({pop}), got {t}")
+
+
+_SEARCHED: Final = "[" + ", ".join(f"'{t}'" for t in SEARCHED_TOPOLOGIES) + "]"
+_EDGES: Final = ("edges", "masked")
+#: perturbationsPerWorker x max(1, replicas): the population when it is given per worker. The spec's
+#: es and workers groups and replicas are defaulted, so they are always there when rules run.
+_PER_WORKER_N: Final = "self.es.perturbationsPerWorker * (self.workers.replicas > 0 ? self.workers.replicas : 1)"
+_DEFAULT_N: Final = ESSpec.perturbations
+
+
+def _topology(s: Spec) -> Any:
+    return _grp(s, "policy").get("topology")
+
+
+RULES: Final[tuple[Rule, ...]] = (
+    Rule(
+        "policy", "partitions", "self.topology != 'partition' || has(self.partitions)",
+        "spec.policy.partitions is required when topology is 'partition'",
+        lambda s: _fails(s["topology"] == "partition" and "partitions" not in s),
+        ("policy.topology", "policy.partitions"),
+    ),
+    Rule(
+        "policy", "partitions", "self.topology == 'partition' || !has(self.partitions)",
+        "spec.policy.partitions only applies to topology 'partition'{actual}",
+        lambda s: _fails(s["topology"] != "partition" and "partitions" in s, actual=f", not {s['topology']!r}"),
+        ("policy.topology", "policy.partitions"),
+        {"actual": ""},
+    ),
+    Rule(
+        "policy", "edges", "!(self.topology in ['edges', 'masked']) || has(self.edges)",
+        "spec.policy.edges is required when topology is 'edges' or 'masked'",
+        lambda s: _fails(s["topology"] in _EDGES and "edges" not in s),
+        ("policy.topology", "policy.edges"),
+    ),
+    Rule(
+        "policy", "edges", "self.topology in ['edges', 'masked'] || !has(self.edges)",
+        "spec.policy.edges only applies to topology 'edges' or 'masked'{actual}",
+        lambda s: _fails(s["topology"] not in _EDGES and "edges" in s, actual=f", not {s['topology']!r}"),
+        ("policy.topology", "policy.edges"),
+        {"actual": ""},
+    ),
+    Rule(
+        "policy", "hiddenLayers", "self.template != 'linear' || !has(self.hiddenLayers) || size(self.hiddenLayers) == 0",
+        "spec.policy.hiddenLayers must be empty for template 'linear'; use template 'mlp'",
+        lambda s: _fails(s["template"] == "linear" and bool(s.get("hiddenLayers"))),
+        ("policy.template", "policy.hiddenLayers"),
+    ),
+    Rule(
+        "policy", "hiddenLayers", "self.template != 'mlp' || !has(self.hiddenLayers) || size(self.hiddenLayers) > 0",
+        "spec.policy.hiddenLayers: template 'mlp' needs at least one hidden layer, e.g. [41]",
+        lambda s: _fails(s["template"] == "mlp" and s.get("hiddenLayers") == []),
+        ("policy.template", "policy.hiddenLayers"),
+    ),
+    Rule(
+        "policy", "searchSpace", "!has(self.searchSpace) || self.searchSpace != 'residual_edges' || self.template == 'mlp'",
+        "spec.policy.searchSpace 'residual_edges' needs template 'mlp' (a linear policy has one layer)",
+        lambda s: _fails(s.get("searchSpace") == "residual_edges" and s["template"] != "mlp"),
+        ("policy.template", "policy.searchSpace"),
+    ),
+    Rule(
+        "controller", "tournamentSize",
+        f"(has(self.tournamentSize) ? self.tournamentSize : {ControllerSpec.tournament_size}) <= "
+        f"(has(self.populationSize) ? self.populationSize : {ControllerSpec.population_size})",
+        "spec.controller.tournamentSize must be <= populationSize{values}",
+        _tournament,
+        ("controller.tournamentSize", "controller.populationSize"),
+        {"values": ""},
+    ),
+    Rule(
+        "", "controller.type", f"!has(self.controller.type) || !(self.policy.topology in {_SEARCHED}) || self.controller.type != 'none'",
+        "spec.controller.type: searched topologies (partition, edges, masked) need a controller: random, evolution "
+        "or policy_gradient{actual}",
+        lambda s: _fails(_topology(s) in SEARCHED_TOPOLOGIES and _grp(s, "controller").get("type") == "none", actual=f"; topology is {_topology(s)!r}"),
+        ("policy.topology", "controller.type"),
+        {"actual": ""},
+    ),
+    Rule(
+        "", "controller.type", f"!has(self.controller.type) || self.policy.topology in {_SEARCHED} || self.controller.type == 'none'",
+        "spec.controller.type: fixed topologies (dense, toeplitz, circulant) have nothing to search; use 'none'{actual}",
+        lambda s: _fails(
+            _topology(s) not in SEARCHED_TOPOLOGIES and _grp(s, "controller").get("type", "none") != "none",
+            actual=f"; topology is {_topology(s)!r}",
+        ),
+        ("policy.topology", "controller.type"),
+        {"actual": ""},
+    ),
+    Rule(
+        "es", "perturbationsPerWorker", "!has(self.perturbations) || !has(self.perturbationsPerWorker)",
+        "spec.es.perturbations and spec.es.perturbationsPerWorker are mutually exclusive: give the population "
+        "either per iteration (perturbations) or per worker (perturbationsPerWorker), not both",
+        lambda s: _fails("perturbations" in s and "perturbationsPerWorker" in s),
+        ("es.perturbations", "es.perturbationsPerWorker"),
+    ),
+    Rule(
+        "es", "topDirections", "!has(self.perturbations) || self.topDirections <= self.perturbations",
+        "spec.es.topDirections must be <= perturbations{values}",
+        lambda s: _fails("perturbations" in s and s["topDirections"] > s["perturbations"], values=f" ({s.get('perturbations')}), got {s['topDirections']}"),
+        ("es.perturbations", "es.topDirections"),
+        {"values": ""},
+    ),
+    Rule(
+        "es", "topDirections",
+        f"has(self.perturbations) || has(self.perturbationsPerWorker) || self.topDirections <= {_DEFAULT_N}",
+        f"spec.es.topDirections must be <= perturbations (default {_DEFAULT_N}){{got}}",
+        lambda s: _fails(
+            "perturbations" not in s and "perturbationsPerWorker" not in s and s["topDirections"] > _DEFAULT_N,
+            got=f", got {s['topDirections']}",
+        ),
+        ("es.perturbations", "es.perturbationsPerWorker", "es.topDirections"),
+        {"got": ""},
+    ),
+    Rule(
+        "", "es.perturbationsPerWorker", f"!has(self.es.perturbationsPerWorker) || {_PER_WORKER_N} <= {MAX_PERTURBATIONS}",
+        "spec.es.perturbationsPerWorker: {product} perturbations; must be <= " + f"{MAX_PERTURBATIONS} perturbations",
+        _per_worker,
+        ("es.perturbationsPerWorker", "workers.replicas"),
+        {"product": "perturbationsPerWorker x max(1, spec.workers.replicas) gives N"},
+    ),
+    Rule(
+        "", "es.topDirections", f"!has(self.es.perturbationsPerWorker) || self.es.topDirections <= {_PER_WORKER_N}",
+        "spec.es.topDirections must be <= perturbationsPerWorker x max(1, spec.workers.replicas){values}",
+        _top_per_worker,
+        ("es.perturbationsPerWorker", "es.topDirections", "workers.replicas"),
+        {"values": ""},
+    ),
+    Rule(
+        "objectives", "targetSize", "self.sizeWeight == 0.0 || has(self.targetSize)",
+        "spec.objectives.targetSize is required when sizeWeight > 0",
+        lambda s: _fails(s["sizeWeight"] > 0 and "targetSize" not in s),
+        ("objectives.sizeWeight", "objectives.targetSize"),
+    ),
+)
+
+
+def _node(schema: Schema, path: str) -> Schema:
+    for key in filter(None, path.split(".")):
+        schema = schema["properties"][key]
+    return schema
+
+
+def with_rules(schema: Schema) -> Schema:
+    """A copy of the spec's schema with every rule as an ``x-kubernetes-validations`` entry."""
+    schema = copy.deepcopy(schema)
+    for rule in RULES:
+        entry: dict[str, str] = {"rule": rule.cel, "message": rule.message.format(**rule.symbols)}
+        if rule.field:
+            entry["fieldPath"] = "." + rule.field
+        _node(schema, rule.scope).setdefault("x-kubernetes-validations", []).append(entry)
+    return schema
+
+
+def _bad(used: str, errors: list[FieldError], root: str) -> bool:
+    path = f"{root}.{used}"
+    for e in errors:
+        if e.path == path or path.startswith(e.path + ".") or e.path.startswith((path + ".", path + "[")):
+            return True
+    return False
+
+
+def violations(spec: Spec, errors: list[FieldError], root: str = "spec") -> list[FieldError]:
+    """The rules ``spec`` (normalized) breaks, as errors; rules that read a field in ``errors`` are skipped."""
+    out: list[FieldError] = []
+    for rule in RULES:
+        if any(_bad(u, errors, root) for u in rule.uses):
+            continue
+        target = spec
+        for key in filter(None, rule.scope.split(".")):
+            target = _grp(target, key)
+        values = rule.check(target)
+        if values is None:
+            continue
+        message = rule.message.format(**{**rule.symbols, **values})
+        if message.startswith(rule.path) and message[len(rule.path)] in ": ":
+            message = message[len(rule.path) :].lstrip(":").lstrip().removeprefix("is ")
+        out.append(FieldError(root + rule.path[len("spec") :], message))
+    return out
