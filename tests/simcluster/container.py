@@ -25,6 +25,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.simcluster.podspec import Launch
+from tests.simcluster.runc import RuncBox
 
 log = logging.getLogger("simcluster.container")
 Obj = dict[str, Any]
@@ -49,8 +50,10 @@ class State:
     history: list[int] = field(default_factory=list)  # exit codes, for tests and logs
 
 
-async def probe_once(probe: Obj, ports: dict[str, int], port_map: dict[int, int], env: dict[str, str]) -> bool:
-    """One readiness/liveness check against the container's mapped port; True when it passes."""
+async def probe_once(probe: Obj, ports: dict[str, int], port_map: dict[int, int], env: dict[str, str],
+                     box: RuncBox | None = None) -> bool:
+    """One readiness/liveness check against the container's mapped port; True when it passes.
+    An exec probe runs inside the container (`runc exec`) in container mode."""
     timeout = float(probe.get("timeoutSeconds", 1))
 
     def local(port: int | str) -> int:
@@ -76,7 +79,8 @@ async def probe_once(probe: Obj, ports: dict[str, int], port_map: dict[int, int]
             w.close()
             return True
         if "exec" in probe:
-            p = await asyncio.create_subprocess_exec(*probe["exec"]["command"], env=env,
+            argv = box.exec_argv(probe["exec"]["command"]) if box is not None else probe["exec"]["command"]
+            p = await asyncio.create_subprocess_exec(*argv, env=env if box is None else None,
                                                      stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
             return await asyncio.wait_for(p.wait(), timeout) == 0
     except (grpc.RpcError, aiohttp.ClientError, OSError, TimeoutError, ValueError):
@@ -88,7 +92,8 @@ class Container:
     """Runs one container of a pod until stopped, following restartPolicy."""
 
     def __init__(self, spec: Obj, launch: Launch, port_map: dict[int, int], restart_policy: str,
-                 log_path: Path, on_change: Callable[[], None], backoff: float = 1.0, probe_period: float = 1.0) -> None:
+                 log_path: Path, on_change: Callable[[], None], backoff: float = 1.0, probe_period: float = 1.0,
+                 box: RuncBox | None = None) -> None:
         self.spec = spec
         self.name = str(spec["name"])
         self.launch = launch
@@ -99,6 +104,7 @@ class Container:
         self.backoff = backoff
         self.probe_period = probe_period
         self.state = State()
+        self.box = box  # container mode: run with runc (runc.py) instead of as a local process
         self.proc: asyncio.subprocess.Process | None = None
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -115,19 +121,30 @@ class Container:
             self.state.last_message = ""
             with self.log_path.open("ab") as out:
                 log_start = out.tell()
+                argv, env, cwd = self.launch.argv, self.launch.env, self.launch.cwd
+                if self.box is not None:  # runc gets the launch inside its config.json
+                    argv, env, cwd = self.box.run_argv(), dict(os.environ), str(self.box.bundle)
                 try:
                     self.proc = await asyncio.create_subprocess_exec(
-                        *self.launch.argv, env=self.launch.env, cwd=self.launch.cwd,
+                        *argv, env=env, cwd=cwd,
                         stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
                 except OSError as exc:
-                    out.write(f"simcluster: cannot start {self.launch.argv}: {exc}\n".encode())
+                    out.write(f"simcluster: cannot start {argv}: {exc}\n".encode())
                     self.state.last_exit = (128, "StartError", start_stamp, now())
                     self.proc = None
+            pid = self.proc.pid if self.proc is not None else None
+            if self.proc is not None and self.box is not None and await self.box.started(self.proc) is None:
+                code = await self.proc.wait()  # runc could not create the container: its error is in the log
+                self.state.last_exit = (128, f"StartError (runc exited {code})", start_stamp, now())
+                self.state.history.append(code)
+                await self.box.delete()
+                self.proc = pid = None
+            elif self.box is not None:
+                pid = self.box.pid
             if self.proc is not None and self._stopping:  # stop() began while this process started
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGTERM)
+                self._signal(self.proc, signal.SIGTERM)
             if self.proc is not None:
-                self.state.pid = self.proc.pid
+                self.state.pid = pid
                 self.state.running_since = start_stamp
                 self.state.waiting_reason = None
                 self.on_change()
@@ -139,7 +156,9 @@ class Container:
                 self.state.last_exit = (code, reason, start_stamp, now())
                 self.state.last_message = self._termination_message(code, log_start)
                 self.state.history.append(code)
-                log.info("container %s (pid %s) exited %s", self.name, self.proc.pid, code)
+                log.info("container %s (pid %s) exited %s", self.name, pid, code)
+                if self.box is not None:
+                    await self.box.delete()
             self.state.pid, self.state.running_since, self.state.ready = None, None, False
             code = self.state.last_exit[0] if self.state.last_exit else 1
             again = self.restart_policy == "Always" or (self.restart_policy == "OnFailure" and code != 0)
@@ -171,7 +190,7 @@ class Container:
         await asyncio.sleep(min(float(probe.get("initialDelaySeconds", 0)), self.probe_period))
         fails = ok = 0
         while True:
-            passed = await probe_once(probe, self._ports, self.port_map, self.launch.env)
+            passed = await probe_once(probe, self._ports, self.port_map, self.launch.env, self.box)
             fails, ok = (0, ok + 1) if passed else (fails + 1, 0)
             ready = self.state.ready
             if ok >= int(probe.get("successThreshold", 1)):
@@ -191,7 +210,7 @@ class Container:
             return
         if startup is not None:
             fails = 0
-            while not await probe_once(startup, self._ports, self.port_map, self.launch.env):
+            while not await probe_once(startup, self._ports, self.port_map, self.launch.env, self.box):
                 fails += 1
                 if fails >= int(startup.get("failureThreshold", 3)):
                     break  # the liveness checks below decide
@@ -199,11 +218,10 @@ class Container:
         await asyncio.sleep(float(live.get("initialDelaySeconds", 0)))
         fails = 0
         while True:
-            fails = 0 if await probe_once(live, self._ports, self.port_map, self.launch.env) else fails + 1
+            fails = 0 if await probe_once(live, self._ports, self.port_map, self.launch.env, self.box) else fails + 1
             if fails >= int(live.get("failureThreshold", 3)):
                 log.warning("container %s (pid %s): liveness probe failed %d times; killing it", self.name, proc.pid, fails)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+                self._signal(proc, signal.SIGKILL)
                 return
             await asyncio.sleep(float(live.get("periodSeconds", 10)))
 
@@ -215,19 +233,29 @@ class Container:
         self._stopping = True
         first = self.proc
         if first is not None and first.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(first.pid, signal.SIGTERM)
+            self._signal(first, signal.SIGTERM)
         if self._task is not None and not self._task.done():
             done, _ = await asyncio.wait({self._task}, timeout=grace)
             if not done:  # past the grace period: kill whatever runs now
                 if self.proc is not None and self.proc.returncode is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(self.proc.pid, signal.SIGKILL)
+                    self._signal(self.proc, signal.SIGKILL)
                 await asyncio.wait({self._task}, timeout=5)
         for proc in {first, self.proc} - {None}:  # leftovers of the groups (children)
             assert proc is not None
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
+        if self.box is not None:  # a container runc still holds (the loop was cancelled)
+            await self.box.delete()
+            self.box.release()
+
+    def _signal(self, proc: asyncio.subprocess.Process, sig: int) -> None:
+        """SIGTERM/SIGKILL for the container: its process group, or, under runc, its init process
+        (as `runc kill` does; until runc reports that pid, runc itself, which forwards SIGTERM)."""
+        if self.box is not None and self.box.pid is not None:
+            self.box.signal(sig)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
 
     def status(self, image: str) -> Obj:
         """This container's entry in pod.status.containerStatuses."""

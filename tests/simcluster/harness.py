@@ -110,13 +110,15 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
 class SimCluster:
     """The fake API server with the CRD applied, the pod runner, and handles for the test."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, containers: bool = False) -> None:
+        """`containers`: the runner runs every pod as runc containers of the built images."""
         self.workdir = workdir
+        self.containers = containers
         (workdir / "api").mkdir(parents=True, exist_ok=True)
         self.api = FakeKube(workdir / "api")
         try:
             self.api.kubectl("apply", "-f", str(CRD_FILE))
-            self.runner = RunnerProcess(workdir, self.api.kubeconfig)
+            self.runner = RunnerProcess(workdir, self.api.kubeconfig, *(["--containers"] if containers else []))
         except BaseException:
             self.api.stop()
             raise

@@ -9,6 +9,11 @@ as {"containerPort": localPort}; the process ids are in containerStatuses[].cont
 (`simcluster://PID`). See podspec.py for how paths and ports reach the process.
 A container with runAsNonRoot whose user would be root (its runAsUser, else its image's USER)
 waits in CreateContainerConfigError, as on a real node.
+
+Container mode (`images` given): each container runs with runc from the built image (oci.py,
+runc.py), its volumes bind-mounted at their mountPaths and owned as a kubelet would (emptyDir
+0777, fsGroup on claims and ConfigMap/Secret files), so nothing in its paths is rewritten; ports
+are still mapped (no network namespace).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -26,10 +32,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from tests.simcluster import images
+from tests.simcluster import images, oci
 from tests.simcluster.container import Container, now
 from tests.simcluster.kubeapi import Kube
-from tests.simcluster.podspec import PodConfigError, build_launch
+from tests.simcluster.podspec import Launch, PodConfigError, build_launch
+from tests.simcluster.runc import RuncBox
 
 log = logging.getLogger("simcluster.kubelet")
 Obj = dict[str, Any]
@@ -89,6 +96,21 @@ def verify_run_as_non_root(pod: Obj, container: Obj, image_user: str | None) -> 
                              f"({name}), cannot verify user is non-root {where}", retry=False)
 
 
+def own_volume(path: Path, kind: str, fs_group: int | None) -> None:
+    """Container mode: a volume's owner and mode as a kubelet leaves them for a non-root user:
+    emptyDir and claims writable (0777, or group fsGroup with setgid), ConfigMap/Secret files
+    of group fsGroup (their defaultMode decides who reads them)."""
+    if kind in ("emptyDir", "persistentVolumeClaim"):
+        if fs_group is None:
+            path.chmod(0o777)
+        else:
+            os.chown(path, -1, fs_group)
+            path.chmod(0o2777)
+    elif fs_group is not None:
+        for p in [path, *path.rglob("*")]:
+            os.chown(p, -1, fs_group)
+
+
 class PodRun:
     """One pod's processes and status; started when the pod appears, stopped when it goes."""
 
@@ -99,6 +121,8 @@ class PodRun:
         self.ns, self.name, self.uid = meta["namespace"], meta["name"], meta["uid"]
         self.dir = kubelet.workdir / "pods" / self.ns / f"{self.name}-{self.uid[:8]}"
         self.containers: list[Container] = []
+        self.boxes: dict[str, RuncBox] = {}  # container mode: by container name
+        self.volume_kinds: dict[str, str] = {}
         self.port_map: dict[int, int] = {}
         self.message = ""
         self.reason = ""
@@ -139,7 +163,8 @@ class PodRun:
         policy = spec.get("restartPolicy", "Always")
         for c, launch in zip(spec.get("containers") or (), launches, strict=True):
             container = Container(c, launch, self.port_map, policy, self.dir / f"{c['name']}.log", self.changed,
-                                  backoff=self.kubelet.backoff, probe_period=self.kubelet.probe_period)
+                                  backoff=self.kubelet.backoff, probe_period=self.kubelet.probe_period,
+                                  box=self.boxes.get(c["name"]))
             self.containers.append(container)
         for container in self.containers:
             container.start()
@@ -175,9 +200,14 @@ class PodRun:
             else:
                 raise PodConfigError("FailedMount", f"volume {name!r}: type {sorted(set(vol) - {'name'})} is not simulated", retry=False)
             out[name] = local
+            self.volume_kinds[name] = next(k for k in ("emptyDir", "configMap", "secret", "persistentVolumeClaim") if k in vol)
+            if self.kubelet.images is not None:
+                own_volume(local, self.volume_kinds[name], (self.pod["spec"].get("securityContext") or {}).get("fsGroup"))
         return out
 
-    def _launch(self, c: Obj, volumes: dict[str, Path]) -> Any:
+    def _launch(self, c: Obj, volumes: dict[str, Path]) -> Launch:
+        if self.kubelet.images is not None:
+            return self._container_launch(c, volumes, self.kubelet.images)
         verify_run_as_non_root(self.pod, c, images.image_user(str(c.get("image", ""))))
         mounts: dict[str, str] = {}
         for m in c.get("volumeMounts") or ():
@@ -199,6 +229,40 @@ class PodRun:
             return objects.get((kind, self.ns, name))
 
         return build_launch(self.pod, c, images.entrypoint(str(c.get("image", ""))), lookup, mounts, self.port_map, base)
+
+    def _container_launch(self, c: Obj, volumes: dict[str, Path], built: dict[str, oci.Image]) -> Launch:
+        """Container mode: the runc bundle of one container (self.boxes), and its launch (argv and
+        env as the container sees them, for the record and for probes)."""
+        image = oci.find_image(built, str(c.get("image", "")))
+        verify_run_as_non_root(self.pod, c, image.user)
+        mounts: list[oci.Mount] = []
+        for m in c.get("volumeMounts") or ():
+            if m["name"] not in volumes:
+                raise PodConfigError("CreateContainerConfigError", f"volumeMount {m['name']!r}: no such volume", retry=False)
+            read_only = bool(m.get("readOnly")) or self.volume_kinds[m["name"]] in ("configMap", "secret")
+            mounts.append(oci.Mount(m["mountPath"], str(volumes[m["name"]] / m.get("subPath", "")), read_only))
+        base = {**image.env, "HOSTNAME": self.name, MARKER_ENV: str(self.kubelet.workdir),
+                "SIMCLUSTER_POD": f"{self.ns}/{self.name}", **self.kubelet.proxy_env}
+        objects = self.kubelet.lookup_cache
+
+        def lookup(kind: str, name: str) -> Obj | None:
+            return objects.get((kind, self.ns, name))
+
+        launch = build_launch(self.pod, c, image.entrypoint, lookup, {}, self.port_map, base)
+        argv = launch.argv + (image.cmd if not c.get("command") and not c.get("args") else [])
+        cwd = c.get("workingDir") or image.workdir
+        etc = self.dir / "etc"
+        etc.mkdir(parents=True, exist_ok=True)
+        (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n127.0.0.1\t{self.name}\n")
+        (etc / "hostname").write_text(self.name + "\n")
+        cid = f"{self.kubelet.run_id}-{self.ns}-{self.name}-{c['name']}-{self.uid[:8]}"
+        config = oci.runtime_spec(self.pod, c, image, argv, launch.env, cwd, mounts, image.rootfs,
+                                  {"/etc/hosts": str(etc / "hosts"), "/etc/hostname": str(etc / "hostname")},
+                                  cgroup=f"/simcluster-{cid}")
+        if c["name"] not in self.boxes:
+            self.boxes[c["name"]] = RuncBox(cid, self.kubelet.workdir / "runc", self.dir / "bundles" / c["name"],
+                                            config, image.rootfs)
+        return Launch(argv=argv, env=launch.env, cwd=cwd)
 
     def changed(self) -> None:
         self._dirty.set()
@@ -265,6 +329,9 @@ class PodRun:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await boot
         await asyncio.gather(*(c.stop(grace) for c in self.containers))
+        for box in self.boxes.values():  # also those of containers that never started
+            await box.delete()
+            box.release()
         for t in self._tasks:
             t.cancel()
         self.stopped.set()
@@ -274,9 +341,12 @@ class Kubelet:
     """Runs every pod the API server holds (one simulated node) until the pod is deleted."""
 
     def __init__(self, kube: Kube, workdir: Path, proxy_env: dict[str, str], on_stopped: Callable[[Obj], None],
-                 backoff: float = 1.0, probe_period: float = 1.0) -> None:
+                 backoff: float = 1.0, probe_period: float = 1.0, images: dict[str, oci.Image] | None = None) -> None:
         self.kube = kube
         self.workdir = workdir
+        #: container mode: the built images pods run from with runc; None: pods are local processes
+        self.images = images
+        self.run_id = hashlib.sha256(str(workdir).encode()).hexdigest()[:8]  # cgroups are host-wide
         self.proxy_env = proxy_env
         self.on_stopped = on_stopped
         self.backoff = backoff

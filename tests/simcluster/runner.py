@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from tests.simcluster import oci
 from tests.simcluster.kubeapi import Informer, Kube
 from tests.simcluster.kubelet import Kubelet
 from tests.simcluster.netproxy import ServiceProxy, service_name
@@ -27,8 +28,10 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 class Runner:
     """Everything a cluster needs beyond the API server to run the operator's pods."""
 
-    def __init__(self, kube: Kube, workdir: Path, backoff: float = 1.0, probe_period: float = 1.0) -> None:
+    def __init__(self, kube: Kube, workdir: Path, backoff: float = 1.0, probe_period: float = 1.0,
+                 images: dict[str, oci.Image] | None = None) -> None:
         self.kube = kube
+        self.images = images  # container mode (runc) when given
         self.workdir = workdir
         self.proxy = ServiceProxy(self.resolve)
         self.kubelet: Kubelet | None = None
@@ -68,7 +71,7 @@ class Runner:
         await self.proxy.start()
         deployments = DeploymentController(self.kube, lambda uid: self.kubelet is not None and uid in self.kubelet.pods)
         kubelet = Kubelet(self.kube, self.workdir, self.proxy.env(), deployments.pod_stopped,
-                          backoff=self.backoff, probe_period=self.probe_period)
+                          backoff=self.backoff, probe_period=self.probe_period, images=self.images)
         self.kubelet = kubelet
 
         async def on_pod(etype: str, pod: Obj) -> None:
