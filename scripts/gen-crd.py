@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Write helm/esenas/crds/esenasjobs.yaml from operator/esenas_operator/schema.py.
+"""Write helm/esenas/crds/esenasjobs.yaml from the typed spec model (core/esenas/spec.py) via
+operator/esenas_operator/crd.py. `--check` fails when the committed file is stale.
 
 Run after changing the schema; tests/unit/esenas_operator/test_crd.py fails on drift.
 """

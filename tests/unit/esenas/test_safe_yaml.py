@@ -83,3 +83,14 @@ def test_unreadable_files_say_why_in_one_line(tmp_path: Path, text: str | bytes,
 def test_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(YamlFileError, match=r"^cannot read file: No such file or directory$"):
         load_yaml_file(tmp_path / "nope.yaml")
+
+
+def test_a_2mb_file_and_a_spec_too_large_for_annotations_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as info:
+        load_job(_file(tmp_path, JOB + "#" * (2 << 20) + "\n"))
+    assert info.value.errors[0].reason == "larger than 1 MiB; a job file is a few kilobytes"
+    big = JOB + "  workers:\n    nodeSelector:\n" + "".join(f"      k{i}: {'v' * 1000}\n" for i in range(120))
+    with pytest.raises(SpecError) as info:
+        load_job(_file(tmp_path, big))
+    (err,) = info.value.errors
+    assert err.path == "spec" and "must be at most 98304 (96 KiB)" in err.reason
