@@ -1,7 +1,9 @@
 """Full system on a simulated cluster: the real kubectl applies an ESENASJob to the fake API
 server, the real operator writes its children, and the pod runner (tests/simcluster) runs the
-pods the operator wrote as local processes: their commands, env, mounts, ports and Service names
-exactly as the manifests say. Nothing in the runtime or the operator is bypassed.
+pods the operator wrote as real OCI containers (runc) of the images `make images` built: their
+commands, env, mounts at their paths, read-only root, user 10001, dropped capabilities, ports and
+Service names exactly as the manifests say. Nothing in the runtime or the operator is bypassed.
+ESENAS_SIM_PROCESSES=1 runs the same tests with local processes instead (fast local iteration).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from tests.simcluster.harness import (
     restart_count,
     wait_for,
 )
+from tests.simcluster.oci import IMAGES_JSON, load_images
+from tests.simcluster.test_containers import runc_usable
 
 EXAMPLE: Final = REPO / "manifests" / "examples" / "inverted-pendulum.yaml"
 PSA_ENFORCE: Final = "pod-security.kubernetes.io/enforce"
@@ -44,7 +48,11 @@ Obj = dict[str, Any]
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SimCluster, OperatorProcess]]:
     """API server + CRD, pod runner, and the operator reaching Services through the runner's proxy."""
     workdir = tmp_path_factory.mktemp("simcluster")
-    cluster = SimCluster(workdir)
+    containers = os.environ.get("ESENAS_SIM_PROCESSES") != "1"
+    if containers:
+        runc_usable()
+        assert IMAGES_JSON.exists(), f"{IMAGES_JSON} is missing: run `make images` (make test does)"
+    cluster = SimCluster(workdir, containers=containers)
     env = {**env_without_proxy(), "KUBECONFIG": str(cluster.api.kubeconfig), **proxy_env(cluster.runner.proxy)}
     op = OperatorProcess(workdir, env, URL_TEMPLATE, interval=1.0)
     try:
@@ -97,6 +105,8 @@ def test_example_job_runs_to_succeeded(sim: tuple[SimCluster, OperatorProcess]) 
     cluster.kubectl("apply", "-f", str(EXAMPLE))
     name = yaml.safe_load(EXAMPLE.read_text())["metadata"]["name"]
     wait_for(lambda: len(job_processes(cluster, name, "worker")) == 2, 60, "two worker processes")
+    if cluster.containers:
+        assert_in_images(cluster, name)
     status = wait_for(lambda: (s := esj(cluster, name).get("status") or {}).get("phase") in ("Succeeded", "Failed") and s,
                       120, f"{name} finished")
     assert status["phase"] == "Succeeded", f"{status}\n{cluster.runner.log()[-3000:]}"
@@ -151,6 +161,24 @@ def assert_fetch_gives_the_local_folder(cluster: SimCluster, job: str, status: O
     policy = json.loads((work / "fetched" / "policy.json").read_text())
     assert policy["environment"]["id"] == "InvertedPendulum-v5" and len(policy["params"]) == policy["trainableParams"]
     assert status["result"]["configMap"] == f"{job}-result"
+
+
+def assert_in_images(cluster: SimCluster, job: str) -> None:
+    """Container mode really runs the images: each pod's main process has the built image's root
+    filesystem as its root, mounted read-only, runs as 10001:10001 with no capabilities, and
+    no_new_privs."""
+    built = load_images()
+    pods = {**job_processes(cluster, job, "worker"), **job_processes(cluster, job, "aggregator")}
+    assert len(pods) == 3, pods
+    for pid, pod in pods.items():
+        image = built["aggregator" if "-aggregator-" in pod else "worker"]
+        inside, built_venv = os.stat(f"/proc/{pid}/root/opt/esenas"), os.stat(image.rootfs / "opt" / "esenas")
+        assert (inside.st_dev, inside.st_ino) == (built_venv.st_dev, built_venv.st_ino), (pod, image.name)
+        root = next(line.split() for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines() if line.split()[4] == "/")
+        assert "ro" in root[5].split(","), (pod, root)
+        status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+        assert status["Uid"].split()[:2] == ["10001", "10001"] and status["Gid"].split()[0] == "10001", pod
+        assert int(status["CapEff"], 16) == 0 and status["NoNewPrivs"].strip() == "1", pod
 
 
 def assert_token_nowhere(cluster: SimCluster, op: OperatorProcess, job: str) -> None:

@@ -88,7 +88,7 @@ def test_runtime_spec_of_a_restricted_worker(built: dict[str, oci.Image]) -> Non
     binds = {m["destination"]: m["options"] for m in spec["mounts"] if m["type"] == "bind"}
     assert "ro" in binds["/etc/esenas"] and "rw" in binds["/tmp"] and "ro" in binds["/etc/hosts"]
     # Without a securityContext: containerd's default capabilities, a writable root, root's image user.
-    bare = {"metadata": {"name": "b"}, "spec": {"containers": [{"name": "c", "image": image.ref}]}}
+    bare: Obj = {"metadata": {"name": "b"}, "spec": {"containers": [{"name": "c", "image": image.ref}]}}
     plain = oci.runtime_spec(bare, bare["spec"]["containers"][0], image, ["true"], {}, "/", [], image.rootfs, {}, "/x")
     assert "CAP_NET_RAW" in plain["process"]["capabilities"]["bounding"] and plain["root"]["readonly"] is False
     assert plain["process"]["user"]["uid"] == 10001, "the image's USER"
