@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,42 @@ def test_worker_container_cannot_write_outside_its_volumes(
     # The claim's folder on the node holds what the container wrote, owned by its user.
     (written,) = (tmp_path / "run" / "claims").rglob("probe.txt")
     assert written.stat().st_uid == 10001
+
+
+def small_pod(name: str, image: str, script: str, policy: str, **container: Any) -> Obj:
+    pod_sc, sc = restricted()
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
+            "spec": {"restartPolicy": policy, "securityContext": pod_sc, "terminationGracePeriodSeconds": 2,
+                     "containers": [{"name": "main", "image": image, "command": ["python3", "-c", script],
+                                     "securityContext": sc, "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                                     **container}],
+                     "volumes": [{"name": "tmp", "emptyDir": {}}]}}
+
+
+RESTARTS_ONCE = "import sys; open('/tmp/n', 'a').write('x'); sys.exit(0 if len(open('/tmp/n').read()) >= 2 else 3)"
+IGNORES_TERM = ("import signal, time; signal.signal(signal.SIGTERM, lambda *a: print('got TERM', flush=True)); "
+                "open('/tmp/ready', 'w').close(); time.sleep(600)")
+
+
+def test_restart_exec_probe_and_sigkill_after_the_grace_period(
+        fakekube: FakeKube, container_runner: RunnerProcess, built: dict[str, oci.Image]) -> None:
+    kube, ref = fakekube.client, built["worker"].ref
+    kube.create(PODS, small_pod("again", ref, RESTARTS_ONCE, "OnFailure"))
+    kube.create(PODS, small_pod("stubborn", ref, IGNORES_TERM, "Always",
+                                readinessProbe={"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1}))
+    done = wait_for(lambda: (s := kube.get(f"{PODS}/again").get("status") or {}).get("phase") == "Succeeded" and s,
+                    60, "again Succeeded")
+    (cs,) = done["containerStatuses"]
+    assert cs["restartCount"] == 1 and cs["state"]["terminated"]["exitCode"] == 0, cs  # exit 3, restart, emptyDir kept
+    wait_for(lambda: any(c["type"] == "Ready" and c["status"] == "True"
+                         for c in (kube.get(f"{PODS}/stubborn").get("status") or {}).get("conditions") or ()),
+             60, "stubborn Ready by its exec probe (runc exec)")
+    pids = pod_processes(str(container_runner.workdir.joinpath("run").resolve()))
+    assert "default/stubborn" in pids.values(), pids
+    started = time.monotonic()
+    kube.delete(f"{PODS}/stubborn")
+    wait_for(lambda: "default/stubborn" not in pod_processes(str(container_runner.workdir.joinpath("run").resolve())).values(),
+             30, "stubborn killed")
+    took = time.monotonic() - started
+    log = next((container_runner.workdir / "run" / "pods" / "default").glob("stubborn-*/main.log")).read_text()
+    assert "got TERM" in log and 2 <= took < 10, (took, log)  # SIGTERM first, SIGKILL after the 2 s grace
