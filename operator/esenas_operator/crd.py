@@ -92,10 +92,21 @@ STATUS: Final[Schema] = _obj(
             },
         ),
         "result": _obj(
-            "Where the result lives once the job Succeeded.",
+            "Where the result lives once the job ended: chunked ConfigMaps the operator owns, read back "
+            "with `esenas fetch JOB` (docs/results.md).",
             {
-                "configMap": _str("ConfigMap holding policy.json and summary.json."),
-                "path": _str("Path of the results folder inside the aggregator's checkpoint volume."),
+                "configMap": _str(
+                    "The manifest ConfigMap (J-result) naming the chunks J-result-0..n-1 and their SHA-256; "
+                    "empty when nothing was stored (see message).",
+                    maxLength=253,
+                ),
+                "chunks": _int("Chunk ConfigMaps holding the compressed result.", None, 0, 64),
+                "bytes": _int("Compressed size of the result, all chunks together.", None, 0),
+                "policyBytes": _int("Size of policy.json before compression.", None, 0),
+                "sha256": _str("SHA-256 of the compressed result.", pattern="^[0-9a-f]{64}$"),
+                "complete": {"type": "boolean", "description": "False when the result is a Failed job's best policy so far."},
+                "iteration": _int("The ES iteration the result was taken at.", None, 0),
+                "message": _str("Why nothing was stored, when configMap is empty.", maxLength=1024),
             },
         ),
         "aggregatorRestarts": _int("Restarts of the aggregator container.", None, 0),
