@@ -8,7 +8,7 @@
 # - Wheels: the image's lock (requirements/<image>.txt) is downloaded on this host and mounted into
 #   the build's RUN steps at /wheels, which install with --no-index (a RUN step has no pip config).
 # - Cache: by a hash of the inputs (the Dockerfile, the lock, the package sources COPY'd into the
-#   image, the base image and this script) under $CACHE/images/<image>-<hash>/: an OCI layout (oci/),
+#   image, the base image and this script) under $CACHE/images/<image>-<hash>/:
 #   the OCI archive (image.tar), the unpacked runtime bundle (bundle/rootfs, for runc), the digest
 #   and a CycloneDX SBOM. Unchanged inputs: no build at all. buildah's own layer cache (--layers)
 #   makes a sources-only change reinstall just the package, not the wheels.
@@ -58,7 +58,7 @@ else
   if ! "${BUILDAH[@]}" inspect --type image "$BASE" >/dev/null 2>&1; then
     log "base: mmdebstrap bookworm (python3) -> $BASE"
     tar_file=$CACHE/base/bookworm-$key.tar
-    [[ -s $tar_file ]] || mmdebstrap --quiet --mode=root "${BASE_RECIPE[@]}" "$tar_file.part" "${BASE_SOURCES[@]}"
+    [[ -s $tar_file ]] || mmdebstrap --quiet --mode=root --format=tar "${BASE_RECIPE[@]}" "$tar_file.part" "${BASE_SOURCES[@]}"
     [[ -s $tar_file ]] || mv "$tar_file.part" "$tar_file"
     ctr=$("${BUILDAH[@]}" from scratch)
     "${BUILDAH[@]}" add --quiet "$ctr" "$tar_file" /
@@ -106,6 +106,7 @@ build_one() {
     "${BUILDAH[@]}" push --quiet --digestfile "$dest/digest" "$ref" "oci:$dest/oci:$ref"
     tar -C "$dest/oci" -cf "$dest/image.tar" .
     umoci unpack --image "$dest/oci:$ref" "$dest/bundle" >/dev/null
+    rm -rf "$dest/oci"  # image.tar holds the same layout
     sbom "$img" "$dest"
     "${BUILDAH[@]}" inspect --type image "$ref" > "$dest/inspect.json"
     du -sb "$dest/bundle/rootfs" | cut -f1 > "$dest/rootfs-bytes"
@@ -134,6 +135,12 @@ rm -f "$OUT/.images.tsv"
 for img in "${IMAGES[@]}"; do
   build_one "$img"
 done
+# buildah's layer cache grows with every build; past 6 GiB drop what no tag holds (the next
+# sources-only change then reinstalls the wheels once).
+if (( $(du -sm "$CACHE/storage" | cut -f1) > 6144 )); then
+  log "pruning buildah storage ($(du -sh "$CACHE/storage" | cut -f1))"
+  "${BUILDAH[@]}" rmi --prune >/dev/null || true
+fi
 "$PY" - "$OUT" <<'PYEOF'
 import json, sys
 from pathlib import Path
