@@ -249,6 +249,10 @@ class PodRun:
             return objects.get((kind, self.ns, name))
 
         launch = build_launch(self.pod, c, image.entrypoint, lookup, {}, self.port_map, base)
+        if "HOME" not in launch.env:
+            sc, pod_sc = c.get("securityContext") or {}, self.pod["spec"].get("securityContext") or {}
+            uid = sc.get("runAsUser", pod_sc.get("runAsUser", oci.image_ids(image)[0] or 0))
+            launch.env["HOME"] = oci.home_of(image, int(uid))
         argv = launch.argv + (image.cmd if not c.get("command") and not c.get("args") else [])
         cwd = c.get("workingDir") or image.workdir
         etc = self.dir / "etc"

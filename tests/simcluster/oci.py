@@ -125,6 +125,16 @@ def image_ids(image: Image) -> tuple[int | None, int | None]:
     return uid, gid
 
 
+def home_of(image: Image, uid: int) -> str:
+    """HOME as containerd sets it when the env has none: the user's home in /etc/passwd, else /."""
+    passwd = image.rootfs / "etc" / "passwd"
+    for line in passwd.read_text().splitlines() if passwd.exists() else ():
+        parts = line.split(":")
+        if len(parts) > 5 and parts[2] == str(uid):
+            return parts[5]
+    return "/"
+
+
 def _refuse(what: str) -> PodConfigError:
     return PodConfigError("CreateContainerConfigError", f"{what} cannot be honoured in container mode", retry=False)
 

@@ -135,6 +135,7 @@ out["cm"] = open("/etc/esenas/greeting").read()
 out["token"] = open("/var/run/esenas/token/token").read()
 out["env"] = os.environ.get("FROM_CM")
 out["hostname"] = open("/etc/hostname").read().strip()
+out["home"] = os.environ["HOME"]
 out["pipcheck"] = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True).stdout.strip()
 import gymnasium
 env = gymnasium.make("InvertedPendulum-v5")
@@ -175,6 +176,7 @@ def test_worker_container_cannot_write_outside_its_volumes(
     assert writable.pop("/tmp") is True and writable.pop("/var/lib/esenas") is True, writable
     assert not {d: why for d, why in writable.items() if why != "Read-only file system"}, writable
     assert (result["cm"], result["token"], result["env"], result["hostname"]) == ("hello", "s3cret", "hello", "probe")
+    assert result["home"] == "/home/esenas", "HOME from the image's /etc/passwd, as containerd sets it"
     assert result["pipcheck"] == "No broken requirements found.", result["pipcheck"]
     assert isinstance(result["step"], float)
     # The claim's folder on the node holds what the container wrote, owned by its user.
