@@ -3,6 +3,8 @@ workload checks that catch operator bugs early, defaults, and initial status."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 from typing import Any, Final
@@ -17,6 +19,10 @@ _LABEL_VALUE: Final = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$
 _QUALIFIED: Final = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_NAMED: Final = frozenset({"namespaces", "services"})
 _WORKLOADS: Final = frozenset({"deployments", "statefulsets", "replicasets", "daemonsets"})
+#: metadata.annotations, keys and values together (apimachinery TotalAnnotationSizeLimitB).
+MAX_ANNOTATIONS_BYTES: Final = 256 * 1024
+#: The values of a ConfigMap or a Secret (core MaxSecretSize).
+MAX_DATA_BYTES: Final = 1024 * 1024
 
 
 class ClusterIPs:
@@ -73,11 +79,11 @@ def check_metadata(meta: dict[str, Any], out: Outcome) -> None:
                 out.error("FieldValueInvalid", path, f'Invalid value: "{val}": a valid label must '
                           "be an empty string or consist of alphanumeric characters, '-', '_' or "
                           "'.', and must start and end with an alphanumeric character")
-    total = sum(len(k) + len(v) for k, v in (meta.get("annotations") or {}).items()
+    total = sum(len(str(k).encode()) + len(v.encode()) for k, v in (meta.get("annotations") or {}).items()
                 if isinstance(v, str))
-    if total > 256 * 1024:
+    if total > MAX_ANNOTATIONS_BYTES:
         out.error("FieldValueTooLong", "metadata.annotations",
-                  "Too long: must have at most 262144 bytes")
+                  f"Too long: must have at most {MAX_ANNOTATIONS_BYTES} bytes")
     for i, ref in enumerate(meta.get("ownerReferences") or []):
         for req in ("apiVersion", "kind", "name", "uid"):
             if not (isinstance(ref, dict) and ref.get(req)):
@@ -87,6 +93,32 @@ def check_metadata(meta: dict[str, Any], out: Outcome) -> None:
            and r.get("controller")) > 1:
         out.error("FieldValueInvalid", "metadata.ownerReferences",
                   "Invalid value: only one reference can have Controller set to true")
+
+
+def _decoded_size(value: str) -> int:
+    """Bytes of a base64 value once decoded (its text length when it does not decode)."""
+    try:
+        return len(base64.b64decode(value, validate=True))
+    except (binascii.Error, ValueError):
+        return len(value.encode())
+
+
+def _check_data_size(plural: str, obj: dict[str, Any], out: Outcome) -> None:
+    """A ConfigMap's data plus binaryData, or a Secret's data, hold at most 1 MiB of values
+    (keys are not counted, as in ValidateConfigMap and ValidateSecret)."""
+    values = {k: v for k, v in (obj.get("data") or {}).items() if isinstance(v, str)}
+    if plural == "configmaps":
+        total = sum(len(v.encode()) for v in values.values())
+        total += sum(_decoded_size(v) for v in (obj.get("binaryData") or {}).values() if isinstance(v, str))
+        path = ""  # the real server names the whole object: "ConfigMap "x" is invalid: []: Too long"
+    else:
+        strings = {k: v.encode() for k, v in (obj.get("stringData") or {}).items() if isinstance(v, str)}
+        sizes = {k: _decoded_size(v) for k, v in values.items()}
+        sizes.update({k: len(v) for k, v in strings.items()})  # stringData overrides data
+        total = sum(sizes.values())
+        path = "data"
+    if total > MAX_DATA_BYTES:
+        out.error("FieldValueTooLong", path or "[]", f"Too long: must have at most {MAX_DATA_BYTES} bytes")
 
 
 def _check_pod_spec(spec: Any, path: str, out: Outcome, kind: str) -> None:
@@ -141,6 +173,7 @@ def check_builtin(rt: ResourceType, obj: dict[str, Any], out: Outcome) -> None:
                 if not isinstance(v, str):
                     out.error("FieldValueTypeInvalid", f"{fld}[{k}]",
                               f"Invalid value: {v!r}: must be a string")
+        _check_data_size(rt.plural, obj, out)
 
 
 def apply_defaults(rt: ResourceType, obj: dict[str, Any], ips: ClusterIPs) -> None:

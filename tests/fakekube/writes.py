@@ -4,6 +4,7 @@ scale subresources, no-op detection, generation, admission (schema, CEL, built-i
 from __future__ import annotations
 
 import copy
+import json
 import random
 import uuid
 from typing import Any, Final
@@ -33,6 +34,17 @@ JSON: Final = "application/json-patch+json"
 STRATEGIC: Final = "application/strategic-merge-patch+json"
 APPLY: Final = "application/apply-patch+yaml"
 _GEN_CHARS: Final = "bcdfghjklmnpqrstvwxz2456789"
+#: etcd's default --max-request-bytes: the most a stored object can be (as JSON here).
+ETCD_MAX_REQUEST_BYTES: Final = 1536 * 1024
+
+
+def check_stored_size(obj: Obj) -> None:
+    """etcd refuses a request over --max-request-bytes (1.5 MiB by default); the API server
+    answers 413. A dry run never reaches etcd, so only real writes are checked."""
+    size = len(json.dumps(obj, separators=(",", ":")).encode())
+    if size > ETCD_MAX_REQUEST_BYTES:
+        raise ApiError(413, "RequestEntityTooLarge",
+                       "Request entity too large: etcdserver: request is too large")
 
 
 def get_path(obj: Any, path: str) -> Any:
@@ -161,6 +173,7 @@ class Writes:
             managed.record_update(None, obj, manager, "", custom=rt.custom, status_sub=rt.status)
         if dry_run:
             return self.view(rt, obj), warnings
+        check_stored_size(obj)
         stored = self.store.commit(rt.key, "ADDED", obj, None, verb, self._label(rt))
         if rt.key == CRD_KEY:
             self._register(stored)
@@ -361,6 +374,7 @@ class Writes:
             gone = self.store.commit(rt.key, "DELETED", new, old, verb, self._label(rt, sub))
             self._after_removal(rt.key, gone)
             return self.view(rt, gone), warnings
+        check_stored_size(new)
         stored = self.store.commit(rt.key, "MODIFIED", new, old, verb, self._label(rt, sub))
         if rt.key == CRD_KEY:
             self._register(stored)
