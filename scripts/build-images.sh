@@ -58,7 +58,9 @@ else
   if ! "${BUILDAH[@]}" inspect --type image "$BASE" >/dev/null 2>&1; then
     log "base: mmdebstrap bookworm (python3) -> $BASE"
     tar_file=$CACHE/base/bookworm-$key.tar
-    [[ -s $tar_file ]] || mmdebstrap --quiet --mode=root --format=tar "${BASE_RECIPE[@]}" "$tar_file.part" "${BASE_SOURCES[@]}"
+    [[ -s $tar_file ]] || mmdebstrap --quiet --mode=root --format=tar "${BASE_RECIPE[@]}" "$tar_file.part" \
+      "${BASE_SOURCES[@]}" > "$CACHE/base/mmdebstrap.log" 2>&1 \
+      || { tail -30 "$CACHE/base/mmdebstrap.log" >&2; exit 1; }
     [[ -s $tar_file ]] || mv "$tar_file.part" "$tar_file"
     ctr=$("${BUILDAH[@]}" from scratch)
     "${BUILDAH[@]}" add --quiet "$ctr" "$tar_file" /
