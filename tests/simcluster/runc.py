@@ -50,15 +50,18 @@ class RuncBox:
         return self.runc("run", "--bundle", str(self.bundle), "--pid-file", str(self.pid_file), self.id)
 
     async def started(self, runner: asyncio.subprocess.Process, timeout: float = 30) -> int | None:
-        """The container's init pid once runc has started it; None if runc exited first."""
+        """The container's init pid once runc has started it; None if runc exited without starting
+        it. A container that exits at once still left its pid file: it started (and ran)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while loop.time() < deadline and runner.returncode is None:
+        while True:
+            exited = runner.returncode is not None
             with contextlib.suppress(OSError, ValueError):
                 self.pid = int(self.pid_file.read_text().strip())
                 return self.pid
+            if exited or loop.time() > deadline:
+                return None
             await asyncio.sleep(0.02)
-        return None
 
     def signal(self, sig: int) -> None:
         if self.pid is not None:
