@@ -17,7 +17,7 @@ from .schema import Outcome
 
 QUANTITY_MESSAGE: Final = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
 _QUANTITY: Final = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))((?:[KMGTPE]i)|[numkMGTPE]|[eE][+-]?[0-9]+)?$")
-_SUFFIX: Final = {"": 1, "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "k": 10**3, "M": 10**6,
+_SUFFIX: Final[dict[str, Decimal | int]] = {"": 1, "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "k": 10**3, "M": 10**6,
                   "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30,
                   "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _STANDARD: Final = frozenset({"cpu", "memory", "ephemeral-storage", "storage", "pods"})
@@ -136,7 +136,7 @@ def _check_affinity(affinity: Any, path: str, out: Outcome) -> None:
 
 def check_scheduling(spec: dict[str, Any], path: str, out: Outcome) -> None:
     """nodeSelector, tolerations, affinity and priorityClassName of a pod spec."""
-    for key, value in (spec.get("nodeSelector") or {}).items():
+    for value in (spec.get("nodeSelector") or {}).values():
         if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
             out.error("FieldValueInvalid", f"{path}.nodeSelector",
                       f'Invalid value: "{value}": a valid label must be an empty string or consist of alphanumeric '
