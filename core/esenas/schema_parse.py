@@ -2,7 +2,7 @@
 then built into the frozen dataclasses of ``esenas.spec``.
 
 1. Size: the spec as compact JSON is at most ``MAX_SPEC_BYTES``, ``environment.kwargs`` at most
-   ``MAX_KWARGS_BYTES`` (the bound that keeps a job's annotations under 256 KiB; see esenas.spec).
+   ``MAX_KWARGS_BYTES`` (see esenas.spec for why).
 2. The API server's pipeline on the same schema the CRD carries: nulls pruned, schema defaults
    applied, unknown fields refused (kubectl's strict field validation), structural checks.
 3. The cross-field rules (esenas.schema_rules), the Python side of the CRD's CEL.
@@ -62,7 +62,7 @@ def _size_errors(spec: Mapping[str, Any], path: str) -> list[FieldError]:
     errors = []
     size = json_size(spec)
     if size > MAX_SPEC_BYTES:
-        errors.append(FieldError(path, f"is {size} bytes as JSON; must be at most {MAX_SPEC_BYTES} ({MAX_SPEC_BYTES // 1024} KiB), so that its copies in annotations fit Kubernetes' 256 KiB"))
+        errors.append(FieldError(path, f"is {size} bytes as JSON; must be at most {MAX_SPEC_BYTES} ({MAX_SPEC_BYTES // 1024} KiB), so that kubectl apply's copy of it fits Kubernetes' 256 KiB of annotations"))
     env = spec.get("environment")
     kwargs = env.get("kwargs") if isinstance(env, Mapping) else None
     if kwargs is not None:

@@ -49,10 +49,12 @@ MAX_PERTURBATIONS: Final = 1_000_000
 MAX_HIDDEN_LAYERS: Final = 16
 MAX_TOLERATIONS: Final = 64
 #: Size bounds, in bytes of compact JSON. Kubernetes caps all of an object's annotations at
-#: 256 KiB together, and two of them copy the spec: kubectl's last-applied-configuration and
-#: kopf's last-handled-configuration. 2 x 96 KiB leaves 64 KiB for the rest of the metadata.
-#: The CRD cannot measure a serialized size, so the parser checks these (the operator refuses
-#: a larger spec as InvalidSpec before it creates anything); the CRD bounds kwargs' keys.
+#: 256 KiB together, and client-side `kubectl apply` copies the whole object into one of them
+#: (last-applied-configuration); the operator keeps its own copy (kopf's diff base) in
+#: status.kopf, under etcd's 1.5 MiB per object. 96 KiB leaves room in both, and keeps the job's
+#: spec ConfigMap small. The CRD cannot measure a serialized size, so the parser checks these
+#: (the operator refuses a larger spec as InvalidSpec before it creates anything, and the job
+#: can still be deleted); the CRD bounds kwargs' keys.
 MAX_SPEC_BYTES: Final = 96 * 1024
 MAX_KWARGS_BYTES: Final = 64 * 1024
 MAX_KWARGS_KEYS: Final = 64
@@ -85,7 +87,7 @@ class EnvironmentSpec:
     kwargs: Mapping[str, Any] = spec_field(
         f"Keyword arguments passed to gymnasium.make or the class. At most {MAX_KWARGS_KEYS} keys and "
         f"{MAX_KWARGS_BYTES // 1024} KiB as JSON (the whole spec at most {MAX_SPEC_BYTES // 1024} KiB), so "
-        "the spec's copies in annotations stay under Kubernetes' 256 KiB.",
+        "kubectl apply's copy of the job fits Kubernetes' 256 KiB of annotations.",
         default_factory=dict,
         schema={"type": "object", "x-kubernetes-preserve-unknown-fields": True},
         max_properties=MAX_KWARGS_KEYS,
@@ -313,8 +315,8 @@ class AggregatorSpec:
 class JobSpec:
     DOC: ClassVar[str] = (
         "What to train and how. The same mapping drives `esenas run` locally. At most "
-        f"{MAX_SPEC_BYTES // 1024} KiB as JSON, so that it fits twice (kubectl's and the operator's "
-        "annotations) under Kubernetes' 256 KiB for all annotations."
+        f"{MAX_SPEC_BYTES // 1024} KiB as JSON, so that kubectl apply's copy (an annotation) fits "
+        "Kubernetes' 256 KiB for all annotations; a larger spec fails the job with reason InvalidSpec."
     )
 
     environment: EnvironmentSpec

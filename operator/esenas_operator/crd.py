@@ -24,12 +24,13 @@ CONDITIONS: Final = {
     "Created": "True once the job's children (ConfigMap, Secret, Service, Deployments) exist.",
     "Running": "True while the fleet trains; False when suspended or finished.",
     "Succeeded": "True once a stopping rule was met and the result was saved.",
-    "Failed": "True when the job cannot go on: an invalid spec (reason InvalidSpec), a deadline, an "
-    "aggregator past its backoffLimit; the message says why.",
+    "Failed": "True when the job cannot go on: an invalid spec of a job that never ran (reason InvalidSpec), a "
+    "deadline, an aggregator past its backoffLimit; the message says why.",
     "Complete": "An alias of Succeeded, kept for older clients.",
     "Suspended": "True while spec.suspend holds the job.",
     "FleetOversized": "True when replicas exceed the work items one iteration can lease.",
-    "Reconciled": "False with the error when the operator's last reconcile failed.",
+    "Reconciled": "False when the operator's last reconcile failed (reason ReconcileError, retried) or an edit of "
+    "a job that runs was refused (reason InvalidSpec; the fleet keeps the last valid spec); True once applied again.",
 }
 
 _CONDITION: Final = _obj(
@@ -119,6 +120,12 @@ STATUS: Final[Schema] = _obj(
             maxLength=1024,
         ),
         "message": _str("Human-readable detail of the phase."),
+        "kopf": {
+            "type": "object",
+            "description": "The operator framework's own state (kopf): its handlers' progress and the spec it "
+            "last handled. Kept here rather than in annotations, whose 256 KiB limit a large spec would pass.",
+            "x-kubernetes-preserve-unknown-fields": True,
+        },
     },
 )
 

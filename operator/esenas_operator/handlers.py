@@ -23,6 +23,7 @@ from esenas_operator import names as N
 from esenas_operator.crd import PLURAL, VERSION
 from esenas_operator.kube import Kube, Refused, api_message, load_config
 from esenas_operator.lifecycle import lifecycle
+from esenas_operator.persistence import DiffBaseStorage, ProgressStorage
 from esenas_operator.reasons import CREATED, INVALID_SPEC, RUNNING, SUSPENDED, success_reason
 from esenas_operator.status import (
     FLEET_OVERSIZED,
@@ -47,6 +48,9 @@ SETTINGS: Final = N.Settings.from_env()
 STATUS_INTERVAL: Final = float(os.environ.get("ESENAS_STATUS_INTERVAL", "10"))
 JOB_API: Final = f"{API_GROUP}/{VERSION}"
 _kube: Kube | None = None
+#: The spec each job's children were last applied from, for the status timer while an edit is
+#: refused (in memory: after a restart, until the next valid reconcile, the job's own spec).
+_applied: dict[tuple[str, str], Job] = {}
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
@@ -71,11 +75,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
-    # Progress lives in annotations under our own prefix, never in .status (the schema owns it).
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=API_GROUP, key="last-handled-configuration"
-    )
+    # kopf's state goes in status.kopf, not in annotations: its diff base copies the spec, and
+    # with kubectl's copy a large spec passed the 256 KiB annotation limit (esenas_operator.persistence).
+    settings.persistence.progress_storage = ProgressStorage()
+    settings.persistence.diffbase_storage = DiffBaseStorage()
     settings.persistence.finalizer = f"{API_GROUP}/finalizer"
     # Handler log lines stay in the log; Events are posted explicitly, on state changes only,
     # and name the operator (kubectl describe's "From" column), not the framework.
@@ -142,6 +145,35 @@ def _invalid(body: Any, status: dict[str, Any], gen: int, message: str) -> None:
     raise kopf.PermanentError(f"invalid spec: {message}")
 
 
+def _edit_refused(status: Mapping[str, Any]) -> bool:
+    """Whether the job's last spec edit was refused (its fleet runs an older, valid spec)."""
+    cond = condition(status, "Reconciled")
+    return cond is not None and cond.get("status") == "False" and cond.get("reason") == INVALID_SPEC
+
+
+def _ran(status: Mapping[str, Any]) -> bool:
+    """Whether the job's children were ever applied from a valid spec."""
+    cond = condition(status, "Created")
+    return cond is not None and cond.get("status") == "True"
+
+
+def _refuse_edit(body: Any, status: dict[str, Any], gen: int, message: str) -> None:
+    """Refuse an invalid edit of a job whose fleet runs: nothing is applied, so the fleet keeps the
+    last valid spec and the phase stays; Reconciled=False (InvalidSpec), status.reason and a Warning
+    say why until a valid edit clears them. observedGeneration stays at the spec that runs."""
+    ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    text = f"the edit of generation {gen} was refused, the fleet keeps the last valid spec: {message}"
+    desired = {
+        "reason": INVALID_SPEC,
+        "message": text,
+        "conditions": set_condition(status.get("conditions"), "Reconciled", False, INVALID_SPEC, text[:4000], gen, _now()),
+    }
+    if _patch_status(ns, name, status, desired):
+        kopf.event(body, type="Warning", reason=INVALID_SPEC, message=text[:1000])
+    metrics.ERRORS.inc()
+    raise kopf.PermanentError(f"invalid edit: {message}")
+
+
 def _report_error(body: Any, status: Mapping[str, Any], exc: Exception, logger: Logger) -> None:
     """A reconcile or status error reaches the job (Reconciled=False and a Warning), not only the log.
 
@@ -188,19 +220,22 @@ def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Log
     ns, name = meta["namespace"], meta["name"]
     gen = int(meta.get("generation") or 1)
     current = dict(status)
-    try:
-        job = validate_job(body)
-    except SpecError as exc:
-        _invalid(body, current, gen, "; ".join(str(e) for e in exc.errors))
-        return
     phase = current.get("phase")
     if phase in TERMINAL and current.get("reason") != INVALID_SPEC:
         logger.info("job is %s; its fleet stays stopped", phase)
         return
+    # A job whose children were applied from a valid spec keeps them through an invalid edit;
+    # one that never ran fails for its spec.
+    refuse = _refuse_edit if _ran(current) else _invalid
+    try:
+        job = validate_job(body)
+    except SpecError as exc:
+        refuse(body, current, gen, "; ".join(str(e) for e in exc.errors))
+        return
     try:
         shards, changed = _apply_children(body, job)
     except Refused as exc:
-        _invalid(body, current, gen, str(exc))
+        refuse(body, current, gen, str(exc))
         return
     except Exception as exc:
         metrics.ERRORS.inc()
@@ -214,6 +249,7 @@ def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Log
     conditions = lifecycle(current.get("conditions"), new_phase, reason, message, gen, now, created=message)
     if condition(current, "Reconciled") is not None:
         conditions = set_condition(conditions, "Reconciled", True, "Reconciled", "every child is applied", gen, now)
+    _applied[(ns, name)] = job
     if suspended or condition(current, "Suspended"):
         why = "spec.suspend is true" if suspended else "spec.suspend is false"
         conditions = set_condition(conditions, "Suspended", suspended, "Suspended" if suspended else "Resumed", why, gen, now)
@@ -277,6 +313,17 @@ def sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: L
         raise
 
 
+def _running_spec(body: kopf.Body, status: Mapping[str, Any]) -> Job | None:
+    """The spec the fleet runs: the job's own, or while an edit is refused the one last applied."""
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    if _edit_refused(status) and key in _applied:
+        return _applied[key]
+    try:
+        return validate_job(body)
+    except SpecError:
+        return _applied.get(key)
+
+
 def _sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Logger, index: kopf.Index[tuple[str, str], Workload]) -> None:
     ns, name = meta["namespace"], meta["name"]
     current = dict(status)
@@ -289,10 +336,9 @@ def _sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: 
         return
     if phase is None:
         return  # not reconciled yet
-    try:
-        job = validate_job(body)
-    except SpecError:
-        return  # the reconcile handler reports it
+    job = _running_spec(body, current)
+    if job is None:
+        return  # the reconcile handler reports the spec
     entries = list(index.get((ns, name), []))
     workers = [w for w in entries if w.component == "worker"]
     aggregator = next((w for w in entries if w.component == "aggregator"), None)
@@ -341,7 +387,9 @@ def _sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: 
             kopf.event(body, type="Normal", reason="Succeeded", message=f"{reason}: {message}")
         elif report is not None:
             message = "the aggregator is serving"
-            desired.update(phase="Running", reason=RUNNING, message=message)
+            desired.update(phase="Running")
+            if not _edit_refused(current):  # else status.reason keeps saying the edit was refused
+                desired.update(reason=RUNNING, message=message)
             desired["conditions"] = lifecycle(current.get("conditions"), "Running", RUNNING, message, gen, now)
             if phase != "Running":
                 kopf.event(body, type="Normal", reason="Running", message=message)
@@ -353,3 +401,4 @@ def _sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: 
 def forget(meta: kopf.Meta, **_: Any) -> None:
     """Children go by owner references; only the job's metric series are dropped here."""
     metrics.observe_job(meta["namespace"], meta["name"], None)
+    _applied.pop((meta["namespace"], meta["name"]), None)

@@ -5,19 +5,24 @@ reach the Deployments (server-side apply); `kubectl wait` works on Succeeded and
 from __future__ import annotations
 
 import copy
+import json
 from functools import partial
+from pathlib import Path
 from typing import Any
 
+import kopf
 import yaml
 
 from tests.fakekube.harness import FakeKube
 from tests.integration.operator.opharness import (
+    JOBS,
     OperatorProcess,
     StandInAggregator,
+    env_without_proxy,
     job_doc,
     running_status,
 )
-from tests.integration.operator.test_lifecycle import apply, children, status
+from tests.integration.operator.test_lifecycle import apply, children, job, status
 
 #: Specs whose fields pass the job's own checks but make a child the API server refuses:
 #: (workers fields, words of the server's message). The CRD's Kubernetes schemas may refuse some
@@ -162,3 +167,142 @@ def test_kubectl_wait_for_succeeded_and_status_of_a_stopped_fleet(cluster: FakeK
     events = {e["reason"]: e for e in _events(cluster, "ok")}
     assert events["Succeeded"]["source"]["component"] == "esenas-operator"
     assert operator.alive()
+
+
+#: About 250 KB of spec: within every bound of the CRD, over the job's own 96 KiB.
+LARGE = 250_000
+
+
+def _large(name: str, size: int = LARGE) -> dict[str, Any]:
+    return job_doc(name, environment={"id": "InvertedPendulum-v5", "kwargs": {"blob": "x" * size}})
+
+
+def _handled(cluster: FakeKube, name: str) -> dict[str, Any] | None:
+    """The job once the operator failed it and kopf stored what it handled (status.kopf)."""
+    obj = job(cluster, name)
+    st = obj.get("status") or {}
+    return obj if st.get("phase") and "last-handled-configuration" in (st.get("kopf") or {}) else None
+
+
+def test_a_250_kb_spec_is_refused_and_can_be_deleted(cluster: FakeKube, operator: OperatorProcess) -> None:
+    # kubectl create and server-side apply store the job as sent.
+    cluster.kubectl("create", "-f", "-", input=yaml.safe_dump(_large("big-create")))
+    cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump(_large("big-ssa")))
+    # Client-side apply also copies the job into its last-applied annotation: 250 KB still fits
+    # the 256 KiB of annotations...
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(_large("big-csa")))
+    # ... 300 KB does not, and the API server refuses the job itself, saying so.
+    out = cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(_large("huge", 300_000)), check=False)
+    assert out.returncode != 0
+    assert 'The ESENASJob "huge" is invalid: metadata.annotations: Too long: must have at most 262144 bytes' in out.stderr
+    for name in ("big-create", "big-ssa", "big-csa"):
+        obj = cluster.wait_for(partial(_handled, cluster, name))
+        st = obj["status"]
+        assert (st["phase"], st["reason"]) == ("Failed", "InvalidSpec"), st
+        assert f"spec.environment.kwargs: is {LARGE + 11} bytes as JSON; must be at most 65536 (64 KiB)" in st["message"]
+        assert "must be at most 98304 (96 KiB)" in st["message"], st["message"]
+        (event,) = [e for e in _events(cluster, name) if e["reason"] == "InvalidSpec"]
+        assert event["type"] == "Warning" and "must be at most 98304 (96 KiB)" in event["message"]
+        assert children(cluster, name) == {}, f"{name} left children behind"
+        # kopf's own copy of the spec is in the status, none in the annotations.
+        assert not [k for k in obj["metadata"].get("annotations") or {} if k.startswith("esenas.dev/")]
+        assert json.loads(st["kopf"]["last-handled-configuration"])["spec"]["environment"]["kwargs"]["blob"] == "x" * LARGE
+        assert obj["metadata"]["finalizers"] == ["esenas.dev/finalizer"]
+        cluster.kubectl("delete", f"esj/{name}", "--timeout=30s")
+    assert cluster.client.list(JOBS.format(ns="default")) == []
+    assert operator.alive()
+
+
+def test_a_job_from_an_older_operator_moves_its_state_from_annotations_to_status(
+        cluster: FakeKube, standin: StandInAggregator, tmp_path: Path) -> None:
+    """An older operator kept kopf's diff base in annotations: the new one reads it (the job is
+    resumed, not created again) and moves it into status.kopf."""
+    path = f"{JOBS.format(ns='default')}/old"
+    created = cluster.client.create(JOBS.format(ns="default"), job_doc("old"))
+    legacy = kopf.AnnotationsDiffBaseStorage(prefix="esenas.dev", key="last-handled-configuration")
+    patch = kopf.Patch()
+    body = kopf.Body(created)
+    legacy.store(body=body, patch=patch, essence=legacy.build(body=body))
+    annotations = dict(patch["metadata"]["annotations"])
+    assert set(annotations) == {"esenas.dev/last-handled-configuration", "esenas.dev/kopf-managed"}
+    cluster.client.patch(path, {"metadata": {"annotations": annotations, "finalizers": ["esenas.dev/finalizer"]}})
+    cluster.client.patch(f"{path}/status", {"status": {"phase": "Pending", "reason": "Created"}})
+    env = {**env_without_proxy(), **{k: v for k, v in cluster.env().items() if k in ("KUBECONFIG", "KUBECACHEDIR")}}
+    op = OperatorProcess(tmp_path, env, standin.url_template, interval=1.0)
+    op.start()
+    try:
+        def migrated() -> dict[str, Any] | None:
+            o = job(cluster, "old")
+            return o if "kopf" in o.get("status", {}) and not o["metadata"].get("annotations") else None
+
+        moved = cluster.wait_for(migrated)
+        cluster.wait_for(lambda: ("Deployment", "old-workers-0") in children(cluster, "old"))
+        assert json.loads(moved["status"]["kopf"]["last-handled-configuration"])["spec"] == job(cluster, "old")["spec"]
+        log = op.log()
+        assert "Resuming is processed" in log and "Creation is processed" not in log, log[-3000:]
+        cluster.kubectl("delete", "esj/old", "--timeout=30s")
+    finally:
+        alive = op.alive()
+        op.stop()
+    assert alive, op.log()[-3000:]
+
+
+def _reconciled(cluster: FakeKube, name: str, value: str) -> dict[str, Any] | None:
+    st = status(cluster, name)
+    cond = next((c for c in st.get("conditions") or () if c["type"] == "Reconciled"), None)
+    return st if cond is not None and cond["status"] == value else None
+
+
+def test_an_invalid_edit_of_a_running_job_is_refused_and_its_fleet_keeps_running(
+        cluster: FakeKube, operator: OperatorProcess, standin: StandInAggregator) -> None:
+    doc = job_doc("edit", replicas=2)
+    apply(cluster, doc)
+    standin.statuses[("default", "edit")] = running_status(iteration=3)
+    cluster.kubectl("wait", "esj/edit", "--for=condition=Running", "--timeout=30s")
+    before = children(cluster, "edit")
+    # Two edits the CRD takes: one the job's parser refuses (a spec over 96 KiB, by a nodeSelector
+    # no schema bounds), one the API server's dry run of the worker Deployment refuses.
+    too_big = {f"zone-{i:04d}.example.com/rack": "r" * 40 for i in range(1500)}
+    bad_edits = [
+        ({"nodeSelector": too_big}, "must be at most 98304 (96 KiB)"),
+        ({"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}}, "must be less than or equal to cpu limit of 1"),
+    ]
+    for round_, (workers, words) in enumerate(bad_edits):
+        edited = copy.deepcopy(doc)
+        edited["spec"]["workers"].update(workers, replicas=9)
+        apply(cluster, edited)
+        st = cluster.wait_for(partial(_reconciled, cluster, "edit", "False"))
+        gen = job(cluster, "edit")["metadata"]["generation"]
+        (cond,) = [c for c in st["conditions"] if c["type"] == "Reconciled"]
+        assert (cond["reason"], cond["observedGeneration"]) == ("InvalidSpec", gen) and words in cond["message"], cond
+        assert (st["phase"], st["reason"]) == ("Running", "InvalidSpec"), st
+        assert st["message"].startswith(f"the edit of generation {gen} was refused") and words in st["message"], st["message"]
+        assert st["observedGeneration"] == gen - 1, "the fleet runs the previous generation"
+        assert {c["type"]: c["status"] for c in st["conditions"]}.get("Failed") is None
+        events = [e for e in _events(cluster, "edit") if e["reason"] == "InvalidSpec"]
+        assert len(events) == round_ + 1 and all(e["type"] == "Warning" for e in events)
+        assert [e for e in events if words in e["message"] and f"generation {gen}" in e["message"]]
+        # Nothing of the edit reached the children: same objects, same resourceVersions.
+        assert {k: v["metadata"]["resourceVersion"] for k, v in children(cluster, "edit").items()} == \
+               {k: v["metadata"]["resourceVersion"] for k, v in before.items()}
+        # The status keeps following the fleet (the timer uses the applied spec), and the refusal stays.
+        standin.statuses[("default", "edit")] = running_status(iteration=10 + round_)
+        st = cluster.wait_for(lambda r=round_: (s := status(cluster, "edit")).get("iteration") == 10 + r and s)
+        assert (st["phase"], st["reason"], st["workers"]["desired"]) == ("Running", "InvalidSpec", 2 + round_), st
+        # Fixing the edit applies it and clears the refusal.
+        doc["spec"]["workers"]["replicas"] = 3 + round_
+        apply(cluster, doc)
+        st = cluster.wait_for(partial(_reconciled, cluster, "edit", "True"))
+        assert (st["phase"], st["reason"]) == ("Running", "Running"), st
+        assert st["observedGeneration"] == job(cluster, "edit")["metadata"]["generation"]
+        cluster.wait_for(lambda r=round_: children(cluster, "edit")[("Deployment", "edit-workers-0")]["spec"]["replicas"] == 3 + r)
+        before = children(cluster, "edit")
+    assert operator.alive()
+
+
+def test_a_job_that_never_ran_fails_for_an_invalid_spec(cluster: FakeKube, operator: OperatorProcess) -> None:
+    doc = job_doc("never", workers={"replicas": 2, "nodeSelector": {f"k{i:04d}": "v" * 60 for i in range(1600)}})
+    apply(cluster, doc)
+    st = cluster.wait_for(partial(_phase_set, cluster, "never"))
+    assert (st["phase"], st["reason"]) == ("Failed", "InvalidSpec") and "must be at most 98304 (96 KiB)" in st["message"], st
+    assert children(cluster, "never") == {}
