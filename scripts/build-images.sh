@@ -115,8 +115,8 @@ build_one() {
     rm -rf "$ctx"
     echo $(( $(date +%s) - started )) > "$dest/build-seconds"
     touch "$dest/done"
-    # Keep this build and the one before it (another checkout may still use it).
-    ls -1dt "$CACHE/images/$img"-* | tail -n +3 | xargs -r rm -rf
+    # Keep this build and the two before it (other checkouts sharing the cache may still run them).
+    ls -1dt "$CACHE/images/$img"-* | tail -n +4 | xargs -r rm -rf
     log "$img: built in $(cat "$dest/build-seconds") s, digest $(cat "$dest/digest")"
   fi
   ln -f "$dest/image.tar" "$OUT/$img.tar" 2>/dev/null || cp "$dest/image.tar" "$OUT/$img.tar"
@@ -128,7 +128,7 @@ build_one() {
 # from the unpacked root filesystem; the Debian packages of the base are listed by dpkg).
 sbom() {
   local img=$1 dest=$2
-  "$REPO/.venv/bin/cyclonedx-py" environment --output-format JSON --output-file "$dest/sbom.cdx.json" \
+  "$(dirname "$PY")/cyclonedx-py" environment --output-format JSON --output-file "$dest/sbom.cdx.json" \
     --pyproject pyproject.toml "$dest/bundle/rootfs/opt/esenas" 2>/dev/null \
     || { echo "cyclonedx-py failed for $img (is the dev extra installed?)" >&2; return 1; }
 }

@@ -94,7 +94,11 @@ def load_images(path: Path = IMAGES_JSON) -> dict[str, Image]:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run `make images` first")
     raw = json.loads(path.read_text())
-    return {name: Image(name, i["ref"], i["digest"], Path(i["rootfs"]), i["config"]) for name, i in raw.items()}
+    images = {name: Image(name, i["ref"], i["digest"], Path(i["rootfs"]), i["config"]) for name, i in raw.items()}
+    gone = [i.name for i in images.values() if not (i.rootfs / "opt").is_dir()]
+    if gone:
+        raise FileNotFoundError(f"{path}: the unpacked root filesystems of {gone} are gone from the cache: run `make images`")
+    return images
 
 
 def find_image(images: Mapping[str, Image], ref: str) -> Image:
