@@ -135,7 +135,8 @@ class Container:
             pid = self.proc.pid if self.proc is not None else None
             if self.proc is not None and self.box is not None and await self.box.started(self.proc) is None:
                 code = await self.proc.wait()  # runc could not create the container: its error is in the log
-                self.state.last_exit = (128, f"StartError (runc exited {code})", start_stamp, now())
+                self.state.last_exit = (128, "StartError", start_stamp, now())
+                self.state.last_message = self.log_path.read_bytes()[log_start:].decode(errors="replace").strip()[-1024:]
                 self.state.history.append(code)
                 await self.box.delete()
                 self.proc = pid = None

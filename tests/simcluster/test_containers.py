@@ -221,3 +221,17 @@ def test_restart_exec_probe_and_sigkill_after_the_grace_period(
     took = time.monotonic() - started
     log = next((container_runner.workdir / "run" / "pods" / "default").glob("stubborn-*/main.log")).read_text()
     assert "got TERM" in log and 2 <= took < 10, (took, log)  # SIGTERM first, SIGKILL after the 2 s grace
+
+
+def test_a_command_missing_from_the_image_is_a_start_error(
+        fakekube: FakeKube, container_runner: RunnerProcess, built: dict[str, oci.Image]) -> None:
+    """As with containerd: terminated, reason StartError, exit code 128, runc's words as message."""
+    kube = fakekube.client
+    pod = small_pod("missing", built["worker"].ref, "", "Never")
+    pod["spec"]["containers"][0]["command"] = ["/usr/bin/no-such-tool"]
+    kube.create(PODS, pod)
+    done = wait_for(lambda: (s := kube.get(f"{PODS}/missing").get("status") or {}).get("phase") == "Failed" and s,
+                    60, "missing Failed")
+    terminated = done["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["reason"] == "StartError" and terminated["exitCode"] == 128, terminated
+    assert "no-such-tool" in terminated.get("message", ""), terminated
