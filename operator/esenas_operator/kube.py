@@ -102,15 +102,6 @@ class Kube:
             p += f"/{sub}"
         return p
 
-    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
-        try:
-            result: Obj = self.request("GET", self.path(api_version, kind, namespace, name))
-            return result
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-
     def list(self, api_version: str, kind: str, namespace: str, selector: str) -> list[Obj]:
         result = self.request("GET", self.path(api_version, kind, namespace), query={"labelSelector": selector})
         items: list[Obj] = result.get("items") or []
@@ -180,18 +171,6 @@ class Kube:
             if exc.status in REFUSED:
                 raise Refused(obj, exc) from exc
             raise
-
-    def ensure(self, obj: Obj) -> str:
-        """Apply one object: 'created', 'patched' or 'unchanged'."""
-        existing = None if obj["kind"] in CREATE_ONLY else self.get(
-            obj["apiVersion"], obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
-        done = self.write(obj)
-        if done is None:
-            return "unchanged"
-        if existing is None:
-            return "created"
-        same = existing["metadata"].get("resourceVersion") == done["metadata"].get("resourceVersion")
-        return "unchanged" if same else "patched"
 
     def has_group_version(self, group_version: str, ttl: float = 60.0) -> bool:
         """Whether the API server serves group/version (e.g. monitoring.coreos.com/v1); cached for ttl."""

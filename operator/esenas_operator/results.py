@@ -113,9 +113,9 @@ def build_result(body: Mapping[str, Any], files: Mapping[str, str], *, complete:
 
 
 class Writer(Protocol):
-    """What :func:`store` needs of :class:`esenas_operator.kube.Kube`."""
+    """What :func:`store` needs of :class:`esenas_operator.kube.Kube`: a server-side apply."""
 
-    def ensure(self, obj: Obj) -> str: ...
+    def write(self, obj: Obj, dry_run: bool = False) -> Obj | None: ...
 
 
 def store(kube: Writer, body: Mapping[str, Any], base_url: str, *, complete: bool = True, fetch: Fetch = _fetch) -> Obj | None:
@@ -135,7 +135,7 @@ def store(kube: Writer, body: Mapping[str, Any], base_url: str, *, complete: boo
         log.warning("result of %s/%s not stored: %s", ns, name, exc)
         return {"configMap": "", "complete": complete, "message": f"not stored: {exc}"}
     for obj in objs:
-        kube.ensure(obj)
+        kube.write(obj)  # applied: creates or rewrites without reading it first
     log.info("stored the result of %s/%s: %d chunk(s), %d bytes, sha256 %s", ns, name, status["chunks"], status["bytes"], status["sha256"][:12])
     return status
 

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -96,8 +97,10 @@ def running_status(iteration: int = 3, **extra: Any) -> dict[str, Any]:
 class OperatorProcess:
     """`esenas-operator --standalone` as a child process, with its log in a file."""
 
-    def __init__(self, workdir: Path, env: dict[str, str], url_template: str, interval: float = 1.0) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str], url_template: str, interval: float = 1.0,
+                 args: Sequence[str] = ()) -> None:
         self.workdir = workdir
+        self.args = list(args)  # extra esenas-operator arguments, e.g. --namespace
         self.env = {
             **env,
             "ESENAS_AGGREGATOR_URL_TEMPLATE": url_template,
@@ -117,7 +120,7 @@ class OperatorProcess:
         self.metrics_port = free_port()
         exe = Path(sys.executable).parent / "esenas-operator"
         cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "esenas_operator.main"]
-        cmd += ["--standalone", "--bind", "127.0.0.1", "--metrics-port", str(self.metrics_port), "--liveness-port", str(self.liveness_port), "-v"]
+        cmd += ["--standalone", "--bind", "127.0.0.1", "--metrics-port", str(self.metrics_port), "--liveness-port", str(self.liveness_port), "-v", *self.args]
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30

@@ -52,9 +52,10 @@ class Writer:
     def __init__(self) -> None:
         self.written: list[dict[str, Any]] = []
 
-    def ensure(self, obj: dict[str, Any]) -> str:
+    def write(self, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any] | None:
+        assert not dry_run
         self.written.append(obj)
-        return "created"
+        return obj
 
 
 def aggregator(policy: Any) -> FakeAggregator:
