@@ -332,19 +332,6 @@ def build_service_monitor(body: Mapping[str, Any], job: Job, monitoring: M.JobMo
     }
 
 
-def build_result_configmap(body: Mapping[str, Any], policy: Any, summary: Mapping[str, Any]) -> Obj:
-    name = body["metadata"]["name"]
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": _meta(body, N.result_configmap(name), "result"),
-        "data": {
-            "policy.json": json.dumps(policy, separators=(",", ":")),
-            "summary.json": json.dumps(dict(summary), indent=2, sort_keys=True),
-        },
-    }
-
-
 def build_children(
     body: Mapping[str, Any], job: Job, settings: N.Settings, *, service_monitor: bool, stopped: bool = False,
     monitoring: M.JobMonitoring | None = None,

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
+from esenas.run_summary import HISTORY_FILE, POLICY_FILE, SUMMARY_FILE
 from esenas.spec import load_job
 from esenas_operator import builders as B
 from esenas_operator import names as N
+from esenas_operator.results import build_result
 
 VERSIONS = ["1.29", "1.33", "1.37"]
 SETTINGS = N.Settings()
+RESULT_FILES = {SUMMARY_FILE: json.dumps({"iterations": 3}), POLICY_FILE: json.dumps({"weights": [1.0]}), HISTORY_FILE: "[]"}
 
 
 def body(name: str = "cheetah", **spec: Any) -> dict[str, Any]:
@@ -31,7 +35,7 @@ def all_objects(b: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         *B.build_children(b, job, SETTINGS, service_monitor=True),
         B.build_token_secret(b, B.new_token(), B.new_tls(b)),
-        B.build_result_configmap(b, {"weights": [1.0]}, {"bestReward": 1.0}),
+        *build_result(b, RESULT_FILES, complete=True)[0],  # the result, written at the end
     ]
 
 
@@ -72,6 +76,7 @@ def test_names_labels_and_owner_on_every_child() -> None:
         ("Deployment", "cheetah-workers-1"),
         ("Deployment", "cheetah-workers-2"),
         ("ConfigMap", "cheetah-result"),
+        ("ConfigMap", "cheetah-result-0"),
     }
     for o in objs:
         labels = o["metadata"]["labels"]
