@@ -234,6 +234,11 @@ def termination_message(pods: Iterable[Mapping[str, Any]]) -> str:
     return ""
 
 
+def last_line(text: str) -> str:
+    """The last non-blank line of a termination message: a traceback's exception, as Python prints it."""
+    return next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")[:512]
+
+
 def failure(spec_backoff: int, restarts: int, deadline: int | None, start: dt.datetime | None, now: dt.datetime,
             report: AggregatorReport | None, last_message: str = "") -> tuple[str, str] | None:
     """(reason, message) when the job must Fail, else None; a crash loop names its last termination message."""
@@ -241,6 +246,9 @@ def failure(spec_backoff: int, restarts: int, deadline: int | None, start: dt.da
         return aggregator_failure_reason(report.reason), report.reason or "the aggregator reported Failed"
     if restarts > spec_backoff:
         message = f"the aggregator restarted {restarts} times (spec.backoffLimit {spec_backoff})"
+        cause = last_line(last_message)
+        if cause and cause != last_message.strip():
+            message += f": {cause}"  # first, so that a shortened copy (an Event) still names it
         if last_message:
             message += f"; its last termination message: {last_message}"
         return "AggregatorCrashLoop", message

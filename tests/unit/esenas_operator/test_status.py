@@ -63,6 +63,10 @@ def test_failure_rules() -> None:
     crash = "ModuleNotFoundError: No module named 'mypkg'"
     assert failure(3, 4, None, T0, LATER, ok, crash) == (
         "AggregatorCrashLoop", f"the aggregator restarted 4 times (spec.backoffLimit 3); its last termination message: {crash}")
+    # A traceback: its last line, the exception, comes first, so a shortened copy still names it.
+    trace = "Traceback (most recent call last):\n  File \"x.py\", line 1\n" + "  frame\n" * 200 + crash + "\n"
+    _, message = failure(3, 4, None, T0, LATER, ok, trace) or ("", "")
+    assert message.startswith(f"the aggregator restarted 4 times (spec.backoffLimit 3): {crash}; its last termination message: Traceback")
     reason, _ = failure(3, 0, 10, T0, LATER, None) or ("", "")
     assert reason == "DeadlineExceeded"
     assert failure(3, 0, 60, T0, LATER, None) is None
