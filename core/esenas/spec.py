@@ -43,6 +43,8 @@ PG_ALGORITHMS: Final = ("reinforce", "ppo")
 FITNESS_SHAPING: Final = ("none", "zscore", "centered_ranks")
 OPTIMIZERS: Final = ("sgd", "adam")
 SIZE_METHODS: Final = ("mnasnet", "linear")
+#: How workers step the task: esenas.native for the Gymnasium v5 MuJoCo tasks it covers, or Gymnasium.
+STEPPERS: Final = ("auto", "native", "gymnasium")
 #: Most antithetic pairs in one iteration, however they are given (perturbations, or per worker).
 MAX_PERTURBATIONS: Final = 1_000_000
 #: Largest lists accepted, so the API server can bound the cost of CEL rules.
@@ -93,6 +95,14 @@ class EnvironmentSpec:
         max_properties=MAX_KWARGS_KEYS,
     )
     max_episode_steps: int = spec_field("Longest episode, in environment steps.", 1000, minimum=1, maximum=1_000_000)
+    stepper: str = spec_field(
+        "How workers step the task. auto: esenas' native MuJoCo stepper when it covers the id and kwargs "
+        "(the Gymnasium v5 MuJoCo locomotion and pendulum tasks; same observations, rewards and "
+        "terminations, fewer CPU-seconds), else Gymnasium. native: that stepper, or the worker fails when "
+        "it does not cover the task. gymnasium: always gymnasium.make.",
+        "auto",
+        enum=STEPPERS,
+    )
     #: Largest plausible |episode return|; a worker's result beyond it is refused (reward_bound).
     max_abs_reward: float = spec_field(
         "Largest magnitude of one episode's return (before es.rewardShift) that a worker may report; "
