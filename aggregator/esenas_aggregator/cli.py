@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from pathlib import Path
 
 from esenas.api.tls import read_pem
 from esenas.api.wire import read_token
-from esenas.entrypoint import report_missing, setup_logging
+from esenas.entrypoint import exit_with_reason, report_missing, setup_logging
+from esenas.envload import EnvironmentUnavailable
 from esenas.spec import SpecError, load_job
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -52,6 +56,11 @@ def main(args: argparse.Namespace) -> int:
         token = read_token(args.token_file)
         tls = _tls(args.tls_cert_file, args.tls_key_file)
         obs_dim, act_dim = prepare(job)
+    except EnvironmentUnavailable as exc:
+        # The traceback (the user's module or constructor) for `kubectl logs`; then the one line
+        # that the termination message, the job's Failed condition and `esenas run` all say.
+        log.error("the environment cannot be built", exc_info=exc.__cause__ or exc)
+        return exit_with_reason(str(exc))
     except (SpecError, ValueError) as exc:
         print(f"esenas aggregator: {exc}", file=sys.stderr)
         return 2

@@ -1,13 +1,17 @@
-"""Shared start-up of the pod entry points (aggregator, worker): logging and required flags.
+"""Shared start-up of the pod entry points (aggregator, worker): logging, required flags, and the
+one-line reason a pod cannot start.
 
 The deployables may not import each other, so what their CLIs have in common lives here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
 
 
 def setup_logging(level: str) -> None:
@@ -20,3 +24,26 @@ def report_missing(command: str, flags: Sequence[tuple[str, object]]) -> bool:
     if missing:
         print(f"esenas {command}: missing {', '.join(missing)} (or their ESENAS_* variables)", file=sys.stderr)
     return bool(missing)
+
+
+#: Where the kubelet reads a container's termination message (the pod's default
+#: terminationMessagePath). It bind-mounts the file, writable by any user; it does not exist
+#: outside a pod, so a local process never creates it.
+TERMINATION_LOG: Final = Path("/dev/termination-log")
+
+
+def exit_with_reason(reason: str, termination_log: Path = TERMINATION_LOG) -> int:
+    """Report why a pod's process cannot start, in one line, and return its exit code (2).
+
+    The line goes to the termination message, which ``kubectl describe pod`` shows and the
+    operator copies onto the job's Failed condition, and last to stderr: with
+    FallbackToLogsOnError (or where no termination log is mounted) the log's last line is it.
+    """
+    line = " ".join(reason.split())
+    if termination_log.is_file():
+        with contextlib.suppress(OSError):
+            termination_log.write_text(line + "\n")
+    for handler in logging.getLogger().handlers:  # what was logged comes first: the line stays last
+        handler.flush()
+    print(line, file=sys.stderr, flush=True)
+    return 2

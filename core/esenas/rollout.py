@@ -15,7 +15,6 @@ tanh-squashed) its search collapsed into standing still to avoid the control cos
 
 from __future__ import annotations
 
-import importlib
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,6 +22,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+# make_env is re-exported: the workers, tests and bench build the environment from here.
+from esenas.envload import make_env as make_env
 from esenas.es import perturbation
 from esenas.network import Architecture
 from esenas.policies import Policy
@@ -33,24 +34,12 @@ from esenas.topology import Topology
 F64 = npt.NDArray[np.float64]
 
 
-def make_env(env: EnvironmentSpec) -> Any:
-    """A Gymnasium environment from an id (``HalfCheetah-v5``) or ``module:Class``."""
-    import gymnasium
-
-    if ":" in env.id and not env.id.split(":", 1)[0].endswith("-v"):
-        module, _, name = env.id.partition(":")
-        cls = getattr(importlib.import_module(module), name)
-        from gymnasium.wrappers import TimeLimit
-
-        return TimeLimit(cls(**dict(env.kwargs)), max_episode_steps=env.max_episode_steps)
-    return gymnasium.make(env.id, max_episode_steps=env.max_episode_steps, **dict(env.kwargs))
-
-
 def env_dims(env: EnvironmentSpec | Any) -> tuple[int, int]:
     """(obs_dim, act_dim) of an environment or of an environment spec.
 
-    Raises SpecError (field ``spec.environment.id``) when the actions are not a continuous Box:
-    this is where the aggregator and ``esenas run`` learn a task's sizes, before anything runs.
+    Raises SpecError (field ``spec.environment.id``) when the actions are not a continuous Box,
+    and EnvironmentUnavailable when the environment cannot be imported or built: this is where
+    the aggregator and ``esenas run`` learn a task's sizes, before anything runs.
     """
     from gymnasium.spaces import Box
 

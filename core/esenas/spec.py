@@ -61,10 +61,12 @@ MAX_SPEC_BYTES: Final = 96 * 1024
 MAX_KWARGS_BYTES: Final = 64 * 1024
 MAX_KWARGS_KEYS: Final = 64
 
-GYM_PATTERN: Final = r"^((?:[\w.-]+/)?[A-Za-z][\w.-]*-v\d+|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$"
+#: A registry id (Name-vN, namespace/Name-vN), module:Class, or module:Name-vN (Gymnasium's form:
+#: importing the module registers the id). esenas.envload builds each.
+GYM_PATTERN: Final = r"^((?:[\w.-]+/)?[A-Za-z][\w.-]*-v\d+|[A-Za-z_][\w.]*:(?:[A-Za-z_]\w*|(?:[\w.-]+/)?[A-Za-z][\w.-]*-v\d+))$"
 #: What each pattern means, for the parser's messages ("must be a Kubernetes quantity ..., got 'lots'").
 PATTERN_HINTS: Final = {
-    GYM_PATTERN: "a Gymnasium id (Name-vN, such as HalfCheetah-v5) or module:Class",
+    GYM_PATTERN: "a Gymnasium id (Name-vN, such as HalfCheetah-v5), module:Class or module:Name-vN",
     QUANTITY_PATTERN: "a Kubernetes quantity such as 500m, 2 or 1Gi",
 }
 
@@ -81,8 +83,10 @@ class EnvironmentSpec:
     DOC: ClassVar[str] = "The task to learn. Immutable: a running job cannot change its task."
 
     id: str = spec_field(
-        "A Gymnasium id such as HalfCheetah-v5, or module:Class of a gymnasium.Env. Its actions must be "
-        "a continuous Box: discrete action spaces (CartPole-v1) are refused.",
+        "A Gymnasium id such as HalfCheetah-v5; module:Class of a gymnasium.Env (built as Class(**kwargs)); "
+        "or module:Name-vN, an id that importing the module registers (gymnasium.make's own form). The "
+        "module must be importable in the aggregator's and the workers' images (docs/own-environment.md). "
+        "Its actions must be a continuous Box: discrete action spaces (CartPole-v1) are refused.",
         pattern=GYM_PATTERN,
         max_length=253,
     )

@@ -6,13 +6,12 @@ import sys
 from collections.abc import Sequence
 from typing import Final
 
+from esenas.envload import EnvironmentUnavailable
 from esenas.spec import EnvironmentSpec, FieldError, Job, SpecError, check_dimensions, load_job
 
 EXIT_BAD_SPEC: Final = 2
 #: Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED: Final = 130
-#: Longest message quoted from a library (gymnasium, an environment's constructor).
-MAX_QUOTE: Final = 300
 
 
 def report_bad_spec(source: str, errors: Sequence[FieldError]) -> int:
@@ -28,37 +27,17 @@ def report_bad_spec(source: str, errors: Sequence[FieldError]) -> int:
     return EXIT_BAD_SPEC
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception's message on one line, cut to :data:`MAX_QUOTE` characters."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= MAX_QUOTE else text[: MAX_QUOTE - 3] + "..."
-
-
-def environment_problem(env_id: str, exc: BaseException) -> FieldError:
-    """Why ``env_id`` could not be built, as the operator would say it: the field and one line."""
-    import gymnasium.error
-
-    field = "spec.environment.id"
-    if isinstance(exc, gymnasium.error.UnregisteredEnv | gymnasium.error.DeprecatedEnv):
-        return FieldError(field, f"unknown environment {env_id!r}: {one_line(exc)} "
-                                 "(use module:Class or namespace/Name-vN for custom environments)")
-    if ":" in env_id and isinstance(exc, ImportError | AttributeError):
-        return FieldError(field, f"cannot load {env_id!r}: {type(exc).__name__}: {one_line(exc)}")
-    return FieldError(field, f"cannot build environment {env_id!r}: {type(exc).__name__}: {one_line(exc)}")
-
-
 def environment_dims(env: EnvironmentSpec) -> tuple[int, int] | FieldError:
-    """The task's (obs_dim, act_dim), or why it cannot be built."""
+    """The task's (obs_dim, act_dim), or why it cannot be built: the same one line that the
+    aggregator writes as its termination message (esenas.envload)."""
     from esenas.rollout import env_dims  # imports gymnasium: only once the spec is known good
 
     try:
         return env_dims(env)
     except SpecError as exc:  # already about the spec (a discrete action space): say it as it is
         return exc.errors[0]
-    # The edge of the CLI: an environment's constructor may raise anything, and a person
-    # should read one line about their spec, not a traceback from inside gymnasium.
-    except Exception as exc:
-        return environment_problem(env.id, exc)
+    except EnvironmentUnavailable as exc:
+        return exc.error
 
 
 def load_checked_job(source: str) -> tuple[Job, int, int] | int:
@@ -68,10 +47,17 @@ def load_checked_job(source: str) -> tuple[Job, int, int] | int:
         job = load_job(source)
     except SpecError as exc:
         return report_bad_spec(source, exc.errors)
-    dims = environment_dims(job.spec.environment)
-    if isinstance(dims, FieldError):
-        return report_bad_spec(source, [dims])
-    obs_dim, act_dim = dims
+    from esenas.rollout import env_dims  # imports gymnasium: only once the spec is known good
+
+    try:
+        obs_dim, act_dim = env_dims(job.spec.environment)
+    except SpecError as exc:  # a discrete action space
+        return report_bad_spec(source, exc.errors)
+    except EnvironmentUnavailable as exc:
+        # Not a bad YAML file: the aggregator's own line, so that a local run and a pod's
+        # termination message read the same.
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_SPEC
     if errors := check_dimensions(job.spec, obs_dim, act_dim):
         return report_bad_spec(source, errors)
     return job, obs_dim, act_dim

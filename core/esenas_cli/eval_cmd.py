@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from esenas.envload import one_line
 from esenas.policies import Policy
 from esenas.rollout import evaluate_policy
 from esenas.spec import EnvironmentSpec, FieldError
 
 from esenas_cli import mujoco_log
 from esenas_cli.args import positive_int
-from esenas_cli.errors import environment_dims, one_line
+from esenas_cli.errors import environment_dims
 from esenas_cli.results_dir import POLICY_FILE
 
 

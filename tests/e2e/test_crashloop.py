@@ -69,7 +69,10 @@ def test_an_aggregator_that_cannot_import_its_environment_fails_the_job_naming_t
     message = st["message"]
     # The cause first (the traceback's last line), then the termination message it came from.
     assert message.startswith("the aggregator restarted "), message
-    assert "(spec.backoffLimit 1): ModuleNotFoundError: No module named 'esenas_no_such_envs'; its last termination message: " in message, message
+    # The aggregator's one line (esenas.envload, the same line `esenas run` prints) is its log's last.
+    assert ("(spec.backoffLimit 1): spec.environment.id: environment 'esenas_no_such_envs:Pendulum' (module "
+            "esenas_no_such_envs, class Pendulum): cannot import module esenas_no_such_envs: ModuleNotFoundError: "
+            "No module named 'esenas_no_such_envs'; its last termination message: ") in message, message
     assert "Traceback (most recent call last)" in message, message
     (failed,) = [c for c in st["conditions"] if c["type"] == "Failed"]
     assert (failed["status"], failed["reason"]) == ("True", "AggregatorCrashLoop") and "No module named" in failed["message"]

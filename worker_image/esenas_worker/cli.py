@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
 from esenas.api.tls import read_pem
 from esenas.api.wire import read_token
-from esenas.entrypoint import report_missing, setup_logging
+from esenas.entrypoint import exit_with_reason, report_missing, setup_logging
+from esenas.envload import EnvironmentUnavailable
 from esenas.spec import SpecError, load_job
 
 from esenas_worker.worker import Worker
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,4 +54,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     worker = Worker(job, args.aggregator, token, args.worker_id, args.batch_size, args.give_up_after, tls_ca=ca)
     worker.install_signal_handlers()
-    return worker.run()
+    try:
+        return worker.run()
+    except EnvironmentUnavailable as exc:  # the aggregator's own line (esenas.envload)
+        log.error("the environment cannot be built", exc_info=exc.__cause__ or exc)
+        return exit_with_reason(str(exc))

@@ -120,7 +120,7 @@ def test_top_directions_names_where_the_population_came_from() -> None:
 def test_missing_environment_id() -> None:
     with pytest.raises(SpecError, match=r"^spec.environment: required$"):
         parse_spec({})
-    with pytest.raises(SpecError, match=r"^spec.environment.id: required: a Gymnasium id \(Name-vN, such as HalfCheetah-v5\) or module:Class$"):
+    with pytest.raises(SpecError, match=r"^spec.environment.id: required: a Gymnasium id \(Name-vN, such as HalfCheetah-v5\), module:Class or module:Name-vN$"):
         parse_spec({"environment": {"kwargs": {}}})
 
 

@@ -65,8 +65,8 @@ def test_unknown_env_id_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     job = _job(tmp_path, JOB.replace("InvertedPendulum-v5", "NoSuchTask-v3"))
     assert main(["run", job, "--output", str(tmp_path / "run")]) == 2
     assert _one_line_error(capsys) == (
-        f"error: {job} is not a valid ESENASJob: spec.environment.id: unknown environment 'NoSuchTask-v3': "
-        "Environment `NoSuchTask` doesn't exist. (use module:Class or namespace/Name-vN for custom environments)"
+        "error: spec.environment.id: unknown environment 'NoSuchTask-v3': "
+        "Environment `NoSuchTask` doesn't exist. (use module:Class or module:Name-vN for your own environments)"
     )
 
 
@@ -88,20 +88,26 @@ def test_unknown_version_names_the_known_ones(tmp_path: Path, capsys: pytest.Cap
 @pytest.mark.parametrize(
     ("env_id", "reason"),
     [
-        ("no_such_module_xyz:Env", "cannot load 'no_such_module_xyz:Env': ModuleNotFoundError: No module named 'no_such_module_xyz'"),
-        ("json:NoSuchClass", "cannot load 'json:NoSuchClass': AttributeError: module 'json' has no attribute 'NoSuchClass'"),
+        ("no_such_module_xyz:Env", "environment 'no_such_module_xyz:Env' (module no_such_module_xyz, class Env): cannot import "
+                                   "module no_such_module_xyz: ModuleNotFoundError: No module named 'no_such_module_xyz'"),
+        ("json:NoSuchClass", "environment 'json:NoSuchClass' (module json, class NoSuchClass): module json has no class "
+                             "NoSuchClass: AttributeError: module 'json' has no attribute 'NoSuchClass'"),
+        ("json:NoSuchTask-v0", "environment 'json:NoSuchTask-v0' (module json, id NoSuchTask-v0): not registered by module "
+                               "json: Environment `NoSuchTask` doesn't exist."),
     ],
 )
-def test_module_class_that_does_not_import(tmp_path: Path, capsys: pytest.CaptureFixture[str], env_id: str, reason: str) -> None:
+def test_an_environment_that_does_not_import_is_the_aggregators_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], env_id: str, reason: str) -> None:
+    """The same line as the aggregator's termination message (esenas.envload), without a traceback."""
     job = _job(tmp_path, JOB.replace("InvertedPendulum-v5", env_id))
     assert main(["run", job]) == 2
-    assert _one_line_error(capsys) == f"error: {job} is not a valid ESENASJob: spec.environment.id: {reason}"
+    assert _one_line_error(capsys) == f"error: spec.environment.id: {reason}"
 
 
 def test_bad_env_kwargs_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     job = _job(tmp_path, JOB.replace("maxEpisodeSteps: 20", "maxEpisodeSteps: 20, kwargs: {bogus: 1}"))
     assert main(["run", job]) == 2
-    assert "cannot build environment 'InvertedPendulum-v5': TypeError: " in _one_line_error(capsys)
+    assert "error: spec.environment.id: environment 'InvertedPendulum-v5': cannot build it: TypeError: " in _one_line_error(capsys)
 
 
 @pytest.mark.parametrize(

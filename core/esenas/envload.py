@@ -1,0 +1,118 @@
+"""Building a job's Gymnasium environment, and one line that says why it could not be built.
+
+``environment.id`` takes three forms (``esenas.spec.GYM_PATTERN``):
+
+- ``HalfCheetah-v5`` (or ``namespace/Name-vN``): an id already in Gymnasium's registry;
+- ``module:Class``: ``Class(**kwargs)`` from an importable module, wrapped in a TimeLimit;
+- ``module:Name-vN``: the module is imported so that it registers its ids, then
+  ``gymnasium.make("module:Name-vN", **kwargs)``, as Gymnasium itself supports.
+
+The aggregator (which builds the environment to learn its sizes), the workers and ``esenas run``
+all build it here, so all three fail with the same :class:`EnvironmentUnavailable` line: the
+field, the id, the module and class or id, the stage, and the exception's own message. A user's
+package only has to be importable (installed in the image, or in the local Python).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+from esenas.schema_model import FieldError
+from esenas.spec import EnvironmentSpec
+
+FIELD: Final = "spec.environment.id"
+#: Longest message quoted from a library (gymnasium, an environment's constructor).
+MAX_QUOTE: Final = 300
+_VERSIONED: Final = re.compile(r"(?:[\w.-]+/)?[A-Za-z][\w.-]*-v\d+")
+
+
+@dataclass(frozen=True)
+class EnvRef:
+    """What an ``environment.id`` names: a module (or None for Gymnasium's registry) and a class or id."""
+
+    id: str
+    module: str | None
+    name: str
+
+    @property
+    def registered(self) -> bool:
+        """True when ``name`` is a registry id (``Name-vN``), False when it is a class."""
+        return self.module is None or bool(_VERSIONED.fullmatch(self.name))
+
+    def describe(self) -> str:
+        """``'pkg.envs:Arm' (module pkg.envs, class Arm)``, or just the quoted id for a registry id."""
+        if self.module is None:
+            return repr(self.id)
+        return f"{self.id!r} (module {self.module}, {'id' if self.registered else 'class'} {self.name})"
+
+
+def parse_env_id(env_id: str) -> EnvRef:
+    module, sep, name = env_id.partition(":")
+    return EnvRef(env_id, module, name) if sep else EnvRef(env_id, None, env_id)
+
+
+class EnvironmentUnavailable(Exception):
+    """The environment could not be imported or built. ``str()`` is the one-line reason that the
+    aggregator writes as its termination message and ``esenas run`` prints."""
+
+    def __init__(self, error: FieldError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line, cut to :data:`MAX_QUOTE` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= MAX_QUOTE else text[: MAX_QUOTE - 3] + "..."
+
+
+def _fail(ref: EnvRef, stage: str, exc: BaseException) -> EnvironmentUnavailable:
+    return EnvironmentUnavailable(FieldError(FIELD, f"environment {ref.describe()}: {stage}: {type(exc).__name__}: {one_line(exc)}"))
+
+
+def _unknown(ref: EnvRef, exc: BaseException) -> EnvironmentUnavailable:
+    hint = "" if ref.module else " (use module:Class or module:Name-vN for your own environments)"
+    where = f"environment {ref.describe()}: not registered by module {ref.module}" if ref.module else f"unknown environment {ref.id!r}"
+    return EnvironmentUnavailable(FieldError(FIELD, f"{where}: {one_line(exc)}{hint}"))
+
+
+def make_env(env: EnvironmentSpec) -> Any:
+    """The environment of ``env``, limited to ``max_episode_steps``; raises EnvironmentUnavailable.
+
+    The edge of user code: an environment's module or constructor may raise anything, and what a
+    person (or the operator's Failed condition) needs is one line about it, not a traceback from
+    inside gymnasium. The original exception stays chained (``__cause__``) for the logs.
+    """
+    import gymnasium
+    import gymnasium.error
+
+    ref = parse_env_id(env.id)
+    kwargs = dict(env.kwargs)
+    if ref.module is not None:
+        try:
+            module = importlib.import_module(ref.module)
+        except Exception as exc:
+            raise _fail(ref, f"cannot import module {ref.module}", exc) from exc
+        if not ref.registered:
+            try:
+                cls = getattr(module, ref.name)
+            except AttributeError as exc:
+                raise _fail(ref, f"module {ref.module} has no class {ref.name}", exc) from exc
+            try:
+                instance = cls(**kwargs)
+            except Exception as exc:
+                raise _fail(ref, f"{ref.name}(**kwargs) failed", exc) from exc
+            from gymnasium.wrappers import TimeLimit
+
+            return TimeLimit(instance, max_episode_steps=env.max_episode_steps)
+    try:
+        return gymnasium.make(env.id, max_episode_steps=env.max_episode_steps, **kwargs)
+    except (gymnasium.error.UnregisteredEnv, gymnasium.error.DeprecatedEnv) as exc:
+        raise _unknown(ref, exc) from exc
+    except Exception as exc:
+        if ref.module is not None and "No registered env with id" in str(exc):
+            raise _unknown(ref, exc) from exc
+        raise _fail(ref, "cannot build it", exc) from exc
