@@ -105,6 +105,8 @@ class LocalFleet:
     def _spawn(self, name: str, module: str, *argv: str) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
         env = dict(os.environ, PYTHONUNBUFFERED="1", **{PARENT_ENV: str(os.getpid())})
+        if env.get("PYTHONPATH"):  # the children run in the run folder: what imports here imports there
+            env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) if p else p for p in env["PYTHONPATH"].split(os.pathsep))
         # esenas_cli.child ties the child's life to this process (PR_SET_PDEATHSIG). A new session:
         # Ctrl-C reaches only this process, which then stops the children in order. The run folder
         # as working directory: MuJoCo writes its MUJOCO_LOG.TXT there.
