@@ -5,6 +5,8 @@ theta + sigma*eps and theta - sigma*eps from the same start state (the env is re
 seed derived from the item, so both halves of a pair see the same start), subtracts the
 reward shift per step from pair rewards (ARS, Mania et al. 2018), and sums observation
 statistics for the ARS V2 normaliser. gymnasium is imported lazily: the operator never needs it.
+The Gymnasium v5 MuJoCo tasks are stepped by esenas.native unless ``environment.stepper`` says
+gymnasium: the same numbers (tests/unit/esenas/test_native_*.py), fewer CPU-seconds per step.
 
 Actions of linear policies go to the environment unclipped, as in ARS: MuJoCo clamps controls
 to their range and the control cost sees the raw action, which keeps them smooth (HalfCheetah-v5
@@ -22,8 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-# make_env is re-exported: the workers, tests and bench build the environment from here.
-from esenas.envload import make_env as make_env
+from esenas import envload, native
 from esenas.es import perturbation
 from esenas.network import Architecture
 from esenas.policies import Policy
@@ -32,6 +33,13 @@ from esenas.spec import EnvironmentSpec, JobSpec, SpecError, unsupported_actions
 from esenas.topology import Topology
 
 F64 = npt.NDArray[np.float64]
+
+
+def make_env(env: EnvironmentSpec) -> Any:
+    """The environment workers, tests and benches step: esenas.native's stepper when
+    ``environment.stepper`` allows it and it covers the id and kwargs (the same numbers as
+    Gymnasium, fewer CPU-seconds), else esenas.envload's Gymnasium environment."""
+    return native.build(env, envload.make_env)
 
 
 def env_dims(env: EnvironmentSpec | Any) -> tuple[int, int]:
@@ -67,13 +75,15 @@ def action_bounds(env: Any, policy: Policy) -> tuple[F64, F64] | None:
 def rollout(env: Any, policy: Policy, seed: int, obs_buf: F64 | None = None) -> tuple[float, int, F64 | None]:
     """One episode: (total reward, steps, observations seen or None)."""
     bounds = action_bounds(env, policy)
+    act, step, maximum, minimum = policy.act, env.step, np.maximum, np.minimum
     obs, _ = env.reset(seed=seed)
     total, steps = 0.0, 0
     while True:
         if obs_buf is not None:
             obs_buf[steps] = obs
-        action = policy.act(obs) if bounds is None else np.clip(policy.act(obs), *bounds)
-        obs, reward, terminated, truncated, _ = env.step(action)
+        # minimum(maximum(a, low), high) is np.clip's result (NaN stays NaN) at a third of its cost
+        action = act(obs) if bounds is None else minimum(maximum(act(obs), bounds[0]), bounds[1])
+        obs, reward, terminated, truncated, _ = step(action)
         total += float(reward)
         steps += 1
         if terminated or truncated or (obs_buf is not None and steps >= obs_buf.shape[0]):
