@@ -51,6 +51,10 @@ _kube: Kube | None = None
 #: The spec each job's children were last applied from, for the status timer while an edit is
 #: refused (in memory: after a restart, until the next valid reconcile, the job's own spec).
 _applied: dict[tuple[str, str], Job] = {}
+#: The refused edit of each job, (generation, message), until a valid one is applied: the status
+#: timer re-asserts it, since its own merge patch of the conditions list may be computed from a
+#: status read before the refusal was written (kopf runs timers beside change handlers).
+_refused: dict[tuple[str, str], tuple[int, str]] = {}
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
@@ -163,6 +167,7 @@ def _refuse_edit(body: Any, status: dict[str, Any], gen: int, message: str) -> N
     say why until a valid edit clears them. observedGeneration stays at the spec that runs."""
     ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
     text = f"the edit of generation {gen} was refused, the fleet keeps the last valid spec: {message}"
+    _refused[(ns, name)] = (gen, text)
     desired = {
         "reason": INVALID_SPEC,
         "message": text,
@@ -250,6 +255,7 @@ def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Log
     if condition(current, "Reconciled") is not None:
         conditions = set_condition(conditions, "Reconciled", True, "Reconciled", "every child is applied", gen, now)
     _applied[(ns, name)] = job
+    _refused.pop((ns, name), None)
     if suspended or condition(current, "Suspended"):
         why = "spec.suspend is true" if suspended else "spec.suspend is false"
         conditions = set_condition(conditions, "Suspended", suspended, "Suspended" if suspended else "Resumed", why, gen, now)
@@ -316,7 +322,7 @@ def sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: L
 def _running_spec(body: kopf.Body, status: Mapping[str, Any]) -> Job | None:
     """The spec the fleet runs: the job's own, or while an edit is refused the one last applied."""
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
-    if _edit_refused(status) and key in _applied:
+    if (_edit_refused(status) or key in _refused) and key in _applied:
         return _applied[key]
     try:
         return validate_job(body)
@@ -393,6 +399,13 @@ def _sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: 
             desired["conditions"] = lifecycle(current.get("conditions"), "Running", RUNNING, message, gen, now)
             if phase != "Running":
                 kopf.event(body, type="Normal", reason="Running", message=message)
+    refused = _refused.get((ns, name))
+    if refused is not None:
+        edit, text = refused
+        conditions = desired.get("conditions", current.get("conditions"))
+        desired["conditions"] = set_condition(conditions, "Reconciled", False, INVALID_SPEC, text[:4000], edit, now)
+        if desired.get("phase", phase) not in TERMINAL:
+            desired.update(reason=INVALID_SPEC, message=text)
     _patch_status(ns, name, current, desired)
     metrics.observe_job(ns, name, desired.get("phase", phase), desired=job.spec.workers.replicas, ready=ready)
 
@@ -402,3 +415,4 @@ def forget(meta: kopf.Meta, **_: Any) -> None:
     """Children go by owner references; only the job's metric series are dropped here."""
     metrics.observe_job(meta["namespace"], meta["name"], None)
     _applied.pop((meta["namespace"], meta["name"]), None)
+    _refused.pop((meta["namespace"], meta["name"]), None)
