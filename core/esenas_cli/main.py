@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from esenas_cli import aggregator_cmd, eval_cmd, fetch_cmd, run_processes, worker_cmd
+from esenas_cli import aggregator_cmd, eval_cmd, export_cmd, fetch_cmd, run_processes, worker_cmd
 from esenas_cli.args import Parser, version
 
 Register = Callable[[Any], None]  # gets the subparsers action
@@ -19,6 +19,7 @@ Register = Callable[[Any], None]  # gets the subparsers action
 SUBCOMMANDS: Final[list[Register]] = [
     run_processes.register,
     eval_cmd.register,
+    export_cmd.register,
     fetch_cmd.register,
     aggregator_cmd.register,
     worker_cmd.register,

@@ -1,0 +1,110 @@
+"""``esenas export DIR --format onnx``: the found policy as an ONNX model, for deployment on robots.
+
+The model takes raw observations (the normalisation is inside it) and returns the action the
+task gets: clipped to the action space for MLP policies, as the rollouts clip them. The compact
+form (the default) keeps the topology's compression; ``--form dense`` writes materialised
+matrices, and the command reports both sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from esenas import onnx_export
+from esenas.policies import Policy
+from esenas.spec import EnvironmentSpec
+
+from esenas_cli import mujoco_log
+from esenas_cli.eval_cmd import load_policy
+from esenas_cli.results_dir import POLICY_FILE
+
+EXTRA_HINT = "pip install 'esenas-fleet[export]' (or: make, which installs it)"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("export", help="write the found policy of a results folder as an ONNX model")
+    p.add_argument("results", type=Path, help="results folder (or a policy.json)")
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="model format (default: onnx)")
+    p.add_argument("-o", "--output", type=Path, default=None, help="model file (default: DIR/policy.onnx)")
+    p.add_argument("--form", choices=["auto", *onnx_export.FORMS], default="auto",
+                   help="compact: only the numbers the topology stores; dense: full matrices, the "
+                        "normalisation folded in; auto (default): the smaller file")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                   help="the model's input, weights and output (default: float32)")
+    p.add_argument("--no-clip", action="store_true",
+                   help="output the network's raw action (MLP actions are otherwise clipped to the action space)")
+    p.set_defaults(func=main)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line, cut to 300 characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(args: argparse.Namespace) -> int:
+    path: Path = args.results / POLICY_FILE if args.results.is_dir() else args.results
+    loaded = load_policy(path)
+    if isinstance(loaded, str):
+        return _error(loaded)
+    policy, env_spec = loaded
+    try:
+        onnx_export.check_installed()
+    except onnx_export.OnnxMissing:
+        return _error(f"esenas export --format onnx needs the onnx package: {EXTRA_HINT}")
+    mujoco_log.capture(path.parent)  # building the task to read its bounds may warn: into the folder
+    bounds = None
+    if policy.arch.spec.template == "mlp" and not args.no_clip:
+        got = action_bounds(policy, env_spec)
+        if isinstance(got, str):
+            return _error(f"{path}: {got}; --no-clip exports the unclipped output without the environment")
+        bounds = got
+    out: Path = args.output or path.parent / "policy.onnx"
+    doc = (f"ES-ENAS {policy.arch.kind} {policy.arch.spec.template} policy for {env_spec.id} from {path}: "
+           f"input 'observation' (batch x {policy.arch.layers[0]}, raw), output 'action' "
+           f"(batch x {policy.arch.layers[-1]}{', clipped to the action space' if bounds else ''})")
+    models = {form: onnx_export.to_bytes(onnx_export.build(policy, form=form, dtype=args.dtype, bounds=bounds, doc=doc))
+              for form in onnx_export.FORMS}
+    form = min(models, key=lambda f: len(models[f])) if args.form == "auto" else args.form
+    blob = models[form]
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(blob)
+    except OSError as exc:
+        return _error(f"cannot write {out}: {one_line(exc)}")
+    dense = len(models["dense"])
+    print(f"wrote {out}: {form} {policy.arch.kind} {policy.arch.spec.template} policy, {len(blob):,} bytes "
+          f"(dense form {dense:,} bytes: {len(blob) / dense:.0%}); {policy.trainable_params} trainable numbers, "
+          f"{args.dtype}, observation normalisation inside"
+          f"{'; actions clipped to the action space' if bounds else ''}")
+    return 0
+
+
+def action_bounds(policy: Policy, env_spec: EnvironmentSpec) -> tuple[np.ndarray, np.ndarray] | str:
+    """Where the rollouts clip this policy's actions (the task's action space), or why it is unknown."""
+    try:
+        from esenas.rollout import action_bounds as bounds_of
+        from esenas.rollout import make_env
+
+        env = make_env(env_spec)
+    except ImportError as exc:
+        return f"reading the action bounds needs the environment: {one_line(exc)} (pip install 'esenas-fleet[rl]')"
+    # The edge of the CLI: an environment's constructor may raise anything; say it in one line.
+    except Exception as exc:
+        return f"cannot build {env_spec.id} to read its action bounds: {type(exc).__name__}: {one_line(exc)}"
+    try:
+        got = bounds_of(env, policy)
+    finally:
+        env.close()
+    if got is None:  # pragma: no cover - only MLPs are clipped and only they ask
+        return "the rollouts do not clip this policy"
+    return got
