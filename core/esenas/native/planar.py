@@ -18,9 +18,11 @@ from esenas.native.base import F64, NativeMujocoEnv
 
 _mj_step: Final = mujoco.mj_step
 _square: Final = np.square
-_sum: Final = np.sum
+# np.sum(x) is np.add.reduce(x, None) behind a Python wrapper: same loop, same numbers, ~1 us less.
+_sum_all: Final = np.add.reduce
 _concat: Final = np.concatenate
-_clip: Final = np.clip
+_max: Final = np.maximum
+_min: Final = np.minimum
 
 
 class _Forward(NativeMujocoEnv):
@@ -57,7 +59,7 @@ class HalfCheetah(_Forward):
         x0 = qpos[0]
         self.ctrl[:] = action
         _mj_step(self.model, self.data, self.frame_skip)
-        reward = self.fw * ((qpos[0] - x0) / self.dt) - self.cw * _sum(_square(action))
+        reward = self.fw * ((qpos[0] - x0) / self.dt) - self.cw * _sum_all(_square(action), None)
         self.elapsed += 1
         return _concat((qpos[self.skip :], self.qvel)), reward, False, self.elapsed >= self.max_episode_steps, {}
 
@@ -81,7 +83,7 @@ class Swimmer(_Forward):
         self.ctrl[:] = action
         _mj_step(self.model, self.data, self.frame_skip)
         # Gymnasium divides the (x, y) displacement by dt as a vector; x's element is this number.
-        reward = self.fw * ((qpos[0] - x0) / self.dt) - self.cw * _sum(_square(action))
+        reward = self.fw * ((qpos[0] - x0) / self.dt) - self.cw * _sum_all(_square(action), None)
         self.elapsed += 1
         return _concat((qpos[self.skip :], self.qvel)), reward, False, self.elapsed >= self.max_episode_steps, {}
 
@@ -97,7 +99,8 @@ class _Hopping(_Forward):
         self.a_lo, self.a_hi = self.kw["healthy_angle_range"]
 
     def observe(self) -> F64:
-        return _concat((self.qpos[self.skip :], _clip(self.qvel, -10, 10)))
+        # minimum(maximum()) is np.clip(qvel, -10, 10) (NaN stays NaN) without its Python wrapper
+        return _concat((self.qpos[self.skip :], _min(_max(self.qvel, -10), 10)))
 
     def healthy(self) -> bool:
         raise NotImplementedError
@@ -109,9 +112,9 @@ class _Hopping(_Forward):
         self.ctrl[:] = action
         _mj_step(self.model, self.data, self.frame_skip)
         healthy = self.healthy()
-        reward = (self.fw * ((qpos[0] - x0) / self.dt) + healthy * self.hw) - self.cw * _sum(_square(action))
+        reward = (self.fw * ((qpos[0] - x0) / self.dt) + healthy * self.hw) - self.cw * _sum_all(_square(action), None)
         self.elapsed += 1
-        obs = _concat((qpos[self.skip :], _clip(self.qvel, -10, 10)))
+        obs = _concat((qpos[self.skip :], _min(_max(self.qvel, -10), 10)))
         return obs, reward, (not healthy) and self.terminate, self.elapsed >= self.max_episode_steps, {}
 
 

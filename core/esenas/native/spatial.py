@@ -19,7 +19,8 @@ from esenas.native.base import F64, NativeMujocoEnv
 _mj_step: Final = mujoco.mj_step
 _rne_post: Final = mujoco.mj_rnePostConstraint
 _square: Final = np.square
-_sum: Final = np.sum
+# np.sum(x) is np.add.reduce(x, None) behind a Python wrapper: same loop, same numbers, ~1 us less.
+_sum_all: Final = np.add.reduce
 _concat: Final = np.concatenate
 _clip: Final = np.clip
 
@@ -71,7 +72,7 @@ class Ant(NativeMujocoEnv):
         healthy = bool(np.isfinite(state).all() and self.z_lo <= state[2] <= self.z_hi)
         forces = _clip(self.cfrc_ext, self.f_lo, self.f_hi)
         rewards = x_velocity * self.fw + healthy * self.hw
-        costs = self.cw * _sum(_square(action)) + self.kcw * _sum(_square(forces))
+        costs = self.cw * _sum_all(_square(action), None) + self.kcw * _sum_all(_square(forces), None)
         pos = self.qpos[self.skip :]
         obs = _concat((pos, self.qvel, forces[1:].flatten())) if self.with_forces else _concat((pos, self.qvel))
         self.elapsed += 1
@@ -128,8 +129,8 @@ class Humanoid(NativeMujocoEnv):
         _rne_post(self.model, self.data)
         x_velocity = (self.mass_center_x() - x0) / self.dt
         healthy = bool(self.z_lo < self.qpos[2] < self.z_hi)
-        contact_cost = _clip(self.kcw * _sum(_square(self.cfrc_ext)), self.c_lo, self.c_hi)
+        contact_cost = _clip(self.kcw * _sum_all(_square(self.cfrc_ext), None), self.c_lo, self.c_hi)
         rewards = self.fw * x_velocity + healthy * self.hw
-        reward = rewards - (self.cw * _sum(_square(self.ctrl)) + contact_cost)
+        reward = rewards - (self.cw * _sum_all(_square(self.ctrl), None) + contact_cost)
         self.elapsed += 1
         return self.observe(), reward, (not healthy) and self.terminate, self.elapsed >= self.max_episode_steps, {}
