@@ -6,7 +6,15 @@ it includes the barrier at the end of each iteration, ask/tell, and the paramete
 the baseline runs ``esenas.rollout.rollout`` with the plan's policy in this process, before
 and after, and averages the two. Ends with one JSON line.
 
+Before that, per task, the native stepper (esenas.native) against Gymnasium (``stepper:
+gymnasium``): the same rollout loop and policy (the job's, sized for each task), rounds of the two
+paths interleaved in this one process, env steps per CPU-second of each, and the ratio of each
+round's pair (median over rounds), so the shared machine's drift hits both sides alike. Goals
+(issue 15): >= 1.3x on HalfCheetah, >= 1.2x averaged over HalfCheetah, Hopper, Walker2d, Swimmer
+and Ant, and the gRPC stack (which steps natively) >= 0.9 of its own bare loop.
+
     .venv/bin/python bench/throughput.py [--job manifests/examples/halfcheetah-chromatic-h41.yaml]
+    .venv/bin/python bench/throughput.py --no-grpc   # the per-task comparison only
 """
 
 from __future__ import annotations
@@ -55,6 +63,52 @@ def bare_rate(job_path: Path, steps: int) -> tuple[float, float]:
     return rate, cpu_rate
 
 
+TASKS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Swimmer-v5", "Ant-v5", "Humanoid-v5",
+         "InvertedPendulum-v5", "InvertedDoublePendulum-v5")
+GOAL_TASKS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Swimmer-v5", "Ant-v5")
+
+
+def stepper_rates(job_path: Path, task: str, steps: int, rounds: int) -> dict[str, object]:
+    """Env steps per CPU-second of the native and the Gymnasium stepper on ``task``, interleaved."""
+    import dataclasses
+
+    from esenas.algorithm import ESENAS
+    from esenas.policies import Policy
+    from esenas.rollout import env_dims, make_env, rollout
+    from esenas.spec import load_job
+
+    spec = load_job(job_path).spec
+    envs = {}
+    for stepper in ("native", "gymnasium"):
+        env_spec = dataclasses.replace(spec.environment, id=task, kwargs={}, stepper=stepper)
+        envs[stepper] = make_env(env_spec)
+    obs_dim, act_dim = env_dims(envs["gymnasium"])
+    algo = ESENAS(spec, obs_dim, act_dim)
+    plan = algo.ask()
+    policy = Policy(algo.arch, plan.topologies[0], plan.params, plan.obs_mean, plan.obs_std)
+    buf = np.zeros((spec.environment.max_episode_steps, obs_dim))
+    rates: dict[str, list[float]] = {"native": [], "gymnasium": []}
+    seed = 0
+    for r in range(rounds):
+        order = ("native", "gymnasium") if r % 2 == 0 else ("gymnasium", "native")
+        for stepper in order:
+            env, done, s = envs[stepper], 0, seed
+            c0 = time.process_time()
+            while done < steps:  # the same seeds, so the same episodes, on both paths
+                done += rollout(env, policy, s, buf)[1]
+                s += 1
+            rates[stepper].append(done / (time.process_time() - c0))
+        seed = s
+    for env in envs.values():
+        env.close()
+    ratios = [n / g for n, g in zip(rates["native"], rates["gymnasium"], strict=True)]
+    return {
+        "native": round(float(np.median(rates["native"]))),
+        "gymnasium": round(float(np.median(rates["gymnasium"]))),
+        "ratio": round(float(np.median(ratios)), 3),
+    }
+
+
 def grpc_rate(job_path: Path, workers: int, folder: Path, iterations: int) -> tuple[float, float, int]:
     """Env steps per wall second and per worker-CPU second, per worker, through aggregator +
     worker processes, over iterations 1..N-1 (start-up and shutdown excluded); and the steps."""
@@ -81,7 +135,27 @@ def main() -> None:
     ap.add_argument("--perturbations", type=int, default=16)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--tasks", default=",".join(TASKS), help="comma-separated env ids for the stepper comparison")
+    ap.add_argument("--task-steps", type=int, default=3000, help="env steps per path per round")
+    ap.add_argument("--task-rounds", type=int, default=5)
+    ap.add_argument("--no-grpc", action="store_true", help="only the per-task stepper comparison")
     args = ap.parse_args()
+    per_task: dict[str, dict[str, object]] = {}
+    print("per task: env steps per CPU-second, native stepper vs Gymnasium (same loop, same policy, interleaved)", flush=True)
+    for task_id in args.tasks.split(","):
+        per_task[task_id] = stepper_rates(args.job, task_id, args.task_steps, args.task_rounds)
+        t = per_task[task_id]
+        print(f"  {task_id:27s} native {t['native']:>8,} gymnasium {t['gymnasium']:>8,}  x{t['ratio']}", flush=True)
+    goal = [float(per_task[t]["ratio"]) for t in GOAL_TASKS if t in per_task]  # type: ignore[arg-type]
+    stepper_summary = {
+        "per_task": per_task,
+        "halfcheetah_ratio": per_task.get("HalfCheetah-v5", {}).get("ratio"),
+        "mean_ratio_5": round(float(np.mean(goal)), 3) if len(goal) == len(GOAL_TASKS) else None,
+        "goals": {"halfcheetah_ratio": 1.3, "mean_ratio_5": 1.2, "cpu_ratio": 0.9},
+    }
+    if args.no_grpc:
+        print(json.dumps({"bench": "throughput", **stepper_summary, "load_avg_1m": round(os.getloadavg()[0], 2)}))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         doc = yaml.safe_load(args.job.read_text())
@@ -115,7 +189,7 @@ def main() -> None:
         "ratio": round(d_wall / b_wall, 3),
         "grpc_steps_per_cpu_s": round(d_cpu), "bare_steps_per_cpu_s": round(b_cpu), "cpu_ratio": round(d_cpu / b_cpu, 3),
         "grpc_runs": [round(x[0]) for x in dist], "bare_runs": [round(x[0]) for x in bare],
-        "measured_steps_per_run": measured, "load_avg_1m": round(os.getloadavg()[0], 2),
+        "measured_steps_per_run": measured, **stepper_summary, "load_avg_1m": round(os.getloadavg()[0], 2),
     }))
 
 
