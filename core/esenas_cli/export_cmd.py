@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from esenas import onnx_export
+from esenas.envload import one_line
 from esenas.policies import Policy
 from esenas.spec import EnvironmentSpec
 
@@ -38,12 +39,6 @@ def register(sub: Any) -> None:
     p.add_argument("--no-clip", action="store_true",
                    help="output the network's raw action (MLP actions are otherwise clipped to the action space)")
     p.set_defaults(func=main)
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's message on one line, cut to 300 characters."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _error(message: str) -> int:
