@@ -60,3 +60,6 @@ fi
 # The daemonless image toolchain (buildah, umoci, runc, mmdebstrap) for `make images` and the
 # container mode of tests/simcluster.
 scripts/fetch-image-tools.sh
+
+# MuJoCo's offscreen renderer (Mesa EGL and OSMesa) for the run folder's clip and `esenas eval --video`.
+scripts/fetch-render.sh

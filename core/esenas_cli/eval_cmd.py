@@ -1,4 +1,7 @@
-"""``esenas eval RESULTS_DIR``: replay the best policy with numpy and print its mean reward."""
+"""``esenas eval RESULTS_DIR``: replay the best policy with numpy and print its mean reward.
+
+``--video FILE`` also renders the first episodes (the same seeds) to mp4 (esenas_cli.video).
+"""
 
 from __future__ import annotations
 
@@ -25,7 +28,26 @@ def register(sub: Any) -> None:
     p.add_argument("results", type=Path, help="results folder (or a policy.json)")
     p.add_argument("--episodes", type=positive_int, default=10)
     p.add_argument("--seed", type=int, default=0, help="first episode seed")
+    p.add_argument("--video", type=Path, default=None, metavar="FILE",
+                   help="render episodes to this mp4 with MuJoCo's offscreen renderer (EGL or OSMesa)")
+    p.add_argument("--video-episodes", type=positive_int, default=1, metavar="N",
+                   help="episodes in the video: the first N evaluated (default: 1)")
+    p.add_argument("--video-size", type=frame_size, default=(480, 360), metavar="WxH",
+                   help="frame size in pixels (default: 480x360)")
+    p.add_argument("--video-quality", choices=["full", "fast"], default="full",
+                   help="fast: no shadows, reflections or skybox, ~10x cheaper in software rendering (default: full)")
     p.set_defaults(func=main)
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    """``WxH``, each 16 to 4096 pixels."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be WIDTHxHEIGHT such as 480x360, got {text!r}") from None
+    if not (16 <= w <= 4096 and 16 <= h <= 4096):
+        raise argparse.ArgumentTypeError(f"width and height must be 16 to 4096 pixels, got {text!r}")
+    return w, h
 
 
 def main(args: argparse.Namespace) -> int:
@@ -50,6 +72,21 @@ def main(args: argparse.Namespace) -> int:
           f"({policy.compression:.0%} compression)")
     print(f"mean reward over {len(rewards)} episodes: {np.mean(rewards):.1f} (std {np.std(rewards):.1f}, "
           f"min {np.min(rewards):.1f}, max {np.max(rewards):.1f})")
+    if args.video is not None:
+        from esenas_cli import video
+
+        try:
+            r = video.render(policy, env_spec, args.video, episodes=args.video_episodes, seed=args.seed,
+                             size=args.video_size, quality=args.video_quality)
+        except video.RenderUnavailable as exc:
+            print(f"error: cannot write {args.video}: {exc}", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(f"error: cannot write {args.video}: {one_line(exc)}", file=sys.stderr)
+            return 1
+        n = len(r.steps)
+        print(f"video: {r.path}, {n} episode{'s' * (n != 1)} ({', '.join(map(str, r.steps))} steps), "
+              f"{r.frames} frames, {r.seconds:.1f} s at {r.fps:g} fps (MUJOCO_GL={r.backend})")
     return 0
 
 
