@@ -19,6 +19,7 @@ from typing import Any, Final
 from esenas.result_bundle import CHUNK_KEY, DIGEST_KEY, MANIFEST_KEY, ResultError, unpack
 from esenas.run_summary import HISTORY_FILE, POLICY_FILE, SUMMARY_FILE
 
+from esenas_cli.clip import add_clip
 from esenas_cli.kubectl import Kubectl, KubectlError
 from esenas_cli.results_dir import default_dir, write_folder
 
@@ -46,6 +47,8 @@ def register(sub: Any) -> None:
     p.add_argument("--kubeconfig", help="kubeconfig file (default: kubectl's, i.e. $KUBECONFIG or ~/.kube/config)")
     p.add_argument("--partial", action="store_true",
                    help="take a Failed job's best result so far, which the operator kept when it failed")
+    p.add_argument("--no-video", action="store_true",
+                   help="skip the clip that esenas run also adds (video/episode.mp4, rendered here from policy.json)")
     p.set_defaults(func=main)
 
 
@@ -57,6 +60,7 @@ def main(args: argparse.Namespace) -> int:
     except (FetchError, KubectlError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code if isinstance(exc, FetchError) else 1
+    add_clip(out, enabled=not args.no_video, why_not="--no-video")
     best = info["bestReward"]
     print(f"{args.job}: {info['stopReason'] or 'stopped'}; best reward {best if best is None else round(best, 1)} "
           f"after {info['iterations']} iterations, {info['trainableParams']} trainable parameters")

@@ -17,6 +17,7 @@ from esenas.algorithm import ESENAS, IterationReport
 from esenas.spec import Job
 from esenas.trainer import Trainer
 
+from esenas_cli.clip import add_clip
 from esenas_cli.errors import EXIT_INTERRUPTED
 from esenas_cli.progress import Bar
 from esenas_cli.results_dir import write_results
@@ -49,7 +50,7 @@ class _Checkpoints:
 
 
 def train(job: Job, obs_dim: int, act_dim: int, out: Path, workers: int, resumed: Resumed | None,
-          source: str = "JOB.yaml") -> int:
+          source: str = "JOB.yaml", *, video: bool = True) -> int:
     """Train (or continue) ``job`` into the run folder ``out``; returns the exit code."""
     algo = resumed.algo if resumed else ESENAS(job.spec, obs_dim, act_dim)
     trainer = Trainer(algo.spec, workers=workers, algo=algo)
@@ -96,6 +97,7 @@ def train(job: Job, obs_dim: int, act_dim: int, out: Path, workers: int, resumed
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
+    add_clip(out, enabled=video and not got, why_not="the run was interrupted" if got else "--no-video")
     best = info["bestReward"]
     print(f"stopped: {reason}; best reward {best if best is None else round(best, 1)} after "
           f"{algo.episodes} episodes, {algo.env_steps} env steps, {wall:.0f} s")

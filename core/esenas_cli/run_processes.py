@@ -47,6 +47,8 @@ def register(sub: Any) -> None:
     p.add_argument("--http-port", type=port, default=None,
                    help="the aggregator's status and metrics port on 127.0.0.1 (default: a free one)")
     p.add_argument("--in-process", action="store_true", help="train in this process instead (no gRPC, no HTTP)")
+    p.add_argument("--no-video", action="store_true",
+                   help="skip the folder's clip (video/episode.mp4, a few seconds of the found policy)")
     p.set_defaults(func=main)
 
 
@@ -87,17 +89,17 @@ def main(args: argparse.Namespace) -> int:
     if args.in_process:
         from esenas_cli import run_local
 
-        return run_local.train(job, obs_dim, act_dim, out, workers, resumed, args.job)
-    return LocalFleet(job_file, job, out, workers, args.http_port or 0, resumed).run()
+        return run_local.train(job, obs_dim, act_dim, out, workers, resumed, args.job, video=not args.no_video)
+    return LocalFleet(job_file, job, out, workers, args.http_port or 0, resumed, video=not args.no_video).run()
 
 
 class LocalFleet:
     """Starts, watches and stops the local aggregator and workers."""
 
     def __init__(self, job_file: Path, job: Job, out: Path, workers: int, http_port: int = 0,
-                 resumed: Resumed | None = None) -> None:
+                 resumed: Resumed | None = None, *, video: bool = True) -> None:
         self.job_file, self.job, self.out, self.n_workers = job_file, job, out, workers
-        self.http_port, self.resumed = http_port, resumed
+        self.http_port, self.resumed, self.video = http_port, resumed, video
         self.logs = out / "logs"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.interrupted = False
@@ -228,6 +230,7 @@ class LocalFleet:
         from esenas.algorithm import ESENAS
         from esenas_aggregator.checkpoint import CheckpointError, CheckpointStore
 
+        from esenas_cli.clip import add_clip
         from esenas_cli.results_dir import write_results
 
         if code != 0 and not self.interrupted:
@@ -244,6 +247,8 @@ class LocalFleet:
         algo = ESENAS.from_state_dict(state["algo"])
         reason = str(state["runtime"]["reason"]) or ("interrupted" if self.interrupted else last.get("reason", ""))
         info = write_results(self.out, algo, self.job, reason, wall)
+        add_clip(self.out, enabled=self.video and not self.interrupted,
+                 why_not="the run was interrupted" if self.interrupted else "--no-video")
         best = info["bestReward"]
         print(f"stopped: {reason}; best reward {best if best is None else round(best, 1)} after "
               f"{algo.episodes} episodes, {algo.env_steps} env steps, {wall:.0f} s")

@@ -1,8 +1,9 @@
 """Rollout video: ``esenas eval --video`` writes an mp4 that decodes to one frame per state of each
-episode."""
+episode; a run folder gains a short clip, or a note saying why it has none."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -13,10 +14,20 @@ from esenas.network import Architecture
 from esenas.policies import Policy
 from esenas.rollout import rollout
 from esenas.spec import EnvironmentSpec, PolicySpec
-from esenas_cli import video
+from esenas_cli import clip, video
 from esenas_cli.main import main
 
 REPO = Path(__file__).resolve().parents[3]
+TOP_LEVEL = ["history.json", "policy.json", "reward_curve.png", "summary.json", "topology.png"]
+JOB = """\
+apiVersion: esenas.dev/v1alpha1
+kind: ESENASJob
+metadata: {name: tiny}
+spec:
+  environment: {id: InvertedPendulum-v5, maxEpisodeSteps: 40}
+  es: {perturbations: 2, topDirections: 2}
+  stopping: {maxIterations: 2}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +91,78 @@ def test_eval_video_shows_the_moving_cheetah(renderer: str, tmp_path: Path) -> N
     first, last = frames[0].astype(float), frames[-1].astype(float)
     assert first.std() > 20  # a real picture (the checkered floor), not a blank frame
     assert np.abs(last - first).mean() > 1.0  # the body moved between the first and last frame
+
+
+@pytest.mark.parametrize("runtime", [["--in-process"], []], ids=["in-process", "processes"])
+def test_run_folder_gains_a_clip_and_summary_says_so(runtime: list[str], renderer: str, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    job, out = tmp_path / "job.yaml", tmp_path / "run"
+    job.write_text(JOB)
+    assert main(["run", str(job), *runtime, "--workers", "1", "--output", str(out)]) == 0
+    said = capsys.readouterr().out
+    info = json.loads((out / "summary.json").read_text())["video"]
+    assert info["file"] == clip.CLIP_FILE == "video/episode.mp4" and info["renderer"] == renderer
+    frames = decode(out / clip.CLIP_FILE)
+    assert len(frames) == info["frames"] == min(info["episodeSteps"] + 1, round(clip.CLIP_SECONDS * 25))
+    assert frames[0].shape == (240, 320, 3) and info["fps"] == 25.0
+    assert f"video: {out / clip.CLIP_FILE} ({info['seconds']:.1f} s, {info['frames']} frames" in said
+    # the clip is the one optional output, so it sits in a subfolder: the top level is as always
+    top = {p.name for p in out.iterdir() if p.is_file() and not p.name.startswith(".")}
+    assert top - {"MUJOCO_LOG.TXT"} == set(TOP_LEVEL)
+
+
+def test_fetch_adds_the_same_clip_and_summary_entry(renderer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A fetched cluster result is the folder esenas run writes: the clip is drawn here, from policy.json."""
+    from esenas_cli import fetch_cmd
+    from esenas_cli.kubectl import Kubectl
+
+    from tests.unit.esenas_cli.test_fetch import NAME, NS, Cluster, trained
+
+    cluster = Cluster()
+    cluster.store(cluster.add_job("Succeeded"), trained())
+    monkeypatch.setattr(fetch_cmd, "Kubectl", lambda **kw: Kubectl(**kw, run=cluster))
+    out = tmp_path / "fetched"
+    assert main(["fetch", NAME, "-n", NS, "-o", str(out)]) == 0
+    info = json.loads((out / "summary.json").read_text())
+    assert list(info)[-1] == "video" and info["video"]["file"] == clip.CLIP_FILE
+    assert len(decode(out / clip.CLIP_FILE)) == info["video"]["frames"]
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == TOP_LEVEL
+    assert f"video: {out / clip.CLIP_FILE}" in capsys.readouterr().out
+    assert main(["fetch", NAME, "-n", NS, "-o", str(tmp_path / "plain"), "--no-video"]) == 0
+    assert json.loads((tmp_path / "plain" / "summary.json").read_text())["video"]["file"] is None
+
+
+def test_no_video_leaves_a_note(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    job, out = tmp_path / "job.yaml", tmp_path / "run"
+    job.write_text(JOB)
+    assert main(["run", str(job), "--in-process", "--workers", "1", "--output", str(out), "--no-video"]) == 0
+    assert json.loads((out / "summary.json").read_text())["video"] == {"file": None, "note": "not rendered: --no-video"}
+    assert not (out / "video").exists()
+    assert "video: none (not rendered: --no-video)" in capsys.readouterr().out
+
+
+def test_without_a_renderer_the_run_still_succeeds_and_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    job, out = tmp_path / "job.yaml", tmp_path / "run"
+    job.write_text(JOB)
+    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    monkeypatch.setattr(video.ctypes.util, "find_library", lambda name: None)  # no EGL, no OSMesa
+    assert main(["run", str(job), "--in-process", "--workers", "1", "--output", str(out)]) == 0
+    captured = capsys.readouterr()
+    note = json.loads((out / "summary.json").read_text())["video"]
+    assert note["file"] is None
+    assert note["note"].startswith("not rendered: no offscreen OpenGL library (EGL or OSMesa) on this machine; "
+                                   "scripts/fetch-render.sh installs")
+    assert f"esenas eval {out} --video FILE renders it" in note["note"]
+    assert f"video: none ({note['note']})" in captured.out and "error" not in captured.err
+    assert not (out / "video").exists()
+
+    # asked for explicitly, a video that cannot be rendered is an error, in one line
+    assert main(["eval", str(out), "--episodes", "1", "--video", str(tmp_path / "v.mp4")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write {tmp_path / 'v.mp4'}: no offscreen OpenGL") and err.count("\n") == 1
+    assert not (tmp_path / "v.mp4").exists()
 
 
 def test_bad_video_size_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,76 @@
+"""The run folder's short clip: the first seconds of the found policy, ``video/episode.mp4``.
+
+``esenas run`` (both runtimes) and ``esenas fetch`` add it after writing the folder, so the two
+folders stay alike: the same top-level files, and ``summary.json`` gains the same ``video``
+entry, which says what was rendered or, when nothing was, why (a note, never an error: a
+machine without offscreen OpenGL still trains). The clip lives in a subfolder because it is the
+one optional output: the documents and pictures beside it are there on every machine.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Final
+
+from esenas.envload import one_line
+
+from esenas_cli.eval_cmd import load_policy
+from esenas_cli.results_dir import POLICY_FILE, SUMMARY_FILE
+
+CLIP_FILE: Final = "video/episode.mp4"
+#: A few seconds of the task at its own frame rate, drawn without shadows and reflections: with
+#: Mesa's software rasteriser HalfCheetah's 60 frames take about a second of one CPU core.
+CLIP_SECONDS: Final = 3.0
+CLIP_SIZE: Final = (320, 240)
+CLIP_SEED: Final = 0
+
+
+def add_clip(out: Path, *, enabled: bool = True, why_not: str = "") -> dict[str, Any]:
+    """Render the clip into ``out`` (when ``enabled``), record it in summary.json and print one line.
+
+    ``why_not`` is the note when the caller already knows it will not render (``--no-video``,
+    an interrupted run). Returns the summary's ``video`` entry.
+    """
+    entry = _render(out) if enabled else _note(why_not or "turned off")
+    summary_path = out / SUMMARY_FILE
+    if summary_path.exists():
+        info = json.loads(summary_path.read_text())
+        info["video"] = entry
+        summary_path.write_text(json.dumps(info, indent=2))
+    if entry["file"]:
+        print(f"video: {out / CLIP_FILE} ({entry['seconds']:.1f} s, {entry['frames']} frames, "
+              f"rendered in {entry['renderSeconds']:.1f} s with MUJOCO_GL={entry['renderer']})")
+    else:
+        print(f"video: none ({entry['note']})")
+    return entry
+
+
+def _note(why: str) -> dict[str, Any]:
+    return {"file": None, "note": f"not rendered: {why}"}
+
+
+def _render(out: Path) -> dict[str, Any]:
+    from esenas_cli import video
+
+    loaded = load_policy(out / POLICY_FILE)
+    if isinstance(loaded, str):
+        return _note(loaded)
+    policy, env_spec = loaded
+    start = time.monotonic()
+    try:
+        r = video.render(policy, env_spec, out / CLIP_FILE, episodes=1, seed=CLIP_SEED,
+                         max_seconds=CLIP_SECONDS, size=CLIP_SIZE, quality="fast")
+    except video.RenderUnavailable as exc:
+        return _note(f"{exc}; esenas eval {out} --video FILE renders it on a machine that can")
+    # The end of a finished run: a renderer or encoder failing in an unforeseen way must not turn
+    # a trained result into an error; the folder is already complete without the clip.
+    except Exception as exc:
+        print(f"warning: the clip failed: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
+        return _note(f"rendering failed: {type(exc).__name__}: {one_line(exc)}")
+    return {"file": CLIP_FILE, "frames": r.frames, "fps": r.fps, "seconds": round(r.seconds, 3),
+            "episodeSeed": CLIP_SEED, "episodeSteps": r.steps[0], "renderer": r.backend,
+            "renderSeconds": round(time.monotonic() - start, 2)}
+
