@@ -105,20 +105,32 @@ build_one() {
       --volume "$CACHE/wheels:/wheels:ro" \
       --build-arg PYTHON_IMAGE="$BASE" --build-arg WHEELS=/wheels \
       -f "$ctx/$dir/Dockerfile" -t "$ref" "$ctx" >/dev/null
-    "${BUILDAH[@]}" push --quiet --digestfile "$dest/digest" "$ref" "oci:$dest/oci:$ref"
-    tar -C "$dest/oci" -cf "$dest/image.tar" .
-    umoci unpack --image "$dest/oci:$ref" "$dest/bundle" >/dev/null
-    rm -rf "$dest/oci"  # image.tar holds the same layout
-    sbom "$img" "$dest"
-    "${BUILDAH[@]}" inspect --type image "$ref" > "$dest/inspect.json"
-    du -sb "$dest/bundle/rootfs" | cut -f1 > "$dest/rootfs-bytes"
     rm -rf "$ctx"
-    echo $(( $(date +%s) - started )) > "$dest/build-seconds"
-    touch "$dest/done"
-    # Keep this build and the two before it (other checkouts sharing the cache may still run them).
-    ls -1dt "$CACHE/images/$img"-* | tail -n +4 | xargs -r rm -rf
-    log "$img: built in $(cat "$dest/build-seconds") s, digest $(cat "$dest/digest")"
+    export_image "$img" "$ref" "$dest" "$started"
   fi
+  publish "$img" "$ref" "$dest"
+}
+
+# The built image $2 into its cache folder $3: OCI archive, unpacked bundle, digest, SBOM, config.
+export_image() {
+  local img=$1 ref=$2 dest=$3 started=$4
+  "${BUILDAH[@]}" push --quiet --digestfile "$dest/digest" "$ref" "oci:$dest/oci:$ref"
+  tar -C "$dest/oci" -cf "$dest/image.tar" .
+  umoci unpack --image "$dest/oci:$ref" "$dest/bundle" >/dev/null
+  rm -rf "$dest/oci"  # image.tar holds the same layout
+  sbom "$img" "$dest"
+  "${BUILDAH[@]}" inspect --type image "$ref" > "$dest/inspect.json"
+  du -sb "$dest/bundle/rootfs" | cut -f1 > "$dest/rootfs-bytes"
+  echo $(( $(date +%s) - started )) > "$dest/build-seconds"
+  touch "$dest/done"
+  # Keep this build and the two before it (other checkouts sharing the cache may still run them).
+  ls -1dt "$CACHE/images/$img"-* | tail -n +4 | xargs -r rm -rf
+  log "$img: built in $(cat "$dest/build-seconds") s, digest $(cat "$dest/digest")"
+}
+
+# A cached build $3 as build/images/$1.tar and .cdx.json, listed for images.json.
+publish() {
+  local img=$1 ref=$2 dest=$3
   ln -f "$dest/image.tar" "$OUT/$img.tar" 2>/dev/null || cp "$dest/image.tar" "$OUT/$img.tar"
   cp "$dest/sbom.cdx.json" "$OUT/$img.cdx.json"
   printf '%s\t%s\t%s\t%s\n' "$img" "$ref" "$(cat "$dest/digest")" "$dest" >> "$OUT/.images.tsv"
@@ -133,17 +145,9 @@ sbom() {
     || { echo "cyclonedx-py failed for $img (is the dev extra installed?)" >&2; return 1; }
 }
 
-rm -f "$OUT/.images.tsv"
-for img in "${IMAGES[@]}"; do
-  build_one "$img"
-done
-# buildah's layer cache grows with every build; past 6 GiB drop what no tag holds (the next
-# sources-only change then reinstalls the wheels once).
-if (( $(du -sm "$CACHE/storage" | cut -f1) > 6144 )); then
-  log "pruning buildah storage ($(du -sh "$CACHE/storage" | cut -f1))"
-  "${BUILDAH[@]}" rmi --prune >/dev/null || true
-fi
-"$PY" - "$OUT" <<'PYEOF'
+# images.json from the builds of this run (.images.tsv), merged with the ones already listed.
+write_images_json() {
+  "$PY" - "$OUT" <<'PYEOF'
 import json, sys
 from pathlib import Path
 out = Path(sys.argv[1])
@@ -163,3 +167,25 @@ for name, i in sorted(images.items()):
     print(f"{name:10} {i['ref']}@{i['digest']}  rootfs {i['rootfsBytes'] / 1e6:.0f} MB, "
           f"archive {i['archiveBytes'] / 1e6:.0f} MB  {i['archive']}")
 PYEOF
+}
+
+# buildah's layer cache grows with every build; past 6 GiB drop what no tag holds (the next
+# sources-only change then reinstalls the wheels once).
+prune_storage() {
+  if (( $(du -sm "$CACHE/storage" | cut -f1) > 6144 )); then
+    log "pruning buildah storage ($(du -sh "$CACHE/storage" | cut -f1))"
+    "${BUILDAH[@]}" rmi --prune >/dev/null || true
+  fi
+}
+
+main() {
+  rm -f "$OUT/.images.tsv"
+  for img in "${IMAGES[@]}"; do
+    build_one "$img"
+  done
+  prune_storage
+  write_images_json
+}
+
+# Sourced (scripts/build-env-image.sh): the setup above and the functions, without building.
+[[ ${BASH_SOURCE[0]} != "$0" ]] || main
