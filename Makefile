@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 JOB ?= manifests/examples/inverted-pendulum.yaml
 PYTEST_ARGS ?=
 
-.PHONY: run test test-slow test-cluster lint tools images clean
+.PHONY: run test test-slow test-cluster lint tools images env-image clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ tools:
 ## by the hash of their inputs under XDG_CACHE_HOME (default ~/.cache)/esenas-images. See docs/images.md.
 images: $(STAMP)
 	PY=$(CURDIR)/$(BIN)/python scripts/build-images.sh
+
+## Worker and aggregator images that hold your own environment package (PKG=path/to/package),
+## built FROM the images above the same way, cached likewise. See docs/own-environment.md.
+env-image: $(STAMP)
+	@test -n "$(PKG)" || { echo "usage: make env-image PKG=path/to/your/package" >&2; exit 2; }
+	PY=$(CURDIR)/$(BIN)/python scripts/build-env-image.sh $(PKG)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
