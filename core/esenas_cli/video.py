@@ -79,11 +79,18 @@ def _writer(path: Path, fps: float) -> Any:
 
 
 def _render_env(env_spec: EnvironmentSpec, width: int, height: int) -> Any:
-    """The task as Gymnasium builds it, drawing rgb_array frames (never the native stepper: it draws nothing)."""
+    """The task as Gymnasium builds it, drawing rgb_array frames (never the native stepper: it draws nothing).
+
+    MuJoCo tasks take the frame size; other tasks (classic control, a user's class) may refuse
+    ``width``/``height`` and draw at their own size, so they get a second try without them.
+    """
     from esenas.envload import make_env
 
-    kwargs = {**dict(env_spec.kwargs), "render_mode": "rgb_array", "width": width, "height": height}
-    return make_env(dataclasses.replace(env_spec, kwargs=kwargs))
+    kwargs = {**dict(env_spec.kwargs), "render_mode": "rgb_array"}
+    try:
+        return make_env(dataclasses.replace(env_spec, kwargs={**kwargs, "width": width, "height": height}))
+    except EnvironmentUnavailable:
+        return make_env(dataclasses.replace(env_spec, kwargs=kwargs))
 
 
 def render(policy: Policy, env_spec: EnvironmentSpec, path: Path, *, episodes: int = 1, seed: int = 0,
@@ -119,8 +126,11 @@ def render(policy: Policy, env_spec: EnvironmentSpec, path: Path, *, episodes: i
                 first = _frame(env)
         # MuJoCo creates its OpenGL context here: any failure is "cannot render", in one line.
         except Exception as exc:
-            raise RenderUnavailable(f"MuJoCo cannot render with MUJOCO_GL={backend}: {type(exc).__name__}: "
-                                    f"{one_line(exc)} ({INSTALL_HINT})") from exc
+            if hasattr(env.unwrapped, "mujoco_renderer"):
+                why = f"MuJoCo cannot render with MUJOCO_GL={backend}: {type(exc).__name__}: {one_line(exc)} ({INSTALL_HINT})"
+            else:
+                why = f"{env_spec.id} cannot render rgb_array frames: {type(exc).__name__}: {one_line(exc)}"
+            raise RenderUnavailable(why) from exc
         fps = float(env.metadata.get("render_fps") or round(1.0 / env.unwrapped.dt))
         max_frames = None if max_seconds is None else max(1, round(max_seconds * fps))
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import gymnasium
 import imageio.v2 as imageio
 import numpy as np
 import pytest
@@ -163,6 +164,22 @@ def test_without_a_renderer_the_run_still_succeeds_and_says_why(tmp_path: Path, 
     err = capsys.readouterr().err
     assert err.startswith(f"error: cannot write {tmp_path / 'v.mp4'}: no offscreen OpenGL") and err.count("\n") == 1
     assert not (tmp_path / "v.mp4").exists()
+
+
+class Blind(gymnasium.Env[np.ndarray, np.ndarray]):
+    """A task that draws nothing: its constructor takes no render_mode."""
+
+    observation_space = gymnasium.spaces.Box(-1.0, 1.0, (2,))
+    action_space = gymnasium.spaces.Box(-1.0, 1.0, (1,))
+
+
+def test_a_task_that_cannot_draw_gets_a_note(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy_folder(tmp_path, f"{__name__}:Blind", 10, 2, 1, 0.1)
+    entry = clip.add_clip(tmp_path)
+    assert entry["file"] is None and entry["note"].startswith("not rendered: spec.environment.id: ")
+    assert "Blind(**kwargs) failed: TypeError: Blind() takes no arguments" in entry["note"]
+    assert capsys.readouterr().out == f"video: none ({entry['note']})\n"
+    assert not (tmp_path / "video").exists()
 
 
 def test_bad_video_size_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
