@@ -225,6 +225,15 @@ class ESSpec:
         minimum=0,
         maximum=100_000,
     )
+    min_pairs_fraction: float = spec_field(
+        "Straggler policy: an iteration may close once this fraction of its pairs (each with both "
+        "rollouts) and all its exact evals are in, plus a grace of one median item time; the pairs "
+        "still out are left out of the update. 1 waits for every pair. Below 1 biases against long "
+        "episodes (docs/operations.md).",
+        1.0,
+        minimum=0.5,
+        maximum=1.0,
+    )
     fitness_shaping: str = spec_field("How rewards are shaped before the update.", "zscore", enum=FITNESS_SHAPING)
     optimizer: str = spec_field("sgd or adam.", "sgd", enum=OPTIMIZERS)
     observation_normalization: bool = spec_field("Normalise observations with running statistics (ARS V2).", True)
