@@ -140,16 +140,26 @@ class ESENAS:
     # ------------------------------------------------------------------ tell
 
     def _check(self, plan: Plan, r: Results) -> Results:
+        """``r`` sorted by item index, after checking it covers every exact eval and at least
+        ``es.min_pairs(n, es.minPairsFraction)`` pairs, each item at most once."""
         n = plan.items.size
         order = np.argsort(r.index, kind="stable")
-        idx = r.index[order]
-        if idx.size != n or not np.array_equal(idx, np.arange(n)):
-            raise ValueError(f"tell: results must cover items 0..{n - 1} exactly once, got {idx.size} results")
+        idx = r.index[order].astype(np.int64)
+        if idx.size and (idx[0] < 0 or idx[-1] >= n or not (idx[1:] > idx[:-1]).all()):
+            raise ValueError(f"tell: results must name items of 0..{n - 1}, each exactly once")
+        kind = plan.items["kind"][idx]
+        n_pairs = int(np.count_nonzero(plan.items["kind"] == KIND_PAIR))
+        need = es.min_pairs(n_pairs, self.spec.es.min_pairs_fraction)
+        got_pairs = int(np.count_nonzero(kind == KIND_PAIR))
+        if got_pairs < need or idx.size - got_pairs != n - n_pairs:
+            raise ValueError(
+                f"tell: results must cover every exact eval ({n - n_pairs}) and at least {need} of "
+                f"{n_pairs} pairs (es.minPairsFraction), got {idx.size - got_pairs} and {got_pairs}"
+            )
         pos, neg = r.reward_pos[order], r.reward_neg[order]
-        pair = plan.items["kind"] == KIND_PAIR
-        if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(neg[pair]))):
+        if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(neg[kind == KIND_PAIR]))):
             raise ValueError("tell: rewards must be finite")
-        return Results(idx, pos, neg, r.steps[order], r.obs_count, r.obs_sum, r.obs_sumsq)
+        return Results(idx.astype(r.index.dtype), pos, neg, r.steps[order], r.obs_count, r.obs_sum, r.obs_sumsq)
 
     def prefetch_perturbations(self, max_rows: int) -> bool:
         """Rebuild eps for up to ``max_rows`` more pairs of the current plan ahead of ``tell``;
@@ -180,9 +190,17 @@ class ESENAS:
         return out
 
     def tell(self, results: Results) -> IterationReport:
-        """Apply the results of ALL items of the current plan (any order) and advance."""
-        plan = self.ask()
-        r = self._check(plan, results)
+        """Apply the results of the current plan (any order) and advance: every item, or under
+        the straggler policy (``es.minPairsFraction`` < 1) every exact eval and the pairs that
+        arrived. Pairs left out count nowhere: not in the ES step (which divides by the pairs
+        used), the controller's feedback, the best policy or the env-step totals."""
+        full = self.ask()
+        r = self._check(full, results)
+        kept = r.index.astype(np.int64)
+        plan, topos = full, self._plan_topos
+        if kept.size != full.items.size:  # stragglers dropped: the plan of the items that arrived
+            plan = dataclasses.replace(full, items=full.items[kept])
+            topos = [topos[i] for i in kept.tolist()]
         pair = plan.items["kind"] == KIND_PAIR
         exact = ~pair
         shift = self.spec.es.reward_shift
@@ -190,7 +208,8 @@ class ESENAS:
 
         # ES step on the shared weights (ARS V2-t top-b; shaping per spec).
         sel = es.top_directions(rp, rn, self.spec.es.top_directions)
-        eps = self._perturbations(plan.items["seed"][pair], sel)
+        # Pairs are items 0..n-1 of the full plan, so a kept pair's index is its row of eps.
+        eps = self._perturbations(full.items["seed"][full.items["kind"] == KIND_PAIR], kept[pair][sel])
         grad = es.gradient(eps, rp[sel], rn[sel], self.spec.es.fitness_shaping)
         self.params = self.optimizer.step(self.params, grad)
         if r.obs_count > 0:
@@ -210,7 +229,6 @@ class ESENAS:
         # Controller feedback: every evaluation, with its topology; objective per spec.
         # Sizes and means go by the plan's unique-topology index, so a population of
         # 100,000 pairs costs whole-array operations, not one Python call per evaluation.
-        topos = self._plan_topos
         pair_topos = [t for t, p in zip(topos, pair, strict=True) if p]
         exact_topos = [t for t, p in zip(topos, pair, strict=True) if not p]
         all_topos = pair_topos + pair_topos + exact_topos

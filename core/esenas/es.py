@@ -13,6 +13,7 @@ Sign convention, said once: **reward is maximised**; every step moves uphill.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -76,8 +77,19 @@ def top_directions(r_pos: F64, r_neg: F64, b: int) -> npt.NDArray[np.int64]:
     return np.sort(np.argsort(-score, kind="stable")[:b]).astype(np.int64)
 
 
+def min_pairs(n_pairs: int, fraction: float) -> int:
+    """Pairs that must be in before an iteration may close under the straggler policy
+    (``es.minPairsFraction``): ceil(fraction * n), at least one when there are pairs. The
+    update then uses the pairs that arrived (OpenAI ES and ARS drop stragglers the same way)."""
+    if n_pairs <= 0:
+        return 0
+    return max(1, min(n_pairs, math.ceil(fraction * n_pairs - 1e-9)))
+
+
 def gradient(eps: F64, r_pos: F64, r_neg: F64, shaping: str) -> F64:
-    """Ascent direction 1/n * sum (s+ - s-) eps over the given pairs (s: shaped rewards).
+    """Ascent direction 1/n * sum (s+ - s-) eps over the given pairs (s: shaped rewards); n is
+    the number of pairs given, so an iteration closed without its stragglers divides by the
+    pairs it used.
 
     Not divided by sigma, as in ARS: with ``shaping='none'`` it is 2*sigma times the
     antithetic estimate of the gradient of the Gaussian-smoothed reward.
