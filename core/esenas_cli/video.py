@@ -31,6 +31,8 @@ INSTALL_HINT: Final = "scripts/fetch-render.sh installs Mesa's EGL and OSMesa (D
 #: Width and height divide by 8: H.264 wants even sizes, and imageio resizes to its macro block.
 MACRO_BLOCK: Final = 8
 QUALITIES: Final = ("full", "fast")
+#: Frame rate of a task whose metadata gives none.
+DEFAULT_FPS: Final = 30
 
 
 class RenderUnavailable(Exception):
@@ -100,9 +102,8 @@ def render(policy: Policy, env_spec: EnvironmentSpec, path: Path, *, episodes: i
     ``max_seconds`` cuts the video short (the run folder's clip), at the task's frame rate.
     ``quality="fast"`` draws no shadows, reflections or skybox: with Mesa's software rasteriser
     that is about ten times cheaper a frame (HalfCheetah 320x240: ~9 ms, not ~100), and the body
-    and floor look the same. Actions are clipped exactly as
-    the rollouts clip them. Raises RenderUnavailable, with nothing left at ``path``, when this
-    machine cannot render or encode.
+    and floor look the same. Actions are clipped exactly as the rollouts clip them. Raises
+    RenderUnavailable, with nothing left at ``path``, when this machine cannot render or encode.
     """
     from esenas.rollout import action_bounds
 
@@ -131,7 +132,8 @@ def render(policy: Policy, env_spec: EnvironmentSpec, path: Path, *, episodes: i
             else:
                 why = f"{env_spec.id} cannot render rgb_array frames: {type(exc).__name__}: {one_line(exc)}"
             raise RenderUnavailable(why) from exc
-        fps = float(env.metadata.get("render_fps") or round(1.0 / env.unwrapped.dt))
+        dt = getattr(env.unwrapped, "dt", None)  # MuJoCo tasks: render_fps is 1/dt; others may say neither
+        fps = float(env.metadata.get("render_fps") or (round(1.0 / dt) if dt else DEFAULT_FPS))
         max_frames = None if max_seconds is None else max(1, round(max_seconds * fps))
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = _writer(part, fps)
