@@ -57,6 +57,10 @@ class Metrics:
             "esenas_results_redundant",
             "Late results of items another copy already completed (speculation), dropped.",
         )
+        self.pairs_dropped = counter(
+            "esenas_pairs_dropped",
+            "Pairs left out of an iteration's update by the straggler policy (es.minPairsFraction < 1).",
+        )
         self.released = counter(
             "esenas_items_released",
             "Leased items handed back because the worker's call ended before the reply was sent.",
