@@ -2,7 +2,8 @@
 
 One asyncio loop runs the training loop, the grpc.aio server and the aiohttp endpoints.
 Each iteration: ``ask`` -> publish items and parameters -> wait until every item is in
-(stragglers are re-issued by the queue) -> ``tell`` -> metrics -> checkpoint every K
+(stragglers are re-issued by the queue), or under ``es.minPairsFraction`` < 1 until enough
+pairs are (``straggler``) -> ``tell`` -> metrics -> checkpoint every K
 iterations. SIGTERM/SIGINT write a checkpoint of the last completed iteration and stop.
 """
 
@@ -217,16 +218,22 @@ class Aggregator:
                 sigma=plan.sigma,
                 session=rt.session,
             ).SerializeToString()
-            rt.start_iteration(plan.iteration, plan.version, plan.items, params, plan.topologies)
-            complete = asyncio.ensure_future(rt.iteration_complete.wait())
+            rt.start_iteration(
+                plan.iteration, plan.version, plan.items, params, plan.topologies,
+                min_pairs_fraction=self.algo.spec.es.min_pairs_fraction,
+            )
+            complete = asyncio.ensure_future(rt.wait_closable())
             stop = asyncio.ensure_future(self._stop.wait())
             prefetch = asyncio.ensure_future(self._prefetch())
             await asyncio.wait((complete, stop), return_when=asyncio.FIRST_COMPLETED)
             complete.cancel()
             stop.cancel()
             prefetch.cancel()
-            if not rt.queue.complete:
+            if not rt.queue.closable(time.monotonic()):
                 break
+            dropped = rt.close_iteration()
+            if dropped:
+                log.info("iteration %d closed with %d pairs still out (es.minPairsFraction)", plan.iteration, dropped)
             r = rt.queue.results()
             self.last = self.algo.tell(
                 Results(r.index, r.reward_pos, r.reward_neg, r.steps, r.obs_count, r.obs_sum, r.obs_sumsq)

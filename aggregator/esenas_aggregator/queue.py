@@ -3,7 +3,8 @@
 Pure numpy, no gRPC: whichever worker asks gets a batch; an item whose lease deadline
 passed is re-issued; results are checked as whole arrays (one ``frombuffer`` per batch)
 and every bad record is counted by reason and never stored. Backup copies of the
-iteration's stragglers come from :class:`~esenas_aggregator.tail.TailPolicy`.
+iteration's stragglers come from :class:`~esenas_aggregator.tail.TailPolicy`; closing an
+iteration without its slowest pairs from :class:`~esenas_aggregator.straggler.ClosePolicy`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy.typing as npt
 from esenas.api.wire import KIND_EXACT, WORK_DTYPE
 
 from esenas_aggregator.outcome import REJECT_REASONS, IngestOutcome, IterationResults
+from esenas_aggregator.straggler import GRACE_FACTOR, ClosePolicy
 from esenas_aggregator.tail import (
     ABANDON_FACTOR,
     MAX_COPIES,
@@ -27,7 +29,7 @@ from esenas_aggregator.tail import (
 __all__ = ["REJECT_REASONS", "IngestOutcome", "IterationResults", "WorkQueue"]
 
 
-class WorkQueue(TailPolicy):
+class WorkQueue(TailPolicy, ClosePolicy):
     """Items of the current iteration, their leases and their results."""
 
     def __init__(
@@ -38,6 +40,8 @@ class WorkQueue(TailPolicy):
         straggler_factor: float = STRAGGLER_FACTOR,
         tail_fraction: float = TAIL_FRACTION,
         abandon_factor: float = ABANDON_FACTOR,
+        min_pairs_fraction: float = 1.0,
+        grace_factor: float = GRACE_FACTOR,
     ) -> None:
         self.item_timeout = item_timeout
         self.obs_dim = obs_dim
@@ -45,6 +49,8 @@ class WorkQueue(TailPolicy):
         self.straggler_factor = straggler_factor
         self.tail_fraction = tail_fraction
         self.abandon_factor = abandon_factor
+        self.min_pairs_fraction = min_pairs_fraction
+        self.grace_factor = grace_factor
         self.iteration = -1
         self.reissued = 0
         self.speculative = 0
@@ -75,6 +81,7 @@ class WorkQueue(TailPolicy):
         self._obs_count = 0.0
         self._obs_sum = np.zeros(self.obs_dim)
         self._obs_sumsq = np.zeros(self.obs_dim)
+        self._start_close()
 
     def start(self, iteration: int, items: npt.NDArray[np.void]) -> None:
         """Begin an iteration with the plan's items (``index`` must be 0..n-1 in order)."""
@@ -125,7 +132,7 @@ class WorkQueue(TailPolicy):
     def lease(self, max_items: int, now: float) -> npt.NDArray[np.void]:
         """Lease up to ``max_items`` items: never-issued ones first, then expired leases, then
         one speculative backup copy of an outstanding item (see :meth:`_speculate`)."""
-        if max_items <= 0 or self.complete:
+        if max_items <= 0 or self.complete or self.closed:
             return self._items[:0]
         take = np.arange(self._fresh, min(self.size, self._fresh + max_items))
         self._fresh += len(take)
@@ -175,8 +182,8 @@ class WorkQueue(TailPolicy):
         n = len(records)
         if n == 0:
             return out
-        if iteration < self.iteration:
-            out.stale = n
+        if iteration < self.iteration or (iteration == self.iteration and self.closed):
+            out.stale = n  # a past iteration, or one the straggler policy closed: too late
             return out
         if iteration != self.iteration or self.size == 0:
             out.reject("unknown_iteration", n)
@@ -220,7 +227,9 @@ class WorkQueue(TailPolicy):
         self._steps[idx] = steps
         out.accepted = n
         out.steps = int(steps.sum(dtype=np.int64))
-        out.rollouts = 2 * n - int(exact.sum()) if any_exact else 2 * n
+        n_exact = int(exact.sum()) if any_exact else 0
+        out.rollouts = 2 * n - n_exact
+        self._count_done(n - n_exact, n_exact)
         if obs is not None:
             self._merge_obs(obs)
         return True
@@ -273,21 +282,24 @@ class WorkQueue(TailPolicy):
         self._steps[good] = records["steps"][ok]
         out.accepted = len(good)
         out.steps = int(records["steps"][ok].sum(dtype=np.int64))
-        out.rollouts = int(2 * len(good) - exact[ok].sum())
+        n_exact = int(exact[ok].sum())
+        out.rollouts = 2 * len(good) - n_exact
+        self._count_done(len(good) - n_exact, n_exact)
         # Observation stats are per batch; merge them only from a batch with no bad records.
         if obs is not None and out.rejected_total == 0:
             self._merge_obs(obs)
         return out
 
     def results(self) -> IterationResults:
-        """Results of the completed iteration, in item order."""
-        if not self.complete:
+        """Results of the completed iteration in item order; of a closed one, only the items in."""
+        if not (self.complete or self.closed):
             raise RuntimeError(f"iteration {self.iteration}: {self.outstanding} items outstanding")
+        done = self._done
         return IterationResults(
-            index=self._items["index"].copy(),
-            reward_pos=self._reward_pos.copy(),
-            reward_neg=self._reward_neg.copy(),
-            steps=self._steps.copy(),
+            index=self._items["index"][done],
+            reward_pos=self._reward_pos[done],
+            reward_neg=self._reward_neg[done],
+            steps=self._steps[done],
             obs_count=self._obs_count,
             obs_sum=self._obs_sum.copy(),
             obs_sumsq=self._obs_sumsq.copy(),

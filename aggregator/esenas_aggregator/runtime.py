@@ -36,6 +36,9 @@ MAX_WAIT_S: Final = 30.0
 MAX_WORKER_ID: Final = 253
 #: Most worker ids remembered for sizing fair shares: made-up ids cannot grow memory past it.
 MAX_SEEN_IDS: Final = 100_000
+#: Under the straggler policy, how often the training loop re-checks whether the iteration may
+#: close while the close time is not known yet (the fraction not in). A few cheap checks a second.
+CLOSE_POLL_S: Final = 0.2
 
 
 @dataclass(frozen=True)
@@ -95,21 +98,47 @@ class Runtime:
         items: np.ndarray,
         params_message: bytes,
         topologies: Sequence[Topology] = (),
+        min_pairs_fraction: float = 1.0,
     ) -> None:
         """Publish a new iteration's items, parameters and topology table; wake waiting workers.
 
         Topologies travel with the items that use them, not with the parameters: a population
         of 80,000 pairs has 80,000 topologies (75 MB for chromatic H41), which every worker
         would otherwise fetch whole although it evaluates eight of them.
+        ``min_pairs_fraction`` is the spec's straggler policy (see :mod:`straggler`).
         """
         self.version = version
         self.params_message = params_message
         self._topologies = topologies
         self.iteration_complete.clear()
+        self.queue.min_pairs_fraction = min_pairs_fraction
         self.queue.start(iteration, items)
         self.leases.reset()
         self._served = set()
         self._notify()
+
+    async def wait_closable(self) -> None:
+        """Until the iteration may close: every item in, or the straggler policy's grace over
+        (then :meth:`close_iteration`). With the policy off it is one wait on the last result."""
+        while True:
+            now = time.monotonic()
+            if self.queue.closable(now):
+                return
+            timeout: float | None = None
+            if self.queue.min_pairs_fraction < 1.0:
+                due = self.queue.close_time()
+                timeout = CLOSE_POLL_S if due is None else max(0.001, due - now)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.iteration_complete.wait(), timeout)
+
+    def close_iteration(self) -> int:
+        """Stop leasing the current iteration; results for it still to come are stale (counted,
+        not errors), and a worker pushing them gets the next iteration's items in the same
+        Exchange reply. Returns the pairs left out of the update (counted too)."""
+        dropped = 0 if self.queue.complete else self.queue.close()
+        if dropped:
+            self.metrics.pairs_dropped.inc(dropped)
+        return dropped
 
     def finish(self) -> None:
         """The job is done: every pull from now on answers done."""
@@ -168,7 +197,7 @@ class Runtime:
             self.metrics.redundant.inc(out.redundant)
         if out.accepted:
             self._worked(worker_id[:MAX_WORKER_ID])
-        if self.queue.complete:
+        if self.queue.closable(time.monotonic()):
             self.iteration_complete.set()
         return out
 
@@ -182,7 +211,7 @@ class Runtime:
             out.reject("malformed", max(1, len(results) // wire.RESULT_DTYPE.itemsize))
             return out
         q = self.queue
-        if session != self.session or iteration < q.iteration:
+        if session != self.session or iteration < q.iteration or (iteration == q.iteration and q.closed):
             out.stale = len(records)
             return out
         if iteration != q.iteration or q.size == 0:

@@ -1,0 +1,149 @@
+"""The straggler policy (es.minPairsFraction): when an iteration may close without its slowest
+pairs, what closing keeps, and that late results are counted as stale and never break anything."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+from esenas.api import wire
+from esenas_aggregator.metrics import Metrics
+from esenas_aggregator.queue import WorkQueue
+from esenas_aggregator.runtime import Lease, Runtime
+
+
+def _items(n: int, exact: int = 0) -> np.ndarray:
+    it = np.zeros(n + exact, dtype=wire.WORK_DTYPE)
+    it["index"] = np.arange(n + exact)
+    it["seed"][:n] = np.arange(1, n + 1)
+    it["topology"] = np.arange(n + exact) % 3
+    it["kind"][n:] = wire.KIND_EXACT
+    return it
+
+
+def _records(items: np.ndarray, rp: float = 1.0) -> np.ndarray:
+    n = len(items)
+    rn = np.where(items["kind"] == wire.KIND_EXACT, np.nan, 2.0)
+    buf = wire.encode_results(items["index"], np.full(n, rp), rn, np.full(n, 7), items["topology"])
+    return wire.decode_results(buf)
+
+
+def _queue(fraction: float, pairs: int = 10, exact: int = 0) -> tuple[WorkQueue, np.ndarray]:
+    q = WorkQueue(item_timeout=100.0, obs_dim=0, max_copies=1, min_pairs_fraction=fraction)
+    items = _items(pairs, exact)
+    q.start(0, items)
+    assert len(q.lease(pairs + exact, now=0.0)) == pairs + exact
+    return q, items
+
+
+def test_fraction_one_waits_for_every_item() -> None:
+    q, items = _queue(1.0)
+    q.ingest(0, _records(items[:9]), None, now=1.0)
+    assert q.close_time() is None
+    assert not q.closable(1e9)
+    q.ingest(0, _records(items[9:]), None, now=50.0)
+    assert q.complete and q.closable(50.0)
+
+
+def test_closes_after_the_fraction_plus_half_a_median_item_time() -> None:
+    q, items = _queue(0.8)
+    q.ingest(0, _records(items[:5]), None, now=1.0)  # lease-to-result 1.0
+    q.ingest(0, _records(items[5:7]), None, now=2.0)
+    assert q.close_time() is None  # 7 of the 8 pairs needed
+    q.ingest(0, _records(items[7:8]), None, now=2.0)  # 8 of 10: the fraction is in at t=2
+    assert q.close_time() == 2.0 + 0.5 * 1.0  # median of (1,1,1,1,1,2,2,2) is 1
+    assert not q.closable(2.0) and not q.closable(2.49) and q.closable(2.5)
+    out = q.ingest(0, _records(items[8:9]), None, now=2.3)  # within the grace: it counts
+    assert out.accepted == 1
+    assert q.close() == 1  # pair 9 left out
+    r = q.results()
+    assert list(r.index) == list(range(9)) and list(r.reward_pos) == [1.0] * 9
+    assert len(q.lease(10, now=3.0)) == 0  # a closed iteration leases nothing more
+
+
+def test_late_results_of_a_closed_iteration_are_stale_not_errors() -> None:
+    q, items = _queue(0.5, pairs=4)
+    q.ingest(0, _records(items[:2]), None, now=1.0)
+    assert q.closable(1.5)
+    assert q.close() == 2
+    late = q.ingest(0, _records(items[2:]), None, now=9.0)
+    assert late.stale == 2 and late.accepted == 0 and late.rejected_total == 0
+    bad = _records(items[2:3], rp=np.nan)  # even a bad record of a closed iteration is only stale
+    assert q.ingest(0, bad, None, now=9.0).stale == 1
+    assert len(q.results().index) == 2
+    q.start(1, _items(4))  # the next iteration starts clean
+    assert not q.closed and q.pairs_outstanding == 4
+
+
+def test_every_exact_eval_must_be_in_before_closing() -> None:
+    q, items = _queue(0.5, pairs=4, exact=1)
+    q.ingest(0, _records(items[:4]), None, now=1.0)  # every pair, no exact eval
+    assert q.close_time() is None and not q.closable(1e9)
+    q.ingest(0, _records(items[4:]), None, now=2.0)
+    assert q.complete
+
+
+def test_fraction_counts_pairs_not_exact_evals() -> None:
+    q, items = _queue(0.75, pairs=4, exact=2)
+    q.ingest(0, _records(items[[0, 1, 4, 5]]), None, now=1.0)  # 2 of the 3 pairs needed + the exact evals
+    assert q.close_time() is None
+    q.ingest(0, _records(items[[2]]), None, now=1.0)
+    assert q.close_time() == 1.0 + 0.5 * 1.0
+
+
+def _push(rt: Runtime, lease: Lease, worker: str) -> tuple[int, int]:
+    items = wire.decode_items(lease.items)
+    n = len(items)
+    out = rt.push(
+        rt.session, lease.iteration,
+        wire.encode_results(items["index"], np.ones(n), np.ones(n), np.full(n, 10), items["topology"]),
+        b"", lease.lease_id, worker,
+    )
+    return out.accepted, out.stale
+
+
+def test_runtime_closes_without_the_slow_worker_and_tells_it_in_its_next_exchange() -> None:
+    metrics = Metrics("j", "ns")
+
+    async def go() -> None:
+        rt = Runtime(metrics, item_timeout=60.0, obs_dim=0)
+        for w in ("a", "b", "c", "slow"):
+            rt.seen(w)
+        rt.start_iteration(0, 0, _items(4), b"params", min_pairs_fraction=0.75)
+        leases = {w: await rt.pull(1, 0, w) for w in ("a", "b", "c", "slow")}
+        for w in ("a", "b", "c"):
+            assert _push(rt, leases[w], w) == (1, 0)
+        await asyncio.wait_for(rt.wait_closable(), 60.0)  # safety net only: returns after the grace
+        assert rt.close_iteration() == 1
+        assert len(rt.queue.results().index) == 3
+        rt.start_iteration(1, 1, _items(4), b"params", min_pairs_fraction=0.75)
+        # The slow worker's Exchange: its late result is stale, and the same call gets new work.
+        assert _push(rt, leases["slow"], "slow") == (0, 1)
+        nxt = await rt.pull(1, 0, "slow")
+        assert nxt.iteration == 1 and len(wire.decode_items(nxt.items)) == 1
+
+    asyncio.run(go())
+    labels = {"esenas_job": "j", "esenas_namespace": "ns"}
+    assert metrics.registry.get_sample_value("esenas_pairs_dropped_total", labels) == 1.0
+    assert metrics.registry.get_sample_value("esenas_results_stale_total", labels) == 1.0
+    rejected = [
+        s.value for m in metrics.registry.collect() if m.name == "esenas_results_rejected"
+        for s in m.samples if s.name.endswith("_total")
+    ]
+    assert sum(rejected) == 0
+
+
+def test_runtime_with_fraction_one_never_closes_early() -> None:
+    async def go() -> tuple[bool, int]:
+        rt = Runtime(Metrics("j", "ns"), item_timeout=60.0, obs_dim=0)
+        rt.start_iteration(0, 0, _items(4), b"params")
+        leases = [await rt.pull(1, 0, f"w{i}") for i in range(4)]
+        for i in range(3):
+            _push(rt, leases[i], f"w{i}")
+        early = rt.queue.closable(1e12) or rt.iteration_complete.is_set()
+        _push(rt, leases[3], "w3")
+        await rt.wait_closable()
+        return early, rt.close_iteration()
+
+    early, dropped = asyncio.run(go())
+    assert not early and dropped == 0
