@@ -26,6 +26,11 @@ worker's planned share (its first lease of the iteration) of sleep, plus one rou
 
     .venv/bin/python bench/scale.py [--workers 100,1000,10000] [--iterations K]
         [--pairs-per-worker P] [--episodes fixed|heavy-tailed] [--slowdown S]
+        [--min-pairs-fraction F[,F...]]
+
+``--min-pairs-fraction`` sets ``es.minPairsFraction`` (the straggler policy); several values run
+one after the other at each W in the same session (same calibration), one ``scales`` entry each,
+with ``pairs_dropped_per_iteration`` (from the run's episode total).
 """
 
 from __future__ import annotations
@@ -269,8 +274,9 @@ def proc_hwm_mib(pid: int) -> float:
     return 0.0
 
 
-def run_scale(w: int, a: argparse.Namespace, step_s: float, tmp: Path) -> dict[str, Any]:
+def run_scale(w: int, a: argparse.Namespace, step_s: float, tmp: Path, fraction: float = 1.0) -> dict[str, Any]:
     doc = job_doc(w, a.pairs_per_worker, a.iterations, "HalfCheetah-v5")  # dims; timing is calibrated
+    doc["spec"]["es"]["minPairsFraction"] = fraction
     doc["spec"]["workers"]["batchSize"] = a.batch or a.pairs_per_worker
     doc["spec"]["workers"]["itemTimeoutSeconds"] = a.item_timeout
     job = tmp / f"job-{w}.yaml"
@@ -337,7 +343,10 @@ def run_scale(w: int, a: argparse.Namespace, step_s: float, tmp: Path) -> dict[s
         client_cpu += d.pop("cpu_s")
         for k, v in d.items():
             rec.setdefault(k, []).extend(v)
-    return summarise(w, a, rec, cpu_marks, hwm, client_cpu, history)
+    scale = summarise(w, a, rec, cpu_marks, hwm, client_cpu, history)
+    planned = a.iterations * (2 * a.pairs_per_worker * w + doc["spec"]["es"]["exactEvals"])
+    dropped = (planned - int(history.get("episodes", planned))) / 2 / a.iterations
+    return {**scale, "min_pairs_fraction": fraction, "pairs_dropped_per_iteration": round(dropped, 1)}
 
 
 def summarise(
@@ -437,6 +446,8 @@ def main() -> int:
     p.add_argument("--slowdown", type=float, default=4.0, help="stretch simulated episode times (state it)")
     p.add_argument("--clients", type=int, default=3, help="client processes holding the simulated workers")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per scale")
+    p.add_argument("--min-pairs-fraction", default="1.0",
+                   help="es.minPairsFraction, comma-separated values run in turn at each W (straggler policy)")
     a = p.parse_args()
     if a.iterations < 3:
         p.error("--iterations: must be >= 3 (the first and last are left out of the steady window)")
@@ -447,14 +458,18 @@ def main() -> int:
           f"slowdown {a.slowdown:g}", flush=True)
     scales = []
     with tempfile.TemporaryDirectory(prefix="esenas-scale-") as d:
-        for w in (int(x) for x in a.workers.split(",")):
-            print(f"W={w}: {a.pairs_per_worker * w} pairs per iteration, {a.iterations} iterations", flush=True)
+        runs = [(int(x), float(f)) for x in a.workers.split(",") for f in a.min_pairs_fraction.split(",")]
+        for w, fraction in runs:
+            print(f"W={w}: {a.pairs_per_worker * w} pairs per iteration, {a.iterations} iterations, "
+                  f"minPairsFraction {fraction:g}", flush=True)
+            run_dir = Path(d) / f"F{fraction:g}"
+            run_dir.mkdir(exist_ok=True)
             try:
-                s = run_scale(w, a, step_s, Path(d))
+                s = run_scale(w, a, step_s, run_dir, fraction)
             except RuntimeError as exc:  # report the scale that could not finish, and go on
                 print(f"W={w}: {exc}", flush=True)
                 scales.append({"workers": w, "perturbations": a.pairs_per_worker * w, "slowdown": a.slowdown,
-                               "episodes": a.episodes, "error": str(exc)[:300]})
+                               "episodes": a.episodes, "min_pairs_fraction": fraction, "error": str(exc)[:300]})
                 continue
             print(f"W={w}: efficiency {s['efficiency']}, {s['s_per_iteration']} s/iteration "
                   f"(ideal {s['ideal_s_per_iteration']}), aggregator {s['aggregator_cpu_us_per_result']} us/result, "
