@@ -18,11 +18,11 @@ from typing import Any, Final
 import pytest
 import yaml
 
-from tests.integration.operator.opharness import OperatorProcess, env_without_proxy
-from tests.simcluster.harness import REPO, SimCluster, proxy_env, restart_count, wait_for
+from tests.e2e.simops import operator_on_sim
+from tests.integration.operator.opharness import OperatorProcess
+from tests.simcluster.harness import REPO, SimCluster, restart_count, wait_for
 
 EXAMPLE: Final = REPO / "manifests" / "examples" / "inverted-pendulum.yaml"
-URL_TEMPLATE: Final = "http://{name}-aggregator.{namespace}.svc:9090"  # the operator's default
 JOBS: Final = "/apis/esenas.dev/v1alpha1/namespaces/default/esenasjobs"
 #: A module no image has: the aggregator's import of the environment fails at start.
 MISSING: Final = "esenas_no_such_envs:Pendulum"
@@ -30,21 +30,8 @@ MISSING: Final = "esenas_no_such_envs:Pendulum"
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[tuple[SimCluster, OperatorProcess]]:
-    cluster = SimCluster(tmp_path, containers=False)
-    env = {**env_without_proxy(), "KUBECONFIG": str(cluster.api.kubeconfig), **proxy_env(cluster.runner.proxy)}
-    op = OperatorProcess(tmp_path, env, URL_TEMPLATE, interval=1.0)
-    try:
-        op.start()
-        yield cluster, op
-    finally:
-        alive = op.alive()
-        op.stop()
-        runner_alive = cluster.runner.alive()
-        cluster.stop()
-        left = cluster.processes()
-    assert alive, f"the operator exited:\n{op.log()[-3000:]}"
-    assert runner_alive, f"the pod runner exited:\n{cluster.runner.log()[-3000:]}"
-    assert not left, f"pod processes outlived the runner: {left}"
+    with operator_on_sim(tmp_path, containers=False, restricted=None) as sim:
+        yield sim
 
 
 def _status(cluster: SimCluster, name: str) -> dict[str, Any]:

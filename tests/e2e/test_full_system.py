@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from tests.e2e.promharness import Prometheus
+from tests.e2e.simops import esj, job_processes, operator_on_sim
 from tests.fakekube.harness import kubectl_binary
 from tests.integration.operator.opharness import OperatorProcess, env_without_proxy
 from tests.simcluster.harness import (
@@ -31,7 +32,6 @@ from tests.simcluster.harness import (
     SimCluster,
     container_pid,
     mapped_port,
-    proxy_env,
     restart_count,
     wait_for,
 )
@@ -39,8 +39,6 @@ from tests.simcluster.oci import IMAGES_JSON, load_images
 from tests.simcluster.test_containers import runc_usable
 
 EXAMPLE: Final = REPO / "manifests" / "examples" / "inverted-pendulum.yaml"
-PSA_ENFORCE: Final = "pod-security.kubernetes.io/enforce"
-URL_TEMPLATE: Final = "http://{name}-aggregator.{namespace}.svc:9090"  # the operator's default
 Obj = dict[str, Any]
 
 
@@ -51,42 +49,14 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SimCluster, 
     containers = os.environ.get("ESENAS_SIM_PROCESSES") != "1"
     if containers:
         runc_usable()
-        assert IMAGES_JSON.exists(), f"{IMAGES_JSON} is missing: run `make images` (make test does)"
-    cluster = SimCluster(workdir, containers=containers)
-    env = {**env_without_proxy(), "KUBECONFIG": str(cluster.api.kubeconfig), **proxy_env(cluster.runner.proxy)}
-    op = OperatorProcess(workdir, env, URL_TEMPLATE, interval=1.0)
-    try:
-        op.start()
-        restrict_pods(cluster, "default")
-        yield cluster, op
-    finally:
-        alive = op.alive()
-        op.stop()
-        runner_alive = cluster.runner.alive()
-        cluster.stop()
-        left = cluster.processes()
-    assert alive, f"the operator exited:\n{op.log()[-3000:]}"
-    assert runner_alive, f"the pod runner exited:\n{cluster.runner.log()[-3000:]}"
-    assert not left, f"pod processes outlived the runner: {left}"
-
-
-def restrict_pods(cluster: SimCluster, namespace: str) -> None:
-    """Enforce the restricted Pod Security profile where the jobs run, as the product promises:
-    the API server's PodSecurity admission then refuses any non-compliant pod the operator writes."""
-    cluster.kubectl("label", "--overwrite", "namespace", namespace, f"{PSA_ENFORCE}=restricted")
-    plain = json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "plain", "namespace": namespace},
-                        "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
-    refused = cluster.api.kubectl("apply", "--dry-run=server", "-f", "-", input=plain, check=False)
-    assert refused.returncode != 0 and 'violates PodSecurity "restricted:latest"' in refused.stderr, refused.stderr
-
-
-def job_processes(cluster: SimCluster, job: str, component: str) -> dict[int, str]:
-    prefix = f"default/{job}-{'aggregator' if component == 'aggregator' else 'workers-'}"
-    return {pid: pod for pid, pod in cluster.processes().items() if pod.startswith(prefix)}
-
-
-def esj(cluster: SimCluster, name: str) -> Obj:
-    return dict(json.loads(cluster.kubectl("get", "esj", name, "-o", "json").stdout))
+        # Up to date with the sources: a no-op (cache hit) after `make images`, a rebuild of the
+        # images whose inputs changed otherwise, never a stale image under a test of new code.
+        build = subprocess.run([str(REPO / "scripts" / "build-images.sh")], capture_output=True, text=True,
+                               env={**os.environ, "PY": sys.executable}, timeout=1800, check=False)
+        assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+        assert IMAGES_JSON.exists(), f"{IMAGES_JSON} is missing after scripts/build-images.sh"
+    with operator_on_sim(workdir, containers=containers) as sim:
+        yield sim
 
 
 def selector(job: str, component: str) -> str:

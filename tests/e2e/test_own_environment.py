@@ -18,14 +18,13 @@ from typing import Final
 import pytest
 import yaml
 
-from tests.e2e.test_full_system import esj, job_processes, restrict_pods
-from tests.integration.operator.opharness import OperatorProcess, env_without_proxy
-from tests.simcluster.harness import REPO, SimCluster, proxy_env, wait_for
+from tests.e2e.simops import esj, job_processes, operator_on_sim
+from tests.integration.operator.opharness import OperatorProcess
+from tests.simcluster.harness import REPO, SimCluster, wait_for
 from tests.simcluster.oci import Image, load_images
 from tests.simcluster.test_containers import runc_usable
 
 PACKAGE: Final = REPO / "examples" / "esenas-example-env"
-URL_TEMPLATE: Final = "http://{name}-aggregator.{namespace}.svc:9090"  # the operator's default
 #: Where pip put the package inside the images' venv.
 INSTALLED: Final = "opt/esenas/lib/python3.11/site-packages/esenas_example_env/__init__.py"
 
@@ -50,22 +49,8 @@ def env_images() -> dict[str, Image]:
 
 @pytest.fixture
 def sim(tmp_path: Path, env_images: dict[str, Image]) -> Iterator[tuple[SimCluster, OperatorProcess]]:
-    cluster = SimCluster(tmp_path, containers=True)
-    env = {**env_without_proxy(), "KUBECONFIG": str(cluster.api.kubeconfig), **proxy_env(cluster.runner.proxy)}
-    op = OperatorProcess(tmp_path, env, URL_TEMPLATE, interval=1.0)
-    try:
-        op.start()
-        restrict_pods(cluster, "default")
-        yield cluster, op
-    finally:
-        alive = op.alive()
-        op.stop()
-        runner_alive = cluster.runner.alive()
-        cluster.stop()
-        left = cluster.processes()
-    assert alive, f"the operator exited:\n{op.log()[-3000:]}"
-    assert runner_alive, f"the pod runner exited:\n{cluster.runner.log()[-3000:]}"
-    assert not left, f"pod processes outlived the runner: {left}"
+    with operator_on_sim(tmp_path, containers=True) as sim:
+        yield sim
 
 
 def test_the_example_package_in_its_own_images_trains_to_its_stated_reward(
