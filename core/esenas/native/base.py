@@ -90,6 +90,12 @@ class NativeMujocoEnv:
         qvel = self.init_qvel + rng.uniform(low=lo, high=hi, size=self.model.nv)
         return qpos, qvel
 
+    def reset_state_normal_velocity(self, rng: np.random.Generator) -> tuple[F64, F64]:
+        """The other order (HalfCheetah, Ant, Humanoid): uniform positions, normal velocities."""
+        qpos = self.init_qpos + rng.uniform(low=-self.noise, high=self.noise, size=self.model.nq)
+        qvel = self.init_qvel + self.noise * rng.standard_normal(self.model.nv)
+        return qpos, qvel
+
     def step(self, action: npt.NDArray[Any]) -> tuple[F64, float, bool, bool, dict[str, Any]]:
         raise NotImplementedError
 

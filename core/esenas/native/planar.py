@@ -36,6 +36,21 @@ class _Forward(NativeMujocoEnv):
 
     SKIPPED: ClassVar[int] = 1
 
+    def observe(self) -> F64:
+        return _concat((self.qpos[self.skip :], self.qvel))
+
+    def step(self, action: npt.NDArray[Any]) -> tuple[F64, float, bool, bool, dict[str, Any]]:
+        """HalfCheetah's and Swimmer's step (Hopper and Walker2d add health checks)."""
+        self.check_action(action)
+        qpos = self.qpos
+        x0 = qpos[0]
+        self.ctrl[:] = action
+        _mj_step(self.model, self.data, self.frame_skip)
+        # Swimmer's Gymnasium divides the (x, y) displacement by dt as a vector; x's element is this number.
+        reward = self.fw * ((qpos[0] - x0) / self.dt) - self.cw * _sum_all(_square(action), None)
+        self.elapsed += 1
+        return _concat((qpos[self.skip :], self.qvel)), reward, False, self.elapsed >= self.max_episode_steps, {}
+
 
 class HalfCheetah(_Forward):
     ENV_ID = "HalfCheetah-v5"
@@ -45,23 +60,7 @@ class HalfCheetah(_Forward):
         "reset_noise_scale": 0.1, "exclude_current_positions_from_observation": True,
     }
 
-    def observe(self) -> F64:
-        return _concat((self.qpos[self.skip :], self.qvel))
-
-    def reset_state(self, rng: np.random.Generator) -> tuple[F64, F64]:
-        qpos = self.init_qpos + rng.uniform(low=-self.noise, high=self.noise, size=self.model.nq)
-        qvel = self.init_qvel + self.noise * rng.standard_normal(self.model.nv)
-        return qpos, qvel
-
-    def step(self, action: npt.NDArray[Any]) -> tuple[F64, float, bool, bool, dict[str, Any]]:
-        self.check_action(action)
-        qpos = self.qpos
-        x0 = qpos[0]
-        self.ctrl[:] = action
-        _mj_step(self.model, self.data, self.frame_skip)
-        reward = self.fw * ((qpos[0] - x0) / self.dt) - self.cw * _sum_all(_square(action), None)
-        self.elapsed += 1
-        return _concat((qpos[self.skip :], self.qvel)), reward, False, self.elapsed >= self.max_episode_steps, {}
+    reset_state = NativeMujocoEnv.reset_state_normal_velocity
 
 
 class Swimmer(_Forward):
@@ -72,20 +71,6 @@ class Swimmer(_Forward):
         "frame_skip": 4, "forward_reward_weight": 1.0, "ctrl_cost_weight": 1e-4,
         "reset_noise_scale": 0.1, "exclude_current_positions_from_observation": True,
     }
-
-    def observe(self) -> F64:
-        return _concat((self.qpos[self.skip :], self.qvel))
-
-    def step(self, action: npt.NDArray[Any]) -> tuple[F64, float, bool, bool, dict[str, Any]]:
-        self.check_action(action)
-        qpos = self.qpos
-        x0 = qpos[0]
-        self.ctrl[:] = action
-        _mj_step(self.model, self.data, self.frame_skip)
-        # Gymnasium divides the (x, y) displacement by dt as a vector; x's element is this number.
-        reward = self.fw * ((qpos[0] - x0) / self.dt) - self.cw * _sum_all(_square(action), None)
-        self.elapsed += 1
-        return _concat((qpos[self.skip :], self.qvel)), reward, False, self.elapsed >= self.max_episode_steps, {}
 
 
 class _Hopping(_Forward):

@@ -55,10 +55,7 @@ class Ant(NativeMujocoEnv):
             return _concat((pos, vel, _clip(self.cfrc_ext, self.f_lo, self.f_hi)[1:].flatten()))
         return _concat((pos, vel))
 
-    def reset_state(self, rng: np.random.Generator) -> tuple[F64, F64]:
-        qpos = self.init_qpos + rng.uniform(low=-self.noise, high=self.noise, size=self.model.nq)
-        qvel = self.init_qvel + self.noise * rng.standard_normal(self.model.nv)
-        return qpos, qvel
+    reset_state = NativeMujocoEnv.reset_state_normal_velocity
 
     def step(self, action: npt.NDArray[Any]) -> tuple[F64, float, bool, bool, dict[str, Any]]:
         self.check_action(action)
