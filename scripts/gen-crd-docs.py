@@ -4,12 +4,12 @@ drift from what the API server enforces. `--check` fails (exit 1) when the commi
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any, Final
 
+import genfile
 import yaml
 
 REPO: Final = Path(__file__).resolve().parents[1]
@@ -110,20 +110,5 @@ def render(crd: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--check", action="store_true", help="fail when docs/crd-reference.md is stale")
-    args = parser.parse_args(argv)
-    text = render(yaml.safe_load(CRD.read_text()))
-    if args.check:
-        if not OUT.exists() or OUT.read_text() != text:
-            print(f"{OUT.relative_to(REPO)} is stale: run scripts/gen-crd-docs.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text)
-    print(f"wrote {OUT.relative_to(REPO)}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(genfile.main(OUT, lambda: render(yaml.safe_load(CRD.read_text())), __doc__))

@@ -10,17 +10,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import genfile
 from esenas_operator.crd import crd_yaml
 
 TARGET = Path(__file__).resolve().parent.parent / "helm" / "esenas" / "crds" / "esenasjobs.yaml"
 
 if __name__ == "__main__":
-    check = "--check" in sys.argv[1:]
-    text = crd_yaml()
-    if check:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            sys.exit(f"{TARGET} is out of date: run scripts/gen-crd.py")
-        sys.exit(0)
-    TARGET.parent.mkdir(parents=True, exist_ok=True)
-    TARGET.write_text(text)
-    print(f"wrote {TARGET}")
+    sys.exit(genfile.main(TARGET, crd_yaml, __doc__))

@@ -21,12 +21,12 @@ nullable types and no additionalProperties: false):
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any, Final
 
+import genfile
 import kubernetes_validate
 
 REPO: Final = Path(__file__).resolve().parents[1]
@@ -123,20 +123,5 @@ def render() -> str:
     return json.dumps(build(), indent=1, sort_keys=True) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="fail when core/esenas/schema_k8s.json is stale")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        if not OUT.exists() or OUT.read_text() != text:
-            print(f"{OUT.relative_to(REPO)} is stale: run scripts/gen-kube-schemas.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text)
-    print(f"wrote {OUT.relative_to(REPO)}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(genfile.main(OUT, render, __doc__))
