@@ -66,7 +66,7 @@ def environment_dims(env_id: str) -> tuple[int, int] | None:
                 FieldError(
                     "spec.environment.id",
                     f"unknown environment {env_id!r}: not a registered Gymnasium task{hint} "
-                    "(use module:Class or namespace/Name-vN for custom environments)",
+                    "(for your own environment use module:Class or module:Name-vN; see docs/own-environment.md)",
                 )
             ]
         )
