@@ -10,6 +10,7 @@ from esenas.api import wire
 from esenas_aggregator.metrics import Metrics
 from esenas_aggregator.queue import WorkQueue
 from esenas_aggregator.runtime import Lease, Runtime
+from esenas_aggregator.straggler import GRACE_FACTOR
 
 
 def _items(n: int, exact: int = 0) -> np.ndarray:
@@ -45,15 +46,16 @@ def test_fraction_one_waits_for_every_item() -> None:
     assert q.complete and q.closable(50.0)
 
 
-def test_closes_after_the_fraction_plus_half_a_median_item_time() -> None:
+def test_closes_after_the_fraction_plus_a_grace_of_median_item_times() -> None:
     q, items = _queue(0.8)
     q.ingest(0, _records(items[:5]), None, now=1.0)  # lease-to-result 1.0
     q.ingest(0, _records(items[5:7]), None, now=2.0)
     assert q.close_time() is None  # 7 of the 8 pairs needed
     q.ingest(0, _records(items[7:8]), None, now=2.0)  # 8 of 10: the fraction is in at t=2
-    assert q.close_time() == 2.0 + 0.5 * 1.0  # median of (1,1,1,1,1,2,2,2) is 1
-    assert not q.closable(2.0) and not q.closable(2.49) and q.closable(2.5)
-    out = q.ingest(0, _records(items[8:9]), None, now=2.3)  # within the grace: it counts
+    due = 2.0 + GRACE_FACTOR * 1.0  # median of (1,1,1,1,1,2,2,2) is 1
+    assert q.close_time() == due and 0 < GRACE_FACTOR < 1
+    assert not q.closable(2.0) and not q.closable(due - 0.01) and q.closable(due)
+    out = q.ingest(0, _records(items[8:9]), None, now=due - 0.01)  # within the grace: it counts
     assert out.accepted == 1
     assert q.close() == 1  # pair 9 left out
     r = q.results()
@@ -88,7 +90,7 @@ def test_fraction_counts_pairs_not_exact_evals() -> None:
     q.ingest(0, _records(items[[0, 1, 4, 5]]), None, now=1.0)  # 2 of the 3 pairs needed + the exact evals
     assert q.close_time() is None
     q.ingest(0, _records(items[[2]]), None, now=1.0)
-    assert q.close_time() == 1.0 + 0.5 * 1.0
+    assert q.close_time() == 1.0 + GRACE_FACTOR * 1.0
 
 
 def _push(rt: Runtime, lease: Lease, worker: str) -> tuple[int, int]:
