@@ -227,7 +227,7 @@ class ESSpec:
     )
     min_pairs_fraction: float = spec_field(
         "Straggler policy: an iteration may close once this fraction of its pairs (each with both "
-        "rollouts) and all its exact evals are in, plus a grace of one median item time; the pairs "
+        "rollouts) and all its exact evals are in, plus a short grace (docs/operations.md); the pairs "
         "still out are left out of the update. 1 waits for every pair. Below 1 biases against long "
         "episodes (docs/operations.md).",
         1.0,
