@@ -329,6 +329,8 @@ def run_scale(w: int, a: argparse.Namespace, step_s: float, tmp: Path, fraction:
             if time.monotonic() - t_start > a.timeout:
                 raise RuntimeError(f"W={w}: not finished within {a.timeout:g} s (iteration {last_it} of {a.iterations}; aggregator {proc_cpu_s(agg.pid):.0f} CPU-s)")
         history = json.loads((tmp / f"ckpt-{w}" / "result" / "summary.json").read_text())
+        # summary.json has esenas run's keys; the phase is in the final /status, status.json.
+        history["phase"] = json.loads((tmp / f"ckpt-{w}" / "result" / "status.json").read_text()).get("phase")
         for client in clients:
             client.wait(120)
     finally:
