@@ -18,29 +18,20 @@ from esenas.spec import API_GROUP, Job, SpecError
 from kubernetes.client.exceptions import ApiException
 
 from esenas_operator import builders as B
-from esenas_operator import metrics, results
+from esenas_operator import decide, metrics, results
 from esenas_operator import names as N
 from esenas_operator.crd import PLURAL, VERSION
 from esenas_operator.kube import Kube, Refused, api_message, load_config
-from esenas_operator.lifecycle import lifecycle
 from esenas_operator.persistence import DiffBaseStorage, ProgressStorage
-from esenas_operator.reasons import CREATED, INVALID_SPEC, RUNNING, SUSPENDED, success_reason
+from esenas_operator.reasons import INVALID_SPEC
 from esenas_operator.status import (
-    FLEET_OVERSIZED,
     TERMINAL,
     AggregatorReport,
-    condition,
     diff,
-    failure,
     fetch_json,
-    fleet_fit,
-    parse_time,
-    progress_status,
     set_condition,
     termination_message,
-    timestamp,
     ttl_expired,
-    workers_status,
 )
 from esenas_operator.validation import validate_job
 
@@ -54,7 +45,7 @@ _applied: dict[tuple[str, str], Job] = {}
 #: The refused edit of each job, (generation, message), until a valid one is applied: the status
 #: timer re-asserts it, since its own merge patch of the conditions list may be computed from a
 #: status read before the refusal was written (kopf runs timers beside change handlers).
-_refused: dict[tuple[str, str], tuple[int, str]] = {}
+_refused: dict[tuple[str, str], decide.Refusal] = {}
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
@@ -134,31 +125,11 @@ def _patch_status(namespace: str, name: str, current: dict[str, Any], desired: d
 def _invalid(body: Any, status: dict[str, Any], gen: int, message: str) -> None:
     """Fail the job for its spec (phase Failed, Failed=True InvalidSpec, a Warning); no retries."""
     ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    now = _now()
-    desired = {
-        "phase": "Failed",
-        "reason": INVALID_SPEC,
-        "message": message,
-        "observedGeneration": gen,
-        "conditions": lifecycle(status.get("conditions"), "Failed", INVALID_SPEC, message, gen, now),
-    }
-    if _patch_status(ns, name, status, desired):
+    if _patch_status(ns, name, status, decide.invalid_status(status, gen, message, _now())):
         kopf.event(body, type="Warning", reason=INVALID_SPEC, message=message[:1000])
     metrics.ERRORS.inc()
     metrics.observe_job(ns, name, "Failed")
     raise kopf.PermanentError(f"invalid spec: {message}")
-
-
-def _edit_refused(status: Mapping[str, Any]) -> bool:
-    """Whether the job's last spec edit was refused (its fleet runs an older, valid spec)."""
-    cond = condition(status, "Reconciled")
-    return cond is not None and cond.get("status") == "False" and cond.get("reason") == INVALID_SPEC
-
-
-def _ran(status: Mapping[str, Any]) -> bool:
-    """Whether the job's children were ever applied from a valid spec."""
-    cond = condition(status, "Created")
-    return cond is not None and cond.get("status") == "True"
 
 
 def _refuse_edit(body: Any, status: dict[str, Any], gen: int, message: str) -> None:
@@ -166,14 +137,9 @@ def _refuse_edit(body: Any, status: dict[str, Any], gen: int, message: str) -> N
     last valid spec and the phase stays; Reconciled=False (InvalidSpec), status.reason and a Warning
     say why until a valid edit clears them. observedGeneration stays at the spec that runs."""
     ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    text = f"the edit of generation {gen} was refused, the fleet keeps the last valid spec: {message}"
-    _refused[(ns, name)] = (gen, text)
-    desired = {
-        "reason": INVALID_SPEC,
-        "message": text,
-        "conditions": set_condition(status.get("conditions"), "Reconciled", False, INVALID_SPEC, text[:4000], gen, _now()),
-    }
-    if _patch_status(ns, name, status, desired):
+    refused = _refused[(ns, name)] = decide.refusal(gen, message)
+    text = refused[1]
+    if _patch_status(ns, name, status, decide.refused_status(status, refused, _now())):
         kopf.event(body, type="Warning", reason=INVALID_SPEC, message=text[:1000])
     metrics.ERRORS.inc()
     raise kopf.PermanentError(f"invalid edit: {message}")
@@ -231,7 +197,7 @@ def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Log
         return
     # A job whose children were applied from a valid spec keeps them through an invalid edit;
     # one that never ran fails for its spec.
-    refuse = _refuse_edit if _ran(current) else _invalid
+    refuse = _refuse_edit if decide.ran(current) else _invalid
     try:
         job = validate_job(body)
     except SpecError as exc:
@@ -246,48 +212,21 @@ def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Log
         metrics.ERRORS.inc()
         _report_error(body, current, exc, logger)
         raise kopf.TemporaryError(f"reconcile failed: {exc}", delay=30) from exc
-    now = _now()
-    suspended = job.spec.suspend
-    new_phase = "Suspended" if suspended else ("Running" if phase == "Running" else "Pending")
-    reason = SUSPENDED if suspended else (RUNNING if new_phase == "Running" else CREATED)
-    message = f"{job.spec.workers.replicas} workers in {shards} shard(s)"
-    conditions = lifecycle(current.get("conditions"), new_phase, reason, message, gen, now, created=message)
-    if condition(current, "Reconciled") is not None:
-        conditions = set_condition(conditions, "Reconciled", True, "Reconciled", "every child is applied", gen, now)
+    new = decide.reconciled(current, job, shards, gen, _now())
     _applied[(ns, name)] = job
     _refused.pop((ns, name), None)
-    if suspended or condition(current, "Suspended"):
-        why = "spec.suspend is true" if suspended else "spec.suspend is false"
-        conditions = set_condition(conditions, "Suspended", suspended, "Suspended" if suspended else "Resumed", why, gen, now)
-    # Replicas beyond the work items of one iteration are idle pods; kubectl scale lands here too.
-    es = job.spec.es
-    fit = fleet_fit(job.spec.workers.replicas, es.perturbations, es.exact_evals, es.perturbations_per_worker)
-    fleet_before = condition(current, FLEET_OVERSIZED)
-    if fit.recorded(fleet_before):
-        conditions = set_condition(conditions, FLEET_OVERSIZED, fit.oversized, fit.reason, fit.message, gen, now)
-    desired: dict[str, Any] = {
-        "phase": new_phase,
-        "observedGeneration": gen,
-        "selector": N.worker_selector_string(name),
-        "workers": {"desired": 0 if suspended else job.spec.workers.replicas, "shards": shards},
-        "reason": reason,
-        "message": message,
-        "conditions": conditions,
-    }
-    if not suspended and not current.get("startTime"):
-        desired["startTime"] = timestamp(now)
-    change = _patch_status(ns, name, current, desired)
-    if fit.warns(fleet_before):
-        kopf.event(body, type="Warning", reason=fit.reason, message=fit.message)
-    if suspended and "phase" in change and job.spec.aggregator.checkpoint.storage_size is None:
+    change = _patch_status(ns, name, current, new.desired)
+    if new.warning is not None:
+        kopf.event(body, type=new.warning.type, reason=new.warning.reason, message=new.warning.message)
+    if job.spec.suspend and "phase" in change and job.spec.aggregator.checkpoint.storage_size is None:
         kopf.event(body, type="Warning", reason="NoCheckpointVolume",
                    message="suspended without spec.aggregator.checkpoint.storageSize: the checkpoint is on an "
                    "emptyDir that goes with the aggregator pod, so resuming starts from iteration 0")
     if "phase" in change and phase is not None:
-        kopf.event(body, type="Normal", reason=new_phase, message=f"phase {phase} -> {new_phase}")
+        kopf.event(body, type="Normal", reason=new.phase, message=f"phase {phase} -> {new.phase}")
     elif changed:
         kopf.event(body, type="Normal", reason="Reconciled", message=", ".join(changed)[:1000])
-    metrics.observe_job(ns, name, new_phase, desired=job.spec.workers.replicas)
+    metrics.observe_job(ns, name, new.phase, desired=job.spec.workers.replicas)
 
 
 def _stop_fleet(entries: list[Workload], namespace: str) -> None:
@@ -322,7 +261,7 @@ def sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: L
 def _running_spec(body: kopf.Body, status: Mapping[str, Any]) -> Job | None:
     """The spec the fleet runs: the job's own, or while an edit is refused the one last applied."""
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
-    if (_edit_refused(status) or key in _refused) and key in _applied:
+    if (decide.edit_refused(status) or key in _refused) and key in _applied:
         return _applied[key]
     try:
         return validate_job(body)
@@ -359,53 +298,21 @@ def _sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: 
     if aggregator is not None and aggregator.replicas > 0 and aggregator.ready < aggregator.replicas:
         restarts, last_message = _aggregator_restarts(ns, name, restarts)
     connected = report.workers_connected if report else None
-    desired: dict[str, Any] = {
-        "workers": workers_status(job.spec.workers.replicas, ready, connected, len(workers), stopped=job.spec.suspend),
-        "aggregatorRestarts": restarts,
-    }
-    if report is not None:
-        desired.update(progress_status(report))
-    gen = int(meta.get("generation") or 1)
-    if job.spec.suspend:
-        desired["phase"] = "Suspended"
-    else:
-        deadline = job.spec.stopping.deadline_seconds
-        failed = failure(job.spec.backoff_limit, restarts, deadline, parse_time(current.get("startTime")), now, report, last_message)
-        if failed is not None:
-            reason, message = failed
-            if report is not None and (partial := results.store_partial(kube(), body, SETTINGS.aggregator_url(name, ns))):
-                desired["result"] = partial  # the best so far, kept before the fleet stops (docs/results.md)
-            _stop_fleet(entries, ns)
-            desired.update(phase="Failed", reason=reason, message=message, completionTime=timestamp(now))
-            desired["workers"] = workers_status(0, 0, connected, len(workers), stopped=True)
-            desired["conditions"] = lifecycle(current.get("conditions"), "Failed", reason, message, gen, now)
-            kopf.event(body, type="Warning", reason=reason, message=message[:1000])
-        elif report is not None and (report.done or report.phase == "Succeeded"):
-            stored = results.store(kube(), body, SETTINGS.aggregator_url(name, ns))  # raises: retried next tick
-            if stored is not None:
-                desired["result"] = stored
-            _stop_fleet(entries, ns)
-            message = f"{report.reason or 'done'}: best reward {report.best_reward}, {report.topology_size} parameters"
-            reason = success_reason(report.reason)
-            desired.update(phase="Succeeded", reason=reason, message=message, completionTime=timestamp(now))
-            desired["workers"] = workers_status(0, 0, connected, len(workers), stopped=True)
-            desired["conditions"] = lifecycle(current.get("conditions"), "Succeeded", reason, message, gen, now)
-            kopf.event(body, type="Normal", reason="Succeeded", message=f"{reason}: {message}")
-        elif report is not None:
-            message = "the aggregator is serving"
-            desired.update(phase="Running")
-            if not _edit_refused(current):  # else status.reason keeps saying the edit was refused
-                desired.update(reason=RUNNING, message=message)
-            desired["conditions"] = lifecycle(current.get("conditions"), "Running", RUNNING, message, gen, now)
-            if phase != "Running":
-                kopf.event(body, type="Normal", reason="Running", message=message)
-    refused = _refused.get((ns, name))
-    if refused is not None:
-        edit, text = refused
-        conditions = desired.get("conditions", current.get("conditions"))
-        desired["conditions"] = set_condition(conditions, "Reconciled", False, INVALID_SPEC, text[:4000], edit, now)
-        if desired.get("phase", phase) not in TERMINAL:
-            desired.update(reason=INVALID_SPEC, message=text)
+    desired = decide.observed(job, ready, connected, len(workers), restarts, report)
+    out = decide.outcome(job, current, report, restarts, last_message, now)
+    if out.phase == "Failed":
+        if report is not None and (partial := results.store_partial(kube(), body, SETTINGS.aggregator_url(name, ns))):
+            desired["result"] = partial  # the best so far, kept before the fleet stops (docs/results.md)
+    elif out.phase == "Succeeded":
+        stored = results.store(kube(), body, SETTINGS.aggregator_url(name, ns))  # raises: retried next tick
+        if stored is not None:
+            desired["result"] = stored
+    if out.finishes:
+        _stop_fleet(entries, ns)
+    desired.update(decide.transition(current, out, int(meta.get("generation") or 1), now, connected, len(workers)))
+    if out.event is not None:
+        kopf.event(body, type=out.event.type, reason=out.event.reason, message=out.event.message)
+    desired = decide.with_refusal(desired, current, _refused.get((ns, name)), now)
     _patch_status(ns, name, current, desired)
     metrics.observe_job(ns, name, desired.get("phase", phase), desired=job.spec.workers.replicas, ready=ready)
 

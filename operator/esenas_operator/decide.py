@@ -1,0 +1,211 @@
+"""The handlers' decisions, as pure functions of the job's status, its spec and what was observed.
+
+Whether a job is done, failed or due for a result, whether its fleet stops, what its status says
+after a reconcile or a refused edit: all decided here, with an explicit ``now``, so each rule is
+unit-tested without HTTP. The handlers (esenas_operator.handlers) fetch, call these, and write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from esenas.spec import Job
+
+from esenas_operator import names as N
+from esenas_operator.lifecycle import lifecycle
+from esenas_operator.reasons import CREATED, INVALID_SPEC, RUNNING, SUSPENDED, success_reason
+from esenas_operator.status import (
+    FLEET_OVERSIZED,
+    TERMINAL,
+    AggregatorReport,
+    Obj,
+    condition,
+    failure,
+    fleet_fit,
+    parse_time,
+    progress_status,
+    set_condition,
+    timestamp,
+    workers_status,
+)
+
+#: A refused edit: (its generation, the message that says why).
+Refusal = tuple[int, str]
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to post on the job."""
+
+    type: str
+    reason: str
+    message: str
+
+
+def edit_refused(status: Mapping[str, Any]) -> bool:
+    """Whether the job's last spec edit was refused (its fleet runs an older, valid spec)."""
+    cond = condition(status, "Reconciled")
+    return cond is not None and cond.get("status") == "False" and cond.get("reason") == INVALID_SPEC
+
+
+def ran(status: Mapping[str, Any]) -> bool:
+    """Whether the job's children were ever applied from a valid spec."""
+    cond = condition(status, "Created")
+    return cond is not None and cond.get("status") == "True"
+
+
+def invalid_status(status: Mapping[str, Any], gen: int, message: str, now: dt.datetime) -> Obj:
+    """The status of a job failed for its spec: phase Failed, Failed=True InvalidSpec."""
+    return {
+        "phase": "Failed",
+        "reason": INVALID_SPEC,
+        "message": message,
+        "observedGeneration": gen,
+        "conditions": lifecycle(status.get("conditions"), "Failed", INVALID_SPEC, message, gen, now),
+    }
+
+
+def refusal(gen: int, message: str) -> Refusal:
+    """The refusal of the edit of generation ``gen``, with the message the status and Event carry."""
+    return gen, f"the edit of generation {gen} was refused, the fleet keeps the last valid spec: {message}"
+
+
+def refused_status(status: Mapping[str, Any], refused: Refusal, now: dt.datetime) -> Obj:
+    """The status of a refused edit: Reconciled=False (InvalidSpec) and status.reason say why; the
+    phase and observedGeneration stay at the spec that runs."""
+    gen, text = refused
+    return {
+        "reason": INVALID_SPEC,
+        "message": text,
+        "conditions": set_condition(status.get("conditions"), "Reconciled", False, INVALID_SPEC, text[:4000], gen, now),
+    }
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """The status after the children were applied, and the FleetOversized Warning to post, if any."""
+
+    phase: str
+    desired: Obj
+    warning: Event | None
+
+
+def reconciled(current: Mapping[str, Any], job: Job, shards: int, gen: int, now: dt.datetime) -> Reconciled:
+    """The status once every child of ``job`` is applied in ``shards`` worker shards."""
+    phase = current.get("phase")
+    suspended = job.spec.suspend
+    new_phase = "Suspended" if suspended else ("Running" if phase == "Running" else "Pending")
+    reason = SUSPENDED if suspended else (RUNNING if new_phase == "Running" else CREATED)
+    message = f"{job.spec.workers.replicas} workers in {shards} shard(s)"
+    conditions = lifecycle(current.get("conditions"), new_phase, reason, message, gen, now, created=message)
+    if condition(current, "Reconciled") is not None:
+        conditions = set_condition(conditions, "Reconciled", True, "Reconciled", "every child is applied", gen, now)
+    if suspended or condition(current, "Suspended"):
+        why = "spec.suspend is true" if suspended else "spec.suspend is false"
+        conditions = set_condition(conditions, "Suspended", suspended, "Suspended" if suspended else "Resumed", why, gen, now)
+    # Replicas beyond the work items of one iteration are idle pods; kubectl scale lands here too.
+    es = job.spec.es
+    fit = fleet_fit(job.spec.workers.replicas, es.perturbations, es.exact_evals, es.perturbations_per_worker)
+    fleet_before = condition(current, FLEET_OVERSIZED)
+    if fit.recorded(fleet_before):
+        conditions = set_condition(conditions, FLEET_OVERSIZED, fit.oversized, fit.reason, fit.message, gen, now)
+    desired: Obj = {
+        "phase": new_phase,
+        "observedGeneration": gen,
+        "selector": N.worker_selector_string(job.name),
+        "workers": {"desired": 0 if suspended else job.spec.workers.replicas, "shards": shards},
+        "reason": reason,
+        "message": message,
+        "conditions": conditions,
+    }
+    if not suspended and not current.get("startTime"):
+        desired["startTime"] = timestamp(now)
+    warning = Event("Warning", fit.reason, fit.message) if fit.warns(fleet_before) else None
+    return Reconciled(new_phase, desired, warning)
+
+
+def observed(job: Job, ready: int, connected: int | None, shards: int, restarts: int, report: AggregatorReport | None) -> Obj:
+    """The status fields that mirror the fleet and the aggregator's report."""
+    desired: Obj = {
+        "workers": workers_status(job.spec.workers.replicas, ready, connected, shards, stopped=job.spec.suspend),
+        "aggregatorRestarts": restarts,
+    }
+    if report is not None:
+        desired.update(progress_status(report))
+    return desired
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one status tick does to the job's phase: None keeps it (no report yet)."""
+
+    phase: str | None
+    reason: str = ""
+    message: str = ""
+    event: Event | None = None
+
+    @property
+    def finishes(self) -> bool:
+        """The job ends: its result is stored (the best so far when it fails) and its fleet stops."""
+        return self.phase in TERMINAL
+
+
+def outcome(job: Job, current: Mapping[str, Any], report: AggregatorReport | None, restarts: int,
+            last_message: str, now: dt.datetime) -> Outcome:
+    """Whether the job is suspended, failed, succeeded or running, by its spec, status and report."""
+    if job.spec.suspend:
+        return Outcome("Suspended")
+    start = parse_time(current.get("startTime"))
+    failed = failure(job.spec.backoff_limit, restarts, job.spec.stopping.deadline_seconds, start, now, report, last_message)
+    if failed is not None:
+        reason, message = failed
+        return Outcome("Failed", reason, message, Event("Warning", reason, message[:1000]))
+    if report is None:
+        return Outcome(None)
+    if report.done or report.phase == "Succeeded":
+        message = f"{report.reason or 'done'}: best reward {report.best_reward}, {report.topology_size} parameters"
+        reason = success_reason(report.reason)
+        return Outcome("Succeeded", reason, message, Event("Normal", "Succeeded", f"{reason}: {message}"))
+    message = "the aggregator is serving"
+    event = None if current.get("phase") == "Running" else Event("Normal", "Running", message)
+    return Outcome("Running", RUNNING, message, event)
+
+
+def transition(current: Mapping[str, Any], out: Outcome, gen: int, now: dt.datetime, connected: int | None, shards: int) -> Obj:
+    """The status fields the outcome changes."""
+    if out.phase is None:
+        return {}
+    if out.phase == "Suspended":
+        return {"phase": "Suspended"}
+    conditions = lifecycle(current.get("conditions"), out.phase, out.reason, out.message, gen, now)
+    if out.phase == "Running":
+        running: Obj = {"phase": "Running"}
+        if not edit_refused(current):  # else status.reason keeps saying the edit was refused
+            running.update(reason=out.reason, message=out.message)
+        running["conditions"] = conditions
+        return running
+    return {
+        "phase": out.phase,
+        "reason": out.reason,
+        "message": out.message,
+        "completionTime": timestamp(now),
+        "workers": workers_status(0, 0, connected, shards, stopped=True),
+        "conditions": conditions,
+    }
+
+
+def with_refusal(desired: Obj, current: Mapping[str, Any], refused: Refusal | None, now: dt.datetime) -> Obj:
+    """``desired`` re-asserting a refused edit: a status merge patch computed from a status read
+    before the refusal was written would otherwise drop it (kopf runs timers beside change handlers)."""
+    if refused is None:
+        return desired
+    edit, text = refused
+    out = dict(desired)
+    conditions = out.get("conditions", current.get("conditions"))
+    out["conditions"] = set_condition(conditions, "Reconciled", False, INVALID_SPEC, text[:4000], edit, now)
+    if out.get("phase", current.get("phase")) not in TERMINAL:
+        out.update(reason=INVALID_SPEC, message=text)
+    return out

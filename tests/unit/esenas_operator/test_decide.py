@@ -1,0 +1,116 @@
+"""The handlers' decisions without HTTP: done, failed, due for a result, stop the fleet, refused edits."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from esenas.spec import Job
+from esenas_operator import decide
+from esenas_operator.reasons import CREATED, INVALID_SPEC, RUNNING, SUSPENDED
+from esenas_operator.status import AggregatorReport, condition, set_condition, timestamp
+from esenas_operator.validation import validate_job
+
+T0 = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
+LATER = T0 + dt.timedelta(seconds=30)
+
+
+def _job(**spec: Any) -> Job:
+    return validate_job({
+        "apiVersion": "esenas.dev/v1alpha1",
+        "kind": "ESENASJob",
+        "metadata": {"name": "j", "namespace": "ns", "uid": "u"},
+        "spec": {"environment": {"id": "Hopper-v5"}, "workers": {"replicas": 4}, **spec},
+    })
+
+
+def _report(**fields: Any) -> AggregatorReport:
+    return AggregatorReport.parse({"phase": "Running", "iteration": 3, "workersConnected": 4, **fields})
+
+
+RUNNING_STATUS: dict[str, Any] = {"phase": "Running", "startTime": timestamp(T0)}
+
+
+def test_a_serving_aggregator_keeps_the_job_running_and_announces_it_once() -> None:
+    out = decide.outcome(_job(), {"phase": "Pending"}, _report(), 0, "", LATER)
+    assert (out.phase, out.reason, out.finishes) == ("Running", RUNNING, False)
+    assert out.event == decide.Event("Normal", "Running", "the aggregator is serving")
+    assert decide.outcome(_job(), RUNNING_STATUS, _report(), 0, "", LATER).event is None
+
+
+def test_no_report_changes_no_phase() -> None:
+    out = decide.outcome(_job(), RUNNING_STATUS, None, 0, "", LATER)
+    assert out == decide.Outcome(None)
+    assert decide.transition(RUNNING_STATUS, out, 1, LATER, None, 1) == {}
+
+
+def test_a_done_report_succeeds_the_job_stores_its_result_and_stops_the_fleet() -> None:
+    out = decide.outcome(_job(), RUNNING_STATUS, _report(done=True, reason="target reward reached", bestReward=3.5), 0, "", LATER)
+    assert (out.phase, out.reason, out.finishes) == ("Succeeded", "TargetReached", True)
+    assert out.event is not None and out.event.reason == "Succeeded"
+    update = decide.transition(RUNNING_STATUS, out, 1, LATER, 4, 2)
+    assert update["completionTime"] == timestamp(LATER)
+    assert update["workers"]["desired"] == 0
+    assert (condition(update, "Succeeded") or {}).get("status") == "True"
+
+
+def test_failures_come_before_success_and_need_no_report() -> None:
+    failed = decide.outcome(_job(backoffLimit=1), RUNNING_STATUS, None, 2, "boom", LATER)
+    assert (failed.phase, failed.reason, failed.finishes) == ("Failed", "AggregatorCrashLoop", True)
+    assert failed.event is not None and failed.event.type == "Warning"
+    reported = decide.outcome(_job(), RUNNING_STATUS, _report(phase="Failed", done=True, reason="NonFiniteUpdate: nan"), 0, "", LATER)
+    assert (reported.phase, reported.reason) == ("Failed", "NonFiniteUpdate")
+    late = decide.outcome(_job(stopping={"deadlineSeconds": 10}), RUNNING_STATUS, _report(), 0, "", LATER)
+    assert (late.phase, late.reason) == ("Failed", "DeadlineExceeded")
+
+
+def test_a_suspended_job_only_says_so() -> None:
+    out = decide.outcome(_job(suspend=True), RUNNING_STATUS, None, 9, "", LATER)
+    assert out == decide.Outcome("Suspended") and not out.finishes
+    assert decide.transition(RUNNING_STATUS, out, 1, LATER, None, 1) == {"phase": "Suspended"}
+    assert decide.observed(_job(suspend=True), 0, None, 1, 0, None)["workers"]["desired"] == 0
+
+
+def test_running_keeps_a_refused_edits_reason() -> None:
+    refused = decide.refusal(3, "bad field")
+    status = {**RUNNING_STATUS, **decide.refused_status(RUNNING_STATUS, refused, T0)}
+    assert decide.edit_refused(status)
+    out = decide.outcome(_job(), status, _report(), 0, "", LATER)
+    update = decide.transition(status, out, 2, LATER, 4, 1)
+    assert "reason" not in update and update["phase"] == "Running"
+    again = decide.with_refusal(update, status, refused, LATER)
+    assert (again["reason"], again["message"]) == (INVALID_SPEC, refused[1])
+    assert (condition(again, "Reconciled") or {}).get("observedGeneration") == 3
+    assert decide.with_refusal(update, status, None, LATER) is update
+
+
+def test_a_refusal_keeps_the_reason_of_a_finished_job() -> None:
+    done = {"phase": "Succeeded", "reason": "TargetReached"}
+    out = decide.with_refusal({}, done, decide.refusal(2, "x"), LATER)
+    assert "reason" not in out and not decide.edit_refused(done)
+
+
+def test_invalid_spec_fails_and_ran_follows_created() -> None:
+    status = decide.invalid_status({}, 1, "bad", T0)
+    assert (status["phase"], status["reason"], status["observedGeneration"]) == ("Failed", INVALID_SPEC, 1)
+    assert not decide.ran(status)
+    assert decide.ran({"conditions": set_condition(None, "Created", True, CREATED, "made", 1, T0)})
+
+
+def test_reconciled_status_pending_running_suspended() -> None:
+    new = decide.reconciled({}, _job(), 1, 1, T0)
+    assert (new.phase, new.desired["reason"], new.desired["startTime"]) == ("Pending", CREATED, timestamp(T0))
+    assert new.desired["workers"] == {"desired": 4, "shards": 1} and new.warning is None
+    running = decide.reconciled({"phase": "Running", "startTime": "x"}, _job(), 1, 2, T0)
+    assert (running.phase, running.desired["reason"]) == ("Running", RUNNING) and "startTime" not in running.desired
+    paused = decide.reconciled({"phase": "Running"}, _job(suspend=True), 1, 3, T0)
+    assert (paused.phase, paused.desired["reason"], paused.desired["workers"]["desired"]) == ("Suspended", SUSPENDED, 0)
+    assert (condition(paused.desired, "Suspended") or {}).get("status") == "True"
+
+
+def test_an_oversized_fleet_warns_once() -> None:
+    job = _job(workers={"replicas": 1000}, es={"perturbations": 8})
+    first = decide.reconciled({}, job, 1, 1, T0)
+    assert first.warning is not None and first.warning.reason == "FleetExceedsWork"
+    again = decide.reconciled(first.desired, job, 1, 1, LATER)
+    assert again.warning is None
