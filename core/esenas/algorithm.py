@@ -7,14 +7,14 @@ and gives the controller the reward of every evaluation. Reward is maximised.
 
 ``ask`` is a pure function of the state (its randomness is derived from the job seed and
 the iteration number), so asking twice gives the same plan and a run is deterministic
-given ``spec.seed``; ``state_dict``/``from_state_dict`` round-trip the state exactly.
+given ``spec.seed``; ``state_dict``/``from_state_dict`` round-trip the state exactly
+(the format and the history's bound live in :mod:`esenas.state`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-import typing
 from typing import Any, Final
 
 import numpy as np
@@ -28,11 +28,11 @@ from esenas.objectives import ParetoFront, combine, front_indices
 from esenas.policies import Policy
 from esenas.results import ITEM_DTYPE, KIND_EXACT, KIND_PAIR, IterationReport, Plan, Results
 from esenas.spec import JobSpec
+from esenas.state import MAX_HISTORY, STATE_FORMAT, load_state, spec_of, state_dict, thin_history
 from esenas.topology import Topology
 
-__all__ = ["ESENAS", "IterationReport", "Plan", "Results"]
+__all__ = ["ESENAS", "MAX_HISTORY", "STATE_FORMAT", "IterationReport", "Plan", "Results", "thin_history"]
 
-STATE_FORMAT: Final = "esenas.state/v1"
 #: Purposes of the run's random streams. Every stream is (seed, purpose, iteration), always all
 #: three words, with non-zero purposes: SeedSequence pads short entropy with zeros, so (seed, 2)
 #: and (seed, 2, 0) would be one stream, and (seed) and (seed, 0, 0) another.
@@ -41,21 +41,8 @@ _CONTROLLER_STREAM: Final = 2
 _INIT_STREAM: Final = 3
 _FIRST_TOPOLOGY_STREAM: Final = 4
 
-
-#: Most iterations the history keeps; past it the older half is thinned to every other entry,
-#: so the checkpoint, ``/history`` and the reward curve stay bounded over any number of iterations.
-MAX_HISTORY: Final = 2000
 #: Largest cache of prefetched perturbations (100,000 pairs of a 64-parameter policy: 51 MB).
 EPS_CACHE_BYTES: Final = 256 * 1024 * 1024
-
-
-def thin_history(history: list[dict[str, Any]], limit: int = MAX_HISTORY) -> list[dict[str, Any]]:
-    """``history`` if it fits in ``limit``; else its older half thinned to every other entry
-    (the newest half is kept whole, so the recent curve keeps full resolution)."""
-    if len(history) <= limit:
-        return history
-    half = len(history) // 2
-    return history[:half:2] + history[half:]
 
 
 def _rng(seed: int, purpose: int, iteration: int = 0) -> np.random.Generator:
@@ -327,72 +314,11 @@ class ESENAS:
     # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly (plain data and numpy arrays)."""
-        return {
-            "format": STATE_FORMAT,
-            "spec": _to_plain(self.spec),
-            "obs_dim": self.obs_dim,
-            "act_dim": self.act_dim,
-            "iteration": self.iteration,
-            "version": self.version,
-            "params": self.params.copy(),
-            "optimizer": self.optimizer.state_dict(),
-            "obs_stats": self.obs_stats.state_dict(),
-            "controller": self.controller.state_dict(),
-            "env_steps": self.env_steps,
-            "episodes": self.episodes,
-            "best_reward": float(self.best_reward),
-            "best": self.best,
-            "incumbent": self.incumbent.state_dict(),
-            "history": list(self.history),
-            "pareto": list(self.pareto.points),
-            "elapsed_seconds": self.elapsed_seconds,
-        }
+        """Everything needed to continue exactly (plain data and numpy arrays): :mod:`esenas.state`."""
+        return state_dict(self)
 
     @classmethod
     def from_state_dict(cls, d: dict[str, Any]) -> ESENAS:
-        if d.get("format") != STATE_FORMAT:
-            raise ValueError(f"state format: must be {STATE_FORMAT!r}, got {d.get('format')!r}")
-        spec = _from_plain(JobSpec, d["spec"])
-        algo = cls(spec, int(d["obs_dim"]), int(d["act_dim"]))
-        algo.iteration, algo.version = int(d["iteration"]), int(d["version"])
-        algo.params = np.array(d["params"], np.float64)
-        algo.optimizer = es.Optimizer.from_state_dict(d["optimizer"])
-        algo.obs_stats = RunningStats.from_state_dict(d["obs_stats"])
-        algo.controller.load_state_dict(d["controller"])
-        algo.env_steps, algo.episodes = int(d["env_steps"]), int(d["episodes"])
-        algo.best_reward = float(d["best_reward"])
-        algo.best = d["best"]
-        if "incumbent" in d:
-            algo.incumbent = Incumbent.from_state_dict(d["incumbent"])
-        elif d["controller"].get("best_topology") is not None:  # checkpoints before esenas.best
-            algo.incumbent = Incumbent(Topology.from_json(d["controller"]["best_topology"]))
-        algo.history = list(d["history"])
-        algo.pareto.points = list(d["pareto"])
-        algo._elapsed_before = float(d["elapsed_seconds"])
+        algo = cls(spec_of(d), int(d["obs_dim"]), int(d["act_dim"]))
+        load_state(algo, d)
         return algo
-
-
-def _to_plain(obj: Any) -> Any:
-    """A frozen spec dataclass as nested dicts/lists (JSON-able)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, tuple | list):
-        return [_to_plain(v) for v in obj]
-    if isinstance(obj, typing.Mapping):
-        return {k: _to_plain(v) for k, v in obj.items()}
-    return obj
-
-
-def _from_plain(cls: type[Any], data: dict[str, Any]) -> Any:
-    """Inverse of :func:`_to_plain` for the spec dataclasses."""
-    hints = typing.get_type_hints(cls)
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        v, hint = data[f.name], hints[f.name]
-        if dataclasses.is_dataclass(hint):
-            v = _from_plain(typing.cast(type[Any], hint), v)
-        elif typing.get_origin(hint) is tuple:
-            v = tuple(v)
-        kwargs[f.name] = v
-    return cls(**kwargs)
