@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
 from esenas.algorithm import ESENAS
 from esenas.api import wire
 from esenas.api.v1 import aggregator_pb2 as pb
@@ -28,7 +27,7 @@ from esenas.results import IterationReport, Results
 from esenas.run_summary import HISTORY_FILE, POLICY_FILE, SUMMARY_FILE, summary
 from esenas.spec import Job, SpecError, check_dimensions
 
-from esenas_aggregator import checkpoint, guard, http
+from esenas_aggregator import checkpoint, documents, guard, http
 from esenas_aggregator.bounds import ResultBounds
 from esenas_aggregator.follow import FleetFollower
 from esenas_aggregator.metrics import Metrics
@@ -114,45 +113,21 @@ class Aggregator:
 
     def status(self) -> dict[str, Any]:
         """The /status document (docs/contracts.md)."""
-        a, r = self.algo, self.last
-        best = a.best_reward if math.isfinite(a.best_reward) else None
-        size, dense, comp = self._topology_numbers()
-        return {
-            "phase": self.phase,
-            "iteration": a.iteration,
-            "envSteps": a.env_steps,
-            "episodes": a.episodes,
-            "bestReward": best,
-            "meanReward": _finite(r.reward_mean) if r else _last(a.history, "reward_mean"),
-            "evalReward": _finite(r.eval_reward) if r else _last(a.history, "eval_reward"),
-            "workersConnected": self.runtime.connected(),
-            "topologySize": size,
-            "denseParams": dense,
-            "compression": comp,
-            "done": self.done,
-            "reason": self.reason,
-            "resultPath": str(self.result_path) if self._result_written else "",
-            "resumedFrom": self.resumed_from,
-        }
+        return documents.status(
+            self.algo, self.last, phase=self.phase, reason=self.reason, done=self.done,
+            connected=self.runtime.connected(), result_path=str(self.result_path) if self._result_written else "",
+            resumed_from=self.resumed_from,
+        )
 
     def history(self) -> dict[str, Any]:
-        return {"history": [{k: _finite(v) if isinstance(v, float) else v for k, v in h.items()} for h in self.algo.history]}
+        return documents.history(self.algo)
 
     def result(self) -> dict[str, Any] | None:
-        if self.algo.best is None and not self.algo.history:
-            return None
-        return self.algo.best_policy()
+        return documents.result(self.algo)
 
     def summary(self) -> dict[str, Any]:
         """summary.json as ``esenas run`` writes it; wallSeconds is the training time over all sessions."""
         return summary(self.algo, self.cfg.job, self.reason, self.algo.elapsed_seconds)
-
-    def _topology_numbers(self) -> tuple[int, int, float]:
-        if self.last is not None:
-            return self.last.topology_size, self.last.dense_params, self.last.compression
-        topo = self.algo.current_topology()
-        arch = self.algo.arch
-        return arch.trainable_params(topo), arch.dense_params, arch.compression(topo)
 
     def _update_gauges(self) -> None:
         m, a = self.metrics, self.algo
@@ -162,7 +137,7 @@ class Aggregator:
             _set_finite(m.reward_mean, self.last.reward_mean)
             _set_finite(m.reward_max, self.last.reward_max)
             _set_finite(m.reward_eval, self.last.eval_reward)
-        size, dense, comp = self._topology_numbers()
+        size, dense, comp = documents.topology_numbers(self.algo, self.last)
         m.topology_size.set(size)
         m.topology_dense.set(dense)
         m.compression.set(comp)
@@ -275,9 +250,7 @@ class Aggregator:
             "status.json": self.status(),
         }
         for name, doc in docs.items():
-            tmp = out / f".{name}.tmp"
-            tmp.write_text(json.dumps(doc, indent=1, default=_json_default))
-            tmp.replace(out / name)
+            documents.write_json(out / name, doc)
             self._result_written = True
 
     async def run(self) -> int:
@@ -353,19 +326,3 @@ def _set_finite(gauge: Any, x: float | None) -> None:
     """Gauges stay finite: a value that is not is left out (the gauge keeps its last one)."""
     if x is not None and math.isfinite(x):
         gauge.set(x)
-
-
-def _finite(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
-
-
-def _last(history: list[dict[str, Any]], key: str) -> float | None:
-    return _finite(history[-1].get(key)) if history else None
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
