@@ -59,6 +59,7 @@ IMMUTABLE: Final = (
     "es.optimizer",
     "es.observationNormalization",
     "es.rewardShift",
+    "es.minPairsFraction",  # the aggregator's close rule reads it once, at start
     "workers.itemTimeoutSeconds",
 )
 

@@ -38,6 +38,7 @@ IMMUTABLE_EDITS: dict[str, dict[str, Any]] = {
     "es.optimizer": {"es": {"perturbations": 16, "optimizer": "adam"}},
     "es.observationNormalization": {"es": {"perturbations": 16, "observationNormalization": False}},
     "es.rewardShift": {"es": {"perturbations": 16, "rewardShift": 1.0}},
+    "es.minPairsFraction": {"es": {"perturbations": 16, "minPairsFraction": 0.9}},
     "workers.itemTimeoutSeconds": {"workers": {"replicas": 2, "itemTimeoutSeconds": 30.0}},
 }
 MUTABLE_EDITS: list[dict[str, Any]] = [
