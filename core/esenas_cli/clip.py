@@ -65,6 +65,10 @@ def _render(out: Path) -> dict[str, Any]:
                          max_seconds=CLIP_SECONDS, size=CLIP_SIZE, quality="fast")
     except video.RenderUnavailable as exc:
         return _note(f"{exc}; esenas eval {out} --video FILE renders it on a machine that can")
+    # Ctrl-C while the clip renders skips only the clip: the results are already written.
+    except KeyboardInterrupt:
+        (out / CLIP_FILE).unlink(missing_ok=True)
+        return _note(f"interrupted (Ctrl-C); esenas eval {out} --video FILE renders it")
     # The end of a finished run: a renderer or encoder failing in an unforeseen way must not turn
     # a trained result into an error; the folder is already complete without the clip.
     except Exception as exc:

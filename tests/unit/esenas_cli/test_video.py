@@ -186,3 +186,34 @@ def test_bad_video_size_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture
     with pytest.raises(SystemExit) as exc:
         main(["eval", str(tmp_path), "--video", "v.mp4", "--video-size", "big"])
     assert exc.value.code == 2 and "must be WIDTHxHEIGHT such as 480x360, got 'big'" in capsys.readouterr().err
+
+
+class Interrupted(gymnasium.Env[np.ndarray, np.ndarray]):
+    """A task whose first drawn frame meets the user's Ctrl-C (SIGINT arrives mid-render)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+    observation_space = gymnasium.spaces.Box(-1.0, 1.0, (2,))
+    action_space = gymnasium.spaces.Box(-1.0, 1.0, (1,))
+
+    def __init__(self, render_mode: str | None = None) -> None:
+        self.render_mode = render_mode
+
+    def reset(self, *, seed: int | None = None, options: dict[str, object] | None = None) -> tuple[np.ndarray, dict[str, object]]:
+        super().reset(seed=seed)
+        return np.zeros(2), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, object]]:
+        return np.zeros(2), 0.0, False, False, {}
+
+    def render(self) -> np.ndarray:
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_the_clip_renders_skips_only_the_clip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy_folder(tmp_path, f"{__name__}:Interrupted", 10, 2, 1, 0.1)
+    (tmp_path / "summary.json").write_text(json.dumps({"bestReward": 1.0}))
+    entry = clip.add_clip(tmp_path)
+    assert entry == {"file": None, "note": f"not rendered: interrupted (Ctrl-C); esenas eval {tmp_path} --video FILE renders it"}
+    assert json.loads((tmp_path / "summary.json").read_text()) == {"bestReward": 1.0, "video": entry}
+    assert capsys.readouterr().out == f"video: none ({entry['note']})\n"
+    assert not (tmp_path / "video" / "episode.mp4").exists()
