@@ -3,7 +3,8 @@
 The same dict drives `esenas run JOB.yaml` locally, the aggregator and worker pods, and the
 operator. YAML keys are camelCase (Kubernetes style); Python attributes are snake_case.
 
-The dataclasses below are the single source of truth: each field carries its description,
+The dataclasses below (with the pod knobs of ``esenas.spec_deploy``, and the checks that need
+the environment's sizes in ``esenas.spec_checks``, both re-exported) are the single source of truth: each field carries its description,
 default, bounds, enum and pattern (``spec_field``). From them :func:`openapi_schema` generates
 the CRD's openAPIV3Schema (``esenas.schema_model``), with the cross-field rules of
 ``esenas.schema_rules`` as CEL; :func:`parse_spec` checks a raw spec against that same schema
@@ -14,18 +15,27 @@ got 0``; all bad fields are reported at once, so a user fixes a file in one pass
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-from esenas.schema_k8s import QUANTITY_PATTERN, k8s_field
+from esenas.schema_k8s import QUANTITY_PATTERN
 from esenas.schema_model import FieldError, Schema, SpecError, spec_field
+from esenas.spec_checks import check_dimensions, unsupported_actions
+from esenas.spec_deploy import (
+    AGGREGATOR_RESOURCES_DEFAULT,
+    MAX_TOLERATIONS,
+    WORKER_RESOURCES_DEFAULT,
+    AggregatorSpec,
+    CheckpointSpec,
+    WorkersSpec,
+)
 
 __all__ = [
-    "AggregatorSpec", "CheckpointSpec", "ControllerSpec", "ESSpec", "EnvironmentSpec", "FieldError", "Job",
-    "JobSpec", "ObjectivesSpec", "PolicySpec", "SpecError", "StoppingSpec", "WorkersSpec", "check_dimensions",
+    "AGGREGATOR_RESOURCES_DEFAULT", "MAX_TOLERATIONS", "WORKER_RESOURCES_DEFAULT", "AggregatorSpec",
+    "CheckpointSpec", "ControllerSpec", "ESSpec", "EnvironmentSpec", "FieldError", "Job", "JobSpec",
+    "ObjectivesSpec", "PolicySpec", "SpecError", "StoppingSpec", "WorkersSpec", "check_dimensions",
     "load_job", "openapi_schema", "parse_spec", "unsupported_actions",
 ]
 
@@ -47,9 +57,8 @@ SIZE_METHODS: Final = ("mnasnet", "linear")
 STEPPERS: Final = ("auto", "native", "gymnasium")
 #: Most antithetic pairs in one iteration, however they are given (perturbations, or per worker).
 MAX_PERTURBATIONS: Final = 1_000_000
-#: Largest lists accepted, so the API server can bound the cost of CEL rules.
+#: Largest lists accepted, so the API server can bound the cost of CEL rules (and MAX_TOLERATIONS).
 MAX_HIDDEN_LAYERS: Final = 16
-MAX_TOLERATIONS: Final = 64
 #: Size bounds, in bytes of compact JSON. Kubernetes caps all of an object's annotations at
 #: 256 KiB together, and client-side `kubectl apply` copies the whole object into one of them
 #: (last-applied-configuration); the operator keeps its own copy (kopf's diff base) in
@@ -264,76 +273,6 @@ class StoppingSpec:
     deadline_seconds: int | None = spec_field("Wall-clock limit from the start; past it the job Fails.", None, minimum=1)
 
 
-#: What the operator gives a pod whose resources are unset (esenas_operator.builders; a test compares).
-WORKER_RESOURCES_DEFAULT: Final = "requests cpu 1 and memory 512Mi, limits memory 1Gi"
-AGGREGATOR_RESOURCES_DEFAULT: Final = "requests cpu 1 and memory 1Gi, limits memory 4Gi"
-
-
-@dataclass(frozen=True)
-class WorkersSpec:
-    DOC: ClassVar[str] = "The rollout worker fleet."
-
-    replicas: int = spec_field("Number of worker pods. kubectl scale changes it.", 4, minimum=0, maximum=100_000)
-    shard_size: int = spec_field(
-        "Most pods in one worker Deployment; larger fleets are sharded.", 1000, minimum=1, maximum=3000
-    )
-    batch_size: int = spec_field("Work items a worker pulls at once.", 8, minimum=1, maximum=4096)
-    item_timeout_seconds: float = spec_field(
-        "After this, unfinished work is re-issued to another worker.", 60.0, minimum=0.1, maximum=86_400.0
-    )
-    image: str | None = spec_field("Worker image; the operator's default when unset.", None, max_length=512)
-    resources: Mapping[str, Any] = spec_field(
-        "CPU and memory requests and limits of each worker pod (a core/v1 ResourceRequirements). Unset "
-        f"(or empty) means the operator's default: {WORKER_RESOURCES_DEFAULT}.",
-        default_factory=dict,
-        schema=k8s_field("resources"),
-    )
-    node_selector: Mapping[str, str] = spec_field(
-        "Node labels worker pods must match (a core/v1 PodSpec nodeSelector).",
-        default_factory=dict,
-        schema=k8s_field("nodeSelector"),
-    )
-    tolerations: tuple[Mapping[str, Any], ...] = spec_field(
-        "core/v1 Tolerations of worker pods.", (), schema=k8s_field("tolerations"), max_items=MAX_TOLERATIONS
-    )
-    affinity: Mapping[str, Any] = spec_field(
-        "A core/v1 Affinity for worker pods.", default_factory=dict, schema=k8s_field("affinity")
-    )
-    priority_class_name: str | None = spec_field(
-        "PriorityClass of worker pods.", None, schema=k8s_field("priorityClassName"), max_length=253
-    )
-
-
-@dataclass(frozen=True)
-class CheckpointSpec:
-    DOC: ClassVar[str] = "Where and how often the aggregator checkpoints."
-
-    every_iterations: int = spec_field("Checkpoint every this many iterations.", 10, minimum=1, maximum=1_000_000)
-    storage_size: str | None = spec_field(  # None: emptyDir; else a PVC of this size
-        "Size of a PersistentVolumeClaim for checkpoints, e.g. 1Gi; unset means an emptyDir.",
-        None,
-        pattern=QUANTITY_PATTERN,
-        max_length=64,
-    )
-    storage_class_name: str | None = spec_field(
-        "StorageClass of the checkpoint claim.", None, schema=k8s_field("storageClassName"), max_length=253
-    )
-
-
-@dataclass(frozen=True)
-class AggregatorSpec:
-    DOC: ClassVar[str] = "The central aggregator: ES update, NAS controller, checkpoints."
-
-    image: str | None = spec_field("Aggregator image; the operator's default when unset.", None, max_length=512)
-    resources: Mapping[str, Any] = spec_field(
-        "CPU and memory requests and limits of the aggregator pod (a core/v1 ResourceRequirements). Unset "
-        f"(or empty) means the operator's default: {AGGREGATOR_RESOURCES_DEFAULT}.",
-        default_factory=dict,
-        schema=k8s_field("resources"),
-    )
-    checkpoint: CheckpointSpec = field(default_factory=CheckpointSpec)
-
-
 @dataclass(frozen=True)
 class JobSpec:
     DOC: ClassVar[str] = (
@@ -391,41 +330,3 @@ def load_job(source: str | Path | Mapping[str, Any]) -> Job:
     from esenas.schema_parse import load
 
     return load(source)
-
-
-def check_dimensions(spec: JobSpec, obs_dim: int, act_dim: int) -> list[FieldError]:
-    """Checks that need the environment's sizes: they pass the schema but make no sense."""
-    errors: list[FieldError] = []
-    layers = [obs_dim, *spec.policy.hidden_layers, act_dim]
-    weights = sum(a * b for a, b in itertools.pairwise(layers))
-    p = spec.policy
-    if p.topology == "partition" and p.partitions is not None and p.partitions > weights:
-        errors.append(
-            FieldError(
-                "spec.policy.partitions",
-                f"must be <= the number of weights ({weights}) of a {layers} network, got {p.partitions}",
-            )
-        )
-    if p.topology in ("edges", "masked") and p.edges is not None:
-        if p.search_space == "independent_edges":
-            limit = min(a * b for a, b in itertools.pairwise(layers))
-            what = "edges of the smallest layer"
-        elif p.search_space == "residual_edges":
-            limit = sum(layers[i] * layers[j] for i in range(len(layers)) for j in range(i + 1, len(layers)))
-            what = "possible residual edges"
-        else:
-            limit, what = weights, "edges"
-        if p.edges > limit:
-            errors.append(
-                FieldError("spec.policy.edges", f"must be <= the number of {what} ({limit}) of a {layers} network, got {p.edges}")
-            )
-    return errors
-
-
-def unsupported_actions(env_id: str, space: str) -> FieldError:
-    """The error for an environment whose actions are not a continuous Box: policies here emit
-    real-valued actions (ES-ENAS, ARS), so a discrete space cannot be driven."""
-    return FieldError(
-        "spec.environment.id",
-        f"{env_id!r} has a discrete action space ({space}): only continuous Box actions are supported",
-    )

@@ -1,0 +1,50 @@
+"""Spec checks that need the environment's sizes: a spec can pass the schema and still ask for
+more partitions or edges than the network has (re-exported by :mod:`esenas.spec`)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING
+
+from esenas.schema_model import FieldError
+
+if TYPE_CHECKING:
+    from esenas.spec import JobSpec
+
+
+def check_dimensions(spec: JobSpec, obs_dim: int, act_dim: int) -> list[FieldError]:
+    """Checks that need the environment's sizes: they pass the schema but make no sense."""
+    errors: list[FieldError] = []
+    layers = [obs_dim, *spec.policy.hidden_layers, act_dim]
+    weights = sum(a * b for a, b in itertools.pairwise(layers))
+    p = spec.policy
+    if p.topology == "partition" and p.partitions is not None and p.partitions > weights:
+        errors.append(
+            FieldError(
+                "spec.policy.partitions",
+                f"must be <= the number of weights ({weights}) of a {layers} network, got {p.partitions}",
+            )
+        )
+    if p.topology in ("edges", "masked") and p.edges is not None:
+        if p.search_space == "independent_edges":
+            limit = min(a * b for a, b in itertools.pairwise(layers))
+            what = "edges of the smallest layer"
+        elif p.search_space == "residual_edges":
+            limit = sum(layers[i] * layers[j] for i in range(len(layers)) for j in range(i + 1, len(layers)))
+            what = "possible residual edges"
+        else:
+            limit, what = weights, "edges"
+        if p.edges > limit:
+            errors.append(
+                FieldError("spec.policy.edges", f"must be <= the number of {what} ({limit}) of a {layers} network, got {p.edges}")
+            )
+    return errors
+
+
+def unsupported_actions(env_id: str, space: str) -> FieldError:
+    """The error for an environment whose actions are not a continuous Box: policies here emit
+    real-valued actions (ES-ENAS, ARS), so a discrete space cannot be driven."""
+    return FieldError(
+        "spec.environment.id",
+        f"{env_id!r} has a discrete action space ({space}): only continuous Box actions are supported",
+    )

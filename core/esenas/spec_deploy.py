@@ -1,0 +1,87 @@
+"""The Kubernetes side of the ESENASJob spec: the worker fleet and the aggregator pod.
+
+Pod knobs (resources, node selector, tolerations, affinity, priority class) and the
+checkpoint volume, as typed frozen dataclasses of the same model as :mod:`esenas.spec`, which
+re-exports them; their schemas come from core/v1 (``esenas.schema_k8s``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final
+
+from esenas.schema_k8s import QUANTITY_PATTERN, k8s_field
+from esenas.schema_model import spec_field
+
+#: Largest tolerations list accepted, so the API server can bound the cost of CEL rules.
+MAX_TOLERATIONS: Final = 64
+
+#: What the operator gives a pod whose resources are unset (esenas_operator.builders; a test compares).
+WORKER_RESOURCES_DEFAULT: Final = "requests cpu 1 and memory 512Mi, limits memory 1Gi"
+AGGREGATOR_RESOURCES_DEFAULT: Final = "requests cpu 1 and memory 1Gi, limits memory 4Gi"
+
+
+@dataclass(frozen=True)
+class WorkersSpec:
+    DOC: ClassVar[str] = "The rollout worker fleet."
+
+    replicas: int = spec_field("Number of worker pods. kubectl scale changes it.", 4, minimum=0, maximum=100_000)
+    shard_size: int = spec_field(
+        "Most pods in one worker Deployment; larger fleets are sharded.", 1000, minimum=1, maximum=3000
+    )
+    batch_size: int = spec_field("Work items a worker pulls at once.", 8, minimum=1, maximum=4096)
+    item_timeout_seconds: float = spec_field(
+        "After this, unfinished work is re-issued to another worker.", 60.0, minimum=0.1, maximum=86_400.0
+    )
+    image: str | None = spec_field("Worker image; the operator's default when unset.", None, max_length=512)
+    resources: Mapping[str, Any] = spec_field(
+        "CPU and memory requests and limits of each worker pod (a core/v1 ResourceRequirements). Unset "
+        f"(or empty) means the operator's default: {WORKER_RESOURCES_DEFAULT}.",
+        default_factory=dict,
+        schema=k8s_field("resources"),
+    )
+    node_selector: Mapping[str, str] = spec_field(
+        "Node labels worker pods must match (a core/v1 PodSpec nodeSelector).",
+        default_factory=dict,
+        schema=k8s_field("nodeSelector"),
+    )
+    tolerations: tuple[Mapping[str, Any], ...] = spec_field(
+        "core/v1 Tolerations of worker pods.", (), schema=k8s_field("tolerations"), max_items=MAX_TOLERATIONS
+    )
+    affinity: Mapping[str, Any] = spec_field(
+        "A core/v1 Affinity for worker pods.", default_factory=dict, schema=k8s_field("affinity")
+    )
+    priority_class_name: str | None = spec_field(
+        "PriorityClass of worker pods.", None, schema=k8s_field("priorityClassName"), max_length=253
+    )
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    DOC: ClassVar[str] = "Where and how often the aggregator checkpoints."
+
+    every_iterations: int = spec_field("Checkpoint every this many iterations.", 10, minimum=1, maximum=1_000_000)
+    storage_size: str | None = spec_field(  # None: emptyDir; else a PVC of this size
+        "Size of a PersistentVolumeClaim for checkpoints, e.g. 1Gi; unset means an emptyDir.",
+        None,
+        pattern=QUANTITY_PATTERN,
+        max_length=64,
+    )
+    storage_class_name: str | None = spec_field(
+        "StorageClass of the checkpoint claim.", None, schema=k8s_field("storageClassName"), max_length=253
+    )
+
+
+@dataclass(frozen=True)
+class AggregatorSpec:
+    DOC: ClassVar[str] = "The central aggregator: ES update, NAS controller, checkpoints."
+
+    image: str | None = spec_field("Aggregator image; the operator's default when unset.", None, max_length=512)
+    resources: Mapping[str, Any] = spec_field(
+        "CPU and memory requests and limits of the aggregator pod (a core/v1 ResourceRequirements). Unset "
+        f"(or empty) means the operator's default: {AGGREGATOR_RESOURCES_DEFAULT}.",
+        default_factory=dict,
+        schema=k8s_field("resources"),
+    )
+    checkpoint: CheckpointSpec = field(default_factory=CheckpointSpec)
