@@ -11,7 +11,7 @@ import json
 import math
 import secrets
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 import yaml
 from esenas.api import tls
@@ -20,12 +20,17 @@ from esenas.spec import API_VERSION, KIND, Job
 
 from esenas_operator import monitoring as M
 from esenas_operator import names as N
+from esenas_operator.pods import (
+    DEFAULT_AGGREGATOR_RESOURCES,
+    DEFAULT_WORKER_RESOURCES,
+    common_mounts,
+    common_volumes,
+    container_security,
+    pod_resources,
+    pod_security,
+)
 
 Obj = dict[str, Any]
-
-DEFAULT_AGGREGATOR_RESOURCES: Final = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "4Gi"}}
-DEFAULT_WORKER_RESOURCES: Final = {"requests": {"cpu": "1", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}
-
 
 def _meta(body: Mapping[str, Any], name: str, component: str) -> Obj:
     return {
@@ -34,48 +39,6 @@ def _meta(body: Mapping[str, Any], name: str, component: str) -> Obj:
         "labels": N.labels(body["metadata"]["name"], component),
         "ownerReferences": [N.owner_reference(body)],
     }
-
-
-def _pod_security() -> Obj:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": N.RUN_AS,
-        "runAsGroup": N.RUN_AS,
-        "fsGroup": N.RUN_AS,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
-def _container_security() -> Obj:
-    return {
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-    }
-
-
-def _resources(given: Mapping[str, Any], default: Mapping[str, Any]) -> Obj:
-    return json.loads(json.dumps(dict(given) if given else dict(default)))  # type: ignore[no-any-return]
-
-
-def _common_volumes(job: str, secret_keys: tuple[str, ...]) -> list[Obj]:
-    """The job's ConfigMap, the Secret's ``secret_keys`` only (a worker never sees the TLS key),
-    and a writable /tmp."""
-    items = [{"key": k, "path": k} for k in secret_keys]
-    return [
-        {"name": "job", "configMap": {"name": N.spec_configmap(job), "items": [{"key": "job.yaml", "path": "job.yaml"}]}},
-        {"name": "token", "secret": {"secretName": N.token_secret(job), "defaultMode": 0o440, "items": items}},
-        {"name": "tmp", "emptyDir": {}},
-    ]
-
-
-def _common_mounts() -> list[Obj]:
-    return [
-        {"name": "job", "mountPath": N.JOB_DIR, "readOnly": True},
-        {"name": "token", "mountPath": N.TOKEN_DIR, "readOnly": True},
-        {"name": "tmp", "mountPath": "/tmp"},
-    ]
 
 
 def job_document(body: Mapping[str, Any]) -> Obj:
@@ -178,12 +141,12 @@ def build_aggregator_deployment(body: Mapping[str, Any], job: Job, settings: N.S
         "startupProbe": {**probe, "failureThreshold": 30},
         "readinessProbe": {**probe, "failureThreshold": 3},
         "livenessProbe": {**probe, "failureThreshold": 6},
-        "resources": _resources(job.spec.aggregator.resources, DEFAULT_AGGREGATOR_RESOURCES),
+        "resources": pod_resources(job.spec.aggregator.resources, DEFAULT_AGGREGATOR_RESOURCES),
         # A crash (an environment that does not import, say) leaves its log tail as the
         # termination message, which the operator quotes in the job's Failed condition.
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": _container_security(),
-        "volumeMounts": [*_common_mounts(), {"name": "checkpoints", "mountPath": N.CHECKPOINT_DIR}],
+        "securityContext": container_security(),
+        "volumeMounts": [*common_mounts(), {"name": "checkpoints", "mountPath": N.CHECKPOINT_DIR}],
     }
     return {
         "apiVersion": "apps/v1",
@@ -201,9 +164,9 @@ def build_aggregator_deployment(body: Mapping[str, Any], job: Job, settings: N.S
                     "enableServiceLinks": False,
                     # Time to write a checkpoint on SIGTERM (suspend, eviction).
                     "terminationGracePeriodSeconds": 60,
-                    "securityContext": _pod_security(),
+                    "securityContext": pod_security(),
                     "containers": [container],
-                    "volumes": [*_common_volumes(name, ("token", tls.CERT_KEY, tls.KEY_KEY)), checkpoint_volume],
+                    "volumes": [*common_volumes(name, ("token", tls.CERT_KEY, tls.KEY_KEY)), checkpoint_volume],
                 },
             },
         },
@@ -252,18 +215,18 @@ def build_worker_fleet(body: Mapping[str, Any], job: Job, settings: N.Settings, 
             "--job", N.JOB_FILE, "--aggregator", address, "--token-file", N.TOKEN_FILE, "--tls-ca-file", N.TLS_CA_FILE,
         ],
         "env": [{"name": "ESENAS_AGGREGATOR", "value": address}],
-        "resources": _resources(w.resources, DEFAULT_WORKER_RESOURCES),
-        "securityContext": _container_security(),
-        "volumeMounts": _common_mounts(),
+        "resources": pod_resources(w.resources, DEFAULT_WORKER_RESOURCES),
+        "securityContext": container_security(),
+        "volumeMounts": common_mounts(),
     }
     pod: Obj = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         # Unfinished work is re-issued by the aggregator: a worker need not linger.
         "terminationGracePeriodSeconds": 10,
-        "securityContext": _pod_security(),
+        "securityContext": pod_security(),
         "containers": [container],
-        "volumes": _common_volumes(name, ("token", tls.CA_KEY)),
+        "volumes": common_volumes(name, ("token", tls.CA_KEY)),
     }
     if w.node_selector:
         pod["nodeSelector"] = dict(w.node_selector)
