@@ -106,7 +106,8 @@ def test_a_child_the_api_server_refuses_fails_the_job_before_anything_is_created
         (cond,) = [c for c in st["conditions"] if c["type"] == "Failed"]
         assert (cond["status"], cond["reason"]) == ("True", "InvalidSpec") and words in cond["message"]
         assert children(cluster, name) == {}, f"{name} left children behind"
-        (event,) = [e for e in _events(cluster, name) if e["reason"] == "InvalidSpec"]
+        # The Event is posted after the status write: wait for it rather than read it at once.
+        (event,) = cluster.wait_for(lambda n=name: [e for e in _events(cluster, n) if e["reason"] == "InvalidSpec"])
         assert event["type"] == "Warning" and words in event["message"]
         assert event["source"]["component"] == "esenas-operator" and event["reportingComponent"] == "esenas-operator"
         # kubectl wait on the Failed condition returns at once.
@@ -191,7 +192,7 @@ def test_kubectl_wait_for_succeeded_and_status_of_a_stopped_fleet(cluster: FakeK
     assert st["workers"]["summary"] == "0/0" and st["workers"]["ready"] == 0
     cluster.wait_for(lambda: all(d["spec"]["replicas"] == 0 for (k, _), d in children(cluster, "ok").items() if k == "Deployment"))
     assert "0/0" in cluster.kubectl("get", "esj/ok").stdout
-    events = {e["reason"]: e for e in _events(cluster, "ok")}
+    events = cluster.wait_for(lambda: (ev := {e["reason"]: e for e in _events(cluster, "ok")}) and "Succeeded" in ev and ev)
     assert events["Succeeded"]["source"]["component"] == "esenas-operator"
     assert operator.alive()
 
@@ -228,7 +229,7 @@ def test_a_250_kb_spec_is_refused_and_can_be_deleted(cluster: FakeKube, operator
         assert (st["phase"], st["reason"]) == ("Failed", "InvalidSpec"), st
         assert f"spec.environment.kwargs: is {LARGE + 11} bytes as JSON; must be at most 65536 (64 KiB)" in st["message"]
         assert "must be at most 98304 (96 KiB)" in st["message"], st["message"]
-        (event,) = [e for e in _events(cluster, name) if e["reason"] == "InvalidSpec"]
+        (event,) = cluster.wait_for(lambda n=name: [e for e in _events(cluster, n) if e["reason"] == "InvalidSpec"])
         assert event["type"] == "Warning" and "must be at most 98304 (96 KiB)" in event["message"]
         assert children(cluster, name) == {}, f"{name} left children behind"
         # kopf's own copy of the spec is in the status, none in the annotations.
@@ -306,7 +307,7 @@ def test_an_invalid_edit_of_a_running_job_is_refused_and_its_fleet_keeps_running
         assert st["message"].startswith(f"the edit of generation {gen} was refused") and words in st["message"], st["message"]
         assert st["observedGeneration"] == gen - 1, "the fleet runs the previous generation"
         assert {c["type"]: c["status"] for c in st["conditions"]}.get("Failed") is None
-        events = [e for e in _events(cluster, "edit") if e["reason"] == "InvalidSpec"]
+        events = cluster.wait_for(lambda r=round_: len(ev := [e for e in _events(cluster, "edit") if e["reason"] == "InvalidSpec"]) == r + 1 and ev)
         assert len(events) == round_ + 1 and all(e["type"] == "Warning" for e in events)
         assert [e for e in events if words in e["message"] and f"generation {gen}" in e["message"]]
         # Nothing of the edit reached the children: same objects, same resourceVersions.
