@@ -6,14 +6,9 @@ import numpy as np
 from esenas.api import wire
 from esenas_aggregator.queue import WorkQueue
 
+from tests.unit.esenas_aggregator.workitems import work_items
 
-def _items(n: int, exact: int = 0) -> np.ndarray:
-    it = np.zeros(n + exact, dtype=wire.WORK_DTYPE)
-    it["index"] = np.arange(n + exact)
-    it["seed"][:n] = np.arange(1, n + 1)
-    it["topology"] = np.arange(n + exact) % 3
-    it["kind"][n:] = wire.KIND_EXACT
-    return it
+_items = work_items
 
 
 def _records(items: np.ndarray, rp: float = 1.0, rn: float = 2.0) -> np.ndarray:
