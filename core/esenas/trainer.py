@@ -26,12 +26,13 @@ _EVALUATOR: Evaluator | None = None
 _VERSION = -1
 
 
-def _init_worker(spec: JobSpec) -> None:
+def _init_worker(spec: JobSpec, parent: int) -> None:
     """Pool initializer: one Evaluator per process; Ctrl-C is the parent's to handle, and the
-    process ends with its parent, even one killed by SIGKILL."""
+    process ends with its parent, even one killed by SIGKILL (``parent``, its PID taken before
+    the fork, also catches a parent killed before this initializer ran)."""
     global _EVALUATOR
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent()
+    die_with_parent(parent=parent)
     _EVALUATOR = Evaluator(spec)
 
 
@@ -83,7 +84,7 @@ class Trainer:
             self._local.set_plan(plan.params, plan.obs_mean, plan.obs_std, plan.sigma, plan.topologies)
             return self._local.run(plan.items)
         if self._pool is None:
-            self._pool = mp.get_context("fork").Pool(self.workers, _init_worker, (self.spec,))
+            self._pool = mp.get_context("fork").Pool(self.workers, _init_worker, (self.spec, os.getpid()))
         head = (plan.version, plan.params.tobytes(), plan.obs_mean.tobytes(), plan.obs_std.tobytes(), plan.sigma, plan.topology_blob())
         tasks = [(*head, chunk) for chunk in self._chunks(plan)]
         # imap, not imap_unordered: observation sums must be added in the same order every run,
