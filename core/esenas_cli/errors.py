@@ -14,6 +14,12 @@ EXIT_BAD_SPEC: Final = 2
 EXIT_INTERRUPTED: Final = 130
 
 
+def usage_error(message: str) -> int:
+    """One ``error:`` line for a bad command line or input file; returns the exit code (2)."""
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_BAD_SPEC
+
+
 def report_bad_spec(source: str, errors: Sequence[FieldError]) -> int:
     """One line for one problem; a heading and one line per field for several."""
     if len(errors) == 1:

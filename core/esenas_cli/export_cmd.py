@@ -9,7 +9,6 @@ matrices, and the command reports both sizes.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from esenas.policies import Policy
 from esenas.spec import EnvironmentSpec
 
 from esenas_cli import mujoco_log
+from esenas_cli.errors import usage_error
 from esenas_cli.eval_cmd import load_policy
 from esenas_cli.results_dir import POLICY_FILE
 
@@ -41,9 +41,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=main)
 
 
-def _error(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
+_error = usage_error
 
 
 def main(args: argparse.Namespace) -> int:

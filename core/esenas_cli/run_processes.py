@@ -28,7 +28,7 @@ from esenas.trainer import default_workers
 from esenas_cli import mujoco_log
 from esenas_cli.args import port, positive_int
 from esenas_cli.child import PARENT_ENV
-from esenas_cli.errors import EXIT_INTERRUPTED, load_checked_job, report_bad_spec
+from esenas_cli.errors import EXIT_INTERRUPTED, load_checked_job, report_bad_spec, usage_error
 from esenas_cli.local_job import follow_local_workers
 from esenas_cli.progress import Bar
 from esenas_cli.results_dir import default_dir
@@ -52,9 +52,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=main)
 
 
-def _error(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
+_error = usage_error
 
 
 def main(args: argparse.Namespace) -> int:
