@@ -10,10 +10,14 @@ PYTEST_ARGS ?=
 
 .PHONY: run test test-slow test-cluster lint tools images env-image clean
 
-$(STAMP): pyproject.toml
+# The five distributions (docs/architecture.md), editable, and the development tools.
+DISTS := core aggregator worker_image operator cli
+$(STAMP): $(foreach d,$(DISTS),$(d)/pyproject.toml) requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==26.0.1 || true
-	$(BIN)/python -m pip install --quiet -e '.[rl,runtime,cli,operator,dev]'
+	$(BIN)/python -m pip uninstall --quiet --yes esenas-fleet 2>/dev/null || true  # the one-package layout before
+	$(BIN)/python -m pip install --quiet -e 'core[rl,api,tls]' -e aggregator -e worker_image -e operator \
+	  -e 'cli[export]' -r requirements/dev.txt
 	touch $(STAMP)
 
 ## Install, then train the example job locally (no cluster) and print where the results are.

@@ -164,8 +164,8 @@ async def serve_noop(port_file: Path) -> None:
 async def client(args: argparse.Namespace) -> None:
     """``workers`` simulated workers, each with its own channel; stats of the window to --out."""
     import grpc
-    from esenas.api import wire
-    from esenas.api.v1 import aggregator_pb2 as pb
+    from esenas_api import wire
+    from esenas_api.v1 import aggregator_pb2 as pb
 
     opts = [("grpc.use_local_subchannel_pool", 1)]  # one TCP connection per simulated worker
     target = f"127.0.0.1:{args.port}"

@@ -32,11 +32,11 @@ OBS, ACT = 17, 6
 
 
 def measure(pairs: int, controller: str, iterations: int) -> dict[str, Any]:
+    from esenas import checkpoint
     from esenas.algorithm import ESENAS
     from esenas.normalizer import RunningStats
     from esenas.results import Results
     from esenas.spec import parse_spec
-    from esenas_aggregator import checkpoint
 
     doc = yaml.safe_load((ROOT / "manifests/examples/halfcheetah-chromatic-h41.yaml").read_text())
     doc["spec"]["es"]["perturbations"] = pairs

@@ -126,11 +126,11 @@ async def sim_worker(
     wid: str, address: str, args: dict[str, Any], rec: dict[str, list[Any]], seed: int
 ) -> None:
     import grpc
-    from esenas.api import wire
-    from esenas.api.v1 import aggregator_pb2 as pb
-    from esenas.api.v1 import aggregator_pb2_grpc as pb_grpc
     from esenas.es import perturbation
     from esenas.topology import decode_topologies
+    from esenas_api import wire
+    from esenas_api.v1 import aggregator_pb2 as pb
+    from esenas_api.v1 import aggregator_pb2_grpc as pb_grpc
 
     g = np.random.default_rng(seed)
     meta = wire.bearer(TOKEN)

@@ -79,8 +79,7 @@ BASE_ID=$("${BUILDAH[@]}" inspect --type image --format '{{.FromImageID}}' "$BAS
 context_files() {
   local img=$1 dir
   dir=$(dir_of "$img")
-  git ls-files -z --cached --others --exclude-standard -- "$dir/Dockerfile" "requirements/$img.txt" \
-      pyproject.toml README.md core aggregator worker_image operator \
+  git ls-files -z --cached --others --exclude-standard -- "requirements/$img.txt" core "$dir" \
     | while IFS= read -r -d '' f; do [[ -f $f ]] && printf '%s\0' "$f"; done | sort -z
 }
 
@@ -141,7 +140,7 @@ publish() {
 sbom() {
   local img=$1 dest=$2
   "$(dirname "$PY")/cyclonedx-py" environment --output-format JSON --output-file "$dest/sbom.cdx.json" \
-    --pyproject pyproject.toml "$dest/bundle/rootfs/opt/esenas" 2>/dev/null \
+    --pyproject "$(dir_of "$img")/pyproject.toml" "$dest/bundle/rootfs/opt/esenas" 2>/dev/null \
     || { echo "cyclonedx-py failed for $img (is the dev extra installed?)" >&2; return 1; }
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates requirements/<image>.txt, the full pinned lock of each image, from requirements/<image>.in:
-# installs the direct pins into a clean venv and freezes it. Run after changing a pin in pyproject.toml
+# installs the direct pins into a clean venv and freezes it. Run after changing a pin in a pyproject.toml
 # and the matching .in file; tests/static/test_images.py installs each lock with --no-deps.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,13 +1,8 @@
-"""`python -m esenas_aggregator`: the same process as `esenas aggregator`, without the CLI package."""
+"""``python -m esenas_aggregator``: the same process as ``esenas-aggregator``."""
 
-from __future__ import annotations
-
-import argparse
 import sys
 
-from esenas_aggregator.cli import add_arguments, main
+from esenas_aggregator.cli import run
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="esenas aggregator")
-    add_arguments(parser)
-    sys.exit(main(parser.parse_args()))
+    sys.exit(run())

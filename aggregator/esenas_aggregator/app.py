@@ -20,14 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from esenas import checkpoint
 from esenas.algorithm import ESENAS
-from esenas.api import wire
-from esenas.api.v1 import aggregator_pb2 as pb
 from esenas.results import IterationReport, Results
 from esenas.run_summary import HISTORY_FILE, POLICY_FILE, SUMMARY_FILE, summary
 from esenas.spec import Job, SpecError, check_dimensions
+from esenas_api import wire
+from esenas_api.v1 import aggregator_pb2 as pb
 
-from esenas_aggregator import checkpoint, documents, guard, http
+from esenas_aggregator import documents, guard, http
 from esenas_aggregator.bounds import ResultBounds
 from esenas_aggregator.follow import FleetFollower
 from esenas_aggregator.metrics import Metrics
@@ -253,6 +254,15 @@ class Aggregator:
             documents.write_json(out / name, doc)
             self._result_written = True
 
+    def _write_stopped_result(self) -> None:
+        """Stopped by a signal: the documents of the last completed iteration, so ``esenas run``
+        writes an interrupted run's folder from them (it never reads the checkpoint format)."""
+        if self.algo.iteration == 0:
+            return
+        self.algo = ESENAS.from_state_dict(checkpoint.decode(self._snapshot)["algo"])
+        self.reason = self.reason or "interrupted"
+        self._write_result()
+
     async def run(self) -> int:
         cfg = self.cfg
         loop = asyncio.get_running_loop()
@@ -296,6 +306,7 @@ class Aggregator:
                     await self._stop.wait()
             else:
                 self._checkpoint()  # stopped by a signal: the last completed iteration
+                self._write_stopped_result()
         finally:
             self.runtime.stopping = True
             connected.cancel()

@@ -13,7 +13,7 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from esenas.api.wire import KIND_PAIR
+from esenas_api.wire import KIND_PAIR
 
 #: Largest plausible magnitude of one observation component. Observations are normalised in
 #: float32; a mean or a variance past ~1e38 is infinite there. MuJoCo tasks stay within 1e3.

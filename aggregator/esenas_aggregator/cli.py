@@ -1,4 +1,10 @@
-"""``esenas aggregator``: flags (each also read from an environment variable) and process setup."""
+"""``esenas-aggregator`` (the pod's entry point) and ``esenas aggregator``: flags, each also read from an
+environment variable, and process setup.
+
+The CLI package is not needed: ``esenas-aggregator`` and ``python -m esenas_aggregator`` run :func:`run`,
+and where the ``esenas`` command is installed it finds :func:`register` through the
+``esenas.commands`` entry point this package declares.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +13,35 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from esenas.api.tls import read_pem
-from esenas.api.wire import read_token
 from esenas.entrypoint import exit_with_reason, report_missing, setup_logging
 from esenas.envload import EnvironmentUnavailable
 from esenas.spec import SpecError, load_job
+from esenas_api.tls import read_pem
+from esenas_api.wire import read_token
 
 log = logging.getLogger(__name__)
 
 
+def register(sub: Any) -> None:
+    """``esenas aggregator``: the subcommand, given the ``esenas`` command's subparsers."""
+    p = sub.add_parser("aggregator", help="serve one job's work queue over gRPC (the aggregator pod)")
+    add_arguments(p)
+    p.set_defaults(func=main)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """``esenas-aggregator`` and ``python -m esenas_aggregator``: parse the flags and run."""
+    parser = argparse.ArgumentParser(prog="esenas-aggregator", description="serve one job's work queue over gRPC (the aggregator pod)")
+    add_arguments(parser)
+    return main(parser.parse_args(argv))
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Flags of ``esenas aggregator`` (docs/contracts.md)."""
+    """Flags of ``esenas-aggregator`` (docs/contracts.md)."""
     env = os.environ.get
     p.add_argument("--job", default=env("ESENAS_JOB_FILE"), help="ESENASJob YAML [ESENAS_JOB_FILE]")
     p.add_argument(

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import numpy.typing as npt
-from esenas.api.wire import KIND_EXACT, WORK_DTYPE
+from esenas_api.wire import KIND_EXACT, WORK_DTYPE
 
 from esenas_aggregator.outcome import REJECT_REASONS, IngestOutcome, IterationResults
 from esenas_aggregator.straggler import GRACE_FACTOR, ClosePolicy

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
-from esenas.api import wire
 from esenas.topology import Topology, encode_topologies
+from esenas_api import wire
 
 from esenas_aggregator.bounds import ResultBounds
 from esenas_aggregator.leases import LeaseBook, LeaseState

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
 import grpc
-from esenas.api import wire
-from esenas.api.v1 import aggregator_pb2 as pb
+from esenas_api import wire
+from esenas_api.v1 import aggregator_pb2 as pb
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 

@@ -18,8 +18,8 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from esenas.api.wire import KIND_PAIR
 from esenas.es import min_pairs
+from esenas_api.wire import KIND_PAIR
 
 #: Grace after the fraction is in, in median lease-to-result times of the iteration's items.
 #: With 8 pairs per worker that time is a typical worker's share, so a pair is dropped only when it

@@ -57,7 +57,7 @@ def _onnx() -> Any:
     try:
         import onnx
     except ImportError as exc:
-        raise OnnxMissing("exporting to ONNX needs the onnx package: pip install 'esenas-fleet[export]'") from exc
+        raise OnnxMissing("exporting to ONNX needs the onnx package: pip install 'esenas-cli[export]'") from exc
     return onnx
 
 

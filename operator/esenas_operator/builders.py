@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import yaml
-from esenas.api import tls
-from esenas.api.tls import TLSMaterial
 from esenas.spec import API_VERSION, KIND, Job
+from esenas_api import tls
+from esenas_api.tls import TLSMaterial
 
 from esenas_operator import monitoring as M
 from esenas_operator import names as N
@@ -123,7 +123,7 @@ def build_aggregator_deployment(body: Mapping[str, Any], job: Job, settings: N.S
         "name": "aggregator",
         "image": job.spec.aggregator.image or settings.aggregator_image,
         "imagePullPolicy": settings.image_pull_policy,
-        "command": ["esenas", "aggregator"],
+        "command": ["esenas-aggregator"],
         "args": [
             "--job", N.JOB_FILE,
             "--checkpoint-dir", N.CHECKPOINT_DIR,
@@ -210,7 +210,7 @@ def build_worker_fleet(body: Mapping[str, Any], job: Job, settings: N.Settings, 
         "name": "worker",
         "image": w.image or settings.worker_image,
         "imagePullPolicy": settings.image_pull_policy,
-        "command": ["esenas", "worker"],
+        "command": ["esenas-worker"],
         "args": [
             "--job", N.JOB_FILE, "--aggregator", address, "--token-file", N.TOKEN_FILE, "--tls-ca-file", N.TLS_CA_FILE,
         ],

@@ -17,7 +17,7 @@ from tests.simcluster.test_containers import built, restricted  # noqa: F401  (t
 NAMES = ("operator", "aggregator", "worker")
 LABELS = ("title", "description", "version", "source", "licenses", "base.name")
 BUILD_TOOLS = ("gcc", "cc", "c++", "g++", "clang", "make", "ld", "as", "cpp", "gfortran", "cargo", "rustc", "go")
-ENTRY = {"operator": ["esenas-operator"], "aggregator": ["esenas", "aggregator"], "worker": ["esenas", "worker"]}
+ENTRY = {"operator": ["esenas-operator"], "aggregator": ["esenas-aggregator"], "worker": ["esenas-worker"]}
 
 
 def run_once(image: oci.Image, argv: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:

@@ -75,9 +75,9 @@ def worker_pod(image: str, command: list[str], name: str = "probe") -> Obj:
 
 def test_runtime_spec_of_a_restricted_worker(built: dict[str, oci.Image]) -> None:
     image = built["worker"]
-    pod = worker_pod(image.ref, ["esenas", "worker"])
+    pod = worker_pod(image.ref, ["esenas-worker"])
     c = pod["spec"]["containers"][0]
-    spec = oci.runtime_spec(pod, c, image, ["esenas", "worker"], {"A": "1"}, "/tmp",
+    spec = oci.runtime_spec(pod, c, image, ["esenas-worker"], {"A": "1"}, "/tmp",
                             [oci.Mount("/tmp", "/x/tmp", False), oci.Mount("/etc/esenas", "/x/cfg", True)],
                             image.rootfs, {"/etc/hosts": "/x/hosts"}, cgroup="/simcluster-t")
     assert spec["root"] == {"path": str(image.rootfs), "readonly": True}

@@ -95,7 +95,7 @@ def test_operator_aggregator_pod_maps_to_a_local_launch() -> None:
     mounts = {m["mountPath"]: f"/L/{m['name']}" for m in container["volumeMounts"]}
     launch = build_launch(POD, container, images.entrypoint(container["image"]), lookup_from({}), mounts,
                           {50051: 41000, 9090: 41001}, {"PATH": "/bin"})
-    assert launch.argv == ["esenas", "aggregator", "--job", "/L/job/job.yaml", "--checkpoint-dir", "/L/checkpoints",
+    assert launch.argv == ["esenas-aggregator", "--job", "/L/job/job.yaml", "--checkpoint-dir", "/L/checkpoints",
                            "--token-file", "/L/token/token", "--tls-cert-file", "/L/token/tls.crt",
                            "--tls-key-file", "/L/token/tls.key", "--port", "41000", "--http-port", "41001"]
     assert launch.cwd == "/L/tmp" and launch.env["HOSTNAME"] == "p-1"
@@ -103,8 +103,8 @@ def test_operator_aggregator_pod_maps_to_a_local_launch() -> None:
 
 def test_image_entrypoints_come_from_the_dockerfiles() -> None:
     assert images.repository("ghcr.io/esenas-fleet/worker:0.1.0@sha256:ab") == "worker"
-    assert images.entrypoint("ghcr.io/x/worker:1") == ["esenas", "worker"]
-    assert images.entrypoint("ghcr.io/x/aggregator") == ["esenas", "aggregator"]
+    assert images.entrypoint("ghcr.io/x/worker:1") == ["esenas-worker"]
+    assert images.entrypoint("ghcr.io/x/aggregator") == ["esenas-aggregator"]
     assert images.entrypoint("busybox") == []
     assert images.dockerfile_entrypoint("FROM x\nENTRYPOINT run me\n") == ["/bin/sh", "-c", "run me"]
 

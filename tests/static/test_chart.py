@@ -119,8 +119,8 @@ def test_default_images_match_dockerfiles_and_operator_defaults(tmp_path: Path) 
         "worker": env["ESENAS_WORKER_IMAGE"],
         "aggregator": env["ESENAS_AGGREGATOR_IMAGE"],
     }
-    entrypoints = {"operator": '["esenas-operator"]', "worker": '["esenas", "worker"]',
-                   "aggregator": '["esenas", "aggregator"]'}
+    entrypoints = {"operator": '["esenas-operator"]', "worker": '["esenas-worker"]',
+                   "aggregator": '["esenas-aggregator"]'}
     folders = {"operator": "operator", "worker": "worker_image", "aggregator": "aggregator"}
     for name, image in images.items():
         assert image == f"ghcr.io/esenas-fleet/{name}:{version}"

@@ -1,6 +1,7 @@
 """The images without Docker: for each image, a clean venv gets exactly its Dockerfile's install
-(requirements/<image>.txt --no-deps, then this package --no-deps) and its ENTRYPOINT runs --help.
-This proves each lock is complete (pip check) and each entry point imports only what its image has."""
+(requirements/<image>.txt --no-deps, then esenas-core and the deployable --no-deps) and its
+ENTRYPOINT runs --help. This proves each lock is complete (pip check), each entry point imports
+only what its image has, and no image holds another layer's package (the CLI included)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ import pytest
 from tests.static.chart_tools import REPO, run
 
 IMAGES = {  # image -> (Dockerfile folder, entry point argv)
-    "worker": ("worker_image", ["esenas", "worker"]),
-    "aggregator": ("aggregator", ["esenas", "aggregator"]),
+    "worker": ("worker_image", ["esenas-worker"]),
+    "aggregator": ("aggregator", ["esenas-aggregator"]),
     "operator": ("operator", ["esenas-operator"]),
 }
 #: Packages that must stay out of an image: the operator never runs rollouts.
 FORBIDDEN = {"operator": {"mujoco", "gymnasium", "grpcio"}, "worker": {"kopf", "kubernetes"},
              "aggregator": {"kopf", "kubernetes"}}
+#: The distributions of this repository (one pyproject.toml each) and the image that holds each.
+DISTRIBUTIONS = {"core": "esenas-core", "aggregator": "esenas-aggregator", "worker_image": "esenas-worker",
+                 "operator": "esenas-operator", "cli": "esenas-cli"}
 
 
 def _pins(path: Path) -> dict[str, str]:
@@ -33,8 +37,14 @@ def _pins(path: Path) -> dict[str, str]:
 
 
 def _pyproject_pins() -> dict[str, str]:
-    text = (REPO / "pyproject.toml").read_text()
-    return {re.sub(r"[-_.]+", "-", n).lower(): v for n, v in re.findall(r'"([A-Za-z0-9_.-]+)==([^"]+)"', text)}
+    """name -> version of every pin in the distributions' pyproject files (one version each)."""
+    pins: dict[str, str] = {}
+    for folder in DISTRIBUTIONS:
+        text = (REPO / folder / "pyproject.toml").read_text()
+        for n, v in re.findall(r'"([A-Za-z0-9_.-]+)(?:\[[a-z,]+\])?==([^"]+)"', text):
+            name = re.sub(r"[-_.]+", "-", n).lower()
+            assert pins.setdefault(name, v) == v, f"{name} is pinned to {pins[name]} and {v} in the pyproject files"
+    return pins
 
 
 @pytest.mark.parametrize("image", IMAGES)
@@ -49,20 +59,23 @@ def test_lock_agrees_with_pyproject_and_its_in_file(image: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def project_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This repo built once as a wheel, as `pip install --no-deps /src` does inside the Dockerfiles."""
-    out = tmp_path_factory.mktemp("wheel")
-    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(REPO)])
-    (wheel,) = out.glob("esenas_fleet-*.whl")
-    return wheel
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each distribution built once as a wheel, as `pip install --no-deps /src/...` does inside
+    the Dockerfiles; folder -> wheel."""
+    out = tmp_path_factory.mktemp("wheels")
+    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out),
+         *(str(REPO / folder) for folder in DISTRIBUTIONS)])
+    return {folder: next(out.glob(f"{dist.replace('-', '_')}-*.whl")) for folder, dist in DISTRIBUTIONS.items()}
 
 
 @pytest.mark.parametrize("image", IMAGES)
-def test_image_install_runs_its_entry_point(image: str, project_wheel: Path, tmp_path: Path) -> None:
+def test_image_install_runs_its_entry_point(image: str, wheels: dict[str, Path], tmp_path: Path) -> None:
     folder, entry = IMAGES[image]
     dockerfile = (REPO / folder / "Dockerfile").read_text()
     assert f"COPY requirements/{image}.txt /tmp/requirements.txt" in dockerfile
     assert "pip install --no-deps -r /tmp/requirements.txt" in dockerfile
+    assert f'/src/core /src/{folder} && /opt/esenas/bin/pip check' in dockerfile
+    assert {m for m in re.findall(r"^COPY (\S+) /src/", dockerfile, re.M)} == {"core", folder}
     venv = tmp_path / "venv"
     # Speed, not semantics: the venv gets no pip of its own (the outer pip installs into it via
     # --python) and no .pyc compilation, which is most of the time for kubernetes and mujoco.
@@ -70,11 +83,13 @@ def test_image_install_runs_its_entry_point(image: str, project_wheel: Path, tmp
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--python", str(venv / "bin" / "python")]
     install = [*pip, "install", "--quiet", "--no-compile", "--no-deps"]
     run([*install, "-r", str(REPO / "requirements" / f"{image}.txt")])
-    run([*install, str(project_wheel)])
+    run([*install, str(wheels["core"]), str(wheels[folder])])
     run([*pip, "check"])
     installed = {re.sub(r"[-_.]+", "-", n).lower() for n in
                  re.findall(r"^([A-Za-z0-9_.-]+)==", run([*pip, "freeze"]).stdout, re.M)}
     assert not FORBIDDEN[image] & installed
+    others = set(DISTRIBUTIONS.values()) - {"esenas-core", DISTRIBUTIONS[folder]}
+    assert not others & installed, f"the {image} image holds {others & installed}"
     # Run from an empty folder so nothing from the source tree is importable.
     proc = run([str(venv / "bin" / entry[0]), *entry[1:], "--help"], cwd=tmp_path)
     assert proc.stdout.startswith("usage:"), proc.stdout

@@ -1,4 +1,10 @@
-"""``esenas worker``: flags (each also read from an environment variable) and process setup."""
+"""``esenas-worker`` (the pod's entry point) and ``esenas worker``: flags, each also read from an
+environment variable, and process setup.
+
+The CLI package is not needed: ``esenas-worker`` and ``python -m esenas_worker`` run :func:`run`,
+and where the ``esenas`` command is installed it finds :func:`register` through the
+``esenas.commands`` entry point this package declares.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +12,34 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Sequence
+from typing import Any
 
-from esenas.api.tls import read_pem
-from esenas.api.wire import read_token
 from esenas.entrypoint import exit_with_reason, report_missing, setup_logging
 from esenas.envload import EnvironmentUnavailable
 from esenas.spec import SpecError, load_job
-
-from esenas_worker.worker import Worker
+from esenas_api.tls import read_pem
+from esenas_api.wire import read_token
 
 log = logging.getLogger(__name__)
 
 
+def register(sub: Any) -> None:
+    """``esenas worker``: the subcommand, given the ``esenas`` command's subparsers."""
+    p = sub.add_parser("worker", help="run rollouts for an aggregator (the worker pod)")
+    add_arguments(p)
+    p.set_defaults(func=main)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """``esenas-worker`` and ``python -m esenas_worker``: parse the flags and run."""
+    parser = argparse.ArgumentParser(prog="esenas-worker", description="run rollouts for an aggregator (the worker pod)")
+    add_arguments(parser)
+    return main(parser.parse_args(argv))
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Flags of ``esenas worker`` (docs/contracts.md)."""
+    """Flags of ``esenas-worker`` (docs/contracts.md)."""
     env = os.environ.get
     p.add_argument("--job", default=env("ESENAS_JOB_FILE"), help="ESENASJob YAML [ESENAS_JOB_FILE]")
     p.add_argument("--aggregator", default=env("ESENAS_AGGREGATOR"), help="host:port of the aggregator [ESENAS_AGGREGATOR]")
@@ -52,6 +72,8 @@ def main(args: argparse.Namespace) -> int:
     except (SpecError, ValueError) as exc:
         print(f"esenas worker: {exc}", file=sys.stderr)
         return 2
+    from esenas_worker.worker import Worker  # grpc and MuJoCo: not needed for `esenas --help`
+
     worker = Worker(job, args.aggregator, token, args.worker_id, args.batch_size, args.give_up_after, tls_ca=ca)
     worker.install_signal_handlers()
     try:

@@ -20,11 +20,11 @@ from typing import Any, Final
 
 import grpc
 import numpy as np
-from esenas.api import wire
-from esenas.api.v1 import aggregator_pb2 as pb
-from esenas.api.v1 import aggregator_pb2_grpc as pb_grpc
 from esenas.spec import Job
 from esenas.topology import Topology, decode_topologies
+from esenas_api import wire
+from esenas_api.v1 import aggregator_pb2 as pb
+from esenas_api.v1 import aggregator_pb2_grpc as pb_grpc
 
 from esenas_worker.backoff import Backoff
 

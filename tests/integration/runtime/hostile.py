@@ -9,9 +9,9 @@ from typing import Any
 
 import grpc
 import numpy as np
-from esenas.api import wire
-from esenas.api.v1 import aggregator_pb2 as pb
-from esenas.api.v1 import aggregator_pb2_grpc as pb_grpc
+from esenas_api import wire
+from esenas_api.v1 import aggregator_pb2 as pb
+from esenas_api.v1 import aggregator_pb2_grpc as pb_grpc
 
 from tests.integration.runtime.procs import TOKEN, AggregatorProc, metric
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from esenas.api import wire
-from esenas.api.v1 import aggregator_pb2 as pb
-from esenas.api.v1 import aggregator_pb2_grpc as pb_grpc
+from esenas_api import wire
+from esenas_api.v1 import aggregator_pb2 as pb
+from esenas_api.v1 import aggregator_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.integration.runtime.hostile import (

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import grpc
-from esenas.api.v1 import aggregator_pb2 as pb
-from esenas.api.v1 import aggregator_pb2_grpc as pb_grpc
+from esenas_api.v1 import aggregator_pb2 as pb
+from esenas_api.v1 import aggregator_pb2_grpc as pb_grpc
 
 from tests.integration.runtime.hostile import (
     AUTH,

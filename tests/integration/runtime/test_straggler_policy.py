@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 
 import grpc
-from esenas.api.v1 import aggregator_pb2_grpc as pb_grpc
+from esenas_api.v1 import aggregator_pb2_grpc as pb_grpc
 
 from tests.integration.runtime.hostile import Client, items_of, results
 from tests.integration.runtime.procs import (

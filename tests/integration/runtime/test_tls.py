@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from esenas.api import tls
-from esenas.api.v1 import aggregator_pb2 as pb
-from esenas.api.v1 import aggregator_pb2_grpc as pb_grpc
+from esenas_api import tls
+from esenas_api.v1 import aggregator_pb2 as pb
+from esenas_api.v1 import aggregator_pb2_grpc as pb_grpc
 
 from tests.integration.runtime.hostile import AUTH, counter
 from tests.integration.runtime.procs import start_aggregator, start_worker, stop_all, write_job

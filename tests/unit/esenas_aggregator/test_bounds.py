@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from esenas.api import wire
 from esenas.spec import SpecError, load_job
 from esenas_aggregator.bounds import ResultBounds
+from esenas_api import wire
 
 
 def _records(rp: list[float], rn: list[float], steps: list[int]) -> np.ndarray:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 from esenas.algorithm import ESENAS
-from esenas.api import wire
 from esenas.results import Results
 from esenas.spec import load_job
 from esenas_aggregator.app import Aggregator, AggregatorConfig
 from esenas_aggregator.guard import nonfinite_parts
+from esenas_api import wire
 
 REPO = Path(__file__).resolve().parents[3]
 JOB = REPO / "manifests/examples/inverted-pendulum.yaml"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from esenas.api import wire
 from esenas_aggregator.queue import WorkQueue
+from esenas_api import wire
 
 from tests.unit.esenas_aggregator.workitems import work_items
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
-from esenas.api import wire
 from esenas_aggregator.metrics import Metrics
 from esenas_aggregator.runtime import Lease, Runtime
+from esenas_api import wire
 
 
 def _items(n: int) -> np.ndarray:

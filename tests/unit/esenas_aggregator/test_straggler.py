@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
-from esenas.api import wire
 from esenas_aggregator.metrics import Metrics
 from esenas_aggregator.queue import WorkQueue
 from esenas_aggregator.runtime import Lease, Runtime
 from esenas_aggregator.straggler import GRACE_FACTOR
+from esenas_api import wire
 
 from tests.unit.esenas_aggregator.workitems import work_items
 

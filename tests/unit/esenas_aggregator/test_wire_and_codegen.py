@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from esenas.api import wire
+from esenas_api import wire
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
-from esenas.api import wire
+from esenas_api import wire
 
 
 def work_items(n: int, exact: int = 0) -> np.ndarray:

@@ -173,7 +173,7 @@ def test_without_onnx_it_names_the_extra(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["export", str(folder)]) == 2
     err = capsys.readouterr().err
     assert err == ("error: esenas export --format onnx needs the onnx package: "
-                   "pip install 'esenas-fleet[export]' (or: make, which installs it)\n")
+                   "pip install 'esenas-cli[export]' (or: make, which installs it)\n")
     assert not (folder / "policy.onnx").exists()
 
 

@@ -115,7 +115,7 @@ def test_fleet_sums_to_replicas_and_dials_the_service() -> None:
         assert pod["metadata"]["labels"]["esenas.dev/shard"] == str(i)
         (c,) = pod["spec"]["containers"]
         assert {"name": "ESENAS_AGGREGATOR", "value": "cheetah-aggregator.rl.svc:50051"} in c["env"]
-        assert c["command"] == ["esenas", "worker"]
+        assert c["command"] == ["esenas-worker"]
         assert c["resources"] == {"requests": {"cpu": "500m"}}
         assert pod["spec"]["nodeSelector"] == {"pool": "cpu"}
         assert pod["spec"]["priorityClassName"] == "batch"
@@ -155,7 +155,7 @@ def test_aggregator_deployment() -> None:
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         assert c[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert c["command"] + c["args"] == [
-        "esenas", "aggregator", "--job", "/etc/esenas/job.yaml", "--checkpoint-dir", "/var/lib/esenas",
+        "esenas-aggregator", "--job", "/etc/esenas/job.yaml", "--checkpoint-dir", "/var/lib/esenas",
         "--token-file", "/var/run/esenas/token", "--tls-cert-file", "/var/run/esenas/tls.crt",
         "--tls-key-file", "/var/run/esenas/tls.key", "--port", "50051", "--http-port", "9090",
     ]

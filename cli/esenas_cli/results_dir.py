@@ -48,6 +48,18 @@ def write_folder(out: Path, policy: Mapping[str, Any], info: Mapping[str, Any],
     plots.topology_picture(Policy.from_json(dict(policy)), out / TOPOLOGY_FILE)
 
 
+def read_documents(folder: Path) -> tuple[dict[str, Any], dict[str, Any], list[Any]] | None:
+    """(summary, policy, history) as the aggregator wrote them into ``folder``, or None when it
+    wrote none (the run stopped before its first completed iteration)."""
+    try:
+        info, policy, history = (json.loads((folder / n).read_text()) for n in (SUMMARY_FILE, POLICY_FILE, HISTORY_FILE))
+    except FileNotFoundError:
+        return None
+    if not isinstance(info, dict) or not isinstance(policy, dict) or not isinstance(history, list):
+        raise ValueError(f"{folder} does not hold a summary, a policy and a history")
+    return info, policy, history
+
+
 def write_results(out: Path, algo: ESENAS, job: Job, reason: str, wall_s: float) -> dict[str, Any]:
     """Write the whole folder and return the summary."""
     info = summary(algo, job, reason, wall_s)

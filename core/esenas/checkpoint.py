@@ -1,4 +1,6 @@
-"""Atomic, verified checkpoints of the aggregator's whole state.
+"""Atomic, verified checkpoints of a run's whole state: one format, owned by the library, that
+the aggregator and the in-process trainer (``esenas run --in-process``) both write, so either
+runtime resumes the other's run.
 
 A checkpoint is one file ``ckpt-<iteration>.esck``: a magic line, the SHA-256 of the
 payload, then an ``.npz`` payload holding the numpy arrays and a JSON tree for the

@@ -23,7 +23,7 @@ from esenas_cli.errors import usage_error
 from esenas_cli.eval_cmd import load_policy
 from esenas_cli.results_dir import POLICY_FILE
 
-EXTRA_HINT = "pip install 'esenas-fleet[export]' (or: make, which installs it)"
+EXTRA_HINT = "pip install 'esenas-cli[export]' (or: make, which installs it)"
 
 
 def register(sub: Any) -> None:
@@ -90,7 +90,7 @@ def action_bounds(policy: Policy, env_spec: EnvironmentSpec) -> tuple[np.ndarray
 
         env = make_env(env_spec)
     except ImportError as exc:
-        return f"reading the action bounds needs the environment: {one_line(exc)} (pip install 'esenas-fleet[rl]')"
+        return f"reading the action bounds needs the environment: {one_line(exc)} (pip install 'esenas-core[rl]')"
     # The edge of the CLI: an environment's constructor may raise anything; say it in one line.
     except Exception as exc:
         return f"cannot build {env_spec.id} to read its action bounds: {type(exc).__name__}: {one_line(exc)}"

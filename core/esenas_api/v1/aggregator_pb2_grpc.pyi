@@ -14,7 +14,7 @@ Design (see docs/contracts.md and shared/DESIGN.md "Wire protocol"):
 """
 
 from collections import abc as _abc
-from esenas.api.v1 import aggregator_pb2 as _aggregator_pb2
+from esenas_api.v1 import aggregator_pb2 as _aggregator_pb2
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc

@@ -1,7 +1,9 @@
 """The ``esenas`` command: argparse subcommands, one module per subcommand.
 
-The runtime adds ``aggregator`` and ``worker`` by appending to :data:`SUBCOMMANDS`; each
-entry registers its parser and points ``func`` at its handler, which returns an exit code.
+``run``, ``eval``, ``export`` and ``fetch`` live here. The deployables add their own
+(``esenas aggregator``, ``esenas worker``) through the ``esenas.commands`` entry point group,
+so this package imports none of them (the ``layers`` contract in pyproject.toml). Each
+registration adds its parser and points ``func`` at a handler that returns an exit code.
 """
 
 from __future__ import annotations
@@ -9,21 +11,28 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from typing import Any, Final
 
-from esenas_cli import aggregator_cmd, eval_cmd, export_cmd, fetch_cmd, run_processes, worker_cmd
+from esenas_cli import eval_cmd, export_cmd, fetch_cmd, run_processes
 from esenas_cli.args import Parser, version
 
 Register = Callable[[Any], None]  # gets the subparsers action
+#: The entry point group where installed deployables register their subcommands.
+COMMANDS_GROUP: Final = "esenas.commands"
 # `run` starts real aggregator + worker processes; `run --in-process` keeps the in-process trainer.
 SUBCOMMANDS: Final[list[Register]] = [
     run_processes.register,
     eval_cmd.register,
     export_cmd.register,
     fetch_cmd.register,
-    aggregator_cmd.register,
-    worker_cmd.register,
 ]
+
+
+def plugins() -> list[Register]:
+    """The installed deployables' subcommands, in name order."""
+    eps = sorted(metadata.entry_points(group=COMMANDS_GROUP), key=lambda ep: ep.name)
+    return [ep.load() for ep in eps]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"esenas {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in SUBCOMMANDS:
+    for register in [*SUBCOMMANDS, *plugins()]:
         register(sub)
     return parser
 

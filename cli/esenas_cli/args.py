@@ -40,6 +40,6 @@ def port(text: str) -> int:
 
 def version() -> str:
     try:
-        return metadata.version("esenas-fleet")
+        return metadata.version("esenas-cli")
     except metadata.PackageNotFoundError:  # running from a source tree that was never installed
         return "unknown"

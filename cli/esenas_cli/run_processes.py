@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,10 +21,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Final
 
-from esenas.api import tls
 from esenas.edits import immutable_changes
 from esenas.spec import Job, SpecError
 from esenas.trainer import default_workers
+from esenas_api import tls
 
 from esenas_cli import mujoco_log
 from esenas_cli.args import port, positive_int
@@ -32,7 +33,13 @@ from esenas_cli.errors import EXIT_INTERRUPTED, load_checked_job, report_bad_spe
 from esenas_cli.local_job import follow_local_workers
 from esenas_cli.progress import Bar
 from esenas_cli.results_dir import default_dir
-from esenas_cli.run_folder import Resumed, checkpoint_dir, folder_problem, load_resumed
+from esenas_cli.run_folder import (
+    Resumed,
+    aggregator_result_dir,
+    checkpoint_dir,
+    folder_problem,
+    load_resumed,
+)
 
 POLL_S: Final = 0.5
 START_TIMEOUT_S: Final = 120.0
@@ -126,6 +133,7 @@ class LocalFleet:
             tls.issue("esenas-local", ["127.0.0.1", "localhost"]).write(tls_dir)
         ports = self.out / ".ports.json"
         ports.unlink(missing_ok=True)
+        shutil.rmtree(aggregator_result_dir(self.out), ignore_errors=True)  # a result is this session's
         spec = self.job.spec
         print(f"training {self.job.name}: {spec.environment.id}, {spec.policy.topology} {spec.policy.template}, "
               f"controller {spec.controller.type}; 1 aggregator + {self.n_workers} worker processes; folder {self.out}")
@@ -225,31 +233,28 @@ class LocalFleet:
         return 1
 
     def _finish(self, last: dict[str, Any], code: int, wall: float) -> int:
-        from esenas.algorithm import ESENAS
-        from esenas_aggregator.checkpoint import CheckpointError, CheckpointStore
-
         from esenas_cli.clip import add_clip
-        from esenas_cli.results_dir import write_results
+        from esenas_cli.results_dir import read_documents, write_folder
 
         if code != 0 and not self.interrupted:
             return self._fail(f"the aggregator exited with code {code}")
-        try:
-            loaded = CheckpointStore(checkpoint_dir(self.out)).load_latest()
-        except CheckpointError as exc:
+        try:  # the documents the aggregator wrote when it finished or was stopped
+            docs = read_documents(aggregator_result_dir(self.out))
+        except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        if loaded is None:
-            print("stopped before the first checkpoint; nothing to write", file=sys.stderr)
+        if docs is None:
+            print("stopped before the first completed iteration; nothing to write", file=sys.stderr)
             return EXIT_INTERRUPTED if self.interrupted else 1
-        state = loaded[1]
-        algo = ESENAS.from_state_dict(state["algo"])
-        reason = str(state["runtime"]["reason"]) or ("interrupted" if self.interrupted else last.get("reason", ""))
-        info = write_results(self.out, algo, self.job, reason, wall)
+        info, policy, history = docs
+        reason = str(info["stopReason"]) or ("interrupted" if self.interrupted else last.get("reason", ""))
+        info["stopReason"] = reason
+        write_folder(self.out, policy, info, history, self.job.spec.environment.id)
         add_clip(self.out, enabled=self.video and not self.interrupted,
                  why_not="the run was interrupted" if self.interrupted else "--no-video")
         best = info["bestReward"]
         print(f"stopped: {reason}; best reward {best if best is None else round(best, 1)} after "
-              f"{algo.episodes} episodes, {algo.env_steps} env steps, {wall:.0f} s")
+              f"{info['episodes']} episodes, {info['envSteps']} env steps, {wall:.0f} s")
         if self.interrupted:
             print(f"resume with: esenas run {self.job_file} --output {self.out} --resume")
             return EXIT_INTERRUPTED

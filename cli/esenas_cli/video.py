@@ -75,7 +75,7 @@ def _writer(path: Path, fps: float) -> Any:
         import imageio.v2 as imageio
         import imageio_ffmpeg  # noqa: F401 - imageio's ffmpeg plugin needs it; fail here, clearly
     except ImportError as exc:
-        raise RenderUnavailable(f"writing mp4 needs imageio-ffmpeg ({one_line(exc)}): pip install 'esenas-fleet[cli]'") from exc
+        raise RenderUnavailable(f"writing mp4 needs imageio-ffmpeg ({one_line(exc)}): pip install esenas-cli") from exc
     return imageio.get_writer(str(path), format="FFMPEG", mode="I", fps=fps, codec="libx264",
                               pixelformat="yuv420p", macro_block_size=MACRO_BLOCK, ffmpeg_log_level="error")
 

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from esenas.api.v1 import aggregator_pb2 as esenas_dot_api_dot_v1_dot_aggregator__pb2
+from esenas_api.v1 import aggregator_pb2 as esenas__api_dot_v1_dot_aggregator__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in esenas/api/v1/aggregator_pb2_grpc.py depends on'
+        + ' but the generated code in esenas_api/v1/aggregator_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,13 +36,13 @@ class AggregatorStub:
         """
         self.Exchange = channel.unary_unary(
                 '/esenas.api.v1.Aggregator/Exchange',
-                request_serializer=esenas_dot_api_dot_v1_dot_aggregator__pb2.ExchangeRequest.SerializeToString,
-                response_deserializer=esenas_dot_api_dot_v1_dot_aggregator__pb2.ExchangeReply.FromString,
+                request_serializer=esenas__api_dot_v1_dot_aggregator__pb2.ExchangeRequest.SerializeToString,
+                response_deserializer=esenas__api_dot_v1_dot_aggregator__pb2.ExchangeReply.FromString,
                 _registered_method=True)
         self.GetParams = channel.unary_unary(
                 '/esenas.api.v1.Aggregator/GetParams',
-                request_serializer=esenas_dot_api_dot_v1_dot_aggregator__pb2.ParamsRequest.SerializeToString,
-                response_deserializer=esenas_dot_api_dot_v1_dot_aggregator__pb2.Params.FromString,
+                request_serializer=esenas__api_dot_v1_dot_aggregator__pb2.ParamsRequest.SerializeToString,
+                response_deserializer=esenas__api_dot_v1_dot_aggregator__pb2.Params.FromString,
                 _registered_method=True)
 
 
@@ -69,13 +69,13 @@ def add_AggregatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Exchange': grpc.unary_unary_rpc_method_handler(
                     servicer.Exchange,
-                    request_deserializer=esenas_dot_api_dot_v1_dot_aggregator__pb2.ExchangeRequest.FromString,
-                    response_serializer=esenas_dot_api_dot_v1_dot_aggregator__pb2.ExchangeReply.SerializeToString,
+                    request_deserializer=esenas__api_dot_v1_dot_aggregator__pb2.ExchangeRequest.FromString,
+                    response_serializer=esenas__api_dot_v1_dot_aggregator__pb2.ExchangeReply.SerializeToString,
             ),
             'GetParams': grpc.unary_unary_rpc_method_handler(
                     servicer.GetParams,
-                    request_deserializer=esenas_dot_api_dot_v1_dot_aggregator__pb2.ParamsRequest.FromString,
-                    response_serializer=esenas_dot_api_dot_v1_dot_aggregator__pb2.Params.SerializeToString,
+                    request_deserializer=esenas__api_dot_v1_dot_aggregator__pb2.ParamsRequest.FromString,
+                    response_serializer=esenas__api_dot_v1_dot_aggregator__pb2.Params.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -103,8 +103,8 @@ class Aggregator:
             request,
             target,
             '/esenas.api.v1.Aggregator/Exchange',
-            esenas_dot_api_dot_v1_dot_aggregator__pb2.ExchangeRequest.SerializeToString,
-            esenas_dot_api_dot_v1_dot_aggregator__pb2.ExchangeReply.FromString,
+            esenas__api_dot_v1_dot_aggregator__pb2.ExchangeRequest.SerializeToString,
+            esenas__api_dot_v1_dot_aggregator__pb2.ExchangeReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -130,8 +130,8 @@ class Aggregator:
             request,
             target,
             '/esenas.api.v1.Aggregator/GetParams',
-            esenas_dot_api_dot_v1_dot_aggregator__pb2.ParamsRequest.SerializeToString,
-            esenas_dot_api_dot_v1_dot_aggregator__pb2.Params.FromString,
+            esenas__api_dot_v1_dot_aggregator__pb2.ParamsRequest.SerializeToString,
+            esenas__api_dot_v1_dot_aggregator__pb2.Params.FromString,
             options,
             channel_credentials,
             insecure,

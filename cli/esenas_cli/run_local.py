@@ -32,7 +32,7 @@ class _Checkpoints:
     """
 
     def __init__(self, out: Path, algo: ESENAS, every: int) -> None:
-        from esenas_aggregator import checkpoint
+        from esenas import checkpoint
 
         self.out, self.every, self.codec = out, every, checkpoint
         self.snapshot = self._encode(algo)

@@ -1,7 +1,7 @@
 """The run folder's checkpoints, shared by both runtimes: whether a run may start, and what it resumes.
 
-Both write ``checkpoints/ckpt-<iteration>.esck`` in the aggregator's format, so a run started
-with ``--in-process`` resumes with the processes and the other way round. Starting over a
+Both write ``checkpoints/ckpt-<iteration>.esck`` in the library's format (esenas.checkpoint), so
+a run started with ``--in-process`` resumes with the processes and the other way round. Starting over a
 folder that holds a run is refused: it would train from scratch and overwrite the results.
 """
 
@@ -37,6 +37,11 @@ def checkpoint_dir(out: Path) -> Path:
     return out / "checkpoints"
 
 
+def aggregator_result_dir(out: Path) -> Path:
+    """Where the local aggregator writes its result documents (``--checkpoint-dir``/result)."""
+    return checkpoint_dir(out) / "result"
+
+
 def has_checkpoint(out: Path) -> bool:
     ckpt = checkpoint_dir(out)
     return ckpt.is_dir() and any(ckpt.glob("ckpt-*.esck"))
@@ -57,7 +62,7 @@ def folder_problem(out: Path | None, resume: bool) -> str | None:
 
 def load_resumed(out: Path) -> Resumed | str:
     """The newest readable checkpoint of the run in ``out``, or one line saying why there is none."""
-    from esenas_aggregator.checkpoint import CheckpointError, CheckpointStore, log
+    from esenas.checkpoint import CheckpointError, CheckpointStore, log
 
     store = CheckpointStore(checkpoint_dir(out))
     level = log.level
@@ -80,7 +85,7 @@ def load_resumed(out: Path) -> Resumed | str:
 
 def save_checkpoint(out: Path, algo: ESENAS, phase: str, reason: str) -> Path:
     """Checkpoint ``algo`` as the aggregator does, so either runtime can resume it."""
-    from esenas_aggregator import checkpoint
+    from esenas import checkpoint
 
     state: dict[str, Any] = {"algo": algo.state_dict(), "runtime": {"phase": phase, "reason": reason}}
     return checkpoint.CheckpointStore(checkpoint_dir(out)).save(algo.iteration, checkpoint.encode(state))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from esenas_aggregator.checkpoint import CheckpointError, CheckpointStore, decode, encode
+from esenas.checkpoint import CheckpointError, CheckpointStore, decode, encode
 
 
 def test_round_trip_keeps_arrays_tuples_and_nan() -> None:
