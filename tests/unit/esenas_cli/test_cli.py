@@ -52,6 +52,22 @@ def test_subcommands_are_registered() -> None:
     assert parser.parse_args(["eval", "dir", "--episodes", "4"]).episodes == 4
 
 
+def test_the_deployables_add_their_subcommands_through_entry_points() -> None:
+    """`esenas aggregator` and `esenas worker` come from the installed distributions' "esenas.commands"
+    entry points; the CLI package imports neither (the layers contract)."""
+    from importlib import metadata
+
+    from esenas_cli.main import COMMANDS_GROUP
+
+    eps = {ep.name: ep.value for ep in metadata.entry_points(group=COMMANDS_GROUP)}
+    assert eps == {"aggregator": "esenas_aggregator.cli:register", "worker": "esenas_worker.cli:register"}
+    parser = build_parser()
+    agg = parser.parse_args(["aggregator", "--job", "j.yaml", "--port", "7"])
+    assert (agg.job, agg.port, agg.func.__module__) == ("j.yaml", 7, "esenas_aggregator.cli")
+    worker = parser.parse_args(["worker", "--aggregator", "h:1", "--worker-id", "w"])
+    assert (worker.aggregator, worker.worker_id, worker.func.__module__) == ("h:1", "w", "esenas_worker.cli")
+
+
 PER_WORKER = """\
 apiVersion: esenas.dev/v1alpha1
 kind: ESENASJob
