@@ -17,9 +17,10 @@ import numpy.typing as npt
 from esenas.topology import Topology, encode_topologies
 
 #: One work item: position in the iteration, eps seed (0 for exact evals), topology index, kind.
+#: Packed, it is also the 17-byte work record on the wire (``esenas_api.wire.WORK_DTYPE`` is this).
 ITEM_DTYPE: Final = np.dtype([("index", "<u4"), ("seed", "<u8"), ("topology", "<u4"), ("kind", "u1")])
-KIND_PAIR: Final = 0
-KIND_EXACT: Final = 1
+KIND_PAIR: Final = 0  #: an antithetic pair: theta + sigma*eps and theta - sigma*eps
+KIND_EXACT: Final = 1  #: an exact eval: one rollout of the unperturbed centre theta
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -52,6 +53,9 @@ class Plan:
 @dataclass
 class Results:
     """Outcomes of some items. Pair rewards include the reward shift; exact evals are raw.
+
+    One type for every producer: the local trainer's rollouts, a worker's batch, and the
+    aggregator's whole iteration (``WorkQueue.results``), which ``ESENAS.tell`` takes as is.
 
     ``reward_neg`` is NaN for exact evals; ``steps`` counts env steps of all the item's
     rollouts. ``obs_*`` are the observation statistics of those rollouts (ARS V2 merge).

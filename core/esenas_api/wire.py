@@ -13,8 +13,12 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+from esenas.results import ITEM_DTYPE
+from esenas.results import KIND_EXACT as KIND_EXACT
+from esenas.results import KIND_PAIR as KIND_PAIR
 
-#: One result: 28 bytes on the wire (DESIGN.md asks for at most 32).
+#: One result: 28 bytes on the wire (docs/contracts.md, gRPC), whatever the policy's size: the
+#: item index, both rewards, env steps and the topology index, never a parameter vector.
 RESULT_DTYPE: Final = np.dtype(
     [
         ("index", "<u4"),
@@ -24,12 +28,9 @@ RESULT_DTYPE: Final = np.dtype(
         ("topology", "<u4"),
     ]
 )
-#: One work item: 17 bytes. ``kind`` 0 is an antithetic pair, 1 an exact evaluation.
-WORK_DTYPE: Final = np.dtype(
-    [("index", "<u4"), ("seed", "<u8"), ("topology", "<u4"), ("kind", "u1")]
-)
-KIND_PAIR: Final = 0
-KIND_EXACT: Final = 1
+#: One work item: 17 bytes, the library's own plan record (:data:`esenas.results.ITEM_DTYPE`)
+#: sent as is; its ``kind`` is :data:`KIND_PAIR` or :data:`KIND_EXACT` (re-exported from there).
+WORK_DTYPE: Final = ITEM_DTYPE
 #: Metadata key that carries ``Bearer <token>`` on every worker RPC.
 AUTH_METADATA_KEY: Final = "authorization"
 

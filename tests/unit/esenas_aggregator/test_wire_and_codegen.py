@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from esenas.results import ITEM_DTYPE, KIND_EXACT, KIND_PAIR
 from esenas_api import wire
 
 REPO = Path(__file__).resolve().parents[3]
@@ -19,6 +20,16 @@ def test_result_record_is_at_most_32_bytes_and_round_trips() -> None:
     assert list(r["index"]) == [3, 1] and r["reward_pos"][1] == -2.0 and np.isnan(r["reward_neg"][0])
     with pytest.raises(wire.WireError, match="multiple of 28"):
         wire.decode_results(buf[:-1])
+
+
+def test_work_items_are_the_librarys_plan_records_17_bytes_each() -> None:
+    assert wire.WORK_DTYPE is ITEM_DTYPE and wire.WORK_DTYPE.itemsize == 17
+    assert (wire.KIND_PAIR, wire.KIND_EXACT) == (KIND_PAIR, KIND_EXACT) == (0, 1)
+    items = np.zeros(2, ITEM_DTYPE)
+    items["index"], items["seed"], items["topology"], items["kind"] = [0, 1], [2**63, 5], [7, 0], [KIND_PAIR, KIND_EXACT]
+    buf = wire.encode_items(items)
+    assert buf[:17] == b"\0" * 4 + (2**63).to_bytes(8, "little") + (7).to_bytes(4, "little") + b"\0"
+    assert np.array_equal(wire.decode_items(buf), items)
 
 
 def test_obs_stats_checked() -> None:
