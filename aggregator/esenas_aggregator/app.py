@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from esenas import checkpoint
 from esenas.algorithm import ESENAS
-from esenas.results import IterationReport, Results
+from esenas.results import IterationReport
 from esenas.run_summary import HISTORY_FILE, POLICY_FILE, SUMMARY_FILE, summary
 from esenas.spec import Job, SpecError, check_dimensions
 from esenas_api import wire
@@ -210,10 +210,7 @@ class Aggregator:
             dropped = rt.close_iteration()
             if dropped:
                 log.info("iteration %d closed with %d pairs still out (es.minPairsFraction)", plan.iteration, dropped)
-            r = rt.queue.results()
-            self.last = self.algo.tell(
-                Results(r.index, r.reward_pos, r.reward_neg, r.steps, r.obs_count, r.obs_sum, r.obs_sumsq)
-            )
+            self.last = self.algo.tell(rt.queue.results())
             state = self.algo.state_dict()
             bad = guard.nonfinite_parts(state)
             if bad:

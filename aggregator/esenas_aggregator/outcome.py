@@ -1,12 +1,9 @@
-"""What pushing a batch of results did, and a completed iteration's results: plain data."""
+"""What pushing a batch of results did, and why a record was rejected: plain data."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Final
-
-import numpy as np
-import numpy.typing as npt
 
 #: Reasons a record is rejected; they are the ``reason`` label values of
 #: ``esenas_results_rejected_total`` (docs/contracts.md).
@@ -45,15 +42,3 @@ class IngestOutcome:
     def rejected_total(self) -> int:
         return sum(self.rejected.values())
 
-
-@dataclass
-class IterationResults:
-    """All results of a completed iteration, in item order, plus merged observation stats."""
-
-    index: npt.NDArray[np.uint32]
-    reward_pos: npt.NDArray[np.float64]
-    reward_neg: npt.NDArray[np.float64]
-    steps: npt.NDArray[np.uint32]
-    obs_count: float
-    obs_sum: npt.NDArray[np.float64]
-    obs_sumsq: npt.NDArray[np.float64]

@@ -14,9 +14,9 @@ import time
 
 import numpy as np
 import numpy.typing as npt
-from esenas_api.wire import KIND_EXACT, WORK_DTYPE
+from esenas.results import ITEM_DTYPE, KIND_EXACT, Results
 
-from esenas_aggregator.outcome import REJECT_REASONS, IngestOutcome, IterationResults
+from esenas_aggregator.outcome import REJECT_REASONS, IngestOutcome
 from esenas_aggregator.straggler import GRACE_FACTOR, ClosePolicy
 from esenas_aggregator.tail import (
     ABANDON_FACTOR,
@@ -26,7 +26,7 @@ from esenas_aggregator.tail import (
     TailPolicy,
 )
 
-__all__ = ["REJECT_REASONS", "IngestOutcome", "IterationResults", "WorkQueue"]
+__all__ = ["REJECT_REASONS", "IngestOutcome", "WorkQueue"]
 
 
 class WorkQueue(TailPolicy, ClosePolicy):
@@ -55,8 +55,8 @@ class WorkQueue(TailPolicy, ClosePolicy):
         self.reissued = 0
         self.speculative = 0
         self._now = 0.0
-        self._items = np.empty(0, dtype=WORK_DTYPE)
-        self._start(np.empty(0, dtype=WORK_DTYPE))
+        self._items = np.empty(0, dtype=ITEM_DTYPE)
+        self._start(np.empty(0, dtype=ITEM_DTYPE))
 
     def _start(self, items: npt.NDArray[np.void]) -> None:
         n = len(items)
@@ -85,8 +85,8 @@ class WorkQueue(TailPolicy, ClosePolicy):
 
     def start(self, iteration: int, items: npt.NDArray[np.void]) -> None:
         """Begin an iteration with the plan's items (``index`` must be 0..n-1 in order)."""
-        packed = np.empty(len(items), dtype=WORK_DTYPE)
-        for name in WORK_DTYPE.names or ():
+        packed = np.empty(len(items), dtype=ITEM_DTYPE)
+        for name in ITEM_DTYPE.names or ():
             packed[name] = items[name]
         if not np.array_equal(packed["index"], np.arange(len(items))):
             raise ValueError("plan.items.index must be 0..n-1 in order")
@@ -290,12 +290,13 @@ class WorkQueue(TailPolicy, ClosePolicy):
             self._merge_obs(obs)
         return out
 
-    def results(self) -> IterationResults:
-        """Results of the completed iteration in item order; of a closed one, only the items in."""
+    def results(self) -> Results:
+        """Results of the completed iteration in item order; of a closed one, only the items in.
+        The library's own record: ``ESENAS.tell`` takes it as is."""
         if not (self.complete or self.closed):
             raise RuntimeError(f"iteration {self.iteration}: {self.outstanding} items outstanding")
         done = self._done
-        return IterationResults(
+        return Results(
             index=self._items["index"][done],
             reward_pos=self._reward_pos[done],
             reward_neg=self._reward_neg[done],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from esenas.results import Results
 from esenas_aggregator.queue import WorkQueue
 from esenas_api import wire
 
@@ -43,6 +44,7 @@ def test_iteration_completes_with_all_items_in_any_order() -> None:
     q.ingest(0, _records(items[[0, 1, 2, 3]]), obs)
     assert q.complete
     r = q.results()
+    assert isinstance(r, Results)  # the library's own record: ESENAS.tell takes it as is
     assert list(r.index) == [0, 1, 2, 3, 4]
     assert np.isnan(r.reward_neg[4]) and r.reward_neg[0] == 2.0
     assert r.obs_count == 3.0  # the first batch had a bad record: its stats were not merged
