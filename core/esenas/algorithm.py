@@ -294,12 +294,13 @@ class ESENAS:
         return self.controller.ask(1, rng=_rng(self.spec.seed, _FIRST_TOPOLOGY_STREAM))[0]
 
     def current_policy(self) -> Policy:
-        """The current shared weights under the incumbent topology (not perturbed)."""
+        """The centre (the current shared weights, unperturbed) under the incumbent topology."""
         mean, std = self.obs_mean_std()
         return Policy(self.arch, self.current_topology(), self.params, mean, std)
 
     def best_policy(self) -> dict[str, Any]:
-        """JSON-able compact policy of the best evaluated point (``esenas eval`` loads it)."""
+        """JSON-able compact policy of the best policy found, with its own reward (``esenas eval`` loads it);
+        before any, the centre under the incumbent topology."""
         if self.best is not None:
             return dict(self.best)
         mean, std = self.obs_mean_std()

@@ -102,19 +102,20 @@ def rollout_rewards(r: Results, pair: npt.NDArray[np.bool_], shift: float, max_s
 def best_evaluated(plan: Plan, topos: Sequence[Topology], r: Results, shift: float, max_steps: int) -> Evaluated | None:
     """The iteration's evaluated policy with the highest own reward.
 
-    With exact evals: the unperturbed weights under the topology whose exact evals have the
-    highest mean (each topology's mean is over its own evaluations only). Without: the perturbed
-    weights theta +/- sigma*eps of the single best rollout, under its pair's topology.
+    With exact evals: the centre theta (the unperturbed weights the exact evals rolled out) under
+    the topology whose exact evals have the highest mean (each topology's mean is over its own
+    evaluations only). Without: the perturbed weights theta +/- sigma*eps of the single best
+    rollout, under its pair's topology.
     ``topos[i]`` is item i's topology and ``r`` is sorted by item index.
     """
     pair = plan.items["kind"] == KIND_PAIR
-    params = plan.params.astype(np.float64)
+    centre = plan.params.astype(np.float64)
     if not pair.all():
         exact = np.flatnonzero(~pair)
         tidx = plan.items["topology"][exact].astype(np.int64)
         seen, means = means_by_index(tidx, r.reward_pos[exact], len(plan.topologies))
         j = int(np.argmax(means))
-        return Evaluated(plan.topologies[int(seen[j])], params, float(means[j]))
+        return Evaluated(plan.topologies[int(seen[j])], centre, float(means[j]))
     if not pair.any():
         return None
     pos, neg = rollout_rewards(r, pair, shift, max_steps)
@@ -122,8 +123,8 @@ def best_evaluated(plan: Plan, topos: Sequence[Topology], r: Results, shift: flo
     j = int(np.argmax(both))
     item = int(np.flatnonzero(pair)[j % pos.size])
     sign = 1.0 if j < pos.size else -1.0
-    eps = perturbation(int(plan.items["seed"][item]), params.size)
-    return Evaluated(topos[item], params + sign * plan.sigma * eps, float(both[j]))
+    eps = perturbation(int(plan.items["seed"][item]), centre.size)
+    return Evaluated(topos[item], centre + sign * plan.sigma * eps, float(both[j]))
 
 
 def stop_reason(
