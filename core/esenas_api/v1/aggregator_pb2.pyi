@@ -3,7 +3,7 @@
 isort:skip_file
 ES-ENAS aggregator <-> worker protocol, version 1.
 
-Design (see docs/contracts.md and shared/DESIGN.md "Wire protocol"):
+Design (see docs/contracts.md, "gRPC"):
  * Work and results travel in batches, as packed little-endian records in
    `bytes` fields, so one batch decodes with a single numpy.frombuffer.
  * A result record is O(1) bytes (RESULT_RECORD, 28 bytes): the item index,
