@@ -1,4 +1,5 @@
-"""Checkpoints: exact round trip, atomic replace, keep-previous, fall-back on corruption."""
+"""Checkpoints: exact round trip, atomic replace, keep-previous, fall-back on corruption, and a
+size that stays bounded over any number of iterations."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from esenas.algorithm import ESENAS, Results
 from esenas.checkpoint import CheckpointError, CheckpointStore, decode, encode
+from esenas.spec import parse_spec
+from esenas.state import MAX_HISTORY
 
 
 def test_round_trip_keeps_arrays_tuples_and_nan() -> None:
@@ -45,3 +49,29 @@ def test_all_corrupt_is_a_clear_error_and_empty_folder_is_none(tmp_path: Path) -
     with pytest.raises(CheckpointError, match=r"no readable checkpoint.*bad magic"):
         store.load_latest()
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_checkpoint_size_stays_bounded_over_many_iterations() -> None:
+    """Past MAX_HISTORY iterations the history is thinned, so a checkpoint is never larger than the
+    one taken when the history first filled (the controller, front and normaliser are fixed-size)."""
+    spec = parse_spec({
+        "environment": {"id": "Toy-v0"}, "seed": 1,
+        "policy": {"template": "linear", "topology": "partition", "partitions": 3},
+        "controller": {"type": "evolution", "populationSize": 10},
+        "es": {"perturbations": 2, "exactEvals": 1}, "stopping": {"maxIterations": 10 * MAX_HISTORY},
+    })
+    algo = ESENAS(spec, 3, 2)
+    rng = np.random.default_rng(0)
+    sizes: dict[int, int] = {}
+    for i in range(1, MAX_HISTORY + 501):
+        plan = algo.ask()
+        n, pair = plan.items.size, plan.items["kind"] == 0
+        neg = np.where(pair, rng.normal(size=n), np.nan)
+        algo.tell(Results(plan.items["index"].copy(), rng.normal(size=n), neg, np.full(n, 10, np.uint32)))
+        assert len(algo.history) <= MAX_HISTORY
+        if i in (MAX_HISTORY // 2, MAX_HISTORY) or (i > MAX_HISTORY and i % 100 == 0):
+            sizes[i] = len(encode(algo.state_dict()))
+    full = sizes[MAX_HISTORY]
+    assert full > 1.5 * sizes[MAX_HISTORY // 2]  # the history is most of it: the check below has teeth
+    assert all(size <= full * 1.01 for i, size in sizes.items() if i > MAX_HISTORY), sizes
+    assert algo.history[0]["iteration"] == 0 and algo.history[-1]["iteration"] == MAX_HISTORY + 499
