@@ -6,9 +6,11 @@ A network is a template (linear, or an MLP with tanh hidden layers) over layer s
 * ``dense``: every weight (out x in per layer).
 * ``partition`` (chromatic networks, Song et al., poster "RL with chromatic networks"):
   P shared weights; the topology colours each edge with one of them.
-* ``edges`` / ``masked`` (ES-ENAS edge pruning, arXiv 2101.07415 section 3): every candidate
-  edge has a weight shared across topologies (ENAS weight sharing, Pham et al. 2018); the
-  topology keeps k of them. ``residual_edges`` candidates join every pair of layers.
+* ``edges`` (ES-ENAS edge pruning, arXiv 2101.07415 section 3; ``masked`` is its former name,
+  still read from old files): every candidate edge has a weight shared across topologies (ENAS
+  weight sharing, Pham et al. 2018); the topology keeps k of them, chosen from all edges
+  (``aggregate_edges``), per layer (``independent_edges``), or with ``residual_edges``
+  candidates that join every pair of layers.
 * ``toeplitz`` / ``circulant`` (Choromanski et al. 2018): n_out + n_in - 1, or max(n_out, n_in),
   numbers per layer.
 """
@@ -77,7 +79,7 @@ class Architecture:
             return sum(b.n_in + b.n_out - 1 for b in self.blocks)
         if self.kind == "circulant":
             return sum(max(b.n_in, b.n_out) for b in self.blocks)
-        return self.candidate_weights  # dense, edges, masked
+        return self.candidate_weights  # dense, edges
 
     @cached_property
     def _structured_index(self) -> list[I64]:
@@ -97,7 +99,7 @@ class Architecture:
         if self.kind == "partition":
             p = int(self.spec.partitions or 1)
             return SearchSpace("partition", np.full(self.dense_weights, p, np.int64))
-        if self.kind in ("edges", "masked"):
+        if self.kind == "edges":
             k = int(self.spec.edges or 1)
             if self.kind == "edges" and self.spec.search_space == "independent_edges":
                 choices = np.repeat([b.size for b in self.blocks], k).astype(np.int64)
@@ -123,7 +125,7 @@ class Architecture:
 
     def weight_params(self, topo: Topology) -> int:
         """Weights a policy with this topology really stores (the poster's '# weight-params')."""
-        if self.kind in ("edges", "masked"):
+        if self.kind == "edges":
             return int(self.kept_edges(topo).size)
         return self.num_weights
 
@@ -186,7 +188,7 @@ class Architecture:
         biases = np.split(params[self.num_weights :], np.cumsum(self.layers[1:-1]))
         if self.kind == "partition":
             flat = w[topo.decisions] if topo.decisions.size else np.zeros(self.dense_weights)
-        elif self.kind in ("edges", "masked"):
+        elif self.kind == "edges":
             flat = np.zeros(self.candidate_weights)
             kept = self.kept_edges(topo)
             flat[kept] = w[kept]
@@ -206,14 +208,14 @@ class Architecture:
 
     def compact(self, params: F64, topo: Topology) -> F64:
         """Only the numbers this topology uses (edge modes drop unkept edges)."""
-        if self.kind in ("edges", "masked"):
+        if self.kind == "edges":
             return np.concatenate([params[self.kept_edges(topo)], params[self.num_weights :]])
         return np.asarray(params, dtype=np.float64).copy()
 
     def expand(self, compact: F64, topo: Topology) -> F64:
         """Inverse of :meth:`compact`: the full trainable vector (unkept edges zero)."""
         compact = np.asarray(compact, dtype=np.float64)
-        if self.kind in ("edges", "masked"):
+        if self.kind == "edges":
             kept = self.kept_edges(topo)
             params = np.zeros(self.num_params)
             params[kept] = compact[: kept.size]

@@ -140,7 +140,7 @@ def _compact_matrices(g: _Graph, policy: Policy) -> list[str | None]:
             colours = _stored_index(g, "colour", decisions[start : start + b.size].reshape(b.n_out, b.n_in))
             out.append(g.node("Gather", [shared, colours], "weight"))
         return out
-    if arch.kind in ("edges", "masked"):
+    if arch.kind == "edges":
         # One scatter of the k kept values over every candidate edge, then a slice per block.
         kept = arch.kept_edges(policy.topology)
         if not kept.size:

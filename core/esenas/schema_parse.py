@@ -37,6 +37,7 @@ from esenas.spec import (
     Job,
     JobSpec,
 )
+from esenas.topology import RENAMED_KINDS
 
 _DNS1123: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -110,6 +111,16 @@ def _build(cls: type[Any], data: Mapping[str, Any]) -> Any:
     return cls(**kwargs)
 
 
+def _renamed(spec: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``spec`` with a former topology name replaced (deprecated; the CRD refuses it): ``masked``
+    was ``edges`` with searchSpace ``aggregate_edges`` (esenas.topology.RENAMED_KINDS)."""
+    policy = spec.get("policy")
+    if not isinstance(policy, Mapping) or policy.get("topology") not in RENAMED_KINDS:
+        return spec
+    renamed = {**policy, "topology": RENAMED_KINDS[policy["topology"]], "searchSpace": "aggregate_edges"}
+    return {**spec, "policy": renamed}
+
+
 def parse(spec: Any, path: str = "spec") -> JobSpec:
     """Parse a raw ``spec`` mapping into a :class:`JobSpec`, or raise :class:`SpecError` naming
     every bad field."""
@@ -117,6 +128,7 @@ def parse(spec: Any, path: str = "spec") -> JobSpec:
         spec = {}
     if not isinstance(spec, Mapping):
         raise SpecError([FieldError(path, f"must be an object, got {type_name(spec)}")])
+    spec = _renamed(spec)
     errors = _size_errors(spec, path)
     schema = _schema()
     checked = normalize(spec, schema, path, errors)

@@ -85,7 +85,6 @@ def _tournament(c: Spec) -> dict[str, str] | None:
 
 
 _SEARCHED: Final = "[" + ", ".join(f"'{t}'" for t in SEARCHED_TOPOLOGIES) + "]"
-_EDGES: Final = ("edges", "masked")
 #: perturbationsPerWorker x max(1, replicas): the population when it is given per worker. The spec's
 #: es and workers groups and replicas are defaulted, so they are always there when rules run.
 _PER_WORKER_N: Final = "self.es.perturbationsPerWorker * (self.workers.replicas > 0 ? self.workers.replicas : 1)"
@@ -111,15 +110,15 @@ RULES: Final[tuple[Rule, ...]] = (
         {"actual": ""},
     ),
     Rule(
-        "policy", "edges", "!(self.topology in ['edges', 'masked']) || has(self.edges)",
-        "spec.policy.edges is required when topology is 'edges' or 'masked'",
-        lambda s: _fails(s["topology"] in _EDGES and "edges" not in s),
+        "policy", "edges", "self.topology != 'edges' || has(self.edges)",
+        "spec.policy.edges is required when topology is 'edges'",
+        lambda s: _fails(s["topology"] == "edges" and "edges" not in s),
         ("policy.topology", "policy.edges"),
     ),
     Rule(
-        "policy", "edges", "self.topology in ['edges', 'masked'] || !has(self.edges)",
-        "spec.policy.edges only applies to topology 'edges' or 'masked'{actual}",
-        lambda s: _fails(s["topology"] not in _EDGES and "edges" in s, actual=f", not {s['topology']!r}"),
+        "policy", "edges", "self.topology == 'edges' || !has(self.edges)",
+        "spec.policy.edges only applies to topology 'edges'{actual}",
+        lambda s: _fails(s["topology"] != "edges" and "edges" in s, actual=f", not {s['topology']!r}"),
         ("policy.topology", "policy.edges"),
         {"actual": ""},
     ),
@@ -152,7 +151,7 @@ RULES: Final[tuple[Rule, ...]] = (
     ),
     Rule(
         "", "controller.type", f"!has(self.controller.type) || !(self.policy.topology in {_SEARCHED}) || self.controller.type != 'none'",
-        "spec.controller.type: searched topologies (partition, edges, masked) need a controller: random, evolution "
+        "spec.controller.type: searched topologies (partition, edges) need a controller: random, evolution "
         "or policy_gradient{actual}",
         lambda s: _fails(_topology(s) in SEARCHED_TOPOLOGIES and _grp(s, "controller").get("type") == "none", actual=f"; topology is {_topology(s)!r}"),
         ("policy.topology", "controller.type"),

@@ -31,6 +31,7 @@ from esenas.spec_deploy import (
     CheckpointSpec,
     WorkersSpec,
 )
+from esenas.topology import KINDS, RENAMED_KINDS
 
 __all__ = [
     "AGGREGATOR_RESOURCES_DEFAULT", "MAX_TOLERATIONS", "WORKER_RESOURCES_DEFAULT", "AggregatorSpec",
@@ -44,9 +45,9 @@ API_VERSION: Final = "esenas.dev/v1alpha1"
 KIND: Final = "ESENASJob"
 
 TEMPLATES: Final = ("linear", "mlp")
-TOPOLOGIES: Final = ("dense", "partition", "edges", "masked", "toeplitz", "circulant")
+TOPOLOGIES: Final = KINDS
 #: Topologies that a NAS controller searches over; the others are fixed.
-SEARCHED_TOPOLOGIES: Final = ("partition", "edges", "masked")
+SEARCHED_TOPOLOGIES: Final = ("partition", "edges")
 SEARCH_SPACES: Final = ("aggregate_edges", "independent_edges", "residual_edges")
 CONTROLLERS: Final = ("none", "random", "evolution", "policy_gradient")
 PG_ALGORITHMS: Final = ("reinforce", "ppo")
@@ -141,7 +142,8 @@ class PolicySpec:
         max_items=MAX_HIDDEN_LAYERS,
     )
     topology: str = spec_field(
-        "dense; partition (chromatic weight sharing); edges (keep k edges); masked; toeplitz; circulant.",
+        "dense; partition (chromatic weight sharing); edges (edge pruning: keep k edges); toeplitz; "
+        "circulant. The CLI still reads masked, the former name of edges, from old job files.",
         "dense",
         enum=TOPOLOGIES,
     )
@@ -149,14 +151,21 @@ class PolicySpec:
         "Number of shared weights (colours) when topology is partition.", None, minimum=1, maximum=1_000_000
     )
     edges: int | None = spec_field(
-        "Number of edges kept when topology is edges or masked.", None, minimum=1, maximum=10_000_000
+        "Number of edges kept when topology is edges.", None, minimum=1, maximum=10_000_000
     )
     search_space: str = spec_field(
         "Which edges the controller chooses from.",
         "aggregate_edges",
         enum=SEARCH_SPACES,
-        when="when topology is edges or masked (the only topologies that use it)",
+        when="when topology is edges (the only topology that uses it)",
     )
+
+    def __post_init__(self) -> None:
+        # A renamed kind from an old checkpoint or saved policy (esenas.topology.RENAMED_KINDS):
+        # ``masked`` always pruned from all edges, whatever its searchSpace said.
+        if self.topology in RENAMED_KINDS:
+            object.__setattr__(self, "topology", RENAMED_KINDS[self.topology])
+            object.__setattr__(self, "search_space", "aggregate_edges")
 
 
 @dataclass(frozen=True)
@@ -168,7 +177,7 @@ class ControllerSpec:
         "none",
         enum=CONTROLLERS,
         when="for fixed topologies (dense, toeplitz, circulant); policy_gradient for searched ones "
-        "(partition, edges, masked)",
+        "(partition, edges)",
     )
     population_size: int = spec_field("Regularized evolution: population size.", 50, minimum=2, maximum=100_000, when=_EVOLUTION)
     tournament_size: int = spec_field(

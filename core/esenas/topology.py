@@ -19,7 +19,13 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-KINDS: Final = ("dense", "partition", "edges", "masked", "toeplitz", "circulant")
+KINDS: Final = ("dense", "partition", "edges", "toeplitz", "circulant")
+#: Former kind names still read from old files (checkpoints, saved policies, job specs):
+#: ``masked`` was aggregate edge pruning, i.e. ``edges`` with searchSpace ``aggregate_edges``.
+RENAMED_KINDS: Final = {"masked": "edges"}
+#: Kind codes of the wire form, by position; code 3 (the former ``masked``) is never sent again,
+#: and a code never moves, so the other kinds keep their bytes.
+_WIRE_KINDS: Final = ("dense", "partition", "edges", "masked", "toeplitz", "circulant")
 _DTYPES: Final = (np.uint8, np.uint16, np.uint32)
 _HEADER: Final = struct.Struct("<BBI")  # kind code, dtype code, number of decisions
 
@@ -32,6 +38,7 @@ class Topology:
     decisions: npt.NDArray[np.integer[Any]] = field(default_factory=lambda: np.zeros(0, np.uint8))
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", RENAMED_KINDS.get(self.kind, self.kind))
         if self.kind not in KINDS:
             raise ValueError(f"topology kind: must be one of {', '.join(KINDS)}; got {self.kind!r}")
         raw = np.asarray(self.decisions).reshape(-1)
@@ -214,7 +221,7 @@ def encode_topologies(topologies: Sequence[Topology]) -> bytes:
     parts = [struct.pack("<I", len(topologies))]
     for t in topologies:
         code = _dtype_code(t.decisions)
-        parts.append(_HEADER.pack(KINDS.index(t.kind), code, t.decisions.size))
+        parts.append(_HEADER.pack(_WIRE_KINDS.index(t.kind), code, t.decisions.size))
         parts.append(t.decisions.astype(_DTYPES[code]).tobytes())
     return b"".join(parts)
 
@@ -230,7 +237,7 @@ def decode_topologies(blob: bytes) -> list[Topology]:
         dt = np.dtype(_DTYPES[code])
         d = np.frombuffer(blob, dtype=dt, count=n, offset=off)
         off += n * dt.itemsize
-        out.append(Topology(KINDS[kind], d))
+        out.append(Topology(_WIRE_KINDS[kind], d))
     if off != len(blob):
         raise ValueError(f"topology blob: {len(blob) - off} trailing bytes")
     return out

@@ -64,7 +64,7 @@ def test_edge_topologies_keep_k_edges(space: str) -> None:
         {"template": "mlp", "hidden_layers": (41,), "topology": "partition", "partitions": 17},
         {"template": "mlp", "hidden_layers": (8, 8), "topology": "edges", "edges": 30, "search_space": "residual_edges"},
         {"template": "mlp", "hidden_layers": (41,), "topology": "circulant"},
-        {"template": "linear", "topology": "masked", "edges": 20},
+        {"template": "linear", "topology": "edges", "edges": 20},
     ],
 )
 def test_save_load_round_trip_replays_identically(kw: dict[str, object], tmp_path: Path) -> None:
