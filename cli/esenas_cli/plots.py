@@ -59,7 +59,7 @@ def topology_picture(policy: Any, path: Path) -> None:
         else:
             shown = np.where(m == 0, np.nan, m)
             im = ax.imshow(shown, cmap="coolwarm", interpolation="nearest", aspect="auto")
-            title = "weights (blank: pruned)" if arch.kind in ("edges", "masked") else "weights"
+            title = "weights (blank: pruned)" if arch.kind == "edges" else "weights"
         ax.set_title(f"layer {b.src}->{b.dst}: {title}", fontsize=9)
         ax.set_xlabel(f"inputs ({b.n_in})")
         ax.set_ylabel(f"outputs ({b.n_out})")

@@ -34,12 +34,11 @@ CASES: dict[str, dict[str, Any]] = {
                               "search_space": "independent_edges"},
     "mlp-edges-residual": {"template": "mlp", "hidden_layers": (16, 16), "topology": "edges", "edges": 40,
                            "search_space": "residual_edges"},
-    "mlp-masked": {"template": "mlp", "hidden_layers": (41,), "topology": "masked", "edges": 64},
     "mlp-toeplitz": {"template": "mlp", "hidden_layers": (41,), "topology": "toeplitz"},
     "mlp-circulant": {"template": "mlp", "hidden_layers": (41,), "topology": "circulant"},
     "mlp-circulant-2layers": {"template": "mlp", "hidden_layers": (8, 30), "topology": "circulant"},
 }
-SEARCHED = {"partition", "edges", "masked"}
+SEARCHED = {"partition", "edges"}
 
 
 def make_policy(case: dict[str, Any], seed: int = 0) -> Policy:
