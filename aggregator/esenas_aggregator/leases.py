@@ -6,7 +6,9 @@ dropped as a duplicate). Each worker holds one lease at a time, as an honest wor
 (it pushes a lease's results in the same call that pulls the next one): pulling again
 abandons the previous lease, and pushing closes it. Either way the lease's items left
 without a result go back to the queue at once, so a worker that hoards items by pulling
-and never answering holds at most one lease's worth.
+and never answering holds at most one lease's worth. A client that makes up a new worker id
+for every pull is bounded differently: leases of unproven ids (none of their results accepted
+yet) are on probation, and the runtime caps the items all of them hold together.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class LeaseState(Enum):
 class _Held:
     worker: str
     index: npt.NDArray[np.int64]  # item indices of the lease, sorted
+    probation: bool = False  # issued to a worker none of whose results was accepted yet
 
 
 class LeaseBook:
@@ -43,20 +46,26 @@ class LeaseBook:
         self._open: dict[int, _Held] = {}
         self._closed: set[int] = set()
         self._by_worker: dict[str, int] = {}
+        #: Items in open leases on probation (see the module doc).
+        self.probation_items = 0
 
     def reset(self) -> None:
         self._open.clear()
         self._closed.clear()
         self._by_worker.clear()
+        self.probation_items = 0
 
-    def issue(self, worker: str, index: npt.ArrayLike) -> int:
+    def issue(self, worker: str, index: npt.ArrayLike, probation: bool = False) -> int:
         """A new lease on ``index`` for ``worker``; returns its id (64 random bits, never 0).
         The worker's previous lease must have been closed first (:meth:`abandon`)."""
         lease_id = secrets.randbits(64) | 1
         while lease_id in self._open or lease_id in self._closed:
             lease_id = secrets.randbits(64) | 1
-        self._open[lease_id] = _Held(worker, np.sort(np.asarray(index, np.int64)))
+        held = _Held(worker, np.sort(np.asarray(index, np.int64)), probation)
+        self._open[lease_id] = held
         self._by_worker[worker] = lease_id
+        if probation:
+            self.probation_items += len(held.index)
         return lease_id
 
     def state(self, lease_id: int, worker: str) -> LeaseState:
@@ -80,6 +89,8 @@ class LeaseBook:
         if held is None:
             return _EMPTY
         self._closed.add(lease_id)
+        if held.probation:
+            self.probation_items -= len(held.index)
         if self._by_worker.get(held.worker) == lease_id:
             del self._by_worker[held.worker]
         return held.index

@@ -32,7 +32,10 @@ class Metrics:
             return Counter(name, doc, labels, registry=r).labels(*values)
 
         self.iteration = gauge("esenas_iteration", "Completed ES iterations.")
-        self.reward_best = gauge("esenas_reward_best", "Best iteration-max reward seen so far.")
+        self.reward_best = gauge(
+            "esenas_reward_best",
+            "Reward of the saved best policy, that policy's own evaluated reward (the targetReward check).",
+        )
         self.reward_mean = gauge("esenas_reward_mean", "Mean rollout reward of the last iteration.")
         self.reward_max = gauge("esenas_reward_max", "Max rollout reward of the last iteration.")
         self.reward_eval = gauge("esenas_reward_eval", "Mean reward of the unperturbed policy (exact evals).")
@@ -46,7 +49,9 @@ class Metrics:
             buckets=_DURATION_BUCKETS,
             registry=r,
         ).labels(*values)
-        self.workers_connected = gauge("esenas_workers_connected", "Workers heard from recently.")
+        self.workers_connected = gauge(
+            "esenas_workers_connected", "Workers whose results were accepted within the last two item timeouts."
+        )
         self.stale = counter("esenas_results_stale", "Results of a past iteration or session, dropped.")
         self.reissued = counter("esenas_results_reissued", "Work items re-issued after their deadline.")
         self.speculative = counter(
@@ -64,6 +69,10 @@ class Metrics:
         self.released = counter(
             "esenas_items_released",
             "Leased items handed back because the worker's call ended before the reply was sent.",
+        )
+        self.probation_refused = counter(
+            "esenas_leases_probation_refused",
+            "Pulls by unproven worker ids (no result accepted yet) refused because such ids hold their share.",
         )
         self.updates_refused = counter(
             "esenas_updates_refused",

@@ -36,6 +36,13 @@ MAX_WAIT_S: Final = 30.0
 MAX_WORKER_ID: Final = 253
 #: Most worker ids remembered for sizing fair shares: made-up ids cannot grow memory past it.
 MAX_SEEN_IDS: Final = 100_000
+#: Most unproven worker ids (none of their results accepted yet) counted besides the proven
+#: ones when sizing fair shares: a client making up ids cannot shrink everyone's share to one item.
+BOOTSTRAP_IDS: Final = 16
+#: Fraction of an iteration's items that leases of unproven ids may hold together (at least one
+#: batch): the proven workers can always bring half the items in, so the tail's abandon rule
+#: learns the typical item time and backs up whatever a client hoards under made-up ids.
+PROBATION_FRACTION: Final = 0.5
 #: Under the straggler policy, how often the training loop re-checks whether the iteration may
 #: close while the close time is not known yet (the fraction not in). A few cheap checks a second.
 CLOSE_POLL_S: Final = 0.2
@@ -83,8 +90,8 @@ class Runtime:
         self.iteration_complete = asyncio.Event()
         self._changed = asyncio.Event()
         self._seen: dict[str, float] = {}  # every caller, for sizing fair shares only
-        self._active: dict[str, float] = {}  # workers that got a lease or returned results
-        self._busy: set[str] = set()  # workers whose last pull got items (bounded by _active)
+        self._proven: dict[str, float] = {}  # workers that returned accepted results, and when
+        self._busy: set[str] = set()  # workers whose last pull got items (bounded by _proven)
         self._topologies: Sequence[Topology] = ()
         self._served: set[str] = set()  # workers that got items of this iteration
         self.connected_window = max(2 * MAX_WAIT_S, 2 * item_timeout)  # a long-polling worker stays counted
@@ -110,6 +117,7 @@ class Runtime:
         self.version = version
         self.params_message = params_message
         self._topologies = topologies
+        self.queue.carry_typical()
         self.iteration_complete.clear()
         self.queue.min_pairs_fraction = min_pairs_fraction
         self.queue.start(iteration, items)
@@ -152,19 +160,42 @@ class Runtime:
     # ---------------------------------------------------------------- worker side
 
     def seen(self, worker_id: str, now: float | None = None) -> None:
-        """A call from ``worker_id``: it counts towards fair shares (not towards the workers
-        connected, which only work done can earn; see :meth:`connected`)."""
+        """A call from ``worker_id``: it counts towards fair shares, within bounds (see
+        :meth:`fair_share`; not towards the workers connected, which only accepted results
+        earn, see :meth:`connected`)."""
         wid = worker_id[:MAX_WORKER_ID]
         if wid in self._seen or len(self._seen) < MAX_SEEN_IDS:
             self._seen[wid] = time.monotonic() if now is None else now
 
     def _worked(self, worker_id: str) -> None:
-        self._active[worker_id] = time.monotonic()
+        self._proven[worker_id] = time.monotonic()
+
+    def proven(self, worker_id: str) -> bool:
+        """Whether results of ``worker_id`` were accepted within the connected window."""
+        t = self._proven.get(worker_id)
+        return t is not None and t >= time.monotonic() - self.connected_window
+
+    def probation_cap(self) -> int:
+        """Most items the open leases of unproven ids may hold together (see
+        :data:`PROBATION_FRACTION`)."""
+        return max(self.max_lease_items, int(self.queue.size * PROBATION_FRACTION))
+
+    def _probation_room(self, q: WorkQueue) -> int:
+        """Items an unproven worker may lease now: within the probation cap, and none when only
+        backup copies are left while some worker is proven, so the backups of what made-up ids
+        hold go to workers that have returned work (never to the next made-up id)."""
+        room = self.probation_cap() - self.leases.probation_items
+        if room > 0 and self._proven and q.fresh_remaining == 0:
+            now = time.monotonic()
+            expired = q.next_deadline(now)
+            if expired is None or expired > now:  # nothing fresh or expired: a lease would be a backup
+                return 0
+        return room
 
     def utilization(self) -> float:
         """Busy workers (their last pull got items) over connected ones; 0 with none connected."""
         connected = self.connected()
-        self._busy &= self._active.keys()
+        self._busy &= self._proven.keys()
         return len(self._busy) / connected if connected else 0.0
 
     def _topology_payload(self, items: np.ndarray) -> tuple[bytes, bytes]:
@@ -175,16 +206,17 @@ class Runtime:
         return uniq.astype("<u4").tobytes(), blob
 
     def connected(self, now: float | None = None) -> int:
-        """Workers that held a lease or returned accepted results within the window. Calls
-        alone do not count, so made-up worker ids cannot inflate the fleet's size. Forgets the
-        others (bounded memory)."""
+        """Workers whose results were accepted within the window. Calls and leases alone do not
+        count, so made-up worker ids, even ones that pull and hold items, cannot inflate the
+        fleet's size; a new worker counts from its first accepted result. Forgets the others
+        (bounded memory)."""
         now = time.monotonic() if now is None else now
         cutoff = now - self.connected_window
-        for table in (self._seen, self._active):
+        for table in (self._seen, self._proven):
             for w in [w for w, t in table.items() if t < cutoff]:
                 del table[w]
-        self._busy &= self._active.keys()
-        return len(self._active)
+        self._busy &= self._proven.keys()
+        return len(self._proven)
 
     def push(
         self, session: int, iteration: int, results: bytes, obs_stats: bytes, lease_id: int = 0, worker_id: str = ""
@@ -288,7 +320,6 @@ class Runtime:
         lease = await self._pull(min(max_items, self.max_lease_items), wait_ms, worker_id)
         if lease.items:
             self._busy.add(worker_id)
-            self._worked(worker_id)
         else:
             self._busy.discard(worker_id)
         return lease
@@ -303,24 +334,36 @@ class Runtime:
         workers not yet served this iteration (808 items on 100 workers: 9 to eight of them and 8
         to the rest, never 9 to 89 and none to 11). A served worker asking again gets the fresh
         items left over all connected workers (guided self-scheduling): shares shrink as the
-        iteration drains, so the tail balances itself."""
+        iteration drains, so the tail balances itself. Workers are the proven ones (see
+        :meth:`proven`) plus at most :data:`BOOTSTRAP_IDS` others, so made-up ids cannot shrink
+        everyone's share; before any worker is proven (a job's start) every caller counts."""
         fresh = self.queue.fresh_remaining
+        proven = len(self._proven)
+        unproven = max(0, len(self._seen) - proven)
+        workers = max(1, proven + (min(unproven, BOOTSTRAP_IDS) if proven else unproven))  # O(1): runs on every pull
         if worker_id in self._served:
-            return max(1, math.ceil(fresh / max(1, len(self._seen))))
-        waiting = max(1, len(self._seen) - len(self._served))  # O(1): this runs on every pull
+            return max(1, math.ceil(fresh / workers))
+        waiting = max(1, workers - len(self._served))
         return max(1, math.ceil(fresh / waiting))
 
     async def _pull(self, max_items: int, wait_ms: int, worker_id: str = "") -> Lease:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(wait_ms / 1000.0, MAX_WAIT_S)
+        refused = False
         while True:
             if self.done or self.stopping:
                 return Lease(self.queue.iteration, self.version, b"", self.done, 1000)
             q = self.queue
-            if max_items > 0 and not q.complete and q.size:
+            probation = not self.proven(worker_id)
+            room = self._probation_room(q) if probation else MAX_BATCH_ITEMS
+            full = probation and self.leases.probation_items >= self.probation_cap()
+            if full and not refused and max_items > 0 and not q.complete and q.size and not q.closed:
+                refused = True  # counted once per pull: unproven ids hold their share already
+                self.metrics.probation_refused.inc()
+            if max_items > 0 and not q.complete and q.size and room > 0:
                 share = self.fair_share(worker_id)
                 before, spec_before = q.reissued, q.speculative
-                items = q.lease(min(max_items, MAX_BATCH_ITEMS, share), time.monotonic())
+                items = q.lease(min(max_items, MAX_BATCH_ITEMS, share, room), time.monotonic())
                 if q.reissued != before:
                     self.metrics.reissued.inc(q.reissued - before)
                 if q.speculative != spec_before:
@@ -328,7 +371,7 @@ class Runtime:
                 if len(items):
                     self._served.add(worker_id)
                     index, blob = self._topology_payload(items)
-                    lease_id = self.leases.issue(worker_id, items["index"])
+                    lease_id = self.leases.issue(worker_id, items["index"], probation)
                     return Lease(q.iteration, self.version, items.tobytes(), False, 0, index, blob, lease_id)
             remaining = deadline - loop.time()
             if remaining <= 0 or max_items <= 0:

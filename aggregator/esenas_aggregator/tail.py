@@ -5,7 +5,9 @@ leased and none has expired, an idle worker gets a copy of a straggler instead o
 the barrier; the first result wins. Inside the tail (the last ``tail_fraction`` of items) a
 straggler is an item leased ``straggler_factor`` times longer ago than the iteration's median
 lease-to-result time; outside it only an item ``abandon_factor`` times older, and only once
-(a hoarding or hung worker's). A mixin of :class:`~esenas_aggregator.queue.WorkQueue`, whose
+(a hoarding or hung worker's). Until half the items are in, the abandon rule times items by
+the previous iteration's median, so a hoarder holding half an iteration or more (under many
+made-up worker ids) is backed up too. A mixin of :class:`~esenas_aggregator.queue.WorkQueue`, whose
 arrays it reads.
 """
 
@@ -52,6 +54,9 @@ class TailPolicy:
     _leased_at: npt.NDArray[np.float64]
     _last_leased_at: npt.NDArray[np.float64]
     _age_done: npt.NDArray[np.float64]
+    #: The last finished iteration's median lease-to-result time (inf: none yet); kept across
+    #: iterations by :meth:`carry_typical`, not reset by a new iteration.
+    _prior_typical: float = math.inf
 
     @property
     def size(self) -> int:
@@ -78,6 +83,15 @@ class TailPolicy:
             self._typical_age = (self._n_done, float(np.nanmedian(ages)) if ages.size else math.inf)
         return self._typical_age[1]
 
+    def carry_typical(self) -> None:
+        """Keep the iteration ending now's median lease-to-result time, the abandon rule's
+        typical time in the next iteration until half its items are in (call before it starts)."""
+        ages = self._age_done[self._done]
+        if ages.size:
+            median = float(np.nanmedian(ages))
+            if math.isfinite(median):
+                self._prior_typical = median
+
     def _oldest_lone(self) -> int | None:
         """The outstanding item with a single copy out that was leased first. First leases go
         out in index order, so it is the smallest such index: a pointer that only moves
@@ -90,8 +104,11 @@ class TailPolicy:
 
     def _abandoned(self, now: float) -> tuple[int | None, float | None]:
         """Outside the tail: the oldest lone item if presumed abandoned now (else None), and
-        when it will be (None: not known yet)."""
+        when it will be (None: not known yet). Before half the items are in, typical is the
+        previous iteration's median (see :meth:`carry_typical`)."""
         typical = self._typical()
+        if not math.isfinite(typical):
+            typical = self._prior_typical
         if self.max_copies <= 1 or not math.isfinite(typical):
             return None, None
         p = self._oldest_lone()

@@ -20,9 +20,8 @@ def _items(n: int) -> np.ndarray:
 def test_808_items_on_100_workers_give_everyone_a_share() -> None:
     async def go() -> list[int]:
         rt = Runtime(Metrics("j", "ns"), item_timeout=60.0, obs_dim=0)
-        for i in range(100):
-            rt.seen(f"w{i}")
-        rt.start_iteration(0, 0, _items(808), b"params")
+        await _prove(rt, [f"w{i}" for i in range(100)])  # shares are sized from proven workers
+        rt.start_iteration(1, 1, _items(808), b"params")
         sizes = []
         for i in range(100):
             lease = await rt.pull(64, 0, f"w{i}")
@@ -31,6 +30,40 @@ def test_808_items_on_100_workers_give_everyone_a_share() -> None:
 
     sizes = asyncio.run(go())
     assert sum(sizes) == 808 and min(sizes) == 8 and max(sizes) == 9  # never 9 to 89 and 0 to 11
+
+
+async def _prove(rt: Runtime, workers: list[str]) -> None:
+    """An iteration 0 in which each of ``workers`` returns one accepted result."""
+    rt.start_iteration(0, 0, _items(len(workers)), b"params")
+    for w in workers:
+        _answer(rt, await rt.pull(1, 0, w), w)
+
+
+def test_made_up_ids_hold_at_most_half_an_iteration_and_are_counted() -> None:
+    metrics = Metrics("j", "ns")
+
+    async def go() -> tuple[int, bool, int]:
+        rt = Runtime(metrics, item_timeout=60.0, obs_dim=0, max_lease_items=4)
+        await _prove(rt, ["a", "b"])
+        rt.start_iteration(1, 1, _items(17), b"params")
+        hoarded = 0
+        for i in range(50):  # a fresh id for every pull, never answering
+            hoarded += len((await rt.pull(4096, 0, f"sybil-{i}")).items) // wire.WORK_DTYPE.itemsize
+        for _ in range(40):  # the proven workers finish the iteration, backing up the hoarded items
+            for w in ("a", "b"):
+                lease = await rt.pull(4096, 0, w)
+                if lease.items:
+                    _answer(rt, lease, w)
+            await asyncio.sleep(0.001)
+        return hoarded, rt.queue.complete, rt.connected()
+
+    hoarded, complete, connected = asyncio.run(go())
+    assert hoarded == 8  # made-up ids hold half the iteration together, never all of it
+    assert complete  # the abandon rule, timed by iteration 0's median, backed their items up
+    assert connected == 2  # the ids that hold items are not workers connected
+    labels = {"esenas_job": "j", "esenas_namespace": "ns"}
+    assert metrics.registry.get_sample_value("esenas_leases_probation_refused_total", labels) == 48
+    assert metrics.registry.get_sample_value("esenas_items_speculative_total", labels) == 8
 
 
 def _answer(rt: Runtime, lease: Lease, worker: str) -> None:
@@ -56,3 +89,18 @@ def test_utilisation_counts_workers_whose_last_pull_got_work() -> None:
 
     before, after, connected = asyncio.run(go())
     assert before == 0.5 and after == 0.5 and connected == 4
+
+
+def test_a_lease_holds_the_smaller_of_the_workers_batch_size_and_the_one_the_aggregator_started_with() -> None:
+    """workers.batchSize edits (docs/contracts.md, Leases): a worker restarted with a lower value
+    gets leases that small at once; a higher one is capped until the aggregator restarts."""
+
+    async def go() -> tuple[int, int]:
+        rt = Runtime(Metrics("j", "ns"), item_timeout=60.0, obs_dim=0, max_lease_items=8)
+        rt.start_iteration(0, 0, _items(100), b"params")
+        lowered = await rt.pull(4, 0, "w0")
+        raised = await rt.pull(64, 0, "w1")
+        size = wire.WORK_DTYPE.itemsize
+        return len(lowered.items) // size, len(raised.items) // size
+
+    assert asyncio.run(go()) == (4, 8)

@@ -144,3 +144,22 @@ def test_runtime_with_fraction_one_never_closes_early() -> None:
 
     early, dropped = asyncio.run(go())
     assert not early and dropped == 0
+
+
+def test_abandon_rule_uses_the_previous_iterations_median_before_half_the_items_are_in() -> None:
+    """A hoarder holding more than half an iteration (under made-up ids) is backed up after
+    four previous median item times, not after the item timeout."""
+    q = WorkQueue(item_timeout=100.0, obs_dim=0)
+    items = _items(4)
+    q.start(0, items)
+    q.lease(4, now=0.0)
+    q.ingest(0, _records(items), None, now=1.0)  # iteration 0: every item took 1 s
+    q.carry_typical()
+    q.start(1, items)
+    assert len(q.lease(3, now=10.0)) == 3  # hoarded: none of them ever comes back
+    assert len(q.lease(1, now=10.0)) == 1
+    q.ingest(1, _records(items[3:]), None, now=11.0)  # one in of four: the median is not known
+    assert len(q.lease(1, now=13.0)) == 0  # before 4 x 1 s: nothing is presumed abandoned
+    assert q.next_straggler_time() == 14.0
+    backup = q.lease(1, now=14.5)
+    assert backup["index"].tolist() == [0] and q.speculative == 1
