@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
 import grpc
+from esenas.spec_checks import MAX_OBS_DIM
 from esenas_api import wire
 from esenas_api.v1 import aggregator_pb2 as pb
 from google.protobuf.message import DecodeError
@@ -28,11 +29,19 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SERVICE_NAME: Final = "esenas.api.v1.Aggregator"
-#: Largest request the protocol needs: a full batch of results plus observation statistics of
-#: up to 16,000 dimensions. gRPC refuses anything larger before buffering it; the handler
-#: counts the refusal as ``oversize``.
-MAX_REQUEST_BYTES: Final = MAX_BATCH_ITEMS * wire.RESULT_DTYPE.itemsize + 256 * 1024
+#: Largest request the protocol needs: a full batch of results, observation statistics of the
+#: most dimensions a spec may have (the spec check refuses more: MAX_OBS_DIM), and 8 KiB for the
+#: other fields. gRPC refuses anything larger before buffering it; the handler counts the
+#: refusal as ``oversize``.
+MAX_REQUEST_BYTES: Final = MAX_BATCH_ITEMS * wire.RESULT_DTYPE.itemsize + (1 + 2 * MAX_OBS_DIM) * 8 + 8 * 1024
 TRANSPORT_MAX_SEND: Final = 64 * 1024 * 1024
+#: Most concurrent streams (calls) on one connection. An honest worker has one or two in flight
+#: (an Exchange, a GetParams); a client opening more has the rest held by its own HTTP/2 stack
+#: until one ends, so one connection cannot tie up handlers and memory by the thousand.
+MAX_CONCURRENT_STREAMS: Final = 16
+#: How long a handler that got no request message waits to learn why: gRPC ends a call whose
+#: message it refused as oversize (cancelling the handler) at once; otherwise the stream was empty.
+NO_MESSAGE_SETTLE_S: Final = 0.05
 #: Seconds between two log lines about malformed requests (each one is counted regardless).
 MALFORMED_LOG_EVERY_S: Final = 60.0
 #: grpc.aio servers sharing the port. One grpc.aio server accepts RPCs one at a time (each accept
@@ -42,6 +51,7 @@ ACCEPTORS: Final = 8
 SERVER_OPTIONS: Final = (
     ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
     ("grpc.max_send_message_length", TRANSPORT_MAX_SEND),
+    ("grpc.max_concurrent_streams", MAX_CONCURRENT_STREAMS),
     ("grpc.so_reuseport", 1),  # for this process's acceptors; build_server checks the port is free first
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
@@ -73,10 +83,7 @@ class AggregatorService:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
         raw = await context.read()
         if not isinstance(raw, bytes):  # EOF: gRPC refused the message (over the size limit) or none came
-            self.runtime.metrics.rejected["oversize"].inc()
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED, f"no request message of at most {MAX_REQUEST_BYTES} bytes"
-            )
+            await self._no_message(context)
         try:
             return parse(raw)
         except DecodeError as exc:
@@ -84,6 +91,19 @@ class AggregatorService:
             self._malformed_log.warning("malformed request refused (%d bytes): %s", len(raw), exc)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the request is not a valid protobuf message")
         raise AssertionError("unreachable")  # context.abort raises
+
+    async def _no_message(self, context: grpc.aio.ServicerContext) -> None:
+        """The stream ended without a message. gRPC refused one over the size limit: it has
+        failed the call with RESOURCE_EXHAUSTED already and cancels this handler within moments
+        (counted ``oversize``). Otherwise the stream was empty: ``malformed``, INVALID_ARGUMENT."""
+        try:
+            await asyncio.sleep(NO_MESSAGE_SETTLE_S)
+        except asyncio.CancelledError:
+            self.runtime.metrics.rejected["oversize"].inc()
+            raise
+        self.runtime.metrics.rejected["malformed"].inc()
+        self._malformed_log.warning("malformed request refused: the stream carried no message")
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the call carried no request message")
 
     async def exchange(self, _: object, context: grpc.aio.ServicerContext) -> pb.ExchangeReply:
         request = await self._admit(context, pb.ExchangeRequest.FromString)

@@ -4,7 +4,7 @@ more partitions or edges than the network has (re-exported by :mod:`esenas.spec`
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from esenas.schema_model import FieldError
 
@@ -12,9 +12,21 @@ if TYPE_CHECKING:
     from esenas.spec import JobSpec
 
 
+#: Most observation dimensions a job may have: the aggregator sizes its largest accepted request
+#: (a batch's observation statistics, 16 bytes a dimension) for this many.
+MAX_OBS_DIM: Final = 16_000
+
+
 def check_dimensions(spec: JobSpec, obs_dim: int, act_dim: int) -> list[FieldError]:
     """Checks that need the environment's sizes: they pass the schema but make no sense."""
     errors: list[FieldError] = []
+    if obs_dim > MAX_OBS_DIM:
+        errors.append(
+            FieldError(
+                "spec.environment.id",
+                f"the observation space has {obs_dim} dimensions: at most {MAX_OBS_DIM} are supported",
+            )
+        )
     layers = [obs_dim, *spec.policy.hidden_layers, act_dim]
     weights = sum(a * b for a, b in itertools.pairwise(layers))
     p = spec.policy

@@ -23,6 +23,7 @@ from esenas_api.v1 import aggregator_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.integration.runtime.hostile import (
+    AUTH,
     Client,
     counter,
     finish_iteration,
@@ -160,7 +161,7 @@ def test_wrong_iterations_are_refused_or_dropped(agg: AggregatorProc, stub: pb_g
 
 
 def test_malformed_protobuf_is_invalid_argument_counted_and_quiet(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
-    before = counter(agg, "malformed")
+    before, oversize = counter(agg, "malformed"), counter(agg, "oversize")
     log_before = agg.text().count("malformed request")
     with grpc.insecure_channel(agg.address) as ch:
         codes = {raw_call(ch, b"\xff\xff\xff\xff\x0f" + bytes([i])) for i in range(20)}
@@ -169,6 +170,13 @@ def test_malformed_protobuf_is_invalid_argument_counted_and_quiet(agg: Aggregato
     log = agg.text()
     assert log.count("malformed request") - log_before <= 1  # rate-limited: one line, no traceback
     assert "Traceback" not in log
+    empty = counter(agg, "malformed")
+    with grpc.insecure_channel(agg.address) as ch:  # a call that ends its stream without a message
+        call = ch.stream_unary("/esenas.api.v1.Aggregator/Exchange", request_serializer=None, response_deserializer=None)
+        with pytest.raises(grpc.RpcError) as e:
+            call(iter(()), metadata=AUTH, timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert counter(agg, "malformed") == empty + 1 and counter(agg, "oversize") == oversize
     c = Client(stub, "garbler")
     reply = c.lease(max_items=1)
     assert c.push(reply, b"\x00" * 27).rejected == 1  # a truncated record
@@ -190,9 +198,12 @@ def test_oversize_messages_are_refused_by_the_transport_and_counted(agg: Aggrega
 def test_spoofed_worker_ids_do_not_inflate_the_fleet(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
     finish_iteration(agg, stub)
     connected = agg.status()["workersConnected"]
-    for i in range(300):  # made-up ids that never hold or return work; no items are free meanwhile
-        Client(stub, f"ghost-{i}").lease(max_items=0, wait_ms=0)
+    taken = 0
+    for i in range(300):  # made-up ids that pull (and hold) items but never return any work
+        taken += len(items_of(Client(stub, f"ghost-{i}").lease(max_items=8, wait_ms=0)))
+    assert taken > 0
     assert agg.status()["workersConnected"] == connected
+    finish_iteration(agg, stub)  # what the ghosts hold is backed up
 
 
 def test_health_answers_without_token(agg: AggregatorProc) -> None:

@@ -1,5 +1,6 @@
-"""Hostile load against a real aggregator: unauthenticated streams cost no memory, and a
-worker that hoards items cannot stall training past the item timeout.
+"""Hostile load against a real aggregator: unauthenticated streams cost no memory, one
+connection cannot open streams by the hundred, and a worker that hoards items (under one id
+or a new one for every pull) cannot stall training past the item timeout.
 """
 
 from __future__ import annotations
@@ -10,14 +11,18 @@ import time
 from pathlib import Path
 
 import grpc
+from esenas_aggregator.service import MAX_CONCURRENT_STREAMS
 from esenas_api.v1 import aggregator_pb2 as pb
 from esenas_api.v1 import aggregator_pb2_grpc as pb_grpc
 
 from tests.integration.runtime.hostile import (
     AUTH,
+    Client,
     assert_finite_documents,
     counter,
     finish_iteration,
+    items_of,
+    results,
 )
 from tests.integration.runtime.procs import (
     AggregatorProc,
@@ -40,12 +45,23 @@ def _rss_kib(pid: int) -> int:
 
 async def _unauthenticated_streams(address: str, body: bytes, hold_s: float) -> set[grpc.StatusCode]:
     """STREAMS concurrent Exchange calls without a token, each sending a large message and then
-    keeping its stream open (a client-streaming call whose request iterator stalls)."""
+    keeping its stream open (a client-streaming call whose request iterator stalls), over
+    STREAMS / 10 connections: within each one's concurrent-stream limit, so every call reaches
+    the token check (one connection's streams past its limit are refused by the transport,
+    see test_one_connection_gets_a_bounded_number_of_concurrent_streams)."""
     codes: set[grpc.StatusCode] = set()
-    async with grpc.aio.insecure_channel(address) as ch:
-        call = ch.stream_unary("/esenas.api.v1.Aggregator/Exchange", request_serializer=None, response_deserializer=None)
+    chans = [
+        grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(STREAMS // 10)
+    ]
+    try:
+        calls = [
+            ch.stream_unary("/esenas.api.v1.Aggregator/Exchange", request_serializer=None, response_deserializer=None)
+            for ch in chans
+        ]
 
-        async def one() -> None:
+        async def one(i: int) -> None:
+            call = calls[i % len(calls)]
+
             async def body_then_stall():  # type: ignore[no-untyped-def]
                 yield body
                 await asyncio.sleep(hold_s)
@@ -56,7 +72,10 @@ async def _unauthenticated_streams(address: str, body: bytes, hold_s: float) -> 
             except grpc.aio.AioRpcError as exc:
                 codes.add(exc.code())
 
-        await asyncio.gather(*(one() for _ in range(STREAMS)))
+        await asyncio.gather(*(one(i) for i in range(STREAMS)))
+    finally:
+        for ch in chans:
+            await ch.close()
     return codes
 
 
@@ -133,3 +152,99 @@ def test_a_persistent_hoarder_does_not_stall_iterations(tmp_path: Path) -> None:
     finally:
         stop.set()
         stop_all(agg, *workers)
+
+
+def _sybil(address: str, stop: threading.Event, got: list[int]) -> None:
+    """Keep pulling as many items as the aggregator gives under a new worker id every time,
+    never answering: no lease is ever abandoned by a later pull of the same id."""
+    with grpc.insecure_channel(address) as ch:
+        stub = pb_grpc.AggregatorStub(ch)
+        i = 0
+        while not stop.is_set():
+            i += 1
+            try:
+                reply = stub.Exchange(
+                    pb.ExchangeRequest(worker_id=f"sybil-{i}", max_items=4096, wait_ms=200), metadata=AUTH, timeout=10
+                )
+            except grpc.RpcError:
+                time.sleep(0.05)
+                continue
+            got.append(len(reply.items) // 17)
+
+
+def test_a_hoarder_with_a_new_worker_id_for_every_pull_does_not_stall_iterations(tmp_path: Path) -> None:
+    # itemTimeoutSeconds stays at its default (60 s): recovery must not wait for it.
+    job = write_job(
+        tmp_path,
+        **{"es.perturbations": 16, "workers.batchSize": 4, "stopping.targetReward": 1e9, "stopping.maxIterations": 1000},
+    )
+    agg = start_aggregator(tmp_path, job, exit_when_done=False)
+    workers = [start_worker(tmp_path, job, agg.address, f"w{i}") for i in range(2)]
+    stop, got = threading.Event(), []  # type: ignore[var-annotated]
+    sybil = threading.Thread(target=_sybil, args=(agg.address, stop, got), daemon=True)
+    try:
+        agg.wait_for(lambda s: s["iteration"] >= 2, 60, "iteration 2")
+        normal = _iteration_times(agg, 5, timeout=120)
+        sybil.start()
+        hoarded = _iteration_times(agg, 8, timeout=240)
+        assert sum(got) > 0  # it did get items, and sat on them
+        # A stall would last the 60 s item timeout.
+        assert max(hoarded) <= max(normal) + 10.0, (normal, hoarded)
+        text = agg.get("/metrics")
+        assert metric(text, "esenas_leases_probation_refused_total") > 0  # its made-up ids hit their cap
+        assert metric(text, "esenas_items_speculative_total") > 0  # and what they hold was backed up
+        assert agg.status()["workersConnected"] == 2  # ids that only hold items are no workers
+        assert_finite_documents(agg)
+    finally:
+        stop.set()
+        stop_all(agg, *workers)
+
+
+async def _long_polls(address: str, calls: int, wait_ms: int) -> tuple[list[float], set[grpc.StatusCode]]:
+    """``calls`` concurrent Exchange long-polls on one channel (one connection) that find no
+    free item; returns when each that succeeded answered (seconds from the start), and the
+    status codes of all."""
+    codes: set[grpc.StatusCode] = set()
+    answered: list[float] = []
+    async with grpc.aio.insecure_channel(address) as ch:
+        stub = pb_grpc.AggregatorStub(ch)
+        t0 = time.monotonic()
+
+        async def one(i: int) -> None:
+            try:
+                await stub.Exchange(
+                    pb.ExchangeRequest(worker_id=f"poll-{i}", max_items=1, wait_ms=wait_ms), metadata=AUTH, timeout=60
+                )
+                codes.add(grpc.StatusCode.OK)
+                answered.append(time.monotonic() - t0)
+            except grpc.aio.AioRpcError as exc:
+                codes.add(exc.code())
+
+        await asyncio.gather(*(one(i) for i in range(calls)))
+    return answered, codes
+
+
+def test_one_connection_gets_a_bounded_number_of_concurrent_streams(tmp_path: Path) -> None:
+    job = write_job(tmp_path, **{"es.perturbations": 4, "workers.batchSize": 64, "stopping.targetReward": 1e9})
+    agg = start_aggregator(tmp_path, job, exit_when_done=False)
+    try:
+        agg.wait_for(lambda s: s["phase"] == "Running", 30, "running")
+        ch = grpc.insecure_channel(agg.address)
+        holder = Client(pb_grpc.AggregatorStub(ch), "holder")
+        held = holder.lease(max_items=64)  # one client holds every item: the long-polls find none
+        assert held.items
+        before = _rss_kib(agg.proc.pid)
+        # 64 long-polls of 1 s on one connection: the server admits MAX_CONCURRENT_STREAMS (16) at a
+        # time. Streams opened past it are refused (RST_STREAM REFUSED_STREAM: UNAVAILABLE) or, once the
+        # client knows the limit, held by its HTTP/2 stack and answered in later waves.
+        answered, codes = asyncio.run(_long_polls(agg.address, 64, 1000))
+        growth_mib = (_rss_kib(agg.proc.pid) - before) / 1024
+        assert codes <= {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}
+        first_wave = sum(t < 1.5 for t in answered)
+        assert 1 <= first_wave <= MAX_CONCURRENT_STREAMS, f"{first_wave} of 64 long-polls served at once"
+        assert growth_mib <= 16, f"RSS grew {growth_mib:.1f} MiB"
+        holder.push(held, results(items_of(held)))  # and training still goes on
+        finish_iteration(agg, holder.stub)
+        ch.close()
+    finally:
+        stop_all(agg)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from esenas.spec import SpecError, load_job
+from esenas.spec import SpecError, check_dimensions, load_job, parse_spec
+from esenas.spec_checks import MAX_OBS_DIM
 from esenas_aggregator.bounds import ResultBounds
+from esenas_aggregator.runtime import MAX_BATCH_ITEMS
+from esenas_aggregator.service import MAX_REQUEST_BYTES
 from esenas_api import wire
+from esenas_api.v1 import aggregator_pb2 as pb
 
 
 def _records(rp: list[float], rn: list[float], steps: list[int]) -> np.ndarray:
@@ -48,3 +52,21 @@ def test_the_reward_bound_is_a_spec_field_with_a_clear_error() -> None:
     doc["spec"]["environment"]["maxAbsReward"] = 0
     with pytest.raises(SpecError, match=r"spec\.environment\.maxAbsReward"):
         load_job(doc)
+
+
+def test_observation_spaces_larger_than_the_request_limit_allows_are_refused_at_spec_check() -> None:
+    spec = parse_spec({"environment": {"id": "Toy-v0"}})
+    assert check_dimensions(spec, MAX_OBS_DIM, 6) == []
+    errors = check_dimensions(spec, MAX_OBS_DIM + 1, 6)
+    assert [(e.path, e.reason) for e in errors] == [
+        ("spec.environment.id", f"the observation space has {MAX_OBS_DIM + 1} dimensions: at most 16000 are supported")
+    ]
+    # The largest request of an admitted job fits the transport's limit.
+    n = MAX_BATCH_ITEMS
+    full = pb.ExchangeRequest(
+        worker_id="w" * 253, session=2**63 - 1, iteration=2**31, lease=2**64 - 1, max_items=n, wait_ms=30_000,
+        held_session=2**63 - 1, held_version=2**31,
+        results=wire.encode_results(np.arange(n), np.ones(n), np.ones(n), np.ones(n), np.zeros(n)),
+        obs_stats=wire.encode_obs_stats(1.0, np.ones(MAX_OBS_DIM), np.ones(MAX_OBS_DIM)),
+    )
+    assert full.ByteSize() <= MAX_REQUEST_BYTES
