@@ -32,7 +32,9 @@ OPERATOR: Final = (
     "ttlSecondsAfterFinished",
     "backoffLimit",
     "workers.shardSize",
-    "workers.batchSize",  # each worker reads it when it starts
+    # Each worker reads it as it starts; the aggregator caps a lease at the value it started with,
+    # so a lowered batchSize holds once the workers roll, a raised one once the aggregator restarts.
+    "workers.batchSize",
     "workers.image",
     "workers.resources",
     "workers.nodeSelector",
