@@ -24,6 +24,7 @@ from esenas_aggregator.leases import LeaseBook, LeaseState
 from esenas_aggregator.metrics import Metrics
 from esenas_aggregator.outcome import IngestOutcome
 from esenas_aggregator.queue import WorkQueue
+from esenas_aggregator.roster import MAX_WORKER_ID, Roster
 
 #: Most items in one lease, and so most records in one pushed batch.
 MAX_BATCH_ITEMS: Final = 4096
@@ -32,13 +33,6 @@ MAX_BATCH_ITEMS: Final = 4096
 #: 2 s were 5,000 calls/s of nothing); a waiter wakes at once on a new iteration, an expired
 #: lease or a straggler to back up.
 MAX_WAIT_S: Final = 30.0
-#: Longest a worker id may be (it is only counted; this bounds memory).
-MAX_WORKER_ID: Final = 253
-#: Most worker ids remembered for sizing fair shares: made-up ids cannot grow memory past it.
-MAX_SEEN_IDS: Final = 100_000
-#: Most unproven worker ids (none of their results accepted yet) counted besides the proven
-#: ones when sizing fair shares: a client making up ids cannot shrink everyone's share to one item.
-BOOTSTRAP_IDS: Final = 16
 #: Fraction of an iteration's items that leases of unproven ids may hold together (at least one
 #: batch): the proven workers can always bring half the items in, so the tail's abandon rule
 #: learns the typical item time and backs up whatever a client hoards under made-up ids.
@@ -89,12 +83,8 @@ class Runtime:
         self.stopping = False
         self.iteration_complete = asyncio.Event()
         self._changed = asyncio.Event()
-        self._seen: dict[str, float] = {}  # every caller, for sizing fair shares only
-        self._proven: dict[str, float] = {}  # workers that returned accepted results, and when
-        self._busy: set[str] = set()  # workers whose last pull got items (bounded by _proven)
         self._topologies: Sequence[Topology] = ()
-        self._served: set[str] = set()  # workers that got items of this iteration
-        self.connected_window = max(2 * MAX_WAIT_S, 2 * item_timeout)  # a long-polling worker stays counted
+        self.roster = Roster(window=max(2 * MAX_WAIT_S, 2 * item_timeout))
 
     # ---------------------------------------------------------------- loop side
 
@@ -122,7 +112,7 @@ class Runtime:
         self.queue.min_pairs_fraction = min_pairs_fraction
         self.queue.start(iteration, items)
         self.leases.reset()
-        self._served = set()
+        self.roster.new_iteration()
         self._notify()
 
     async def wait_closable(self) -> None:
@@ -160,20 +150,11 @@ class Runtime:
     # ---------------------------------------------------------------- worker side
 
     def seen(self, worker_id: str, now: float | None = None) -> None:
-        """A call from ``worker_id``: it counts towards fair shares, within bounds (see
-        :meth:`fair_share`; not towards the workers connected, which only accepted results
-        earn, see :meth:`connected`)."""
-        wid = worker_id[:MAX_WORKER_ID]
-        if wid in self._seen or len(self._seen) < MAX_SEEN_IDS:
-            self._seen[wid] = time.monotonic() if now is None else now
-
-    def _worked(self, worker_id: str) -> None:
-        self._proven[worker_id] = time.monotonic()
+        """A call from ``worker_id`` (see :class:`Roster`)."""
+        self.roster.seen(worker_id[:MAX_WORKER_ID], now)
 
     def proven(self, worker_id: str) -> bool:
-        """Whether results of ``worker_id`` were accepted within the connected window."""
-        t = self._proven.get(worker_id)
-        return t is not None and t >= time.monotonic() - self.connected_window
+        return self.roster.proven(worker_id)
 
     def probation_cap(self) -> int:
         """Most items the open leases of unproven ids may hold together (see
@@ -185,7 +166,7 @@ class Runtime:
         backup copies are left while some worker is proven, so the backups of what made-up ids
         hold go to workers that have returned work (never to the next made-up id)."""
         room = self.probation_cap() - self.leases.probation_items
-        if room > 0 and self._proven and q.fresh_remaining == 0:
+        if room > 0 and self.roster.any_proven and q.fresh_remaining == 0:
             now = time.monotonic()
             expired = q.next_deadline(now)
             if expired is None or expired > now:  # nothing fresh or expired: a lease would be a backup
@@ -194,9 +175,7 @@ class Runtime:
 
     def utilization(self) -> float:
         """Busy workers (their last pull got items) over connected ones; 0 with none connected."""
-        connected = self.connected()
-        self._busy &= self._proven.keys()
-        return len(self._busy) / connected if connected else 0.0
+        return self.roster.utilization()
 
     def _topology_payload(self, items: np.ndarray) -> tuple[bytes, bytes]:
         if not self._topologies:
@@ -206,17 +185,8 @@ class Runtime:
         return uniq.astype("<u4").tobytes(), blob
 
     def connected(self, now: float | None = None) -> int:
-        """Workers whose results were accepted within the window. Calls and leases alone do not
-        count, so made-up worker ids, even ones that pull and hold items, cannot inflate the
-        fleet's size; a new worker counts from its first accepted result. Forgets the others
-        (bounded memory)."""
-        now = time.monotonic() if now is None else now
-        cutoff = now - self.connected_window
-        for table in (self._seen, self._proven):
-            for w in [w for w, t in table.items() if t < cutoff]:
-                del table[w]
-        self._busy &= self._proven.keys()
-        return len(self._proven)
+        """Workers whose results were accepted within the window (see :meth:`Roster.connected`)."""
+        return self.roster.connected(now)
 
     def push(
         self, session: int, iteration: int, results: bytes, obs_stats: bytes, lease_id: int = 0, worker_id: str = ""
@@ -228,7 +198,7 @@ class Runtime:
         if out.redundant:
             self.metrics.redundant.inc(out.redundant)
         if out.accepted:
-            self._worked(worker_id[:MAX_WORKER_ID])
+            self.roster.worked(worker_id[:MAX_WORKER_ID])
         if self.queue.closable(time.monotonic()):
             self.iteration_complete.set()
         return out
@@ -318,10 +288,7 @@ class Runtime:
         if max_items > 0:
             self._requeue(self.leases.abandon(worker_id), self.queue.iteration)
         lease = await self._pull(min(max_items, self.max_lease_items), wait_ms, worker_id)
-        if lease.items:
-            self._busy.add(worker_id)
-        else:
-            self._busy.discard(worker_id)
+        self.roster.pulled(worker_id, bool(lease.items))
         return lease
 
     def release(self, lease: Lease) -> None:
@@ -335,15 +302,13 @@ class Runtime:
         to the rest, never 9 to 89 and none to 11). A served worker asking again gets the fresh
         items left over all connected workers (guided self-scheduling): shares shrink as the
         iteration drains, so the tail balances itself. Workers are the proven ones (see
-        :meth:`proven`) plus at most :data:`BOOTSTRAP_IDS` others, so made-up ids cannot shrink
+        :meth:`proven`) plus at most roster.BOOTSTRAP_IDS others, so made-up ids cannot shrink
         everyone's share; before any worker is proven (a job's start) every caller counts."""
         fresh = self.queue.fresh_remaining
-        proven = len(self._proven)
-        unproven = max(0, len(self._seen) - proven)
-        workers = max(1, proven + (min(unproven, BOOTSTRAP_IDS) if proven else unproven))  # O(1): runs on every pull
-        if worker_id in self._served:
+        workers = self.roster.share_workers()
+        if worker_id in self.roster.served:
             return max(1, math.ceil(fresh / workers))
-        waiting = max(1, workers - len(self._served))
+        waiting = max(1, workers - len(self.roster.served))
         return max(1, math.ceil(fresh / waiting))
 
     async def _pull(self, max_items: int, wait_ms: int, worker_id: str = "") -> Lease:
@@ -369,7 +334,7 @@ class Runtime:
                 if q.speculative != spec_before:
                     self.metrics.speculative.inc(q.speculative - spec_before)
                 if len(items):
-                    self._served.add(worker_id)
+                    self.roster.served.add(worker_id)
                     index, blob = self._topology_payload(items)
                     lease_id = self.leases.issue(worker_id, items["index"], probation)
                     return Lease(q.iteration, self.version, items.tobytes(), False, 0, index, blob, lease_id)
