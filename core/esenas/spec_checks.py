@@ -37,7 +37,7 @@ def check_dimensions(spec: JobSpec, obs_dim: int, act_dim: int) -> list[FieldErr
                 f"must be <= the number of weights ({weights}) of a {layers} network, got {p.partitions}",
             )
         )
-    if p.topology in ("edges", "masked") and p.edges is not None:
+    if p.topology == "edges" and p.edges is not None:
         if p.search_space == "independent_edges":
             limit = min(a * b for a, b in itertools.pairwise(layers))
             what = "edges of the smallest layer"
