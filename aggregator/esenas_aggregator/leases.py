@@ -104,7 +104,3 @@ class LeaseBook:
         """Items of the worker's open lease (0 when it holds none)."""
         lease_id = self._by_worker.get(worker)
         return 0 if lease_id is None else len(self._open[lease_id].index)
-
-    @property
-    def open_leases(self) -> int:
-        return len(self._open)

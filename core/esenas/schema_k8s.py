@@ -31,12 +31,6 @@ def _vendored() -> dict[str, Any]:
     return data
 
 
-def provenance() -> dict[str, Any]:
-    """Where the vendored schemas come from (package, file, Kubernetes version, definitions)."""
-    prov: dict[str, Any] = _vendored()["provenance"]
-    return prov
-
-
 def k8s_field(name: str) -> Schema:
     """A copy of the Kubernetes schema of one field: ``resources``, ``tolerations``, ``affinity``,
     ``nodeSelector``, ``priorityClassName`` or ``storageClassName``."""

@@ -160,9 +160,3 @@ def object_schema(cls: type[Any]) -> Schema:
     if required:
         s["required"] = required
     return s
-
-
-def field_meta(cls: type[Any], name: str) -> Meta:
-    """The metadata of one field of a spec dataclass."""
-    meta: Meta = next(f for f in dataclasses.fields(cls) if f.name == name).metadata[_KEY]
-    return meta

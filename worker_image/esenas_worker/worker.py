@@ -167,7 +167,9 @@ class Worker:
             unreachable_since = None
             self.backoff.reset()
             if reply.done:
-                log.info("worker %s: job done after %d batches", self.worker_id, self.stats.batches)
+                st = self.stats
+                log.info("worker %s: job done after %d batches (%d items, %d env steps), %d reconnects, %d parameter fetches",
+                         self.worker_id, st.batches, st.items, st.env_steps, st.reconnects, st.params_fetched)
                 return 0
             if not reply.items:
                 request = self._request(max_items=self.batch_size)

@@ -102,10 +102,6 @@ class PolicyGradient(Controller):
             self._probs_cache = self.probs()
         return self._probs_cache
 
-    def mode(self) -> Topology:
-        """The most likely topology."""
-        return Topology(self.space.kind, np.argmax(np.where(self.valid, self.logits, -np.inf), axis=1))
-
     def entropy(self) -> float:
         """Mean entropy per decision in nats (ln C for a uniform controller)."""
         p = self.probs()

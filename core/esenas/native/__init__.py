@@ -56,10 +56,6 @@ def unsupported(env_id: str, kwargs: Mapping[str, Any]) -> str | None:
     return None
 
 
-def supports(env_id: str, kwargs: Mapping[str, Any]) -> bool:
-    return unsupported(env_id, kwargs) is None
-
-
 def make(env_id: str, kwargs: Mapping[str, Any], max_episode_steps: int) -> NativeMujocoEnv:
     """A native stepper for the task; ValueError when there is none (see :func:`unsupported`)."""
     why = unsupported(env_id, kwargs)
