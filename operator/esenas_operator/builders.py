@@ -18,8 +18,8 @@ from esenas.spec import API_VERSION, KIND, Job
 from esenas_api import tls
 from esenas_api.tls import TLSMaterial
 
-from esenas_operator import monitoring as M
-from esenas_operator import names as N
+from esenas_operator import names
+from esenas_operator.monitoring import JobMonitoring
 from esenas_operator.pods import (
     DEFAULT_AGGREGATOR_RESOURCES,
     DEFAULT_WORKER_RESOURCES,
@@ -29,6 +29,7 @@ from esenas_operator.pods import (
     pod_resources,
     pod_security,
 )
+from esenas_operator.settings import Settings
 
 Obj = dict[str, Any]
 
@@ -36,8 +37,8 @@ def _meta(body: Mapping[str, Any], name: str, component: str) -> Obj:
     return {
         "name": name,
         "namespace": body["metadata"]["namespace"],
-        "labels": N.labels(body["metadata"]["name"], component),
-        "ownerReferences": [N.owner_reference(body)],
+        "labels": names.labels(body["metadata"]["name"], component),
+        "ownerReferences": [names.owner_reference(body)],
     }
 
 
@@ -58,7 +59,7 @@ def build_spec_configmap(body: Mapping[str, Any]) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _meta(body, N.spec_configmap(name), "spec"),
+        "metadata": _meta(body, names.spec_configmap(name), "spec"),
         "data": {"job.yaml": text},
     }
 
@@ -71,7 +72,7 @@ def new_token() -> str:
 def new_tls(body: Mapping[str, Any]) -> TLSMaterial:
     """A fresh CA and aggregator certificate for the job's Service names (random: made once)."""
     meta = body["metadata"]
-    return tls.issue(N.aggregator(meta["name"]), tls.server_names(meta["name"], meta["namespace"]))
+    return tls.issue(names.aggregator(meta["name"]), tls.server_names(meta["name"], meta["namespace"]))
 
 
 def build_token_secret(body: Mapping[str, Any], token: str, material: TLSMaterial) -> Obj:
@@ -81,7 +82,7 @@ def build_token_secret(body: Mapping[str, Any], token: str, material: TLSMateria
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _meta(body, N.token_secret(name), "token"),
+        "metadata": _meta(body, names.token_secret(name), "token"),
         "type": "Opaque",
         "immutable": True,
         "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
@@ -99,7 +100,7 @@ def build_checkpoint_claim(body: Mapping[str, Any], job: Job) -> Obj | None:
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": _meta(body, N.checkpoint_claim(job.name), "aggregator"),
+        "metadata": _meta(body, names.checkpoint_claim(job.name), "aggregator"),
         "spec": spec,
     }
 
@@ -109,11 +110,11 @@ def aggregator_replicas(job: Job, stopped: bool = False) -> int:
     return 0 if stopped or job.spec.suspend else 1
 
 
-def build_aggregator_deployment(body: Mapping[str, Any], job: Job, settings: N.Settings, stopped: bool = False) -> Obj:
+def build_aggregator_deployment(body: Mapping[str, Any], job: Job, settings: Settings, stopped: bool = False) -> Obj:
     name = job.name
     ck = job.spec.aggregator.checkpoint
     checkpoint_volume: Obj = (
-        {"name": "checkpoints", "persistentVolumeClaim": {"claimName": N.checkpoint_claim(name)}}
+        {"name": "checkpoints", "persistentVolumeClaim": {"claimName": names.checkpoint_claim(name)}}
         if ck.storage_size is not None
         else {"name": "checkpoints", "emptyDir": {}}
     )
@@ -125,17 +126,17 @@ def build_aggregator_deployment(body: Mapping[str, Any], job: Job, settings: N.S
         "imagePullPolicy": settings.image_pull_policy,
         "command": ["esenas-aggregator"],
         "args": [
-            "--job", N.JOB_FILE,
-            "--checkpoint-dir", N.CHECKPOINT_DIR,
-            "--token-file", N.TOKEN_FILE,
-            "--tls-cert-file", N.TLS_CERT_FILE,
-            "--tls-key-file", N.TLS_KEY_FILE,
-            "--port", str(N.GRPC_PORT),
-            "--http-port", str(N.HTTP_PORT),
+            "--job", names.JOB_FILE,
+            "--checkpoint-dir", names.CHECKPOINT_DIR,
+            "--token-file", names.TOKEN_FILE,
+            "--tls-cert-file", names.TLS_CERT_FILE,
+            "--tls-key-file", names.TLS_KEY_FILE,
+            "--port", str(names.GRPC_PORT),
+            "--http-port", str(names.HTTP_PORT),
         ],
         "ports": [
-            {"name": "grpc", "containerPort": N.GRPC_PORT, "protocol": "TCP"},
-            {"name": "http", "containerPort": N.HTTP_PORT, "protocol": "TCP"},
+            {"name": "grpc", "containerPort": names.GRPC_PORT, "protocol": "TCP"},
+            {"name": "http", "containerPort": names.HTTP_PORT, "protocol": "TCP"},
         ],
         # Restoring a large checkpoint may take a while: the startup probe covers it.
         "startupProbe": {**probe, "failureThreshold": 30},
@@ -146,19 +147,19 @@ def build_aggregator_deployment(body: Mapping[str, Any], job: Job, settings: N.S
         # termination message, which the operator quotes in the job's Failed condition.
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": container_security(),
-        "volumeMounts": [*common_mounts(), {"name": "checkpoints", "mountPath": N.CHECKPOINT_DIR}],
+        "volumeMounts": [*common_mounts(), {"name": "checkpoints", "mountPath": names.CHECKPOINT_DIR}],
     }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(body, N.aggregator(name), "aggregator"),
+        "metadata": _meta(body, names.aggregator(name), "aggregator"),
         "spec": {
             "replicas": aggregator_replicas(job, stopped),
             # Recreate: two aggregators must never share a checkpoint or split the fleet.
             "strategy": {"type": "Recreate"},
-            "selector": {"matchLabels": N.selector(name, "aggregator")},
+            "selector": {"matchLabels": names.selector(name, "aggregator")},
             "template": {
-                "metadata": {"labels": N.labels(name, "aggregator")},
+                "metadata": {"labels": names.labels(name, "aggregator")},
                 "spec": {
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
@@ -177,13 +178,13 @@ def build_aggregator_service(body: Mapping[str, Any], job: Job) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(body, N.aggregator(job.name), "aggregator"),
+        "metadata": _meta(body, names.aggregator(job.name), "aggregator"),
         "spec": {
             "type": "ClusterIP",
-            "selector": N.selector(job.name, "aggregator"),
+            "selector": names.selector(job.name, "aggregator"),
             "ports": [
-                {"name": "grpc", "port": N.GRPC_PORT, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"},
-                {"name": "http", "port": N.HTTP_PORT, "targetPort": "http", "protocol": "TCP"},
+                {"name": "grpc", "port": names.GRPC_PORT, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"},
+                {"name": "http", "port": names.HTTP_PORT, "targetPort": "http", "protocol": "TCP"},
             ],
         },
     }
@@ -201,18 +202,18 @@ def shard_sizes(replicas: int, shard_size: int) -> list[int]:
     return sizes
 
 
-def build_worker_fleet(body: Mapping[str, Any], job: Job, settings: N.Settings, stopped: bool = False) -> list[Obj]:
+def build_worker_fleet(body: Mapping[str, Any], job: Job, settings: Settings, stopped: bool = False) -> list[Obj]:
     """The worker Deployments J-workers-0..n-1; their replicas sum to spec.workers.replicas."""
     w = job.spec.workers
     name = job.name
-    address = N.aggregator_address(name, job.namespace)
+    address = names.aggregator_address(name, job.namespace)
     container: Obj = {
         "name": "worker",
         "image": w.image or settings.worker_image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": ["esenas-worker"],
         "args": [
-            "--job", N.JOB_FILE, "--aggregator", address, "--token-file", N.TOKEN_FILE, "--tls-ca-file", N.TLS_CA_FILE,
+            "--job", names.JOB_FILE, "--aggregator", address, "--token-file", names.TOKEN_FILE, "--tls-ca-file", names.TLS_CA_FILE,
         ],
         "env": [{"name": "ESENAS_AGGREGATOR", "value": address}],
         "resources": pod_resources(w.resources, DEFAULT_WORKER_RESOURCES),
@@ -238,9 +239,9 @@ def build_worker_fleet(body: Mapping[str, Any], job: Job, settings: N.Settings, 
         pod["priorityClassName"] = w.priority_class_name
     fleet = []
     for i, size in enumerate(shard_sizes(w.replicas, w.shard_size)):
-        sel = {**N.selector(name, "worker"), N.SHARD_LABEL: str(i)}
-        labels = {**N.labels(name, "worker"), N.SHARD_LABEL: str(i)}
-        meta = _meta(body, N.worker_shard(name, i), "worker")
+        sel = {**names.selector(name, "worker"), names.SHARD_LABEL: str(i)}
+        labels = {**names.labels(name, "worker"), names.SHARD_LABEL: str(i)}
+        meta = _meta(body, names.worker_shard(name, i), "worker")
         meta["labels"] = labels
         fleet.append(
             {
@@ -264,42 +265,44 @@ def build_network_policy(body: Mapping[str, Any], job: Job) -> Obj:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": _meta(body, N.aggregator(job.name), "aggregator"),
+        "metadata": _meta(body, names.aggregator(job.name), "aggregator"),
         "spec": {
-            "podSelector": {"matchLabels": N.selector(job.name, "aggregator")},
+            "podSelector": {"matchLabels": names.selector(job.name, "aggregator")},
             "policyTypes": ["Ingress"],
             "ingress": [
                 {
-                    "from": [{"podSelector": {"matchLabels": N.selector(job.name, "worker")}}],
-                    "ports": [{"protocol": "TCP", "port": N.GRPC_PORT}],
+                    "from": [{"podSelector": {"matchLabels": names.selector(job.name, "worker")}}],
+                    "ports": [{"protocol": "TCP", "port": names.GRPC_PORT}],
                 },
-                {"ports": [{"protocol": "TCP", "port": N.HTTP_PORT}]},
+                {"ports": [{"protocol": "TCP", "port": names.HTTP_PORT}]},
             ],
         },
     }
 
 
-def build_service_monitor(body: Mapping[str, Any], job: Job, monitoring: M.JobMonitoring | None = None) -> Obj:
+def build_service_monitor(body: Mapping[str, Any], job: Job, m: JobMonitoring) -> Obj:
     """Labels and interval come from the chart (monitoring.py); our own labels win over extra ones."""
-    m = M.JOB_MONITORING if monitoring is None else monitoring
-    meta = _meta(body, N.aggregator(job.name), "aggregator")
+    meta = _meta(body, names.aggregator(job.name), "aggregator")
     meta["labels"] = {**m.labels, **meta["labels"]}
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
         "metadata": meta,
         "spec": {
-            "selector": {"matchLabels": N.selector(job.name, "aggregator")},
+            "selector": {"matchLabels": names.selector(job.name, "aggregator")},
             "endpoints": [{"port": "http", "path": "/metrics", "interval": m.interval}],
         },
     }
 
 
 def build_children(
-    body: Mapping[str, Any], job: Job, settings: N.Settings, *, service_monitor: bool, stopped: bool = False,
-    monitoring: M.JobMonitoring | None = None,
+    body: Mapping[str, Any], job: Job, settings: Settings, *, service_monitor: bool, stopped: bool = False,
+    monitoring: JobMonitoring | None = None,
 ) -> list[Obj]:
-    """Every child except the token Secret (random, made once) and the result (made at the end)."""
+    """Every child except the token Secret (random, made once) and the result (made at the end).
+
+    ``monitoring`` overrides ``settings.job_monitoring`` (the ServiceMonitor's switch, labels, interval).
+    """
     objs: list[Obj] = [build_spec_configmap(body)]
     claim = build_checkpoint_claim(body, job)
     if claim is not None:
@@ -310,7 +313,7 @@ def build_children(
         build_network_policy(body, job),
         *build_worker_fleet(body, job, settings, stopped),
     ]
-    m = M.JOB_MONITORING if monitoring is None else monitoring
+    m = settings.job_monitoring if monitoring is None else monitoring
     if service_monitor and m.enabled:
         objs.append(build_service_monitor(body, job, m))
     return objs

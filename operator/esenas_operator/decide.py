@@ -1,20 +1,21 @@
 """The handlers' decisions, as pure functions of the job's status, its spec and what was observed.
 
-Whether a job is done, failed or due for a result, whether its fleet stops, what its status says
-after a reconcile or a refused edit: all decided here, with an explicit ``now``, so each rule is
-unit-tested without HTTP. The handlers (esenas_operator.handlers) fetch, call these, and write.
+Whether a job is done, failed or due for a result (complete or partial), whether its fleet stops and
+which Deployments, whether the aggregator is read, what its status says after a reconcile or a
+refused edit: all decided here, with an explicit ``now``, so each rule is unit-tested without HTTP.
+The handlers (esenas_operator.handlers) fetch, call these, and write.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from esenas.spec import Job
 
-from esenas_operator import names as N
+from esenas_operator import names
 from esenas_operator.lifecycle import lifecycle
 from esenas_operator.reasons import CREATED, INVALID_SPEC, RUNNING, SUSPENDED, success_reason
 from esenas_operator.status import (
@@ -34,6 +35,8 @@ from esenas_operator.status import (
 
 #: A refused edit: (its generation, the message that says why).
 Refusal = tuple[int, str]
+#: Which result a finishing job stores: the final one, or a failed job's best so far.
+ResultDue = Literal["complete", "partial"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,54 @@ class Event:
     type: str
     reason: str
     message: str
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What the status needs from one of the job's Deployments (the handlers' index holds these)."""
+
+    name: str
+    component: str
+    replicas: int
+    ready: int
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """A job's Deployments: its worker shards and its aggregator."""
+
+    workers: tuple[Workload, ...]
+    aggregator: Workload | None
+    deployments: tuple[Workload, ...]
+
+    @classmethod
+    def of(cls, entries: Iterable[Workload]) -> Fleet:
+        every = tuple(entries)
+        workers = tuple(w for w in every if w.component == "worker")
+        return cls(workers, next((w for w in every if w.component == "aggregator"), None), every)
+
+    @property
+    def ready(self) -> int:
+        return sum(w.ready for w in self.workers)
+
+    @property
+    def shards(self) -> int:
+        return len(self.workers)
+
+    @property
+    def aggregator_unready(self) -> bool:
+        """The aggregator should run but is not ready: only then are its pods listed for restarts."""
+        a = self.aggregator
+        return a is not None and a.replicas > 0 and a.ready < a.replicas
+
+    def to_stop(self) -> list[str]:
+        """The Deployments still scaled up, which a finishing job scales to 0."""
+        return [w.name for w in self.deployments if w.replicas > 0]
+
+
+def reads_report(job: Job) -> bool:
+    """Whether a status tick reads the aggregator: not while suspended (it is scaled to 0)."""
+    return not job.spec.suspend
 
 
 def edit_refused(status: Mapping[str, Any]) -> bool:
@@ -115,7 +166,7 @@ def reconciled(current: Mapping[str, Any], job: Job, shards: int, gen: int, now:
     desired: Obj = {
         "phase": new_phase,
         "observedGeneration": gen,
-        "selector": N.worker_selector_string(job.name),
+        "selector": names.worker_selector_string(job.name),
         "workers": {"desired": 0 if suspended else job.spec.workers.replicas, "shards": shards},
         "reason": reason,
         "message": message,
@@ -146,10 +197,13 @@ class Outcome:
     reason: str = ""
     message: str = ""
     event: Event | None = None
+    #: The result to store before the fleet stops: the final one when it succeeds, the best so far
+    #: when it fails while the aggregator still answers (docs/results.md); None stores nothing.
+    result: ResultDue | None = None
 
     @property
     def finishes(self) -> bool:
-        """The job ends: its result is stored (the best so far when it fails) and its fleet stops."""
+        """The job ends: its fleet stops (after its result, if any, is stored)."""
         return self.phase in TERMINAL
 
 
@@ -162,13 +216,14 @@ def outcome(job: Job, current: Mapping[str, Any], report: AggregatorReport | Non
     failed = failure(job.spec.backoff_limit, restarts, job.spec.stopping.deadline_seconds, start, now, report, last_message)
     if failed is not None:
         reason, message = failed
-        return Outcome("Failed", reason, message, Event("Warning", reason, message[:1000]))
+        return Outcome("Failed", reason, message, Event("Warning", reason, message[:1000]),
+                       result="partial" if report is not None else None)
     if report is None:
         return Outcome(None)
     if report.done or report.phase == "Succeeded":
         message = f"{report.reason or 'done'}: best reward {report.best_reward}, {report.topology_size} parameters"
         reason = success_reason(report.reason)
-        return Outcome("Succeeded", reason, message, Event("Normal", "Succeeded", f"{reason}: {message}"))
+        return Outcome("Succeeded", reason, message, Event("Normal", "Succeeded", f"{reason}: {message}"), result="complete")
     message = "the aggregator is serving"
     event = None if current.get("phase") == "Running" else Event("Normal", "Running", message)
     return Outcome("Running", RUNNING, message, event)

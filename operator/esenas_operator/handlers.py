@@ -2,41 +2,40 @@
 
 Worker pods are never watched: the operator manages Deployments only (read through an index over
 its own Deployments), so its API writes per job grow with the number of shards, not with replicas.
+
+The handlers are registered by :func:`registry` (the status timer's interval is a setting) and read
+the operator's settings from kopf's ``memo.settings``, which main.py sets once at start.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 import kopf
 from esenas.spec import API_GROUP, Job, SpecError
 from kubernetes.client.exceptions import ApiException
 
-from esenas_operator import builders as B
-from esenas_operator import decide, metrics, results
-from esenas_operator import names as N
+from esenas_operator import builders, decide, metrics, names, results
+from esenas_operator.aggregator_http import fetch_report
 from esenas_operator.crd import PLURAL, VERSION
 from esenas_operator.kube import Kube, Refused, api_message, load_config
 from esenas_operator.persistence import DiffBaseStorage, ProgressStorage
 from esenas_operator.reasons import INVALID_SPEC
+from esenas_operator.settings import Settings
 from esenas_operator.status import (
     TERMINAL,
     AggregatorReport,
     diff,
-    fetch_json,
+    restart_count,
     set_condition,
     termination_message,
     ttl_expired,
 )
 from esenas_operator.validation import validate_job
 
-SETTINGS: Final = N.Settings.from_env()
-STATUS_INTERVAL: Final = float(os.environ.get("ESENAS_STATUS_INTERVAL", "10"))
 JOB_API: Final = f"{API_GROUP}/{VERSION}"
 _kube: Kube | None = None
 #: The spec each job's children were last applied from, for the status timer while an edit is
@@ -60,9 +59,15 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-@kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+def _settings(memo: Any) -> Settings:
+    """The operator's settings, which main.py puts in kopf's memo."""
+    settings: Settings = memo.settings
+    return settings
+
+
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Timeouts, storage keys and event level; the metrics endpoint."""
+    ours = _settings(memo)
     # API timeouts: without them a half-open connection (API server restart, LB idle cut) hangs
     # a watch or a handler forever. Watches are renewed every 5 min, below common LB idle limits.
     settings.networking.request_timeout = 30
@@ -78,38 +83,26 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Handler log lines stay in the log; Events are posted explicitly, on state changes only,
     # and name the operator (kubectl describe's "From" column), not the framework.
     settings.posting.level = logging.WARNING
-    settings.posting.reporting_component = N.MANAGER
-    settings.posting.reporting_instance = os.environ.get("HOSTNAME", N.MANAGER)
-    settings.posting.event_name_prefix = f"{N.MANAGER}-"
+    settings.posting.reporting_component = names.MANAGER
+    settings.posting.reporting_instance = ours.instance
+    settings.posting.event_name_prefix = f"{names.MANAGER}-"
     # A finished job's timer deletes the job itself (TTL); kopf then waits for that very timer to
     # exit before it drops its finalizer, so check for the exit every second, not every minute.
     settings.background.cancellation_polling = 1.0
-    settings.execution.max_workers = int(os.environ.get("ESENAS_OPERATOR_WORKERS", "8"))
+    settings.execution.max_workers = ours.workers
     global _kube
     _kube = Kube(load_config(), timeout=settings.networking.request_timeout or 30)
-    port = int(os.environ.get("ESENAS_OPERATOR_METRICS_PORT", "8080"))
-    if port:
-        metrics.serve(port)
+    if ours.metrics_port:
+        metrics.serve(ours.metrics_port, ours.bind)
 
 
-@dataclass(frozen=True)
-class Workload:
-    """What the status needs from one of the job's Deployments."""
-
-    name: str
-    component: str
-    replicas: int
-    ready: int
-
-
-@kopf.index("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": N.MANAGER})
-def workloads(namespace: str | None, name: str, labels: Mapping[str, str], spec: kopf.Spec, status: kopf.Status, **_: Any) -> dict[tuple[str, str], Workload]:
-    job = labels.get(N.JOB_LABEL)
+def workloads(namespace: str | None, name: str, labels: Mapping[str, str], spec: kopf.Spec, status: kopf.Status, **_: Any) -> dict[tuple[str, str], decide.Workload]:
+    job = labels.get(names.JOB_LABEL)
     if not job or not namespace:
         return {}
     return {
-        (namespace, job): Workload(
-            name, labels.get(N.COMPONENT_LABEL, ""), int(spec.get("replicas") or 0), int(status.get("readyReplicas") or 0)
+        (namespace, job): decide.Workload(
+            name, labels.get(names.COMPONENT_LABEL, ""), int(spec.get("replicas") or 0), int(status.get("readyReplicas") or 0)
         )
     }
 
@@ -164,7 +157,7 @@ def _report_error(body: Any, status: Mapping[str, Any], exc: Exception, logger: 
         kopf.event(body, type="Warning", reason="ReconcileError", message=message[:1000])
 
 
-def _apply_children(body: Any, job: Job) -> tuple[int, list[str]]:
+def _apply_children(body: Any, job: Job, settings: Settings) -> tuple[int, list[str]]:
     """Dry-run then apply every child; delete worker shards beyond the wanted count.
 
     Raises Refused when the API server refuses a child (in the dry run: nothing was written).
@@ -173,19 +166,16 @@ def _apply_children(body: Any, job: Job) -> tuple[int, list[str]]:
     monitor = k.has_group_version("monitoring.coreos.com/v1")
     # The Secret is created once (random, immutable): a reconcile's fresh token and certificates
     # are only used if it does not exist yet (about 2 ms of key generation, no extra request).
-    children = [B.build_token_secret(body, B.new_token(), B.new_tls(body)), *B.build_children(body, job, SETTINGS, service_monitor=monitor)]
+    children = [builders.build_token_secret(body, builders.new_token(), builders.new_tls(body)), *builders.build_children(body, job, settings, service_monitor=monitor)]
     changed = k.converge(children)
     wanted = {o["metadata"]["name"] for o in children if o["kind"] == "Deployment"}
-    for d in k.list("apps/v1", "Deployment", job.namespace, N.worker_selector_string(job.name)):
+    for d in k.list("apps/v1", "Deployment", job.namespace, names.worker_selector_string(job.name)):
         if d["metadata"]["name"] not in wanted and k.delete("apps/v1", "Deployment", job.namespace, d["metadata"]["name"]):
             changed.append(f"-Deployment/{d['metadata']['name']}")
-    return len(B.shard_sizes(job.spec.workers.replicas, job.spec.workers.shard_size)), changed
+    return len(builders.shard_sizes(job.spec.workers.replicas, job.spec.workers.shard_size)), changed
 
 
-@kopf.on.resume(API_GROUP, VERSION, PLURAL)
-@kopf.on.create(API_GROUP, VERSION, PLURAL)
-@kopf.on.update(API_GROUP, VERSION, PLURAL, field="spec")
-def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Logger, **_: Any) -> None:
+def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Logger, memo: kopf.Memo, **_: Any) -> None:
     """Bring the children in line with the spec; a bad spec Fails the job once, without retries."""
     metrics.RECONCILES.inc()
     ns, name = meta["namespace"], meta["name"]
@@ -204,7 +194,7 @@ def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Log
         refuse(body, current, gen, "; ".join(str(e) for e in exc.errors))
         return
     try:
-        shards, changed = _apply_children(body, job)
+        shards, changed = _apply_children(body, job, _settings(memo))
     except Refused as exc:
         refuse(body, current, gen, str(exc))
         return
@@ -229,29 +219,26 @@ def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Log
     metrics.observe_job(ns, name, new.phase, desired=job.spec.workers.replicas)
 
 
-def _stop_fleet(entries: list[Workload], namespace: str) -> None:
-    for w in entries:
-        if w.replicas > 0:
-            kube().patch("apps/v1", "Deployment", namespace, w.name, {"spec": {"replicas": 0}})
+def _aggregator_pods(namespace: str, job: str) -> list[dict[str, Any]]:
+    """The aggregator's pods: a single list, by label."""
+    return kube().list("v1", "Pod", namespace, ",".join(f"{k}={v}" for k, v in names.selector(job, "aggregator").items()))
 
 
-def _aggregator_restarts(namespace: str, job: str, current: int) -> tuple[int, str]:
-    """Restarts of the one aggregator pod and its last termination message: a single list, by
-    label, only when it is not ready."""
-    pods = kube().list("v1", "Pod", namespace, ",".join(f"{k}={v}" for k, v in N.selector(job, "aggregator").items()))
-    counts = [sum(int(c.get("restartCount") or 0) for c in (p.get("status") or {}).get("containerStatuses") or ()) for p in pods]
-    return max([current, *counts]), termination_message(pods)
+def _store_result(body: kopf.Body, url: str, due: decide.ResultDue) -> dict[str, Any] | None:
+    """The status.result document of the result stored, None when there is none."""
+    if due == "partial":
+        return results.store_partial(kube(), body, url)  # never raises: the failure is recorded anyway
+    return results.store(kube(), body, url)  # raises: retried next tick, while the aggregator is up
 
 
-@kopf.timer(API_GROUP, VERSION, PLURAL, interval=STATUS_INTERVAL)
-def sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Logger, **kwargs: Any) -> None:
+def sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Logger, memo: kopf.Memo, **kwargs: Any) -> None:
     """Mirror the aggregator's progress into .status; finish, fail or clean up the job.
 
     An error (the API server refusing a write, say) reaches the job as Reconciled=False and a
     Warning, then kopf tries again on the next tick.
     """
     try:
-        _sync_status(body, meta, status, logger, kwargs["workloads"])
+        _sync_status(body, meta, status, logger, kwargs["workloads"], _settings(memo))
     except Exception as exc:
         metrics.ERRORS.inc()
         _report_error(body, status, exc, logger)
@@ -269,7 +256,8 @@ def _running_spec(body: kopf.Body, status: Mapping[str, Any]) -> Job | None:
         return _applied.get(key)
 
 
-def _sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Logger, index: kopf.Index[tuple[str, str], Workload]) -> None:
+def _sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Logger,
+                 index: kopf.Index[tuple[str, str], decide.Workload], settings: Settings) -> None:
     ns, name = meta["namespace"], meta["name"]
     current = dict(status)
     phase = current.get("phase")
@@ -284,42 +272,55 @@ def _sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: 
     job = _running_spec(body, current)
     if job is None:
         return  # the reconcile handler reports the spec
-    entries = list(index.get((ns, name), []))
-    workers = [w for w in entries if w.component == "worker"]
-    aggregator = next((w for w in entries if w.component == "aggregator"), None)
-    ready = sum(w.ready for w in workers)
+    # Fetch what the decisions need.
+    fleet = decide.Fleet.of(index.get((ns, name), []))
+    url = settings.aggregator_url(name, ns)
     report: AggregatorReport | None = None
-    if not job.spec.suspend:
+    if decide.reads_report(job):
         try:
-            report = AggregatorReport.parse(fetch_json(SETTINGS.aggregator_url(name, ns) + "/status"))
+            report = fetch_report(url)
         except (OSError, ValueError, TypeError, AttributeError) as exc:
             logger.debug("aggregator status unavailable: %s", exc)
     restarts, last_message = int(current.get("aggregatorRestarts") or 0), ""
-    if aggregator is not None and aggregator.replicas > 0 and aggregator.ready < aggregator.replicas:
-        restarts, last_message = _aggregator_restarts(ns, name, restarts)
+    if fleet.aggregator_unready:
+        pods = _aggregator_pods(ns, name)
+        restarts, last_message = restart_count(pods, restarts), termination_message(pods)
+    # Decide.
     connected = report.workers_connected if report else None
-    desired = decide.observed(job, ready, connected, len(workers), restarts, report)
+    desired = decide.observed(job, fleet.ready, connected, fleet.shards, restarts, report)
     out = decide.outcome(job, current, report, restarts, last_message, now)
-    if out.phase == "Failed":
-        if report is not None and (partial := results.store_partial(kube(), body, SETTINGS.aggregator_url(name, ns))):
-            desired["result"] = partial  # the best so far, kept before the fleet stops (docs/results.md)
-    elif out.phase == "Succeeded":
-        stored = results.store(kube(), body, SETTINGS.aggregator_url(name, ns))  # raises: retried next tick
-        if stored is not None:
-            desired["result"] = stored
+    # Write: the result before the fleet stops, then the status.
+    if out.result is not None and (stored := _store_result(body, url, out.result)) is not None:
+        desired["result"] = stored
     if out.finishes:
-        _stop_fleet(entries, ns)
-    desired.update(decide.transition(current, out, int(meta.get("generation") or 1), now, connected, len(workers)))
+        for deployment in fleet.to_stop():
+            kube().patch("apps/v1", "Deployment", ns, deployment, {"spec": {"replicas": 0}})
+    desired.update(decide.transition(current, out, int(meta.get("generation") or 1), now, connected, fleet.shards))
     if out.event is not None:
         kopf.event(body, type=out.event.type, reason=out.event.reason, message=out.event.message)
     desired = decide.with_refusal(desired, current, _refused.get((ns, name)), now)
     _patch_status(ns, name, current, desired)
-    metrics.observe_job(ns, name, desired.get("phase", phase), desired=job.spec.workers.replicas, ready=ready)
+    metrics.observe_job(ns, name, desired.get("phase", phase), desired=job.spec.workers.replicas, ready=fleet.ready)
 
 
-@kopf.on.delete(API_GROUP, VERSION, PLURAL, optional=True)
 def forget(meta: kopf.Meta, **_: Any) -> None:
     """Children go by owner references; only the job's metric series are dropped here."""
     metrics.observe_job(meta["namespace"], meta["name"], None)
     _applied.pop((meta["namespace"], meta["name"]), None)
     _refused.pop((meta["namespace"], meta["name"]), None)
+
+
+def registry(settings: Settings) -> kopf.OperatorRegistry:
+    """The operator's handlers; the status timer ticks every ``settings.status_interval`` seconds."""
+    r = kopf.OperatorRegistry()
+    # A registry of our own has none of kopf's default logins: the kubeconfig or in-cluster
+    # service account, through the kubernetes client, as the default registry would do.
+    kopf.on.login(registry=r)(kopf.login_via_client)
+    kopf.on.startup(registry=r)(configure)
+    kopf.index("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": names.MANAGER}, registry=r)(workloads)
+    kopf.on.resume(API_GROUP, VERSION, PLURAL, registry=r)(reconcile)
+    kopf.on.create(API_GROUP, VERSION, PLURAL, registry=r)(reconcile)
+    kopf.on.update(API_GROUP, VERSION, PLURAL, field="spec", registry=r)(reconcile)
+    kopf.timer(API_GROUP, VERSION, PLURAL, interval=settings.status_interval, registry=r)(sync_status)
+    kopf.on.delete(API_GROUP, VERSION, PLURAL, optional=True, registry=r)(forget)
+    return r

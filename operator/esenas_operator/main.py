@@ -1,7 +1,9 @@
 """`esenas-operator`: runs the kopf operator with the project's handlers, metrics and liveness probe.
 
-One replica (strategy Recreate) is the supported deployment, so kopf runs standalone unless a
-peering name is given. The process keeps running through handler errors; it only exits on a signal.
+One replica (strategy Recreate) is the supported deployment, so kopf runs standalone (``--standalone``,
+the default) unless a peering name is given. The settings are read once, here, from the flags and the
+environment, and reach the handlers as kopf's ``memo.settings``. The process keeps running through
+handler errors; it only exits on a signal.
 """
 
 from __future__ import annotations
@@ -10,43 +12,36 @@ import argparse
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+from esenas_operator import settings as operator_settings
 
 log = logging.getLogger("esenas_operator")
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="esenas-operator", description=__doc__)
-    p.add_argument("-n", "--namespace", action="append", default=[], help="namespace to serve (repeatable); all namespaces when omitted")
-    p.add_argument("--standalone", action="store_true", help="no peering (the default unless --peering is given)")
-    p.add_argument("--peering", default=None, help="kopf peering object name, to run several replicas safely")
-    p.add_argument("--metrics-port", type=int, default=int(os.environ.get("ESENAS_OPERATOR_METRICS_PORT", "8080")), help="Prometheus /metrics port (0: off)")
-    p.add_argument("--liveness-port", type=int, default=int(os.environ.get("ESENAS_OPERATOR_LIVENESS_PORT", "8081")), help="/healthz port (0: off)")
-    p.add_argument("--bind", default=os.environ.get("ESENAS_OPERATOR_BIND", "0.0.0.0"), help="address of the metrics and liveness endpoints")
-    p.add_argument("--status-interval", type=float, default=float(os.environ.get("ESENAS_STATUS_INTERVAL", "10")), help="seconds between status reads of each job's aggregator")
-    p.add_argument("-v", "--verbose", action="store_true")
-    return p.parse_args(argv)
+def parse_args(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> argparse.Namespace:
+    """The flags alone (the chart's tests check it takes every one the chart passes)."""
+    return operator_settings.parser(os.environ if env is None else env).parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
-    # The handlers module reads these when it is imported (decorator arguments).
-    os.environ["ESENAS_OPERATOR_METRICS_PORT"] = str(args.metrics_port)
-    os.environ["ESENAS_STATUS_INTERVAL"] = str(args.status_interval)
+    settings = operator_settings.read(argv, os.environ)
     import kopf
 
-    import esenas_operator.handlers  # noqa: F401 - registers the handlers
+    from esenas_operator import handlers
 
-    kopf.configure(verbose=args.verbose)
-    liveness = f"http://{args.bind}:{args.liveness_port}/healthz" if args.liveness_port else None
+    kopf.configure(verbose=settings.verbose)
+    registry = handlers.registry(settings)
     while True:
         try:
             kopf.run(
-                standalone=args.peering is None,
-                peering_name=args.peering,
-                namespaces=args.namespace,
-                clusterwide=not args.namespace,
-                liveness_endpoint=liveness,
+                registry=registry,
+                memo=kopf.Memo(settings=settings),
+                standalone=settings.peering is None,
+                peering_name=settings.peering,
+                namespaces=settings.namespaces,
+                clusterwide=not settings.namespaces,
+                liveness_endpoint=settings.liveness_endpoint,
             )
             return  # a signal stopped it
         except Exception:

@@ -50,5 +50,12 @@ def observe_job(namespace: str, name: str, phase: str | None, desired: int | Non
         WORKERS.labels(namespace, name, "ready").set(ready)
 
 
+_served: set[tuple[str, int]] = set()
+
+
 def serve(port: int, host: str = "0.0.0.0") -> None:
-    start_http_server(port, addr=host, registry=REGISTRY)
+    """Start /metrics once: kopf runs the startup handler again when main.py restarts it after an error."""
+    with _lock:
+        if (host, port) not in _served:
+            start_http_server(port, addr=host, registry=REGISTRY)
+            _served.add((host, port))

@@ -3,13 +3,12 @@
 The chart sets these from `jobServiceMonitor.*` (helm/esenas/templates/deployment.yaml). Labels
 matter most: kube-prometheus-stack's Prometheus selects ServiceMonitors by its `release` label, so
 without it no job metric is scraped. A bad value stops the operator at start, naming the variable,
-rather than failing every reconcile later.
+rather than failing every reconcile later (esenas_operator.settings reads them, once).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,9 +47,9 @@ class JobMonitoring:
                 raise ValueError(f"{LABELS_ENV}: the value of {key!r}, {value!r}, is not a Kubernetes label value")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> JobMonitoring:
+    def from_env(cls, env: Mapping[str, str]) -> JobMonitoring:
         """Reads the three variables; unset ones keep the defaults (on, no extra labels, 15s)."""
-        e: Mapping[str, str] = os.environ if env is None else env
+        e = env
         enabled = e.get(ENABLED_ENV, "true").strip().lower()
         if enabled not in _TRUE | _FALSE:
             raise ValueError(f"{ENABLED_ENV}: {enabled!r} is neither true nor false")
@@ -62,7 +61,3 @@ class JobMonitoring:
         if not isinstance(labels, dict):
             raise ValueError(f"{LABELS_ENV}: must be a JSON object of label names to values, got {raw[:80]!r}")
         return cls(enabled=enabled in _TRUE, labels=labels, interval=e.get(INTERVAL_ENV, "").strip() or DEFAULT_INTERVAL)
-
-
-#: Read once when the operator starts; builders use it unless a test passes its own.
-JOB_MONITORING: Final = JobMonitoring.from_env()

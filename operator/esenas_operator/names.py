@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 GRPC_PORT: Final = 50051
@@ -25,7 +23,6 @@ MANAGER: Final = "esenas-operator"
 JOB_LABEL: Final = "esenas.dev/job"
 SHARD_LABEL: Final = "esenas.dev/shard"
 COMPONENT_LABEL: Final = "app.kubernetes.io/component"
-DEFAULT_URL_TEMPLATE: Final = "http://{name}-aggregator.{namespace}.svc:9090"
 
 
 def spec_configmap(job: str) -> str:
@@ -79,30 +76,6 @@ def worker_selector_string(job: str) -> str:
     return ",".join(f"{k}={v}" for k, v in selector(job, "worker").items())
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Operator-wide defaults that a job may override; read once from the environment."""
-
-    aggregator_image: str = "ghcr.io/esenas-fleet/aggregator:0.1.0"
-    worker_image: str = "ghcr.io/esenas-fleet/worker:0.1.0"
-    image_pull_policy: str = "IfNotPresent"
-    url_template: str = DEFAULT_URL_TEMPLATE
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        e: Mapping[str, str] = os.environ if env is None else env
-        d = cls()
-        return cls(
-            aggregator_image=e.get("ESENAS_AGGREGATOR_IMAGE", d.aggregator_image),
-            worker_image=e.get("ESENAS_WORKER_IMAGE", d.worker_image),
-            image_pull_policy=e.get("ESENAS_IMAGE_PULL_POLICY", d.image_pull_policy),
-            url_template=e.get("ESENAS_AGGREGATOR_URL_TEMPLATE", d.url_template),
-        )
-
-    def aggregator_url(self, job: str, namespace: str) -> str:
-        return self.url_template.format(name=job, namespace=namespace)
-
-
 def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
     """Adopts a child by the job, so deleting the job deletes it (the garbage collector cascades)."""
     meta = body["metadata"]
@@ -114,3 +87,13 @@ def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
         "controller": True,
         "blockOwnerDeletion": True,
     }
+
+
+def __getattr__(name: str) -> Any:
+    """``names.Settings``, for tests/static, which still import it from here: the settings live in
+    esenas_operator.settings (a lazy import, since settings must not depend on names)."""
+    if name == "Settings":
+        from esenas_operator.settings import Settings
+
+        return Settings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

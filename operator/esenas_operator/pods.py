@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from esenas_operator import names as N
+from esenas_operator import names
 
 Obj = dict[str, Any]
 
@@ -20,9 +20,9 @@ DEFAULT_WORKER_RESOURCES: Final = {"requests": {"cpu": "1", "memory": "512Mi"}, 
 def pod_security() -> Obj:
     return {
         "runAsNonRoot": True,
-        "runAsUser": N.RUN_AS,
-        "runAsGroup": N.RUN_AS,
-        "fsGroup": N.RUN_AS,
+        "runAsUser": names.RUN_AS,
+        "runAsGroup": names.RUN_AS,
+        "fsGroup": names.RUN_AS,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
 
@@ -45,15 +45,15 @@ def common_volumes(job: str, secret_keys: tuple[str, ...]) -> list[Obj]:
     and a writable /tmp."""
     items = [{"key": k, "path": k} for k in secret_keys]
     return [
-        {"name": "job", "configMap": {"name": N.spec_configmap(job), "items": [{"key": "job.yaml", "path": "job.yaml"}]}},
-        {"name": "token", "secret": {"secretName": N.token_secret(job), "defaultMode": 0o440, "items": items}},
+        {"name": "job", "configMap": {"name": names.spec_configmap(job), "items": [{"key": "job.yaml", "path": "job.yaml"}]}},
+        {"name": "token", "secret": {"secretName": names.token_secret(job), "defaultMode": 0o440, "items": items}},
         {"name": "tmp", "emptyDir": {}},
     ]
 
 
 def common_mounts() -> list[Obj]:
     return [
-        {"name": "job", "mountPath": N.JOB_DIR, "readOnly": True},
-        {"name": "token", "mountPath": N.TOKEN_DIR, "readOnly": True},
+        {"name": "job", "mountPath": names.JOB_DIR, "readOnly": True},
+        {"name": "token", "mountPath": names.TOKEN_DIR, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
     ]

@@ -28,8 +28,8 @@ from esenas.result_bundle import (
 )
 from esenas.run_summary import HISTORY_FILE, POLICY_FILE, SUMMARY_FILE
 
-from esenas_operator import names as N
-from esenas_operator.status import fetch_json
+from esenas_operator import names
+from esenas_operator.aggregator_http import fetch_json
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -69,8 +69,8 @@ def _meta(body: Mapping[str, Any], name: str) -> Obj:
     return {
         "name": name,
         "namespace": body["metadata"]["namespace"],
-        "labels": N.labels(body["metadata"]["name"], "result"),
-        "ownerReferences": [N.owner_reference(body)],
+        "labels": names.labels(body["metadata"]["name"], "result"),
+        "ownerReferences": [names.owner_reference(body)],
     }
 
 
@@ -80,7 +80,7 @@ def build_result(body: Mapping[str, Any], files: Mapping[str, str], *, complete:
     A reader that finds the manifest knows every chunk was written before it. Raises ResultError
     when the result is over the chunk budget.
     """
-    base = N.result_configmap(body["metadata"]["name"])
+    base = names.result_configmap(body["metadata"]["name"])
     summary = json.loads(files[SUMMARY_FILE])
     iteration = int(summary.get("iterations") or 0)
     packed = pack(files, base, complete=complete, iteration=iteration)

@@ -1,15 +1,13 @@
 """Pure status logic: conditions in metav1.Condition form, the aggregator's report, and the diff to patch.
 
-Everything here is a function of its inputs (and an explicit ``now``), so it is unit-tested
-without an API server; the handlers only read inputs and write the returned patch.
+Everything here is a function of documents already read (and an explicit ``now``): no HTTP, no
+API server, so it is unit-tested without either. Reading the aggregator is
+esenas_operator.aggregator_http; the handlers read inputs and write the returned patch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -130,17 +128,6 @@ class AggregatorReport:
         )
 
 
-def fetch_json(url: str, timeout: float = 3.0) -> Any:
-    """GET url as JSON; None on 404; raises OSError when unreachable."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None
-        raise
-
-
 def progress_status(report: AggregatorReport) -> Obj:
     """The counters the aggregator owns, in status form."""
     out: Obj = {
@@ -232,6 +219,13 @@ def termination_message(pods: Iterable[Mapping[str, Any]]) -> str:
                     if text:
                         return text[-TERMINATION_TAIL:]
     return ""
+
+
+def restart_count(pods: Iterable[Mapping[str, Any]], known: int) -> int:
+    """The aggregator's restarts: the most any of its pods reports, and never fewer than ``known``
+    (a replaced pod starts again from 0)."""
+    counts = [sum(int(c.get("restartCount") or 0) for c in (p.get("status") or {}).get("containerStatuses") or ()) for p in pods]
+    return max([known, *counts])
 
 
 def last_line(text: str) -> str:

@@ -11,12 +11,12 @@ import pytest
 import yaml
 from esenas.run_summary import HISTORY_FILE, POLICY_FILE, SUMMARY_FILE
 from esenas.spec import load_job
-from esenas_operator import builders as B
-from esenas_operator import names as N
+from esenas_operator import builders, names
 from esenas_operator.results import build_result
+from esenas_operator.settings import Settings
 
 VERSIONS = ["1.29", "1.33", "1.37"]
-SETTINGS = N.Settings()
+SETTINGS = Settings()
 RESULT_FILES = {SUMMARY_FILE: json.dumps({"iterations": 3}), POLICY_FILE: json.dumps({"weights": [1.0]}), HISTORY_FILE: "[]"}
 
 
@@ -33,8 +33,8 @@ def body(name: str = "cheetah", **spec: Any) -> dict[str, Any]:
 def all_objects(b: dict[str, Any]) -> list[dict[str, Any]]:
     job = load_job(b)
     return [
-        *B.build_children(b, job, SETTINGS, service_monitor=True),
-        B.build_token_secret(b, B.new_token(), B.new_tls(b)),
+        *builders.build_children(b, job, SETTINGS, service_monitor=True),
+        builders.build_token_secret(b, builders.new_token(), builders.new_tls(b)),
         *build_result(b, RESULT_FILES, complete=True)[0],  # the result, written at the end
     ]
 
@@ -63,8 +63,8 @@ def test_every_built_object_passes_strict_validation(version: str) -> None:
 
 def test_names_labels_and_owner_on_every_child() -> None:
     objs = all_objects(FULL)
-    names = {(o["kind"], o["metadata"]["name"]) for o in objs}
-    assert names == {
+    children = {(o["kind"], o["metadata"]["name"]) for o in objs}
+    assert children == {
         ("ConfigMap", "cheetah-spec"),
         ("Secret", "cheetah-token"),
         ("PersistentVolumeClaim", "cheetah-checkpoints"),
@@ -102,12 +102,12 @@ def test_names_labels_and_owner_on_every_child() -> None:
     [(0, 1000, [0]), (1, 1000, [1]), (1000, 1000, [1000]), (1001, 1000, [1000, 1]), (10_000, 1000, [1000] * 10), (7, 3, [3, 3, 1])],
 )
 def test_shard_sizes(replicas: int, shard: int, sizes: list[int]) -> None:
-    assert B.shard_sizes(replicas, shard) == sizes
+    assert builders.shard_sizes(replicas, shard) == sizes
 
 
 def test_fleet_sums_to_replicas_and_dials_the_service() -> None:
     job = load_job(FULL)
-    fleet = B.build_worker_fleet(FULL, job, SETTINGS)
+    fleet = builders.build_worker_fleet(FULL, job, SETTINGS)
     assert [d["spec"]["replicas"] for d in fleet] == [1000, 1000, 500]
     for i, d in enumerate(fleet):
         pod = d["spec"]["template"]
@@ -120,7 +120,7 @@ def test_fleet_sums_to_replicas_and_dials_the_service() -> None:
         assert pod["spec"]["nodeSelector"] == {"pool": "cpu"}
         assert pod["spec"]["priorityClassName"] == "batch"
     suspended = load_job(body(workers={"replicas": 2500}, suspend=True))
-    assert [d["spec"]["replicas"] for d in B.build_worker_fleet(FULL, suspended, SETTINGS)] == [0, 0, 0]
+    assert [d["spec"]["replicas"] for d in builders.build_worker_fleet(FULL, suspended, SETTINGS)] == [0, 0, 0]
 
 
 def _pods(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -133,7 +133,7 @@ def test_pods_follow_the_restricted_profile() -> None:
     for pod in pods:
         assert pod["automountServiceAccountToken"] is False
         sc = pod["securityContext"]
-        assert sc["runAsNonRoot"] is True and sc["runAsUser"] == N.RUN_AS
+        assert sc["runAsNonRoot"] is True and sc["runAsUser"] == names.RUN_AS
         assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
         for c in pod["containers"]:
             csc = c["securityContext"]
@@ -147,7 +147,7 @@ def test_pods_follow_the_restricted_profile() -> None:
 
 def test_aggregator_deployment() -> None:
     job = load_job(FULL)
-    d = B.build_aggregator_deployment(FULL, job, SETTINGS)
+    d = builders.build_aggregator_deployment(FULL, job, SETTINGS)
     assert d["spec"]["replicas"] == 1
     assert d["spec"]["strategy"] == {"type": "Recreate"}
     (c,) = d["spec"]["template"]["spec"]["containers"]
@@ -162,36 +162,36 @@ def test_aggregator_deployment() -> None:
     volumes = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
     assert volumes["checkpoints"] == {"name": "checkpoints", "persistentVolumeClaim": {"claimName": "cheetah-checkpoints"}}
     plain = body()
-    plain_d = B.build_aggregator_deployment(plain, load_job(plain), SETTINGS)
+    plain_d = builders.build_aggregator_deployment(plain, load_job(plain), SETTINGS)
     assert {"name": "checkpoints", "emptyDir": {}} in plain_d["spec"]["template"]["spec"]["volumes"]
-    assert B.build_checkpoint_claim(plain, load_job(plain)) is None
-    assert B.build_aggregator_deployment(FULL, job, SETTINGS, stopped=True)["spec"]["replicas"] == 0
+    assert builders.build_checkpoint_claim(plain, load_job(plain)) is None
+    assert builders.build_aggregator_deployment(FULL, job, SETTINGS, stopped=True)["spec"]["replicas"] == 0
 
 
 def test_service_network_policy_and_monitor() -> None:
     job = load_job(FULL)
-    svc = B.build_aggregator_service(FULL, job)
+    svc = builders.build_aggregator_service(FULL, job)
     assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"grpc": 50051, "http": 9090}
     assert svc["spec"]["selector"] == {"esenas.dev/job": "cheetah", "app.kubernetes.io/component": "aggregator"}
-    np = B.build_network_policy(FULL, job)
+    np = builders.build_network_policy(FULL, job)
     grpc_rule, http_rule = np["spec"]["ingress"]
     assert grpc_rule["from"] == [{"podSelector": {"matchLabels": {"esenas.dev/job": "cheetah", "app.kubernetes.io/component": "worker"}}}]
     assert grpc_rule["ports"] == [{"protocol": "TCP", "port": 50051}]
     assert "from" not in http_rule and http_rule["ports"] == [{"protocol": "TCP", "port": 9090}]
-    sm = B.build_service_monitor(FULL, job)
+    sm = builders.build_service_monitor(FULL, job, SETTINGS.job_monitoring)
     assert sm["spec"]["endpoints"][0]["port"] == "http"
-    kinds = [o["kind"] for o in B.build_children(FULL, job, SETTINGS, service_monitor=False)]
+    kinds = [o["kind"] for o in builders.build_children(FULL, job, SETTINGS, service_monitor=False)]
     assert "ServiceMonitor" not in kinds
 
 
 def test_spec_configmap_holds_the_whole_job_and_token_is_random() -> None:
-    cm = B.build_spec_configmap(FULL)
+    cm = builders.build_spec_configmap(FULL)
     doc = yaml.safe_load(cm["data"]["job.yaml"])
     assert doc["metadata"] == {"name": "cheetah", "namespace": "rl"}
     assert load_job(doc).spec == load_job(FULL).spec
-    t1, t2 = B.new_token(), B.new_token()
+    t1, t2 = builders.new_token(), builders.new_token()
     assert t1 != t2 and len(base64.urlsafe_b64decode(t1 + "=")) == 32
-    secret = B.build_token_secret(FULL, t1, B.new_tls(FULL))
+    secret = builders.build_token_secret(FULL, t1, builders.new_tls(FULL))
     assert base64.b64decode(secret["data"]["token"]).decode() == t1
 
 
@@ -199,16 +199,16 @@ def test_tls_the_aggregator_gets_the_key_workers_only_the_ca() -> None:
     from cryptography import x509
 
     job = load_job(FULL)
-    secret = B.build_token_secret(FULL, B.new_token(), B.new_tls(FULL))
+    secret = builders.build_token_secret(FULL, builders.new_token(), builders.new_tls(FULL))
     assert sorted(secret["data"]) == ["ca.crt", "tls.crt", "tls.key", "token"]
     cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
-    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
-    assert N.aggregator_address("cheetah", "rl").rsplit(":", 1)[0] in names  # the name workers dial
+    dns = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert names.aggregator_address("cheetah", "rl").rsplit(":", 1)[0] in dns  # the name workers dial
     ca = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["ca.crt"]))
     cert.verify_directly_issued_by(ca)
 
-    agg = B.build_aggregator_deployment(FULL, job, SETTINGS)["spec"]["template"]["spec"]
-    fleet = B.build_worker_fleet(FULL, job, SETTINGS)[0]["spec"]["template"]["spec"]
+    agg = builders.build_aggregator_deployment(FULL, job, SETTINGS)["spec"]["template"]["spec"]
+    fleet = builders.build_worker_fleet(FULL, job, SETTINGS)[0]["spec"]["template"]["spec"]
 
     def secret_keys(pod: dict[str, Any]) -> list[str]:
         vol = next(v for v in pod["volumes"] if "secret" in v)
@@ -217,9 +217,9 @@ def test_tls_the_aggregator_gets_the_key_workers_only_the_ca() -> None:
     assert secret_keys(agg) == ["token", "tls.crt", "tls.key"]
     assert secret_keys(fleet) == ["token", "ca.crt"]  # never the private key
     args = agg["containers"][0]["args"]
-    assert args[args.index("--tls-cert-file") + 1] == N.TLS_CERT_FILE and args[args.index("--tls-key-file") + 1] == N.TLS_KEY_FILE
+    assert args[args.index("--tls-cert-file") + 1] == names.TLS_CERT_FILE and args[args.index("--tls-key-file") + 1] == names.TLS_KEY_FILE
     wargs = fleet["containers"][0]["args"]
-    assert wargs[wargs.index("--tls-ca-file") + 1] == N.TLS_CA_FILE
+    assert wargs[wargs.index("--tls-ca-file") + 1] == names.TLS_CA_FILE
     # The kubelet's gRPC probe cannot speak TLS: the probes use the HTTP port.
     assert agg["containers"][0]["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
 
@@ -227,13 +227,14 @@ def test_tls_the_aggregator_gets_the_key_workers_only_the_ca() -> None:
 def test_object_count_does_not_grow_with_replicas() -> None:
     small = body(workers={"replicas": 10})
     big = body(workers={"replicas": 10_000})
-    n_small = len(B.build_children(small, load_job(small), SETTINGS, service_monitor=True))
-    n_big = len(B.build_children(big, load_job(big), SETTINGS, service_monitor=True))
+    n_small = len(builders.build_children(small, load_job(small), SETTINGS, service_monitor=True))
+    n_big = len(builders.build_children(big, load_job(big), SETTINGS, service_monitor=True))
     assert n_big - n_small == 9  # ten shards instead of one
 
 
 def test_settings_from_env() -> None:
-    s = N.Settings.from_env({"ESENAS_WORKER_IMAGE": "w:1", "ESENAS_AGGREGATOR_URL_TEMPLATE": "http://127.0.0.1:1/{namespace}/{name}"})
+    s = Settings.from_env({"ESENAS_WORKER_IMAGE": "w:1", "ESENAS_AGGREGATOR_URL_TEMPLATE": "http://127.0.0.1:1/{namespace}/{name}"})
     assert s.worker_image == "w:1"
     assert s.aggregator_url("j", "ns") == "http://127.0.0.1:1/ns/j"
-    assert N.Settings().aggregator_url("j", "ns") == "http://j-aggregator.ns.svc:9090"
+    assert Settings().aggregator_url("j", "ns") == "http://j-aggregator.ns.svc:9090"
+    assert Settings.from_env({}) == Settings()

@@ -46,7 +46,7 @@ def test_no_report_changes_no_phase() -> None:
 
 def test_a_done_report_succeeds_the_job_stores_its_result_and_stops_the_fleet() -> None:
     out = decide.outcome(_job(), RUNNING_STATUS, _report(done=True, reason="target reward reached", bestReward=3.5), 0, "", LATER)
-    assert (out.phase, out.reason, out.finishes) == ("Succeeded", "TargetReached", True)
+    assert (out.phase, out.reason, out.finishes, out.result) == ("Succeeded", "TargetReached", True, "complete")
     assert out.event is not None and out.event.reason == "Succeeded"
     update = decide.transition(RUNNING_STATUS, out, 1, LATER, 4, 2)
     assert update["completionTime"] == timestamp(LATER)
@@ -58,15 +58,17 @@ def test_failures_come_before_success_and_need_no_report() -> None:
     failed = decide.outcome(_job(backoffLimit=1), RUNNING_STATUS, None, 2, "boom", LATER)
     assert (failed.phase, failed.reason, failed.finishes) == ("Failed", "AggregatorCrashLoop", True)
     assert failed.event is not None and failed.event.type == "Warning"
+    assert failed.result is None  # no report: no aggregator to copy a best-so-far from
     reported = decide.outcome(_job(), RUNNING_STATUS, _report(phase="Failed", done=True, reason="NonFiniteUpdate: nan"), 0, "", LATER)
-    assert (reported.phase, reported.reason) == ("Failed", "NonFiniteUpdate")
+    assert (reported.phase, reported.reason, reported.result) == ("Failed", "NonFiniteUpdate", "partial")
     late = decide.outcome(_job(stopping={"deadlineSeconds": 10}), RUNNING_STATUS, _report(), 0, "", LATER)
-    assert (late.phase, late.reason) == ("Failed", "DeadlineExceeded")
+    assert (late.phase, late.reason, late.result) == ("Failed", "DeadlineExceeded", "partial")
 
 
 def test_a_suspended_job_only_says_so() -> None:
     out = decide.outcome(_job(suspend=True), RUNNING_STATUS, None, 9, "", LATER)
-    assert out == decide.Outcome("Suspended") and not out.finishes
+    assert out == decide.Outcome("Suspended") and not out.finishes and out.result is None
+    assert not decide.reads_report(_job(suspend=True)) and decide.reads_report(_job())
     assert decide.transition(RUNNING_STATUS, out, 1, LATER, None, 1) == {"phase": "Suspended"}
     assert decide.observed(_job(suspend=True), 0, None, 1, 0, None)["workers"]["desired"] == 0
 
@@ -114,3 +116,16 @@ def test_an_oversized_fleet_warns_once() -> None:
     assert first.warning is not None and first.warning.reason == "FleetExceedsWork"
     again = decide.reconciled(first.desired, job, 1, 1, LATER)
     assert again.warning is None
+
+
+def test_the_fleet_counts_ready_workers_and_stops_only_what_still_runs() -> None:
+    fleet = decide.Fleet.of([
+        decide.Workload("j-aggregator", "aggregator", 1, 1),
+        decide.Workload("j-workers-0", "worker", 3, 2),
+        decide.Workload("j-workers-1", "worker", 0, 0),
+    ])
+    assert (fleet.ready, fleet.shards, fleet.aggregator_unready) == (2, 2, False)
+    assert fleet.to_stop() == ["j-aggregator", "j-workers-0"]
+    assert decide.Fleet.of([decide.Workload("j-aggregator", "aggregator", 1, 0)]).aggregator_unready
+    assert not decide.Fleet.of([decide.Workload("j-aggregator", "aggregator", 0, 0)]).aggregator_unready
+    assert decide.Fleet.of([]) == decide.Fleet((), None, ())

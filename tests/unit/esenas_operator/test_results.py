@@ -12,8 +12,7 @@ import kubernetes_validate
 import pytest
 from esenas import result_bundle
 from esenas.result_bundle import CHUNK_KEY, DIGEST_KEY, MANIFEST_KEY, unpack
-from esenas_operator import names as N
-from esenas_operator import results as R
+from esenas_operator import names, results
 
 CONFIGMAP_LIMIT = 1024 * 1024
 URL = "http://big-aggregator.rl.svc:9090"
@@ -64,7 +63,7 @@ def aggregator(policy: Any) -> FakeAggregator:
 
 def read_back(objs: list[dict[str, Any]]) -> dict[str, str]:
     by_name = {o["metadata"]["name"]: o for o in objs}
-    manifest = json.loads(by_name[N.result_configmap("big")]["data"][MANIFEST_KEY])
+    manifest = json.loads(by_name[names.result_configmap("big")]["data"][MANIFEST_KEY])
     chunks = [(base64.b64decode(by_name[n]["binaryData"][CHUNK_KEY]), by_name[n]["data"][DIGEST_KEY])
               for n in manifest["configMaps"]]
     return unpack(manifest, chunks)
@@ -74,11 +73,11 @@ def test_a_dense_256_256_result_is_stored_in_chunks_each_under_one_mib() -> None
     policy = dense_policy()
     assert len(json.dumps(policy)) > 3 * CONFIGMAP_LIMIT
     kube = Writer()
-    status = R.store(kube, body(), URL, fetch=aggregator(policy))
+    status = results.store(kube, body(), URL, fetch=aggregator(policy))
     assert status is not None
     objs = kube.written
-    names = [o["metadata"]["name"] for o in objs]
-    assert names == [*(f"big-result-{i}" for i in range(status["chunks"])), "big-result"]  # manifest last
+    written = [o["metadata"]["name"] for o in objs]
+    assert written == [*(f"big-result-{i}" for i in range(status["chunks"])), "big-result"]  # manifest last
     assert status["chunks"] >= 2
     assert status == {"configMap": "big-result", "chunks": status["chunks"], "bytes": status["bytes"],
                       "policyBytes": len(json.dumps(policy, separators=(",", ":"))), "sha256": status["sha256"],
@@ -86,8 +85,8 @@ def test_a_dense_256_256_result_is_stored_in_chunks_each_under_one_mib() -> None
     for obj in objs:
         assert len(json.dumps(obj)) < 900 * 1024 + 4096 < CONFIGMAP_LIMIT
         meta = obj["metadata"]
-        assert meta["namespace"] == "rl" and meta["ownerReferences"] == [N.owner_reference(body())]
-        assert meta["labels"] == N.labels("big", "result")
+        assert meta["namespace"] == "rl" and meta["ownerReferences"] == [names.owner_reference(body())]
+        assert meta["labels"] == names.labels("big", "result")
         kubernetes_validate.validate(obj, "1.33", strict=True)
     files = read_back(objs)
     assert sorted(files) == ["history.json", "policy.json", "summary.json"]
@@ -99,26 +98,26 @@ def test_a_dense_256_256_result_is_stored_in_chunks_each_under_one_mib() -> None
 
 def test_the_aggregators_three_documents_are_fetched() -> None:
     fetch = aggregator({"params": [1.0]})
-    assert R.collect(URL, fetch) is not None
+    assert results.collect(URL, fetch) is not None
     assert fetch.urls == [URL + "/summary", URL + "/result", URL + "/history"]
 
 
 def test_no_result_yet_stores_nothing() -> None:
     kube = Writer()
-    assert R.store(kube, body(), URL, fetch=FakeAggregator({"/summary": SUMMARY, "/history": {"history": []}})) is None
+    assert results.store(kube, body(), URL, fetch=FakeAggregator({"/summary": SUMMARY, "/history": {"history": []}})) is None
     assert kube.written == []
 
 
 def test_an_unreachable_aggregator_raises_for_a_retry_but_not_for_a_partial_result() -> None:
     fetch = FakeAggregator({"/summary": OSError("connection refused")})
     with pytest.raises(OSError):
-        R.store(Writer(), body(), URL, fetch=fetch)
-    assert R.store_partial(Writer(), body(), URL, fetch=fetch) is None
+        results.store(Writer(), body(), URL, fetch=fetch)
+    assert results.store_partial(Writer(), body(), URL, fetch=fetch) is None
 
 
 def test_a_partial_result_says_so() -> None:
     kube = Writer()
-    status = R.store_partial(kube, body(), URL, fetch=aggregator({"params": [1.0]}))
+    status = results.store_partial(kube, body(), URL, fetch=aggregator({"params": [1.0]}))
     assert status is not None and status["complete"] is False and status["chunks"] == 1
     manifest = json.loads(kube.written[-1]["data"][MANIFEST_KEY])
     assert manifest["complete"] is False and manifest["iteration"] == 40
@@ -128,11 +127,11 @@ def test_a_result_over_the_budget_finishes_the_job_with_a_message(monkeypatch: p
     monkeypatch.setattr(result_bundle, "MAX_CHUNKS", 1)
     monkeypatch.setattr(result_bundle, "CHUNK_BYTES", 100)
     kube = Writer()
-    status = R.store(kube, body(), URL, fetch=aggregator(dense_policy()))
+    status = results.store(kube, body(), URL, fetch=aggregator(dense_policy()))
     assert kube.written == []
     assert status is not None and status["configMap"] == "" and status["message"].startswith("not stored: the result is")
 
 
 def test_a_history_that_is_not_a_list_is_an_error() -> None:
     with pytest.raises(ValueError, match="no history list"):
-        R.collect(URL, FakeAggregator({"/summary": SUMMARY, "/result": {}, "/history": {"oops": 1}}))
+        results.collect(URL, FakeAggregator({"/summary": SUMMARY, "/result": {}, "/history": {"oops": 1}}))

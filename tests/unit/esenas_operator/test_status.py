@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 from esenas_operator.lifecycle import lifecycle
-from esenas_operator.main import parse_args
 from esenas_operator.reasons import aggregator_failure_reason, success_reason
 from esenas_operator.status import (
     AggregatorReport,
@@ -13,6 +12,7 @@ from esenas_operator.status import (
     failure,
     fleet_fit,
     progress_status,
+    restart_count,
     set_condition,
     termination_message,
     timestamp,
@@ -123,11 +123,13 @@ def test_ttl() -> None:
     assert not ttl_expired({"phase": "Running", "completionTime": timestamp(T0)}, 0, LATER)
 
 
-def test_cli_defaults_and_flags() -> None:
-    a = parse_args([])
-    assert a.namespace == [] and a.metrics_port == 8080 and a.liveness_port == 8081 and a.peering is None
-    b = parse_args(["-n", "ml", "--namespace", "research", "--standalone", "--metrics-port", "0", "--status-interval", "2.5"])
-    assert b.namespace == ["ml", "research"] and b.metrics_port == 0 and b.status_interval == 2.5
+def test_restarts_are_the_most_any_pod_reports_never_fewer_than_known() -> None:
+    def pod(*counts: int) -> dict[str, object]:
+        return {"status": {"containerStatuses": [{"restartCount": n} for n in counts]}}
+
+    assert restart_count([pod(1, 2), pod(4)], 0) == 4
+    assert restart_count([pod(0)], 3) == 3  # a replaced pod starts again from 0
+    assert restart_count([], 2) == 2
 
 
 def test_fleet_is_oversized_only_past_the_work_items_of_an_iteration() -> None:
