@@ -138,6 +138,8 @@ class Aggregator:
             _set_finite(m.reward_mean, self.last.reward_mean)
             _set_finite(m.reward_max, self.last.reward_max)
             _set_finite(m.reward_eval, self.last.eval_reward)
+            if (nats := self.last.controller_entropy) is not None and math.isfinite(nats):
+                m.set_controller_entropy(nats)
         size, dense, comp = documents.topology_numbers(self.algo, self.last)
         m.topology_size.set(size)
         m.topology_dense.set(dense)

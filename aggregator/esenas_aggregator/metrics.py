@@ -39,6 +39,14 @@ class Metrics:
         self.reward_mean = gauge("esenas_reward_mean", "Mean rollout reward of the last iteration.")
         self.reward_max = gauge("esenas_reward_max", "Max rollout reward of the last iteration.")
         self.reward_eval = gauge("esenas_reward_eval", "Mean reward of the unperturbed policy (exact evals).")
+        # Created at the first value, so a controller without a distribution exports no series.
+        self._controller_entropy = Gauge(
+            "esenas_controller_entropy_nats",
+            "Mean entropy per decision of the NAS controller's sampling distribution after the last iteration "
+            "(towards 0: settled on a topology; absent for controllers without one).",
+            labels, registry=r,
+        )
+        self._label_values = values
         self.env_steps = counter("esenas_env_steps", "Environment steps run by accepted rollouts.")
         self.rollouts = counter("esenas_rollouts", "Accepted rollouts (episodes).")
         self.results = counter("esenas_results", "Accepted results (work items).")
@@ -95,6 +103,9 @@ class Metrics:
             "esenas_topology_compression_ratio", "1 - trainable/dense parameters of the best topology."
         )
         self.job_done = gauge("esenas_job_done", "1 once the job has met a stopping rule.")
+
+    def set_controller_entropy(self, nats: float) -> None:
+        self._controller_entropy.labels(*self._label_values).set(nats)
 
     def count(self, outcome: IngestOutcome) -> None:
         """Account for one pushed batch."""

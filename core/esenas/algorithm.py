@@ -271,6 +271,7 @@ class ESENAS:
             compression=self.arch.compression(best_topo),
             unique_topologies=len(plan.topologies),
             pareto_front=self.pareto.summary(),
+            controller_entropy=self.controller.entropy(),
         )
         self.history.append({k: v for k, v in report.to_json().items() if k != "pareto_front"})
         self.history = thin_history(self.history)

@@ -123,6 +123,9 @@ class IterationReport:
     compression: float
     unique_topologies: int
     pareto_front: list[dict[str, float]] = field(default_factory=list)
+    #: the controller's sampling entropy after this iteration's feedback, nats per decision
+    #: (None for controllers without a distribution: see Controller.entropy)
+    controller_entropy: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

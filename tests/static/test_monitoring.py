@@ -289,6 +289,7 @@ def test_dashboard_has_the_required_panels() -> None:
                                 "esenas_results_rejected_total"))
     t = panel("topology size", "compression")
     assert "esenas_topology_size" in t and "esenas_topology_compression_ratio" in t
+    assert "esenas_controller_entropy_nats" in panel("controller entropy")
     o = panel("operator reconciles", "errors")
     assert "esenas_operator_reconciles_total" in o and "esenas_operator_reconcile_errors_total" in o
 

@@ -59,6 +59,12 @@ class Controller(ABC):
     @abstractmethod
     def _tell(self, topologies: list[Topology], fitness: F64) -> None: ...
 
+    def entropy(self) -> float | None:
+        """Mean entropy per decision of the distribution topologies are sampled from, in nats;
+        None for a controller without one (evolution, a fixed topology). Falling towards 0 means
+        the controller has settled on a topology."""
+        return None
+
     def state_dict(self) -> dict[str, Any]:
         return {"rng": self.rng.bit_generator.state, **self._state()}
 
@@ -93,6 +99,12 @@ class RandomSearch(Controller):
     def ask(self, n: int, rng: np.random.Generator | None = None) -> list[Topology]:
         g = rng or self.rng
         return [self.space.sample(g) for _ in range(n)]
+
+    def entropy(self) -> float | None:
+        """Uniform over each decision's choices: the mean of ln(choices), where the
+        policy-gradient controller starts."""
+        c = self.space.choices
+        return float(np.log(c[c > 0]).mean()) if c.size else None
 
     def _tell(self, topologies: list[Topology], fitness: F64) -> None:
         return None

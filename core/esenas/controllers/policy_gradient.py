@@ -102,7 +102,7 @@ class PolicyGradient(Controller):
             self._probs_cache = self.probs()
         return self._probs_cache
 
-    def entropy(self) -> float:
+    def entropy(self) -> float | None:
         """Mean entropy per decision in nats (ln C for a uniform controller)."""
         p = self.probs()
         return float(-(p * np.log(np.where(p > 0, p, 1.0))).sum(axis=1).mean()) if p.size else 0.0

@@ -85,3 +85,37 @@ def test_ppo_epochs_after_the_first_still_learn_on_a_thousand_decisions() -> Non
         moves.append(float(np.abs(ctrl.state_dict()["logits"]).sum()))
     assert moves[1] > 3 * moves[0], moves
 
+
+
+def test_entropy_starts_uniform_and_falls_as_the_policy_gradient_controller_learns() -> None:
+    """The dashboard's controller-entropy panel: ln C per decision for random search and for an
+    untrained policy-gradient controller, lower once it has learned; none for evolution."""
+    uniform = float(np.log(C))
+    assert make_controller(ControllerSpec(type="random"), SPACE, seed=0).entropy() == pytest.approx(uniform)
+    pg = make_controller(ControllerSpec(type="policy_gradient", algorithm="reinforce", learning_rate=0.5), SPACE, seed=0)
+    assert pg.entropy() == pytest.approx(uniform)
+    run(pg, rounds=30, batch=32, seed=0)
+    learned = pg.entropy()
+    assert learned is not None and learned < 0.8 * uniform
+    assert make_controller(ControllerSpec(type="evolution"), SPACE, seed=0).entropy() is None
+
+
+@pytest.mark.parametrize("ctype", ["policy_gradient", "evolution"])
+def test_each_iteration_reports_the_controllers_entropy(ctype: str) -> None:
+    """tell() carries the controller's entropy into the report and the history (the metric and
+    history.json); None for a controller without a distribution."""
+    from esenas.algorithm import ESENAS
+    from esenas.results import Results
+    from esenas.spec import parse_spec
+
+    spec = parse_spec({"environment": {"id": "InvertedPendulum-v5"}, "es": {"perturbations": 4},
+                       "policy": {"template": "linear", "topology": "partition", "partitions": 2},
+                       "controller": {"type": ctype}})
+    algo = ESENAS(spec, 3, 2)
+    plan = algo.ask()
+    n, pair = plan.items.size, plan.items["kind"] == 0
+    rng = np.random.default_rng(0)
+    neg = np.where(pair, rng.normal(size=n), np.nan)
+    report = algo.tell(Results(plan.items["index"].copy(), rng.normal(size=n), neg, np.full(n, 10, np.uint32)))
+    assert report.controller_entropy == algo.controller.entropy() == algo.history[-1]["controller_entropy"]
+    assert (report.controller_entropy is None) == (ctype == "evolution")
