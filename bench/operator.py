@@ -23,8 +23,8 @@ sys.path.insert(0, str(REPO))  # the fake API server lives in the test tree
 
 import yaml  # noqa: E402
 from esenas.spec import load_job  # noqa: E402
-from esenas_operator import builders as B  # noqa: E402
-from esenas_operator import names as N  # noqa: E402
+from esenas_operator import builders  # noqa: E402
+from esenas_operator.settings import Settings  # noqa: E402
 
 from tests.fakekube.harness import FakeKube  # noqa: E402
 from tests.integration.operator.opharness import (  # noqa: E402
@@ -93,8 +93,8 @@ def cost_per_job(workdir: Path, replicas: int, interval: float) -> dict[str, Any
     try:
         doc = job_doc("bench", replicas=replicas)
         body = {**doc, "metadata": {**doc["metadata"], "uid": "x"}}
-        expected = len(B.build_children(body, load_job(body), N.Settings(), service_monitor=False)) + 1
-        shards = len(B.shard_sizes(replicas, 1000))
+        expected = len(builders.build_children(body, load_job(body), Settings(), service_monitor=False)) + 1
+        shards = len(builders.shard_sizes(replicas, 1000))
         rig.kube.client.reset_stats()
         rig.kube.client.create(JOBS.format(ns="default"), doc)
         rig.wait_children(expected, 1)
@@ -137,7 +137,7 @@ def time_to_children(workdir: Path, jobs: int, interval: float) -> dict[str, Any
             d = job_doc(f"d-{i:04d}", replicas=4, namespace="direct")
             created = rig.kube.client.create(JOBS.format(ns="direct"), d)
             job = load_job(created)
-            objs = [B.build_token_secret(created, B.new_token(), B.new_tls(created)), *B.build_children(created, job, N.Settings(), service_monitor=False)]
+            objs = [builders.build_token_secret(created, builders.new_token(), builders.new_tls(created)), *builders.build_children(created, job, Settings(), service_monitor=False)]
             for obj in objs:
                 kind_path = {"ConfigMap": "configmaps", "Secret": "secrets", "Service": "services"}.get(obj["kind"])
                 path = (

@@ -297,12 +297,8 @@ def build_service_monitor(body: Mapping[str, Any], job: Job, m: JobMonitoring) -
 
 def build_children(
     body: Mapping[str, Any], job: Job, settings: Settings, *, service_monitor: bool, stopped: bool = False,
-    monitoring: JobMonitoring | None = None,
 ) -> list[Obj]:
-    """Every child except the token Secret (random, made once) and the result (made at the end).
-
-    ``monitoring`` overrides ``settings.job_monitoring`` (the ServiceMonitor's switch, labels, interval).
-    """
+    """Every child except the token Secret (random, made once) and the result (made at the end)."""
     objs: list[Obj] = [build_spec_configmap(body)]
     claim = build_checkpoint_claim(body, job)
     if claim is not None:
@@ -313,7 +309,7 @@ def build_children(
         build_network_policy(body, job),
         *build_worker_fleet(body, job, settings, stopped),
     ]
-    m = settings.job_monitoring if monitoring is None else monitoring
+    m = settings.job_monitoring
     if service_monitor and m.enabled:
         objs.append(build_service_monitor(body, job, m))
     return objs

@@ -87,13 +87,3 @@ def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
         "controller": True,
         "blockOwnerDeletion": True,
     }
-
-
-def __getattr__(name: str) -> Any:
-    """``names.Settings``, for tests/static, which still import it from here: the settings live in
-    esenas_operator.settings (a lazy import, since settings must not depend on names)."""
-    if name == "Settings":
-        from esenas_operator.settings import Settings
-
-        return Settings
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -107,7 +107,7 @@ def test_operator_deployment_is_single_recreate_and_restricted(tmp_path: Path) -
 
 
 def test_default_images_match_dockerfiles_and_operator_defaults(tmp_path: Path) -> None:
-    from esenas_operator.names import Settings
+    from esenas_operator.settings import Settings
 
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     version = chart["appVersion"]

@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 import yaml
 from esenas.spec import load_job
-from esenas_operator import builders as B
-from esenas_operator import monitoring as M
-from esenas_operator import names as N
+from esenas_operator import builders, names
+from esenas_operator.settings import Settings
 
 from tests.static.chart_tools import (
     ALL_ENABLED,
@@ -166,21 +165,20 @@ def _job_monitors(tmp: Path, values: dict[str, Any]) -> list[dict[str, Any]]:
     (dep,) = find(render(tmp, values), "Deployment")
     (c,) = dep["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e["value"] for e in c["env"] if "value" in e}
-    monitoring = M.JobMonitoring.from_env(env)
-    children = B.build_children(JOB, load_job(JOB), N.Settings(), service_monitor=True, monitoring=monitoring)
+    children = builders.build_children(JOB, load_job(JOB), Settings.from_env(env), service_monitor=True)
     return [o for o in children if o["kind"] == "ServiceMonitor"]
 
 
 def test_job_service_monitor_follows_the_values(tmp_path: Path) -> None:
     (default,) = _job_monitors(tmp_path, {})
-    assert default["metadata"]["labels"] == N.labels("cheetah", "aggregator")
+    assert default["metadata"]["labels"] == names.labels("cheetah", "aggregator")
     assert default["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "15s"}]
     (sm,) = _job_monitors(tmp_path, {
         "serviceMonitor": {"labels": {"release": "kps", "team": "ml"}},
         # The job's own labels win on a shared key; the operator's labels win over both.
         "jobServiceMonitor": {"interval": "45s", "labels": {"team": "rl", "esenas.dev/job": "other"}},
     })
-    assert sm["metadata"]["labels"] == {**N.labels("cheetah", "aggregator"), "release": "kps", "team": "rl"}
+    assert sm["metadata"]["labels"] == {**names.labels("cheetah", "aggregator"), "release": "kps", "team": "rl"}
     assert sm["spec"]["endpoints"][0]["interval"] == "45s"
     assert sm["spec"]["selector"] == default["spec"]["selector"]
 

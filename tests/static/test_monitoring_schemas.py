@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 from esenas.spec import load_job
-from esenas_operator import builders as B
-from esenas_operator import monitoring as M
-from esenas_operator import names as N
+from esenas_operator import builders, monitoring
+from esenas_operator.settings import Settings
 
 from tests.static.chart_tools import ALL_ENABLED, REPO, find, render, run, tool
 
@@ -47,7 +46,7 @@ def test_operator_service_monitor_matches_the_upstream_schema() -> None:
     body = {"apiVersion": "esenas.dev/v1alpha1", "kind": "ESENASJob",
             "metadata": {"name": "cheetah", "namespace": "rl", "uid": "0b7c-uid", "generation": 1},
             "spec": {"environment": {"id": "HalfCheetah-v5"}}}
-    children = B.build_children(body, load_job(body), N.Settings(), service_monitor=True)
+    children = builders.build_children(body, load_job(body), Settings(), service_monitor=True)
     monitors = [c for c in children if c["kind"] == "ServiceMonitor"]
     assert len(monitors) == 1
     (report,) = validate(monitors)
@@ -58,9 +57,9 @@ def test_operator_service_monitor_with_chart_settings_matches_the_upstream_schem
     body = {"apiVersion": "esenas.dev/v1alpha1", "kind": "ESENASJob",
             "metadata": {"name": "cheetah", "namespace": "rl", "uid": "0b7c-uid", "generation": 1},
             "spec": {"environment": {"id": "HalfCheetah-v5"}}}
-    settings = M.JobMonitoring(labels={"release": "kube-prometheus-stack", "example.com/team": "rl"}, interval="1m30s")
-    (monitor,) = [c for c in B.build_children(body, load_job(body), N.Settings(), service_monitor=True,
-                                              monitoring=settings) if c["kind"] == "ServiceMonitor"]
+    chart = monitoring.JobMonitoring(labels={"release": "kube-prometheus-stack", "example.com/team": "rl"}, interval="1m30s")
+    (monitor,) = [c for c in builders.build_children(body, load_job(body), Settings(job_monitoring=chart), service_monitor=True)
+                  if c["kind"] == "ServiceMonitor"]
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     (report,) = validate([monitor])
     assert report["errors"] == [], report

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 from esenas.spec import load_job
-from esenas_operator import builders as B
-from esenas_operator import names as N
+from esenas_operator import builders
+from esenas_operator.settings import Settings
 
 from tests.fakekube.podsecurity import check_pod
 from tests.fakekube.psadmission import TEMPLATES
@@ -51,7 +51,7 @@ def operator_children(doc: Obj) -> list[Obj]:
     body = copy.deepcopy(doc)
     body["metadata"].setdefault("namespace", "rl")
     body["metadata"]["uid"] = "0b7c-uid"
-    return B.build_children(body, load_job(body), N.Settings(), service_monitor=True)
+    return builders.build_children(body, load_job(body), Settings(), service_monitor=True)
 
 
 def with_checkpoint_claim(doc: Obj) -> Obj:
