@@ -137,11 +137,17 @@ publish() {
 
 # A CycloneDX SBOM of the image's Python environment (cyclonedx-py reads the venv's metadata
 # from the unpacked root filesystem; the Debian packages of the base are listed by dpkg).
+# The SBOM's root component is the image's deployable (its pyproject.toml), or for an image of a
+# user's own environment (build-env-image.sh sets PKG) that package's, when it has one.
 sbom() {
-  local img=$1 dest=$2
+  local img=$1 dest=$2 root
+  root=$(dir_of "$img")/pyproject.toml
+  [[ -f $root ]] || root=${PKG:-/nonexistent}/pyproject.toml
+  local args=()
+  [[ -f $root ]] && args=(--pyproject "$root")
   "$(dirname "$PY")/cyclonedx-py" environment --output-format JSON --output-file "$dest/sbom.cdx.json" \
-    --pyproject "$(dir_of "$img")/pyproject.toml" "$dest/bundle/rootfs/opt/esenas" 2>/dev/null \
-    || { echo "cyclonedx-py failed for $img (is the dev extra installed?)" >&2; return 1; }
+    "${args[@]}" "$dest/bundle/rootfs/opt/esenas" 2>/dev/null \
+    || { echo "cyclonedx-py failed for $img (are the dev requirements installed?)" >&2; return 1; }
 }
 
 # images.json from the builds of this run (.images.tsv), merged with the ones already listed.
