@@ -43,7 +43,7 @@ def env_images() -> dict[str, Image]:
     for img, image in images.items():
         assert image.ref == f"localhost/esenas-example-env/{img}:0.1.0"
         assert (image.rootfs / INSTALLED).is_file(), f"{image.ref} lacks the package"
-        assert image.config["User"] == "10001:10001" and image.config["Entrypoint"] == ["esenas", img], image.config
+        assert image.config["User"] == "10001:10001" and image.config["Entrypoint"] == [f"esenas-{img}"], image.config
     return images
 
 
