@@ -142,6 +142,7 @@ def test_200_jobs_are_reconciled(cluster: FakeKube, operator: OperatorProcess) -
     names = [f"many-{i:03d}" for i in range(200)]
     start = time.monotonic()
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([job_doc(n, replicas=3) for n in names]), timeout=120)
-    cluster.wait_for(lambda: _converged(cluster, names, 1), timeout=150, interval=1.0)
+    # A liveness bound, not a speed goal (bench/operator.py measures that): 2-core CI machines vary.
+    cluster.wait_for(lambda: _converged(cluster, names, 1), timeout=450, interval=1.0)
     print(f"200 jobs: all children and status in {time.monotonic() - start:.1f} s")
     assert operator.alive()
