@@ -86,7 +86,7 @@ def test_operator_aggregator_pod_maps_to_a_local_launch() -> None:
     """The operator's real aggregator container: every container path and port is mapped."""
     from esenas.spec import load_job
     from esenas_operator import builders
-    from esenas_operator.names import Settings
+    from esenas_operator.settings import Settings
 
     body = {"apiVersion": "esenas.dev/v1alpha1", "kind": "ESENASJob",
             "metadata": {"name": "j", "namespace": "ns", "uid": "u"}, "spec": {"environment": {"id": "InvertedPendulum-v5"}}}
