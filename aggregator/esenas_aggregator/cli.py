@@ -13,31 +13,15 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from esenas.entrypoint import exit_with_reason, report_missing, setup_logging
+from esenas.entrypoint import Command, exit_with_reason, report_missing, setup_logging
 from esenas.envload import EnvironmentUnavailable
 from esenas.spec import SpecError, load_job
 from esenas_api.tls import read_pem
 from esenas_api.wire import read_token
 
 log = logging.getLogger(__name__)
-
-
-def register(sub: Any) -> None:
-    """``esenas aggregator``: the subcommand, given the ``esenas`` command's subparsers."""
-    p = sub.add_parser("aggregator", help="serve one job's work queue over gRPC (the aggregator pod)")
-    add_arguments(p)
-    p.set_defaults(func=main)
-
-
-def run(argv: Sequence[str] | None = None) -> int:
-    """``esenas-aggregator`` and ``python -m esenas_aggregator``: parse the flags and run."""
-    parser = argparse.ArgumentParser(prog="esenas-aggregator", description="serve one job's work queue over gRPC (the aggregator pod)")
-    add_arguments(parser)
-    return main(parser.parse_args(argv))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -112,3 +96,8 @@ def _tls(cert_file: str | None, key_file: str | None) -> tuple[bytes, bytes] | N
     if not cert_file or not key_file:
         return None
     return read_pem(cert_file, "--tls-cert-file"), read_pem(key_file, "--tls-key-file")
+
+
+COMMAND = Command("aggregator", "serve one job's work queue over gRPC (the aggregator pod)", add_arguments, main)
+#: The ``esenas.commands`` entry point (``esenas aggregator``) and the ``esenas-aggregator`` program.
+register, run = COMMAND.register, COMMAND.run

@@ -6,12 +6,13 @@ The deployables may not import each other, so what their CLIs have in common liv
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 
 def setup_logging(level: str) -> None:
@@ -47,3 +48,27 @@ def exit_with_reason(reason: str, termination_log: Path = TERMINATION_LOG) -> in
         handler.flush()
     print(line, file=sys.stderr, flush=True)
     return 2
+
+
+Main = Callable[[argparse.Namespace], int]
+
+
+class Command:
+    """A deployable's command, runnable two ways with the same flags: as its own program
+    (``esenas-NAME``, ``python -m esenas_NAME``: :meth:`run`) and, where the ``esenas`` CLI is
+    installed, as ``esenas NAME`` (:meth:`register`, the ``esenas.commands`` entry point)."""
+
+    def __init__(self, name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None], main: Main) -> None:
+        self.name, self.help, self.add_arguments, self.main = name, help, add_arguments, main
+
+    def register(self, sub: Any) -> None:
+        """Add ``esenas NAME`` to the ``esenas`` command's subparsers."""
+        p = sub.add_parser(self.name, help=self.help)
+        self.add_arguments(p)
+        p.set_defaults(func=self.main)
+
+    def run(self, argv: Sequence[str] | None = None) -> int:
+        """``esenas-NAME``: parse the flags and run."""
+        parser = argparse.ArgumentParser(prog=f"esenas-{self.name}", description=self.help)
+        self.add_arguments(parser)
+        return self.main(parser.parse_args(argv))

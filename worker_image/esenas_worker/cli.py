@@ -12,30 +12,14 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
-from typing import Any
 
-from esenas.entrypoint import exit_with_reason, report_missing, setup_logging
+from esenas.entrypoint import Command, exit_with_reason, report_missing, setup_logging
 from esenas.envload import EnvironmentUnavailable
 from esenas.spec import SpecError, load_job
 from esenas_api.tls import read_pem
 from esenas_api.wire import read_token
 
 log = logging.getLogger(__name__)
-
-
-def register(sub: Any) -> None:
-    """``esenas worker``: the subcommand, given the ``esenas`` command's subparsers."""
-    p = sub.add_parser("worker", help="run rollouts for an aggregator (the worker pod)")
-    add_arguments(p)
-    p.set_defaults(func=main)
-
-
-def run(argv: Sequence[str] | None = None) -> int:
-    """``esenas-worker`` and ``python -m esenas_worker``: parse the flags and run."""
-    parser = argparse.ArgumentParser(prog="esenas-worker", description="run rollouts for an aggregator (the worker pod)")
-    add_arguments(parser)
-    return main(parser.parse_args(argv))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -81,3 +65,8 @@ def main(args: argparse.Namespace) -> int:
     except EnvironmentUnavailable as exc:  # the aggregator's own line (esenas.envload)
         log.error("the environment cannot be built", exc_info=exc.__cause__ or exc)
         return exit_with_reason(str(exc))
+
+
+COMMAND = Command("worker", "run rollouts for an aggregator (the worker pod)", add_arguments, main)
+#: The ``esenas.commands`` entry point (``esenas worker``) and the ``esenas-worker`` program.
+register, run = COMMAND.register, COMMAND.run
