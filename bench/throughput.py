@@ -69,43 +69,64 @@ GOAL_TASKS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Swimmer-v5", "Ant-v
 
 
 def stepper_rates(job_path: Path, task: str, steps: int, rounds: int) -> dict[str, object]:
-    """Env steps per CPU-second of the native and the Gymnasium stepper on ``task``, interleaved."""
+    """Env steps per CPU-second of the worker's own rollouts (``Evaluator.run`` on the plan's
+    perturbed pairs: both halves in lockstep) with the native and with the Gymnasium stepper on
+    ``task``, interleaved over the same items; and, on the native stepper, the same pairs as two
+    plain ``rollout`` calls each, which is what lockstep saves."""
     import dataclasses
 
     from esenas.algorithm import ESENAS
-    from esenas.policies import Policy
-    from esenas.rollout import env_dims, make_env, rollout
+    from esenas.es import perturbation
+    from esenas.results import KIND_PAIR
+    from esenas.rollout import Evaluator, rollout
     from esenas.spec import load_job
 
     spec = load_job(job_path).spec
-    envs = {}
+    evs = {}
     for stepper in ("native", "gymnasium"):
         env_spec = dataclasses.replace(spec.environment, id=task, kwargs={}, stepper=stepper)
-        envs[stepper] = make_env(env_spec)
-    obs_dim, act_dim = env_dims(envs["gymnasium"])
-    algo = ESENAS(spec, obs_dim, act_dim)
+        evs[stepper] = Evaluator(dataclasses.replace(spec, environment=env_spec))
+    native = evs["native"]
+    algo = ESENAS(spec, native.obs_dim, native.act_dim)
     plan = algo.ask()
-    policy = Policy(algo.arch, plan.topologies[0], plan.params, plan.obs_mean, plan.obs_std)
-    buf = np.zeros((spec.environment.max_episode_steps, obs_dim))
-    rates: dict[str, list[float]] = {"native": [], "gymnasium": []}
-    seed = 0
+    for ev in evs.values():
+        ev.set_plan(plan.params, plan.obs_mean, plan.obs_std, plan.sigma, plan.topologies)
+    items = plan.items[plan.items["kind"] == KIND_PAIR]
+
+    def lockstep(ev: Evaluator, k: int) -> int:
+        return int(ev.run(items[k : k + 1]).steps[0])
+
+    def sequential(k: int) -> int:  # the same pair as two rollouts, one after the other
+        it = items[k]
+        eps = native.sigma * perturbation(int(it["seed"]), native.params.size)
+        topo = native.topologies[int(it["topology"])]
+        seed, buf = int(it["seed"]) % 2**31, native._bufs[0]
+        return sum(rollout(native.env, native._policy(native.params + sign * eps, topo), seed, buf)[1] for sign in (1, -1))
+
+    paths = {"native": lambda k: lockstep(evs["native"], k), "gymnasium": lambda k: lockstep(evs["gymnasium"], k),
+             "native_sequential": sequential}
+    rates: dict[str, list[float]] = {name: [] for name in paths}
+    first = 0
     for r in range(rounds):
-        order = ("native", "gymnasium") if r % 2 == 0 else ("gymnasium", "native")
-        for stepper in order:
-            env, done, s = envs[stepper], 0, seed
+        names = list(paths) if r % 2 == 0 else list(reversed(paths))
+        for name in names:
+            done, k = 0, first
             c0 = time.process_time()
-            while done < steps:  # the same seeds, so the same episodes, on both paths
-                done += rollout(env, policy, s, buf)[1]
-                s += 1
-            rates[stepper].append(done / (time.process_time() - c0))
-        seed = s
-    for env in envs.values():
-        env.close()
+            while done < steps:  # the same items, so the same episodes, on every path
+                done += paths[name](k % items.size)
+                k += 1
+            rates[name].append(done / (time.process_time() - c0))
+        first = k
+    for ev in evs.values():
+        ev.close()
     ratios = [n / g for n, g in zip(rates["native"], rates["gymnasium"], strict=True)]
+    gains = [n / s for n, s in zip(rates["native"], rates["native_sequential"], strict=True)]
     return {
         "native": round(float(np.median(rates["native"]))),
         "gymnasium": round(float(np.median(rates["gymnasium"]))),
         "ratio": round(float(np.median(ratios)), 3),
+        "native_sequential": round(float(np.median(rates["native_sequential"]))),
+        "lockstep_gain": round(float(np.median(gains)), 3),
     }
 
 
@@ -141,11 +162,12 @@ def main() -> None:
     ap.add_argument("--no-grpc", action="store_true", help="only the per-task stepper comparison")
     args = ap.parse_args()
     per_task: dict[str, dict[str, object]] = {}
-    print("per task: env steps per CPU-second, native stepper vs Gymnasium (same loop, same policy, interleaved)", flush=True)
+    print("per task: env steps per CPU-second of the worker's pair rollouts, native stepper vs Gymnasium (same items, interleaved)", flush=True)
     for task_id in args.tasks.split(","):
         per_task[task_id] = stepper_rates(args.job, task_id, args.task_steps, args.task_rounds)
         t = per_task[task_id]
-        print(f"  {task_id:27s} native {t['native']:>8,} gymnasium {t['gymnasium']:>8,}  x{t['ratio']}", flush=True)
+        print(f"  {task_id:27s} native {t['native']:>8,} gymnasium {t['gymnasium']:>8,}  x{t['ratio']}"
+              f"  (lockstep pairs x{t['lockstep_gain']} over two rollouts)", flush=True)
     goal = [float(per_task[t]["ratio"]) for t in GOAL_TASKS if t in per_task]  # type: ignore[arg-type]
     stepper_summary = {
         "per_task": per_task,
