@@ -111,3 +111,23 @@ def test_defaults_and_model_are_gymnasium_v5s(env_id: str) -> None:
     assert set(params) - skipped == set(cls.DEFAULTS), "a v5 keyword the native stepper neither takes nor refuses"
     assert gym_env.unwrapped.fullpath.endswith("/" + cls.XML)
     gym_env.close()
+
+
+def test_the_plain_control_cost_sum_is_numpys() -> None:
+    """NativeMujocoEnv.square_sum sums short float64 actions in Python floats, relying on numpy
+    summing fewer than PLAIN_SUM_BELOW numbers left to right from 0.0. A numpy that changes its
+    order fails here (and in the exactness tests above), not silently."""
+    from esenas.native.base import PLAIN_SUM_BELOW
+
+    env = native.make("HalfCheetah-v5", {}, 10)
+    rng = np.random.default_rng(11)
+    for n in range(1, PLAIN_SUM_BELOW):
+        env.plain_sum = True
+        for _ in range(2000):
+            a = rng.normal(size=n) * rng.uniform(0.01, 100.0)
+            fast = env.square_sum(a)
+            assert type(fast) is float and fast == np.sum(np.square(a)), (n, a)
+    a32 = rng.normal(size=6).astype(np.float32)
+    slow = env.square_sum(a32)  # float32 keeps numpy's float32 sum, as Gymnasium computes it
+    assert slow.dtype == np.float32 and slow == np.sum(np.square(a32))
+    env.close()
