@@ -142,7 +142,12 @@ async def sim_worker(
     topos: dict[int, np.ndarray] = {}
     batch = args["batch"]
     last_iteration = -1
-    async with grpc.aio.insecure_channel(address, options=(("grpc.max_receive_message_length", 64 << 20),)) as ch:
+    # Its own connection, as a worker pod has: channels to one address share a connection by
+    # default (gRPC's global subchannel pool), and the aggregator serves at most 16 calls at
+    # once per connection (service.MAX_CONCURRENT_STREAMS), so a client's long polls would queue
+    # every other simulated worker's results behind them.
+    options = (("grpc.max_receive_message_length", 64 << 20), ("grpc.use_local_subchannel_pool", 1))
+    async with grpc.aio.insecure_channel(address, options=options) as ch:
         stub = pb_grpc.AggregatorStub(ch)
         request = pb.ExchangeRequest(worker_id=wid, max_items=batch, wait_ms=WAIT_MS)
         held = (0, 0)  # session and parameter version this worker holds
