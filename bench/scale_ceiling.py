@@ -5,7 +5,7 @@ One iteration of W workers and P pairs per worker is simulated with zero overhea
 aggregator time): a pair takes the sum of its two halves' episode lengths, drawn as
 bench/scale.py draws them. Workers pull ``batch`` pairs at a time, in a random order, the moment
 they are free (list scheduling, the best an on-line scheduler does without knowing lengths in
-advance). The iteration closes when ``es.minPairsFraction`` of the pairs are in. Efficiency is
+advance), and a batch's results arrive together when its last pair ends, as a worker pushes them. The iteration closes when ``es.minPairsFraction`` of the pairs are in. Efficiency is
 bench/scale.py's: the episode time of the accepted pairs over W times the iteration's length.
 ``static`` is one lease per worker of all its pairs (batch = P), the layout of a fleet that makes
 one call per iteration.
@@ -42,8 +42,8 @@ def ceiling(lengths: np.ndarray, workers: int, batch: int, fraction: float) -> f
     for start in range(0, lengths.size, batch):
         t, w = heapq.heappop(free)
         chunk = lengths[start : start + batch]
-        ends[start : start + chunk.size] = t + np.cumsum(chunk)
-        heapq.heappush(free, (float(ends[start + chunk.size - 1]), w))
+        ends[start : start + chunk.size] = t + chunk.sum()  # a batch's results come back together
+        heapq.heappush(free, (t + float(chunk.sum()), w))
     close = float(np.sort(ends)[int(np.ceil(fraction * lengths.size)) - 1])
     return float(lengths[ends <= close].sum() / (workers * close))  # every pair in by the close
 

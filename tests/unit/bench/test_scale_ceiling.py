@@ -26,3 +26,9 @@ def test_pairs_are_two_episodes_of_the_benchs_lengths() -> None:
     assert fixed.tolist() == [2000.0] * 5
     heavy = pair_lengths("heavy-tailed", 2000, np.random.default_rng(0))
     assert heavy.min() >= 40 and heavy.max() <= 2000 and np.median(heavy) < 400
+
+
+def test_a_batch_reports_when_its_last_pair_ends() -> None:
+    lengths = np.array([1.0, 5.0, 1.0, 1.0])  # leases [1, 5] and [1, 1]: in at t=6 and t=2
+    # closing at half the pairs: at t=2 only the second lease's two pairs are in
+    assert ceiling(lengths, workers=2, batch=2, fraction=0.5) == pytest.approx(2 / 4)
