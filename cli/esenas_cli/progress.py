@@ -3,6 +3,8 @@
 A job stops at the first of its budgets to run out (``spec.stopping``: iterations, env steps,
 episodes, a deadline), so the bar follows the one that is furthest along. An ES iteration's
 env steps vary with episode lengths, so the rate is an exponential moving average over time.
+The step total only moves when an iteration completes, so the rate is measured between moves
+and held in between (polling an unchanged total would decay it to a saw-tooth).
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ class SmoothedRate:
         self._last: tuple[float, float] | None = None
 
     def update(self, steps: float, now: float) -> float | None:
-        """Feed the running total at time ``now``; the averaged rate (None until two samples)."""
+        """Feed the running total at time ``now``; the averaged rate (None until the total moves)."""
+        if self._last is not None and steps == self._last[0]:
+            return self.rate  # between two iterations' totals: nothing new to average
         if self._last is not None:
             dt = now - self._last[1]
             if dt <= 0:

@@ -70,3 +70,18 @@ def test_the_bar_shows_the_binding_budget_and_rate(capsys: pytest.CaptureFixture
     last = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
     assert last.startswith("3,000/5,000 env steps  60%")
     assert "it 2 best 15.5 mean 9.3 2,000 steps/s" in last
+
+
+def test_a_total_that_moves_once_per_iteration_gives_a_steady_rate() -> None:
+    # 10,000 steps per 10 s iteration, polled every half second: the rate holds at 1,000 steps/s
+    # between iterations instead of decaying towards 0 and jumping back (it once read 13,263
+    # falling to 4,842 within one iteration of a 10,000 steps/s run)
+    r = SmoothedRate()
+    assert r.update(0, 0.0) is None
+    seen = []
+    for k in range(1, 121):
+        t = 0.5 * k
+        seen.append(r.update(10_000 * int(t // 10), t))
+    rates = [x for x in seen if x is not None]
+    assert seen[18] is None and len(rates) == 120 - 19  # none until the first iteration is in
+    assert min(rates) == pytest.approx(1000.0) and max(rates) == pytest.approx(1000.0)
