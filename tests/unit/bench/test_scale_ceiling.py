@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from bench.scale_ceiling import ceiling, pair_lengths
 
 
