@@ -37,6 +37,7 @@ from esenas_operator.status import (
 from esenas_operator.validation import validate_job
 
 JOB_API: Final = f"{API_GROUP}/{VERSION}"
+MONITOR_API: Final = "monitoring.coreos.com/v1"
 _kube: Kube | None = None
 #: The spec each job's children were last applied from, for the status timer while an edit is
 #: refused (in memory: after a restart, until the next valid reconcile, the job's own spec).
@@ -163,11 +164,15 @@ def _apply_children(body: Any, job: Job, settings: Settings) -> tuple[int, list[
     Raises Refused when the API server refuses a child (in the dry run: nothing was written).
     """
     k = kube()
-    monitor = k.has_group_version("monitoring.coreos.com/v1")
+    monitor = k.has_group_version(MONITOR_API)
     # The Secret is created once (random, immutable): a reconcile's fresh token and certificates
     # are only used if it does not exist yet (about 2 ms of key generation, no extra request).
     children = [builders.build_token_secret(body, builders.new_token(), builders.new_tls(body)), *builders.build_children(body, job, settings, service_monitor=monitor)]
     changed = k.converge(children)
+    if monitor and not any(o["kind"] == "ServiceMonitor" for o in children):
+        # jobServiceMonitor.enabled turned off: the ServiceMonitor an earlier operator made goes too
+        sm = names.monitor_selector_string(job.name)
+        changed += [f"-ServiceMonitor/{n}" for n in k.delete_collection(MONITOR_API, "ServiceMonitor", job.namespace, sm)]
     wanted = {o["metadata"]["name"] for o in children if o["kind"] == "Deployment"}
     for d in k.list("apps/v1", "Deployment", job.namespace, names.worker_selector_string(job.name)):
         if d["metadata"]["name"] not in wanted and k.delete("apps/v1", "Deployment", job.namespace, d["metadata"]["name"]):

@@ -71,6 +71,12 @@ def selector(job: str, component: str) -> dict[str, str]:
     return {JOB_LABEL: job, COMPONENT_LABEL: component}
 
 
+def monitor_selector_string(job: str) -> str:
+    """Label selector of the job's ServiceMonitor, with the operator's own mark (a user's
+    ServiceMonitor for the same job, without ``managed-by: esenas-operator``, never matches)."""
+    return ",".join(f"{k}={v}" for k, v in {**selector(job, "aggregator"), "app.kubernetes.io/managed-by": MANAGER}.items())
+
+
 def worker_selector_string(job: str) -> str:
     """Label selector of all worker pods of a job, for the scale subresource."""
     return ",".join(f"{k}={v}" for k, v in selector(job, "worker").items())

@@ -36,6 +36,15 @@ SERVICE_MONITOR_CRD = {
 }
 
 
+USER_MONITOR = {
+    "apiVersion": "monitoring.coreos.com/v1",
+    "kind": "ServiceMonitor",
+    "metadata": {"name": "rbac-mine", "namespace": "default",
+                 "labels": {"esenas.dev/job": "rbac", "app.kubernetes.io/component": "aggregator"}},
+    "spec": {"selector": {"matchLabels": {"esenas.dev/job": "rbac"}}, "endpoints": [{"port": "http"}]},
+}
+
+
 def granted() -> set[tuple[str, str]]:
     rules = yaml.safe_load((REPO / "operator" / "rbac-rules.yaml").read_text())
     out = set()
@@ -68,6 +77,18 @@ def test_operator_requests_are_all_granted(fakekube: FakeKube, tmp_path: Path) -
         fakekube.client.create(jobs, job_doc("rbac", replicas=3, ttlSecondsAfterFinished=0, aggregator={"checkpoint": {"storageSize": "1Gi"}}))
         own[("create", "esenas.dev/esenasjobs")] += 1
         fakekube.wait_for(lambda: _count(fakekube, "monitoring.coreos.com/servicemonitors") == 1 and _count(fakekube, "apps/deployments") == 2)
+        # A user's own ServiceMonitor for the job: the job's labels, not the operator's managed-by.
+        monitors = "/apis/monitoring.coreos.com/v1/namespaces/default/servicemonitors"
+        fakekube.client.create(monitors, USER_MONITOR)
+        own[("create", "monitoring.coreos.com/servicemonitors")] += 1
+        # The chart turns jobServiceMonitor.enabled off: the restarted operator deletes the
+        # ServiceMonitor it made for the running job, and leaves the user's.
+        op.stop()
+        op.env["ESENAS_JOB_SERVICEMONITOR_ENABLED"] = "false"
+        op.start()
+        fakekube.wait_for(lambda: _count(fakekube, "monitoring.coreos.com/servicemonitors") == 1)
+        assert fakekube.client.get(f"{monitors}/rbac-mine")["metadata"]["name"] == "rbac-mine"
+        own[("get", "monitoring.coreos.com/servicemonitors")] += 1
         fakekube.client.patch(f"{jobs}/rbac/scale", {"spec": {"replicas": 1500}})
         own[("patch", "esenas.dev/esenasjobs/scale")] += 1
         fakekube.wait_for(lambda: _count(fakekube, "apps/deployments") == 3)
@@ -88,6 +109,7 @@ def test_operator_requests_are_all_granted(fakekube: FakeKube, tmp_path: Path) -
     operator_made = {key for key, n in seen.items() if n > own.get(key, 0)}
     # Children converge by server-side apply (PATCH, authorized as patch even when it creates).
     assert ("patch", "monitoring.coreos.com/servicemonitors") in operator_made
+    assert ("deletecollection", "monitoring.coreos.com/servicemonitors") in operator_made
     assert ("patch", "apps/deployments") in operator_made
     assert ("delete", "esenas.dev/esenasjobs") in operator_made
     assert operator_made - granted() == set(), f"requests not granted by operator/rbac-rules.yaml: {operator_made - granted()}"
