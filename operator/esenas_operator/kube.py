@@ -126,13 +126,13 @@ class Kube:
                 return False
             raise
 
-    def delete_collection(self, api_version: str, kind: str, namespace: str, selector: str) -> list[str]:
+    def delete_collection(self, api_version: str, kind: str, namespace: str, selector: str) -> tuple[str, ...]:
         """Delete every object matching the label selector; the names deleted."""
         result = self.request(
             "DELETE", self.path(api_version, kind, namespace), query={"labelSelector": selector},
             body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"},
         )
-        return [o["metadata"]["name"] for o in (result or {}).get("items") or []]
+        return tuple(o["metadata"]["name"] for o in (result or {}).get("items") or [])
 
     def write(self, obj: Obj, dry_run: bool = False) -> Obj | None:
         """Server-side apply obj (create-only kinds: create it); None when a create-only object
