@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from esenas.policies import Policy
+from esenas.results import IterationReport
 from esenas.rollout import evaluate_policy
 from esenas.spec import load_job
 from esenas.trainer import Trainer
@@ -33,3 +34,28 @@ def test_swimmer_linear_8_partitions_reaches_300_in_2m_steps(seed: int) -> None:
     rewards = evaluate_policy(policy, spec.environment, 10, seed=10_000 + seed)
     assert (policy.trainable_params, policy.dense_params) == (10, 18)
     assert float(np.mean(rewards)) >= 300.0, (float(np.mean(rewards)), algo.best_reward)
+
+
+@pytest.mark.slow
+def test_edge_pruning_keeps_exactly_k_edges_while_it_learns() -> None:
+    """The edge-pruning example (H41, 64 edges kept): at every iteration the best topology uses
+    exactly 64 distinct edges, the controller's samples too, and the policy learns to run."""
+    spec = load_job(EXAMPLES / "halfcheetah-edges-pg.yaml").spec
+    spec = dataclasses.replace(spec, seed=0, stopping=dataclasses.replace(spec.stopping, max_env_steps=1_000_000))
+    trainer = Trainer(spec)
+    weights: list[int] = []
+    evals: list[float] = []
+
+    def check(report: IterationReport) -> None:
+        assert trainer.algo is not None
+        best = Policy.from_json(trainer.algo.best_policy())
+        weights.append(best.arch.weight_params(best.topology))
+        if report.eval_reward is not None:
+            evals.append(report.eval_reward)
+
+    algo, reason = trainer.run(check)
+    assert reason.startswith("max env steps"), reason
+    assert len(weights) >= 5 and set(weights) == {64}, weights
+    plan = algo.ask()
+    assert {algo.arch.weight_params(t) for t in plan.topologies} == {64}
+    assert evals[-1] > evals[0] + 300, evals
