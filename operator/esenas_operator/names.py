@@ -74,12 +74,16 @@ def selector(job: str, component: str) -> dict[str, str]:
 def monitor_selector_string(job: str) -> str:
     """Label selector of the job's ServiceMonitor, with the operator's own mark (a user's
     ServiceMonitor for the same job, without ``managed-by: esenas-operator``, never matches)."""
-    return ",".join(f"{k}={v}" for k, v in {**selector(job, "aggregator"), "app.kubernetes.io/managed-by": MANAGER}.items())
+    return _selector_string({**selector(job, "aggregator"), "app.kubernetes.io/managed-by": MANAGER})
 
 
 def worker_selector_string(job: str) -> str:
     """Label selector of all worker pods of a job, for the scale subresource."""
-    return ",".join(f"{k}={v}" for k, v in selector(job, "worker").items())
+    return _selector_string(selector(job, "worker"))
+
+
+def _selector_string(labels: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in labels.items())
 
 
 def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
