@@ -61,6 +61,8 @@ class AggregatorConfig:
     job_file: Path | None = None
     #: (certificate, key) PEM bytes: serve gRPC over TLS. None: plaintext (logged as a warning).
     tls: tuple[bytes, bytes] | None = None
+    #: Most items one lease holds; 0: the job's workers.batchSize (relays lease more).
+    max_lease_items: int = 0
 
 
 class Aggregator:
@@ -77,7 +79,8 @@ class Aggregator:
             reward_shift=spec.es.reward_shift,
         )
         self.runtime = Runtime(
-            self.metrics, spec.workers.item_timeout_seconds, obs_dim, bounds, spec.workers.batch_size
+            self.metrics, spec.workers.item_timeout_seconds, obs_dim, bounds,
+            cfg.max_lease_items or spec.workers.batch_size,
         )
         self.phase = "Running"
         self.reason = ""

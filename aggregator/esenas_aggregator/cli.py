@@ -43,6 +43,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
     p.add_argument("--port", type=int, default=int(env("ESENAS_GRPC_PORT", "50051")), help="gRPC port; 0 picks one [ESENAS_GRPC_PORT]")
     p.add_argument("--http-port", type=int, default=int(env("ESENAS_HTTP_PORT", "9090")), help="HTTP port; 0 picks one [ESENAS_HTTP_PORT]")
+    p.add_argument(
+        "--max-lease-items",
+        type=int,
+        default=int(env("ESENAS_MAX_LEASE_ITEMS", "0")),
+        help="most items one lease holds (default: the job's workers.batchSize); raise it for relays [ESENAS_MAX_LEASE_ITEMS]",
+    )
     p.add_argument("--ports-file", default=None, help="write the bound ports here as JSON")
     p.add_argument("--exit-when-done", action="store_true", help="exit once the job is done (local runs)")
     p.add_argument("--log-level", default=env("ESENAS_LOG_LEVEL", "INFO"))
@@ -61,6 +67,8 @@ def main(args: argparse.Namespace) -> int:
         job = load_job(args.job)
         token = read_token(args.token_file)
         tls = _tls(args.tls_cert_file, args.tls_key_file)
+        if args.max_lease_items < 0:
+            raise ValueError(f"--max-lease-items: must be >= 0 (0: the job's workers.batchSize), got {args.max_lease_items}")
         obs_dim, act_dim = prepare(job)
     except EnvironmentUnavailable as exc:
         # The traceback (the user's module or constructor) for `kubectl logs`; then the one line
@@ -81,6 +89,7 @@ def main(args: argparse.Namespace) -> int:
         exit_when_done=args.exit_when_done,
         job_file=Path(args.job),
         tls=tls,
+        max_lease_items=args.max_lease_items,
     )
 
     async def go() -> int:

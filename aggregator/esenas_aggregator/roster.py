@@ -50,6 +50,10 @@ class Roster:
     def any_proven(self) -> bool:
         return bool(self._proven)
 
+    @property
+    def any_seen(self) -> bool:
+        return bool(self._seen)
+
     def pulled(self, worker_id: str, got_items: bool) -> None:
         """The last pull of ``worker_id`` got items, or none."""
         if got_items:

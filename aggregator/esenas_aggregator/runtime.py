@@ -11,7 +11,7 @@ import contextlib
 import math
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -62,11 +62,7 @@ class Runtime:
     """The aggregator's live state between the training loop and the network handlers."""
 
     def __init__(
-        self,
-        metrics: Metrics,
-        item_timeout: float,
-        obs_dim: int,
-        bounds: ResultBounds | None = None,
+        self, metrics: Metrics, item_timeout: float, obs_dim: int, bounds: ResultBounds | None = None,
         max_lease_items: int = MAX_BATCH_ITEMS,
     ) -> None:
         self.metrics = metrics
@@ -83,7 +79,7 @@ class Runtime:
         self.stopping = False
         self.iteration_complete = asyncio.Event()
         self._changed = asyncio.Event()
-        self._topologies: Sequence[Topology] = ()
+        self._topologies: Sequence[Topology] | Mapping[int, Topology] = ()
         self.roster = Roster(window=max(2 * MAX_WAIT_S, 2 * item_timeout))
 
     # ---------------------------------------------------------------- loop side
@@ -94,7 +90,7 @@ class Runtime:
         version: int,
         items: np.ndarray,
         params_message: bytes,
-        topologies: Sequence[Topology] = (),
+        topologies: Sequence[Topology] | Mapping[int, Topology] = (),
         min_pairs_fraction: float = 1.0,
     ) -> None:
         """Publish a new iteration's items, parameters and topology table; wake waiting workers.
@@ -114,6 +110,10 @@ class Runtime:
         self.leases.reset()
         self.roster.new_iteration()
         self._notify()
+
+    def set_obs_dim(self, obs_dim: int) -> None:
+        """Size of the results' observation statistics from the next iteration on (a relay's)."""
+        self.obs_dim = self.queue.obs_dim = obs_dim
 
     async def wait_closable(self) -> None:
         """Until the iteration may close: every item in, or the straggler policy's grace over
