@@ -126,6 +126,28 @@ def start_aggregator(
     return AggregatorProc(proc, log, int(p["grpc"]), int(p["http"]))
 
 
+def start_relay(folder: Path, job: Path, upstream: str, name: str = "relay", grpc_port: int = 0, *extra: str) -> AggregatorProc:
+    """A real ``esenas_aggregator.relay_cli`` process in front of ``upstream``; its workers dial ``.address``."""
+    ports = folder / f"{name}.ports.json"
+    ports.unlink(missing_ok=True)
+    log = folder / f"{name}.log"
+    cmd = [
+        sys.executable, "-c", "from esenas_aggregator.relay_cli import run; raise SystemExit(run())",
+        "--upstream", upstream, "--job", str(job), "--token-file", str(folder / "token"), "--host", "127.0.0.1",
+        "--port", str(grpc_port), "--http-port", "0", "--ports-file", str(ports), "--relay-id", name, *extra,
+    ]
+    with open(log, "ab") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=_env(), cwd=REPO)
+    end = time.monotonic() + 60
+    while not ports.exists():
+        if proc.poll() is not None or time.monotonic() > end:
+            proc.kill()
+            raise AssertionError(f"relay did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.05)
+    p = json.loads(ports.read_text())
+    return AggregatorProc(proc, log, int(p["grpc"]), int(p["http"]))
+
+
 def start_worker(folder: Path, job: Path, address: str, name: str, *extra: str) -> Proc:
     log = folder / f"{name}.log"
     cmd = [

@@ -53,17 +53,23 @@ def test_subcommands_are_registered() -> None:
 
 
 def test_the_deployables_add_their_subcommands_through_entry_points() -> None:
-    """`esenas aggregator` and `esenas worker` come from the installed distributions' "esenas.commands"
+    """`esenas aggregator`, `esenas relay` and `esenas worker` come from the installed distributions' "esenas.commands"
     entry points; the CLI package imports neither (the layers contract)."""
     from importlib import metadata
 
     from esenas_cli.main import COMMANDS_GROUP
 
     eps = {ep.name: ep.value for ep in metadata.entry_points(group=COMMANDS_GROUP)}
-    assert eps == {"aggregator": "esenas_aggregator.cli:register", "worker": "esenas_worker.cli:register"}
+    assert eps == {
+        "aggregator": "esenas_aggregator.cli:register",
+        "relay": "esenas_aggregator.relay_cli:register",
+        "worker": "esenas_worker.cli:register",
+    }
     parser = build_parser()
     agg = parser.parse_args(["aggregator", "--job", "j.yaml", "--port", "7"])
     assert (agg.job, agg.port, agg.func.__module__) == ("j.yaml", 7, "esenas_aggregator.cli")
+    relay = parser.parse_args(["relay", "--upstream", "agg:50051", "--lease-items", "512"])
+    assert (relay.upstream, relay.lease_items, relay.func.__module__) == ("agg:50051", 512, "esenas_aggregator.relay_cli")
     worker = parser.parse_args(["worker", "--aggregator", "h:1", "--worker-id", "w"])
     assert (worker.aggregator, worker.worker_id, worker.func.__module__) == ("h:1", "w", "esenas_worker.cli")
 

@@ -1,0 +1,231 @@
+"""A relay between many workers and the aggregator (docs/relay-tier.md).
+
+Downstream a relay is an aggregator: the same token, ``Exchange`` and ``GetParams``, served by
+this package's own :class:`Runtime` and :class:`AggregatorService`, so fair shares, straggler
+backups, result bounds and every refusal count work as they do at the aggregator.
+
+Upstream it is one large worker. One ``Exchange`` leases up to ``lease_items`` items, which
+become a local *round*: they are renumbered ``0..n-1`` for the local queue and keep their
+seed, kind and topology. Once every item of the round is in, the next ``Exchange`` pushes all
+their results under the round's lease, with the workers' observation statistics summed, and
+leases the next round. The aggregator so handles a few calls per relay per iteration instead of
+one per worker.
+
+Workers see the relay's own session and a local parameter version that bumps whenever the
+aggregator's (session, version) changes, so a restarted aggregator's parameters always reach them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+import grpc
+import numpy as np
+from esenas.topology import Topology, decode_topologies
+from esenas_api import wire
+from esenas_api.v1 import aggregator_pb2 as pb
+from esenas_api.v1 import aggregator_pb2_grpc as pb_grpc
+
+from esenas_aggregator.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+#: The long poll of the relay's upstream Exchange, as a worker's (esenas_worker.worker.WAIT_MS).
+WAIT_MS: Final = 20_000
+#: Status codes after which the relay retries the aggregator (anything else is fatal).
+RETRYABLE: Final = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
+     grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.ABORTED}
+)
+IDLE_POLL_S: Final = 0.1  # how often a relay with no worker yet looks again
+BACKOFF_S: Final = (0.2, 5.0)  # first and largest delay between retries of an unreachable aggregator
+
+
+class RelayRefused(RuntimeError):
+    """The aggregator refused the relay for good (a wrong token, say): the relay exits."""
+
+
+@dataclass(frozen=True)
+class Round:
+    """One upstream lease being rolled out by the relay's workers."""
+
+    session: int
+    iteration: int
+    lease: int
+    #: Upstream index and topology index of each local item (local index = position).
+    index: np.ndarray
+    topology: np.ndarray
+    started: float
+
+
+def local_items(items: np.ndarray) -> np.ndarray:
+    """The upstream lease's items renumbered 0..n-1 for the local queue, all else kept."""
+    local = np.array(items, dtype=wire.WORK_DTYPE, copy=True)
+    local["index"] = np.arange(len(local), dtype=np.uint32)
+    return local
+
+
+def upstream_results(rnd: Round, runtime: Runtime) -> tuple[bytes, bytes]:
+    """The finished round's results, packed for the aggregator: upstream indices, the items'
+    own topology indices, and the observation statistics summed over the round (b"" when none)."""
+    res = runtime.queue.results()
+    local = np.asarray(res.index, np.int64)
+    packed = wire.encode_results(
+        rnd.index[local], res.reward_pos, res.reward_neg, res.steps, rnd.topology[local]
+    )
+    obs = wire.encode_obs_stats(res.obs_count, res.obs_sum, res.obs_sumsq) if res.obs_count > 0 else b""
+    return packed, obs
+
+
+class TopologyTable(Mapping[int, Topology]):
+    """The topologies of the current round by their upstream table index (Runtime looks them up)."""
+
+    def __init__(self, index: np.ndarray, topologies: list[Topology]) -> None:
+        if len(index) != len(topologies):
+            raise wire.WireError(f"topologies: {len(topologies)} for {len(index)} indices")
+        self._by_index: dict[int, Topology] = dict(zip(index.tolist(), topologies, strict=True))
+
+    def __getitem__(self, key: int) -> Topology:
+        return self._by_index[key]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._by_index)
+
+    def __len__(self) -> int:
+        return len(self._by_index)
+
+
+class Relay:
+    """The upstream half of a relay: leases rounds for ``runtime`` and hands their results in."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        channel: grpc.aio.Channel,
+        token: str,
+        relay_id: str,
+        lease_items: int,
+        round_timeout: float,
+    ) -> None:
+        self.runtime = runtime
+        self.stub = pb_grpc.AggregatorStub(channel)
+        self._metadata = wire.bearer(token)
+        self.relay_id = relay_id
+        self.lease_items = max(1, lease_items)
+        #: A round not finished by then is dropped: the aggregator re-issued its lease already.
+        self.round_timeout = round_timeout
+        self._upstream: tuple[int, int] | None = None  # (session, version) of the params held
+        self._local_version = 0
+        self._params = pb.Params()
+        self._round_no = 0
+        self.rounds = self.items = self.dropped_rounds = 0
+
+    async def run(self) -> None:
+        """Lease, roll out and hand in rounds until the aggregator says the job is done."""
+        pending: pb.ExchangeRequest | None = None
+        delay = BACKOFF_S[0]
+        while not self.runtime.stopping:
+            if pending is None:  # a lease only once some worker is there to roll it out
+                while not self.runtime.roster.any_seen:
+                    await asyncio.sleep(IDLE_POLL_S)
+            request = pending or self._request()
+            try:
+                reply: pb.ExchangeReply = await self.stub.Exchange(
+                    request, metadata=self._metadata, timeout=WAIT_MS / 1000 + 30
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in RETRYABLE:
+                    raise RelayRefused(f"the aggregator refused the relay: {exc.code().name} {exc.details()}") from exc
+                log.warning("relay %s: aggregator unreachable (%s); retrying in %.1f s", self.relay_id, exc.code().name, delay)
+                await asyncio.sleep(delay)
+                delay = min(BACKOFF_S[1], delay * 2)
+                continue
+            delay = BACKOFF_S[0]
+            pending = None
+            if reply.done:
+                log.info("relay %s: the job is done after %d rounds (%d items)", self.relay_id, self.rounds, self.items)
+                self.runtime.finish()
+                return
+            if not reply.items:
+                continue  # the long poll ran out, or come back later: ask again at once
+            if not await self._hold_params(reply):
+                continue
+            rnd = self._start_round(reply)
+            if await self._finished(rnd):
+                results, obs = upstream_results(rnd, self.runtime)
+                pending = self._request(
+                    session=rnd.session, iteration=rnd.iteration, lease=rnd.lease, results=results, obs_stats=obs
+                )
+                self.rounds += 1
+                self.items += len(rnd.index)
+            else:
+                self.dropped_rounds += 1
+                log.warning("relay %s: round of %d items not finished in %.0f s; dropped (the aggregator re-issues them)",
+                            self.relay_id, len(rnd.index), self.round_timeout)
+
+    def status(self) -> dict[str, object]:
+        """The relay's ``/status``: its id, rounds handed in, items relayed, rounds dropped, workers."""
+        return {
+            "relay": self.relay_id, "leaseItems": self.lease_items, "rounds": self.rounds, "items": self.items,
+            "droppedRounds": self.dropped_rounds, "workers": self.runtime.connected(), "done": self.runtime.done,
+        }
+
+    def _request(self, **fields: object) -> pb.ExchangeRequest:
+        session, version = self._upstream or (0, 0)
+        return pb.ExchangeRequest(
+            worker_id=self.relay_id, max_items=self.lease_items, wait_ms=WAIT_MS,
+            held_session=session, held_version=version, **fields,  # type: ignore[arg-type]
+        )
+
+    async def _hold_params(self, reply: pb.ExchangeReply) -> bool:
+        """Take the lease's parameters (inline, or fetched); False when they cannot be had."""
+        if reply.params:
+            self._set_params(pb.Params.FromString(reply.params))
+        if self._upstream == (reply.session, reply.version):
+            return True
+        try:
+            params = await self.stub.GetParams(
+                pb.ParamsRequest(version=reply.version), metadata=self._metadata, timeout=60
+            )
+        except grpc.aio.AioRpcError as exc:
+            log.info("relay %s: parameters v%d unavailable: %s", self.relay_id, reply.version, exc.code().name)
+            return False
+        self._set_params(params)
+        return self._upstream == (reply.session, reply.version)
+
+    def _set_params(self, params: pb.Params) -> None:
+        key = (params.session, params.version)
+        if key != self._upstream:
+            self._upstream = key
+            self._local_version += 1
+            self._params = params
+
+    def _start_round(self, reply: pb.ExchangeReply) -> Round:
+        items = wire.decode_items(reply.items)
+        index = np.frombuffer(reply.topology_index, dtype="<u4")
+        table = TopologyTable(index, decode_topologies(reply.topologies)) if reply.topologies else {}
+        rt = self.runtime
+        obs_dim = len(self._params.obs_mean) // 4
+        if rt.obs_dim != obs_dim:
+            rt.set_obs_dim(obs_dim)
+        local = pb.Params()
+        local.CopyFrom(self._params)
+        local.session, local.version = rt.session, self._local_version
+        self._round_no += 1
+        rt.start_iteration(self._round_no, self._local_version, local_items(items), local.SerializeToString(), table)
+        return Round(
+            reply.session, reply.iteration, reply.lease, items["index"].copy(), items["topology"].copy(), time.monotonic()
+        )
+
+    async def _finished(self, rnd: Round) -> bool:
+        """Wait until every item of the round is in; False when the round timed out or the
+        relay is stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.runtime.wait_closable(), timeout=self.round_timeout)
+        return self.runtime.queue.complete and not self.runtime.stopping

@@ -1,0 +1,77 @@
+"""The relay tier through real processes: aggregator, relays and workers over gRPC on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+from tests.integration.runtime.procs import (
+    metric,
+    start_aggregator,
+    start_relay,
+    start_worker,
+    stop_all,
+    write_job,
+)
+
+
+def test_workers_behind_a_relay_learn_and_the_aggregator_sees_only_the_relay(tmp_path: Path) -> None:
+    """Two workers dial a relay, the relay dials the aggregator: the job learns as it does
+    without the relay, and each round reaches the aggregator as one lease of many items."""
+    job = write_job(tmp_path, **{"workers.batchSize": 2, "es.perturbations": 16})
+    agg = start_aggregator(tmp_path, job, 0, True, "aggregator", "--max-lease-items", "64")
+    relay = start_relay(tmp_path, job, agg.address)
+    workers = [start_worker(tmp_path, job, relay.address, f"w{i}") for i in range(2)]
+    try:
+        seen = agg.wait_for(lambda s: s["iteration"] >= 2, 90, "iteration 2 through the relay")
+        relay_status = relay.status()
+        agg_metrics = agg.get("/metrics")
+        relay_metrics = relay.get("/metrics")
+        assert agg.wait(90) == 0, agg.text()[-3000:]
+        for w in workers:
+            assert w.wait(20) == 0, w.text()[-2000:]
+        assert relay.wait(20) == 0, relay.text()[-2000:]
+    finally:
+        stop_all(agg, relay, *workers)
+    status = json.loads((tmp_path / "ckpt/result/status.json").read_text())
+    assert status["phase"] == "Succeeded"
+    assert status["bestReward"] == 1000.0
+    assert seen["iteration"] >= 2
+    # One lease per iteration at the aggregator: each round is a whole iteration's 16 pairs,
+    # while the workers' own batches of 2 were served by the relay.
+    assert relay_status["rounds"] >= 2
+    assert relay_status["items"] >= 16 * relay_status["rounds"]
+    assert relay_status["droppedRounds"] == 0
+    assert metric(agg_metrics, "esenas_results_total") >= relay_status["items"]
+    assert metric(relay_metrics, "esenas_results_total") >= relay_status["items"]
+    assert "relay" in relay.text() and "done" in relay.text()
+
+
+def test_a_killed_relay_is_replaced_and_the_job_still_finishes(tmp_path: Path) -> None:
+    """SIGKILL the relay mid-job: the aggregator re-issues its lease after the item timeout,
+    a new relay on the same port takes over, the workers reconnect to it, and the job ends."""
+    job = write_job(
+        tmp_path,
+        **{"workers.batchSize": 2, "es.perturbations": 16, "workers.itemTimeoutSeconds": 2.0,
+           "stopping": {"maxIterations": 6}},
+    )
+    agg = start_aggregator(tmp_path, job, 0, True, "aggregator", "--max-lease-items", "64")
+    relay = start_relay(tmp_path, job, agg.address)
+    port = relay.grpc_port
+    workers = [start_worker(tmp_path, job, relay.address, f"w{i}") for i in range(2)]
+    second = None
+    try:
+        agg.wait_for(lambda s: s["iteration"] >= 2, 90, "iteration 2 through the first relay")
+        relay.kill(signal.SIGKILL)
+        relay.wait(10)
+        second = start_relay(tmp_path, job, agg.address, "relay2", port)
+        assert agg.wait(120) == 0, agg.text()[-3000:]
+        for w in workers:
+            assert w.wait(30) == 0, w.text()[-2000:]
+    finally:
+        stop_all(agg, relay, *workers, *([second] if second else []))
+    status = json.loads((tmp_path / "ckpt/result/status.json").read_text())
+    assert status["phase"] == "Succeeded"
+    assert status["iteration"] == 6
+    assert "relay2" in second.text() and "job is done" in second.text()
