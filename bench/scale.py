@@ -56,7 +56,8 @@ ROOT: Final = Path(__file__).resolve().parent.parent
 TOKEN: Final = "scale-bench-token"
 ENV_ID: Final = {"fixed": "HalfCheetah-v5", "heavy-tailed": "Hopper-v5"}
 MAX_STEPS: Final = 1000
-WAIT_MS: Final = 20_000  # the real worker's long poll (esenas_worker.worker.WAIT_MS)
+WAIT_MS: Final = 20_000
+MAX_LEASE: Final = 4096  # the aggregator's --max-lease-items with relays: runtime.MAX_BATCH_ITEMS  # the real worker's long poll (esenas_worker.worker.WAIT_MS)
 
 
 def job_doc(workers: int, pairs_per_worker: int, iterations: int, env_id: str) -> dict[str, Any]:
@@ -154,6 +155,9 @@ async def sim_worker(
         gone_since: float | None = None
 
         pending: tuple[int, float, int] | None = None  # (iteration, sleep, records) of the pushed batch
+        # The aggregator's iteration, from the parameters' own field: behind a relay the reply's
+        # iteration is the relay's round, which the results go back with.
+        up_iteration = -1
         while True:
             t0 = time.monotonic()
             try:
@@ -173,7 +177,7 @@ async def sim_worker(
                 continue
             t1 = time.monotonic()
             gone_since = None
-            rec["calls"].append((int(reply.iteration), len(reply.items) // wire.WORK_DTYPE.itemsize))
+            rec["calls"].append((up_iteration, len(reply.items) // wire.WORK_DTYPE.itemsize))
             if pending is not None:
                 it, slept, n = pending
                 rec["pushed"].append((it, slept, n, reply.accepted))
@@ -193,6 +197,7 @@ async def sim_worker(
                     rec["param_bytes"].append(p.ByteSize())
                     rec["get_params"].append(1)
                 params = wire.decode_f32(p.params).astype(np.float64)
+                up_iteration = int(p.iteration)
                 sigma = p.sigma
                 version = (reply.session, reply.version)
                 held = (reply.session, reply.version)
@@ -204,10 +209,10 @@ async def sim_worker(
             if objective is None:
                 objective = Objective(params.size, next(iter(topos.values())).size if topos else 0)
             items = wire.decode_items(reply.items)
-            first_batch = last_iteration != int(reply.iteration)  # this worker's first lease of it
-            last_iteration = int(reply.iteration)
+            first_batch = last_iteration != up_iteration  # this worker's first lease of it
+            last_iteration = up_iteration
             if first_batch:
-                rec["first_item"].append((wid, int(reply.iteration), time.monotonic()))
+                rec["first_item"].append((wid, up_iteration, time.monotonic()))
             n = len(items)
             rp, rn, steps = np.zeros(n), np.full(n, np.nan), np.zeros(n, np.uint32)
             slept = 0.0
@@ -218,20 +223,20 @@ async def sim_worker(
                     rp[i], rn[i] = objective(params + eps, d), objective(params - eps, d)
                     # An episode's length belongs to the item (its seed fixes the start state and
                     # the perturbation), not to the worker: a backup copy of a long item is as long.
-                    ig = np.random.default_rng([int(item["seed"]), int(reply.iteration)])
+                    ig = np.random.default_rng([int(item["seed"]), up_iteration])
                     s = episode_steps(args["episodes"], ig) + episode_steps(args["episodes"], ig)
                 else:
                     rp[i] = objective(params, d)
-                    rec["exact"].append((int(reply.iteration), rp[i]))
-                    s = episode_steps(args["episodes"], np.random.default_rng([int(item["index"]), int(reply.iteration), 7]))
+                    rec["exact"].append((up_iteration, rp[i]))
+                    s = episode_steps(args["episodes"], np.random.default_rng([int(item["index"]), up_iteration, 7]))
                 steps[i] = s
                 dt = s * step_s
                 start = time.monotonic()
                 await asyncio.sleep(dt)
-                rec["items"].append((int(reply.iteration), start, dt))
+                rec["items"].append((up_iteration, start, dt))
                 slept += dt
-            rec["worker_sleep"].append((wid, int(reply.iteration), slept, first_batch))
-            pending = (int(reply.iteration), slept, n)
+            rec["worker_sleep"].append((wid, up_iteration, slept, first_batch))
+            pending = (up_iteration, slept, n)
             request = pb.ExchangeRequest(
                 worker_id=wid, session=reply.session, iteration=reply.iteration, lease=reply.lease,
                 results=wire.encode_results(items["index"], rp, rn, steps, items["topology"]),
@@ -239,11 +244,12 @@ async def sim_worker(
             )
 
 
-async def client_main(address: str, ids: list[str], args: dict[str, Any], out: Path) -> None:
+async def client_main(addresses: list[str], ids: list[str], args: dict[str, Any], out: Path) -> None:
     keys = ("items", "pushed", "rtt", "param_bytes", "topology_bytes", "exact", "worker_sleep", "calls", "get_params", "errors", "first_item")
     rec: dict[str, list[Any]] = {k: [] for k in keys}
     tasks = []
     for k, wid in enumerate(ids):
+        address = addresses[k % len(addresses)]
         tasks.append(asyncio.ensure_future(sim_worker(wid, address, args, rec, hash(wid) & 0xFFFFFFFF)))
         if k % 200 == 199:
             await asyncio.sleep(0.05)  # stagger connection set-up
@@ -261,7 +267,7 @@ def client_entry() -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     spec = json.loads(sys.argv[2])
-    asyncio.run(client_main(spec["address"], spec["ids"], spec["args"], Path(spec["out"])))
+    asyncio.run(client_main(spec["addresses"], spec["ids"], spec["args"], Path(spec["out"])))
 
 
 # ---------------------------------------------------------------------------- one scale
@@ -279,6 +285,16 @@ def proc_hwm_mib(pid: int) -> float:
     return 0.0
 
 
+def wait_ports(proc: subprocess.Popen[bytes], ports: Path, log: Path, what: str) -> dict[str, int]:
+    """The ports a started aggregator or relay wrote, once it serves."""
+    end = time.monotonic() + 120
+    while not ports.exists():
+        if proc.poll() is not None or time.monotonic() > end:
+            raise RuntimeError(f"{what} did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.1)
+    return dict(json.loads(ports.read_text()))
+
+
 def run_scale(w: int, a: argparse.Namespace, step_s: float, tmp: Path, fraction: float = 1.0) -> dict[str, Any]:
     doc = job_doc(w, a.pairs_per_worker, a.iterations, "HalfCheetah-v5")  # dims; timing is calibrated
     doc["spec"]["es"]["minPairsFraction"] = fraction
@@ -290,19 +306,31 @@ def run_scale(w: int, a: argparse.Namespace, step_s: float, tmp: Path, fraction:
     ports = tmp / f"ports-{w}.json"
     exe = Path(sys.executable).parent / "esenas"
     agg_log = (tmp / f"agg-{w}.log").open("w")
+    per_iteration = a.pairs_per_worker * w + doc["spec"]["es"]["exactEvals"]
+    lease_cap = ["--max-lease-items", str(MAX_LEASE)] if a.relays else []
     agg = subprocess.Popen(
         [str(exe), "aggregator", "--job", str(job), "--checkpoint-dir", str(tmp / f"ckpt-{w}"),
          "--token-file", str(tmp / "token"), "--host", "127.0.0.1", "--port", "0", "--http-port", "0",
-         "--ports-file", str(ports), "--exit-when-done", "--log-level", "WARNING"],
+         "--ports-file", str(ports), "--exit-when-done", "--log-level", "WARNING", *lease_cap],
         stdout=agg_log, stderr=subprocess.STDOUT,
     )
+    relays: list[subprocess.Popen[bytes]] = []
     try:
-        end = time.monotonic() + 120
-        while not ports.exists():
-            if agg.poll() is not None or time.monotonic() > end:
-                raise RuntimeError(f"aggregator did not start: {(tmp / f'agg-{w}.log').read_text()[-2000:]}")
-            time.sleep(0.1)
-        address = f"127.0.0.1:{json.loads(ports.read_text())['grpc']}"
+        address = f"127.0.0.1:{wait_ports(agg, ports, tmp / f'agg-{w}.log', 'the aggregator')['grpc']}"
+        # Relays: each leases its share of an iteration in one call (one round per iteration).
+        lease = min(MAX_LEASE, -(-per_iteration // max(1, a.relays)))
+        addresses = [address]
+        if a.relays:
+            addresses = []
+            for r in range(a.relays):
+                rports = tmp / f"relay-{w}-{r}.json"
+                relays.append(subprocess.Popen(
+                    [str(exe), "relay", "--upstream", address, "--job", str(job), "--token-file", str(tmp / "token"),
+                     "--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--ports-file", str(rports),
+                     "--relay-id", f"relay-{r}", "--lease-items", str(lease), "--log-level", "WARNING"],
+                    stdout=agg_log, stderr=subprocess.STDOUT,
+                ))
+                addresses.append(f"127.0.0.1:{wait_ports(relays[-1], rports, tmp / f'agg-{w}.log', f'relay {r}')['grpc']}")
         args = {"step_s": step_s, "slowdown": a.slowdown, "episodes": a.episodes, "batch": a.batch or a.pairs_per_worker}
         n_clients = max(1, min(a.clients, w // 50 or 1))
         clients, outs = [], []
@@ -310,10 +338,10 @@ def run_scale(w: int, a: argparse.Namespace, step_s: float, tmp: Path, fraction:
             ids = [f"sim-{c}-{i}" for i in range(c, w, n_clients)]
             out = tmp / f"client-{w}-{c}.json"
             outs.append(out)
-            spec = json.dumps({"address": address, "ids": ids, "args": args, "out": str(out)})
+            spec = json.dumps({"addresses": addresses, "ids": ids, "args": args, "out": str(out)})
             clients.append(subprocess.Popen([sys.executable, __file__, "--client", spec]))
         t_start = time.monotonic()
-        cpu_marks: dict[int, tuple[float, float]] = {}
+        cpu_marks: dict[int, tuple[float, float, float]] = {}
         last_it = -1
         import urllib.request
 
@@ -326,7 +354,7 @@ def run_scale(w: int, a: argparse.Namespace, step_s: float, tmp: Path, fraction:
             except OSError:
                 it = last_it
             if it != last_it:
-                cpu_marks[it] = (time.monotonic(), proc_cpu_s(agg.pid))
+                cpu_marks[it] = (time.monotonic(), proc_cpu_s(agg.pid), sum(proc_cpu_s(r.pid) for r in relays))
                 last_it = it
                 print(f"  W={w}: iteration {it} at {time.monotonic() - t_start:.1f} s", flush=True)
             hwm = max(hwm, proc_hwm_mib(agg.pid))
@@ -339,9 +367,10 @@ def run_scale(w: int, a: argparse.Namespace, step_s: float, tmp: Path, fraction:
         for client in clients:
             client.wait(120)
     finally:
-        if agg.poll() is None:
-            agg.send_signal(signal.SIGTERM)
-            agg.wait(30)
+        for proc in (agg, *relays):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
         agg_log.close()
     rec: dict[str, list[Any]] = {}
     client_cpu = 0.0
@@ -351,13 +380,14 @@ def run_scale(w: int, a: argparse.Namespace, step_s: float, tmp: Path, fraction:
         for k, v in d.items():
             rec.setdefault(k, []).extend(v)
     scale = summarise(w, a, rec, cpu_marks, hwm, client_cpu, history)
+    scale["relays"] = a.relays
     planned = a.iterations * (2 * a.pairs_per_worker * w + doc["spec"]["es"]["exactEvals"])
     dropped = (planned - int(history.get("episodes", planned))) / 2 / a.iterations
     return {**scale, "min_pairs_fraction": fraction, "pairs_dropped_per_iteration": round(dropped, 1)}
 
 
 def summarise(
-    w: int, a: argparse.Namespace, rec: dict[str, list[Any]], cpu_marks: dict[int, tuple[float, float]],
+    w: int, a: argparse.Namespace, rec: dict[str, list[Any]], cpu_marks: dict[int, tuple[float, float, float]],
     hwm: float, client_cpu: float, summary: dict[str, Any],
 ) -> dict[str, Any]:
     items = np.array(rec["items"], dtype=np.float64).reshape(-1, 3)  # iteration, start, duration
@@ -391,6 +421,7 @@ def summarise(
     m0 = cpu_marks.get(first) or cpu_marks[marks[0]]
     m1 = cpu_marks.get(last) or cpu_marks[marks[-1]]
     agg_cpu = m1[1] - m0[1]
+    relay_cpu = m1[2] - m0[2]
     results = int(pushed[ps, 3].sum())
     exact = np.array(rec["exact"], dtype=np.float64).reshape(-1, 2)
     e_first = float(exact[exact[:, 0] == 0, 1].mean()) if np.any(exact[:, 0] == 0) else None
@@ -421,6 +452,8 @@ def summarise(
         "ideal_s_per_iteration": round(ideal, 3) if ideal is not None else None,
         "aggregator_cpu_s_per_iteration": round(agg_cpu / (last - first), 3),
         "aggregator_cpu_us_per_result": round(1e6 * agg_cpu / max(results, 1), 1),
+        "relay_cpu_s_per_iteration": round(relay_cpu / (last - first), 3),
+        "relay_cpu_us_per_result": round(1e6 * relay_cpu / max(results, 1), 1),
         "client_cpu_s": round(client_cpu, 1),
         "rss_mib": round(hwm, 1),
         "param_bytes_per_iteration": int(float(np.sum(rec["param_bytes"])) / k),
@@ -451,6 +484,7 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=0, help="items a worker asks for per call (default: pairs per worker)")
     p.add_argument("--episodes", choices=("fixed", "heavy-tailed"), default="fixed")
     p.add_argument("--slowdown", type=float, default=4.0, help="stretch simulated episode times (state it)")
+    p.add_argument("--relays", type=int, default=0, help="relay processes between the workers and the aggregator (0: none)")
     p.add_argument("--clients", type=int, default=3, help="client processes holding the simulated workers")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per scale")
     p.add_argument("--min-pairs-fraction", default="1.0",
