@@ -45,6 +45,9 @@ OPERATOR: Final = (
     "aggregator.resources",
     "aggregator.checkpoint.storageSize",
     "aggregator.checkpoint.storageClassName",
+    # Relay pods come and go; the workers roll to dial them (or the aggregator again), and the
+    # aggregator restarts from its checkpoint with the lease cap relays need (or without it).
+    "relays",
 )
 IMMUTABLE: Final = (
     "seed",

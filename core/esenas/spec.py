@@ -26,18 +26,20 @@ from esenas.spec_checks import check_dimensions, unsupported_actions
 from esenas.spec_deploy import (
     AGGREGATOR_RESOURCES_DEFAULT,
     MAX_TOLERATIONS,
+    RELAY_RESOURCES_DEFAULT,
     WORKER_RESOURCES_DEFAULT,
     AggregatorSpec,
     CheckpointSpec,
+    RelaysSpec,
     WorkersSpec,
 )
 from esenas.topology import KINDS, RENAMED_KINDS
 
 __all__ = [
-    "AGGREGATOR_RESOURCES_DEFAULT", "MAX_TOLERATIONS", "WORKER_RESOURCES_DEFAULT", "AggregatorSpec",
-    "CheckpointSpec", "ControllerSpec", "ESSpec", "EnvironmentSpec", "FieldError", "Job", "JobSpec",
-    "ObjectivesSpec", "PolicySpec", "SpecError", "StoppingSpec", "WorkersSpec", "check_dimensions",
-    "load_job", "openapi_schema", "parse_spec", "unsupported_actions",
+    "AGGREGATOR_RESOURCES_DEFAULT", "MAX_TOLERATIONS", "RELAY_RESOURCES_DEFAULT", "WORKER_RESOURCES_DEFAULT",
+    "AggregatorSpec", "CheckpointSpec", "ControllerSpec", "ESSpec", "EnvironmentSpec", "FieldError", "Job",
+    "JobSpec", "ObjectivesSpec", "PolicySpec", "RelaysSpec", "SpecError", "StoppingSpec", "WorkersSpec",
+    "check_dimensions", "load_job", "openapi_schema", "parse_spec", "unsupported_actions",
 ]
 
 API_GROUP: Final = "esenas.dev"
@@ -298,6 +300,7 @@ class JobSpec:
     stopping: StoppingSpec = field(default_factory=StoppingSpec)
     workers: WorkersSpec = field(default_factory=WorkersSpec)
     aggregator: AggregatorSpec = field(default_factory=AggregatorSpec)
+    relays: RelaysSpec = field(default_factory=RelaysSpec)
     seed: int = spec_field("Seed of the whole run; the run is deterministic given it.", 0, minimum=0, maximum=2**63 - 1)
     suspend: bool = spec_field("true checkpoints and stops the job; false resumes it.", False)
     ttl_seconds_after_finished: int | None = spec_field(

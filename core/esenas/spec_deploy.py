@@ -20,6 +20,7 @@ MAX_TOLERATIONS: Final = 64
 #: What the operator gives a pod whose resources are unset (esenas_operator.builders; a test compares).
 WORKER_RESOURCES_DEFAULT: Final = "requests cpu 1 and memory 512Mi, limits memory 1Gi"
 AGGREGATOR_RESOURCES_DEFAULT: Final = "requests cpu 1 and memory 1Gi, limits memory 4Gi"
+RELAY_RESOURCES_DEFAULT: Final = "requests cpu 1 and memory 512Mi, limits memory 1Gi"
 
 
 @dataclass(frozen=True)
@@ -85,3 +86,22 @@ class AggregatorSpec:
         schema=k8s_field("resources"),
     )
     checkpoint: CheckpointSpec = field(default_factory=CheckpointSpec)
+
+
+@dataclass(frozen=True)
+class RelaysSpec:
+    DOC: ClassVar[str] = (
+        "Relay pods between the workers and the aggregator (docs/relay-tier.md): each serves many "
+        "workers and hands their results to the aggregator in a few large calls per iteration."
+    )
+
+    replicas: int = spec_field(
+        "Number of relay pods; 0 means the workers dial the aggregator directly. About one per 250-500 workers.",
+        0, minimum=0, maximum=1000,
+    )
+    resources: Mapping[str, Any] = spec_field(
+        "CPU and memory requests and limits of each relay pod (a core/v1 ResourceRequirements). Unset "
+        f"(or empty) means the operator's default: {RELAY_RESOURCES_DEFAULT}.",
+        default_factory=dict,
+        schema=k8s_field("resources"),
+    )
