@@ -48,9 +48,13 @@ class TLSMaterial:
 
 
 def server_names(job: str, namespace: str) -> list[str]:
-    """The DNS names a job's aggregator Service answers to (the workers dial the ``.svc`` one)."""
-    svc = f"{job}-aggregator"
-    return [svc, f"{svc}.{namespace}", f"{svc}.{namespace}.svc", f"{svc}.{namespace}.svc.cluster.local"]
+    """The DNS names a job's aggregator and relay Services answer to (the workers dial a ``.svc`` one).
+    Relays serve the workers with the same certificate, so it names both."""
+    return [
+        name
+        for svc in (f"{job}-aggregator", f"{job}-relays")
+        for name in (svc, f"{svc}.{namespace}", f"{svc}.{namespace}.svc", f"{svc}.{namespace}.svc.cluster.local")
+    ]
 
 
 def issue(common_name: str, names: list[str], now: dt.datetime | None = None) -> TLSMaterial:
