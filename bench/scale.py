@@ -327,7 +327,7 @@ def run_scale(w: int, a: argparse.Namespace, step_s: float, tmp: Path, fraction:
                 relays.append(subprocess.Popen(
                     [str(exe), "relay", "--upstream", address, "--job", str(job), "--token-file", str(tmp / "token"),
                      "--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--ports-file", str(rports),
-                     "--relay-id", f"relay-{r}", "--lease-items", str(lease), "--log-level", "WARNING"],
+                     "--relay-id", f"relay-{r}", "--lease-items", str(lease), "--exit-when-done", "--log-level", "WARNING"],
                     stdout=agg_log, stderr=subprocess.STDOUT,
                 ))
                 addresses.append(f"127.0.0.1:{wait_ports(relays[-1], rports, tmp / f'agg-{w}.log', f'relay {r}')['grpc']}")

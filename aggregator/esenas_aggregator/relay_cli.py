@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 #: Items one upstream lease asks for, per item of a worker's batch: a relay of ~64 workers
 #: takes one lease per iteration (the aggregator caps it with its own --max-lease-items).
 DEFAULT_LEASE_BATCHES = 64
-#: Seconds the relay keeps answering "done" after the job ends, so its workers hear it.
+#: Seconds a relay with --exit-when-done keeps answering "done" after the job ends, so its workers hear it.
 LINGER_S = 3.0
 
 
@@ -43,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"items per upstream lease (default {DEFAULT_LEASE_BATCHES} x workers.batchSize) [ESENAS_LEASE_ITEMS]")
     p.add_argument("--relay-id", default=env("ESENAS_RELAY_ID") or f"relay-{socket.gethostname()}", help="this relay's id at the aggregator")
     p.add_argument("--ports-file", default=None, help="write the bound ports here as JSON")
+    p.add_argument("--exit-when-done", action="store_true", help="exit once the job is done (local runs); else answer done until stopped")
     p.add_argument("--log-level", default=env("ESENAS_LOG_LEVEL", "INFO"))
 
 
@@ -99,14 +101,22 @@ async def serve(args: argparse.Namespace, job: Job, token: str, ca: bytes | None
         tmp.replace(args.ports_file)
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(relay.run())
+    stopped = asyncio.Event()
+
+    def stop() -> None:
+        stopped.set()
+        task.cancel()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(sig, stop)
     log.info("relay %s: serving workers on %s:%d, leasing up to %d items from %s",
              args.relay_id, args.host, grpc_port, lease_items, args.upstream)
     code = 0
     try:
         await task
-        await asyncio.sleep(LINGER_S)  # done: let the workers hear it
+        # Done: keep answering "done" (a pod, until the operator stops it), or for LINGER_S.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopped.wait(), LINGER_S if args.exit_when_done else None)
     except asyncio.CancelledError:
         log.info("relay %s: stopping", args.relay_id)
     except RelayRefused as exc:

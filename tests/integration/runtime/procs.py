@@ -134,7 +134,7 @@ def start_relay(folder: Path, job: Path, upstream: str, name: str = "relay", grp
     cmd = [
         sys.executable, "-c", "from esenas_aggregator.relay_cli import run; raise SystemExit(run())",
         "--upstream", upstream, "--job", str(job), "--token-file", str(folder / "token"), "--host", "127.0.0.1",
-        "--port", str(grpc_port), "--http-port", "0", "--ports-file", str(ports), "--relay-id", name, *extra,
+        "--port", str(grpc_port), "--http-port", "0", "--ports-file", str(ports), "--relay-id", name, "--exit-when-done", *extra,
     ]
     with open(log, "ab") as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=_env(), cwd=REPO)
