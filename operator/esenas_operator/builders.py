@@ -18,7 +18,7 @@ from esenas.spec import API_VERSION, KIND, Job
 from esenas_api import tls
 from esenas_api.tls import TLSMaterial
 
-from esenas_operator import names
+from esenas_operator import names, relays
 from esenas_operator.monitoring import JobMonitoring
 from esenas_operator.pods import (
     DEFAULT_AGGREGATOR_RESOURCES,
@@ -33,13 +33,7 @@ from esenas_operator.settings import Settings
 
 Obj = dict[str, Any]
 
-def _meta(body: Mapping[str, Any], name: str, component: str) -> Obj:
-    return {
-        "name": name,
-        "namespace": body["metadata"]["namespace"],
-        "labels": names.labels(body["metadata"]["name"], component),
-        "ownerReferences": [names.owner_reference(body)],
-    }
+_meta = names.child_meta
 
 
 def job_document(body: Mapping[str, Any]) -> Obj:
@@ -133,6 +127,7 @@ def build_aggregator_deployment(body: Mapping[str, Any], job: Job, settings: Set
             "--tls-key-file", names.TLS_KEY_FILE,
             "--port", str(names.GRPC_PORT),
             "--http-port", str(names.HTTP_PORT),
+            *relays.aggregator_args(job),
         ],
         "ports": [
             {"name": "grpc", "containerPort": names.GRPC_PORT, "protocol": "TCP"},
@@ -206,7 +201,7 @@ def build_worker_fleet(body: Mapping[str, Any], job: Job, settings: Settings, st
     """The worker Deployments J-workers-0..n-1; their replicas sum to spec.workers.replicas."""
     w = job.spec.workers
     name = job.name
-    address = names.aggregator_address(name, job.namespace)
+    address = names.worker_address(name, job.namespace, job.spec.relays.replicas)
     container: Obj = {
         "name": "worker",
         "image": w.image or settings.worker_image,
@@ -261,7 +256,7 @@ def build_worker_fleet(body: Mapping[str, Any], job: Job, settings: Settings, st
 
 
 def build_network_policy(body: Mapping[str, Any], job: Job) -> Obj:
-    """Only this job's workers reach gRPC; the HTTP port stays open for Prometheus and the operator."""
+    """Only this job's workers and relays reach gRPC; the HTTP port stays open for Prometheus and the operator."""
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -271,7 +266,10 @@ def build_network_policy(body: Mapping[str, Any], job: Job) -> Obj:
             "policyTypes": ["Ingress"],
             "ingress": [
                 {
-                    "from": [{"podSelector": {"matchLabels": names.selector(job.name, "worker")}}],
+                    "from": [
+                        {"podSelector": {"matchLabels": names.selector(job.name, component)}}
+                        for component in ("worker", "relay")
+                    ],
                     "ports": [{"protocol": "TCP", "port": names.GRPC_PORT}],
                 },
                 {"ports": [{"protocol": "TCP", "port": names.HTTP_PORT}]},
@@ -307,6 +305,7 @@ def build_children(
         build_aggregator_deployment(body, job, settings, stopped),
         build_aggregator_service(body, job),
         build_network_policy(body, job),
+        *relays.build_relays(body, job, settings, stopped),
         *build_worker_fleet(body, job, settings, stopped),
     ]
     m = settings.job_monitoring

@@ -18,7 +18,7 @@ import kopf
 from esenas.spec import API_GROUP, Job, SpecError
 from kubernetes.client.exceptions import ApiException
 
-from esenas_operator import builders, decide, metrics, names, results
+from esenas_operator import builders, decide, metrics, names, relays, results
 from esenas_operator.aggregator_http import fetch_report
 from esenas_operator.crd import PLURAL, VERSION
 from esenas_operator.kube import Kube, Refused, api_message, load_config
@@ -174,9 +174,14 @@ def _apply_children(body: Any, job: Job, settings: Settings) -> tuple[int, list[
         sm = names.monitor_selector_string(job.name)
         changed += [f"-ServiceMonitor/{n}" for n in k.delete_collection(MONITOR_API, "ServiceMonitor", job.namespace, sm)]
     wanted = {o["metadata"]["name"] for o in children if o["kind"] == "Deployment"}
-    for d in k.list("apps/v1", "Deployment", job.namespace, names.worker_selector_string(job.name)):
-        if d["metadata"]["name"] not in wanted and k.delete("apps/v1", "Deployment", job.namespace, d["metadata"]["name"]):
-            changed.append(f"-Deployment/{d['metadata']['name']}")
+    for d in k.list("apps/v1", "Deployment", job.namespace, names.job_selector_string(job.name)):
+        name, component = d["metadata"]["name"], d["metadata"].get("labels", {}).get(names.COMPONENT_LABEL)
+        if name in wanted or component not in ("worker", "relay"):
+            continue
+        # Surplus worker shards; the relay tier once relays.replicas is 0 or removed (its
+        # Deployment last, so a reconcile cut short finds it and finishes the job next time).
+        kinds = relays.KINDS[::-1] if component == "relay" else (("apps/v1", "Deployment"),)
+        changed += [f"-{kind}/{name}" for api, kind in kinds if k.delete(api, kind, job.namespace, name)]
     return len(builders.shard_sizes(job.spec.workers.replicas, job.spec.workers.shard_size)), changed
 
 

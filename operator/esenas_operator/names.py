@@ -38,6 +38,11 @@ def aggregator(job: str) -> str:
     return f"{job}-aggregator"
 
 
+def relays(job: str) -> str:
+    """The relay Deployment, Service and NetworkPolicy share this name (docs/relay-tier.md)."""
+    return f"{job}-relays"
+
+
 def worker_shard(job: str, shard: int) -> str:
     return f"{job}-workers-{shard}"
 
@@ -51,8 +56,13 @@ def result_configmap(job: str) -> str:
 
 
 def aggregator_address(job: str, namespace: str) -> str:
-    """host:port the workers dial."""
+    """host:port the workers dial (the relays, when the job has some)."""
     return f"{aggregator(job)}.{namespace}.svc:{GRPC_PORT}"
+
+
+def worker_address(job: str, namespace: str, relay_pods: int) -> str:
+    """host:port the workers dial: the relays' Service when the job has relays, else the aggregator's."""
+    return f"{relays(job)}.{namespace}.svc:{GRPC_PORT}" if relay_pods else aggregator_address(job, namespace)
 
 
 def labels(job: str, component: str) -> dict[str, str]:
@@ -82,6 +92,11 @@ def worker_selector_string(job: str) -> str:
     return _selector_string(selector(job, "worker"))
 
 
+def job_selector_string(job: str) -> str:
+    """Label selector of every child a job's operator manages."""
+    return _selector_string({JOB_LABEL: job, "app.kubernetes.io/managed-by": MANAGER})
+
+
 def _selector_string(labels: Mapping[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in labels.items())
 
@@ -96,4 +111,14 @@ def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
         "uid": meta["uid"],
         "controller": True,
         "blockOwnerDeletion": True,
+    }
+
+
+def child_meta(body: Mapping[str, Any], name: str, component: str) -> dict[str, Any]:
+    """Metadata of a child: its name, the job's namespace and labels, adopted by the job."""
+    return {
+        "name": name,
+        "namespace": body["metadata"]["namespace"],
+        "labels": labels(body["metadata"]["name"], component),
+        "ownerReferences": [owner_reference(body)],
     }

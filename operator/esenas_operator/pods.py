@@ -15,6 +15,7 @@ Obj = dict[str, Any]
 #: What the operator gives a pod whose resources are unset (esenas.spec_deploy words them; a test compares).
 DEFAULT_AGGREGATOR_RESOURCES: Final = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "4Gi"}}
 DEFAULT_WORKER_RESOURCES: Final = {"requests": {"cpu": "1", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}
+DEFAULT_RELAY_RESOURCES: Final = {"requests": {"cpu": "1", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}
 
 
 def pod_security() -> Obj:

@@ -74,9 +74,15 @@ def test_operator_requests_are_all_granted(fakekube: FakeKube, tmp_path: Path) -
     op.start()
     try:
         jobs = JOBS.format(ns="default")
-        fakekube.client.create(jobs, job_doc("rbac", replicas=3, ttlSecondsAfterFinished=0, aggregator={"checkpoint": {"storageSize": "1Gi"}}))
+        fakekube.client.create(jobs, job_doc("rbac", replicas=3, ttlSecondsAfterFinished=0, aggregator={"checkpoint": {"storageSize": "1Gi"}},
+                                             relays={"replicas": 1}))
         own[("create", "esenas.dev/esenasjobs")] += 1
-        fakekube.wait_for(lambda: _count(fakekube, "monitoring.coreos.com/servicemonitors") == 1 and _count(fakekube, "apps/deployments") == 2)
+        # The aggregator, one worker shard and the relays.
+        fakekube.wait_for(lambda: _count(fakekube, "monitoring.coreos.com/servicemonitors") == 1 and _count(fakekube, "apps/deployments") == 3)
+        # Relays back to 0: their Deployment, Service and NetworkPolicy are deleted.
+        fakekube.client.patch(f"{jobs}/rbac", {"spec": {"relays": {"replicas": 0}}})
+        own[("patch", "esenas.dev/esenasjobs")] += 1
+        fakekube.wait_for(lambda: _count(fakekube, "apps/deployments") == 2 and _count(fakekube, "networking.k8s.io/networkpolicies") == 1)
         # A user's own ServiceMonitor for the job: the job's labels, not the operator's managed-by.
         monitors = "/apis/monitoring.coreos.com/v1/namespaces/default/servicemonitors"
         fakekube.client.create(monitors, USER_MONITOR)

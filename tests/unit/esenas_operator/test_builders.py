@@ -11,7 +11,7 @@ import pytest
 import yaml
 from esenas.run_summary import HISTORY_FILE, POLICY_FILE, SUMMARY_FILE
 from esenas.spec import load_job
-from esenas_operator import builders, names
+from esenas_operator import builders, names, relays
 from esenas_operator.results import build_result
 from esenas_operator.settings import Settings
 
@@ -49,6 +49,7 @@ FULL = body(
         "priorityClassName": "batch",
     },
     aggregator={"checkpoint": {"storageSize": "2Gi", "storageClassName": "fast"}},
+    relays={"replicas": 3},
 )
 
 
@@ -75,6 +76,9 @@ def test_names_labels_and_owner_on_every_child() -> None:
         ("Deployment", "cheetah-workers-0"),
         ("Deployment", "cheetah-workers-1"),
         ("Deployment", "cheetah-workers-2"),
+        ("Deployment", "cheetah-relays"),
+        ("Service", "cheetah-relays"),
+        ("NetworkPolicy", "cheetah-relays"),
         ("ConfigMap", "cheetah-result"),
         ("ConfigMap", "cheetah-result-0"),
     }
@@ -84,7 +88,7 @@ def test_names_labels_and_owner_on_every_child() -> None:
         assert labels["app.kubernetes.io/instance"] == "cheetah"
         assert labels["app.kubernetes.io/managed-by"] == "esenas-operator"
         assert labels["esenas.dev/job"] == "cheetah"
-        assert labels["app.kubernetes.io/component"] in {"aggregator", "worker", "spec", "token", "result"}
+        assert labels["app.kubernetes.io/component"] in {"aggregator", "relay", "worker", "spec", "token", "result"}
         assert o["metadata"]["namespace"] == "rl"
         (owner,) = o["metadata"]["ownerReferences"]
         assert owner == {
@@ -114,11 +118,14 @@ def test_fleet_sums_to_replicas_and_dials_the_service() -> None:
         assert d["spec"]["selector"]["matchLabels"] == {"esenas.dev/job": "cheetah", "app.kubernetes.io/component": "worker", "esenas.dev/shard": str(i)}
         assert pod["metadata"]["labels"]["esenas.dev/shard"] == str(i)
         (c,) = pod["spec"]["containers"]
-        assert {"name": "ESENAS_AGGREGATOR", "value": "cheetah-aggregator.rl.svc:50051"} in c["env"]
+        assert {"name": "ESENAS_AGGREGATOR", "value": "cheetah-relays.rl.svc:50051"} in c["env"]  # FULL has relays
         assert c["command"] == ["esenas-worker"]
         assert c["resources"] == {"requests": {"cpu": "500m"}}
         assert pod["spec"]["nodeSelector"] == {"pool": "cpu"}
         assert pod["spec"]["priorityClassName"] == "batch"
+    direct = load_job(body(workers={"replicas": 2}))
+    (c,) = builders.build_worker_fleet(body(), direct, SETTINGS)[0]["spec"]["template"]["spec"]["containers"]
+    assert {"name": "ESENAS_AGGREGATOR", "value": "cheetah-aggregator.rl.svc:50051"} in c["env"]
     suspended = load_job(body(workers={"replicas": 2500}, suspend=True))
     assert [d["spec"]["replicas"] for d in builders.build_worker_fleet(FULL, suspended, SETTINGS)] == [0, 0, 0]
 
@@ -129,7 +136,7 @@ def _pods(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def test_pods_follow_the_restricted_profile() -> None:
     pods = _pods(all_objects(FULL))
-    assert len(pods) == 4
+    assert len(pods) == 5
     for pod in pods:
         assert pod["automountServiceAccountToken"] is False
         sc = pod["securityContext"]
@@ -158,6 +165,7 @@ def test_aggregator_deployment() -> None:
         "esenas-aggregator", "--job", "/etc/esenas/job.yaml", "--checkpoint-dir", "/var/lib/esenas",
         "--token-file", "/var/run/esenas/token", "--tls-cert-file", "/var/run/esenas/tls.crt",
         "--tls-key-file", "/var/run/esenas/tls.key", "--port", "50051", "--http-port", "9090",
+        "--max-lease-items", "4096",  # FULL has relays
     ]
     volumes = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
     assert volumes["checkpoints"] == {"name": "checkpoints", "persistentVolumeClaim": {"claimName": "cheetah-checkpoints"}}
@@ -175,7 +183,10 @@ def test_service_network_policy_and_monitor() -> None:
     assert svc["spec"]["selector"] == {"esenas.dev/job": "cheetah", "app.kubernetes.io/component": "aggregator"}
     np = builders.build_network_policy(FULL, job)
     grpc_rule, http_rule = np["spec"]["ingress"]
-    assert grpc_rule["from"] == [{"podSelector": {"matchLabels": {"esenas.dev/job": "cheetah", "app.kubernetes.io/component": "worker"}}}]
+    assert grpc_rule["from"] == [
+        {"podSelector": {"matchLabels": {"esenas.dev/job": "cheetah", "app.kubernetes.io/component": component}}}
+        for component in ("worker", "relay")
+    ]
     assert grpc_rule["ports"] == [{"protocol": "TCP", "port": 50051}]
     assert "from" not in http_rule and http_rule["ports"] == [{"protocol": "TCP", "port": 9090}]
     sm = builders.build_service_monitor(FULL, job, SETTINGS.job_monitoring)
@@ -203,7 +214,8 @@ def test_tls_the_aggregator_gets_the_key_workers_only_the_ca() -> None:
     assert sorted(secret["data"]) == ["ca.crt", "tls.crt", "tls.key", "token"]
     cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
     dns = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
-    assert names.aggregator_address("cheetah", "rl").rsplit(":", 1)[0] in dns  # the name workers dial
+    assert names.aggregator_address("cheetah", "rl").rsplit(":", 1)[0] in dns  # the name relays dial
+    assert names.worker_address("cheetah", "rl", 3).rsplit(":", 1)[0] in dns  # the name workers dial
     ca = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["ca.crt"]))
     cert.verify_directly_issued_by(ca)
 
@@ -238,3 +250,17 @@ def test_settings_from_env() -> None:
     assert s.aggregator_url("j", "ns") == "http://127.0.0.1:1/ns/j"
     assert Settings().aggregator_url("j", "ns") == "http://j-aggregator.ns.svc:9090"
     assert Settings.from_env({}) == Settings()
+
+
+def test_relays_serve_with_the_key_and_stop_with_the_job() -> None:
+    job = load_job(FULL)
+    relay = relays.build_relay_deployment(FULL, job, SETTINGS)
+    pod = relay["spec"]["template"]["spec"]
+    vol = next(v for v in pod["volumes"] if "secret" in v)
+    assert [i["key"] for i in vol["secret"]["items"]] == ["token", "ca.crt", "tls.crt", "tls.key"]
+    assert pod["containers"][0]["resources"] == {"requests": {"cpu": "1", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}
+    assert relay["spec"]["replicas"] == 3
+    assert relays.build_relay_deployment(FULL, job, SETTINGS, stopped=True)["spec"]["replicas"] == 0
+    suspended = body(relays={"replicas": 3}, suspend=True)
+    assert relays.build_relay_deployment(suspended, load_job(suspended), SETTINGS)["spec"]["replicas"] == 0
+    assert relays.build_relays(body(), load_job(body()), SETTINGS) == []

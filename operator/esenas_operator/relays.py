@@ -1,0 +1,136 @@
+"""The relay tier's children (docs/relay-tier.md): Deployment, Service and NetworkPolicy ``J-relays``.
+
+Present only while ``spec.relays.replicas`` > 0. The relays run the aggregator image's
+``esenas-relay``; the workers dial their Service instead of the aggregator's, and the aggregator
+gets ``--max-lease-items`` so that one lease holds a relay's share of an iteration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from esenas.spec import Job
+from esenas_api import tls
+
+from esenas_operator import names
+from esenas_operator.pods import (
+    DEFAULT_RELAY_RESOURCES,
+    common_mounts,
+    common_volumes,
+    container_security,
+    pod_resources,
+    pod_security,
+)
+from esenas_operator.settings import Settings
+
+Obj = dict[str, Any]
+
+#: Items one relay lease may hold (esenas_aggregator.runtime.MAX_BATCH_ITEMS): the aggregator's
+#: fair shares then split each iteration evenly over the relays.
+LEASE_ITEMS: Final = 4096
+KINDS: Final = (("apps/v1", "Deployment"), ("v1", "Service"), ("networking.k8s.io/v1", "NetworkPolicy"))
+
+
+def aggregator_args(job: Job) -> list[str]:
+    """The aggregator's extra flags for relays (none without them)."""
+    return ["--max-lease-items", str(LEASE_ITEMS)] if job.spec.relays.replicas else []
+
+
+def build_relays(body: Mapping[str, Any], job: Job, settings: Settings, stopped: bool = False) -> list[Obj]:
+    """The relay children, or none when the job has no relays."""
+    if not job.spec.relays.replicas:
+        return []
+    return [build_relay_deployment(body, job, settings, stopped), build_relay_service(body, job), build_relay_network_policy(body, job)]
+
+
+def build_relay_deployment(body: Mapping[str, Any], job: Job, settings: Settings, stopped: bool = False) -> Obj:
+    name = job.name
+    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 5}
+    container: Obj = {
+        "name": "relay",
+        "image": job.spec.aggregator.image or settings.aggregator_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["esenas-relay"],
+        "args": [
+            "--upstream", names.aggregator_address(name, job.namespace),
+            "--job", names.JOB_FILE,
+            "--token-file", names.TOKEN_FILE,
+            "--tls-ca-file", names.TLS_CA_FILE,
+            "--tls-cert-file", names.TLS_CERT_FILE,
+            "--tls-key-file", names.TLS_KEY_FILE,
+            "--port", str(names.GRPC_PORT),
+            "--http-port", str(names.HTTP_PORT),
+            "--lease-items", str(LEASE_ITEMS),
+        ],
+        # Each relay is its own id at the aggregator: its pod's name.
+        "env": [{"name": "ESENAS_RELAY_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        "ports": [
+            {"name": "grpc", "containerPort": names.GRPC_PORT, "protocol": "TCP"},
+            {"name": "http", "containerPort": names.HTTP_PORT, "protocol": "TCP"},
+        ],
+        "readinessProbe": {**probe, "failureThreshold": 3},
+        "livenessProbe": {**probe, "failureThreshold": 6},
+        "resources": pod_resources(job.spec.relays.resources, DEFAULT_RELAY_RESOURCES),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": container_security(),
+        "volumeMounts": common_mounts(),
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": names.child_meta(body, names.relays(name), "relay"),
+        "spec": {
+            "replicas": 0 if stopped or job.spec.suspend else job.spec.relays.replicas,
+            "selector": {"matchLabels": names.selector(name, "relay")},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {"labels": names.labels(name, "relay")},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    # A stopped relay's round is re-issued by the aggregator: no need to linger.
+                    "terminationGracePeriodSeconds": 10,
+                    "securityContext": pod_security(),
+                    "containers": [container],
+                    "volumes": common_volumes(name, ("token", tls.CA_KEY, tls.CERT_KEY, tls.KEY_KEY)),
+                },
+            },
+        },
+    }
+
+
+def build_relay_service(body: Mapping[str, Any], job: Job) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": names.child_meta(body, names.relays(job.name), "relay"),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": names.selector(job.name, "relay"),
+            "ports": [
+                {"name": "grpc", "port": names.GRPC_PORT, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"},
+                {"name": "http", "port": names.HTTP_PORT, "targetPort": "http", "protocol": "TCP"},
+            ],
+        },
+    }
+
+
+def build_relay_network_policy(body: Mapping[str, Any], job: Job) -> Obj:
+    """Only this job's workers reach the relays' gRPC; HTTP stays open for Prometheus."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": names.child_meta(body, names.relays(job.name), "relay"),
+        "spec": {
+            "podSelector": {"matchLabels": names.selector(job.name, "relay")},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [{"podSelector": {"matchLabels": names.selector(job.name, "worker")}}],
+                    "ports": [{"protocol": "TCP", "port": names.GRPC_PORT}],
+                },
+                {"ports": [{"protocol": "TCP", "port": names.HTTP_PORT}]},
+            ],
+        },
+    }

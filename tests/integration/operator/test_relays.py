@@ -1,0 +1,54 @@
+"""spec.relays through the real kubectl and the real operator: the relay tier appears with
+``relays.replicas`` > 0, the workers dial it, the aggregator takes its large leases, and all of it
+goes again when the field is removed (docs/relay-tier.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.fakekube.harness import FakeKube
+from tests.integration.operator.opharness import OperatorProcess, job_doc
+from tests.integration.operator.test_lifecycle import apply, children
+
+
+def _container(cluster: FakeKube, kind_name: tuple[str, str]) -> dict[str, Any]:
+    return dict(children(cluster, "rel")[kind_name]["spec"]["template"]["spec"]["containers"][0])
+
+
+def _relay_children(cluster: FakeKube) -> set[tuple[str, str]]:
+    return {key for key in children(cluster, "rel") if key[1] == "rel-relays"}
+
+
+def test_relays_come_with_the_field_and_go_when_it_is_removed(cluster: FakeKube, operator: OperatorProcess) -> None:
+    doc = job_doc("rel", replicas=6, relays={"replicas": 2})
+    apply(cluster, doc)
+    cluster.wait_for(lambda: len(_relay_children(cluster)) == 3)
+    kids = children(cluster, "rel")
+    relay = kids[("Deployment", "rel-relays")]
+    assert relay["spec"]["replicas"] == 2
+    pod = relay["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"] == ["esenas-relay"]
+    args = container["args"]
+    assert args[args.index("--upstream") + 1] == "rel-aggregator.default.svc:50051"
+    assert args[args.index("--lease-items") + 1] == "4096"
+    assert {"--tls-ca-file", "--tls-cert-file", "--tls-key-file", "--token-file"} <= set(args)
+    assert container["env"] == [{"name": "ESENAS_RELAY_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert kids[("Service", "rel-relays")]["spec"]["selector"] == {"esenas.dev/job": "rel", "app.kubernetes.io/component": "relay"}
+    np_from = kids[("NetworkPolicy", "rel-relays")]["spec"]["ingress"][0]["from"]
+    assert np_from == [{"podSelector": {"matchLabels": {"esenas.dev/job": "rel", "app.kubernetes.io/component": "worker"}}}]
+    worker = _container(cluster, ("Deployment", "rel-workers-0"))
+    assert worker["args"][worker["args"].index("--aggregator") + 1] == "rel-relays.default.svc:50051"
+    agg = _container(cluster, ("Deployment", "rel-aggregator"))
+    assert agg["args"][-2:] == ["--max-lease-items", "4096"]
+
+    del doc["spec"]["relays"]  # as a user deletes the block from the file
+    apply(cluster, doc)
+    cluster.wait_for(lambda: not _relay_children(cluster))
+    worker = cluster.wait_for(lambda: (c := _container(cluster, ("Deployment", "rel-workers-0")))
+                              ["args"][c["args"].index("--aggregator") + 1] == "rel-aggregator.default.svc:50051" and c)
+    assert "--max-lease-items" not in _container(cluster, ("Deployment", "rel-aggregator"))["args"]
+    assert ("Service", "rel-aggregator") in children(cluster, "rel")
+    assert operator.alive()
