@@ -54,7 +54,7 @@ def restrict_pods(cluster: SimCluster, namespace: str) -> None:
 
 
 def job_processes(cluster: SimCluster, job: str, component: str) -> dict[int, str]:
-    prefix = f"default/{job}-{'aggregator' if component == 'aggregator' else 'workers-'}"
+    prefix = f"default/{job}-{ {'aggregator': 'aggregator', 'relay': 'relays'}.get(component, 'workers-') }"
     return {pid: pod for pid, pod in cluster.processes().items() if pod.startswith(prefix)}
 
 

@@ -9,6 +9,7 @@ ESENAS_SIM_PROCESSES=1 runs the same tests with local processes instead (fast lo
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -133,15 +134,15 @@ def assert_fetch_gives_the_local_folder(cluster: SimCluster, job: str, status: O
     assert status["result"]["configMap"] == f"{job}-result"
 
 
-def assert_in_images(cluster: SimCluster, job: str) -> None:
+def assert_in_images(cluster: SimCluster, job: str, relays: int = 0) -> None:
     """Container mode really runs the images: each pod's main process has the built image's root
     filesystem as its root, mounted read-only, runs as 10001:10001 with no capabilities, and
-    no_new_privs."""
+    no_new_privs. Relays run the aggregator image."""
     built = load_images()
-    pods = {**job_processes(cluster, job, "worker"), **job_processes(cluster, job, "aggregator")}
-    assert len(pods) == 3, pods
+    pods = {**job_processes(cluster, job, "worker"), **job_processes(cluster, job, "aggregator"), **job_processes(cluster, job, "relay")}
+    assert len(pods) == 3 + relays, pods
     for pid, pod in pods.items():
-        image = built["aggregator" if "-aggregator-" in pod else "worker"]
+        image = built["aggregator" if "-aggregator-" in pod or "-relays-" in pod else "worker"]
         inside, built_venv = os.stat(f"/proc/{pid}/root/opt/esenas"), os.stat(image.rootfs / "opt" / "esenas")
         assert (inside.st_dev, inside.st_ino) == (built_venv.st_dev, built_venv.st_ino), (pod, image.name)
         root = next(line.split() for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines() if line.split()[4] == "/")
@@ -251,4 +252,38 @@ def test_scale_kill_resume_metrics_and_delete(sim: tuple[SimCluster, OperatorPro
     finally:
         prom.stop()
     cluster.kubectl("delete", f"esj/{name}", "--wait=true", "--timeout=90s")
+    assert_nothing_left(cluster, name)
+
+
+def test_a_job_with_relays_trains_through_them(sim: tuple[SimCluster, OperatorProcess], tmp_path: Path) -> None:
+    """5. spec.relays: the operator runs a relay pod of the aggregator image, the workers dial its
+    Service, and the job learns through it; the relay's /status shows the rounds it handed in."""
+    cluster, op = sim
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    name = doc["metadata"]["name"] = "relayed"
+    doc["spec"]["relays"] = {"replicas": 1}
+    doc["spec"]["workers"]["batchSize"] = 2  # many small worker leases, one large relay lease per iteration
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(doc))
+    cluster.kubectl("apply", "-f", str(tmp_path / "job.yaml"))
+    wait_for(lambda: len(job_processes(cluster, name, "relay")) == 1 and len(job_processes(cluster, name, "worker")) == 2,
+             60, "a relay process and two workers")
+    if cluster.containers:
+        assert_in_images(cluster, name, relays=1)
+    http = wait_for(lambda: mapped_port(cluster.pods(selector(name, "relay"))[0], 9090), 30, "the relay's mapped HTTP port")
+    seen: dict[str, Any] = {}
+
+    def relayed() -> bool:
+        with contextlib.suppress(OSError):
+            seen.update(http_json(http, "/status"))
+        return int(seen.get("rounds", 0)) >= 1 and int(seen.get("workers", 0)) == 2
+
+    wait_for(relayed, 120, "a round handed in by the relay, for both workers")
+    status = wait_for(lambda: (s := esj(cluster, name).get("status") or {}).get("phase") in ("Succeeded", "Failed") and s,
+                      120, f"{name} finished")
+    assert status["phase"] == "Succeeded", f"{status}\n{cluster.runner.log()[-3000:]}"
+    assert status["bestReward"] >= doc["spec"]["stopping"]["targetReward"]
+    assert seen["relay"].startswith(f"{name}-relays-") and seen["droppedRounds"] == 0  # its id is its pod's name
+    wait_for(lambda: not job_processes(cluster, name, "relay"), 60, "the finished job's relay stopped")
+    assert_token_nowhere(cluster, op, name)
+    cluster.kubectl("delete", "esj", name, "--wait=true", "--timeout=60s")
     assert_nothing_left(cluster, name)
