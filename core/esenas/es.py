@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from esenas import noise
+
 F64 = npt.NDArray[np.float64]
 
 
@@ -28,12 +30,9 @@ def perturbation(seed: int, dim: int) -> F64:
 
 
 def perturbations(seeds: npt.ArrayLike, dim: int) -> F64:
-    """Rows of eps for many seeds, shape (len(seeds), dim)."""
-    s = np.asarray(seeds, dtype=np.uint64)
-    out = np.empty((s.size, dim))
-    for i, seed in enumerate(s.tolist()):
-        out[i] = perturbation(seed, dim)
-    return out
+    """Rows of eps for many seeds, shape (len(seeds), dim): row i is ``perturbation(seeds[i], dim)``,
+    bit for bit, at a fraction of its cost per seed (:mod:`esenas.noise`)."""
+    return noise.standard_normal_rows(seeds, dim)
 
 
 def zscore(r: F64) -> F64:
