@@ -100,14 +100,15 @@ class ESENAS:
             topos[n] = self.incumbent.topology
         uniq: dict[str, int] = {}
         unique_topos: list[Topology] = []
-        for t in topos:
-            if t.id not in uniq:
-                uniq[t.id] = len(unique_topos)
+        ids = [t.id for t in topos]
+        for t, tid in zip(topos, ids, strict=True):
+            if tid not in uniq:
+                uniq[tid] = len(unique_topos)
                 unique_topos.append(t)
         items = np.zeros(n + e, dtype=ITEM_DTYPE)
         items["index"] = np.arange(n + e)
         items["seed"][:n] = seeds
-        items["topology"] = [uniq[t.id] for t in topos]
+        items["topology"] = [uniq[tid] for tid in ids]
         items["kind"][n:] = KIND_EXACT
         mean, std = self.obs_mean_std()
         self._plan_topos = topos

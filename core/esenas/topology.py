@@ -54,6 +54,17 @@ class Topology:
         object.__setattr__(self, "decisions", d)
         object.__setattr__(self, "_id", None)
 
+    @classmethod
+    def sampled(cls, kind: str, decisions: npt.NDArray[np.uint8]) -> Topology:
+        """A controller's own sample, built without the checks and copy of the constructor:
+        ``kind`` is one of KINDS and ``decisions`` a read-only 1-D uint8 array (a row of the
+        controller's read-only sample block), as the constructor would have stored it."""
+        topo = object.__new__(cls)
+        object.__setattr__(topo, "kind", kind)
+        object.__setattr__(topo, "decisions", decisions)
+        object.__setattr__(topo, "_id", None)
+        return topo
+
     @property
     def id(self) -> str:
         """Stable 16-hex-digit id: the same decisions give the same id everywhere.

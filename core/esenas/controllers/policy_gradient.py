@@ -94,7 +94,11 @@ class PolicyGradient(Controller):
             picks = np.where(keep, col.astype(dtype), np.take(flat_alias, flat))
             if self.space.distinct:  # k distinct edges: a repeated edge is redrawn among unused ones
                 self.space.redraw_repeats(picks, self._probs(), g)
-            out.extend(Topology(self.space.kind, row) for row in picks)
+            if picks.dtype == np.uint8:  # rows of a read-only block are what the constructor stores
+                picks.setflags(write=False)
+                out.extend(Topology.sampled(self.space.kind, row) for row in picks)
+            else:
+                out.extend(Topology(self.space.kind, row) for row in picks)
         return out
 
     def _probs(self) -> F64:
