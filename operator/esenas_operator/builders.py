@@ -18,7 +18,7 @@ from esenas.spec import API_VERSION, KIND, Job
 from esenas_api import tls
 from esenas_api.tls import TLSMaterial
 
-from esenas_operator import names, relays
+from esenas_operator import names, relays, services
 from esenas_operator.monitoring import JobMonitoring
 from esenas_operator.pods import (
     DEFAULT_AGGREGATOR_RESOURCES,
@@ -112,8 +112,7 @@ def build_aggregator_deployment(body: Mapping[str, Any], job: Job, settings: Set
         if ck.storage_size is not None
         else {"name": "checkpoints", "emptyDir": {}}
     )
-    # HTTP, not the gRPC probe: the kubelet's gRPC probe cannot speak TLS.
-    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 5}
+    probe = services.health_probe()
     container: Obj = {
         "name": "aggregator",
         "image": job.spec.aggregator.image or settings.aggregator_image,
@@ -129,10 +128,7 @@ def build_aggregator_deployment(body: Mapping[str, Any], job: Job, settings: Set
             "--http-port", str(names.HTTP_PORT),
             *relays.aggregator_args(job),
         ],
-        "ports": [
-            {"name": "grpc", "containerPort": names.GRPC_PORT, "protocol": "TCP"},
-            {"name": "http", "containerPort": names.HTTP_PORT, "protocol": "TCP"},
-        ],
+        "ports": services.server_ports(),
         # Restoring a large checkpoint may take a while: the startup probe covers it.
         "startupProbe": {**probe, "failureThreshold": 30},
         "readinessProbe": {**probe, "failureThreshold": 3},
@@ -170,19 +166,7 @@ def build_aggregator_deployment(body: Mapping[str, Any], job: Job, settings: Set
 
 
 def build_aggregator_service(body: Mapping[str, Any], job: Job) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _meta(body, names.aggregator(job.name), "aggregator"),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": names.selector(job.name, "aggregator"),
-            "ports": [
-                {"name": "grpc", "port": names.GRPC_PORT, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"},
-                {"name": "http", "port": names.HTTP_PORT, "targetPort": "http", "protocol": "TCP"},
-            ],
-        },
-    }
+    return services.grpc_service(body, job.name, names.aggregator(job.name), "aggregator")
 
 
 def shard_sizes(replicas: int, shard_size: int) -> list[int]:
@@ -257,25 +241,7 @@ def build_worker_fleet(body: Mapping[str, Any], job: Job, settings: Settings, st
 
 def build_network_policy(body: Mapping[str, Any], job: Job) -> Obj:
     """Only this job's workers and relays reach gRPC; the HTTP port stays open for Prometheus and the operator."""
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _meta(body, names.aggregator(job.name), "aggregator"),
-        "spec": {
-            "podSelector": {"matchLabels": names.selector(job.name, "aggregator")},
-            "policyTypes": ["Ingress"],
-            "ingress": [
-                {
-                    "from": [
-                        {"podSelector": {"matchLabels": names.selector(job.name, component)}}
-                        for component in ("worker", "relay")
-                    ],
-                    "ports": [{"protocol": "TCP", "port": names.GRPC_PORT}],
-                },
-                {"ports": [{"protocol": "TCP", "port": names.HTTP_PORT}]},
-            ],
-        },
-    }
+    return services.grpc_network_policy(body, job.name, names.aggregator(job.name), "aggregator", ("worker", "relay"))
 
 
 def build_service_monitor(body: Mapping[str, Any], job: Job, m: JobMonitoring) -> Obj:

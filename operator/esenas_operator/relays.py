@@ -13,7 +13,7 @@ from typing import Any, Final
 from esenas.spec import Job
 from esenas_api import tls
 
-from esenas_operator import names
+from esenas_operator import names, services
 from esenas_operator.pods import (
     DEFAULT_RELAY_RESOURCES,
     common_mounts,
@@ -46,7 +46,7 @@ def build_relays(body: Mapping[str, Any], job: Job, settings: Settings, stopped:
 
 def build_relay_deployment(body: Mapping[str, Any], job: Job, settings: Settings, stopped: bool = False) -> Obj:
     name = job.name
-    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 5}
+    probe = services.health_probe()
     container: Obj = {
         "name": "relay",
         "image": job.spec.aggregator.image or settings.aggregator_image,
@@ -65,10 +65,7 @@ def build_relay_deployment(body: Mapping[str, Any], job: Job, settings: Settings
         ],
         # Each relay is its own id at the aggregator: its pod's name.
         "env": [{"name": "ESENAS_RELAY_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
-        "ports": [
-            {"name": "grpc", "containerPort": names.GRPC_PORT, "protocol": "TCP"},
-            {"name": "http", "containerPort": names.HTTP_PORT, "protocol": "TCP"},
-        ],
+        "ports": services.server_ports(),
         "readinessProbe": {**probe, "failureThreshold": 3},
         "livenessProbe": {**probe, "failureThreshold": 6},
         "resources": pod_resources(job.spec.relays.resources, DEFAULT_RELAY_RESOURCES),
@@ -101,36 +98,9 @@ def build_relay_deployment(body: Mapping[str, Any], job: Job, settings: Settings
 
 
 def build_relay_service(body: Mapping[str, Any], job: Job) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": names.child_meta(body, names.relays(job.name), "relay"),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": names.selector(job.name, "relay"),
-            "ports": [
-                {"name": "grpc", "port": names.GRPC_PORT, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"},
-                {"name": "http", "port": names.HTTP_PORT, "targetPort": "http", "protocol": "TCP"},
-            ],
-        },
-    }
+    return services.grpc_service(body, job.name, names.relays(job.name), "relay")
 
 
 def build_relay_network_policy(body: Mapping[str, Any], job: Job) -> Obj:
     """Only this job's workers reach the relays' gRPC; HTTP stays open for Prometheus."""
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": names.child_meta(body, names.relays(job.name), "relay"),
-        "spec": {
-            "podSelector": {"matchLabels": names.selector(job.name, "relay")},
-            "policyTypes": ["Ingress"],
-            "ingress": [
-                {
-                    "from": [{"podSelector": {"matchLabels": names.selector(job.name, "worker")}}],
-                    "ports": [{"protocol": "TCP", "port": names.GRPC_PORT}],
-                },
-                {"ports": [{"protocol": "TCP", "port": names.HTTP_PORT}]},
-            ],
-        },
-    }
+    return services.grpc_network_policy(body, job.name, names.relays(job.name), "relay", ("worker",))
