@@ -105,7 +105,6 @@ def start_aggregator(
 ) -> AggregatorProc:
     ports = folder / f"{name}.ports.json"
     ports.unlink(missing_ok=True)
-    log = folder / f"{name}.log"
     cmd = [
         sys.executable, "-m", "esenas_aggregator", "--job", str(job), "--checkpoint-dir", str(folder / "ckpt"),
         "--token-file", str(folder / "token"), "--host", "127.0.0.1", "--port", str(grpc_port),
@@ -114,35 +113,31 @@ def start_aggregator(
     if exit_when_done:
         cmd.append("--exit-when-done")
     cmd.extend(extra)
-    with open(log, "ab") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=_env(), cwd=REPO)
-    end = time.monotonic() + 60
-    while not ports.exists():
-        if proc.poll() is not None or time.monotonic() > end:
-            proc.kill()
-            raise AssertionError(f"aggregator did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.05)
-    p = json.loads(ports.read_text())
-    return AggregatorProc(proc, log, int(p["grpc"]), int(p["http"]))
+    return _serve(cmd, folder, name, ports)
 
 
 def start_relay(folder: Path, job: Path, upstream: str, name: str = "relay", grpc_port: int = 0, *extra: str) -> AggregatorProc:
     """A real ``esenas_aggregator.relay_cli`` process in front of ``upstream``; its workers dial ``.address``."""
     ports = folder / f"{name}.ports.json"
     ports.unlink(missing_ok=True)
-    log = folder / f"{name}.log"
     cmd = [
         sys.executable, "-c", "from esenas_aggregator.relay_cli import run; raise SystemExit(run())",
         "--upstream", upstream, "--job", str(job), "--token-file", str(folder / "token"), "--host", "127.0.0.1",
         "--port", str(grpc_port), "--http-port", "0", "--ports-file", str(ports), "--relay-id", name, "--exit-when-done", *extra,
     ]
+    return _serve(cmd, folder, name, ports)
+
+
+def _serve(cmd: list[str], folder: Path, name: str, ports: Path) -> AggregatorProc:
+    """Start an aggregator or relay process logging to ``folder/name.log``; once it wrote its ports."""
+    log = folder / f"{name}.log"
     with open(log, "ab") as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=_env(), cwd=REPO)
     end = time.monotonic() + 60
     while not ports.exists():
         if proc.poll() is not None or time.monotonic() > end:
             proc.kill()
-            raise AssertionError(f"relay did not start:\n{log.read_text()[-3000:]}")
+            raise AssertionError(f"{name} did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.05)
     p = json.loads(ports.read_text())
     return AggregatorProc(proc, log, int(p["grpc"]), int(p["http"]))
