@@ -283,7 +283,9 @@ def test_a_job_with_relays_trains_through_them(sim: tuple[SimCluster, OperatorPr
     assert status["phase"] == "Succeeded", f"{status}\n{cluster.runner.log()[-3000:]}"
     assert status["bestReward"] >= doc["spec"]["stopping"]["targetReward"]
     assert seen["relay"].startswith(f"{name}-relays-") and seen["droppedRounds"] == 0  # its id is its pod's name
-    wait_for(lambda: not job_processes(cluster, name, "relay"), 60, "the finished job's relay stopped")
+    # The operator stops the relays with the rest of the fleet once the job is done.
+    wait_for(lambda: cluster.kubectl("get", "deploy", f"{name}-relays", "-o", "jsonpath={.spec.replicas}").stdout == "0",
+             60, "the finished job's relays scaled to 0")
     assert_token_nowhere(cluster, op, name)
     cluster.kubectl("delete", "esj", name, "--wait=true", "--timeout=60s")
     assert_nothing_left(cluster, name)

@@ -1,6 +1,6 @@
 """The straggler policy through real processes: with es.minPairsFraction < 1 a job whose one
 worker holds its items and never answers keeps iterating without it; the pairs it held are left
-out and counted, and its late results are stale, not errors, and their reply names the iteration
+out and counted (or backed up by the idle workers), and its late results are stale, not errors, and their reply names the iteration
 the job has moved on to."""
 
 from __future__ import annotations
@@ -59,7 +59,10 @@ def test_job_does_not_wait_for_a_very_slow_worker(tmp_path: Path) -> None:
         stop_all(agg, *workers)
     assert status["phase"] == "Succeeded" and status["iteration"] == ITERATIONS
     dropped = metric(text, "esenas_pairs_dropped_total")
-    assert dropped >= 1  # at least the slow worker's pairs of iteration 0
+    # The slow worker's 4 pairs of iteration 0 are left out when the close policy's grace ends
+    # first, or backed up to the idle workers (the tail policy) when they ask first; which comes
+    # first depends on the machine's load. Either way the iteration did not wait for it.
+    assert dropped >= 1 or metric(text, "esenas_items_speculative_total") >= 4, text
     assert metric(text, "esenas_results_stale_total") >= 4
     assert metric(text, "esenas_results_rejected_total") == 0
     # The totals count only the pairs used: two rollouts per pair kept, one per exact eval.
