@@ -223,6 +223,8 @@ def _draw_unused(c: int, taken: set[int], rng: np.random.Generator) -> int | Non
 
 def _dtype_code(decisions: npt.NDArray[Any]) -> int:
     """Index into ``_DTYPES`` of the smallest unsigned type holding ``decisions``."""
+    if decisions.dtype == np.uint8:  # every controller sample: no scan of the values needed
+        return 0
     top = int(decisions.max()) if decisions.size else 0
     return 0 if top < 2**8 else 1 if top < 2**16 else 2
 
