@@ -154,11 +154,11 @@ def assert_in_images(cluster: SimCluster, job: str, relays: int = 0) -> None:
 
 def assert_token_nowhere(cluster: SimCluster, op: OperatorProcess, job: str) -> None:
     """The job's token is in its Secret and nowhere a user reads: not in the operator's log, any
-    container's log, the ESENASJob (status, annotations), its Events or the result ConfigMap."""
+    of its containers' logs, the ESENASJob (status, annotations), its Events or the result ConfigMap."""
     b64 = cluster.kubectl("get", "secret", f"{job}-token", "-o", "jsonpath={.data.token}").stdout.strip()
     token = base64.b64decode(b64).decode()
     assert len(token) >= 32, "the token is 32 random bytes"
-    logs = sorted((cluster.workdir / "run" / "pods").rglob("*.log"))
+    logs = sorted(p for p in (cluster.workdir / "run" / "pods").rglob("*.log") if p.parent.name.startswith(f"{job}-"))
     assert {p.name for p in logs} >= {"aggregator.log", "worker.log"}, logs
     places = {
         "operator log": op.log(),
