@@ -73,11 +73,7 @@ class Aggregator:
         spec = cfg.job.spec
         self.store = checkpoint.CheckpointStore(cfg.checkpoint_dir)
         self.metrics = Metrics(cfg.job.name, cfg.job.namespace)
-        bounds = ResultBounds(
-            max_abs_reward=spec.environment.max_abs_reward,
-            max_episode_steps=spec.environment.max_episode_steps,
-            reward_shift=spec.es.reward_shift,
-        )
+        bounds = ResultBounds.of(spec)
         self.runtime = Runtime(
             self.metrics, spec.workers.item_timeout_seconds, obs_dim, bounds,
             cfg.max_lease_items or spec.workers.batch_size,

@@ -13,6 +13,7 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+from esenas.spec import JobSpec
 from esenas_api.wire import KIND_PAIR
 
 #: Largest plausible magnitude of one observation component. Observations are normalised in
@@ -32,6 +33,11 @@ class ResultBounds:
     #: |rewardShift|: a shifted return is r - shift * steps, so its bound widens by this per step.
     reward_shift: float = 0.0
     max_abs_obs: float = MAX_ABS_OBS
+
+    @classmethod
+    def of(cls, spec: JobSpec) -> ResultBounds:
+        """The bounds a job's spec sets (the aggregator's and its relays' alike)."""
+        return cls(spec.environment.max_abs_reward, spec.environment.max_episode_steps, spec.es.reward_shift)
 
     def reward_limit(self, steps: npt.NDArray[np.integer]) -> npt.NDArray[np.float64]:
         return self.max_abs_reward + abs(self.reward_shift) * np.asarray(steps, np.float64)

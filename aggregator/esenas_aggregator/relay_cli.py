@@ -79,11 +79,7 @@ async def serve(args: argparse.Namespace, job: Job, token: str, ca: bytes | None
 
     spec = job.spec
     metrics = Metrics(job.name, job.namespace)
-    bounds = ResultBounds(
-        max_abs_reward=spec.environment.max_abs_reward,
-        max_episode_steps=spec.environment.max_episode_steps,
-        reward_shift=spec.es.reward_shift,
-    )
+    bounds = ResultBounds.of(spec)
     runtime = Runtime(metrics, spec.workers.item_timeout_seconds, 0, bounds, spec.workers.batch_size)
     server, grpc_port, health = build_server(AggregatorService(runtime, token), args.host, args.port, tls=tls)
     await server.start()
