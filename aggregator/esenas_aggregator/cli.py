@@ -66,7 +66,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         job = load_job(args.job)
         token = read_token(args.token_file)
-        tls = _tls(args.tls_cert_file, args.tls_key_file)
+        tls = tls_pair(args.tls_cert_file, args.tls_key_file)
         if args.max_lease_items < 0:
             raise ValueError(f"--max-lease-items: must be >= 0 (0: the job's workers.batchSize), got {args.max_lease_items}")
         obs_dim, act_dim = prepare(job)
@@ -98,7 +98,7 @@ def main(args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
-def _tls(cert_file: str | None, key_file: str | None) -> tuple[bytes, bytes] | None:
+def tls_pair(cert_file: str | None, key_file: str | None) -> tuple[bytes, bytes] | None:
     """(certificate, key) PEM bytes, or None for plaintext; both flags or neither."""
     if bool(cert_file) != bool(key_file):
         raise ValueError("--tls-cert-file and --tls-key-file go together: give both, or neither for plaintext")

@@ -20,6 +20,8 @@ from esenas.spec import Job, SpecError, load_job
 from esenas_api.tls import read_pem
 from esenas_api.wire import read_token
 
+from esenas_aggregator.cli import tls_pair
+
 log = logging.getLogger(__name__)
 
 #: Items one upstream lease asks for, per item of a worker's batch: a relay of ~64 workers
@@ -56,9 +58,7 @@ def main(args: argparse.Namespace) -> int:
         job = load_job(args.job)
         token = read_token(args.token_file)
         ca = read_pem(args.tls_ca_file, "--tls-ca-file") if args.tls_ca_file else None
-        if bool(args.tls_cert_file) != bool(args.tls_key_file):
-            raise ValueError("--tls-cert-file and --tls-key-file go together: give both, or neither for plaintext")
-        tls = (read_pem(args.tls_cert_file, "--tls-cert-file"), read_pem(args.tls_key_file, "--tls-key-file")) if args.tls_cert_file else None
+        tls = tls_pair(args.tls_cert_file, args.tls_key_file)
         if args.lease_items < 0:
             raise ValueError(f"--lease-items: must be >= 0 (0: the default), got {args.lease_items}")
     except (SpecError, ValueError) as exc:
