@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -61,7 +60,6 @@ class Round:
     #: Upstream index and topology index of each local item (local index = position).
     index: np.ndarray
     topology: np.ndarray
-    started: float
 
 
 def local_items(items: np.ndarray) -> np.ndarray:
@@ -220,7 +218,7 @@ class Relay:
         self._round_no += 1
         rt.start_iteration(self._round_no, self._local_version, local_items(items), local.SerializeToString(), table)
         return Round(
-            reply.session, reply.iteration, reply.lease, items["index"].copy(), items["topology"].copy(), time.monotonic()
+            reply.session, reply.iteration, reply.lease, items["index"].copy(), items["topology"].copy()
         )
 
     async def _finished(self, rnd: Round) -> bool:

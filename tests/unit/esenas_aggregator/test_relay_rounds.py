@@ -42,7 +42,7 @@ def test_a_finished_round_goes_back_with_upstream_indices_and_summed_statistics(
     rt.start_iteration(3, 1, local_items(up), b"params")
     q = rt.queue
     leased = q.lease(6, now=0.0)
-    rnd = Round(1, 8, 5, up["index"].copy(), up["topology"].copy(), 0.0)
+    rnd = Round(1, 8, 5, up["index"].copy(), up["topology"].copy())
     # Two workers' batches, in any order, each with its own observation statistics.
     for part, obs in ((leased[3:], (10.0, [1.0, 2.0], [3.0, 4.0])), (leased[:3], (5.0, [0.5, 0.5], [1.0, 1.0]))):
         rec = np.zeros(len(part), dtype=wire.RESULT_DTYPE)
