@@ -16,10 +16,11 @@ Paths are camelCase, relative to ``spec``. A group names every field in it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from typing import Any, Final
 
-from esenas.spec import ESSpec, JobSpec
+from esenas.spec import MLP_ES_DEFAULTS, ESSpec, JobSpec
 
 LIVE: Final = (
     "stopping",
@@ -78,7 +79,8 @@ ES_MODE_RULE: Final = (
     "has(self.perturbations) == has(oldSelf.perturbations) && "
     "has(self.perturbationsPerWorker) == has(oldSelf.perturbationsPerWorker)",
     "spec.es: a running job keeps how it gives its population: perturbations, perturbationsPerWorker, "
-    f"or neither ({ESSpec.perturbations}); only the value of perturbationsPerWorker may change",
+    f"or neither ({ESSpec.perturbations} for a linear policy, {MLP_ES_DEFAULTS['perturbations']} for an mlp); "
+    "only the value of perturbationsPerWorker may change",
 )
 
 
@@ -90,6 +92,25 @@ def _get(spec: Any, path: str) -> Any:
     for name in _attr(path):
         spec = getattr(spec, name)
     return spec
+
+
+def _cel(value: Any) -> str:
+    return json.dumps(float(value) if isinstance(value, float) else value)
+
+
+def _effective(obj: str, key: str) -> str:
+    mlp, linear = MLP_ES_DEFAULTS[key], getattr(ESSpec, _attr(key)[0])
+    return f"(has({obj}.es.{key}) ? {obj}.es.{key} : ({obj}.policy.template == 'mlp' ? {_cel(mlp)} : {_cel(linear)}))"
+
+
+#: Transition rules on spec for the immutable ES fields whose default depends on the template
+#: (the CRD has no default for them, so a ``self == oldSelf`` on the field would miss setting or
+#: removing it): (fieldPath under spec, rule), comparing the effective values.
+TEMPLATE_DEFAULT_RULES: Final = tuple(
+    (f"es.{key}", f"{_effective('self', key)} == {_effective('oldSelf', key)}")
+    for key in MLP_ES_DEFAULTS
+    if key != "perturbations"  # ES_MODE_RULE
+)
 
 
 def immutable_changes(running: JobSpec, new: JobSpec) -> list[str]:

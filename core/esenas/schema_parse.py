@@ -7,8 +7,9 @@ then built into the frozen dataclasses of ``esenas.spec``.
    applied, unknown fields refused (kubectl's strict field validation), structural checks.
 3. The cross-field rules (esenas.schema_rules), the Python side of the CRD's CEL.
 4. The defaults that depend on the configuration, which the CRD leaves out so that `kubectl
-   describe` shows only fields that apply: controller.type by topology, hiddenLayers [41] for an
-   mlp, the effective perturbations, and every other field's dataclass default.
+   describe` shows only fields that apply: controller.type by topology, hiddenLayers [41] and
+   the ES settings of esenas.spec.MLP_ES_DEFAULTS for an mlp, the effective perturbations, and
+   every other field's dataclass default.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from esenas.schema_validate import normalize, type_name, validate
 from esenas.spec import (
     API_VERSION,
     KIND,
+    MLP_ES_DEFAULTS,
     MAX_KWARGS_BYTES,
     MAX_SPEC_BYTES,
     PATTERN_HINTS,
@@ -78,8 +80,11 @@ def _configured_defaults(spec: dict[str, Any]) -> None:
     policy, controller, es = spec["policy"], spec["controller"], spec["es"]
     if "type" not in controller:
         controller["type"] = "policy_gradient" if policy["topology"] in SEARCHED_TOPOLOGIES else "none"
-    if policy["template"] == "mlp" and "hiddenLayers" not in policy:
-        policy["hiddenLayers"] = [41]  # the poster's H41
+    if policy["template"] == "mlp":
+        policy.setdefault("hiddenLayers", [41])  # the poster's H41
+        for key, value in MLP_ES_DEFAULTS.items():
+            if key != "perturbations" or "perturbationsPerWorker" not in es:
+                es.setdefault(key, value)
     if "perturbationsPerWorker" in es:
         es["perturbations"] = es["perturbationsPerWorker"] * max(1, spec["workers"]["replicas"])
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from esenas.schema_model import FieldError, Schema
-from esenas.spec import MAX_PERTURBATIONS, SEARCHED_TOPOLOGIES, ControllerSpec, ESSpec
+from esenas.spec import MAX_PERTURBATIONS, MLP_ES_DEFAULTS, SEARCHED_TOPOLOGIES, ControllerSpec, ESSpec
 
 Spec = Mapping[str, Any]
 #: A check: None when the rule holds, else the placeholders' values (maybe none) for the message.
@@ -89,6 +89,13 @@ _SEARCHED: Final = "[" + ", ".join(f"'{t}'" for t in SEARCHED_TOPOLOGIES) + "]"
 #: es and workers groups and replicas are defaulted, so they are always there when rules run.
 _PER_WORKER_N: Final = "self.es.perturbationsPerWorker * (self.workers.replicas > 0 ? self.workers.replicas : 1)"
 _DEFAULT_N: Final = ESSpec.perturbations
+_MLP_N: Final = MLP_ES_DEFAULTS["perturbations"]
+
+
+def _top_default(s: Spec) -> dict[str, str] | None:
+    es = _grp(s, "es")
+    n = _MLP_N if _grp(s, "policy").get("template") == "mlp" else _DEFAULT_N
+    return _fails("perturbations" not in es and "perturbationsPerWorker" not in es and es.get("topDirections", 0) > n, got=f", got {es.get('topDirections')}")
 
 
 def _topology(s: Spec) -> Any:
@@ -182,14 +189,12 @@ RULES: Final[tuple[Rule, ...]] = (
         {"values": ""},
     ),
     Rule(
-        "es", "topDirections",
-        f"has(self.perturbations) || has(self.perturbationsPerWorker) || self.topDirections <= {_DEFAULT_N}",
-        f"spec.es.topDirections must be <= perturbations (default {_DEFAULT_N}){{got}}",
-        lambda s: _fails(
-            "perturbations" not in s and "perturbationsPerWorker" not in s and s["topDirections"] > _DEFAULT_N,
-            got=f", got {s['topDirections']}",
-        ),
-        ("es.perturbations", "es.perturbationsPerWorker", "es.topDirections"),
+        "", "es.topDirections",
+        "has(self.es.perturbations) || has(self.es.perturbationsPerWorker) || "
+        f"self.es.topDirections <= (self.policy.template == 'mlp' ? {_MLP_N} : {_DEFAULT_N})",
+        f"spec.es.topDirections must be <= perturbations (default {_DEFAULT_N} for a linear policy, {_MLP_N} for an mlp){{got}}",
+        _top_default,
+        ("policy.template", "es.perturbations", "es.perturbationsPerWorker", "es.topDirections"),
         {"got": ""},
     ),
     Rule(

@@ -15,6 +15,7 @@ got 0``; all bad fields are reported at once, so a user fixes a file in one pass
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,12 @@ PATTERN_HINTS: Final = {
 _EVOLUTION: Final = "when type is evolution (the only type that uses it)"
 _PG: Final = "when type is policy_gradient (the only type that uses it)"
 _PPO: Final = "when algorithm is ppo (the only algorithm that uses it)"
+#: An mlp's ES defaults, measured on MuJoCo (bench/results/learning.md); linear keeps ARS V2-t's.
+MLP_ES_DEFAULTS: Final = {"sigma": 0.1, "stepSize": 0.05, "perturbations": 64, "fitnessShaping": "centered_ranks", "optimizer": "adam", "exactEvals": 8}
+
+
+def _mlp(key: str) -> str:
+    return f"for a linear policy, {json.dumps(MLP_ES_DEFAULTS[key])} for an mlp"
 
 
 # --------------------------------------------------------------------------- typed spec
@@ -213,16 +220,15 @@ class ESSpec:
 
     DOC: ClassVar[str] = "Evolution strategies settings (ARS V2-t style)."
 
-    sigma: float = spec_field("Perturbation scale nu.", 0.03, minimum=0.0, maximum=10.0, exclusive_minimum=True)
-    step_size: float = spec_field("Step size alpha.", 0.02, minimum=0.0, maximum=100.0, exclusive_minimum=True)
-    # No schema default: the API server defaults before it validates, so a default here would
-    # always collide with perturbationsPerWorker. The parser uses 32 when neither is set.
+    # Defaults by template (MLP_ES_DEFAULTS): the CRD has none of these, the parser fills them in.
+    sigma: float = spec_field("Perturbation scale nu.", 0.03, minimum=0.0, maximum=10.0, exclusive_minimum=True, when=_mlp("sigma"))
+    step_size: float = spec_field("Step size alpha.", 0.02, minimum=0.0, maximum=100.0, exclusive_minimum=True, when=_mlp("stepSize"))
     perturbations: int = spec_field(
         "Antithetic perturbation pairs per iteration (N). Exclusive with perturbationsPerWorker.",
         32,
         minimum=1,
         maximum=MAX_PERTURBATIONS,
-        when="when perturbationsPerWorker is not set",
+        when=_mlp("perturbations") + ", when perturbationsPerWorker is not set",
     )
     perturbations_per_worker: int | None = spec_field(
         "Antithetic perturbation pairs per worker: N = perturbationsPerWorker x max(1, workers.replicas), "
@@ -243,7 +249,7 @@ class ESSpec:
         "topology. Without them a policy's reward is that of a single perturbed rollout.",
         0,
         minimum=0,
-        maximum=100_000,
+        maximum=100_000, when=_mlp("exactEvals"),
     )
     min_pairs_fraction: float = spec_field(
         "Straggler policy: an iteration may close once this fraction of its pairs (each with both "
@@ -254,8 +260,8 @@ class ESSpec:
         minimum=0.5,
         maximum=1.0,
     )
-    fitness_shaping: str = spec_field("How rewards are shaped before the update.", "zscore", enum=FITNESS_SHAPING)
-    optimizer: str = spec_field("sgd or adam.", "sgd", enum=OPTIMIZERS)
+    fitness_shaping: str = spec_field("How rewards are shaped before the update.", "zscore", enum=FITNESS_SHAPING, when=_mlp("fitnessShaping"))
+    optimizer: str = spec_field("sgd or adam.", "sgd", enum=OPTIMIZERS, when=_mlp("optimizer"))
     observation_normalization: bool = spec_field("Normalise observations with running statistics (ARS V2).", True)
     reward_shift: float = spec_field("Subtracted from every step's reward (removes a survival bonus).", 0.0)
 

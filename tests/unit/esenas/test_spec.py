@@ -36,6 +36,21 @@ def test_partition_defaults_to_policy_gradient_controller() -> None:
     assert s.policy.hidden_layers == (41,)
 
 
+def test_es_defaults_follow_the_template() -> None:
+    """A linear policy keeps ARS V2-t's ES settings; an mlp gets the ones its runs were measured
+    with (bench/results/learning.md), field by field, where the spec leaves them out."""
+    linear = parse_spec(BASE).es
+    assert (linear.sigma, linear.step_size, linear.perturbations, linear.fitness_shaping, linear.optimizer, linear.exact_evals) == (
+        0.03, 0.02, 32, "zscore", "sgd", 0
+    )
+    mlp = parse_spec({**BASE, "policy": {"template": "mlp", "topology": "partition", "partitions": 17}}).es
+    assert (mlp.sigma, mlp.step_size, mlp.perturbations, mlp.fitness_shaping, mlp.optimizer, mlp.exact_evals) == (
+        0.1, 0.05, 64, "centered_ranks", "adam", 8
+    )
+    given = parse_spec({**BASE, "policy": {"template": "mlp"}, "es": {"sigma": 0.02, "perturbationsPerWorker": 3}, "workers": {"replicas": 5}}).es
+    assert (given.sigma, given.step_size, given.perturbations) == (0.02, 0.05, 15)
+
+
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
@@ -44,7 +59,7 @@ def test_partition_defaults_to_policy_gradient_controller() -> None:
         ("policy.topology", "sparse", "spec.policy.topology: must be one of"),
         ("es.sigma", 0, "spec.es.sigma: must be > 0.0, got 0"),
         ("es.sigma", "big", "spec.es.sigma: must be a number, got string 'big'"),
-        ("es.topDirections", 64, "spec.es.topDirections: must be <= perturbations (default 32), got 64"),
+        ("es.topDirections", 64, "spec.es.topDirections: must be <= perturbations (default 32 for a linear policy, 64 for an mlp), got 64"),
         ("es.fitnessShaping", "rank", "spec.es.fitnessShaping: must be one of none, zscore, centered_ranks"),
         ("es.observationNormalization", "yes", "spec.es.observationNormalization: must be true or false"),
         ("workers.replicas", -1, "spec.workers.replicas: must be >= 0, got -1"),

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from esenas import edits
+from esenas.spec import parse_spec
 from esenas_operator.crd import open_api_schema
 
 from tests.unit.esenas_operator.crdcheck import validate
@@ -29,13 +30,13 @@ IMMUTABLE_EDITS: dict[str, dict[str, Any]] = {
     "policy": {"policy": {**BASE["policy"], "partitions": 5}},
     "controller": {"controller": {"learningRate": 10.0}},
     "objectives": {"objectives": {"sizeMethod": "linear"}},
-    "es.sigma": {"es": {"perturbations": 16, "sigma": 0.1}},
+    "es.sigma": {"es": {"perturbations": 16, "sigma": 0.2}},
     "es.stepSize": {"es": {"perturbations": 16, "stepSize": 0.1}},
     "es.perturbations": {"es": {"perturbations": 20}},
     "es.topDirections": {"es": {"perturbations": 16, "topDirections": 4}},
     "es.exactEvals": {"es": {"perturbations": 16, "exactEvals": 2}},
-    "es.fitnessShaping": {"es": {"perturbations": 16, "fitnessShaping": "centered_ranks"}},
-    "es.optimizer": {"es": {"perturbations": 16, "optimizer": "adam"}},
+    "es.fitnessShaping": {"es": {"perturbations": 16, "fitnessShaping": "zscore"}},
+    "es.optimizer": {"es": {"perturbations": 16, "optimizer": "sgd"}},
     "es.observationNormalization": {"es": {"perturbations": 16, "observationNormalization": False}},
     "es.rewardShift": {"es": {"perturbations": 16, "rewardShift": 1.0}},
     "es.minPairsFraction": {"es": {"perturbations": 16, "minPairsFraction": 0.9}},
@@ -80,6 +81,23 @@ def test_the_population_may_follow_replicas_but_not_switch_how_it_is_given() -> 
     assert validate(per_worker, _job(BASE)) == [mode]
     unset = _job({**BASE, "es": {}})
     assert validate(_job(BASE), unset) == [mode], "the default 32 made explicit is a switch too"
+
+
+@pytest.mark.parametrize("template", ["linear", "mlp"])
+def test_writing_out_a_template_default_is_not_an_edit_and_changing_it_is(template: str) -> None:
+    """The ES defaults that depend on the template (esenas.spec.MLP_ES_DEFAULTS) are not in the
+    CRD: its rule compares the effective values, as the operator's parsed specs do."""
+    policy = {"template": template, "topology": "partition", "partitions": 4}
+    bare = {"environment": {"id": "Hopper-v5"}, "policy": policy}
+    defaults = parse_spec(bare).es
+    explicit = {**bare, "es": {"sigma": defaults.sigma, "optimizer": defaults.optimizer}}
+    assert validate(_job(explicit), _job(bare)) == []
+    assert validate(_job(bare), _job(explicit)) == []
+    assert edits.immutable_changes(parse_spec(bare), parse_spec(explicit)) == []
+    other = {**bare, "es": {"sigma": 0.5}}
+    assert validate(_job(other), _job(bare)) == [f"spec.es.sigma: {edits.immutable_message('es.sigma')}"]
+    assert validate(_job(bare), _job(other)) == [f"spec.es.sigma: {edits.immutable_message('es.sigma')}"]
+    assert edits.immutable_changes(parse_spec(bare), parse_spec(other)) == ["es.sigma"]
 
 
 def _paths(schema: dict[str, Any], prefix: str = "") -> list[str]:
