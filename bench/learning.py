@@ -1,12 +1,15 @@
 """Learning benchmark: reward against episodes and env steps for one job.
 
     bench/learning.py JOB.yaml [--max-episodes N] [--max-env-steps N] [--threshold R]
-                      [--seed S] [--workers N] [--controller TYPE]
+                      [--seed S] [--workers N] [--controller TYPE] [--curve FILE]
 
 Runs the in-process trainer (the same ask/tell core as the fleet), prints progress, and ends
 with ONE JSON line: task, policy, topology, controller, trainable_params, dense_params,
 compression, episodes, env_steps, best_reward, eval_reward (mean of 10 fresh episodes of the
-final policy), episodes_to_threshold (null if not reached), wall_s.
+final policy), episodes_to_threshold (null if not reached), wall_s. With --curve, every
+iteration also appends one JSON line to FILE (iteration, env_steps, episodes, score,
+reward_mean, best, eval: the current weights' evaluation when one was made, else null,
+entropy): bench/learning_report.py draws the reward curves from these files.
 
 As in ARS (Mania et al. 2018, section 4.2) the threshold is judged on the current weights,
 evaluated every --eval-every iterations on --eval-episodes fresh episodes that are NOT counted
@@ -42,6 +45,7 @@ def main() -> int:
     ap.add_argument("--every", type=int, default=5, help="print progress every N iterations")
     ap.add_argument("--eval-every", type=int, default=2, help="evaluate the current weights every N iterations")
     ap.add_argument("--eval-episodes", type=int, default=5)
+    ap.add_argument("--curve", default=None, help="append one JSON line per iteration to this file")
     args = ap.parse_args()
     try:
         job = load_job(args.job)
@@ -65,6 +69,7 @@ def main() -> int:
     evals: list[float] = []
     eval_episodes = [0]
     start = time.monotonic()
+    curve = open(args.curve, "w", encoding="utf-8") if args.curve else None  # noqa: SIM115 (closed below)
 
     def on_report(r: IterationReport) -> bool:
         assert trainer.algo is not None
@@ -74,13 +79,27 @@ def main() -> int:
             eval_episodes[0] += args.eval_episodes
             if args.threshold is not None and not first_hit and evals[-1] >= args.threshold:
                 first_hit.append(r.total_episodes)
+        if curve is not None:
+            evaluated = (r.iteration + 1) % args.eval_every == 0
+            point = {
+                "iteration": r.iteration, "env_steps": r.total_env_steps, "episodes": r.total_episodes,
+                "score": round(r.score, 1), "reward_mean": round(r.reward_mean, 1), "best": round(r.best_reward, 1),
+                "eval": round(evals[-1], 1) if evaluated else None,
+                "entropy": None if r.controller_entropy is None else round(r.controller_entropy, 4),
+            }
+            curve.write(json.dumps(point) + "\n")
+            curve.flush()
         if r.iteration % args.every == 0 or first_hit:
             print(f"it {r.iteration:5d}  episodes {r.total_episodes:7d}  steps {r.total_env_steps:10d}  "
                   f"score {r.score:8.1f}  eval {evals[-1] if evals else float('nan'):8.1f}  "
                   f"best {r.best_reward:8.1f}  size {r.topology_size}  {time.monotonic() - start:6.0f} s", flush=True)
         return bool(first_hit)
 
-    algo, reason = trainer.run(on_report)
+    try:
+        algo, reason = trainer.run(on_report)
+    finally:
+        if curve is not None:
+            curve.close()
     wall = time.monotonic() - start
     print(f"stopped: {reason}", flush=True)
     # the final policy: the current weights if the threshold stopped the run, else the best seen
