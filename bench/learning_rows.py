@@ -1,0 +1,72 @@
+"""The rows of the learning benchmark: the poster's results table on Gymnasium v5 tasks.
+
+Each row names a job file, its env-step budget (or an episode threshold, for the ARS row) and
+the poster's figure to compare against. bench/learning_sweep.py runs a row's seeds;
+bench/learning_report.py turns the results into bench/results/learning.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+ROOT: Final = Path(__file__).resolve().parents[1]
+RESULTS: Final = ROOT / "bench" / "results" / "learning"
+
+
+@dataclass(frozen=True)
+class Row:
+    title: str
+    job: str  # relative to the repository root
+    poster: str  # the poster's figure, in words
+    poster_max: float | None = None  # the poster's maximum reward (higher is better)
+    max_env_steps: int | None = None
+    threshold: float | None = None  # ARS-style: episodes until the current weights score this
+    poster_episodes: int | None = None  # the baseline's episodes to the threshold (lower is better)
+    args: tuple[str, ...] = field(default=())
+
+    def command(self, seed: int) -> list[str]:
+        cmd = ["bench/learning.py", self.job, "--seed", str(seed), "--every", "4"]
+        if self.max_env_steps is not None:
+            cmd += ["--max-env-steps", str(self.max_env_steps)]
+        if self.threshold is not None:
+            cmd += ["--threshold", str(self.threshold)]
+        return cmd + list(self.args)
+
+
+ROWS: Final[dict[str, Row]] = {
+    "halfcheetah-h41-17": Row(
+        "HalfCheetah-v5, H41, 17 partitions", "manifests/examples/halfcheetah-chromatic-h41.yaml",
+        "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000,
+    ),
+    "halfcheetah-h41h41-17": Row(
+        "HalfCheetah-v5, H41,H41, 17 partitions", "bench/jobs/halfcheetah-h41h41-17.yaml",
+        "max 5,285", poster_max=5285, max_env_steps=20_000_000,
+    ),
+    "halfcheetah-linear-17": Row(
+        "HalfCheetah-v5, linear, 17 partitions", "bench/jobs/halfcheetah-linear-17.yaml",
+        "max 3,653", poster_max=3653, max_env_steps=10_000_000,
+    ),
+    "halfcheetah-linear-50": Row(
+        "HalfCheetah-v5, linear, 50 partitions", "bench/jobs/halfcheetah-linear-50.yaml",
+        "max 4,318", poster_max=4318, max_env_steps=10_000_000,
+    ),
+    "hopper-h41-11": Row(
+        "Hopper-v5, H41, 11 partitions", "manifests/examples/hopper-chromatic-h41.yaml",
+        "max 3,408 (mean 247)", poster_max=3408, max_env_steps=10_000_000,
+    ),
+    "swimmer-linear-8": Row(
+        "Swimmer-v5, linear, 8 partitions", "manifests/examples/swimmer-chromatic-linear.yaml",
+        "max 365", poster_max=365, max_env_steps=3_000_000,
+    ),
+    "halfcheetah-edges-40": Row(
+        "HalfCheetah-v5, H41, edge pruning keeping 40 edges", "bench/jobs/halfcheetah-edges-40.yaml",
+        "masked, 40 weights (92%): max 4,806", poster_max=4806, max_env_steps=10_000_000,
+    ),
+    "halfcheetah-ars-linear": Row(
+        "HalfCheetah-v5, dense linear, ARS V2-t: episodes to 3430", "manifests/examples/halfcheetah-ars-linear.yaml",
+        "ARS V2-t: 1,707 episodes (HalfCheetah-v1)", threshold=3430, poster_episodes=1707,
+        args=("--max-episodes", "8000"),
+    ),
+}
