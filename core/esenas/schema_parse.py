@@ -31,9 +31,9 @@ from esenas.schema_validate import normalize, type_name, validate
 from esenas.spec import (
     API_VERSION,
     KIND,
-    MLP_ES_DEFAULTS,
     MAX_KWARGS_BYTES,
     MAX_SPEC_BYTES,
+    MLP_ES_DEFAULTS,
     PATTERN_HINTS,
     SEARCHED_TOPOLOGIES,
     Job,

@@ -22,7 +22,13 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from esenas.schema_model import FieldError, Schema
-from esenas.spec import MAX_PERTURBATIONS, MLP_ES_DEFAULTS, SEARCHED_TOPOLOGIES, ControllerSpec, ESSpec
+from esenas.spec import (
+    MAX_PERTURBATIONS,
+    MLP_ES_DEFAULTS,
+    SEARCHED_TOPOLOGIES,
+    ControllerSpec,
+    ESSpec,
+)
 
 Spec = Mapping[str, Any]
 #: A check: None when the rule holds, else the placeholders' values (maybe none) for the message.

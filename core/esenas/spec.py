@@ -196,7 +196,7 @@ class ControllerSpec:
         "Regularized evolution: chance to mutate each decision.", 0.05, minimum=0.0, maximum=1.0, exclusive_minimum=True, when=_EVOLUTION
     )
     # REINFORCE at 40 concentrates the controller within ~10 iterations, so the ES trains the
-    # weights for a few topologies; PPO at 0.05 stayed near uniform (bench/results/learning.md).
+    # weights for a few topologies; PPO at 0.05 stayed near uniform (bench/results/learning-history.md).
     learning_rate: float = spec_field(
         "Policy gradient: learning rate of the logits. 40 with reinforce concentrates the controller within "
         "about 10 iterations; ppo needs its own, far lower rate.",

@@ -116,7 +116,7 @@ class PolicyGradient(Controller):
 
         The baseline lags rising rewards, so advantages then carry a positive offset that
         imitates the controller's own samples and lowers its entropy. On chromatic H41 that
-        exploitation helped (bench/results/learning.md): the batch mean as baseline, tried in
+        exploitation helped (bench/results/learning-history.md): the batch mean as baseline, tried in
         its place, learned less on both seeds measured.
         """
         mean = float(fitness.mean())
