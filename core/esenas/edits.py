@@ -20,7 +20,8 @@ import json
 import re
 from typing import Any, Final
 
-from esenas.spec import MLP_ES_DEFAULTS, ESSpec, JobSpec
+from esenas.es_defaults import MLP_ES_DEFAULTS, survival_bonus_cel
+from esenas.spec import ESSpec, JobSpec
 
 LIVE: Final = (
     "stopping",
@@ -103,13 +104,16 @@ def _effective(obj: str, key: str) -> str:
     return f"(has({obj}.es.{key}) ? {obj}.es.{key} : ({obj}.policy.template == 'mlp' ? {_cel(mlp)} : {_cel(linear)}))"
 
 
-#: Transition rules on spec for the immutable ES fields whose default depends on the template
-#: (the CRD has no default for them, so a ``self == oldSelf`` on the field would miss setting or
-#: removing it): (fieldPath under spec, rule), comparing the effective values.
-TEMPLATE_DEFAULT_RULES: Final = tuple(
-    (f"es.{key}", f"{_effective('self', key)} == {_effective('oldSelf', key)}")
-    for key in MLP_ES_DEFAULTS
-    if key != "perturbations"  # ES_MODE_RULE
+def _shift(obj: str) -> str:
+    return f"(has({obj}.es.rewardShift) ? {obj}.es.rewardShift : {survival_bonus_cel(obj)})"
+
+
+#: Transition rules on spec for the immutable ES fields whose default depends on the template or
+#: the task (the CRD has no default for them, so a ``self == oldSelf`` on the field would miss
+#: setting or removing it): (fieldPath under spec, rule), comparing the effective values.
+DERIVED_DEFAULT_RULES: Final = (
+    *((f"es.{key}", f"{_effective('self', key)} == {_effective('oldSelf', key)}") for key in MLP_ES_DEFAULTS if key != "perturbations"),
+    ("es.rewardShift", f"{_shift('self')} == {_shift('oldSelf')}"),
 )
 
 

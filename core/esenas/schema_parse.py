@@ -8,8 +8,8 @@ then built into the frozen dataclasses of ``esenas.spec``.
 3. The cross-field rules (esenas.schema_rules), the Python side of the CRD's CEL.
 4. The defaults that depend on the configuration, which the CRD leaves out so that `kubectl
    describe` shows only fields that apply: controller.type by topology, hiddenLayers [41] and
-   the ES settings of esenas.spec.MLP_ES_DEFAULTS for an mlp, the effective perturbations, and
-   every other field's dataclass default.
+   the ES settings of esenas.es_defaults.MLP_ES_DEFAULTS for an mlp, es.rewardShift by task
+   (esenas.es_defaults), the effective perturbations, and every other field's dataclass default.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from esenas.es_defaults import MLP_ES_DEFAULTS, survival_bonus
 from esenas.safe_yaml import YamlFileError, load_yaml_file
 from esenas.schema_model import FieldError, Schema, SpecError, camel, object_schema
 from esenas.schema_rules import violations, with_rules
@@ -33,7 +34,6 @@ from esenas.spec import (
     KIND,
     MAX_KWARGS_BYTES,
     MAX_SPEC_BYTES,
-    MLP_ES_DEFAULTS,
     PATTERN_HINTS,
     SEARCHED_TOPOLOGIES,
     Job,
@@ -85,6 +85,7 @@ def _configured_defaults(spec: dict[str, Any]) -> None:
         for key, value in MLP_ES_DEFAULTS.items():
             if key != "perturbations" or "perturbationsPerWorker" not in es:
                 es.setdefault(key, value)
+    es.setdefault("rewardShift", survival_bonus(spec["environment"]["id"], spec["environment"].get("kwargs", {})))
     if "perturbationsPerWorker" in es:
         es["perturbations"] = es["perturbationsPerWorker"] * max(1, spec["workers"]["replicas"])
 

@@ -21,10 +21,10 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from esenas.es_defaults import MLP_ES_DEFAULTS
 from esenas.schema_model import FieldError, Schema
 from esenas.spec import (
     MAX_PERTURBATIONS,
-    MLP_ES_DEFAULTS,
     SEARCHED_TOPOLOGIES,
     ControllerSpec,
     ESSpec,

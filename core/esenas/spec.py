@@ -2,10 +2,10 @@
 
 The same dict drives `esenas run JOB.yaml` locally, the aggregator and worker pods, and the
 operator. YAML keys are camelCase (Kubernetes style); Python attributes are snake_case.
-
 The dataclasses below (with the pod knobs of ``esenas.spec_deploy``, and the checks that need
-the environment's sizes in ``esenas.spec_checks``, both re-exported) are the single source of truth: each field carries its description,
-default, bounds, enum and pattern (``spec_field``). From them :func:`openapi_schema` generates
+the environment's sizes in ``esenas.spec_checks``, both re-exported) are the single source of
+truth: each field carries its description, default (the parser's, where it depends on other
+fields), bounds, enum and pattern (``spec_field``). From them :func:`openapi_schema` generates
 the CRD's openAPIV3Schema (``esenas.schema_model``), with the cross-field rules of
 ``esenas.schema_rules`` as CEL; :func:`parse_spec` checks a raw spec against that same schema
 (``esenas.schema_validate``), then those same rules in Python (``esenas.schema_parse``). Every
@@ -15,12 +15,12 @@ got 0``; all bad fields are reported at once, so a user fixes a file in one pass
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
+from esenas.es_defaults import SHIFT_DEFAULT, mlp_default
 from esenas.schema_k8s import QUANTITY_PATTERN
 from esenas.schema_model import FieldError, Schema, SpecError, spec_field
 from esenas.spec_checks import check_dimensions, unsupported_actions
@@ -86,14 +86,6 @@ PATTERN_HINTS: Final = {
 _EVOLUTION: Final = "when type is evolution (the only type that uses it)"
 _PG: Final = "when type is policy_gradient (the only type that uses it)"
 _PPO: Final = "when algorithm is ppo (the only algorithm that uses it)"
-#: An mlp's ES defaults, measured on MuJoCo (bench/results/learning.md); linear keeps ARS V2-t's.
-MLP_ES_DEFAULTS: Final = {"sigma": 0.1, "stepSize": 0.05, "perturbations": 64, "fitnessShaping": "centered_ranks", "optimizer": "adam", "exactEvals": 8}
-
-
-def _mlp(key: str) -> str:
-    return f"for a linear policy, {json.dumps(MLP_ES_DEFAULTS[key])} for an mlp"
-
-
 # --------------------------------------------------------------------------- typed spec
 
 
@@ -221,14 +213,14 @@ class ESSpec:
     DOC: ClassVar[str] = "Evolution strategies settings (ARS V2-t style)."
 
     # Defaults by template (MLP_ES_DEFAULTS): the CRD has none of these, the parser fills them in.
-    sigma: float = spec_field("Perturbation scale nu.", 0.03, minimum=0.0, maximum=10.0, exclusive_minimum=True, when=_mlp("sigma"))
-    step_size: float = spec_field("Step size alpha.", 0.02, minimum=0.0, maximum=100.0, exclusive_minimum=True, when=_mlp("stepSize"))
+    sigma: float = spec_field("Perturbation scale nu.", 0.03, minimum=0.0, maximum=10.0, exclusive_minimum=True, when=mlp_default("sigma"))
+    step_size: float = spec_field("Step size alpha.", 0.02, minimum=0.0, maximum=100.0, exclusive_minimum=True, when=mlp_default("stepSize"))
     perturbations: int = spec_field(
         "Antithetic perturbation pairs per iteration (N). Exclusive with perturbationsPerWorker.",
         32,
         minimum=1,
         maximum=MAX_PERTURBATIONS,
-        when=_mlp("perturbations") + ", when perturbationsPerWorker is not set",
+        when=mlp_default("perturbations") + ", when perturbationsPerWorker is not set",
     )
     perturbations_per_worker: int | None = spec_field(
         "Antithetic perturbation pairs per worker: N = perturbationsPerWorker x max(1, workers.replicas), "
@@ -249,7 +241,7 @@ class ESSpec:
         "topology. Without them a policy's reward is that of a single perturbed rollout.",
         0,
         minimum=0,
-        maximum=100_000, when=_mlp("exactEvals"),
+        maximum=100_000, when=mlp_default("exactEvals"),
     )
     min_pairs_fraction: float = spec_field(
         "Straggler policy: an iteration may close once this fraction of its pairs (each with both "
@@ -260,10 +252,10 @@ class ESSpec:
         minimum=0.5,
         maximum=1.0,
     )
-    fitness_shaping: str = spec_field("How rewards are shaped before the update.", "zscore", enum=FITNESS_SHAPING, when=_mlp("fitnessShaping"))
-    optimizer: str = spec_field("sgd or adam.", "sgd", enum=OPTIMIZERS, when=_mlp("optimizer"))
+    fitness_shaping: str = spec_field("How rewards are shaped before the update.", "zscore", enum=FITNESS_SHAPING, when=mlp_default("fitnessShaping"))
+    optimizer: str = spec_field("sgd or adam.", "sgd", enum=OPTIMIZERS, when=mlp_default("optimizer"))
     observation_normalization: bool = spec_field("Normalise observations with running statistics (ARS V2).", True)
-    reward_shift: float = spec_field("Subtracted from every step's reward (removes a survival bonus).", 0.0)
+    reward_shift: float = spec_field("Subtracted from every step's reward (a survival bonus).", 0.0, when=SHIFT_DEFAULT)
 
 
 @dataclass(frozen=True)

@@ -75,11 +75,11 @@ def _immutable(spec: Schema) -> Schema:
     the rule that keeps a running job from switching how it gives its population (a copy: the
     group constants above stay as they are)."""
     spec = copy.deepcopy(spec)
-    by_template = dict(edits.TEMPLATE_DEFAULT_RULES)
+    derived = dict(edits.DERIVED_DEFAULT_RULES)
     for path in edits.IMMUTABLE:
-        if path in by_template:
+        if path in derived:
             spec.setdefault("x-kubernetes-validations", []).append(
-                {"rule": by_template[path], "message": edits.immutable_message(path), "fieldPath": "." + path}
+                {"rule": derived[path], "message": edits.immutable_message(path), "fieldPath": "." + path}
             )
             continue
         node = spec

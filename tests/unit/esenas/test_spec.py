@@ -52,6 +52,25 @@ def test_es_defaults_follow_the_template() -> None:
 
 
 @pytest.mark.parametrize(
+    ("environment", "shift"),
+    [
+        ({"id": "Hopper-v5"}, 1.0),
+        ({"id": "Walker2d-v4"}, 1.0),
+        ({"id": "Ant-v5"}, 1.0),
+        ({"id": "Humanoid-v5"}, 5.0),
+        ({"id": "Hopper-v5", "kwargs": {"healthy_reward": 0.5}}, 0.5),
+        ({"id": "Hopper-v5", "kwargs": {"terminate_when_unhealthy": False}}, 0.0),
+        ({"id": "InvertedDoublePendulum-v5"}, 0.0),  # staying up is the goal there
+        ({"id": "HalfCheetah-v5"}, 0.0),
+        ({"id": "mypkg.envs:Hopper-v5"}, 0.0),  # an own environment that borrows the name
+    ],
+)
+def test_the_reward_shift_defaults_to_the_tasks_survival_bonus(environment: dict[str, Any], shift: float) -> None:
+    assert parse_spec({"environment": environment}).es.reward_shift == shift
+    assert parse_spec({"environment": environment, "es": {"rewardShift": 0.25}}).es.reward_shift == 0.25
+
+
+@pytest.mark.parametrize(
     ("path", "value", "message"),
     [
         ("policy.partitions", 0, "spec.policy.partitions: must be >= 1, got 0"),

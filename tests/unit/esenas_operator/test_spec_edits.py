@@ -38,7 +38,7 @@ IMMUTABLE_EDITS: dict[str, dict[str, Any]] = {
     "es.fitnessShaping": {"es": {"perturbations": 16, "fitnessShaping": "zscore"}},
     "es.optimizer": {"es": {"perturbations": 16, "optimizer": "sgd"}},
     "es.observationNormalization": {"es": {"perturbations": 16, "observationNormalization": False}},
-    "es.rewardShift": {"es": {"perturbations": 16, "rewardShift": 1.0}},
+    "es.rewardShift": {"es": {"perturbations": 16, "rewardShift": 2.0}},
     "es.minPairsFraction": {"es": {"perturbations": 16, "minPairsFraction": 0.9}},
     "workers.itemTimeoutSeconds": {"workers": {"replicas": 2, "itemTimeoutSeconds": 30.0}},
 }
@@ -85,7 +85,7 @@ def test_the_population_may_follow_replicas_but_not_switch_how_it_is_given() -> 
 
 @pytest.mark.parametrize("template", ["linear", "mlp"])
 def test_writing_out_a_template_default_is_not_an_edit_and_changing_it_is(template: str) -> None:
-    """The ES defaults that depend on the template (esenas.spec.MLP_ES_DEFAULTS) are not in the
+    """The ES defaults that depend on the template (esenas.es_defaults.MLP_ES_DEFAULTS) are not in the
     CRD: its rule compares the effective values, as the operator's parsed specs do."""
     policy = {"template": template, "topology": "partition", "partitions": 4}
     bare = {"environment": {"id": "Hopper-v5"}, "policy": policy}
@@ -98,6 +98,32 @@ def test_writing_out_a_template_default_is_not_an_edit_and_changing_it_is(templa
     assert validate(_job(other), _job(bare)) == [f"spec.es.sigma: {edits.immutable_message('es.sigma')}"]
     assert validate(_job(bare), _job(other)) == [f"spec.es.sigma: {edits.immutable_message('es.sigma')}"]
     assert edits.immutable_changes(parse_spec(bare), parse_spec(other)) == ["es.sigma"]
+
+
+ENVIRONMENTS: list[dict[str, Any]] = [
+    {"id": "Hopper-v5"},
+    {"id": "Humanoid-v4"},
+    {"id": "Walker2d-v5", "kwargs": {"healthy_reward": 2}},
+    {"id": "Ant-v5", "kwargs": {"terminate_when_unhealthy": False}},
+    {"id": "InvertedDoublePendulum-v5", "kwargs": {"healthy_reward": 3.0}},
+    {"id": "HalfCheetah-v5"},
+    {"id": "HumanoidStandup-v5"},
+]
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS, ids=lambda e: e["id"] + ("+kwargs" if "kwargs" in e else ""))
+def test_the_reward_shift_by_task_is_compared_as_the_parser_resolves_it(environment: dict[str, Any]) -> None:
+    """es.rewardShift defaults to the task's survival bonus (esenas.es_defaults): the CRD's rule
+    (CEL) and the parser agree on what counts as an edit, for each kind of task."""
+    bare = {**BASE, "environment": environment, "es": {"perturbations": 16}}
+    shift = parse_spec(bare).es.reward_shift
+    same = {**bare, "es": {"perturbations": 16, "rewardShift": shift}}
+    other = {**bare, "es": {"perturbations": 16, "rewardShift": shift + 0.5}}
+    message = [f"spec.es.rewardShift: {edits.immutable_message('es.rewardShift')}"]
+    assert validate(_job(same), _job(bare)) == [] and validate(_job(bare), _job(same)) == []
+    assert validate(_job(other), _job(bare)) == message and validate(_job(bare), _job(other)) == message
+    assert edits.immutable_changes(parse_spec(bare), parse_spec(same)) == []
+    assert edits.immutable_changes(parse_spec(bare), parse_spec(other)) == ["es.rewardShift"]
 
 
 def _paths(schema: dict[str, Any], prefix: str = "") -> list[str]:

@@ -1,0 +1,63 @@
+"""ES defaults that depend on other fields, so the CRD carries none of them and the parser
+fills them in (esenas.schema_parse): by template, and the reward shift by task.
+
+An mlp policy gets :data:`MLP_ES_DEFAULTS`, the settings every MLP run in
+bench/results/learning.md was measured with; a linear one keeps the dataclass defaults of
+esenas.spec.ESSpec, ARS V2-t's.
+
+The survival bonus of Gymnasium's MuJoCo locomotion tasks, and the reward shift that removes it:
+
+Hopper, Walker2d, Ant and Humanoid pay ``healthy_reward`` for every step the body has not fallen,
+and end the episode when it falls. ES on the raw reward finds "stand still, fall late" long
+before it finds walking (ARS, Mania et al. 2018, section 4.2, which subtracts the bonus). So
+``es.rewardShift`` defaults to that bonus on these tasks: the task's own default, or
+``environment.kwargs.healthy_reward`` where the job sets it. Not on a task whose episodes do not
+end on a fall (``terminate_when_unhealthy: false``): its bonus is the same for every episode, and
+not on balancing tasks (InvertedDoublePendulum), where staying up is the goal itself.
+
+:func:`survival_bonus` is the parser's default; :func:`survival_bonus_cel` is the same rule in
+CEL, for the CRD's rule on edits (esenas.edits).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+#: An mlp's ES defaults, measured on MuJoCo (bench/results/learning.md).
+MLP_ES_DEFAULTS: Final = {"sigma": 0.1, "stepSize": 0.05, "perturbations": 64, "fitnessShaping": "centered_ranks", "optimizer": "adam", "exactEvals": 8}
+
+
+def mlp_default(key: str) -> str:
+    """How the CRD reference words a template default ("Defaults to 0.03 for a linear policy, ...")."""
+    return f"for a linear policy, {json.dumps(MLP_ES_DEFAULTS[key])} for an mlp"
+
+
+#: healthy_reward of each task in Gymnasium v4 and v5.
+SURVIVAL_BONUS: Final = {"Hopper": 1.0, "Walker2d": 1.0, "Ant": 1.0, "Humanoid": 5.0}
+_ID: Final = "^(" + "|".join(SURVIVAL_BONUS) + ")-v[45]$"
+#: How the CRD reference words the default ("Defaults to 0.0 ...").
+SHIFT_DEFAULT: Final = (
+    "except on Hopper, Walker2d, Ant and Humanoid (-v4, -v5), where it is the task's survival bonus (healthy_reward: "
+    "1.0, 5.0 for Humanoid, or environment.kwargs.healthy_reward), unless kwargs.terminate_when_unhealthy is false"
+)
+
+
+def survival_bonus(env_id: str, kwargs: Mapping[str, Any]) -> float:
+    """The per-step survival bonus of ``env_id`` built with ``kwargs``; 0 for other tasks."""
+    match = re.match(_ID, env_id)
+    if match is None or kwargs.get("terminate_when_unhealthy", True) is False:
+        return 0.0
+    bonus = kwargs.get("healthy_reward", SURVIVAL_BONUS[match[1]])
+    return float(bonus) if isinstance(bonus, int | float) and not isinstance(bonus, bool) else SURVIVAL_BONUS[match[1]]
+
+
+def survival_bonus_cel(obj: str) -> str:
+    """:func:`survival_bonus` of ``obj.environment`` as a CEL expression (obj: self or oldSelf)."""
+    env, kw = f"{obj}.environment", f"{obj}.environment.kwargs"
+    falls = f"!(has({kw}) && 'terminate_when_unhealthy' in {kw} && {kw}.terminate_when_unhealthy == false)"
+    task = " : ".join(f"{env}.id.startsWith('{name}-') ? {bonus}" for name, bonus in SURVIVAL_BONUS.items()) + " : 0.0"
+    given = f"has({kw}) && 'healthy_reward' in {kw} ? double({kw}.healthy_reward) : ({task})"
+    return f"({env}.id.matches('{_ID}') && {falls} ? ({given}) : 0.0)"
