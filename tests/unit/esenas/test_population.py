@@ -140,3 +140,21 @@ def test_prefetched_perturbations_give_the_same_step() -> None:
     while not a.prefetch_perturbations(1000):
         pass
     assert a._eps_ready == 300
+
+
+@pytest.mark.parametrize("per_decision", [False, True], ids=["reinforce weights", "ppo weights"])
+def test_the_score_gradient_in_chunks_is_the_one_sum(per_decision: bool) -> None:
+    """sum_j w_j (onehot(a_j) - p), here in many chunks of rows, against the plain sum."""
+    space = chromatic(8, "random").arch.search_space()
+    pg = PolicyGradient(space, ControllerSpec(type="policy_gradient"), 0)
+    rng = np.random.default_rng(3)
+    actions = np.stack([t.decisions for t in pg.ask(500, rng=rng)])
+    weights = rng.normal(size=actions.shape if per_decision else 500)
+    p = pg.probs()
+    d, c = p.shape
+    onehot = np.zeros((500, d, c))
+    onehot[np.arange(500)[:, None], np.arange(d)[None, :], actions] = 1.0
+    w = weights if per_decision else np.broadcast_to(weights[:, None], actions.shape)
+    want = (w[:, :, None] * (onehot - p[None])).sum(axis=0)
+    assert 500 * d > 4 * (1 << 16), "several chunks"
+    np.testing.assert_allclose(pg._score_grad(actions, weights, p), want, atol=1e-9)
