@@ -141,11 +141,13 @@ class Architecture:
         if self.kind == "partition" and topologies and topologies[0].decisions.size:
             parts = int(self.spec.partitions or 1)
             out = np.empty(len(topologies), np.int64)
-            step = 4096
+            word = np.uint32 if parts <= 32 else np.uint64
+            # rows per chunk: its temporaries (a word per decision) stay in cache, not fresh pages
+            step = max(1, (1 << 16) // topologies[0].decisions.size)
             for start in range(0, len(topologies), step):
                 m = np.stack([t.decisions for t in topologies[start : start + step]])
                 if parts <= 64:  # colours used = bits set in the OR of one bit per colour
-                    bits = np.bitwise_or.reduce(np.left_shift(np.uint64(1), m.astype(np.uint64)), axis=1)
+                    bits = np.bitwise_or.reduce(np.left_shift(word(1), m.astype(word)), axis=1)
                     out[start : start + len(m)] = np.bitwise_count(bits)
                 else:
                     m = np.sort(m, axis=1)
