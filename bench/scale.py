@@ -22,7 +22,10 @@ something; ``objective_improved`` compares the exact evaluations of the first an
 Measured over the steady iterations (the first, with its connection set-up, and the last are
 left out): ``efficiency`` = useful busy time (sleeps of results the aggregator accepted) over
 W * wall; ``busy_fraction`` also counts redundant copies. ``ideal_s_per_iteration`` = the slowest
-worker's planned share (its first lease of the iteration) of sleep, plus one round trip. Ends with ONE JSON line.
+worker's planned share (its first lease of the iteration) of sleep, plus one round trip.
+``aggregator_cores_at_10000_real_speed_workers`` = the aggregator's CPU per result times the
+results per second of 10,000 workers at real speed (slowdown 1) on this task: the goal's "cores
+for 10,000 real-speed workers". Ends with ONE JSON line.
 
     .venv/bin/python bench/scale.py [--workers 100,1000,10000] [--iterations K]
         [--pairs-per-worker P] [--episodes fixed|heavy-tailed] [--slowdown S]
@@ -56,8 +59,9 @@ ROOT: Final = Path(__file__).resolve().parent.parent
 TOKEN: Final = "scale-bench-token"
 ENV_ID: Final = {"fixed": "HalfCheetah-v5", "heavy-tailed": "Hopper-v5"}
 MAX_STEPS: Final = 1000
-WAIT_MS: Final = 20_000
-MAX_LEASE: Final = 4096  # the aggregator's --max-lease-items with relays: runtime.MAX_BATCH_ITEMS  # the real worker's long poll (esenas_worker.worker.WAIT_MS)
+WAIT_MS: Final = 20_000  # the real worker's long poll (esenas_worker.worker.WAIT_MS)
+MAX_LEASE: Final = 4096  # the aggregator's --max-lease-items with relays: runtime.MAX_BATCH_ITEMS
+REAL_SPEED_WORKERS: Final = 10_000  # the fleet of the goal on aggregator cores
 
 
 def job_doc(workers: int, pairs_per_worker: int, iterations: int, env_id: str) -> dict[str, Any]:
@@ -452,6 +456,11 @@ def summarise(
         "ideal_s_per_iteration": round(ideal, 3) if ideal is not None else None,
         "aggregator_cpu_s_per_iteration": round(agg_cpu / (last - first), 3),
         "aggregator_cpu_us_per_result": round(1e6 * agg_cpu / max(results, 1), 1),
+        # the goal's figure: aggregator cores for 10,000 workers at real speed (slowdown 1), at
+        # this cost per result and this task's mean seconds per item (a pair of episodes)
+        "aggregator_cores_at_10000_real_speed_workers": round(
+            agg_cpu / max(results, 1) * REAL_SPEED_WORKERS / (useful / max(results, 1) / a.slowdown), 2
+        ),
         "relay_cpu_s_per_iteration": round(relay_cpu / (last - first), 3),
         "relay_cpu_us_per_result": round(1e6 * relay_cpu / max(results, 1), 1),
         "client_cpu_s": round(client_cpu, 1),
