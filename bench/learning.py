@@ -5,7 +5,7 @@
 
 Runs the in-process trainer (the same ask/tell core as the fleet), prints progress, and ends
 with ONE JSON line: task, policy, topology, controller, trainable_params, dense_params,
-compression, episodes, env_steps, best_reward, eval_reward (mean of 10 fresh episodes of the
+compression, weight_params (weights stored, biases apart), episodes, env_steps, best_reward, eval_reward (mean of 10 fresh episodes of the
 final policy), episodes_to_threshold (null if not reached), wall_s. With --curve, every
 iteration also appends one JSON line to FILE (iteration, env_steps, episodes, score,
 reward_mean, best, eval: the current weights' evaluation when one was made, else null,
@@ -111,6 +111,7 @@ def main() -> int:
         "topology": spec.policy.topology,
         "controller": spec.controller.type,
         "seed": spec.seed,
+        "weight_params": policy.arch.weight_params(policy.topology),  # the poster's "# weight-params"
         "trainable_params": policy.trainable_params,
         "dense_params": policy.dense_params,
         "compression": round(policy.compression, 4),

@@ -157,17 +157,63 @@ def _section(name: str, row: Row, runs: list[dict[str, Any]], figure: str | None
     return "\n".join(lines)
 
 
+def _weight_params(row: Row, run: dict[str, Any]) -> int | None:
+    """The run's weight params, or for a line from before bench/learning.py reported them, the
+    job's: every weight of its architecture, or the edges an edge-pruning job keeps."""
+    if run.get("weight_params") is not None:
+        return int(run["weight_params"])
+    import gymnasium as gym
+    from esenas.network import Architecture
+    from esenas.spec import load_job
+
+    spec = load_job(ROOT / row.job).spec
+    if spec.policy.topology == "edges":
+        return spec.policy.edges
+    env = gym.make(spec.environment.id)
+    dims = int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))  # type: ignore[arg-type]
+    env.close()
+    return Architecture(spec.policy, *dims).num_weights
+
+
+def _comparison(runs_by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The poster's comparison table: per task, each architecture's reward, weights and compression."""
+    lines = ["## The comparison table", "",
+             "Each architecture at its own compression, 10M steps, the spec's defaults (bench/jobs/). "
+             "Weight params are the weights a policy stores, biases apart (the poster's '# weight-params').", ""]
+    for task in dict.fromkeys(r.compare[0] for r in ROWS.values() if r.compare):
+        lines += [f"**{task}**", "", "| architecture | seeds | median best | median fresh 10 | weight params | trainable / dense | compression |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for name, row in ROWS.items():
+            if row.compare is None or row.compare[0] != task:
+                continue
+            runs = runs_by_row[name]
+            if not runs:
+                lines.append(f"| [{row.compare[1]}](#{name}) | 0 | not run yet | | | | |")
+                continue
+            r0 = runs[0]
+            lines.append(
+                f"| [{row.compare[1]}](#{name}) | {len(runs)} | {_fmt(_median([r['best_reward'] for r in runs]))} | "
+                f"{_fmt(_median([r['eval_reward'] for r in runs]))} | {_fmt(_weight_params(row, r0))} | "
+                f"{r0['trainable_params']} / {r0['dense_params']} | {r0['compression']:.0%} |"
+            )
+        lines.append("")
+    return lines
+
+
 def render(draw: bool) -> str:
     parts = [HEADER, "## Summary", "",
              "| row | budget | seeds | median best | best | median fresh 10 | trainable / dense (compression) | poster |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     sections = []
-    for name, row in ROWS.items():
-        runs = _runs(name)
-        parts.append(_summary(name, row, runs))
+    runs_by_row = {name: _runs(name) for name in ROWS}
+    poster_rows = [n for n, r in ROWS.items() if r.poster_max is not None or r.threshold is not None]
+    for name in [*poster_rows, *(n for n in ROWS if n not in poster_rows)]:
+        row, runs = ROWS[name], runs_by_row[name]
+        if name in poster_rows:
+            parts.append(_summary(name, row, runs))
         figure = _figure(name, row, runs) if draw else (f"img/learning-{name}.png" if (IMG / f"learning-{name}.png").exists() else None)
         sections.append(_section(name, row, runs, figure))
-    return "\n".join(parts) + "\n\n" + "\n".join(sections)
+    return "\n".join([*parts, "", *_comparison(runs_by_row)]) + "\n" + "\n".join(sections)
 
 
 def main() -> int:

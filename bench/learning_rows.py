@@ -25,6 +25,8 @@ class Row:
     threshold: float | None = None  # ARS-style: episodes until the current weights score this
     poster_episodes: int | None = None  # the baseline's episodes to the threshold (lower is better)
     args: tuple[str, ...] = field(default=())
+    #: the poster's comparison table this row belongs to (task), with its architecture's name
+    compare: tuple[str, str] | None = None
 
     def command(self, seed: int) -> list[str]:
         cmd = ["bench/learning.py", self.job, "--seed", str(seed), "--every", "4"]
@@ -38,7 +40,7 @@ class Row:
 ROWS: Final[dict[str, Row]] = {
     "halfcheetah-h41-17": Row(
         "HalfCheetah-v5, H41, 17 partitions", "manifests/examples/halfcheetah-chromatic-h41.yaml",
-        "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000,
+        "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000, compare=("HalfCheetah-v5", "chromatic"),
     ),
     "halfcheetah-h41h41-17": Row(
         "HalfCheetah-v5, H41,H41, 17 partitions", "bench/jobs/halfcheetah-h41h41-17.yaml",
@@ -54,7 +56,7 @@ ROWS: Final[dict[str, Row]] = {
     ),
     "hopper-h41-11": Row(
         "Hopper-v5, H41, 11 partitions", "manifests/examples/hopper-chromatic-h41.yaml",
-        "max 3,408 (mean 247)", poster_max=3408, max_env_steps=10_000_000,
+        "max 3,408 (mean 247)", poster_max=3408, max_env_steps=10_000_000, compare=("Hopper-v5", "chromatic"),
     ),
     "swimmer-linear-8": Row(
         "Swimmer-v5, linear, 8 partitions", "manifests/examples/swimmer-chromatic-linear.yaml",
@@ -63,6 +65,19 @@ ROWS: Final[dict[str, Row]] = {
     "halfcheetah-edges-40": Row(
         "HalfCheetah-v5, H41, edge pruning keeping 40 edges", "bench/jobs/halfcheetah-edges-40.yaml",
         "masked, 40 weights (92%): max 4,806", poster_max=4806, max_env_steps=10_000_000,
+        compare=("HalfCheetah-v5", "masked (40 edges)"),
+    ),
+    **{
+        f"{task.lower()}-h41-{kind}": Row(
+            f"{task}-v5, H41, {name}: the poster's comparison table", f"bench/jobs/{task.lower()}-h41-{kind}.yaml",
+            "the comparison table", max_env_steps=10_000_000, compare=(f"{task}-v5", name),
+        )
+        for task in ("HalfCheetah", "Hopper")
+        for kind, name in (("toeplitz", "Toeplitz"), ("circulant", "circulant"), ("dense", "unstructured"))
+    },
+    "hopper-edges-40": Row(
+        "Hopper-v5, H41, edge pruning keeping 40 edges: the poster's comparison table", "bench/jobs/hopper-edges-40.yaml",
+        "the comparison table", max_env_steps=10_000_000, compare=("Hopper-v5", "masked (40 edges)"),
     ),
     "halfcheetah-ars-linear": Row(
         "HalfCheetah-v5, dense linear, ARS V2-t: episodes to 3430", "manifests/examples/halfcheetah-ars-linear.yaml",

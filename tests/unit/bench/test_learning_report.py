@@ -38,7 +38,20 @@ def test_rows_get_their_medians_figures_and_lines(tmp_path: Path, monkeypatch: p
     assert (tmp_path / "img" / "learning-swimmer-linear-8.png").stat().st_size > 10_000
     assert page.count('"row": "swimmer-linear-8"') == 3
     others = [ln for ln in page.splitlines() if ln.startswith("| [") and "Swimmer" not in ln]
-    assert len(others) == len(learning_rows.ROWS) - 1 and all("not run yet" in ln for ln in others)
+    assert others and all("not run yet" in ln for ln in others)
+
+
+def test_the_comparison_table_gives_each_architecture_its_weights_and_compression(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(learning_report, "RESULTS", tmp_path / "runs")
+    _run("hopper-h41-toeplitz", 0, 1200.0, 1100.0, [], tmp_path / "runs")
+    path = tmp_path / "runs" / "hopper-h41-toeplitz" / "seed0.json"
+    line = json.loads(path.read_text())
+    path.write_text(json.dumps({**line, "trainable_params": 138, "dense_params": 618, "compression": 0.7767}))
+    page = learning_report.render(draw=False)
+    assert "| [Toeplitz](#hopper-h41-toeplitz) | 1 | 1,200 | 1,100 | 94 | 138 / 618 | 78% |" in page
+    assert "| [circulant](#hopper-h41-circulant) | 0 | not run yet |" in page
+    rows = [name for name, row in learning_rows.ROWS.items() if row.compare and row.compare[0] == "Hopper-v5"]
+    assert len(rows) == 5, "chromatic, masked, Toeplitz, circulant and unstructured"
 
 
 def test_the_ars_row_reports_episodes_to_the_threshold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
