@@ -200,6 +200,22 @@ def _comparison(runs_by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
     return lines
 
 
+def _defaults(runs_by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The spec's defaults on tasks and policies no example covers: job files that set only the
+    task and the policy (bench/jobs/)."""
+    lines = ["## The spec's defaults on other tasks", "",
+             "Job files that set only the task and the policy, so everything else is the spec's defaults "
+             "(the ES settings by template, the controller, the reward shift by task).", "",
+             "| job | budget | seeds | median best | median fresh 10 |", "| --- | --- | --- | --- | --- |"]
+    for name, row in ROWS.items():
+        if row.defaults:
+            runs = runs_by_row[name]
+            cells = (f"{len(runs)} | {_fmt(_median([r['best_reward'] for r in runs]))} | {_fmt(_median([r['eval_reward'] for r in runs]))}"
+                     if runs else "0 | not run yet |")
+            lines.append(f"| [{row.title}](#{name}) | {_budget(row)} | {cells} |")
+    return [*lines, ""]
+
+
 def render(draw: bool) -> str:
     parts = [HEADER, "## Summary", "",
              "| row | budget | seeds | median best | best | median fresh 10 | trainable / dense (compression) | poster |",
@@ -213,7 +229,7 @@ def render(draw: bool) -> str:
             parts.append(_summary(name, row, runs))
         figure = _figure(name, row, runs) if draw else (f"img/learning-{name}.png" if (IMG / f"learning-{name}.png").exists() else None)
         sections.append(_section(name, row, runs, figure))
-    return "\n".join([*parts, "", *_comparison(runs_by_row)]) + "\n" + "\n".join(sections)
+    return "\n".join([*parts, "", *_comparison(runs_by_row), *_defaults(runs_by_row)]) + "\n" + "\n".join(sections)
 
 
 def main() -> int:

@@ -27,6 +27,8 @@ class Row:
     args: tuple[str, ...] = field(default=())
     #: the poster's comparison table this row belongs to (task), with its architecture's name
     compare: tuple[str, str] | None = None
+    #: a check of the spec's defaults on a task or policy no example covers
+    defaults: bool = False
 
     def command(self, seed: int) -> list[str]:
         cmd = ["bench/learning.py", self.job, "--seed", str(seed), "--every", "4"]
@@ -78,6 +80,18 @@ ROWS: Final[dict[str, Row]] = {
     "hopper-edges-40": Row(
         "Hopper-v5, H41, edge pruning keeping 40 edges: the poster's comparison table", "bench/jobs/hopper-edges-40.yaml",
         "the comparison table", max_env_steps=10_000_000, compare=("Hopper-v5", "masked (40 edges)"),
+    ),
+    "walker2d-defaults": Row(
+        "Walker2d-v5, H41, 17 partitions, the spec's defaults", "bench/jobs/walker2d-defaults.yaml",
+        "no poster row", max_env_steps=3_000_000, defaults=True,
+    ),
+    "walker2d-defaults-noshift": Row(
+        "Walker2d-v5, H41, 17 partitions, the spec's defaults but rewardShift 0", "bench/jobs/walker2d-defaults-noshift.yaml",
+        "no poster row", max_env_steps=3_000_000, defaults=True,
+    ),
+    "swimmer-defaults": Row(
+        "Swimmer-v5, linear, 8 partitions, the spec's defaults", "bench/jobs/swimmer-defaults.yaml",
+        "no poster row", max_env_steps=3_000_000, defaults=True,
     ),
     "halfcheetah-ars-linear": Row(
         "HalfCheetah-v5, dense linear, ARS V2-t: episodes to 3430", "manifests/examples/halfcheetah-ars-linear.yaml",
