@@ -128,7 +128,8 @@ def _summary(name: str, row: Row, runs: list[dict[str, Any]]) -> str:
         hits = [r["episodes_to_threshold"] for r in runs]
         reached = [h for h in hits if h is not None]
         med = _median([float(h) if h is not None else float("inf") for h in hits])
-        cell = f"median episodes {_fmt(med) if med != float('inf') else 'not reached'}, reached {len(reached)}/{len(runs)}"
+        mean = f", mean {_fmt(statistics.fmean(reached))}" if len(reached) == len(runs) else ""
+        cell = f"median episodes {_fmt(med) if med != float('inf') else 'not reached'}{mean}, reached {len(reached)}/{len(runs)}"
         return f"| [{row.title}](#{name}) | {_budget(row)} | {len(runs)} | {cell} | | {_fmt(fresh)} | {size} | {row.poster} |"
     bests = [r["best_reward"] for r in runs]
     return (f"| [{row.title}](#{name}) | {_budget(row)} | {len(runs)} | {_fmt(_median(bests))} | {_fmt(max(bests))} | "
