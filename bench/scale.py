@@ -60,7 +60,7 @@ TOKEN: Final = "scale-bench-token"
 ENV_ID: Final = {"fixed": "HalfCheetah-v5", "heavy-tailed": "Hopper-v5"}
 MAX_STEPS: Final = 1000
 WAIT_MS: Final = 20_000  # the real worker's long poll (esenas_worker.worker.WAIT_MS)
-MAX_LEASE: Final = 4096  # the aggregator's --max-lease-items with relays: runtime.MAX_BATCH_ITEMS
+MAX_LEASE: Final = 16384  # the aggregator's --max-lease-items with relays: runtime.MAX_BATCH_ITEMS
 REAL_SPEED_WORKERS: Final = 10_000  # the fleet of the goal on aggregator cores
 
 

@@ -26,8 +26,11 @@ from esenas_aggregator.outcome import IngestOutcome
 from esenas_aggregator.queue import WorkQueue
 from esenas_aggregator.roster import MAX_WORKER_ID, Roster
 
-#: Most items in one lease, and so most records in one pushed batch.
-MAX_BATCH_ITEMS: Final = 4096
+#: Most items in one lease, and so most records in one pushed batch: a relay's share of an
+#: iteration (10,000 items each for 8 relays in front of 10,000 workers at 8 pairs per worker),
+#: so that a relay rolls out its share in one round with one barrier, not three. A worker's
+#: lease is the job's ``workers.batchSize`` (at most 4,096) unless ``--max-lease-items`` raises it.
+MAX_BATCH_ITEMS: Final = 16384
 #: Longest a worker's Exchange may block waiting for work.
 #: Long enough that idle workers at the barrier cost few calls (10,000 workers re-polling every
 #: 2 s were 5,000 calls/s of nothing); a waiter wakes at once on a new iteration, an expired

@@ -28,7 +28,7 @@ Obj = dict[str, Any]
 
 #: Items one relay lease may hold (esenas_aggregator.runtime.MAX_BATCH_ITEMS): the aggregator's
 #: fair shares then split each iteration evenly over the relays.
-LEASE_ITEMS: Final = 4096
+LEASE_ITEMS: Final = 16384
 KINDS: Final = (("apps/v1", "Deployment"), ("v1", "Service"), ("networking.k8s.io/v1", "NetworkPolicy"))
 
 

@@ -31,7 +31,7 @@ def test_relays_come_with_the_field_and_go_when_it_is_removed(cluster: FakeKube,
     assert container["command"] == ["esenas-relay"]
     args = container["args"]
     assert args[args.index("--upstream") + 1] == "rel-aggregator.default.svc:50051"
-    assert args[args.index("--lease-items") + 1] == "4096"
+    assert args[args.index("--lease-items") + 1] == "16384"
     assert {"--tls-ca-file", "--tls-cert-file", "--tls-key-file", "--token-file"} <= set(args)
     assert container["env"] == [{"name": "ESENAS_RELAY_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
@@ -42,7 +42,7 @@ def test_relays_come_with_the_field_and_go_when_it_is_removed(cluster: FakeKube,
     worker = _container(cluster, ("Deployment", "rel-workers-0"))
     assert worker["args"][worker["args"].index("--aggregator") + 1] == "rel-relays.default.svc:50051"
     agg = _container(cluster, ("Deployment", "rel-aggregator"))
-    assert agg["args"][-2:] == ["--max-lease-items", "4096"]
+    assert agg["args"][-2:] == ["--max-lease-items", "16384"]
 
     del doc["spec"]["relays"]  # as a user deletes the block from the file
     apply(cluster, doc)

@@ -165,7 +165,7 @@ def test_aggregator_deployment() -> None:
         "esenas-aggregator", "--job", "/etc/esenas/job.yaml", "--checkpoint-dir", "/var/lib/esenas",
         "--token-file", "/var/run/esenas/token", "--tls-cert-file", "/var/run/esenas/tls.crt",
         "--tls-key-file", "/var/run/esenas/tls.key", "--port", "50051", "--http-port", "9090",
-        "--max-lease-items", "4096",  # FULL has relays
+        "--max-lease-items", "16384",  # FULL has relays
     ]
     volumes = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
     assert volumes["checkpoints"] == {"name": "checkpoints", "persistentVolumeClaim": {"claimName": "cheetah-checkpoints"}}
