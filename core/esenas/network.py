@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from esenas.spec import PolicySpec
-from esenas.topology import SearchSpace, Topology
+from esenas.topology import SearchSpace, Topology, decision_rows
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -145,7 +145,7 @@ class Architecture:
             # rows per chunk: its temporaries (a word per decision) stay in cache, not fresh pages
             step = max(1, (1 << 16) // topologies[0].decisions.size)
             for start in range(0, len(topologies), step):
-                m = np.stack([t.decisions for t in topologies[start : start + step]])
+                m = decision_rows(topologies[start : start + step])
                 if parts <= 64:  # colours used = bits set in the OR of one bit per colour
                     bits = np.bitwise_or.reduce(np.left_shift(word(1), m.astype(word)), axis=1)
                     out[start : start + len(m)] = np.bitwise_count(bits)

@@ -229,6 +229,17 @@ def _dtype_code(decisions: npt.NDArray[Any]) -> int:
     return 0 if top < 2**8 else 1 if top < 2**16 else 2
 
 
+def decision_rows(topologies: Sequence[Topology]) -> npt.NDArray[Any]:
+    """The decisions of topologies of one length as one (n, length) block. One concatenate:
+    np.stack over 80,000 chromatic H41 rows took 0.23 s, this 0.02 s."""
+    sizes = {t.decisions.size for t in topologies}
+    if len(sizes) > 1:
+        raise ValueError(f"topologies: decisions of different lengths {sorted(sizes)}")
+    if not topologies:
+        return np.zeros((0, 0), np.uint8)
+    return np.concatenate([t.decisions for t in topologies]).reshape(len(topologies), sizes.pop())
+
+
 def encode_topologies(topologies: Sequence[Topology]) -> bytes:
     """Pack topologies for the wire: per topology a small header, then its decisions."""
     parts = [struct.pack("<I", len(topologies))]
@@ -239,9 +250,25 @@ def encode_topologies(topologies: Sequence[Topology]) -> bytes:
     return b"".join(parts)
 
 
+def _decode_uniform(blob: bytes, count: int) -> list[Topology] | None:
+    """The topologies of a blob whose records all have the first one's uint8 header, as
+    read-only rows of one block (a relay decodes 10,000 per lease); None for any other blob."""
+    kind, code, n = _HEADER.unpack_from(blob, 4)
+    width = _HEADER.size + n
+    if code != 0 or kind >= len(_WIRE_KINDS) or len(blob) != 4 + count * width:
+        return None
+    block = np.frombuffer(blob, np.uint8, offset=4).reshape(count, width)
+    if not (block[:, : _HEADER.size] == block[0, : _HEADER.size]).all():
+        return None
+    name = RENAMED_KINDS.get(_WIRE_KINDS[kind], _WIRE_KINDS[kind])
+    return [Topology.sampled(name, row) for row in block[:, _HEADER.size :]]
+
+
 def decode_topologies(blob: bytes) -> list[Topology]:
     """Inverse of :func:`encode_topologies`."""
     (count,) = struct.unpack_from("<I", blob, 0)
+    if count > 1 and (same := _decode_uniform(blob, count)) is not None:
+        return same
     off = 4
     out: list[Topology] = []
     for _ in range(count):

@@ -19,7 +19,7 @@ from typing import Any, Final
 import numpy as np
 
 from esenas.controllers.base import F64, Controller
-from esenas.topology import Topology
+from esenas.topology import Topology, decision_rows
 
 #: Most elements per chunk of rows in ``_score_grad``: small enough that its temporaries (the
 #: flat index and the broadcast weights, 16 bytes an element) stay in cache and are reused, not
@@ -151,7 +151,7 @@ class PolicyGradient(Controller):
     def _tell(self, topologies: list[Topology], fitness: F64) -> None:
         if not topologies or self.space.num_decisions == 0:
             return
-        actions = np.stack([t.decisions for t in topologies])
+        actions = decision_rows(topologies)
         adv = self.advantages(fitness)
         n, lr = len(topologies), self.spec.learning_rate
         rows = np.arange(actions.shape[1])[None, :]
