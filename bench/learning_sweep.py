@@ -30,6 +30,18 @@ def _commit() -> str:
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def run_logged(cmd: list[str], log_path: Path) -> dict[str, object] | None:
+    """Run one bench/learning.py command, its output to ``log_path``; its final JSON line, or None
+    when it failed or printed none."""
+    with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, check=False)
+        log.write(proc.stdout)
+        if proc.returncode != 0:
+            log.write(f"exit {proc.returncode}\n")
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    return json.loads(lines[-1]) if proc.returncode == 0 and lines else None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("row", choices=sorted(ROWS))
@@ -48,14 +60,11 @@ def main() -> int:
         cmd = [sys.executable, *row.command(seed), "--curve", str(out / f"seed{seed}.curve.jsonl")]
         print(f"{args.row} seed {seed}: {' '.join(row.command(seed))}", flush=True)
         start = time.monotonic()
-        with open(out / f"seed{seed}.log", "w", encoding="utf-8") as log:
-            proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, check=False)
-            log.write(proc.stdout)
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-        if proc.returncode != 0 or not lines:
-            print(f"{args.row} seed {seed}: failed (exit {proc.returncode}), see {out / f'seed{seed}.log'}", file=sys.stderr)
+        line = run_logged(cmd, out / f"seed{seed}.log")
+        if line is None:
+            print(f"{args.row} seed {seed}: failed, see {out / f'seed{seed}.log'}", file=sys.stderr)
             return 1
-        figures = {"row": args.row, **json.loads(lines[-1]), "commit": commit}
+        figures = {"row": args.row, **line, "commit": commit}
         result.write_text(json.dumps(figures) + "\n", encoding="utf-8")
         print(f"{args.row} seed {seed}: best {figures['best_reward']}, fresh {figures['eval_reward']} "
               f"({time.monotonic() - start:.0f} s)", flush=True)

@@ -24,13 +24,17 @@ import argparse
 import json
 import math
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any, Final
 
 REPO: Final = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # bench/ is run as a script: import its modules from the repo root
+
+from bench.learning_sweep import _commit as commit_of_core  # noqa: E402
+from bench.learning_sweep import run_logged  # noqa: E402
+
 JOB: Final = "bench/jobs/halfcheetah-h41-17-pop1024.yaml"
 OUT: Final = REPO / "bench" / "results" / "population-learning"
 BASELINE: Final = REPO / "bench" / "results" / "learning" / "halfcheetah-h41-17"
@@ -157,14 +161,10 @@ def run_seed(seed: int, variant: str) -> None:
            "--curve", str(OUT / f"{variant}-seed{seed}.curve.jsonl")]
     print(f"seed {seed}: {' '.join(cmd[1:])}", flush=True)
     start = time.monotonic()
-    with open(OUT / f"{variant}-seed{seed}.log", "w", encoding="utf-8") as log:
-        proc = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True, check=False)
-        log.write(proc.stdout)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise SystemExit(f"seed {seed}: failed (exit {proc.returncode}), see {OUT / f'{variant}-seed{seed}.log'}")
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False)
-    result.write_text(json.dumps({**json.loads(lines[-1]), "commit": head.stdout.strip()}) + "\n", encoding="utf-8")
+    line = run_logged(cmd, OUT / f"{variant}-seed{seed}.log")
+    if line is None:
+        raise SystemExit(f"seed {seed}: failed, see {OUT / f'{variant}-seed{seed}.log'}")
+    result.write_text(json.dumps({**line, "commit": commit_of_core()}) + "\n", encoding="utf-8")
     print(f"seed {seed}: done in {time.monotonic() - start:.0f} s", flush=True)
 
 
