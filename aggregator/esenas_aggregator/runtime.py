@@ -1,8 +1,7 @@
 """Shared live state of one aggregator: the current iteration's queue, its parameters, workers seen.
 
-The gRPC servicer and the HTTP endpoints read it; the training loop (``app``) drives it.
-Everything runs on one asyncio loop, so no locks are needed.
-"""
+The gRPC servicer and HTTP endpoints read it; the training loop (``app``) drives it, all on one
+asyncio loop (no locks)."""
 
 from __future__ import annotations
 
@@ -26,10 +25,8 @@ from esenas_aggregator.outcome import IngestOutcome
 from esenas_aggregator.queue import WorkQueue
 from esenas_aggregator.roster import MAX_WORKER_ID, Roster
 
-#: Most items in one lease, and so most records in one pushed batch: a relay's share of an
-#: iteration (10,000 items each for 8 relays in front of 10,000 workers at 8 pairs per worker),
-#: so that a relay rolls out its share in one round with one barrier, not three. A worker's
-#: lease is the job's ``workers.batchSize`` (at most 4,096) unless ``--max-lease-items`` raises it.
+#: Most items in one lease (and records in one push): a relay's share of an iteration, 10,000
+#: behind 8 relays at 10,000 workers, in one round, not three (workers: ``batchSize`` <= 4,096).
 MAX_BATCH_ITEMS: Final = 16384
 #: Longest a worker's Exchange may block waiting for work.
 #: Long enough that idle workers at the barrier cost few calls (10,000 workers re-polling every
