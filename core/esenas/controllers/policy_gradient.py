@@ -81,20 +81,27 @@ class PolicyGradient(Controller):
         prob, alias = self._alias
         d, c = prob.shape
         m = self.space.choices.astype(np.float32)[None, :]
-        top = (self.space.choices - 1).astype(np.intp)[None, :]
-        base = (np.arange(d, dtype=np.intp) * c)[None, :]
+        top = (self.space.choices - 1).astype(np.float32)[None, :]
+        base = (np.arange(d, dtype=np.int32 if d * c < 2**31 else np.intp) * c)[None, :]
         dtype = np.uint8 if c <= 256 else np.int64
         flat_prob, flat_alias = prob.ravel().astype(np.float32), alias.ravel().astype(dtype)
         out: list[Topology] = []
         chunk = max(1, _SAMPLE_CHUNK_ELEMENTS // max(1, d))
         for start in range(0, n, chunk):
             # u * m splits into a column (its integer part) and a fresh uniform (its fraction);
-            # float32 keeps ~20 bits of that fraction for up to 17 choices, plenty for sampling
-            um = g.random((min(chunk, n - start), d), dtype=np.float32) * m
-            col = np.minimum(um.astype(np.intp), top)
-            flat = col + base
-            keep = (um - col) < np.take(flat_prob, flat)
-            picks = np.where(keep, col.astype(dtype), np.take(flat_alias, flat))
+            # float32 keeps ~20 bits of that fraction for up to 17 choices, plenty for sampling.
+            # In place and without np.where (30 times slower than the arithmetic on uint8).
+            um = g.random((min(chunk, n - start), d), dtype=np.float32)
+            um *= m
+            col = np.minimum(np.floor(um), top)  # u * m can round up to m
+            um -= col  # exact: the fraction
+            flat = col.astype(base.dtype)
+            flat += base
+            alias_pick = np.take(flat_alias, flat)
+            picks = col.astype(dtype)
+            picks -= alias_pick  # wraps in uint8, and wraps back below
+            picks *= (um < np.take(flat_prob, flat)).view(np.uint8)
+            picks += alias_pick
             if self.space.distinct:  # k distinct edges: a repeated edge is redrawn among unused ones
                 self.space.redraw_repeats(picks, self._probs(), g)
             if picks.dtype == np.uint8:  # rows of a read-only block are what the constructor stores
