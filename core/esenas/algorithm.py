@@ -98,9 +98,9 @@ class ESENAS:
             # one exact eval always re-scores the incumbent under the current weights, so the best
             # policy is not left to sampling and a lucky score is demoted (see esenas.best)
             topos[n] = self.incumbent.topology
-        uniq: dict[str, int] = {}
+        uniq: dict[tuple[str, str, bytes], int] = {}
         unique_topos: list[Topology] = []
-        ids = [t.id for t in topos]
+        ids = [t.key for t in topos]
         for t, tid in zip(topos, ids, strict=True):
             if tid not in uniq:
                 uniq[tid] = len(unique_topos)

@@ -56,9 +56,9 @@ class Incumbent:
             return
         seen, means = means_by_index(index, scores, len(topologies))
         if self.topology is not None:
-            mine = self.topology.id
+            mine = self.topology.key
             for j, i in enumerate(seen.tolist()):
-                if topologies[i].id == mine:
+                if topologies[i].key == mine:
                     self.score = float(means[j])
                     break
         j = int(np.argmax(means))

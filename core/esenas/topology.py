@@ -80,6 +80,12 @@ class Topology:
             object.__setattr__(self, "_id", cached)
         return cached
 
+    @property
+    def key(self) -> tuple[str, str, bytes]:
+        """What the id hashes, as a dict key: equal keys, equal ids. Grouping a plan's 80,000
+        topologies by key costs ~1 us each against ~5 us for their blake2b ids."""
+        return (self.kind, self.decisions.dtype.str, self.decisions.tobytes())
+
     def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, Topology)

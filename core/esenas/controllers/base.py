@@ -26,14 +26,14 @@ def mean_by_topology(
     r = np.asarray(rewards, np.float64)
     if len(topologies) != r.size:
         raise ValueError(f"tell: {len(topologies)} topologies but {r.size} rewards")
-    index: dict[str, int] = {}
+    index: dict[tuple[str, str, bytes], int] = {}
     uniq: list[Topology] = []
-    ids = [t.id for t in topologies]  # each id once: 200,000 evaluations per iteration at 100,000 pairs
-    for t, tid in zip(topologies, ids, strict=True):
-        if tid not in index:
-            index[tid] = len(uniq)
+    keys = [t.key for t in topologies]  # each key once: 200,000 evaluations per iteration at 100,000 pairs
+    for t, k in zip(topologies, keys, strict=True):
+        if k not in index:
+            index[k] = len(uniq)
             uniq.append(t)
-    inv = np.array([index[tid] for tid in ids], dtype=np.int64)
+    inv = np.array([index[k] for k in keys], dtype=np.int64)
     sums = np.bincount(inv, weights=r, minlength=len(uniq))
     counts = np.bincount(inv, minlength=len(uniq))
     return uniq, sums / counts
