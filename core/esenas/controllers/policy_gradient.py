@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 
 from esenas.controllers.base import F64, Controller
 from esenas.topology import Topology, decision_rows
@@ -97,8 +98,8 @@ class PolicyGradient(Controller):
             um -= col  # exact: the fraction
             flat = col.astype(base.dtype)
             flat += base
-            alias_pick = np.take(flat_alias, flat)
-            picks = col.astype(dtype)
+            alias_pick: npt.NDArray[np.integer[Any]] = np.take(flat_alias, flat)
+            picks: npt.NDArray[np.integer[Any]] = col.astype(dtype)
             picks -= alias_pick  # wraps in uint8, and wraps back below
             picks *= (um < np.take(flat_prob, flat)).view(np.uint8)
             picks += alias_pick
