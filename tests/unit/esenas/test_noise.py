@@ -30,3 +30,25 @@ def test_rows_are_numpy_s_perturbations_bit_for_bit(dim: int) -> None:
 
 def test_no_seeds_give_no_rows() -> None:
     assert es.perturbations(np.zeros(0, np.uint64), 12).shape == (0, 12)
+
+
+def test_vectorised_pcg64_states_are_the_integer_ones() -> None:
+    seeds = np.concatenate([np.array(EDGES, np.uint64), np.random.default_rng(3).integers(0, 2**64 - 1, 2000, dtype=np.uint64)])
+    words = noise.seed_words(seeds)
+    got = noise.pcg64_states(words).tolist()
+    for row, w in zip(got, words.tolist(), strict=True):
+        state, inc = noise.pcg64_state((w[0], w[1], w[2], w[3]))
+        assert row == [state & (2**64 - 1), state >> 64, inc & (2**64 - 1), inc >> 64]
+
+
+def test_rows_without_the_direct_state_writes_are_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the build lays PCG64's state out otherwise, the public setter gives the same rows."""
+    seeds = np.array([*EDGES, 12345], np.uint64)
+    fast = es.perturbations(seeds, 33)
+    monkeypatch.setattr(noise, "_state_view", lambda bit_gen: None)
+    assert np.array_equal(es.perturbations(seeds, 33), fast)
+    assert np.array_equal(fast[-1], np.random.Generator(np.random.PCG64(12345)).standard_normal(33))
+
+
+def test_the_direct_state_view_is_found_on_this_build() -> None:
+    assert noise._state_view(np.random.PCG64(0)) is not None  # else every plan pays the slow setter
