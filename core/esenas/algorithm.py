@@ -217,15 +217,12 @@ class ESENAS:
         # Controller feedback: every evaluation, with its topology; objective per spec.
         # Sizes and means go by the plan's unique-topology index, so a population of
         # 100,000 pairs costs whole-array operations, not one Python call per evaluation.
-        pair_topos = [t for t, p in zip(topos, pair, strict=True) if p]
-        exact_topos = [t for t, p in zip(topos, pair, strict=True) if not p]
-        all_topos = pair_topos + pair_topos + exact_topos
         tidx = plan.items["topology"].astype(np.int64)
         all_idx = np.concatenate([tidx[pair], tidx[pair], tidx[exact]])
         uniq_sizes = self.arch.sizes(plan.topologies)
         sizes = uniq_sizes[all_idx].astype(np.float64)
         fitness = combine(rollouts, sizes, self.spec.objectives)
-        self.controller.tell(all_topos, fitness)
+        self.controller.tell_indexed(plan.topologies, all_idx, fitness)
         # The incumbent is judged on exact evals when there are any, else on the pair rollouts.
         judged = slice(2 * rp.size, None) if raw_exact.size else slice(0, 2 * rp.size)
         self.incumbent.update(plan.topologies, all_idx[judged], fitness[judged])

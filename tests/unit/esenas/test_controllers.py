@@ -119,3 +119,25 @@ def test_each_iteration_reports_the_controllers_entropy(ctype: str) -> None:
     report = algo.tell(Results(plan.items["index"].copy(), rng.normal(size=n), neg, np.full(n, 10, np.uint32)))
     assert report.controller_entropy == algo.controller.entropy() == algo.history[-1]["controller_entropy"]
     assert (report.controller_entropy is None) == (ctype == "evolution")
+
+
+@pytest.mark.parametrize("ctype", ["evolution", "policy_gradient"])
+def test_tell_indexed_is_tell_on_the_expanded_evaluations(ctype: str) -> None:
+    """The algorithm hands over unique topologies and an index per evaluation; the controller
+    must end exactly where tell on the repeated topologies would have taken it."""
+    spec = ControllerSpec(type=ctype)
+    a, b = make_controller(spec, SPACE, 3), make_controller(spec, SPACE, 3)
+    noise = np.random.default_rng(0)
+    for _ in range(4):
+        topos = a.ask(12)
+        assert [t.decisions.tolist() for t in topos] == [t.decisions.tolist() for t in b.ask(12)]
+        uniq = list({t.key: t for t in topos}.values())  # unique, as a plan's are
+        # each evaluated 1 to 4 times, first seen in ascending order
+        index = np.array([0, 1, 1, 2, 3, 3, 3, 4, 0, 5, 5, 5, 5, 2], np.int64) % len(uniq)
+        rewards = noise.normal(size=index.size) + index
+        a.tell([uniq[i] for i in index.tolist()], rewards)
+        b.tell_indexed(uniq, index, rewards)
+    assert a.state_dict().keys() == b.state_dict().keys()
+    assert [t.decisions.tolist() for t in a.ask(8)] == [t.decisions.tolist() for t in b.ask(8)]
+    with pytest.raises(ValueError, match="3 evaluations but 2 rewards"):
+        b.tell_indexed(uniq, np.array([0, 1, 2]), [1.0, 2.0])

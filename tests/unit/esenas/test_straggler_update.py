@@ -91,7 +91,7 @@ def test_controller_hears_only_the_pairs_that_arrived(monkeypatch: pytest.Monkey
     a = ESENAS(spec(0.75), OBS, ACT)
     plan = a.ask()
     heard: list[list[Topology]] = []
-    monkeypatch.setattr(a.controller, "tell", lambda topos, fit: heard.append(list(topos)))
+    monkeypatch.setattr(a.controller, "tell_indexed", lambda topos, index, fit: heard.append([topos[i] for i in index.tolist()]))
     a.tell(results(a, DROP))
     kept = PAIRS - len(DROP)
     assert len(heard) == 1 and len(heard[0]) == 2 * kept + EXACT
