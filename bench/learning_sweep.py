@@ -24,7 +24,8 @@ sys.path.insert(0, str(REPO))  # bench/ is run as a script: import its modules f
 from bench.learning_rows import RESULTS, ROOT, ROWS  # noqa: E402
 
 
-def _commit() -> str:
+def commit_of_core() -> str:
+    """The short HEAD commit, "+dirty" when core/ has uncommitted changes: what a result was measured on."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "core"], cwd=ROOT, capture_output=True, text=True, check=False)
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
@@ -56,7 +57,7 @@ def main() -> int:
         if result.exists() and not args.force:
             print(f"{args.row} seed {seed}: done already ({result.relative_to(ROOT)})", flush=True)
             continue
-        commit = _commit()
+        commit = commit_of_core()
         cmd = [sys.executable, *row.command(seed), "--curve", str(out / f"seed{seed}.curve.jsonl")]
         print(f"{args.row} seed {seed}: {' '.join(row.command(seed))}", flush=True)
         start = time.monotonic()
