@@ -1,8 +1,9 @@
 """Does a big population buy wall-clock time? HalfCheetah H41/17 with 1,024 pairs against 64.
 
-    bench/population_learning.py [--seeds 0,1,2] [--variant lr100] [--job JOB.yaml] [--report-only]
+    bench/population_learning.py [--seeds 0,1,2] [--variant lr100] [--report-only]
 
-For each seed, runs bench/learning.py on JOB (bench/jobs/halfcheetah-h41-17-pop1024.yaml): 1,024
+For each seed, runs bench/learning.py on JOB (bench/jobs/halfcheetah-h41-17-pop1024.yaml; variant
+V other than lr100 runs bench/jobs/halfcheetah-h41-17-pop1024-V.yaml): 1,024
 pairs per iteration, real MuJoCo, up to 20 iterations (41M env steps). It evaluates the current
 weights every iteration and stops once they score 2,500. It keeps
 bench/results/population-learning/VARIANT-seedS.{json,curve.jsonl,log}; a seed with a JSON line
@@ -35,6 +36,7 @@ sys.path.insert(0, str(REPO))  # bench/ is run as a script: import its modules f
 from bench.learning_sweep import commit_of_core, run_logged  # noqa: E402
 
 JOB: Final = "bench/jobs/halfcheetah-h41-17-pop1024.yaml"
+BASE_VARIANT: Final = "lr100"
 OUT: Final = REPO / "bench" / "results" / "population-learning"
 BASELINE: Final = REPO / "bench" / "results" / "learning" / "halfcheetah-h41-17"
 PAGE: Final = REPO / "bench" / "results" / "population-learning.md"
@@ -117,7 +119,44 @@ def _figure(small: list[dict[str, Any]], big: list[dict[str, Any]]) -> None:
     plt.close(fig)
 
 
-def render(small: list[dict[str, Any]], big: list[dict[str, Any]], variant: str, job: str = JOB) -> tuple[str, dict[str, Any]]:
+def job_of(variant: str) -> str:
+    """A variant's job file: the base job for ``lr100``, else the base job's name plus ``-VARIANT``."""
+    return JOB if variant == BASE_VARIANT else JOB.replace(".yaml", f"-{variant}.yaml")
+
+
+def variants(folder: Path) -> list[str]:
+    """The variants with at least one finished seed in ``folder``."""
+    return sorted({p.name.rsplit("-seed", 1)[0] for p in folder.glob("*-seed*.json")})
+
+
+def _others_section(others: dict[str, list[dict[str, Any]]]) -> list[str]:
+    if not others:
+        return []
+    rows = []
+    for name, runs in sorted(others.items()):
+        o = summary(runs)
+        cells = " | ".join(_cell(o[f"{t:.0f}"]) for t in THRESHOLDS)
+        rows.append(f"| `{name}` (`{job_of(name)}`) | {', '.join(map(str, o['seeds']))} | {cells} |")
+    return [
+        "## Other variants measured",
+        "",
+        "Iterations to each reward as above, for the other configurations tried (their job files say what changed).",
+        "",
+        "| variant (job) | seeds | " + " | ".join(f"{t:,.0f}" for t in THRESHOLDS) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in THRESHOLDS) + " |",
+        *rows,
+        "",
+        "```",
+        *[json.dumps({k: v for k, v in r.items() if not k.startswith("_")}) for runs in others.values() for r in runs],
+        "```",
+        "",
+    ]
+
+
+def render(
+    small: list[dict[str, Any]], big: list[dict[str, Any]], variant: str, others: dict[str, list[dict[str, Any]]] | None = None
+) -> tuple[str, dict[str, Any]]:
+    job = job_of(variant)
     s, b = summary(small), summary(big)
     budget = max(s["last_iteration"], default=0)
     line = {"bench": "population_learning", "task": "HalfCheetah-v5 chromatic H41/17", "variant": variant,
@@ -146,16 +185,17 @@ def render(small: list[dict[str, Any]], big: list[dict[str, Any]], variant: str,
         json.dumps(line),
         "```",
         "",
+        *_others_section(others or {}),
     ])
     return text, line
 
 
-def run_seed(seed: int, variant: str, job: str = JOB) -> None:
+def run_seed(seed: int, variant: str) -> None:
     result = OUT / f"{variant}-seed{seed}.json"
     if result.exists():
         print(f"seed {seed}: done already ({result.relative_to(REPO)})", flush=True)
         return
-    cmd = [sys.executable, "bench/learning.py", job, "--seed", str(seed), "--workers", "2", "--threshold", "2500",
+    cmd = [sys.executable, "bench/learning.py", job_of(variant), "--seed", str(seed), "--workers", "2", "--threshold", "2500",
            "--eval-every", "1", "--every", "1", "--max-env-steps", str(ITERATIONS * (2 * PAIRS + 8) * 1000),
            "--curve", str(OUT / f"{variant}-seed{seed}.curve.jsonl")]
     print(f"seed {seed}: {' '.join(cmd[1:])}", flush=True)
@@ -170,17 +210,17 @@ def run_seed(seed: int, variant: str, job: str = JOB) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--variant", default="lr100", help="name of this configuration of the job, in the files' names")
-    ap.add_argument("--job", default=JOB, help="the variant's job file, 1,024 pairs per iteration")
+    ap.add_argument("--variant", default=BASE_VARIANT, help="the configuration: lr100 runs JOB, another V runs JOB's name plus -V")
     ap.add_argument("--report-only", action="store_true", help="run nothing; regenerate the page from the saved runs")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         for seed in (int(s) for s in args.seeds.split(",")):
-            run_seed(seed, args.variant, args.job)
+            run_seed(seed, args.variant)
     small, big = load(BASELINE), load(OUT, f"{args.variant}-")
     _figure(small, big)
-    text, line = render(small, big, args.variant, args.job)
+    others = {v: load(OUT, f"{v}-") for v in variants(OUT) if v != args.variant}
+    text, line = render(small, big, args.variant, others)
     PAGE.write_text(text, encoding="utf-8")
     print(json.dumps(line))
     return 0

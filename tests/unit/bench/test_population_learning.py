@@ -36,7 +36,10 @@ def test_page_compares_iterations_and_never_turns_not_reached_into_a_number(tmp_
     runs_small, runs_big = pl.load(small), pl.load(big, "lr100-")
     assert [r["seed"] for r in runs_big] == [0, 1, 2] and len(runs_big[1]["_curve"]) == 4
     pl._figure(runs_small, runs_big)
-    text, line = pl.render(runs_small, runs_big, "lr100")
+    _seed(big, "step4x-seed0", 0, [0.0, 1200.0])
+    assert pl.variants(big) == ["lr100", "step4x"]
+    others = {"step4x": pl.load(big, "step4x-")}
+    text, line = pl.render(runs_small, runs_big, "lr100", others)
     assert (tmp_path / "img" / "population-learning.png").stat().st_size > 10_000
     s, b = line["pairs"]["64"], line["pairs"]["1024"]
     assert s["1000"] == {"iterations": [2, 3, None], "median": 3} and b["1000"] == {"iterations": [1, 1, 2], "median": 1}
@@ -46,3 +49,11 @@ def test_page_compares_iterations_and_never_turns_not_reached_into_a_number(tmp_
     assert line["ratio_at_2500"] == "> 1.3"
     assert "| 1,000 | 3 (2, 3, -) | 1 (1, 1, 2) | 3.0 |" in text
     assert "| 2,500 | not reached (4, -, -) | 3 (2, -, 3) | > 1.3 |" in text
+    assert "(`bench/jobs/halfcheetah-h41-17-pop1024.yaml`, variant `lr100`" in text
+    # another variant gets its own row, with its job file named by convention, and no ratio
+    assert "| `step4x` (`bench/jobs/halfcheetah-h41-17-pop1024-step4x.yaml`) | 0 | 1 (1) | not reached (-) |" in text
+
+
+def test_variant_jobs_exist() -> None:
+    for variant in pl.variants(pl.OUT):
+        assert (pl.REPO / pl.job_of(variant)).is_file(), variant
