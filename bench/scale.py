@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import resource
 import signal
@@ -89,20 +90,31 @@ def job_doc(workers: int, pairs_per_worker: int, iterations: int, env_id: str) -
 # ---------------------------------------------------------------------------- calibration
 
 
+#: Timed repeats of the calibration; the fastest counts (see :func:`calibrate`).
+CALIBRATION_REPEATS: Final = 5
+
+
 def calibrate(env_id: str) -> float:
-    """Seconds per env step of the real chromatic H41 policy on the real task (one worker)."""
+    """Seconds per env step of the real chromatic H41 policy on the real task (one worker): the
+    fastest of CALIBRATION_REPEATS timed runs of 2 items. Other work on a shared machine only slows
+    a run down, so the fastest is the nearest to a worker pod's own speed, and the most demanding
+    for the "cores for 10,000 real-speed workers" figure (one run of 4 items varied 37-57 us)."""
     from esenas.algorithm import ESENAS
     from esenas.rollout import Evaluator
     from esenas.spec import parse_spec
 
-    spec = parse_spec(job_doc(1, 4, 1, env_id)["spec"])
+    spec = parse_spec(job_doc(1, 2 * CALIBRATION_REPEATS, 1, env_id)["spec"])
     ev = Evaluator(spec)
     plan = ESENAS(spec, ev.obs_dim, ev.act_dim).ask()
     ev.set_plan(plan.params, plan.obs_mean, plan.obs_std, plan.sigma, plan.topologies)
     ev.run(plan.items[:1])  # warm-up
-    t = time.perf_counter()
-    res = ev.run(plan.items[:4])
-    return (time.perf_counter() - t) / max(1, int(res.steps.sum()))
+    best = math.inf
+    for k in range(CALIBRATION_REPEATS):
+        items = plan.items[2 * k : 2 * k + 2]
+        t = time.perf_counter()
+        res = ev.run(items)
+        best = min(best, (time.perf_counter() - t) / max(1, int(res.steps.sum())))
+    return best
 
 
 # ---------------------------------------------------------------------------- simulated workers
