@@ -44,6 +44,10 @@ ROWS: Final[dict[str, Row]] = {
         "HalfCheetah-v5, H41, 17 partitions", "manifests/examples/halfcheetah-chromatic-h41.yaml",
         "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000, compare=("HalfCheetah-v5", "chromatic"),
     ),
+    "halfcheetah-h41-17-top16": Row(
+        "HalfCheetah-v5, H41, 17 partitions, the best 16 of 64 pairs (topDirections 16)", "bench/jobs/halfcheetah-h41-17-top16.yaml",
+        "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000,
+    ),
     "halfcheetah-h41h41-17": Row(
         "HalfCheetah-v5, H41,H41, 17 partitions", "bench/jobs/halfcheetah-h41h41-17.yaml",
         "max 5,285", poster_max=5285, max_env_steps=20_000_000,
