@@ -39,6 +39,9 @@ JOB: Final = "bench/jobs/halfcheetah-h41-17-pop1024.yaml"
 BASE_VARIANT: Final = "lr100"
 OUT: Final = REPO / "bench" / "results" / "population-learning"
 BASELINE: Final = REPO / "bench" / "results" / "learning" / "halfcheetah-h41-17"
+#: 64 pairs stepping on their best 16 (learning row halfcheetah-h41-17-top16): whether a variant's
+#: gain comes from its population or from keeping only its best directions.
+CONTROL: Final = REPO / "bench" / "results" / "learning" / "halfcheetah-h41-17-top16"
 PAGE: Final = REPO / "bench" / "results" / "population-learning.md"
 IMG: Final = REPO / "bench" / "results" / "img" / "population-learning.png"
 THRESHOLDS: Final = (1000.0, 1500.0, 2000.0, 2500.0)
@@ -153,14 +156,39 @@ def _others_section(others: dict[str, list[dict[str, Any]]]) -> list[str]:
     ]
 
 
+def _control_section(control: list[dict[str, Any]], s: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    if not control:
+        return []
+    c = summary(control)
+    rows = [f"| {t:,.0f} | {_cell(s[f'{t:.0f}'])} | {_cell(c[f'{t:.0f}'])} | {_cell(b[f'{t:.0f}'])} |" for t in THRESHOLDS]
+    return [
+        "## The population or the selection?",
+        "",
+        "The same 64-pair example stepping on its best 16 pairs (`topDirections: 16`, learning row "
+        f"`halfcheetah-h41-17-top16`, seeds {', '.join(map(str, c['seeds']))}, evaluated every 2 iterations), "
+        "beside the two runs above.",
+        "",
+        f"| reward | 64 pairs, all | 64 pairs, best 16 | {PAIRS:,} pairs (this variant) |",
+        "| --- | --- | --- | --- |",
+        *rows,
+        "",
+    ]
+
+
 def render(
-    small: list[dict[str, Any]], big: list[dict[str, Any]], variant: str, others: dict[str, list[dict[str, Any]]] | None = None
+    small: list[dict[str, Any]],
+    big: list[dict[str, Any]],
+    variant: str,
+    others: dict[str, list[dict[str, Any]]] | None = None,
+    control: list[dict[str, Any]] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     job = job_of(variant)
     s, b = summary(small), summary(big)
     budget = max(s["last_iteration"], default=0)
     line = {"bench": "population_learning", "task": "HalfCheetah-v5 chromatic H41/17", "variant": variant,
             "pairs": {"64": s, str(PAIRS): b}, "ratio_at_2500": _ratio(s["2500"], b["2500"], budget)}
+    if control:
+        line["control_64_top16"] = summary(control)
     rows = [f"| {t:,.0f} | {_cell(s[f'{t:.0f}'])} | {_cell(b[f'{t:.0f}'])} | {_ratio(s[f'{t:.0f}'], b[f'{t:.0f}'], budget)} |"
             for t in THRESHOLDS]
     text = "\n".join([
@@ -185,6 +213,7 @@ def render(
         json.dumps(line),
         "```",
         "",
+        *_control_section(control or [], s, b),
         *_others_section(others or {}),
     ])
     return text, line
@@ -220,7 +249,7 @@ def main() -> int:
     small, big = load(BASELINE), load(OUT, f"{args.variant}-")
     _figure(small, big)
     others = {v: load(OUT, f"{v}-") for v in variants(OUT) if v != args.variant}
-    text, line = render(small, big, args.variant, others)
+    text, line = render(small, big, args.variant, others, load(CONTROL) if CONTROL.is_dir() else [])
     PAGE.write_text(text, encoding="utf-8")
     print(json.dumps(line))
     return 0

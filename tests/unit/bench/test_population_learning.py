@@ -39,7 +39,9 @@ def test_page_compares_iterations_and_never_turns_not_reached_into_a_number(tmp_
     _seed(big, "step4x-seed0", 0, [0.0, 1200.0])
     assert pl.variants(big) == ["lr100", "step4x"]
     others = {"step4x": pl.load(big, "step4x-")}
-    text, line = pl.render(runs_small, runs_big, "lr100", others)
+    control = tmp_path / "control"
+    _seed(control, "seed0", 0, [0.0, 0.0, 1100.0, 2600.0])
+    text, line = pl.render(runs_small, runs_big, "lr100", others, pl.load(control))
     assert (tmp_path / "img" / "population-learning.png").stat().st_size > 10_000
     s, b = line["pairs"]["64"], line["pairs"]["1024"]
     assert s["1000"] == {"iterations": [2, 3, None], "median": 3} and b["1000"] == {"iterations": [1, 1, 2], "median": 1}
@@ -52,6 +54,9 @@ def test_page_compares_iterations_and_never_turns_not_reached_into_a_number(tmp_
     assert "(`bench/jobs/halfcheetah-h41-17-pop1024.yaml`, variant `lr100`" in text
     # another variant gets its own row, with its job file named by convention, and no ratio
     assert "| `step4x` (`bench/jobs/halfcheetah-h41-17-pop1024-step4x.yaml`) | 0 | 1 (1) | not reached (-) |" in text
+    # the 64-pair control with the same selection, beside both
+    assert line["control_64_top16"]["2500"] == {"iterations": [3], "median": 3}
+    assert "| 2,500 | not reached (4, -, -) | 3 (3) | 3 (2, -, 3) |" in text
 
 
 def test_variant_jobs_exist() -> None:
