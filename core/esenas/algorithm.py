@@ -22,6 +22,7 @@ import numpy as np
 from esenas import es
 from esenas.best import Incumbent, best_evaluated, means_by_index, stop_reason
 from esenas.controllers import Controller, make_controller
+from esenas.controllers.base import group_by_topology
 from esenas.network import Architecture
 from esenas.normalizer import RunningStats
 from esenas.objectives import ParetoFront, combine, front_indices
@@ -98,17 +99,11 @@ class ESENAS:
             # one exact eval always re-scores the incumbent under the current weights, so the best
             # policy is not left to sampling and a lucky score is demoted (see esenas.best)
             topos[n] = self.incumbent.topology
-        uniq: dict[tuple[str, str, bytes], int] = {}
-        unique_topos: list[Topology] = []
-        ids = [t.key for t in topos]
-        for t, tid in zip(topos, ids, strict=True):
-            if tid not in uniq:
-                uniq[tid] = len(unique_topos)
-                unique_topos.append(t)
+        unique_topos, topology_index = group_by_topology(topos)
         items = np.zeros(n + e, dtype=ITEM_DTYPE)
         items["index"] = np.arange(n + e)
         items["seed"][:n] = seeds
-        items["topology"] = [uniq[tid] for tid in ids]
+        items["topology"] = topology_index
         items["kind"][n:] = KIND_EXACT
         mean, std = self.obs_mean_std()
         self._plan_topos = topos

@@ -13,19 +13,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from esenas.best import means_by_index
 from esenas.spec import ControllerSpec
 from esenas.topology import SearchSpace, Topology
 
 F64 = npt.NDArray[np.float64]
 
 
-def mean_by_topology(
-    topologies: Sequence[Topology], rewards: npt.ArrayLike
-) -> tuple[list[Topology], F64]:
-    """Unique topologies (first-seen order) and the mean fitness of each."""
-    r = np.asarray(rewards, np.float64)
-    if len(topologies) != r.size:
-        raise ValueError(f"tell: {len(topologies)} topologies but {r.size} rewards")
+def group_by_topology(topologies: Sequence[Topology]) -> tuple[list[Topology], npt.NDArray[np.int64]]:
+    """Unique topologies (first-seen order) and, per evaluation, the position of its topology."""
     index: dict[tuple[str, str, bytes], int] = {}
     uniq: list[Topology] = []
     keys = [t.key for t in topologies]  # each key once: 200,000 evaluations per iteration at 100,000 pairs
@@ -33,10 +29,7 @@ def mean_by_topology(
         if k not in index:
             index[k] = len(uniq)
             uniq.append(t)
-    inv = np.array([index[k] for k in keys], dtype=np.int64)
-    sums = np.bincount(inv, weights=r, minlength=len(uniq))
-    counts = np.bincount(inv, minlength=len(uniq))
-    return uniq, sums / counts
+    return uniq, np.array([index[k] for k in keys], dtype=np.int64)
 
 
 class Controller(ABC):
@@ -54,20 +47,21 @@ class Controller(ABC):
     def tell(self, topologies: Sequence[Topology], rewards: npt.ArrayLike) -> None:
         """Feedback: the fitness of every evaluation (topologies may repeat). Which topology is
         best so far is not the controller's business: see :class:`esenas.best.Incumbent`."""
-        uniq, fit = mean_by_topology(topologies, rewards)
-        self._tell(uniq, fit)
+        if len(topologies) != np.size(rewards):
+            raise ValueError(f"tell: {len(topologies)} topologies but {np.size(rewards)} rewards")
+        uniq, index = group_by_topology(topologies)
+        self.tell_indexed(uniq, index, rewards)
 
     def tell_indexed(self, topologies: Sequence[Topology], index: npt.NDArray[np.int64], rewards: npt.ArrayLike) -> None:
         """:meth:`tell` for evaluations given by position in a list of unique topologies: evaluation
-        i is of ``topologies[index[i]]``. The same update as ``tell`` on the expanded list when
-        ``index`` first names each topology in ascending order (as a plan's items do), without
-        grouping 160,000 evaluations by their decisions again each iteration."""
+        i is of ``topologies[index[i]]``, and each topology's fitness is the mean of its evaluations.
+        The same update as ``tell`` on the expanded list when ``index`` first names each topology
+        in ascending order (as a plan's items do), without grouping 160,000 evaluations by their
+        decisions again each iteration."""
         r = np.asarray(rewards, np.float64)
         if index.size != r.size:
             raise ValueError(f"tell: {index.size} evaluations but {r.size} rewards")
-        counts = np.bincount(index, minlength=len(topologies))
-        seen = np.flatnonzero(counts)
-        means = np.bincount(index, weights=r, minlength=len(topologies))[seen] / counts[seen]
+        seen, means = means_by_index(index, r, len(topologies))
         self._tell([topologies[i] for i in seen.tolist()], np.asarray(means, np.float64))
 
     @abstractmethod
