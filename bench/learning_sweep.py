@@ -69,7 +69,7 @@ def main() -> int:
         result.write_text(json.dumps(figures) + "\n", encoding="utf-8")
         print(f"{args.row} seed {seed}: best {figures['best_reward']}, fresh {figures['eval_reward']} "
               f"({time.monotonic() - start:.0f} s)", flush=True)
-    return 0
+    return subprocess.run([sys.executable, "bench/learning_report.py"], cwd=ROOT, check=False).returncode
 
 
 if __name__ == "__main__":
