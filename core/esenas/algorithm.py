@@ -94,12 +94,19 @@ class ESENAS:
             return self._plan
         n, e = self.spec.es.perturbations, self.spec.es.exact_evals
         seeds = _rng(self.spec.seed, _PERTURBATION_STREAM, self.iteration).integers(1, 2**63, size=n, dtype=np.uint64)
-        topos = self.controller.ask(n + e, rng=_rng(self.spec.seed, _CONTROLLER_STREAM, self.iteration))
+        g = _rng(self.spec.seed, _CONTROLLER_STREAM, self.iteration)
+        sampler = self.controller.sampler(n + e, rng=g)
+        topos = sampler.topologies() if sampler is not None else self.controller.ask(n + e, rng=g)
         if e and self.incumbent.topology is not None:
             # one exact eval always re-scores the incumbent under the current weights, so the best
             # policy is not left to sampling and a lucky score is demoted (see esenas.best)
             topos[n] = self.incumbent.topology
         unique_topos, topology_index = group_by_topology(topos)
+        position = None
+        if sampler is not None:  # each topology's first item is the sample that rebuilds it
+            position = np.unique(topology_index, return_index=True)[1].astype(np.int64)
+            if e and self.incumbent.topology is not None and position[topology_index[n]] == n:
+                position[topology_index[n]] = -1  # the incumbent, first seen where it replaced a sample
         items = np.zeros(n + e, dtype=ITEM_DTYPE)
         items["index"] = np.arange(n + e)
         items["seed"][:n] = seeds
@@ -117,6 +124,8 @@ class ESENAS:
             sigma=self.spec.es.sigma,
             topologies=unique_topos,
             items=items,
+            sampler=sampler,
+            sample_position=position,
         )
         return self._plan
 

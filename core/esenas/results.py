@@ -14,6 +14,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from esenas.sampling import BlockSampler
 from esenas.topology import Topology, encode_topologies
 
 #: One work item: position in the iteration, eps seed (0 for exact evals), topology index, kind.
@@ -39,6 +40,10 @@ class Plan:
     sigma: float
     topologies: list[Topology]
     items: np.ndarray  # ITEM_DTYPE
+    #: When the controller samples in blocks: its sampler, and per topology of ``topologies``
+    #: the sampler's position that rebuilds it (-1: not a sample, e.g. the incumbent).
+    sampler: BlockSampler | None = None
+    sample_position: npt.NDArray[np.int64] | None = None
 
     def topology_blob(self) -> bytes:
         """The topologies, packed compactly for the wire (see ``decode_topologies``)."""

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from esenas.best import means_by_index
+from esenas.sampling import BlockSampler
 from esenas.spec import ControllerSpec
 from esenas.topology import SearchSpace, Topology
 
@@ -43,6 +44,11 @@ class Controller(ABC):
     @abstractmethod
     def ask(self, n: int, rng: np.random.Generator | None = None) -> list[Topology]:
         """n topologies to evaluate."""
+
+    def sampler(self, n: int, rng: np.random.Generator | None = None) -> BlockSampler | None:
+        """The n topologies ``ask`` would give, as a :class:`BlockSampler` that rebuilds any one
+        of them from a few seeds; None for a controller that does not sample in blocks."""
+        return None
 
     def tell(self, topologies: Sequence[Topology], rewards: npt.ArrayLike) -> None:
         """Feedback: the fitness of every evaluation (topologies may repeat). Which topology is

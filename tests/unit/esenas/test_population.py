@@ -67,24 +67,32 @@ def test_front_indices_matches_brute_force() -> None:
     assert got == want
 
 
-def test_policy_gradient_ask_in_chunks_is_the_same_draw_and_follows_the_logits() -> None:
+def test_policy_gradient_samples_in_seeded_blocks_any_holder_can_redraw() -> None:
+    from esenas.sampling import SAMPLE_BLOCK, BlockSampler
+
     arch = chromatic(8, "random").arch
     space = arch.search_space()
     pg = PolicyGradient(space, ControllerSpec(type="policy_gradient"), 0)
     pg.logits = np.random.default_rng(1).normal(size=pg.logits.shape)
-    whole = pg.ask(3000, rng=np.random.default_rng(7))
-    import esenas.controllers.policy_gradient as mod
-
-    old = mod._SAMPLE_CHUNK_ELEMENTS
-    mod._SAMPLE_CHUNK_ELEMENTS = 1000 * space.num_decisions  # 3 chunks
-    try:
-        chunked = pg.ask(3000, rng=np.random.default_rng(7))
-    finally:
-        mod._SAMPLE_CHUNK_ELEMENTS = old
-    assert whole == chunked
+    n = 30 * SAMPLE_BLOCK + 5  # a last, partial block
+    whole = pg.ask(n, rng=np.random.default_rng(7))
+    p0 = pg.probs()[0]
+    assert len(whole) == n
+    sampler = pg.sampler(n, rng=np.random.default_rng(7))
+    assert sampler.seeds.size == 31 and sampler.topologies() == whole
+    # a relay holding only the wire form rebuilds any topology alone, bit for bit
+    wire = BlockSampler.from_bytes(sampler.to_bytes())
+    picks = [n - 1, 0, 3 * SAMPLE_BLOCK + 1, 17, n - 1]
+    assert wire.at(picks) == [whole[p] for p in picks]
+    pg.logits[:, 0] += 3.0  # a controller update after the snapshot changes nothing drawn from it
+    assert wire.at([5]) == [whole[5]] and sampler.draw_block(0) == whole[:SAMPLE_BLOCK]
     freq = np.stack([t.decisions for t in whole]).astype(np.int64)
     first = np.bincount(freq[:, 0], minlength=17) / len(whole)
-    assert np.abs(first - pg.probs()[0]).max() < 0.03  # 3000 draws of decision 0
+    assert np.abs(first - p0).max() < 0.035  # 1,925 draws of decision 0
+    with pytest.raises(ValueError, match="position"):
+        wire.at([n])
+    with pytest.raises(ValueError, match="expected"):
+        BlockSampler.from_bytes(sampler.to_bytes()[:-1])
 
 
 def test_topology_is_stored_compactly_with_the_same_id() -> None:
@@ -107,7 +115,7 @@ def test_history_stays_bounded_and_keeps_the_ends() -> None:
 
 
 def test_alias_sampling_draws_the_softmax() -> None:
-    from esenas.controllers.policy_gradient import alias_tables
+    from esenas.sampling import alias_tables
 
     rng = np.random.default_rng(3)
     p = rng.dirichlet(np.ones(5), size=4)

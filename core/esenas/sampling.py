@@ -1,0 +1,183 @@
+"""Seeded blocks of controller samples: a plan's topologies as a distribution and a few seeds.
+
+The policy-gradient controller draws a plan's topologies block by block, each block of
+``SAMPLE_BLOCK`` from its own seed. A :class:`BlockSampler` (the search space, the logits and
+the block seeds: ~130 KB for chromatic H41/17) then stands for every topology of the plan, and
+any holder of it rebuilds topology ``p`` alone, bit for bit, by drawing its block again. The
+aggregator sends relays that sampler once per parameter version and, per leased topology, its
+position (4 bytes) instead of its decisions (~1 KB): at 80,000 pairs, ~1 MB per iteration
+instead of 76 MB (docs/relay-tier.md). Workers still get decisions: a worker evaluates eight
+topologies, and the sampler is larger than eight.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from esenas.topology import KINDS, SearchSpace, Topology
+
+F64 = npt.NDArray[np.float64]
+
+#: Topologies drawn from one seed. Small enough that rebuilding one topology costs one small
+#: draw (64 chromatic H41 rows: ~0.3 ms), large enough that 80,000 pairs need only 1,250 seeds.
+SAMPLE_BLOCK: Final = 64
+_HEADER: Final = struct.Struct("<BBIIII")  # kind, flags, decisions, columns, count, block
+
+
+def softmax_probs(logits: F64, choices: npt.NDArray[np.int64]) -> F64:
+    """Each row's softmax over its first ``choices[i]`` columns (0 beyond)."""
+    valid = np.arange(logits.shape[1])[None, :] < choices[:, None]
+    z = np.where(valid, logits, -np.inf)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return np.asarray(e / e.sum(axis=1, keepdims=True), np.float64)
+
+
+def alias_tables(p: F64, choices: npt.NDArray[np.int64]) -> tuple[F64, np.ndarray]:
+    """Walker's alias tables (Vose 1991) for each row of ``p`` over its first ``choices[i]``
+    columns: column j is kept with probability prob[i, j], else replaced by alias[i, j]."""
+    d, c = p.shape
+    prob = np.ones((d, c))
+    alias = np.tile(np.arange(c), (d, 1))
+    for i in range(d):
+        k = int(choices[i])
+        scaled = p[i, :k] * k
+        small = [j for j in range(k) if scaled[j] < 1.0]
+        large = [j for j in range(k) if scaled[j] >= 1.0]
+        while small and large:
+            s, big = small.pop(), large[-1]
+            prob[i, s], alias[i, s] = scaled[s], big
+            scaled[big] -= 1.0 - scaled[s]
+            if scaled[big] < 1.0:
+                small.append(large.pop())
+        for j in small + large:  # leftovers are 1 up to rounding
+            prob[i, j] = 1.0
+    return prob, alias
+
+
+@dataclass
+class BlockSampler:
+    """``count`` topologies of ``space`` from softmax(``logits``): block b (rows b*SAMPLE_BLOCK
+    onwards) drawn from PCG64(``seeds[b]``) by Walker's alias method, one uniform per decision."""
+
+    space: SearchSpace
+    logits: F64
+    seeds: npt.NDArray[np.uint64]
+    count: int
+    block: int = SAMPLE_BLOCK
+    _tables: tuple[F64, np.ndarray, F64] | None = field(default=None, repr=False)
+    _cache: dict[int, list[Topology]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.seeds.size != -(-self.count // self.block):
+            raise ValueError(f"sampler: {self.seeds.size} seeds for {self.count} topologies in blocks of {self.block}")
+
+    def tables(self) -> tuple[F64, np.ndarray, F64]:
+        """The alias tables and the probabilities, built once (a Python loop over decisions)."""
+        if self._tables is None:
+            p = softmax_probs(self.logits, self.space.choices)
+            self._tables = (*alias_tables(p, self.space.choices), p)
+        return self._tables
+
+    def draw_block(self, b: int) -> list[Topology]:
+        """The topologies of block ``b``: the same on every machine for the same sampler."""
+        rows = min(self.block, self.count - b * self.block)
+        g = np.random.Generator(np.random.PCG64(int(self.seeds[b])))
+        prob, alias, p = self.tables()
+        picks = draw_rows(self.space, prob, alias, p, g, rows)
+        picks.setflags(write=False)
+        if picks.dtype == np.uint8:  # rows of a read-only block are what the constructor stores
+            return [Topology.sampled(self.space.kind, row) for row in picks]
+        return [Topology(self.space.kind, row) for row in picks]
+
+    def topologies(self) -> list[Topology]:
+        """All ``count`` topologies, in order."""
+        return [t for b in range(self.seeds.size) for t in self.draw_block(b)]
+
+    def at(self, positions: npt.ArrayLike) -> list[Topology]:
+        """The topologies at ``positions``, drawing each block they fall in once (kept)."""
+        out = []
+        for pos in np.asarray(positions, np.int64).tolist():
+            if not 0 <= pos < self.count:
+                raise ValueError(f"sampler: position {pos} outside 0..{self.count - 1}")
+            b = pos // self.block
+            if b not in self._cache:
+                self._cache[b] = self.draw_block(b)
+            out.append(self._cache[b][pos - b * self.block])
+        return out
+
+    def to_bytes(self) -> bytes:
+        """The wire form: header, choices, groups (distinct spaces), logits, seeds."""
+        d, c = self.logits.shape
+        flags = int(self.space.distinct) | (2 if self.space.groups is not None else 0)
+        parts = [
+            _HEADER.pack(KINDS.index(self.space.kind), flags, d, c, self.count, self.block),
+            self.space.choices.astype("<i8").tobytes(),
+        ]
+        if self.space.groups is not None:
+            parts.append(self.space.groups.astype("<i8").tobytes())
+        parts += [self.logits.astype("<f8").tobytes(), self.seeds.astype("<u8").tobytes()]
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> BlockSampler:
+        """Inverse of :meth:`to_bytes`; ValueError naming what is wrong with a bad blob."""
+        if len(blob) < _HEADER.size:
+            raise ValueError(f"sampler: {len(blob)} bytes, shorter than its header")
+        kind, flags, d, c, count, block = _HEADER.unpack_from(blob)
+        if kind >= len(KINDS) or block == 0:
+            raise ValueError(f"sampler: bad header (kind {kind}, block {block})")
+        blocks = -(-count // block)
+        groups = bool(flags & 2)
+        want = _HEADER.size + 8 * (d * (1 + groups) + d * c + blocks)
+        if len(blob) != want:
+            raise ValueError(f"sampler: {len(blob)} bytes, expected {want}")
+        off = _HEADER.size
+
+        def take(dtype: str, n: int) -> npt.NDArray[Any]:
+            nonlocal off
+            a = np.frombuffer(blob, dtype, count=n, offset=off)
+            off += 8 * n
+            return a
+
+        choices = take("<i8", d).astype(np.int64)
+        group_ids = take("<i8", d).astype(np.int64) if groups else None
+        logits = take("<f8", d * c).astype(np.float64).reshape(d, c)
+        seeds = take("<u8", blocks).astype(np.uint64)
+        space = SearchSpace(KINDS[kind], choices, distinct=bool(flags & 1), groups=group_ids)
+        return cls(space, logits, seeds, count, block)
+
+
+def draw_rows(
+    space: SearchSpace, prob: F64, alias: np.ndarray, p: F64, g: np.random.Generator, n: int
+) -> npt.NDArray[np.integer[Any]]:
+    """n rows of decisions, each drawn from its softmax by Walker's alias method: one uniform
+    and two lookups per decision, so O(n * decisions), not O(n * decisions * colours)."""
+    d, c = prob.shape
+    m = space.choices.astype(np.float32)[None, :]
+    top = (space.choices - 1).astype(np.float32)[None, :]
+    base = (np.arange(d, dtype=np.int32 if d * c < 2**31 else np.intp) * c)[None, :]
+    dtype = np.uint8 if c <= 256 else np.int64
+    flat_prob, flat_alias = prob.ravel().astype(np.float32), alias.ravel().astype(dtype)
+    # u * m splits into a column (its integer part) and a fresh uniform (its fraction); float32
+    # keeps ~20 bits of that fraction for up to 17 choices, plenty for sampling. In place and
+    # without np.where (30 times slower than the arithmetic on uint8).
+    um = g.random((n, d), dtype=np.float32)
+    um *= m
+    col = np.minimum(np.floor(um), top)  # u * m can round up to m
+    um -= col  # exact: the fraction
+    flat = col.astype(base.dtype)
+    flat += base
+    alias_pick: npt.NDArray[np.integer[Any]] = np.take(flat_alias, flat)
+    picks: npt.NDArray[np.integer[Any]] = col.astype(dtype)
+    picks -= alias_pick  # wraps in uint8, and wraps back below
+    picks *= (um < np.take(flat_prob, flat)).view(np.uint8)
+    picks += alias_pick
+    if space.distinct:  # k distinct edges: a repeated edge is redrawn among unused ones
+        space.redraw_repeats(picks, p, g)
+    return picks
