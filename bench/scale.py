@@ -301,6 +301,23 @@ def proc_hwm_mib(pid: int) -> float:
     return 0.0
 
 
+def topology_bytes_sent(http: str) -> tuple[float, float]:
+    """The aggregator's esenas_topology_bytes_total by form (decisions, positions), from /metrics."""
+    import urllib.request
+
+    got = {"decisions": 0.0, "positions": 0.0}
+    try:
+        with urllib.request.urlopen(f"{http}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return got["decisions"], got["positions"]
+    for line in text.splitlines():
+        if line.startswith("esenas_topology_bytes_total{"):
+            form = line.split('form="', 1)[1].split('"', 1)[0]
+            got[form] = float(line.rsplit(" ", 1)[1])
+    return got["decisions"], got["positions"]
+
+
 def wait_ports(proc: subprocess.Popen[bytes], ports: Path, log: Path, what: str) -> dict[str, int]:
     """The ports a started aggregator or relay wrote, once it serves."""
     end = time.monotonic() + 120
@@ -357,7 +374,7 @@ def run_scale(w: int, a: argparse.Namespace, step_s: float, tmp: Path, fraction:
             spec = json.dumps({"addresses": addresses, "ids": ids, "args": args, "out": str(out)})
             clients.append(subprocess.Popen([sys.executable, __file__, "--client", spec]))
         t_start = time.monotonic()
-        cpu_marks: dict[int, tuple[float, float, float]] = {}
+        cpu_marks: dict[int, tuple[float, ...]] = {}
         last_it = -1
         import urllib.request
 
@@ -370,7 +387,8 @@ def run_scale(w: int, a: argparse.Namespace, step_s: float, tmp: Path, fraction:
             except OSError:
                 it = last_it
             if it != last_it:
-                cpu_marks[it] = (time.monotonic(), proc_cpu_s(agg.pid), sum(proc_cpu_s(r.pid) for r in relays))
+                cpu_marks[it] = (time.monotonic(), proc_cpu_s(agg.pid), sum(proc_cpu_s(r.pid) for r in relays),
+                                 *topology_bytes_sent(http))
                 last_it = it
                 print(f"  W={w}: iteration {it} at {time.monotonic() - t_start:.1f} s", flush=True)
             hwm = max(hwm, proc_hwm_mib(agg.pid))
@@ -403,7 +421,7 @@ def run_scale(w: int, a: argparse.Namespace, step_s: float, tmp: Path, fraction:
 
 
 def summarise(
-    w: int, a: argparse.Namespace, rec: dict[str, list[Any]], cpu_marks: dict[int, tuple[float, float, float]],
+    w: int, a: argparse.Namespace, rec: dict[str, list[Any]], cpu_marks: dict[int, tuple[float, ...]],
     hwm: float, client_cpu: float, summary: dict[str, Any],
 ) -> dict[str, Any]:
     items = np.array(rec["items"], dtype=np.float64).reshape(-1, 3)  # iteration, start, duration
@@ -438,6 +456,7 @@ def summarise(
     m1 = cpu_marks.get(last) or cpu_marks[marks[-1]]
     agg_cpu = m1[1] - m0[1]
     relay_cpu = m1[2] - m0[2]
+    sent = {form: int((m1[3 + i] - m0[3 + i]) / max(1, last - first)) for i, form in enumerate(("decisions", "positions"))}
     results = int(pushed[ps, 3].sum())
     exact = np.array(rec["exact"], dtype=np.float64).reshape(-1, 2)
     e_first = float(exact[exact[:, 0] == 0, 1].mean()) if np.any(exact[:, 0] == 0) else None
@@ -479,6 +498,8 @@ def summarise(
         "rss_mib": round(hwm, 1),
         "param_bytes_per_iteration": int(float(np.sum(rec["param_bytes"])) / k),
         "topology_bytes_per_iteration": int(float(np.sum(rec["topology_bytes"])) / k),
+        # what the aggregator itself sent (to relays: sample positions for sampled topologies)
+        "aggregator_topology_bytes_per_iteration": sent,
         "broadcast_s": round(float(np.mean(spread)), 3) if spread else None,
         "exchange_calls_per_iteration": int(cs.sum() / (last - first)),
         "empty_exchanges_per_iteration": int((cs & (calls[:, 1] == 0)).sum() / (last - first)),

@@ -34,6 +34,7 @@ from esenas_aggregator.follow import FleetFollower
 from esenas_aggregator.metrics import Metrics
 from esenas_aggregator.runtime import Runtime
 from esenas_aggregator.service import AggregatorService, build_server, set_serving
+from esenas_aggregator.topologies import IterationTopologies
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +195,13 @@ class Aggregator:
                 obs_std=wire.encode_f32(plan.obs_std),
                 sigma=plan.sigma,
                 session=rt.session,
-            ).SerializeToString()
+            )
+            sampling = None  # relays draw sampled topologies themselves (see topologies.py)
+            if plan.sampler is not None:  # two serialised messages back to back parse as their merge
+                sampling = params.SerializeToString() + pb.Params(topology_sampler=plan.sampler.to_bytes()).SerializeToString()
             rt.start_iteration(
-                plan.iteration, plan.version, plan.items, params, plan.topologies,
+                plan.iteration, plan.version, plan.items, params.SerializeToString(),
+                IterationTopologies(plan.topologies, plan.sample_position, sampling),
                 min_pairs_fraction=self.algo.spec.es.min_pairs_fraction,
             )
             complete = asyncio.ensure_future(rt.wait_closable())

@@ -97,6 +97,13 @@ class Metrics:
             registry=r,
         )
         self.rejected = {reason: rejected.labels(*values, reason) for reason in REJECT_REASONS}
+        topology_bytes = Counter(
+            "esenas_topology_bytes",
+            "Bytes of topologies sent with leased items, by form: decisions, or sample positions (to relays).",
+            (*labels, "form"),
+            registry=r,
+        )
+        self.topology_bytes = {form: topology_bytes.labels(*values, form) for form in ("decisions", "positions")}
         self.topology_size = gauge("esenas_topology_size", "Trainable parameters of the best topology.")
         self.topology_dense = gauge("esenas_topology_dense_params", "Parameters of the dense network.")
         self.compression = gauge(

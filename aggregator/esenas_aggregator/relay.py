@@ -26,6 +26,7 @@ from typing import Final
 
 import grpc
 import numpy as np
+from esenas.sampling import BlockSampler
 from esenas.topology import Topology, decode_topologies
 from esenas_api import wire
 from esenas_api.v1 import aggregator_pb2 as pb
@@ -81,6 +82,19 @@ def upstream_results(rnd: Round, runtime: Runtime) -> tuple[bytes, bytes]:
     return packed, obs
 
 
+def round_topologies(reply: pb.ExchangeReply, sampler: BlockSampler | None) -> Mapping[int, Topology]:
+    """A lease's topologies by upstream table index: those sent as decisions, and those named by
+    sample position, drawn from the version's ``sampler`` (see esenas_aggregator.topologies)."""
+    index = np.frombuffer(reply.topology_index, dtype="<u4")
+    topos = decode_topologies(reply.topologies) if reply.topologies else []
+    if reply.topology_samples:
+        if sampler is None or len(reply.topology_samples) % 8:
+            raise wire.WireError(f"topology samples: {len(reply.topology_samples)} bytes, sampler {sampler is not None}")
+        pairs = np.frombuffer(reply.topology_samples, dtype="<u4").reshape(-1, 2)
+        index, topos = np.concatenate([index, pairs[:, 0]]), topos + sampler.at(pairs[:, 1])
+    return TopologyTable(index, topos) if len(index) else {}
+
+
 class TopologyTable(Mapping[int, Topology]):
     """The topologies of the current round by their upstream table index (Runtime looks them up)."""
 
@@ -121,8 +135,9 @@ class Relay:
         self._upstream: tuple[int, int] | None = None  # (session, version) of the params held
         self._local_version = 0
         self._params = pb.Params()
+        self._sampler: BlockSampler | None = None  # the held version's, when its controller samples
         self._round_no = 0
-        self.rounds = self.items = self.dropped_rounds = 0
+        self.rounds = self.items = self.dropped_rounds = self.sampled = 0
 
     async def run(self) -> None:
         """Lease, roll out and hand in rounds until the aggregator says the job is done."""
@@ -168,16 +183,18 @@ class Relay:
                             self.relay_id, len(rnd.index), self.round_timeout)
 
     def status(self) -> dict[str, object]:
-        """The relay's ``/status``: its id, rounds handed in, items relayed, rounds dropped, workers."""
+        """The relay's ``/status``: its id, rounds handed in, items relayed, rounds dropped, topologies
+        it drew from samplers, workers."""
         return {
             "relay": self.relay_id, "leaseItems": self.lease_items, "rounds": self.rounds, "items": self.items,
-            "droppedRounds": self.dropped_rounds, "workers": self.runtime.connected(), "done": self.runtime.done,
+            "droppedRounds": self.dropped_rounds, "sampledTopologies": self.sampled,
+            "workers": self.runtime.connected(), "done": self.runtime.done,
         }
 
     def _request(self, **fields: object) -> pb.ExchangeRequest:
         session, version = self._upstream or (0, 0)
         return pb.ExchangeRequest(
-            worker_id=self.relay_id, max_items=self.lease_items, wait_ms=WAIT_MS,
+            worker_id=self.relay_id, max_items=self.lease_items, wait_ms=WAIT_MS, samples_topologies=True,
             held_session=session, held_version=version, **fields,  # type: ignore[arg-type]
         )
 
@@ -189,7 +206,7 @@ class Relay:
             return True
         try:
             params = await self.stub.GetParams(
-                pb.ParamsRequest(version=reply.version), metadata=self._metadata, timeout=60
+                pb.ParamsRequest(version=reply.version, samples_topologies=True), metadata=self._metadata, timeout=60
             )
         except grpc.aio.AioRpcError as exc:
             log.info("relay %s: parameters v%d unavailable: %s", self.relay_id, reply.version, exc.code().name)
@@ -202,12 +219,15 @@ class Relay:
         if key != self._upstream:
             self._upstream = key
             self._local_version += 1
+            # the relay draws sampled topologies itself; its workers get their decisions
+            self._sampler = BlockSampler.from_bytes(params.topology_sampler) if params.topology_sampler else None
+            params.ClearField("topology_sampler")
             self._params = params
 
     def _start_round(self, reply: pb.ExchangeReply) -> Round:
         items = wire.decode_items(reply.items)
-        index = np.frombuffer(reply.topology_index, dtype="<u4")
-        table = TopologyTable(index, decode_topologies(reply.topologies)) if reply.topologies else {}
+        table = round_topologies(reply, self._sampler)
+        self.sampled += len(reply.topology_samples) // 8
         rt = self.runtime
         obs_dim = len(self._params.obs_mean) // 4
         if rt.obs_dim != obs_dim:

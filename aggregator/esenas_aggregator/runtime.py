@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
-from esenas.topology import Topology, encode_topologies
+from esenas.topology import Topology
 from esenas_api import wire
 
 from esenas_aggregator.bounds import ResultBounds
@@ -24,6 +24,7 @@ from esenas_aggregator.metrics import Metrics
 from esenas_aggregator.outcome import IngestOutcome
 from esenas_aggregator.queue import WorkQueue
 from esenas_aggregator.roster import MAX_WORKER_ID, Roster
+from esenas_aggregator.topologies import IterationTopologies
 
 #: Most items in one lease (and records in one push): a relay's share of an iteration, 10,000
 #: behind 8 relays at 10,000 workers, in one round, not three (workers: ``batchSize`` <= 4,096).
@@ -51,11 +52,13 @@ class Lease:
     items: bytes
     done: bool
     retry_after_ms: int
-    #: The topologies these items use: packed uint32 table indices and the compact blob.
+    #: The topologies these items use: packed uint32 table indices and the compact blob, and
+    #: for a caller that samples, (table index, sample position) pairs (see :mod:`topologies`).
     topology_index: bytes = b""
     topologies: bytes = b""
     #: The lease's id, sent back with its results (0: no items).
     lease_id: int = 0
+    topology_samples: bytes = b""
 
 
 class Runtime:
@@ -79,7 +82,7 @@ class Runtime:
         self.stopping = False
         self.iteration_complete = asyncio.Event()
         self._changed = asyncio.Event()
-        self._topologies: Sequence[Topology] | Mapping[int, Topology] = ()
+        self.topologies = IterationTopologies()
         self.roster = Roster(window=max(2 * MAX_WAIT_S, 2 * item_timeout))
 
     # ---------------------------------------------------------------- loop side
@@ -90,7 +93,7 @@ class Runtime:
         version: int,
         items: np.ndarray,
         params_message: bytes,
-        topologies: Sequence[Topology] | Mapping[int, Topology] = (),
+        topologies: Sequence[Topology] | Mapping[int, Topology] | IterationTopologies = (),
         min_pairs_fraction: float = 1.0,
     ) -> None:
         """Publish a new iteration's items, parameters and topology table; wake waiting workers.
@@ -102,7 +105,7 @@ class Runtime:
         """
         self.version = version
         self.params_message = params_message
-        self._topologies = topologies
+        self.topologies = topologies if isinstance(topologies, IterationTopologies) else IterationTopologies(topologies)
         self.queue.carry_typical()
         self.iteration_complete.clear()
         self.queue.min_pairs_fraction = min_pairs_fraction
@@ -177,12 +180,9 @@ class Runtime:
         """Busy workers (their last pull got items) over connected ones; 0 with none connected."""
         return self.roster.utilization()
 
-    def _topology_payload(self, items: np.ndarray) -> tuple[bytes, bytes]:
-        if not self._topologies:
-            return b"", b""
-        uniq = np.unique(items["topology"])
-        blob = encode_topologies([self._topologies[int(i)] for i in uniq])
-        return uniq.astype("<u4").tobytes(), blob
+    def params_for(self, samples: bool) -> bytes | None:
+        """The current version's serialised Params; with the sampler for a caller that samples."""
+        return (self.topologies.sampling_params if samples else None) or self.params_message
 
     def connected(self, now: float | None = None) -> int:
         """Workers whose results were accepted within the window (see :meth:`Roster.connected`)."""
@@ -280,14 +280,14 @@ class Runtime:
             self.metrics.released.inc(len(left))
             self._notify()
 
-    async def pull(self, max_items: int, wait_ms: int, worker_id: str = "") -> Lease:
+    async def pull(self, max_items: int, wait_ms: int, worker_id: str = "", samples: bool = False) -> Lease:
         """Lease a fair share of free items, waiting up to ``wait_ms`` for some to appear.
         Asking for work while holding a lease abandons that lease (see :mod:`leases`)."""
         worker_id = worker_id[:MAX_WORKER_ID]
         self.seen(worker_id)
         if max_items > 0:
             self._requeue(self.leases.abandon(worker_id), self.queue.iteration)
-        lease = await self._pull(min(max_items, self.max_lease_items), wait_ms, worker_id)
+        lease = await self._pull(min(max_items, self.max_lease_items), wait_ms, worker_id, samples)
         self.roster.pulled(worker_id, bool(lease.items))
         return lease
 
@@ -311,7 +311,7 @@ class Runtime:
         waiting = max(1, workers - len(self.roster.served))
         return max(1, math.ceil(fresh / waiting))
 
-    async def _pull(self, max_items: int, wait_ms: int, worker_id: str = "") -> Lease:
+    async def _pull(self, max_items: int, wait_ms: int, worker_id: str, samples: bool) -> Lease:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(wait_ms / 1000.0, MAX_WAIT_S)
         refused = False
@@ -335,9 +335,9 @@ class Runtime:
                     self.metrics.speculative.inc(q.speculative - spec_before)
                 if len(items):
                     self.roster.served.add(worker_id)
-                    index, blob = self._topology_payload(items)
+                    index, blob, pairs = self.topologies.payload(items, samples)
                     lease_id = self.leases.issue(worker_id, items["index"], probation)
-                    return Lease(q.iteration, self.version, items.tobytes(), False, 0, index, blob, lease_id)
+                    return Lease(q.iteration, self.version, items.tobytes(), False, 0, index, blob, lease_id, pairs)
             remaining = deadline - loop.time()
             if remaining <= 0 or max_items <= 0:
                 return Lease(q.iteration, self.version, b"", False, 200)

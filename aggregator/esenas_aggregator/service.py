@@ -114,17 +114,22 @@ class AggregatorService:
                 request.session, request.iteration, request.results, request.obs_stats, request.lease, request.worker_id
             )
             accepted, rejected = out.accepted, out.rejected_total
-        lease = await rt.pull(request.max_items, request.wait_ms, request.worker_id)
+        samples = request.samples_topologies
+        lease = await rt.pull(request.max_items, request.wait_ms, request.worker_id, samples)
         if lease.items and context.cancelled():  # the worker gave up while we waited: hand them back
             rt.release(lease)
             return pb.ExchangeReply(session=rt.session)
+        if lease.items:
+            rt.metrics.topology_bytes["decisions"].inc(len(lease.topologies) + len(lease.topology_index))
+            rt.metrics.topology_bytes["positions"].inc(len(lease.topology_samples))
         params = b""
         if lease.items and (request.held_session, request.held_version) != (rt.session, lease.version):
-            params = rt.params_message or b""
+            params = rt.params_for(samples) or b""
         return pb.ExchangeReply(
             params=params,
             topology_index=lease.topology_index,
             topologies=lease.topologies,
+            topology_samples=lease.topology_samples,
             session=rt.session,
             iteration=max(lease.iteration, 0),
             version=max(lease.version, 0),
@@ -144,8 +149,9 @@ class AggregatorService:
                 grpc.StatusCode.NOT_FOUND,
                 f"parameter version {request.version} is not current (current: {rt.version})",
             )
-        assert rt.params_message is not None
-        return rt.params_message
+        params = rt.params_for(request.samples_topologies)
+        assert params is not None
+        return params
 
 
 class RateLimitedLog:

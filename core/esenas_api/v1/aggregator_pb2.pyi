@@ -40,6 +40,7 @@ class ExchangeRequest(_message.Message):
     HELD_SESSION_FIELD_NUMBER: _builtins.int
     HELD_VERSION_FIELD_NUMBER: _builtins.int
     LEASE_FIELD_NUMBER: _builtins.int
+    SAMPLES_TOPOLOGIES_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     """Stable id of the worker process (pod name or host:pid); only counted,
     never used as a metric label.
@@ -74,6 +75,11 @@ class ExchangeRequest(_message.Message):
     only for items of that lease, and pushing them closes it: items of the
     lease left without a result are re-issued at once.
     """
+    samples_topologies: _builtins.bool
+    """The caller rebuilds sampled topologies itself (a relay): replies then name
+    a sampled topology by its sample position (topology_samples) instead of
+    sending its decisions, and inline Params carry the sampler.
+    """
     def __init__(
         self,
         *,
@@ -87,10 +93,11 @@ class ExchangeRequest(_message.Message):
         held_session: _builtins.int = ...,
         held_version: _builtins.int = ...,
         lease: _builtins.int = ...,
+        samples_topologies: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["held_session", b"held_session", "held_version", b"held_version", "iteration", b"iteration", "lease", b"lease", "max_items", b"max_items", "obs_stats", b"obs_stats", "results", b"results", "session", b"session", "wait_ms", b"wait_ms", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["held_session", b"held_session", "held_version", b"held_version", "iteration", b"iteration", "lease", b"lease", "max_items", b"max_items", "obs_stats", b"obs_stats", "results", b"results", "samples_topologies", b"samples_topologies", "session", b"session", "wait_ms", b"wait_ms", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -112,6 +119,7 @@ class ExchangeReply(_message.Message):
     TOPOLOGIES_FIELD_NUMBER: _builtins.int
     PARAMS_FIELD_NUMBER: _builtins.int
     LEASE_FIELD_NUMBER: _builtins.int
+    TOPOLOGY_SAMPLES_FIELD_NUMBER: _builtins.int
     session: _builtins.int
     iteration: _builtins.int
     version: _builtins.int
@@ -146,6 +154,14 @@ class ExchangeReply(_message.Message):
     back with their results; it is an unguessable number, so a worker cannot
     answer for items leased to another.
     """
+    topology_samples: _builtins.bytes
+    """To a caller that samples topologies (ExchangeRequest.samples_topologies):
+    the sampled topologies of the items, as packed little-endian uint32 pairs
+    (table index, sample position); the caller draws each one from the
+    sampler of its Params (Params.topology_sampler, see esenas.sampling).
+    8 bytes per topology instead of its decisions (~1 KB for chromatic H41).
+    Topologies that are not samples still come in topology_index/topologies.
+    """
     def __init__(
         self,
         *,
@@ -161,10 +177,11 @@ class ExchangeReply(_message.Message):
         topologies: _builtins.bytes = ...,
         params: _builtins.bytes = ...,
         lease: _builtins.int = ...,
+        topology_samples: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "done", b"done", "items", b"items", "iteration", b"iteration", "lease", b"lease", "params", b"params", "rejected", b"rejected", "retry_after_ms", b"retry_after_ms", "session", b"session", "topologies", b"topologies", "topology_index", b"topology_index", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "done", b"done", "items", b"items", "iteration", b"iteration", "lease", b"lease", "params", b"params", "rejected", b"rejected", "retry_after_ms", b"retry_after_ms", "session", b"session", "topologies", b"topologies", "topology_index", b"topology_index", "topology_samples", b"topology_samples", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -175,15 +192,19 @@ class ParamsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     VERSION_FIELD_NUMBER: _builtins.int
+    SAMPLES_TOPOLOGIES_FIELD_NUMBER: _builtins.int
     version: _builtins.int
+    samples_topologies: _builtins.bool
+    """As ExchangeRequest.samples_topologies: include the topology sampler."""
     def __init__(
         self,
         *,
         version: _builtins.int = ...,
+        samples_topologies: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["samples_topologies", b"samples_topologies", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -201,6 +222,7 @@ class Params(_message.Message):
     SIGMA_FIELD_NUMBER: _builtins.int
     TOPOLOGIES_FIELD_NUMBER: _builtins.int
     SESSION_FIELD_NUMBER: _builtins.int
+    TOPOLOGY_SAMPLER_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     iteration: _builtins.int
     params: _builtins.bytes
@@ -213,6 +235,11 @@ class Params(_message.Message):
     kept so the field number is never reused.
     """
     session: _builtins.int
+    topology_sampler: _builtins.bytes
+    """The version's topology sampler (esenas.sampling.BlockSampler.to_bytes),
+    only to callers that sample topologies and only when the controller
+    samples in blocks; empty otherwise.
+    """
     def __init__(
         self,
         *,
@@ -224,10 +251,11 @@ class Params(_message.Message):
         sigma: _builtins.float = ...,
         topologies: _builtins.bytes = ...,
         session: _builtins.int = ...,
+        topology_sampler: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["iteration", b"iteration", "obs_mean", b"obs_mean", "obs_std", b"obs_std", "params", b"params", "session", b"session", "sigma", b"sigma", "topologies", b"topologies", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["iteration", b"iteration", "obs_mean", b"obs_mean", "obs_std", b"obs_std", "params", b"params", "session", b"session", "sigma", b"sigma", "topologies", b"topologies", "topology_sampler", b"topology_sampler", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

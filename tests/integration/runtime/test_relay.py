@@ -75,3 +75,29 @@ def test_a_killed_relay_is_replaced_and_the_job_still_finishes(tmp_path: Path) -
     assert status["phase"] == "Succeeded"
     assert status["iteration"] == 6
     assert "relay2" in second.text() and "job is done" in second.text()
+
+
+def test_a_relay_draws_sampled_topologies_itself_and_the_job_trains(tmp_path: Path) -> None:
+    """With a sampling controller the aggregator sends the relay sample positions, not decisions;
+    the relay draws the topologies from the version's sampler and its workers evaluate them."""
+    job = write_job(
+        tmp_path,
+        **{"workers.batchSize": 2, "es.perturbations": 16, "es.exactEvals": 2, "stopping": {"maxIterations": 3},
+           "policy.topology": "partition", "policy.partitions": 3, "controller.type": "policy_gradient"},
+    )
+    agg = start_aggregator(tmp_path, job, 0, True, "aggregator", "--max-lease-items", "64")
+    relay = start_relay(tmp_path, job, agg.address)
+    workers = [start_worker(tmp_path, job, relay.address, f"w{i}") for i in range(2)]
+    try:
+        agg.wait_for(lambda s: s["iteration"] >= 2, 90, "iteration 2 through the relay")
+        relay_status = relay.status()
+        assert agg.wait(90) == 0, agg.text()[-3000:]
+        for w in workers:
+            assert w.wait(20) == 0, w.text()[-2000:]
+    finally:
+        stop_all(agg, relay, *workers)
+    status = json.loads((tmp_path / "ckpt/result/status.json").read_text())
+    assert status["phase"] == "Succeeded" and status["iteration"] == 3
+    # the pairs' (distinct) topologies came as positions, in every round handed in so far
+    assert relay_status["sampledTopologies"] >= relay_status["rounds"] >= 2
+    assert "items name a topology" not in "".join(w.text() for w in workers)
