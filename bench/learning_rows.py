@@ -60,6 +60,18 @@ ROWS: Final[dict[str, Row]] = {
         "HalfCheetah-v5, linear, 50 partitions", "bench/jobs/halfcheetah-linear-50.yaml",
         "max 4,318", poster_max=4318, max_env_steps=10_000_000,
     ),
+    "halfcheetah-linear-17-top16": Row(
+        "HalfCheetah-v5, linear, 17 partitions, the best 16 of 64 pairs (topDirections 16)", "bench/jobs/halfcheetah-linear-17-top16.yaml",
+        "max 3,653", poster_max=3653, max_env_steps=10_000_000,
+    ),
+    "halfcheetah-linear-50-top16": Row(
+        "HalfCheetah-v5, linear, 50 partitions, the best 16 of 64 pairs (topDirections 16)", "bench/jobs/halfcheetah-linear-50-top16.yaml",
+        "max 4,318", poster_max=4318, max_env_steps=10_000_000,
+    ),
+    "halfcheetah-edges-40-top16": Row(
+        "HalfCheetah-v5, H41, edge pruning keeping 40 edges, the best 16 of 64 pairs (topDirections 16)", "bench/jobs/halfcheetah-edges-40-top16.yaml",
+        "masked, 40 weights (92%): max 4,806", poster_max=4806, max_env_steps=10_000_000,
+    ),
     "hopper-h41-11": Row(
         "Hopper-v5, H41, 11 partitions", "manifests/examples/hopper-chromatic-h41.yaml",
         "max 3,408 (mean 247)", poster_max=3408, max_env_steps=10_000_000, compare=("Hopper-v5", "chromatic"),
