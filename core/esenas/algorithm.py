@@ -174,6 +174,8 @@ class ESENAS:
         """eps rows of the selected pairs: cached ones from the prefetch, the rest rebuilt now."""
         if self._eps is None or self._eps_ready == 0:
             return es.perturbations(seeds[sel], self.arch.num_params)
+        if sel.size == self._eps_ready and (sel.size == 0 or sel[-1] == sel.size - 1):
+            return self._eps[: sel.size]  # sel is sorted and distinct: every cached row, in order; no copy
         out = np.empty((sel.size, self.arch.num_params))
         cached = sel < self._eps_ready
         out[cached] = self._eps[sel[cached]]

@@ -70,26 +70,26 @@ class BlockSampler:
     seeds: npt.NDArray[np.uint64]
     count: int
     block: int = SAMPLE_BLOCK
-    _tables: tuple[F64, np.ndarray, F64] | None = field(default=None, repr=False)
+    _tables: tuple[npt.NDArray[np.float32], np.ndarray, F64] | None = field(default=None, repr=False)
     _cache: dict[int, list[Topology]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.seeds.size != -(-self.count // self.block):
             raise ValueError(f"sampler: {self.seeds.size} seeds for {self.count} topologies in blocks of {self.block}")
 
-    def tables(self) -> tuple[F64, np.ndarray, F64]:
-        """The alias tables and the probabilities, built once (a Python loop over decisions)."""
+    def tables(self) -> tuple[npt.NDArray[np.float32], np.ndarray, F64]:
+        """The alias tables, flat (see :func:`flat_tables`), and the probabilities, built once."""
         if self._tables is None:
             p = softmax_probs(self.logits, self.space.choices)
-            self._tables = (*alias_tables(p, self.space.choices), p)
+            self._tables = (*flat_tables(*alias_tables(p, self.space.choices)), p)
         return self._tables
 
     def draw_block(self, b: int) -> list[Topology]:
         """The topologies of block ``b``: the same on every machine for the same sampler."""
         rows = min(self.block, self.count - b * self.block)
         g = np.random.Generator(np.random.PCG64(int(self.seeds[b])))
-        prob, alias, p = self.tables()
-        picks = draw_rows(self.space, prob, alias, p, g, rows)
+        flat_prob, flat_alias, p = self.tables()
+        picks = draw_rows(self.space, flat_prob, flat_alias, p, g, rows)
         picks.setflags(write=False)
         if picks.dtype == np.uint8:  # rows of a read-only block are what the constructor stores
             return [Topology.sampled(self.space.kind, row) for row in picks]
@@ -153,17 +153,23 @@ class BlockSampler:
         return cls(space, logits, seeds, count, block)
 
 
+def flat_tables(prob: F64, alias: np.ndarray) -> tuple[npt.NDArray[np.float32], np.ndarray]:
+    """Alias tables as :func:`draw_rows` reads them: flat, float32 probabilities and the aliases
+    in uint8 (int64 past 256 columns). Built once per sampler, not once per block."""
+    return prob.ravel().astype(np.float32), alias.ravel().astype(np.uint8 if prob.shape[1] <= 256 else np.int64)
+
+
 def draw_rows(
-    space: SearchSpace, prob: F64, alias: np.ndarray, p: F64, g: np.random.Generator, n: int
+    space: SearchSpace, flat_prob: npt.NDArray[np.float32], flat_alias: np.ndarray, p: F64, g: np.random.Generator, n: int
 ) -> npt.NDArray[np.integer[Any]]:
     """n rows of decisions, each drawn from its softmax by Walker's alias method: one uniform
-    and two lookups per decision, so O(n * decisions), not O(n * decisions * colours)."""
-    d, c = prob.shape
+    and two lookups per decision, so O(n * decisions), not O(n * decisions * colours).
+    ``flat_prob`` and ``flat_alias`` are :func:`flat_tables`; ``p`` the probabilities."""
+    d, c = p.shape
     m = space.choices.astype(np.float32)[None, :]
     top = (space.choices - 1).astype(np.float32)[None, :]
     base = (np.arange(d, dtype=np.int32 if d * c < 2**31 else np.intp) * c)[None, :]
-    dtype = np.uint8 if c <= 256 else np.int64
-    flat_prob, flat_alias = prob.ravel().astype(np.float32), alias.ravel().astype(dtype)
+    dtype = flat_alias.dtype
     # u * m splits into a column (its integer part) and a fresh uniform (its fraction); float32
     # keeps ~20 bits of that fraction for up to 17 choices, plenty for sampling. In place and
     # without np.where (30 times slower than the arithmetic on uint8).

@@ -145,9 +145,15 @@ def test_prefetched_perturbations_give_the_same_step() -> None:
     a.tell(res)
     b.tell(res)
     assert np.array_equal(a.params, b.params)
+    plan = a.ask()
+    assert b.ask().items.tobytes() == plan.items.tobytes()
     while not a.prefetch_perturbations(1000):
         pass
-    assert a._eps_ready == 300
+    assert a._eps_ready == 300  # all cached: tell reads the cache itself, no copy
+    res.reward_pos[:] = rng.normal(size=n)
+    a.tell(res)
+    b.tell(res)
+    assert np.array_equal(a.params, b.params)
 
 
 @pytest.mark.parametrize("per_decision", [False, True], ids=["reinforce weights", "ppo weights"])
