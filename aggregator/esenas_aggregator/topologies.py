@@ -27,10 +27,6 @@ class IterationTopologies:
     #: The version's serialised Params carrying the sampler, for callers that sample.
     sampling_params: bytes | None = None
 
-    @property
-    def sampled(self) -> bool:
-        return self.position is not None and self.sampling_params is not None
-
     def payload(self, items: np.ndarray, samples: bool = False) -> tuple[bytes, bytes, bytes]:
         """The topologies of a lease's items: (table indices, their decisions, (table index,
         sample position) pairs), packed for ExchangeReply's topology_index, topologies and
