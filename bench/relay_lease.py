@@ -91,10 +91,11 @@ async def play(port: int, pid: int, a: argparse.Namespace) -> dict[str, object]:
                 size[form] = len(reply.topologies) + len(reply.topology_index) + len(reply.topology_samples)
                 if len(reply.items) != 17 * a.lease:
                     raise RuntimeError(f"leased {len(reply.items) // 17} items, not {a.lease}")
+    # /proc counts CPU in clock ticks (10 ms): a tiny run can read 0 for a block
     ms = {form: round(1e3 * float(np.median(v)), 2) for form, v in cpu.items()}
     return {
         "bench": "relay_lease", "pairs": a.pairs, "lease_items": a.lease, "calls_per_block": a.calls, "rounds": a.rounds,
-        "server_cpu_ms_per_lease": ms, "ratio_positions_to_decisions": round(ms["positions"] / ms["decisions"], 3),
+        "server_cpu_ms_per_lease": ms, "ratio_positions_to_decisions": round(ms["positions"] / ms["decisions"], 3) if ms["decisions"] else None,
         "topology_bytes_per_lease": size,
         "server_cpu_ms_per_lease_all": {form: [round(1e3 * x, 2) for x in v] for form, v in cpu.items()},
     }
