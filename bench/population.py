@@ -2,8 +2,10 @@
 
 For chromatic H41/17 at HalfCheetah-v5's dimensions with the policy-gradient (or another)
 controller, at 1,000 / 10,000 / 100,000 pairs, times the parts the aggregator runs per
-iteration: ``ask`` (seeds + one sampled topology per pair), the wire payload of the plan's
-topologies, the perturbation prefetch (done while the workers roll out, off the barrier),
+iteration: ``ask`` (seeds, and the sampler that stands for one topology per pair), drawing and
+grouping the sampled topologies (done while the workers roll out, off the barrier; the
+policy-gradient controller), the wire payload of the plan's topologies, the perturbation
+prefetch (also off the barrier),
 ``tell`` (ES step, controller update, Pareto front, best policy; at the barrier), the normaliser
 merge, the checkpoint encode and its size, and the ``/history`` size after many iterations.
 Rewards are synthetic (no rollouts): this is the aggregator's own cost. Ends with ONE JSON line,
@@ -42,7 +44,7 @@ def measure(pairs: int, controller: str, iterations: int) -> dict[str, Any]:
     doc["spec"]["es"]["perturbations"] = pairs
     doc["spec"]["controller"]["type"] = controller
     algo = ESENAS(parse_spec(doc["spec"]), OBS, ACT)
-    parts = ("ask", "topology_payload", "prefetch_during_iteration", "tell", "normaliser_merge", "checkpoint")
+    parts = ("ask", "topology_prefetch_during_iteration", "topology_payload", "prefetch_during_iteration", "tell", "normaliser_merge", "checkpoint")
     t: dict[str, list[float]] = {k: [] for k in parts}
     ckpt_bytes = 0
     rng = np.random.default_rng(0)
@@ -50,6 +52,10 @@ def measure(pairs: int, controller: str, iterations: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         plan = algo.ask()
         t["ask"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        while not algo.prefetch_topologies(64):
+            pass
+        t["topology_prefetch_during_iteration"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         plan.topology_blob()
         t["topology_payload"].append(time.perf_counter() - t0)

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 #: Perturbations rebuilt per slice of the prefetch (~12 us each), between which gRPC is served.
 PREFETCH_ROWS: Final = 400
+#: Blocks of sampled topologies drawn and grouped per slice (~1 ms each for chromatic H41).
+PREFETCH_BLOCKS: Final = 4
 
 
 @dataclass(frozen=True)
@@ -238,9 +240,10 @@ class Aggregator:
             )
 
     async def _prefetch(self) -> None:
-        """While the workers roll out, rebuild the iteration's perturbations in small slices
-        (about 5 ms each), so ``tell`` at the barrier finds them ready."""
-        while not self.algo.prefetch_perturbations(PREFETCH_ROWS):
+        """While the workers roll out, rebuild the iteration's perturbations and draw and group
+        its sampled topologies in small slices (a few ms each), so ``tell`` at the barrier finds
+        them ready."""
+        while not (self.algo.prefetch_topologies(PREFETCH_BLOCKS) & self.algo.prefetch_perturbations(PREFETCH_ROWS)):
             await asyncio.sleep(0.002)
 
     def _write_result(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from typing import Any, Final
 
 import numpy as np
@@ -28,6 +29,7 @@ from esenas.normalizer import RunningStats
 from esenas.objectives import ParetoFront, combine, front_indices
 from esenas.policies import Policy
 from esenas.results import ITEM_DTYPE, KIND_EXACT, KIND_PAIR, IterationReport, Plan, Results
+from esenas.sampling import SampledTable
 from esenas.spec import JobSpec
 from esenas.state import MAX_HISTORY, STATE_FORMAT, load_state, spec_of, state_dict, thin_history
 from esenas.topology import Topology
@@ -96,24 +98,26 @@ class ESENAS:
         seeds = _rng(self.spec.seed, _PERTURBATION_STREAM, self.iteration).integers(1, 2**63, size=n, dtype=np.uint64)
         g = _rng(self.spec.seed, _CONTROLLER_STREAM, self.iteration)
         sampler = self.controller.sampler(n + e, rng=g)
-        topos = sampler.topologies() if sampler is not None else self.controller.ask(n + e, rng=g)
-        if e and self.incumbent.topology is not None:
-            # one exact eval always re-scores the incumbent under the current weights, so the best
-            # policy is not left to sampling and a lucky score is demoted (see esenas.best)
-            topos[n] = self.incumbent.topology
-        unique_topos, topology_index = group_by_topology(topos)
+        # an exact eval re-scores the incumbent, so a lucky score is demoted (see esenas.best)
+        incumbent = {n: self.incumbent.topology} if e and self.incumbent.topology is not None else {}
+        topologies: Sequence[Topology]
         position = None
-        if sampler is not None:  # each topology's first item is the sample that rebuilds it
-            position = np.unique(topology_index, return_index=True)[1].astype(np.int64)
-            if e and self.incumbent.topology is not None and position[topology_index[n]] == n:
-                position[topology_index[n]] = -1  # the incumbent, first seen where it replaced a sample
+        if sampler is not None:  # item p uses table entry p: sample p, drawn when first needed
+            topologies = SampledTable(sampler, incumbent)
+            topology_index = np.arange(n + e, dtype=np.int64)
+            position = topology_index.copy()
+            position[list(incumbent)] = -1  # not a sample
+        else:
+            topos = self.controller.ask(n + e, rng=g)
+            topos[n : n + len(incumbent)] = incumbent.values()
+            topologies, topology_index = group_by_topology(topos)
+            self._plan_topos = topos
         items = np.zeros(n + e, dtype=ITEM_DTYPE)
         items["index"] = np.arange(n + e)
         items["seed"][:n] = seeds
         items["topology"] = topology_index
         items["kind"][n:] = KIND_EXACT
         mean, std = self.obs_mean_std()
-        self._plan_topos = topos
         self._eps, self._eps_ready = None, 0
         self._plan = Plan(
             iteration=self.iteration,
@@ -122,7 +126,7 @@ class ESENAS:
             obs_mean=mean.astype(np.float32),
             obs_std=std.astype(np.float32),
             sigma=self.spec.es.sigma,
-            topologies=unique_topos,
+            topologies=topologies,
             items=items,
             sampler=sampler,
             sample_position=position,
@@ -170,6 +174,22 @@ class ESENAS:
             self._eps_ready = end
         return bool(self._eps_ready == seeds.size)
 
+    def prefetch_topologies(self, max_blocks: int) -> bool:
+        """Draw and group up to ``max_blocks`` more blocks of the plan's sampled topologies ahead
+        of ``tell`` (:class:`~esenas.sampling.SampledTable`); True once all are (or none sample)."""
+        table = self.ask().topologies
+        return table.group(max_blocks) if isinstance(table, SampledTable) else True
+
+    def _grouped_plan(self) -> tuple[Plan, list[Topology]]:
+        """The plan with equal topologies as one table entry (what ``tell`` scores by), and each item's."""
+        plan = self.ask()
+        if not isinstance(plan.topologies, SampledTable):
+            return plan, self._plan_topos
+        unique, index = plan.topologies.grouped()
+        items = plan.items.copy()
+        items["topology"] = index
+        return dataclasses.replace(plan, topologies=unique, items=items), plan.topologies.all()
+
     def _perturbations(self, seeds: np.ndarray, sel: np.ndarray) -> np.ndarray:
         """eps rows of the selected pairs: cached ones from the prefetch, the rest rebuilt now."""
         if self._eps is None or self._eps_ready == 0:
@@ -188,10 +208,10 @@ class ESENAS:
         the straggler policy (``es.minPairsFraction`` < 1) every exact eval and the pairs that
         arrived. Pairs left out count nowhere: not in the ES step (which divides by the pairs
         used), the controller's feedback, the best policy or the env-step totals."""
-        full = self.ask()
+        full, topos = self._grouped_plan()
         r = self._check(full, results)
         kept = r.index.astype(np.int64)
-        plan, topos = full, self._plan_topos
+        plan = full
         if kept.size != full.items.size:  # stragglers dropped: the plan of the items that arrived
             plan = dataclasses.replace(full, items=full.items[kept])
             topos = [topos[i] for i in kept.tolist()]

@@ -38,9 +38,12 @@ class Plan:
     obs_mean: F32
     obs_std: F32
     sigma: float
-    topologies: list[Topology]
+    #: The table that items' ``topology`` fields index. When the controller samples in blocks,
+    #: an :class:`~esenas.sampling.SampledTable` (entry p for item p, drawn when first read);
+    #: else the distinct topologies.
+    topologies: Sequence[Topology]
     items: np.ndarray  # ITEM_DTYPE
-    #: When the controller samples in blocks: its sampler, and per topology of ``topologies``
+    #: When the controller samples in blocks: its sampler, and per entry of ``topologies``
     #: the sampler's position that rebuilds it (-1: not a sample, e.g. the incumbent).
     sampler: BlockSampler | None = None
     sample_position: npt.NDArray[np.int64] | None = None

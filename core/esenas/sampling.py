@@ -13,6 +13,7 @@ topologies, and the sampler is larger than eight.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -99,6 +100,13 @@ class BlockSampler:
         """All ``count`` topologies, in order."""
         return [t for b in range(self.seeds.size) for t in self.draw_block(b)]
 
+    def cached_block(self, b: int) -> list[Topology]:
+        """Block ``b``, drawn once and kept."""
+        got = self._cache.get(b)
+        if got is None:
+            got = self._cache[b] = self.draw_block(b)
+        return got
+
     def at(self, positions: npt.ArrayLike) -> list[Topology]:
         """The topologies at ``positions``, drawing each block they fall in once (kept)."""
         out = []
@@ -106,9 +114,7 @@ class BlockSampler:
             if not 0 <= pos < self.count:
                 raise ValueError(f"sampler: position {pos} outside 0..{self.count - 1}")
             b = pos // self.block
-            if b not in self._cache:
-                self._cache[b] = self.draw_block(b)
-            out.append(self._cache[b][pos - b * self.block])
+            out.append(self.cached_block(b)[pos - b * self.block])
         return out
 
     def to_bytes(self) -> bytes:
@@ -151,6 +157,79 @@ class BlockSampler:
         seeds = take("<u8", blocks).astype(np.uint64)
         space = SearchSpace(KINDS[kind], choices, distinct=bool(flags & 1), groups=group_ids)
         return cls(space, logits, seeds, count, block)
+
+
+class SampledTable(Sequence[Topology]):
+    """A plan's topology table when its controller samples in blocks: entry ``p`` is the
+    sampler's topology ``p``, or ``overrides[p]`` (the incumbent that an exact eval re-scores).
+
+    Nothing is drawn when the plan is made: ``ask`` at 80,000 pairs took ~0.9 s of the
+    iteration's barrier drawing and grouping 80,000 topologies. A lease draws the blocks it
+    needs, and :meth:`group` draws the rest and groups equal topologies in slices while the
+    workers roll out, so ``tell`` finds the grouping (what the controller's update, the Pareto
+    front and the best policy use) ready.
+    """
+
+    def __init__(self, sampler: BlockSampler, overrides: Mapping[int, Topology] | None = None) -> None:
+        self.sampler = sampler
+        self.overrides = dict(overrides or {})
+        self._first: dict[tuple[str, str, bytes], int] = {}  # key -> index in _unique
+        self._unique: list[Topology] = []
+        self._index = np.zeros(sampler.count, np.int64)  # per entry, its group
+        self._grouped = 0  # entries 0.._grouped-1 are grouped
+
+    def __len__(self) -> int:
+        return self.sampler.count
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        p = int(i) + (len(self) if int(i) < 0 else 0)
+        if not 0 <= p < len(self):
+            raise IndexError(f"topology table: entry {i} outside 0..{len(self) - 1}")
+        got = self.overrides.get(p)
+        return got if got is not None else self.sampler.at([p])[0]
+
+    def __iter__(self) -> Iterator[Topology]:
+        return iter(self.all())
+
+    def __eq__(self, other: object) -> bool:  # entry by entry, as two lists compare
+        return isinstance(other, Sequence) and len(other) == len(self) and all(a == b for a, b in zip(self.all(), other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _block(self, b: int) -> list[Topology]:
+        start = b * self.sampler.block
+        topos = self.sampler.cached_block(b)
+        if any(start <= p < start + len(topos) for p in self.overrides):
+            topos = [self.overrides.get(start + j, t) for j, t in enumerate(topos)]
+        return topos
+
+    def group(self, max_blocks: int | None = None) -> bool:
+        """Group up to ``max_blocks`` more blocks (all when None); True once every entry is."""
+        blocks = self.sampler.seeds.size
+        first = self._grouped // self.sampler.block
+        end = blocks if max_blocks is None else min(blocks, first + max_blocks)
+        for b in range(first, end):
+            for j, t in enumerate(self._block(b)):
+                k = t.key
+                g = self._first.get(k)
+                if g is None:
+                    g = self._first[k] = len(self._unique)
+                    self._unique.append(t)
+                self._index[b * self.sampler.block + j] = g
+            self._grouped = min(self.sampler.count, (b + 1) * self.sampler.block)
+        return self._grouped == self.sampler.count
+
+    def grouped(self) -> tuple[list[Topology], npt.NDArray[np.int64]]:
+        """Equal topologies grouped, as :func:`esenas.controllers.base.group_by_topology` does:
+        the distinct ones in first-seen order, and per entry the index of its group."""
+        self.group()
+        return self._unique, self._index
+
+    def all(self) -> list[Topology]:
+        """Every entry, in order."""
+        return [t for b in range(self.sampler.seeds.size) for t in self._block(b)]
 
 
 def flat_tables(prob: F64, alias: np.ndarray) -> tuple[npt.NDArray[np.float32], np.ndarray]:
