@@ -1,0 +1,27 @@
+"""bench/population.py end to end at small sizes: every part timed, growth and per-pair costs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+PARTS = {"ask", "topology_prefetch_during_iteration", "topology_payload", "prefetch_during_iteration", "tell", "normaliser_merge", "checkpoint"}
+
+
+def test_the_population_bench_times_each_part_and_draws_topologies_off_the_barrier() -> None:
+    out = subprocess.run(
+        [sys.executable, "bench/population.py", "--pairs", "200,1000", "--iterations", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=True,
+    )
+    line = json.loads(out.stdout.strip().splitlines()[-1])
+    assert line["bench"] == "population" and line["controller"] == "policy_gradient"
+    assert [row["pairs"] for row in line["sizes"]] == [200, 1000]
+    for row in line["sizes"]:
+        assert {f"{p}_s" for p in PARTS} <= row.keys()
+        assert row["topology_prefetch_during_iteration_s"] > 0  # the sampled topologies are drawn here
+        assert row["checkpoint_bytes"] > 0
+    assert set(line["us_per_pair_at_largest"]) == PARTS
+    assert line["history"]["history_entries"] <= line["history"]["max_history"]
