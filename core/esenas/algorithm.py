@@ -103,7 +103,7 @@ class ESENAS:
         topologies: Sequence[Topology]
         position = None
         if sampler is not None:  # item p uses table entry p: sample p, drawn when first needed
-            topologies = SampledTable(sampler, incumbent)
+            topologies = SampledTable(sampler, incumbent, measure=self.arch.sizes)
             topology_index = np.arange(n + e, dtype=np.int64)
             position = topology_index.copy()
             position[list(incumbent)] = -1  # not a sample
@@ -180,15 +180,16 @@ class ESENAS:
         table = self.ask().topologies
         return table.group(max_blocks) if isinstance(table, SampledTable) else True
 
-    def _grouped_plan(self) -> tuple[Plan, list[Topology]]:
-        """The plan with equal topologies as one table entry (what ``tell`` scores by), and each item's."""
+    def _grouped_plan(self) -> tuple[Plan, list[Topology], np.ndarray]:
+        """The plan with equal topologies as one table entry (what ``tell`` scores by), each item's
+        topology, and the entries' sizes."""
         plan = self.ask()
         if not isinstance(plan.topologies, SampledTable):
-            return plan, self._plan_topos
+            return plan, self._plan_topos, self.arch.sizes(plan.topologies)
         unique, index = plan.topologies.grouped()
         items = plan.items.copy()
         items["topology"] = index
-        return dataclasses.replace(plan, topologies=unique, items=items), plan.topologies.all()
+        return dataclasses.replace(plan, topologies=unique, items=items), plan.topologies.all(), plan.topologies.sizes()
 
     def _perturbations(self, seeds: np.ndarray, sel: np.ndarray) -> np.ndarray:
         """eps rows of the selected pairs: cached ones from the prefetch, the rest rebuilt now."""
@@ -208,7 +209,7 @@ class ESENAS:
         the straggler policy (``es.minPairsFraction`` < 1) every exact eval and the pairs that
         arrived. Pairs left out count nowhere: not in the ES step (which divides by the pairs
         used), the controller's feedback, the best policy or the env-step totals."""
-        full, topos = self._grouped_plan()
+        full, topos, uniq_sizes = self._grouped_plan()
         r = self._check(full, results)
         kept = r.index.astype(np.int64)
         plan = full
@@ -245,7 +246,6 @@ class ESENAS:
         # 100,000 pairs costs whole-array operations, not one Python call per evaluation.
         tidx = plan.items["topology"].astype(np.int64)
         all_idx = np.concatenate([tidx[pair], tidx[pair], tidx[exact]])
-        uniq_sizes = self.arch.sizes(plan.topologies)
         sizes = uniq_sizes[all_idx].astype(np.float64)
         fitness = combine(rollouts, sizes, self.spec.objectives)
         self.controller.tell_indexed(plan.topologies, all_idx, fitness)

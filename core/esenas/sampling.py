@@ -13,7 +13,7 @@ topologies, and the sampler is larger than eight.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -170,11 +170,17 @@ class SampledTable(Sequence[Topology]):
     front and the best policy use) ready.
     """
 
-    def __init__(self, sampler: BlockSampler, overrides: Mapping[int, Topology] | None = None) -> None:
+    def __init__(
+        self, sampler: BlockSampler, overrides: Mapping[int, Topology] | None = None,
+        measure: Callable[[Sequence[Topology]], npt.NDArray[np.int64]] | None = None,
+    ) -> None:
         self.sampler = sampler
         self.overrides = dict(overrides or {})
+        self.measure = measure  # sizes of topologies (the multi-objective's), taken as they are grouped
         self._first: dict[tuple[str, str, bytes], int] = {}  # key -> index in _unique
         self._unique: list[Topology] = []
+        self._sizes: list[npt.NDArray[np.int64]] = []
+        self._measured = 0  # _unique[:_measured] have their sizes in _sizes
         self._index = np.zeros(sampler.count, np.int64)  # per entry, its group
         self._grouped = 0  # entries 0.._grouped-1 are grouped
 
@@ -219,7 +225,17 @@ class SampledTable(Sequence[Topology]):
                     self._unique.append(t)
                 self._index[b * self.sampler.block + j] = g
             self._grouped = min(self.sampler.count, (b + 1) * self.sampler.block)
+        if self.measure is not None and self._measured < len(self._unique):
+            self._sizes.append(self.measure(self._unique[self._measured :]))
+            self._measured = len(self._unique)
         return self._grouped == self.sampler.count
+
+    def sizes(self) -> npt.NDArray[np.int64]:
+        """``measure`` of each group of :meth:`grouped` (which it completes), in order."""
+        if self.measure is None:
+            raise ValueError("topology table: no measure to size topologies with")
+        self.group()
+        return np.concatenate(self._sizes) if self._sizes else np.zeros(0, np.int64)
 
     def grouped(self) -> tuple[list[Topology], npt.NDArray[np.int64]]:
         """Equal topologies grouped, as :func:`esenas.controllers.base.group_by_topology` does:

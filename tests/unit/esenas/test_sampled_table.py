@@ -82,6 +82,7 @@ def test_grouping_in_slices_matches_grouping_the_drawn_list_and_keeps_the_incumb
         pass
     unique, index = table.grouped()
     assert unique == want_unique and index.tolist() == want_index.tolist()
+    assert table.sizes().tolist() == algo.arch.sizes(want_unique).tolist()  # measured while grouping
     assert table.all() == drawn
 
 
