@@ -9,6 +9,8 @@ from typing import Final
 from esenas.envload import EnvironmentUnavailable
 from esenas.spec import EnvironmentSpec, FieldError, Job, SpecError, check_dimensions, load_job
 
+#: Exit code of a run that failed on its way (a rollout process died); it checkpointed first.
+EXIT_FAILED: Final = 1
 EXIT_BAD_SPEC: Final = 2
 #: Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED: Final = 130

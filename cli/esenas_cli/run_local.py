@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from esenas.algorithm import ESENAS, IterationReport
+from esenas.process_pool import WorkerDied
 from esenas.spec import Job
 from esenas.trainer import Trainer
 
 from esenas_cli.clip import add_clip
-from esenas_cli.errors import EXIT_INTERRUPTED
+from esenas_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED
 from esenas_cli.progress import Bar
 from esenas_cli.results_dir import write_results
 from esenas_cli.run_folder import Resumed, save_checkpoint
@@ -76,33 +77,38 @@ def train(job: Job, obs_dim: int, act_dim: int, out: Path, workers: int, resumed
         bar.update(iteration=algo.iteration, env_steps=r.total_env_steps, episodes=r.total_episodes,
                    elapsed_s=algo.elapsed_seconds, now=now, best=r.best_reward, mean=r.reward_mean)
 
+    failed = ""  # a rollout process died (the OOM killer, a signal to it alone)
     try:
         try:
             _, reason = trainer.run(on_report)
         except KeyboardInterrupt:  # landed in Trainer.run's own clean-up
             trainer.close()
             reason = ""
+        except WorkerDied as exc:
+            failed = reason = f"failed: {exc}"
         training[0] = False
         bar.close()
-        if got:
-            name = "Ctrl-C" if got[0] == signal.SIGINT else signal.Signals(got[0]).name
-            reason = f"interrupted ({name})"
+        stopped = bool(got or failed)
+        if stopped:
+            if got:
+                name = "Ctrl-C" if got[0] == signal.SIGINT else signal.Signals(got[0]).name
+                reason = f"interrupted ({name})"
             algo = ckpts.last_completed()
             if algo.iteration == 0:
-                print("stopped before the first iteration; nothing to write", file=sys.stderr)
-                return EXIT_INTERRUPTED
-        save_checkpoint(out, algo, "Running" if got else "Succeeded", "" if got else reason)
+                print(f"{reason}: stopped before the first iteration; nothing to write", file=sys.stderr)
+                return EXIT_INTERRUPTED if got else EXIT_FAILED
+        save_checkpoint(out, algo, "Running" if stopped else "Succeeded", "" if stopped else reason)
         wall = time.monotonic() - start
         info = write_results(out, algo, job, reason, wall)
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
-    add_clip(out, enabled=video and not got, why_not="the run was interrupted" if got else "--no-video")
+    add_clip(out, enabled=video and not stopped, why_not="the run was interrupted" if stopped else "--no-video")
     best = info["bestReward"]
     print(f"stopped: {reason}; best reward {best if best is None else round(best, 1)} after "
           f"{algo.episodes} episodes, {algo.env_steps} env steps, {wall:.0f} s")
-    if got:
+    if stopped:
         print(f"resume with: esenas run {source} --in-process --output {out} --resume")
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED if got else EXIT_FAILED
     print(f"results: {out}")
     return 0

@@ -7,7 +7,6 @@ each worker process builds its environment once and sets new parameters once per
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import signal
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ import numpy as np
 
 from esenas.algorithm import ESENAS, IterationReport, Plan, Results
 from esenas.lifetime import die_with_parent
+from esenas.process_pool import ProcessPool, unblock_stop_signals
 from esenas.rollout import Evaluator, env_dims
 from esenas.spec import JobSpec
 from esenas.topology import decode_topologies
@@ -26,25 +26,21 @@ _EVALUATOR: Evaluator | None = None
 _VERSION = -1
 
 
-_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
-
-
 def _init_worker(spec: JobSpec, parent: int) -> None:
     """Pool initializer: one Evaluator per process; Ctrl-C is the parent's to handle, and the
     process ends with its parent, even one killed by SIGKILL (``parent``, its PID taken before
     the fork, also catches a parent killed before this initializer ran).
 
     The fork copies the parent's Python handlers, such as ``esenas run``'s SIGTERM handler that
-    raises KeyboardInterrupt to checkpoint and stop. A worker must not run it: ``Pool.terminate``
-    ends workers with SIGTERM, and a worker that turned it into an exception could hang in its
-    exit path with the pool's queue lock unavailable, and the parent waiting for it forever.
-    So SIGTERM gets the default action (the kernel ends the process); the parent forks with
-    both signals blocked (see :func:`_forking`), so none lands before this runs.
+    raises KeyboardInterrupt to checkpoint and stop. A rollout process must not run it: the pool
+    ends it with SIGTERM, and a SIGTERM to the whole process group must end it too, quietly. So
+    SIGTERM gets the default action (the kernel ends the process); the pool forks with both
+    signals blocked, so none lands before this runs.
     """
     global _EVALUATOR
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+    unblock_stop_signals()
     die_with_parent(parent=parent)
     _EVALUATOR = Evaluator(spec)
 
@@ -60,17 +56,6 @@ def _run_chunk(task: tuple[int, bytes, bytes, bytes, float, bytes, np.ndarray]) 
         )
         _VERSION = version
     return _EVALUATOR.run(items)
-
-
-def _forking(make: Callable[[], Any]) -> Any:
-    """``make()`` with SIGINT and SIGTERM blocked in this thread, so processes it forks start with
-    them blocked until their initializer has set their own handlers. A signal that arrives
-    meanwhile waits, and this process handles it as soon as ``make`` returns."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    try:
-        return make()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def default_workers() -> int:
@@ -108,12 +93,12 @@ class Trainer:
             self._local.set_plan(plan.params, plan.obs_mean, plan.obs_std, plan.sigma, plan.topologies)
             return self._local.run(plan.items)
         if self._pool is None:
-            self._pool = _forking(lambda: mp.get_context("fork").Pool(self.workers, _init_worker, (self.spec, os.getpid())))
+            self._pool = ProcessPool(self.workers, _run_chunk, _init_worker, (self.spec, os.getpid()))
         head = (plan.version, plan.params.tobytes(), plan.obs_mean.tobytes(), plan.obs_std.tobytes(), plan.sigma, plan.topology_blob())
         tasks = [(*head, chunk) for chunk in self._chunks(plan)]
-        # imap, not imap_unordered: observation sums must be added in the same order every run,
-        # or float rounding differs and chaotic MuJoCo rollouts drift apart (determinism)
-        return Results.concat(list(self._pool.imap(_run_chunk, tasks)))
+        # in task order: observation sums must be added in the same order every run, or float
+        # rounding differs and chaotic MuJoCo rollouts drift apart (determinism)
+        return Results.concat(self._pool.map(tasks))
 
     def step(self) -> IterationReport:
         assert self.algo is not None
@@ -140,8 +125,7 @@ class Trainer:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
+            self._pool.close()
             self._pool = None
         if self._local is not None:
             self._local.close()

@@ -135,6 +135,47 @@ def test_in_process_sigterm_checkpoints_and_stops_the_pool(tmp_path: Path) -> No
     assert json.loads((out / "summary.json").read_text())["iterations"] == checkpoints(out)[-1]
 
 
+def test_in_process_sigterm_to_the_whole_group_stops_without_worker_tracebacks(tmp_path: Path) -> None:
+    """``timeout``, systemd and ``kill -- -PGID`` signal every process of the group. The rollout
+    processes end at once (they leave SIGTERM to the kernel, not to the copy of ``esenas run``'s
+    handler their fork inherited), and the run checkpoints as for a SIGTERM of its own."""
+    job = write_job(tmp_path, **{**ENDLESS, "aggregator.checkpoint.everyIterations": 1})
+    out = tmp_path / "run"
+    cmd = [*CLI, "run", str(job), "--output", str(out), "--in-process", "--workers", "2"]
+    p = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        wait_until(lambda: (out / "checkpoints").is_dir() and len(checkpoints(out)) >= 2, 60, "two checkpoints")
+        kids = children_of(p.pid)
+        assert len(kids) == 2, "two rollout processes"
+        os.killpg(p.pid, signal.SIGTERM)
+        text = p.communicate(timeout=60)[0]
+    finally:
+        p.kill()
+    assert p.returncode == 130, text
+    assert "stopped: interrupted (SIGTERM)" in text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    assert not alive(kids)
+    assert json.loads((out / "summary.json").read_text())["iterations"] == checkpoints(out)[-1]
+
+
+def test_in_process_a_rollout_process_killed_stops_the_run_with_a_checkpoint(tmp_path: Path) -> None:
+    """The OOM killer takes one rollout process: the run says which and how, checkpoints the last
+    completed iteration, writes its results and tells how to resume; it does not hang."""
+    p, out = start(tmp_path, "--in-process", "--workers", "2", **{"aggregator.checkpoint.everyIterations": 1})
+    try:
+        wait_until(lambda: (out / "checkpoints").is_dir() and len(checkpoints(out)) >= 2, 60, "two checkpoints")
+        victim = min(children_of(p.pid))
+        os.kill(victim, signal.SIGKILL)
+        text = p.communicate(timeout=60)[0]
+    finally:
+        p.kill()
+    assert p.returncode == 1, text
+    assert f"stopped: failed: rollout process {victim} exited (killed by SIGKILL) during a task" in text
+    assert "--in-process --output" in text and "--resume" in text
+    assert "Traceback" not in text, text
+    assert json.loads((out / "summary.json").read_text())["iterations"] == checkpoints(out)[-1]
+
+
 def test_in_process_sigkill_takes_the_pool_down(tmp_path: Path) -> None:
     p, _ = start(tmp_path, "--in-process", "--workers", "2")
     try:

@@ -56,7 +56,7 @@ def test_pool_workers_leave_sigterm_to_the_kernel_whatever_the_parent_handles() 
     try:
         assert trainer.algo is not None
         trainer.evaluate(trainer.algo.ask())
-        workers = list(trainer._pool._pool)  # the pool's processes
+        workers = list(trainer._pool.procs)
         assert len(workers) == 2
         for w in workers:
             masks = _signal_masks(w.pid)
