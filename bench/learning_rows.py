@@ -103,7 +103,9 @@ _ROWS: Final[dict[str, Row]] = {
 
 #: Rows also run stepping on the best 16 of their 64 pairs (ARS V2-t top directions): job
 #: bench/jobs/ROW-top16.yaml, the row's job with ``es.topDirections: 16``.
-TOP16: Final = ("halfcheetah-h41-17", "halfcheetah-linear-17", "halfcheetah-linear-50", "hopper-h41-11", "halfcheetah-edges-40")
+TOP16: Final = (
+    "halfcheetah-h41-17", "halfcheetah-linear-17", "halfcheetah-linear-50", "hopper-h41-11", "halfcheetah-edges-40", "walker2d-defaults",
+)
 
 
 def _with_top16(rows: dict[str, Row]) -> dict[str, Row]:
