@@ -213,6 +213,8 @@ class SampledTable(Sequence[Topology]):
 
     def group(self, max_blocks: int | None = None) -> bool:
         """Group up to ``max_blocks`` more blocks (all when None); True once every entry is."""
+        if self._grouped == self.sampler.count:
+            return True
         blocks = self.sampler.seeds.size
         first = self._grouped // self.sampler.block
         end = blocks if max_blocks is None else min(blocks, first + max_blocks)

@@ -83,6 +83,11 @@ def test_grouping_in_slices_matches_grouping_the_drawn_list_and_keeps_the_incumb
     unique, index = table.grouped()
     assert unique == want_unique and index.tolist() == want_index.tolist()
     assert table.sizes().tolist() == algo.arch.sizes(want_unique).tolist()  # measured while grouping
+    drawn_again: list[int] = []
+    block = table._block
+    table._block = lambda b: drawn_again.append(b) or block(b)  # type: ignore[method-assign]
+    assert table.group(5) is True and table.grouped()[0] == want_unique
+    assert drawn_again == []  # once grouped, asking again (the prefetch loop, tell) redoes nothing
     assert table.all() == drawn
 
 
