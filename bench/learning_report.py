@@ -179,7 +179,8 @@ def _weight_params(row: Row, run: dict[str, Any]) -> int | None:
 def _comparison(runs_by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
     """The poster's comparison table: per task, each architecture's reward, weights and compression."""
     lines = ["## The comparison table", "",
-             "Each architecture at its own compression, 10M steps, the spec's defaults (bench/jobs/). "
+             "Each architecture at its own compression, 10M steps, the spec's defaults but all pairs (es.topDirections 0, "
+             "the default until 2026-12-03, as the chromatic row was run; bench/jobs/). "
              "Weight params are the weights a policy stores, biases apart (the poster's '# weight-params').", ""]
     for task in dict.fromkeys(r.compare[0] for r in ROWS.values() if r.compare):
         lines += [f"**{task}**", "", "| architecture | seeds | median best | median fresh 10 | weight params | trainable / dense | compression |",
@@ -206,7 +207,9 @@ def _defaults(runs_by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
     task and the policy (bench/jobs/)."""
     lines = ["## The spec's defaults on other tasks", "",
              "Job files that set only the task and the policy, so everything else is the spec's defaults "
-             "(the ES settings by template, the controller, the reward shift by task).", "",
+             "(the ES settings by template, the controller, the reward shift by task). Rows marked all pairs set "
+             "es.topDirections 0, the default until 2026-12-03; unset, it is now a quarter of the pairs, what the "
+             "best-16 and best-8 rows set.", "",
              "| job | budget | seeds | median best | median fresh 10 |", "| --- | --- | --- | --- | --- |"]
     for name, row in ROWS.items():
         if row.defaults:

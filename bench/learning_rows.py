@@ -40,25 +40,29 @@ class Row:
         return cmd + list(self.args)
 
 
+#: Rows run on all pairs (es.topDirections 0), the default until 2026-12-03; unset it is now a
+#: quarter of the pairs, what the -top16 rows (16 of 64) and swimmer-defaults-top8 (8 of 32) set.
+ALL_PAIRS: Final = ", all pairs (topDirections 0)"
+
 _ROWS: Final[dict[str, Row]] = {
     "halfcheetah-h41-17": Row(
-        "HalfCheetah-v5, H41, 17 partitions", "manifests/examples/halfcheetah-chromatic-h41.yaml",
+        f"HalfCheetah-v5, H41, 17 partitions{ALL_PAIRS}", "bench/jobs/halfcheetah-h41-17.yaml",
         "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000, compare=("HalfCheetah-v5", "chromatic"),
     ),
     "halfcheetah-h41h41-17": Row(
-        "HalfCheetah-v5, H41,H41, 17 partitions", "bench/jobs/halfcheetah-h41h41-17.yaml",
+        f"HalfCheetah-v5, H41,H41, 17 partitions{ALL_PAIRS}", "bench/jobs/halfcheetah-h41h41-17.yaml",
         "max 5,285", poster_max=5285, max_env_steps=20_000_000,
     ),
     "halfcheetah-linear-17": Row(
-        "HalfCheetah-v5, linear, 17 partitions", "bench/jobs/halfcheetah-linear-17.yaml",
+        f"HalfCheetah-v5, linear, 17 partitions{ALL_PAIRS}", "bench/jobs/halfcheetah-linear-17.yaml",
         "max 3,653", poster_max=3653, max_env_steps=10_000_000,
     ),
     "halfcheetah-linear-50": Row(
-        "HalfCheetah-v5, linear, 50 partitions", "bench/jobs/halfcheetah-linear-50.yaml",
+        f"HalfCheetah-v5, linear, 50 partitions{ALL_PAIRS}", "bench/jobs/halfcheetah-linear-50.yaml",
         "max 4,318", poster_max=4318, max_env_steps=10_000_000,
     ),
     "hopper-h41-11": Row(
-        "Hopper-v5, H41, 11 partitions", "manifests/examples/hopper-chromatic-h41.yaml",
+        f"Hopper-v5, H41, 11 partitions{ALL_PAIRS}", "bench/jobs/hopper-h41-11.yaml",
         "max 3,408 (mean 247)", poster_max=3408, max_env_steps=10_000_000, compare=("Hopper-v5", "chromatic"),
     ),
     "swimmer-linear-8": Row(
@@ -66,7 +70,7 @@ _ROWS: Final[dict[str, Row]] = {
         "max 365", poster_max=365, max_env_steps=3_000_000,
     ),
     "halfcheetah-edges-40": Row(
-        "HalfCheetah-v5, H41, edge pruning keeping 40 edges", "bench/jobs/halfcheetah-edges-40.yaml",
+        f"HalfCheetah-v5, H41, edge pruning keeping 40 edges{ALL_PAIRS}", "bench/jobs/halfcheetah-edges-40.yaml",
         "masked, 40 weights (92%): max 4,806", poster_max=4806, max_env_steps=10_000_000,
         compare=("HalfCheetah-v5", "masked (40 edges)"),
     ),
@@ -83,16 +87,20 @@ _ROWS: Final[dict[str, Row]] = {
         "the comparison table", max_env_steps=10_000_000, compare=("Hopper-v5", "masked (40 edges)"),
     ),
     "walker2d-defaults": Row(
-        "Walker2d-v5, H41, 17 partitions, the spec's defaults", "bench/jobs/walker2d-defaults.yaml",
+        f"Walker2d-v5, H41, 17 partitions, the spec's defaults{ALL_PAIRS}", "bench/jobs/walker2d-defaults.yaml",
         "no poster row", max_env_steps=3_000_000, defaults=True,
     ),
     "walker2d-defaults-noshift": Row(
-        "Walker2d-v5, H41, 17 partitions, the spec's defaults but rewardShift 0", "bench/jobs/walker2d-defaults-noshift.yaml",
+        f"Walker2d-v5, H41, 17 partitions, the spec's defaults but rewardShift 0{ALL_PAIRS}", "bench/jobs/walker2d-defaults-noshift.yaml",
         "no poster row", max_env_steps=3_000_000, defaults=True,
     ),
     "swimmer-defaults": Row(
-        "Swimmer-v5, linear, 8 partitions, the spec's defaults", "bench/jobs/swimmer-defaults.yaml",
+        f"Swimmer-v5, linear, 8 partitions, the spec's defaults{ALL_PAIRS}", "bench/jobs/swimmer-defaults.yaml",
         "no poster row", max_env_steps=3_000_000, defaults=True,
+    ),
+    "swimmer-defaults-top8": Row(
+        "Swimmer-v5, linear, 8 partitions, the spec's defaults, the best 8 of 32 pairs (topDirections 8)",
+        "bench/jobs/swimmer-defaults-top8.yaml", "no poster row", max_env_steps=3_000_000, defaults=True,
     ),
     "halfcheetah-ars-linear": Row(
         "HalfCheetah-v5, dense linear, ARS V2-t: episodes to 3430", "manifests/examples/halfcheetah-ars-linear.yaml",
@@ -115,7 +123,8 @@ def _with_top16(rows: dict[str, Row]) -> dict[str, Row]:
         out[name] = row
         if name in TOP16:
             out[f"{name}-top16"] = dataclasses.replace(
-                row, title=f"{row.title}, the best 16 of 64 pairs (topDirections 16)", job=f"bench/jobs/{name}-top16.yaml", compare=None,
+                row, title=f"{row.title.removesuffix(ALL_PAIRS)}, the best 16 of 64 pairs (topDirections 16)", job=f"bench/jobs/{name}-top16.yaml",
+            compare=None,
             )
     return out
 
