@@ -222,7 +222,7 @@ class ESENAS:
         rp, rn, steps = r.reward_pos[pair], r.reward_neg[pair], r.steps[pair].astype(np.float64)
 
         # ES step on the shared weights (ARS V2-t top-b; shaping per spec).
-        sel = es.top_directions(rp, rn, self.spec.es.top_directions)
+        sel = es.top_directions(rp, rn, es.top_count(self.spec.es.top_directions, rp.size))
         # Pairs are items 0..n-1 of the full plan, so a kept pair's index is its row of eps.
         eps = self._perturbations(full.items["seed"][full.items["kind"] == KIND_PAIR], kept[pair][sel])
         grad = es.gradient(eps, rp[sel], rn[sel], self.spec.es.fitness_shaping)

@@ -108,12 +108,18 @@ def _shift(obj: str) -> str:
     return f"(has({obj}.es.rewardShift) ? {obj}.es.rewardShift : {survival_bonus_cel(obj)})"
 
 
-#: Transition rules on spec for the immutable ES fields whose default depends on the template or
-#: the task (the CRD has no default for them, so a ``self == oldSelf`` on the field would miss
-#: setting or removing it): (fieldPath under spec, rule), comparing the effective values.
+def _top(obj: str) -> str:
+    return f"(has({obj}.es.topDirections) ? {obj}.es.topDirections : -1)"
+
+
+#: Transition rules on spec for the immutable ES fields whose default depends on the template, the
+#: task or the population (the CRD has no default for them, so a ``self == oldSelf`` on the field
+#: would miss setting or removing it): (fieldPath under spec, rule), comparing the effective values.
 DERIVED_DEFAULT_RULES: Final = (
     *((f"es.{key}", f"{_effective('self', key)} == {_effective('oldSelf', key)}") for key in MLP_ES_DEFAULTS if key != "perturbations"),
     ("es.rewardShift", f"{_shift('self')} == {_shift('oldSelf')}"),
+    # Unset is a quarter of the pairs, following the population: no count equals it (-1 stands for it).
+    ("es.topDirections", f"{_top('self')} == {_top('oldSelf')}"),
 )
 
 

@@ -14,7 +14,7 @@ Sign convention, said once: **reward is maximised**; every step moves uphill.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -65,6 +65,20 @@ def shape_rewards(r: F64, method: str) -> F64:
     if method == "none":
         return r.astype(np.float64)
     raise ValueError(f"fitness shaping: unknown method {method!r}")
+
+
+#: The share of an update's pairs kept when ``es.topDirections`` is not set: a quarter (ARS V2-t's
+#: top directions). Against all pairs it raised the median best of 5 seeds on every MuJoCo row
+#: measured, most on HalfCheetah (docs/tuning.md, bench/results/learning.md's -top16 rows).
+DEFAULT_TOP_FRACTION: Final = 0.25
+
+
+def top_count(configured: int | None, n_pairs: int) -> int:
+    """b for an update over ``n_pairs`` pairs: ``es.topDirections`` as set (0: all), or when
+    unset a quarter of the pairs, rounded up: 16 of 64, 8 of 32, 1 of 1 to 4."""
+    if configured is not None:
+        return configured
+    return max(1, math.ceil(n_pairs * DEFAULT_TOP_FRACTION))
 
 
 def top_directions(r_pos: F64, r_neg: F64, b: int) -> npt.NDArray[np.int64]:

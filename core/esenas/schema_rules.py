@@ -188,15 +188,15 @@ RULES: Final[tuple[Rule, ...]] = (
         ("es.perturbations", "es.perturbationsPerWorker"),
     ),
     Rule(
-        "es", "topDirections", "!has(self.perturbations) || self.topDirections <= self.perturbations",
+        "es", "topDirections", "!has(self.perturbations) || !has(self.topDirections) || self.topDirections <= self.perturbations",
         "spec.es.topDirections must be <= perturbations{values}",
-        lambda s: _fails("perturbations" in s and s["topDirections"] > s["perturbations"], values=f" ({s.get('perturbations')}), got {s['topDirections']}"),
+        lambda s: _fails("perturbations" in s and s.get("topDirections", 0) > s["perturbations"], values=f" ({s.get('perturbations')}), got {s.get('topDirections')}"),
         ("es.perturbations", "es.topDirections"),
         {"values": ""},
     ),
     Rule(
         "", "es.topDirections",
-        "has(self.es.perturbations) || has(self.es.perturbationsPerWorker) || "
+        "has(self.es.perturbations) || has(self.es.perturbationsPerWorker) || !has(self.es.topDirections) || "
         f"self.es.topDirections <= (self.policy.template == 'mlp' ? {_MLP_N} : {_DEFAULT_N})",
         f"spec.es.topDirections must be <= perturbations (default {_DEFAULT_N} for a linear policy, {_MLP_N} for an mlp){{got}}",
         _top_default,
@@ -211,7 +211,8 @@ RULES: Final[tuple[Rule, ...]] = (
         {"product": "perturbationsPerWorker x max(1, spec.workers.replicas) gives N"},
     ),
     Rule(
-        "", "es.topDirections", f"!has(self.es.perturbationsPerWorker) || self.es.topDirections <= {_PER_WORKER_N}",
+        "", "es.topDirections",
+        f"!has(self.es.perturbationsPerWorker) || !has(self.es.topDirections) || self.es.topDirections <= {_PER_WORKER_N}",
         "spec.es.topDirections must be <= perturbationsPerWorker x max(1, spec.workers.replicas){values}",
         _top_per_worker,
         ("es.perturbationsPerWorker", "es.topDirections", "workers.replicas"),

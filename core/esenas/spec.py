@@ -230,9 +230,12 @@ class ESSpec:
         minimum=1,
         maximum=MAX_PERTURBATIONS,
     )
-    top_directions: int = spec_field(
-        "Best directions used in the update (b); 0 means all. At most the effective perturbations.",
-        0,
+    top_directions: int | None = spec_field(
+        "Best directions used in the update (b, ARS V2-t): the pairs whose better rollout scored "
+        "highest; 0 means all pairs. At most the effective perturbations. Defaults to a quarter of "
+        "the pairs in each update, rounded up (16 of 64), so it follows perturbationsPerWorker as "
+        "the fleet scales; measured against all pairs in docs/tuning.md.",
+        None,
         minimum=0,
         maximum=MAX_PERTURBATIONS,
     )

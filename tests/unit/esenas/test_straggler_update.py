@@ -4,6 +4,8 @@ and the controller hears only their topologies."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from esenas import es
@@ -16,20 +18,26 @@ OBS, ACT = 4, 2
 PAIRS, EXACT = 16, 2
 
 
-def spec(fraction: float, top: int = 0, shaping: str = "none") -> JobSpec:
-    return parse_spec(
-        {
-            "environment": {"id": "Toy-v0"},
-            "seed": 5,
-            "policy": {"template": "mlp", "hiddenLayers": [5], "topology": "partition", "partitions": 3},
-            "controller": {"type": "evolution"},
-            "es": {
-                "sigma": 0.05, "stepSize": 0.1, "perturbations": PAIRS, "exactEvals": EXACT,
-                "optimizer": "sgd", "fitnessShaping": shaping, "topDirections": top,
-                "minPairsFraction": fraction, "observationNormalization": False,
-            },
-        }
-    )
+def spec(fraction: float, top: int | None = 0, shaping: str = "none") -> JobSpec:
+    """``top`` None leaves es.topDirections unset (a quarter of the pairs in each update)."""
+    job = _job(fraction, top, shaping)
+    if top is None:
+        del job["es"]["topDirections"]
+    return parse_spec(job)
+
+
+def _job(fraction: float, top: int | None, shaping: str) -> dict[str, Any]:
+    return {
+        "environment": {"id": "Toy-v0"},
+        "seed": 5,
+        "policy": {"template": "mlp", "hiddenLayers": [5], "topology": "partition", "partitions": 3},
+        "controller": {"type": "evolution"},
+        "es": {
+            "sigma": 0.05, "stepSize": 0.1, "perturbations": PAIRS, "exactEvals": EXACT,
+            "optimizer": "sgd", "fitnessShaping": shaping, "topDirections": top,
+            "minPairsFraction": fraction, "observationNormalization": False,
+        },
+    }
 
 
 def results(algo: ESENAS, drop: list[int]) -> Results:
@@ -72,19 +80,25 @@ def test_prefetched_perturbations_map_to_the_pairs_that_arrived() -> None:
     np.testing.assert_array_equal(a.params, b.params)
 
 
-def test_top_directions_pick_among_the_pairs_in() -> None:
-    a = ESENAS(spec(0.75, top=4), OBS, ACT)
+@pytest.mark.parametrize(("top", "b"), [(4, 4), (None, 3)], ids=["set", "unset: a quarter of the 12 in"])
+def test_top_directions_pick_among_the_pairs_in(top: int | None, b: int) -> None:
+    a = ESENAS(spec(0.75, top=top), OBS, ACT)
     plan = a.ask()
     r = results(a, DROP)
     order = np.argsort(r.index)
     idx = r.index[order].astype(np.int64)[: PAIRS - len(DROP)]
     rp, rn = r.reward_pos[order][: idx.size], r.reward_neg[order][: idx.size]
-    sel = es.top_directions(rp, rn, 4)
-    assert not np.isin(idx[sel], DROP).any()
+    sel = es.top_directions(rp, rn, b)
+    assert sel.size == b and not np.isin(idx[sel], DROP).any()
     eps = es.perturbations(plan.items["seed"][idx[sel]], a.arch.num_params)
-    expected = a.params + 0.1 * ((rp[sel] - rn[sel]) @ eps) / 4
+    expected = a.params + 0.1 * ((rp[sel] - rn[sel]) @ eps) / b
     a.tell(r)
     np.testing.assert_allclose(a.params, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("configured", "pairs", "b"), [(None, 64, 16), (None, 32, 8), (None, 33, 9), (None, 3, 1), (None, 1, 1), (0, 64, 0), (5, 64, 5)])
+def test_top_count_is_the_setting_or_a_quarter_of_the_pairs(configured: int | None, pairs: int, b: int) -> None:
+    assert es.top_count(configured, pairs) == b
 
 
 def test_controller_hears_only_the_pairs_that_arrived(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -100,6 +100,21 @@ def test_writing_out_a_template_default_is_not_an_edit_and_changing_it_is(templa
     assert edits.immutable_changes(parse_spec(bare), parse_spec(other)) == ["es.sigma"]
 
 
+def test_top_directions_unset_is_a_quarter_and_setting_or_removing_it_is_an_edit() -> None:
+    """Unset, es.topDirections is a quarter of each update's pairs, which follows the population
+    (esenas.es.top_count): no count written out equals it, so the CRD's rule and the parser both
+    refuse setting it on a running job, removing it, or changing it."""
+    bare = {**BASE, "es": {"perturbations": 16}}
+    four = {**BASE, "es": {"perturbations": 16, "topDirections": 4}}
+    eight = {**BASE, "es": {"perturbations": 16, "topDirections": 8}}
+    message = [f"spec.es.topDirections: {edits.immutable_message('es.topDirections')}"]
+    for old, new in ((bare, four), (four, bare), (four, eight)):
+        assert validate(_job(new), _job(old)) == message
+        assert edits.immutable_changes(parse_spec(old), parse_spec(new)) == ["es.topDirections"]
+    assert validate(_job(four), _job(four)) == [] and validate(_job(bare), _job(bare)) == []
+    assert edits.immutable_changes(parse_spec(bare), parse_spec(bare)) == []
+
+
 ENVIRONMENTS: list[dict[str, Any]] = [
     {"id": "Hopper-v5"},
     {"id": "Humanoid-v4"},
