@@ -41,7 +41,7 @@ class Row:
 
 
 #: Rows run on all pairs (es.topDirections 0), the default until 2026-12-03; unset it is now a
-#: quarter of the pairs, what the -top16 rows (16 of 64) and swimmer-defaults-top8 (8 of 32) set.
+#: quarter of the pairs, what the -top16 rows (16 of 64) and the -top8 rows (8 of 32) set.
 ALL_PAIRS: Final = ", all pairs (topDirections 0)"
 
 _ROWS: Final[dict[str, Row]] = {
@@ -66,7 +66,11 @@ _ROWS: Final[dict[str, Row]] = {
         "max 3,408 (mean 247)", poster_max=3408, max_env_steps=10_000_000, compare=("Hopper-v5", "chromatic"),
     ),
     "swimmer-linear-8": Row(
-        "Swimmer-v5, linear, 8 partitions", "manifests/examples/swimmer-chromatic-linear.yaml",
+        f"Swimmer-v5, linear, 8 partitions{ALL_PAIRS}", "bench/jobs/swimmer-linear-8.yaml",
+        "max 365", poster_max=365, max_env_steps=3_000_000,
+    ),
+    "swimmer-linear-8-top8": Row(
+        "Swimmer-v5, linear, 8 partitions, the best 8 of 32 pairs (topDirections 8)", "bench/jobs/swimmer-linear-8-top8.yaml",
         "max 365", poster_max=365, max_env_steps=3_000_000,
     ),
     "halfcheetah-edges-40": Row(

@@ -34,7 +34,7 @@ def test_rows_get_their_medians_figures_and_lines(tmp_path: Path, monkeypatch: p
     summary = next(ln for ln in page.splitlines() if ln.startswith("| [Swimmer"))
     assert "| 3 | 360 | 370 | 290 | 10 / 18 (44%) | max 365 |" in summary
     assert "1 of 3 seeds reached the poster's maximum of 365." in page
-    assert "![Swimmer-v5, linear, 8 partitions: reward against env steps](img/learning-swimmer-linear-8.png)" in page
+    assert "![Swimmer-v5, linear, 8 partitions, all pairs (topDirections 0): reward against env steps](img/learning-swimmer-linear-8.png)" in page
     assert (tmp_path / "img" / "learning-swimmer-linear-8.png").stat().st_size > 10_000
     assert page.count('"row": "swimmer-linear-8"') == 3
     others = [ln for ln in page.splitlines() if ln.startswith("| [") and "Swimmer" not in ln]
