@@ -50,7 +50,7 @@ _ROWS: Final[dict[str, Row]] = {
         "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000, compare=("HalfCheetah-v5", "chromatic"),
     ),
     "halfcheetah-h41h41-17": Row(
-        f"HalfCheetah-v5, H41,H41, 17 partitions{ALL_PAIRS}", "bench/jobs/halfcheetah-h41h41-17.yaml",
+        "HalfCheetah-v5, H41,H41, 17 partitions", "bench/jobs/halfcheetah-h41h41-17.yaml",
         "max 5,285", poster_max=5285, max_env_steps=20_000_000,
     ),
     "halfcheetah-linear-17": Row(
