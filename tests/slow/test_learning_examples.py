@@ -41,9 +41,13 @@ def test_swimmer_linear_8_partitions_reaches_300_in_2m_steps(seed: int) -> None:
 @pytest.mark.timeout(1500)  # minutes of rollouts on one or two cores; the tier stays under 30 min
 def test_edge_pruning_keeps_exactly_k_edges_while_it_learns() -> None:
     """The edge-pruning example (H41, 64 edges kept): at every iteration the best topology uses
-    exactly 64 distinct edges, the controller's samples too, and the policy learns to run."""
+    exactly 64 distinct edges, the controller's samples too, and the policy learns to run: its
+    exact evals climb 300+ in 3M steps. (At 1M steps, the budget this test had at first, the climb
+    is a coin flip per seed: 0-360 over seeds 0-3 with the code of then and of now; at 3M every
+    edges-40 seed in learning.md had passed 500, and this example reached 1,115 and 2,101 on seeds
+    0 and 1, ~80 s each.)"""
     spec = load_job(EXAMPLES / "halfcheetah-edges-pg.yaml").spec
-    spec = dataclasses.replace(spec, seed=0, stopping=dataclasses.replace(spec.stopping, max_env_steps=1_000_000))
+    spec = dataclasses.replace(spec, seed=0, stopping=dataclasses.replace(spec.stopping, max_env_steps=3_000_000))
     trainer = Trainer(spec)
     weights: list[int] = []
     evals: list[float] = []
