@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[3]
+from collections.abc import Callable
+from typing import Any
 
 
-def test_the_grpc_floor_bench_measures_the_real_call_and_both_floors_at_one_reply_size() -> None:
-    out = subprocess.run(
-        [sys.executable, "bench/grpc_floor.py", "--calls", "40", "--callers", "4", "--rounds", "1", "--pairs", "600"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=True,
-    )
-    line = json.loads(out.stdout.strip().splitlines()[-1])
+def test_the_grpc_floor_bench_measures_the_real_call_and_both_floors_at_one_reply_size(bench_line: Callable[..., dict[str, Any]]) -> None:
+    line = bench_line("grpc_floor.py", "--calls", "40", "--callers", "4", "--rounds", "1", "--pairs", "600")
     assert line["bench"] == "grpc_floor" and line["items_per_lease"] == 8
     assert set(line["server_cpu_us_per_call"]) == {"exchange", "noop_unary", "noop_read", "noop_stream"}
     # a lease of 8 pairs carries 8 colourings of 943 decisions: the no-op replies copy its size

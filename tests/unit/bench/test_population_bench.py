@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
-ROOT = Path(__file__).resolve().parents[3]
 PARTS = {"ask", "topology_prefetch_during_iteration", "topology_payload", "prefetch_during_iteration", "tell", "normaliser_merge", "checkpoint"}
 
 
-def test_the_population_bench_times_each_part_and_draws_topologies_off_the_barrier() -> None:
-    out = subprocess.run(
-        [sys.executable, "bench/population.py", "--pairs", "200,1000", "--iterations", "2"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=True,
-    )
-    line = json.loads(out.stdout.strip().splitlines()[-1])
+def test_the_population_bench_times_each_part_and_draws_topologies_off_the_barrier(bench_line: Callable[..., dict[str, Any]]) -> None:
+    line = bench_line("population.py", "--pairs", "200,1000", "--iterations", "2")
     assert line["bench"] == "population" and line["controller"] == "policy_gradient"
     assert [row["pairs"] for row in line["sizes"]] == [200, 1000]
     for row in line["sizes"]:

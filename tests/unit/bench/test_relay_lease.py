@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[3]
+from collections.abc import Callable
+from typing import Any
 
 
-def test_the_relay_lease_bench_measures_both_forms_and_positions_are_8_bytes_a_topology() -> None:
-    out = subprocess.run(
-        [sys.executable, "bench/relay_lease.py", "--pairs", "600", "--lease", "200", "--calls", "2", "--rounds", "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=True,
-    )
-    line = json.loads(out.stdout.strip().splitlines()[-1])
+def test_the_relay_lease_bench_measures_both_forms_and_positions_are_8_bytes_a_topology(bench_line: Callable[..., dict[str, Any]]) -> None:
+    line = bench_line("relay_lease.py", "--pairs", "600", "--lease", "200", "--calls", "2", "--rounds", "1")
     assert line["bench"] == "relay_lease" and line["lease_items"] == 200
     size = line["topology_bytes_per_lease"]
     # 200 pairs, almost surely 200 distinct colourings of 943 decisions: ~950 bytes each as
