@@ -23,7 +23,7 @@ from esenas_api.v1 import aggregator_pb2 as pb
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from esenas_aggregator.runtime import MAX_BATCH_ITEMS, Runtime
+from esenas_aggregator.runtime import MAX_BATCH_ITEMS, Lease, Runtime
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -74,6 +74,13 @@ class AggregatorService:
 
     async def _admit(self, context: grpc.aio.ServicerContext, parse: Callable[[bytes], T]) -> T:
         """Check the token, then read and decode the one request message; abort on failure."""
+        await self._check_token(context)
+        raw = await context.read()
+        if not isinstance(raw, bytes):  # EOF: gRPC refused the message (over the size limit) or none came
+            await self._no_message(context)
+        return await self._decode(context, parse, raw)
+
+    async def _check_token(self, context: grpc.aio.ServicerContext) -> None:
         header = None
         for key, value in context.invocation_metadata() or ():
             if key == wire.AUTH_METADATA_KEY:
@@ -81,9 +88,8 @@ class AggregatorService:
         if not wire.token_matches(self._token, header):
             self.runtime.metrics.rejected["token"].inc()
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
-        raw = await context.read()
-        if not isinstance(raw, bytes):  # EOF: gRPC refused the message (over the size limit) or none came
-            await self._no_message(context)
+
+    async def _decode(self, context: grpc.aio.ServicerContext, parse: Callable[[bytes], T], raw: bytes) -> T:
         try:
             return parse(raw)
         except DecodeError as exc:
@@ -107,6 +113,47 @@ class AggregatorService:
 
     async def exchange(self, _: object, context: grpc.aio.ServicerContext) -> pb.ExchangeReply:
         request = await self._admit(context, pb.ExchangeRequest.FromString)
+        reply, lease = await self._answer(request)
+        if lease.items and context.cancelled():  # the worker gave up while we waited: hand them back
+            self.runtime.release(lease)
+            return pb.ExchangeReply(session=self.runtime.session)
+        return reply
+
+    async def exchange_stream(self, _: object, context: grpc.aio.ServicerContext) -> None:
+        """ExchangeStream: the token once, on the stream's headers; then every request message is
+        answered as ``exchange`` answers one, in order, until the worker closes the stream. A lease
+        that cannot be delivered (the worker went away while it waited) is handed back at once."""
+        await self._check_token(context)
+        answered = 0
+        while True:
+            raw = await context.read()
+            if not isinstance(raw, bytes):
+                await (self._stream_end(context) if answered else self._no_message(context))
+                return
+            request = await self._decode(context, pb.ExchangeRequest.FromString, raw)
+            reply, lease = await self._answer(request)
+            try:
+                if context.cancelled():
+                    raise asyncio.CancelledError
+                await context.write(reply)
+            except BaseException:
+                if lease.items:
+                    self.runtime.release(lease)
+                raise
+            answered += 1
+
+    async def _stream_end(self, context: grpc.aio.ServicerContext) -> None:
+        """The worker's stream ended after some messages: a close, unless gRPC refused an oversize
+        message, which cancels this handler within moments (counted ``oversize``)."""
+        try:
+            await asyncio.sleep(NO_MESSAGE_SETTLE_S)
+        except asyncio.CancelledError:
+            self.runtime.metrics.rejected["oversize"].inc()
+            raise
+
+    async def _answer(self, request: pb.ExchangeRequest) -> tuple[pb.ExchangeReply, Lease]:
+        """Take the request's results, lease the next items (waiting up to its ``wait_ms``), and
+        build the reply: the items, their topologies, and the parameters when the worker lacks them."""
         rt = self.runtime
         accepted = rejected = 0
         if request.results:
@@ -116,16 +163,13 @@ class AggregatorService:
             accepted, rejected = out.accepted, out.rejected_total
         samples = request.samples_topologies
         lease = await rt.pull(request.max_items, request.wait_ms, request.worker_id, samples)
-        if lease.items and context.cancelled():  # the worker gave up while we waited: hand them back
-            rt.release(lease)
-            return pb.ExchangeReply(session=rt.session)
         if lease.items:
             rt.metrics.topology_bytes["decisions"].inc(len(lease.topologies) + len(lease.topology_index))
             rt.metrics.topology_bytes["positions"].inc(len(lease.topology_samples))
         params = b""
         if lease.items and (request.held_session, request.held_version) != (rt.session, lease.version):
             params = rt.params_for(samples) or b""
-        return pb.ExchangeReply(
+        reply = pb.ExchangeReply(
             params=params,
             topology_index=lease.topology_index,
             topologies=lease.topologies,
@@ -140,6 +184,7 @@ class AggregatorService:
             rejected=rejected,
             lease=lease.lease_id,
         )
+        return reply, lease
 
     async def get_params(self, _: object, context: grpc.aio.ServicerContext) -> bytes:
         request = await self._admit(context, pb.ParamsRequest.FromString)
@@ -251,6 +296,11 @@ def _one_server(
         "Exchange": grpc.stream_unary_rpc_method_handler(
             service.exchange,
             request_deserializer=None,  # bytes: decoded by the handler, malformed input counted
+            response_serializer=pb.ExchangeReply.SerializeToString,
+        ),
+        "ExchangeStream": grpc.stream_stream_rpc_method_handler(
+            service.exchange_stream,
+            request_deserializer=None,
             response_serializer=pb.ExchangeReply.SerializeToString,
         ),
         "GetParams": grpc.stream_unary_rpc_method_handler(

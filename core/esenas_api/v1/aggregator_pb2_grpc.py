@@ -39,6 +39,11 @@ class AggregatorStub:
                 request_serializer=esenas__api_dot_v1_dot_aggregator__pb2.ExchangeRequest.SerializeToString,
                 response_deserializer=esenas__api_dot_v1_dot_aggregator__pb2.ExchangeReply.FromString,
                 _registered_method=True)
+        self.ExchangeStream = channel.stream_stream(
+                '/esenas.api.v1.Aggregator/ExchangeStream',
+                request_serializer=esenas__api_dot_v1_dot_aggregator__pb2.ExchangeRequest.SerializeToString,
+                response_deserializer=esenas__api_dot_v1_dot_aggregator__pb2.ExchangeReply.FromString,
+                _registered_method=True)
         self.GetParams = channel.unary_unary(
                 '/esenas.api.v1.Aggregator/GetParams',
                 request_serializer=esenas__api_dot_v1_dot_aggregator__pb2.ParamsRequest.SerializeToString,
@@ -57,6 +62,18 @@ class AggregatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExchangeStream(self, request_iterator, context):
+        """Exchange on one long-lived stream: each request message is answered by
+        exactly one reply message, in order, with Exchange's meaning. The token is
+        checked once, when the stream opens. A worker keeps one open for its
+        lifetime, which costs the aggregator about a third of a call's transport
+        per lease (bench/grpc_floor.py). Workers fall back to Exchange when it is
+        UNIMPLEMENTED (an older aggregator or relay).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetParams(self, request, context):
         """Fetch the parameters, normaliser and topologies of one parameter version.
         """
@@ -69,6 +86,11 @@ def add_AggregatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Exchange': grpc.unary_unary_rpc_method_handler(
                     servicer.Exchange,
+                    request_deserializer=esenas__api_dot_v1_dot_aggregator__pb2.ExchangeRequest.FromString,
+                    response_serializer=esenas__api_dot_v1_dot_aggregator__pb2.ExchangeReply.SerializeToString,
+            ),
+            'ExchangeStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ExchangeStream,
                     request_deserializer=esenas__api_dot_v1_dot_aggregator__pb2.ExchangeRequest.FromString,
                     response_serializer=esenas__api_dot_v1_dot_aggregator__pb2.ExchangeReply.SerializeToString,
             ),
@@ -103,6 +125,33 @@ class Aggregator:
             request,
             target,
             '/esenas.api.v1.Aggregator/Exchange',
+            esenas__api_dot_v1_dot_aggregator__pb2.ExchangeRequest.SerializeToString,
+            esenas__api_dot_v1_dot_aggregator__pb2.ExchangeReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExchangeStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/esenas.api.v1.Aggregator/ExchangeStream',
             esenas__api_dot_v1_dot_aggregator__pb2.ExchangeRequest.SerializeToString,
             esenas__api_dot_v1_dot_aggregator__pb2.ExchangeReply.FromString,
             options,

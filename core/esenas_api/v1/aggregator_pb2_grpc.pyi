@@ -45,6 +45,14 @@ class AggregatorStub:
     """Push the results of the previous batch (if any) and pull the next batch
     of work in one round trip. Blocks up to `wait_ms` when no work is free.
     """
+    ExchangeStream: _grpc.StreamStreamMultiCallable[_aggregator_pb2.ExchangeRequest, _aggregator_pb2.ExchangeReply]
+    """Exchange on one long-lived stream: each request message is answered by
+    exactly one reply message, in order, with Exchange's meaning. The token is
+    checked once, when the stream opens. A worker keeps one open for its
+    lifetime, which costs the aggregator about a third of a call's transport
+    per lease (bench/grpc_floor.py). Workers fall back to Exchange when it is
+    UNIMPLEMENTED (an older aggregator or relay).
+    """
     GetParams: _grpc.UnaryUnaryMultiCallable[_aggregator_pb2.ParamsRequest, _aggregator_pb2.Params]
     """Fetch the parameters, normaliser and topologies of one parameter version."""
 
@@ -54,6 +62,14 @@ class AggregatorAsyncStub(AggregatorStub):
     Exchange: _aio.UnaryUnaryMultiCallable[_aggregator_pb2.ExchangeRequest, _aggregator_pb2.ExchangeReply]  # type: ignore[assignment]
     """Push the results of the previous batch (if any) and pull the next batch
     of work in one round trip. Blocks up to `wait_ms` when no work is free.
+    """
+    ExchangeStream: _aio.StreamStreamMultiCallable[_aggregator_pb2.ExchangeRequest, _aggregator_pb2.ExchangeReply]  # type: ignore[assignment]
+    """Exchange on one long-lived stream: each request message is answered by
+    exactly one reply message, in order, with Exchange's meaning. The token is
+    checked once, when the stream opens. A worker keeps one open for its
+    lifetime, which costs the aggregator about a third of a call's transport
+    per lease (bench/grpc_floor.py). Workers fall back to Exchange when it is
+    UNIMPLEMENTED (an older aggregator or relay).
     """
     GetParams: _aio.UnaryUnaryMultiCallable[_aggregator_pb2.ParamsRequest, _aggregator_pb2.Params]  # type: ignore[assignment]
     """Fetch the parameters, normaliser and topologies of one parameter version."""
@@ -67,6 +83,20 @@ class AggregatorServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_aggregator_pb2.ExchangeReply, _abc.Awaitable[_aggregator_pb2.ExchangeReply]]:
         """Push the results of the previous batch (if any) and pull the next batch
         of work in one round trip. Blocks up to `wait_ms` when no work is free.
+        """
+
+    @_abc_1.abstractmethod
+    def ExchangeStream(
+        self,
+        request_iterator: _MaybeAsyncIterator[_aggregator_pb2.ExchangeRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_aggregator_pb2.ExchangeReply], _abc.AsyncIterator[_aggregator_pb2.ExchangeReply]]:
+        """Exchange on one long-lived stream: each request message is answered by
+        exactly one reply message, in order, with Exchange's meaning. The token is
+        checked once, when the stream opens. A worker keeps one open for its
+        lifetime, which costs the aggregator about a third of a call's transport
+        per lease (bench/grpc_floor.py). Workers fall back to Exchange when it is
+        UNIMPLEMENTED (an older aggregator or relay).
         """
 
     @_abc_1.abstractmethod

@@ -1,0 +1,120 @@
+"""ExchangeStream against a real aggregator process: one long-lived stream per worker carries its
+exchanges, with Exchange's meaning, the token checked when the stream opens, and bad messages
+refused and counted as they are on a call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import numpy as np
+import pytest
+from esenas_api.v1 import aggregator_pb2 as pb
+from esenas_api.v1 import aggregator_pb2_grpc as pb_grpc
+from esenas_worker.worker import ExchangeStream
+
+from tests.integration.runtime.hostile import AUTH, counter, finish_iteration, items_of, results
+from tests.integration.runtime.procs import AggregatorProc, start_aggregator, stop_all, write_job
+
+METHOD = "/esenas.api.v1.Aggregator/ExchangeStream"
+
+
+@pytest.fixture(scope="module")
+def agg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AggregatorProc]:
+    tmp = tmp_path_factory.mktemp("stream")
+    job = write_job(
+        tmp,
+        **{"es.perturbations": 4, "es.topDirections": 0, "workers.batchSize": 8, "stopping.targetReward": 1e9},
+    )
+    a = start_aggregator(tmp, job, exit_when_done=False)
+    yield a
+    stop_all(a)
+
+
+@pytest.fixture
+def stub(agg: AggregatorProc) -> Iterator[pb_grpc.AggregatorStub]:
+    with grpc.insecure_channel(agg.address) as ch:
+        yield pb_grpc.AggregatorStub(ch)
+
+
+def test_one_stream_carries_whole_iterations_in_order(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
+    stream = ExchangeStream(stub, AUTH)
+    start = int(agg.status()["iteration"])
+    request = pb.ExchangeRequest(worker_id="streamer", max_items=3, wait_ms=5000)
+    pushed = accepted = 0
+    iterations: set[int] = set()
+    try:
+        while int(agg.status()["iteration"]) < start + 2:
+            reply = stream.exchange(request, timeout=30)
+            accepted += reply.accepted
+            assert reply.rejected == 0
+            if not reply.items:
+                request = pb.ExchangeRequest(worker_id="streamer", max_items=3, wait_ms=5000)
+                continue
+            assert 0 < len(items_of(reply)) <= 3  # each reply answers its own request's max_items
+            iterations.add(reply.iteration)
+            items = items_of(reply)
+            request = pb.ExchangeRequest(
+                worker_id="streamer", session=reply.session, iteration=reply.iteration, lease=reply.lease,
+                results=results(items, rp=float(np.random.default_rng().normal()), rn=0.0),
+                max_items=3, wait_ms=5000,
+            )
+            pushed += len(items)
+        request.max_items = 0  # hand in the last results, take nothing
+        accepted += stream.exchange(request, timeout=30).accepted
+    finally:
+        stream.close()
+    # every result sent on the stream counted, over at least two iterations, with one token check
+    assert len(iterations) >= 2
+    assert accepted >= pushed - 3 and accepted > 0
+    finish_iteration(agg, stub)
+
+
+def test_the_token_is_checked_when_the_stream_opens(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
+    before = counter(agg, "token")
+    for md in ((("authorization", "Bearer wrong"),), ()):
+        stream = ExchangeStream(stub, md)
+        with pytest.raises(grpc.RpcError) as e:
+            stream.exchange(pb.ExchangeRequest(worker_id="x", max_items=8), timeout=10)
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert counter(agg, "token") == before + 2
+    finish_iteration(agg, stub)
+
+
+def _raw_stream(agg: AggregatorProc, messages: list[bytes]) -> tuple[list[bytes], grpc.StatusCode]:
+    """Send raw messages on one stream; the replies that came back and the stream's final status."""
+    with grpc.insecure_channel(agg.address) as ch:
+        call = ch.stream_stream(METHOD, request_serializer=None, response_deserializer=None)
+        replies: list[bytes] = []
+        try:
+            replies.extend(call(iter(messages), metadata=AUTH, timeout=15))
+        except grpc.RpcError as exc:
+            return replies, exc.code()
+        return replies, grpc.StatusCode.OK
+
+
+def test_a_malformed_message_ends_the_stream_counted(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
+    before = counter(agg, "malformed")
+    good = pb.ExchangeRequest(worker_id="garbler", max_items=0).SerializeToString()
+    replies, code = _raw_stream(agg, [good, b"\xff\xff\xff\xff\x0f\x01", good])
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert len(replies) == 1  # the good message before it was answered
+    assert counter(agg, "malformed") == before + 1
+    replies, code = _raw_stream(agg, [])  # a stream closed before any message
+    assert (replies, code) == ([], grpc.StatusCode.INVALID_ARGUMENT)
+    assert counter(agg, "malformed") == before + 2
+    finish_iteration(agg, stub)
+
+
+def test_an_oversize_message_on_a_stream_is_refused_and_counted(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
+    before, malformed = counter(agg, "oversize"), counter(agg, "malformed")
+    good = pb.ExchangeRequest(worker_id="bloater", max_items=0).SerializeToString()
+    big = pb.ExchangeRequest(worker_id="bloater", results=b"\x00" * (2 << 20)).SerializeToString()
+    replies, code = _raw_stream(agg, [good, big])
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and len(replies) == 1
+    assert counter(agg, "oversize") == before + 1
+    # a stream the worker closes after its messages is a close, not an error
+    replies, code = _raw_stream(agg, [good, good])
+    assert (len(replies), code) == (2, grpc.StatusCode.OK)
+    assert counter(agg, "oversize") == before + 1 and counter(agg, "malformed") == malformed
+    finish_iteration(agg, stub)
