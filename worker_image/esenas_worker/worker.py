@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import signal
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from types import FrameType
@@ -56,6 +58,59 @@ class _Stop(Exception):
     """Raised by the SIGTERM handler to leave a blocking wait at once."""
 
 
+class ExchangeStream:
+    """Exchange over one long-lived ``ExchangeStream`` call: a request message out, its reply back.
+
+    Opened on first use and reopened after any error, so a restarted aggregator is met as with
+    unary calls. The aggregator spends about a third of a call's transport on a stream message
+    (bench/grpc_floor.py), which is what bounds the start of an iteration across a large fleet.
+    """
+
+    def __init__(self, stub: pb_grpc.AggregatorStub, metadata: Any) -> None:
+        self._stub = stub
+        self._metadata = metadata
+        self._requests: queue.SimpleQueue[pb.ExchangeRequest | None] = queue.SimpleQueue()
+        self._call: Any = None
+
+    def exchange(self, request: pb.ExchangeRequest, timeout: float) -> pb.ExchangeReply:
+        """Send one request and wait up to ``timeout`` s for its reply; raise grpc.RpcError."""
+        if self._call is None:
+            self._requests = queue.SimpleQueue()
+            self._call = self._stub.ExchangeStream(iter(self._requests.get, None), metadata=self._metadata)
+        call = self._call
+        self._requests.put(request)
+        watchdog = threading.Timer(timeout, call.cancel)  # a reply overdue: the stream is presumed dead
+        watchdog.start()
+        try:
+            reply: pb.ExchangeReply = next(call)
+            return reply
+        except StopIteration:  # the aggregator ended the stream without answering (shutting down)
+            self.close()
+            raise _StreamEnded from None
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            watchdog.cancel()
+
+    def close(self) -> None:
+        """End the stream (idempotent); the next ``exchange`` opens a new one."""
+        if self._call is not None:
+            self._requests.put(None)
+            self._call.cancel()
+            self._call = None
+
+
+class _StreamEnded(grpc.RpcError):  # type: ignore[misc]
+    """The aggregator closed an ExchangeStream without a reply; retried as UNAVAILABLE."""
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self) -> str:
+        return "the aggregator ended the exchange stream"
+
+
 @dataclass
 class WorkerStats:
     batches: int = 0
@@ -78,6 +133,7 @@ class Worker:
         give_up_after: float | None = None,
         evaluator: Any = None,
         tls_ca: bytes | None = None,
+        stream: bool = True,
     ) -> None:
         self.job = job
         self.address = address
@@ -93,6 +149,8 @@ class Worker:
         self._stop = False
         self._interruptible = False
         self.backoff = Backoff()
+        self._use_stream = stream  # ExchangeStream until the aggregator says it has none
+        self._stream: ExchangeStream | None = None
 
     # ------------------------------------------------------------------ signals
 
@@ -129,6 +187,25 @@ class Worker:
             except _Stop:
                 log.info("worker %s: stopping on signal", self.worker_id)
                 return 0
+            finally:
+                if self._stream is not None:
+                    self._stream.close()
+
+    def _exchange(self, stub: pb_grpc.AggregatorStub, request: pb.ExchangeRequest, timeout: float) -> pb.ExchangeReply:
+        """One Exchange, on the worker's stream when the aggregator serves one, else as a call."""
+        if self._use_stream:
+            if self._stream is None:
+                self._stream = ExchangeStream(stub, self._metadata)
+            try:
+                return self._stream.exchange(request, timeout)
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    raise
+                # An older aggregator or relay: it never read the request, so send it as a call.
+                log.info("worker %s: %s serves no ExchangeStream; using Exchange calls", self.worker_id, self.address)
+                self._use_stream, self._stream = False, None
+        reply: pb.ExchangeReply = stub.Exchange(request, metadata=self._metadata, timeout=timeout)
+        return reply
 
     def _channel(self) -> grpc.Channel:
         if self._tls_ca is None:
@@ -142,9 +219,7 @@ class Worker:
         while not self._stop:
             try:
                 self._interruptible = True
-                reply: pb.ExchangeReply = stub.Exchange(
-                    request, metadata=self._metadata, timeout=WAIT_MS / 1000 + 30
-                )
+                reply = self._exchange(stub, request, WAIT_MS / 1000 + 30)
                 self._interruptible = False
             except grpc.RpcError as exc:
                 self._interruptible = False
@@ -183,7 +258,7 @@ class Worker:
             request = self._run_batch(evaluator, reply)
         if request.results:  # stopped by a signal: hand in what is finished, best effort
             with contextlib.suppress(grpc.RpcError):
-                stub.Exchange(request, metadata=self._metadata, timeout=2)
+                self._exchange(stub, request, 2)
         return 0
 
     def _load_params(self, stub: pb_grpc.AggregatorStub, evaluator: Any, reply: pb.ExchangeReply) -> bool:
