@@ -29,11 +29,13 @@ for 10,000 real-speed workers". Ends with ONE JSON line.
 
     .venv/bin/python bench/scale.py [--workers 100,1000,10000] [--iterations K]
         [--pairs-per-worker P] [--episodes fixed|heavy-tailed] [--slowdown S]
-        [--min-pairs-fraction F[,F...]]
+        [--min-pairs-fraction F[,F...]] [--transport stream|unary[,...]]
 
 ``--min-pairs-fraction`` sets ``es.minPairsFraction`` (the straggler policy); several values run
 one after the other at each W in the same session (same calibration), one ``scales`` entry each,
-with ``pairs_dropped_per_iteration`` (from the run's episode total).
+with ``pairs_dropped_per_iteration`` (from the run's episode total). ``--transport`` likewise:
+``stream`` (the default, as the real worker: one ``ExchangeStream`` per worker) or ``unary`` (one
+``Exchange`` call per lease, as workers did before the stream and do against an older aggregator).
 """
 
 from __future__ import annotations
@@ -166,6 +168,27 @@ async def sim_worker(
     options = (("grpc.max_receive_message_length", 64 << 20), ("grpc.use_local_subchannel_pool", 1))
     async with grpc.aio.insecure_channel(address, options=options) as ch:
         stub = pb_grpc.AggregatorStub(ch)
+        stream: Any = None
+
+        async def exchange(request: Any) -> Any:
+            """One Exchange, on this worker's long-lived stream (as the real worker) or as a call."""
+            nonlocal stream
+            if args["transport"] == "unary":
+                return await stub.Exchange(request, metadata=meta, timeout=120)
+            if stream is None:
+                stream = stub.ExchangeStream(metadata=meta)
+            try:
+                await stream.write(request)
+                reply = await asyncio.wait_for(stream.read(), 120)
+            except BaseException:
+                stream.cancel()
+                stream = None
+                raise
+            if reply is grpc.aio.EOF:
+                stream = None
+                raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "stream ended")
+            return reply
+
         request = pb.ExchangeRequest(worker_id=wid, max_items=batch, wait_ms=WAIT_MS)
         held = (0, 0)  # session and parameter version this worker holds
         gone_since: float | None = None
@@ -177,7 +200,7 @@ async def sim_worker(
         while True:
             t0 = time.monotonic()
             try:
-                reply = await stub.Exchange(request, metadata=meta, timeout=120)
+                reply = await exchange(request)
             except grpc.aio.AioRpcError as exc:
                 # as the real worker: drop the batch in flight (its items are re-issued) and retry
                 rec["errors"].append(exc.code().name)
@@ -199,6 +222,8 @@ async def sim_worker(
                 rec["pushed"].append((it, slept, n, reply.accepted))
                 pending = None
             if reply.done:
+                if stream is not None:
+                    await stream.done_writing()
                 return
             if not reply.items:
                 request = pb.ExchangeRequest(worker_id=wid, max_items=batch, wait_ms=WAIT_MS, held_session=held[0], held_version=held[1])
@@ -328,7 +353,9 @@ def wait_ports(proc: subprocess.Popen[bytes], ports: Path, log: Path, what: str)
     return dict(json.loads(ports.read_text()))
 
 
-def run_scale(w: int, a: argparse.Namespace, step_s: float, tmp: Path, fraction: float = 1.0) -> dict[str, Any]:
+def run_scale(
+    w: int, a: argparse.Namespace, step_s: float, tmp: Path, fraction: float = 1.0, transport: str = "stream"
+) -> dict[str, Any]:
     doc = job_doc(w, a.pairs_per_worker, a.iterations, "HalfCheetah-v5")  # dims; timing is calibrated
     doc["spec"]["es"]["minPairsFraction"] = fraction
     doc["spec"]["workers"]["batchSize"] = a.batch or a.pairs_per_worker
@@ -364,7 +391,8 @@ def run_scale(w: int, a: argparse.Namespace, step_s: float, tmp: Path, fraction:
                     stdout=agg_log, stderr=subprocess.STDOUT,
                 ))
                 addresses.append(f"127.0.0.1:{wait_ports(relays[-1], rports, tmp / f'agg-{w}.log', f'relay {r}')['grpc']}")
-        args = {"step_s": step_s, "slowdown": a.slowdown, "episodes": a.episodes, "batch": a.batch or a.pairs_per_worker}
+        args = {"step_s": step_s, "slowdown": a.slowdown, "episodes": a.episodes, "batch": a.batch or a.pairs_per_worker,
+                "transport": transport}
         n_clients = max(1, min(a.clients, w // 50 or 1))
         clients, outs = [], []
         for c in range(n_clients):
@@ -417,7 +445,7 @@ def run_scale(w: int, a: argparse.Namespace, step_s: float, tmp: Path, fraction:
     scale["relays"] = a.relays
     planned = a.iterations * (2 * a.pairs_per_worker * w + doc["spec"]["es"]["exactEvals"])
     dropped = (planned - int(history.get("episodes", planned))) / 2 / a.iterations
-    return {**scale, "min_pairs_fraction": fraction, "pairs_dropped_per_iteration": round(dropped, 1)}
+    return {**scale, "min_pairs_fraction": fraction, "pairs_dropped_per_iteration": round(dropped, 1), "transport": transport}
 
 
 def summarise(
@@ -529,6 +557,9 @@ def main() -> int:
     p.add_argument("--relays", type=int, default=0, help="relay processes between the workers and the aggregator (0: none)")
     p.add_argument("--clients", type=int, default=3, help="client processes holding the simulated workers")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per scale")
+    p.add_argument("--transport", default="stream",
+                   help="stream (one ExchangeStream per worker, as the real worker) or unary (an Exchange call "
+                        "per lease); comma-separated values run in turn at each W, for an A/B in one session")
     p.add_argument("--min-pairs-fraction", default="1.0",
                    help="es.minPairsFraction, comma-separated values run in turn at each W (straggler policy)")
     a = p.parse_args()
@@ -541,18 +572,20 @@ def main() -> int:
           f"slowdown {a.slowdown:g}", flush=True)
     scales = []
     with tempfile.TemporaryDirectory(prefix="esenas-scale-") as d:
-        runs = [(int(x), float(f)) for x in a.workers.split(",") for f in a.min_pairs_fraction.split(",")]
-        for w, fraction in runs:
+        runs = [(int(x), float(f), t) for x in a.workers.split(",") for f in a.min_pairs_fraction.split(",")
+                for t in a.transport.split(",")]
+        for w, fraction, transport in runs:
             print(f"W={w}: {a.pairs_per_worker * w} pairs per iteration, {a.iterations} iterations, "
-                  f"minPairsFraction {fraction:g}", flush=True)
-            run_dir = Path(d) / f"F{fraction:g}"
+                  f"minPairsFraction {fraction:g}, transport {transport}", flush=True)
+            run_dir = Path(d) / f"F{fraction:g}-{transport}"
             run_dir.mkdir(exist_ok=True)
             try:
-                s = run_scale(w, a, step_s, run_dir, fraction)
+                s = run_scale(w, a, step_s, run_dir, fraction, transport)
             except RuntimeError as exc:  # report the scale that could not finish, and go on
                 print(f"W={w}: {exc}", flush=True)
                 scales.append({"workers": w, "perturbations": a.pairs_per_worker * w, "slowdown": a.slowdown,
-                               "episodes": a.episodes, "min_pairs_fraction": fraction, "error": str(exc)[:300]})
+                               "episodes": a.episodes, "min_pairs_fraction": fraction, "transport": transport,
+                               "error": str(exc)[:300]})
                 continue
             print(f"W={w}: efficiency {s['efficiency']}, {s['s_per_iteration']} s/iteration "
                   f"(ideal {s['ideal_s_per_iteration']}), aggregator {s['aggregator_cpu_us_per_result']} us/result, "
