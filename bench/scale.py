@@ -574,10 +574,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="esenas-scale-") as d:
         runs = [(int(x), float(f), t) for x in a.workers.split(",") for f in a.min_pairs_fraction.split(",")
                 for t in a.transport.split(",")]
-        for w, fraction, transport in runs:
+        for k, (w, fraction, transport) in enumerate(runs):
             print(f"W={w}: {a.pairs_per_worker * w} pairs per iteration, {a.iterations} iterations, "
                   f"minPairsFraction {fraction:g}, transport {transport}", flush=True)
-            run_dir = Path(d) / f"F{fraction:g}-{transport}"
+            run_dir = Path(d) / f"run{k}-F{fraction:g}-{transport}"  # its own checkpoints: no resuming
             run_dir.mkdir(exist_ok=True)
             try:
                 s = run_scale(w, a, step_s, run_dir, fraction, transport)
