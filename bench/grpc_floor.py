@@ -1,11 +1,13 @@
 """What one worker call costs the aggregator's process, against the floor grpc.aio itself sets.
 
-Four servers, each in its own process, measured in turn by the same client process over real
+Five servers, each in its own process, measured in turn by the same client process over real
 gRPC on localhost, with ``--callers`` calls in flight:
 
 * ``exchange``: the real ``AggregatorService`` holding one iteration of chromatic H41/17 at
   HalfCheetah-v5's dimensions (as bench/relay_lease.py), each call a worker's lease of
   ``--items`` items with their topologies' decisions and the token checked;
+* ``exchange_stream``: the same server and leases, each caller on its own long-lived
+  ``ExchangeStream`` (as the worker exchanges now), one request and one reply message per lease;
 * ``noop_unary``: a grpc.aio unary method that returns a reply of the same size;
 * ``noop_read``: the same, served as the aggregator serves Exchange: a client-streaming handler
   that reads its one request with ``context.read()`` (so that it sees the token before the body);
@@ -13,8 +15,9 @@ gRPC on localhost, with ``--callers`` calls in flight:
   same reply size: what a call would cost if workers kept a stream open instead.
 
 It reads each server process's CPU time around ``--calls`` calls, ``--rounds`` times, and ends
-with ONE JSON line: the server's CPU in microseconds per call (median over rounds), and the
-shares of the real call that the unary floor and the stream floor are.
+with ONE JSON line: the server's CPU in microseconds per call (median over rounds), the shares
+of the real call that the unary floor and the stream floor are, and the real lease on a stream
+over the real lease as a call.
 
     .venv/bin/python bench/grpc_floor.py [--calls 3000] [--callers 100] [--items 8] [--rounds 3]
 """
@@ -37,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/ is run
 from bench.relay_lease import ROOT, TOKEN, cpu_s
 
 METHOD = "/bench.Floor/"
-KINDS = ("exchange", "noop_unary", "noop_read", "noop_stream")
+KINDS = ("exchange", "exchange_stream", "noop_unary", "noop_read", "noop_stream")
 
 
 async def serve_exchange(pairs: int, port_file: Path) -> None:
@@ -116,14 +119,21 @@ async def drive(kind: str, port: int, pid: int, a: argparse.Namespace, reply_byt
 
     async def caller(i: int) -> None:
         ch = channels[i]
-        if kind == "exchange":
+        if kind in ("exchange", "exchange_stream"):
             stub = pb_grpc.AggregatorStub(ch)
+            stream = stub.ExchangeStream(metadata=meta, timeout=600) if kind == "exchange_stream" else None
             for _ in range(per_caller):
                 req = pb.ExchangeRequest(worker_id=f"w{i}", max_items=a.items, wait_ms=0)
-                reply = await stub.Exchange(req, metadata=meta, timeout=60)
+                if stream is None:
+                    reply = await stub.Exchange(req, metadata=meta, timeout=60)
+                else:
+                    await stream.write(req)
+                    reply = await stream.read()
                 if not reply.items:
                     raise RuntimeError("a lease came back empty")
                 reply_bytes[:] = [reply.ByteSize()]
+            if stream is not None:
+                await stream.done_writing()
         elif kind in ("noop_unary", "noop_read"):
             unary = ch.unary_unary(METHOD + ("Unary" if kind == "noop_unary" else "Read"))
             for _ in range(per_caller):
@@ -150,7 +160,7 @@ async def drive(kind: str, port: int, pid: int, a: argparse.Namespace, reply_byt
 def measure(kind: str, a: argparse.Namespace, reply_bytes: list[int]) -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
         port_file = Path(tmp) / "port"
-        serve = "exchange" if kind == "exchange" else "noop"
+        serve = "exchange" if kind.startswith("exchange") else "noop"
         args = ["--serve", serve, "--port-file", str(port_file), "--reply-bytes", str(reply_bytes[0]), "--pairs", str(a.pairs)]
         server = subprocess.Popen([sys.executable, __file__, *args])
         try:
@@ -193,6 +203,7 @@ def main() -> int:
         "unary_floor_share_of_exchange": round(med["noop_unary"] / med["exchange"], 3) if med["exchange"] else None,
         "read_floor_share_of_exchange": round(med["noop_read"] / med["exchange"], 3) if med["exchange"] else None,
         "stream_floor_share_of_exchange": round(med["noop_stream"] / med["exchange"], 3) if med["exchange"] else None,
+        "exchange_stream_to_exchange": round(med["exchange_stream"] / med["exchange"], 3) if med["exchange"] else None,
         "server_cpu_us_per_call_all": {k: [round(x, 1) for x in v] for k, v in us.items()},
     }))
     return 0
