@@ -4,8 +4,6 @@ refused and counted as they are on a call."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import grpc
 import numpy as np
 import pytest
@@ -14,27 +12,9 @@ from esenas_api.v1 import aggregator_pb2_grpc as pb_grpc
 from esenas_worker.worker import ExchangeStream
 
 from tests.integration.runtime.hostile import AUTH, counter, finish_iteration, items_of, results
-from tests.integration.runtime.procs import AggregatorProc, start_aggregator, stop_all, write_job
+from tests.integration.runtime.procs import AggregatorProc
 
 METHOD = "/esenas.api.v1.Aggregator/ExchangeStream"
-
-
-@pytest.fixture(scope="module")
-def agg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AggregatorProc]:
-    tmp = tmp_path_factory.mktemp("stream")
-    job = write_job(
-        tmp,
-        **{"es.perturbations": 4, "es.topDirections": 0, "workers.batchSize": 8, "stopping.targetReward": 1e9},
-    )
-    a = start_aggregator(tmp, job, exit_when_done=False)
-    yield a
-    stop_all(a)
-
-
-@pytest.fixture
-def stub(agg: AggregatorProc) -> Iterator[pb_grpc.AggregatorStub]:
-    with grpc.insecure_channel(agg.address) as ch:
-        yield pb_grpc.AggregatorStub(ch)
 
 
 def test_one_stream_carries_whole_iterations_in_order(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:

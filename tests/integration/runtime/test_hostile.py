@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -36,30 +35,9 @@ from tests.integration.runtime.procs import (
     REPO,
     AggregatorProc,
     metric,
-    start_aggregator,
-    stop_all,
-    write_job,
 )
 
 OBS_DIM = 4  # InvertedPendulum-v5
-
-
-@pytest.fixture(scope="module")
-def agg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AggregatorProc]:
-    tmp = tmp_path_factory.mktemp("hostile")
-    job = write_job(
-        tmp,
-        **{"es.perturbations": 4, "es.topDirections": 0, "workers.batchSize": 8, "stopping.targetReward": 1e9},
-    )
-    a = start_aggregator(tmp, job, exit_when_done=False)
-    yield a
-    stop_all(a)
-
-
-@pytest.fixture
-def stub(agg: AggregatorProc) -> Iterator[pb_grpc.AggregatorStub]:
-    with grpc.insecure_channel(agg.address) as ch:
-        yield pb_grpc.AggregatorStub(ch)
 
 
 def test_absent_or_wrong_token_is_refused_before_anything_else(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
