@@ -42,5 +42,7 @@ class IterationTopologies:
             uniq = uniq[~sampled]
         if not uniq.size:
             return b"", b"", pairs
-        blob = encode_topologies([self.table[int(i)] for i in uniq])
+        take = getattr(self.table, "take", None)  # a SampledTable's, in one pass
+        topos = take(uniq) if take is not None else [self.table[int(i)] for i in uniq]
+        blob = encode_topologies(topos)
         return uniq.astype("<u4").tobytes(), blob, pairs

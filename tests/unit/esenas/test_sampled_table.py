@@ -89,6 +89,10 @@ def test_grouping_in_slices_matches_grouping_the_drawn_list_and_keeps_the_incumb
     assert table.group(5) is True and table.grouped()[0] == want_unique
     assert drawn_again == []  # once grouped, asking again (the prefetch loop, tell) redoes nothing
     assert table.all() == drawn
+    # a lease's entries in one pass: the samples and the incumbent, as indexing them one by one
+    lease = np.array([0, 63, 64, n - 1, n, n + 1])
+    assert table.take(lease) == [table[int(i)] for i in lease] == [drawn[int(i)] for i in lease]
+    assert table.take(lease)[4] is algo.incumbent.topology
 
 
 @pytest.mark.parametrize("policy", sorted(POLICIES))
