@@ -76,7 +76,7 @@ class Metrics:
         )
         self.released = counter(
             "esenas_items_released",
-            "Leased items handed back because the worker's call ended before the reply was sent.",
+            "Leased items handed back because the worker's call or stream ended before the reply was sent.",
         )
         self.probation_refused = counter(
             "esenas_leases_probation_refused",
@@ -85,6 +85,10 @@ class Metrics:
         self.updates_refused = counter(
             "esenas_updates_refused",
             "ES or controller updates refused because they would leave a non-finite number; the iteration is re-run.",
+        )
+        self.streams_open = gauge(
+            "esenas_exchange_streams_open",
+            "Workers' ExchangeStreams open now; workers making Exchange calls instead are not counted.",
         )
         self.fleet_utilization = gauge(
             "esenas_fleet_utilization_ratio",

@@ -125,22 +125,26 @@ class AggregatorService:
         that cannot be delivered (the worker went away while it waited) is handed back at once."""
         await self._check_token(context)
         answered = 0
-        while True:
-            raw = await context.read()
-            if not isinstance(raw, bytes):
-                await (self._stream_end(context) if answered else self._no_message(context))
-                return
-            request = await self._decode(context, pb.ExchangeRequest.FromString, raw)
-            reply, lease = await self._answer(request)
-            try:
-                if context.cancelled():
-                    raise asyncio.CancelledError
-                await context.write(reply)
-            except BaseException:
-                if lease.items:
-                    self.runtime.release(lease)
-                raise
-            answered += 1
+        self.runtime.metrics.streams_open.inc()
+        try:
+            while True:
+                raw = await context.read()
+                if not isinstance(raw, bytes):
+                    await (self._stream_end(context) if answered else self._no_message(context))
+                    return
+                request = await self._decode(context, pb.ExchangeRequest.FromString, raw)
+                reply, lease = await self._answer(request)
+                try:
+                    if context.cancelled():
+                        raise asyncio.CancelledError
+                    await context.write(reply)
+                except BaseException:
+                    if lease.items:
+                        self.runtime.release(lease)
+                    raise
+                answered += 1
+        finally:
+            self.runtime.metrics.streams_open.dec()
 
     async def _stream_end(self, context: grpc.aio.ServicerContext) -> None:
         """The worker's stream ended after some messages: a close, unless gRPC refused an oversize

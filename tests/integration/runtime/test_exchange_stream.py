@@ -4,6 +4,8 @@ refused and counted as they are on a call."""
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from esenas_api.v1 import aggregator_pb2_grpc as pb_grpc
 from esenas_worker.worker import ExchangeStream
 
 from tests.integration.runtime.hostile import AUTH, counter, finish_iteration, items_of, results
-from tests.integration.runtime.procs import AggregatorProc
+from tests.integration.runtime.procs import AggregatorProc, metric
 
 METHOD = "/esenas.api.v1.Aggregator/ExchangeStream"
 
@@ -48,6 +50,24 @@ def test_one_stream_carries_whole_iterations_in_order(agg: AggregatorProc, stub:
     assert len(iterations) >= 2
     assert accepted >= pushed - 3 and accepted > 0
     finish_iteration(agg, stub)
+
+
+def _streams_open(agg: AggregatorProc) -> float:
+    return metric(agg.get("/metrics"), "esenas_exchange_streams_open")
+
+
+def test_open_streams_are_a_gauge(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
+    before = _streams_open(agg)
+    streams = [ExchangeStream(stub, AUTH) for _ in range(3)]
+    for i, stream in enumerate(streams):
+        stream.exchange(pb.ExchangeRequest(worker_id=f"gauge{i}", max_items=0), timeout=10)
+    assert _streams_open(agg) == before + 3
+    for stream in streams:
+        stream.close()
+    end = time.monotonic() + 10
+    while _streams_open(agg) != before:  # closing is asynchronous on the server
+        assert time.monotonic() < end, "closed streams still counted as open"
+        time.sleep(0.05)
 
 
 def test_the_token_is_checked_when_the_stream_opens(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
