@@ -130,7 +130,11 @@ class AggregatorService:
             while True:
                 raw = await context.read()
                 if not isinstance(raw, bytes):
-                    await (self._stream_end(context) if answered else self._no_message(context))
+                    # After its first message a stream's end is a close: gRPC shows an oversize
+                    # message the same way as a worker that closed or cancelled its stream (an
+                    # end, then a cancellation), so only a first message is told apart and counted.
+                    if not answered:
+                        await self._no_message(context)
                     return
                 request = await self._decode(context, pb.ExchangeRequest.FromString, raw)
                 reply, lease = await self._answer(request)
@@ -145,15 +149,6 @@ class AggregatorService:
                 answered += 1
         finally:
             self.runtime.metrics.streams_open.dec()
-
-    async def _stream_end(self, context: grpc.aio.ServicerContext) -> None:
-        """The worker's stream ended after some messages: a close, unless gRPC refused an oversize
-        message, which cancels this handler within moments (counted ``oversize``)."""
-        try:
-            await asyncio.sleep(NO_MESSAGE_SETTLE_S)
-        except asyncio.CancelledError:
-            self.runtime.metrics.rejected["oversize"].inc()
-            raise
 
     async def _answer(self, request: pb.ExchangeRequest) -> tuple[pb.ExchangeReply, Lease]:
         """Take the request's results, lease the next items (waiting up to its ``wait_ms``), and

@@ -56,18 +56,21 @@ def _streams_open(agg: AggregatorProc) -> float:
     return metric(agg.get("/metrics"), "esenas_exchange_streams_open")
 
 
-def test_open_streams_are_a_gauge(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
+def test_open_streams_are_a_gauge_and_closing_one_is_no_refusal(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
     before = _streams_open(agg)
     streams = [ExchangeStream(stub, AUTH) for _ in range(3)]
     for i, stream in enumerate(streams):
         stream.exchange(pb.ExchangeRequest(worker_id=f"gauge{i}", max_items=0), timeout=10)
     assert _streams_open(agg) == before + 3
+    refused = {reason: counter(agg, reason) for reason in ("oversize", "malformed")}
     for stream in streams:
-        stream.close()
+        stream.close()  # half-close, then cancel: as a worker does when it exits
     end = time.monotonic() + 10
     while _streams_open(agg) != before:  # closing is asynchronous on the server
         assert time.monotonic() < end, "closed streams still counted as open"
         time.sleep(0.05)
+    time.sleep(0.2)
+    assert {reason: counter(agg, reason) for reason in refused} == refused  # closing is no refusal
 
 
 def test_the_token_is_checked_when_the_stream_opens(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
@@ -106,10 +109,15 @@ def test_a_malformed_message_ends_the_stream_counted(agg: AggregatorProc, stub: 
     finish_iteration(agg, stub)
 
 
-def test_an_oversize_message_on_a_stream_is_refused_and_counted(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
+def test_an_oversize_message_on_a_stream_is_refused(agg: AggregatorProc, stub: pb_grpc.AggregatorStub) -> None:
     before, malformed = counter(agg, "oversize"), counter(agg, "malformed")
     good = pb.ExchangeRequest(worker_id="bloater", max_items=0).SerializeToString()
     big = pb.ExchangeRequest(worker_id="bloater", results=b"\x00" * (2 << 20)).SerializeToString()
+    replies, code = _raw_stream(agg, [big])  # as a stream's first message: refused and counted
+    assert (replies, code) == ([], grpc.StatusCode.RESOURCE_EXHAUSTED)
+    assert counter(agg, "oversize") == before + 1
+    # Later on a stream it is refused the same, and not counted: gRPC shows the handler an
+    # oversize message exactly as a worker that closed or cancelled its stream.
     replies, code = _raw_stream(agg, [good, big])
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and len(replies) == 1
     assert counter(agg, "oversize") == before + 1
