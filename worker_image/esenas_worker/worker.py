@@ -133,7 +133,6 @@ class Worker:
         give_up_after: float | None = None,
         evaluator: Any = None,
         tls_ca: bytes | None = None,
-        stream: bool = True,
     ) -> None:
         self.job = job
         self.address = address
@@ -149,7 +148,7 @@ class Worker:
         self._stop = False
         self._interruptible = False
         self.backoff = Backoff()
-        self._use_stream = stream  # ExchangeStream until the aggregator says it has none
+        self._use_stream = True  # ExchangeStream until the aggregator says it has none
         self._stream: ExchangeStream | None = None
 
     # ------------------------------------------------------------------ signals
