@@ -249,6 +249,9 @@ def test_scale_kill_resume_metrics_and_delete(sim: tuple[SimCluster, OperatorPro
         series = wait_for(lambda: prom.query(f'esenas_iteration{{esenas_job="{name}"}}'), 60, "esenas_iteration in Prometheus")
         assert float(series[0]["value"][1]) > 0
         assert prom.query(f'max_over_time(esenas_workers_connected{{esenas_job="{name}"}}[1m])')
+        # The worker image exchanges on a stream, and opened a new one to the restarted aggregator.
+        wait_for(lambda: prom.query(f'esenas_exchange_streams_open{{esenas_job="{name}"}} >= 1'), 60,
+                 "the worker's exchange stream to the restarted aggregator, in Prometheus")
     finally:
         prom.stop()
     cluster.kubectl("delete", f"esj/{name}", "--wait=true", "--timeout=90s")
