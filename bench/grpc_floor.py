@@ -95,7 +95,9 @@ async def serve_noop(reply_bytes: int, port_file: Path) -> None:
         "Read": grpc.stream_unary_rpc_method_handler(read, request_deserializer=same, response_serializer=same),
         "Stream": grpc.stream_stream_rpc_method_handler(stream, request_deserializer=same, response_serializer=same),
     }
-    server = grpc.aio.server()
+    from esenas_api.wire import HTTP2_OPTIONS
+
+    server = grpc.aio.server(options=HTTP2_OPTIONS)  # the aggregator's HTTP/2 settings
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Floor", handlers),))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -112,8 +114,10 @@ async def drive(kind: str, port: int, pid: int, a: argparse.Namespace, reply_byt
 
     per_caller = max(1, a.calls // a.callers)
     request = b"y" * 300  # a worker's request with its results is a few hundred bytes
-    opts = [("grpc.max_receive_message_length", 64 << 20), ("grpc.use_local_subchannel_pool", 1)]
-    # one channel (connection) per caller, as each worker has its own
+    from esenas_worker.worker import CHANNEL_OPTIONS
+
+    # one channel (connection) per caller, as each worker has its own, with a worker's options
+    opts = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
     channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=opts) for _ in range(a.callers)]
     meta = wire.bearer(TOKEN)
 

@@ -71,7 +71,7 @@ async def play(port: int, pid: int, a: argparse.Namespace) -> dict[str, object]:
 
     cpu: dict[str, list[float]] = {"decisions": [], "positions": []}
     size: dict[str, int] = {}
-    opts = [("grpc.max_receive_message_length", 256 << 20)]
+    opts = [("grpc.max_receive_message_length", 256 << 20), *wire.HTTP2_OPTIONS]  # a relay's channel
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=opts) as channel:
         stub = pb_grpc.AggregatorStub(channel)
         meta = wire.bearer(TOKEN)

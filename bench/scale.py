@@ -150,6 +150,7 @@ async def sim_worker(
     from esenas_api import wire
     from esenas_api.v1 import aggregator_pb2 as pb
     from esenas_api.v1 import aggregator_pb2_grpc as pb_grpc
+    from esenas_worker.worker import CHANNEL_OPTIONS
 
     g = np.random.default_rng(seed)
     meta = wire.bearer(TOKEN)
@@ -161,11 +162,12 @@ async def sim_worker(
     topos: dict[int, np.ndarray] = {}
     batch = args["batch"]
     last_iteration = -1
-    # Its own connection, as a worker pod has: channels to one address share a connection by
-    # default (gRPC's global subchannel pool), and the aggregator serves at most 16 calls at
-    # once per connection (service.MAX_CONCURRENT_STREAMS), so a client's long polls would queue
-    # every other simulated worker's results behind them.
-    options = (("grpc.max_receive_message_length", 64 << 20), ("grpc.use_local_subchannel_pool", 1))
+    # The real worker's channel options (its HTTP/2 settings among them), on its own connection,
+    # as a worker pod has: channels to one address share a connection by default (gRPC's global
+    # subchannel pool), and the aggregator serves at most 16 calls at once per connection
+    # (service.MAX_CONCURRENT_STREAMS), so a client's long polls would queue every other
+    # simulated worker's results behind them.
+    options = (*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1))
     async with grpc.aio.insecure_channel(address, options=options) as ch:
         stub = pb_grpc.AggregatorStub(ch)
         stream: Any = None

@@ -18,7 +18,7 @@ from pathlib import Path
 from esenas.entrypoint import Command, report_missing, setup_logging
 from esenas.spec import Job, SpecError, load_job
 from esenas_api.tls import read_pem
-from esenas_api.wire import read_token
+from esenas_api.wire import HTTP2_OPTIONS, read_token
 
 from esenas_aggregator.cli import tls_pair
 
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 DEFAULT_LEASE_BATCHES = 64
 #: Seconds a relay with --exit-when-done keeps answering "done" after the job ends, so its workers hear it.
 LINGER_S = 3.0
+#: The relay's channel to the aggregator: a lease of a relay's share of an iteration is large.
+UPSTREAM_OPTIONS = (("grpc.max_receive_message_length", 64 * 1024 * 1024), *HTTP2_OPTIONS)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -84,8 +86,10 @@ async def serve(args: argparse.Namespace, job: Job, token: str, ca: bytes | None
     server, grpc_port, health = build_server(AggregatorService(runtime, token), args.host, args.port, tls=tls)
     await server.start()
     creds = grpc.ssl_channel_credentials(root_certificates=ca) if ca else None
-    options = (("grpc.max_receive_message_length", 64 * 1024 * 1024),)
-    channel = grpc.aio.secure_channel(args.upstream, creds, options) if creds else grpc.aio.insecure_channel(args.upstream, options)
+    channel = (
+        grpc.aio.secure_channel(args.upstream, creds, UPSTREAM_OPTIONS) if creds
+        else grpc.aio.insecure_channel(args.upstream, UPSTREAM_OPTIONS)
+    )
     lease_items = min(MAX_BATCH_ITEMS, args.lease_items or DEFAULT_LEASE_BATCHES * spec.workers.batch_size)
     relay = Relay(runtime, channel, token, args.relay_id, lease_items, round_timeout=spec.workers.item_timeout_seconds)
     app = http.build_app(metrics, relay.status, lambda: None, lambda: {}, lambda: {})

@@ -56,6 +56,7 @@ SERVER_OPTIONS: Final = (
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.max_connection_idle_ms", 600_000),
+    *wire.HTTP2_OPTIONS,
 )
 
 

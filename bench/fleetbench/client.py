@@ -27,7 +27,7 @@ async def client(cfg: FleetConfig, spec: ClientSpec) -> None:
     from esenas_api.v1 import aggregator_pb2 as pb
 
     batch = cfg.batch
-    opts = [("grpc.use_local_subchannel_pool", 1)]  # one TCP connection per simulated worker
+    opts = [("grpc.use_local_subchannel_pool", 1), *wire.HTTP2_OPTIONS]  # one TCP connection per simulated worker
     target = f"127.0.0.1:{spec.port}"
     chans = [grpc.aio.insecure_channel(target, options=opts) for _ in range(spec.workers)]
     for i in range(0, len(chans), 200):

@@ -122,6 +122,15 @@ def read_token(path: str | Path) -> str:
     return token
 
 
+#: HTTP/2 settings that every channel and server of this protocol sets: the aggregator's and the
+#: relays' servers, the workers' and the relays' channels. BDP probing (a PING for each burst of
+#: received data, to grow the flow-control windows of long, fat links) cost the aggregator ~20%
+#: of its CPU per result at 1,000 workers (bench/results/scale.md). Messages here are kilobytes
+#: (a lease's items and topologies; parameters up to a few MB) inside one cluster, where the
+#: default 64 KiB windows cost a large message a few extra round trips of a fraction of a ms each.
+HTTP2_OPTIONS: Final = (("grpc.http2.bdp_probe", 0),)
+
+
 def bearer(token: str) -> tuple[tuple[str, str]]:
     """gRPC call metadata that authenticates a worker RPC."""
     return ((AUTH_METADATA_KEY, f"Bearer {token}"),)

@@ -37,6 +37,7 @@ CHANNEL_OPTIONS: Final = (
     ("grpc.max_send_message_length", 8 * 1024 * 1024),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.enable_retries", 0),
+    *wire.HTTP2_OPTIONS,
 )
 #: How long one Exchange may wait on the server for work (long poll). Long, so a fleet idle at
 #: the iteration barrier costs few calls; the aggregator answers at once when work appears.

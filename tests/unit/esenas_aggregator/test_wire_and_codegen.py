@@ -52,3 +52,16 @@ def test_token_compare() -> None:
 def test_generated_protobuf_code_has_not_drifted() -> None:
     r = subprocess.run([str(REPO / "scripts/gen-protos.sh"), "--check"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_every_server_and_channel_of_the_protocol_turns_http2_bdp_probing_off() -> None:
+    """The aggregator's (and a relay's) server, the worker's channel and a relay's upstream
+    channel all carry wire.HTTP2_OPTIONS: BDP probing cost the aggregator ~20% of its CPU per
+    result at 1,000 workers (bench/results/scale.md)."""
+    from esenas_aggregator.relay_cli import UPSTREAM_OPTIONS
+    from esenas_aggregator.service import SERVER_OPTIONS
+    from esenas_worker.worker import CHANNEL_OPTIONS
+
+    assert wire.HTTP2_OPTIONS == (("grpc.http2.bdp_probe", 0),)
+    for options in (SERVER_OPTIONS, CHANNEL_OPTIONS, UPSTREAM_OPTIONS):
+        assert set(wire.HTTP2_OPTIONS) <= set(options)
