@@ -48,13 +48,18 @@ def test_workers_behind_a_relay_learn_and_the_aggregator_sees_only_the_relay(tmp
     assert "relay" in relay.text() and "done" in relay.text()
 
 
+#: The killed-relay job's length: an iteration of this job can take ~50 ms, and the relay must
+#: die mid-job, not while it lingers after a job that ran ahead of the test's polling.
+ITERATIONS = 30
+
+
 def test_a_killed_relay_is_replaced_and_the_job_still_finishes(tmp_path: Path) -> None:
     """SIGKILL the relay mid-job: the aggregator re-issues its lease after the item timeout,
     a new relay on the same port takes over, the workers reconnect to it, and the job ends."""
     job = write_job(
         tmp_path,
         **{"workers.batchSize": 2, "es.perturbations": 16, "workers.itemTimeoutSeconds": 2.0,
-           "stopping": {"maxIterations": 6}},
+           "stopping": {"maxIterations": ITERATIONS}},
     )
     agg = start_aggregator(tmp_path, job, 0, True, "aggregator", "--max-lease-items", "64")
     relay = start_relay(tmp_path, job, agg.address)
@@ -62,8 +67,9 @@ def test_a_killed_relay_is_replaced_and_the_job_still_finishes(tmp_path: Path) -
     workers = [start_worker(tmp_path, job, relay.address, f"w{i}") for i in range(2)]
     second = None
     try:
-        agg.wait_for(lambda s: s["iteration"] >= 2, 90, "iteration 2 through the first relay")
+        at_kill = agg.wait_for(lambda s: s["iteration"] >= 2, 90, "iteration 2 through the first relay")
         relay.kill(signal.SIGKILL)
+        assert at_kill["iteration"] < ITERATIONS - 5, f"the job ran ahead of the test: {at_kill}"
         relay.wait(10)
         second = start_relay(tmp_path, job, agg.address, "relay2", port)
         assert agg.wait(120) == 0, agg.text()[-3000:]
@@ -73,7 +79,7 @@ def test_a_killed_relay_is_replaced_and_the_job_still_finishes(tmp_path: Path) -
         stop_all(agg, relay, *workers, *([second] if second else []))
     status = json.loads((tmp_path / "ckpt/result/status.json").read_text())
     assert status["phase"] == "Succeeded"
-    assert status["iteration"] == 6
+    assert status["iteration"] == ITERATIONS
     assert "relay2" in second.text() and "job is done" in second.text()
 
 
