@@ -9,6 +9,7 @@ ESENAS_SIM_PROCESSES=1 runs the same tests with local processes instead (fast lo
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -36,7 +37,7 @@ from tests.simcluster.harness import (
     restart_count,
     wait_for,
 )
-from tests.simcluster.oci import IMAGES_JSON, load_images
+from tests.simcluster.oci import IMAGES_JSON, Image, load_images
 from tests.simcluster.test_containers import runc_usable
 
 EXAMPLE: Final = REPO / "manifests" / "examples" / "inverted-pendulum.yaml"
@@ -75,9 +76,10 @@ def test_example_job_runs_to_succeeded(sim: tuple[SimCluster, OperatorProcess]) 
     cluster, op = sim
     cluster.kubectl("apply", "-f", str(EXAMPLE))
     name = yaml.safe_load(EXAMPLE.read_text())["metadata"]["name"]
-    wait_for(lambda: len(job_processes(cluster, name, "worker")) == 2, 60, "two worker processes")
-    if cluster.containers:
+    if cluster.containers:  # each pod checked as soon as its process is up, two workers among them
         assert_in_images(cluster, name)
+    else:
+        wait_for(lambda: len(job_processes(cluster, name, "worker")) == 2, 60, "two worker processes")
     status = wait_for(lambda: (s := esj(cluster, name).get("status") or {}).get("phase") in ("Succeeded", "Failed") and s,
                       120, f"{name} finished")
     assert status["phase"] == "Succeeded", f"{status}\n{cluster.runner.log()[-3000:]}"
@@ -134,22 +136,38 @@ def assert_fetch_gives_the_local_folder(cluster: SimCluster, job: str, status: O
     assert status["result"]["configMap"] == f"{job}-result"
 
 
-def assert_in_images(cluster: SimCluster, job: str, relays: int = 0) -> None:
+def assert_in_images(cluster: SimCluster, job: str, relays: int = 0, workers: int = 2) -> None:
     """Container mode really runs the images: each pod's main process has the built image's root
     filesystem as its root, mounted read-only, runs as 10001:10001 with no capabilities, and
-    no_new_privs. Relays run the aggregator image."""
+    no_new_privs. Relays run the aggregator image.
+
+    Each pod is checked as soon as its process is up, until the aggregator, ``relays`` relays and
+    ``workers`` workers all were: a quick job can succeed, and have its aggregator stopped, while
+    its last worker's container is still starting."""
     built = load_images()
-    pods = {**job_processes(cluster, job, "worker"), **job_processes(cluster, job, "aggregator"), **job_processes(cluster, job, "relay")}
-    assert len(pods) == 3 + relays, pods
-    for pid, pod in pods.items():
-        image = built["aggregator" if "-aggregator-" in pod or "-relays-" in pod else "worker"]
-        inside, built_venv = os.stat(f"/proc/{pid}/root/opt/esenas"), os.stat(image.rootfs / "opt" / "esenas")
-        assert (inside.st_dev, inside.st_ino) == (built_venv.st_dev, built_venv.st_ino), (pod, image.name)
-        root = next(line.split() for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines() if line.split()[4] == "/")
-        assert "ro" in root[5].split(","), (pod, root)
-        status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-        assert status["Uid"].split()[:2] == ["10001", "10001"] and status["Gid"].split()[0] == "10001", pod
-        assert int(status["CapEff"], 16) == 0 and status["NoNewPrivs"].strip() == "1", pod
+    checked: set[str] = set()
+
+    def check_new() -> bool:
+        for component in ("aggregator", "relay", "worker"):
+            for pid, pod in job_processes(cluster, job, component).items():
+                if pod not in checked:
+                    with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # gone: not checked
+                        assert_in_image(pid, pod, built["worker" if component == "worker" else "aggregator"])
+                        checked.add(pod)
+        return len(checked) >= 1 + relays + workers
+
+    wait_for(check_new, 60, f"the processes of the aggregator, {relays} relays and {workers} workers, each in its image")
+    assert sum("-workers-" in pod for pod in checked) == workers, checked
+
+
+def assert_in_image(pid: int, pod: str, image: Image) -> None:
+    inside, built_venv = os.stat(f"/proc/{pid}/root/opt/esenas"), os.stat(image.rootfs / "opt" / "esenas")
+    assert (inside.st_dev, inside.st_ino) == (built_venv.st_dev, built_venv.st_ino), (pod, image.name)
+    root = next(line.split() for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines() if line.split()[4] == "/")
+    assert "ro" in root[5].split(","), (pod, root)
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    assert status["Uid"].split()[:2] == ["10001", "10001"] and status["Gid"].split()[0] == "10001", pod
+    assert int(status["CapEff"], 16) == 0 and status["NoNewPrivs"].strip() == "1", pod
 
 
 def assert_token_nowhere(cluster: SimCluster, op: OperatorProcess, job: str) -> None:
