@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import numpy as np
 from esenas_aggregator.metrics import Metrics
@@ -76,6 +77,9 @@ def _answer(rt: Runtime, lease: Lease, worker: str) -> None:
 def test_utilisation_counts_workers_whose_last_pull_got_work() -> None:
     async def go() -> tuple[float, float, int]:
         rt = Runtime(Metrics("j", "ns"), item_timeout=60.0, obs_dim=0)
+        # No backup copies: iteration 0's results come back within microseconds, so a lease some
+        # microseconds old already looks abandoned, and w2 would get a copy of w0's item (0.75).
+        rt.queue.abandon_factor = rt.queue.straggler_factor = math.inf
         rt.start_iteration(0, 0, _items(4), b"params")
         for i in range(4):
             _answer(rt, await rt.pull(1, 0, f"w{i}"), f"w{i}")
