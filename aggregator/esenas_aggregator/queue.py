@@ -290,6 +290,10 @@ class WorkQueue(TailPolicy, ClosePolicy):
             self._merge_obs(obs)
         return out
 
+    def progress(self) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.uint32]]:
+        """Per item of the iteration: done, and its rewards and steps where done (live, not copies)."""
+        return self._done, self._reward_pos, self._reward_neg, self._steps
+
     def results(self) -> Results:
         """Results of the completed iteration in item order; of a closed one, only the items in.
         The library's own record: ``ESENAS.tell`` takes it as is."""

@@ -24,6 +24,7 @@ from esenas import es
 from esenas.best import Incumbent, best_evaluated, means_by_index, stop_reason
 from esenas.controllers import Controller, make_controller
 from esenas.controllers.base import group_by_topology
+from esenas.feedback import StreamedScore
 from esenas.network import Architecture
 from esenas.normalizer import RunningStats
 from esenas.objectives import ParetoFront, combine, front_indices
@@ -82,6 +83,7 @@ class ESENAS:
         self._plan_topos: list[Topology] = []
         self._eps: np.ndarray | None = None  # eps of the plan's first _eps_ready pairs
         self._eps_ready = 0
+        self._feedback: StreamedScore | None = None
 
     # ------------------------------------------------------------------ ask
 
@@ -118,7 +120,7 @@ class ESENAS:
         items["topology"] = topology_index
         items["kind"][n:] = KIND_EXACT
         mean, std = self.obs_mean_std()
-        self._eps, self._eps_ready = None, 0
+        self._eps, self._eps_ready, self._feedback = None, 0, None
         self._plan = Plan(
             iteration=self.iteration,
             version=self.version,
@@ -134,28 +136,6 @@ class ESENAS:
         return self._plan
 
     # ------------------------------------------------------------------ tell
-
-    def _check(self, plan: Plan, r: Results) -> Results:
-        """``r`` sorted by item index, after checking it covers every exact eval and at least
-        ``es.min_pairs(n, es.minPairsFraction)`` pairs, each item at most once."""
-        n = plan.items.size
-        order = np.argsort(r.index, kind="stable")
-        idx = r.index[order].astype(np.int64)
-        if idx.size and (idx[0] < 0 or idx[-1] >= n or not (idx[1:] > idx[:-1]).all()):
-            raise ValueError(f"tell: results must name items of 0..{n - 1}, each exactly once")
-        kind = plan.items["kind"][idx]
-        n_pairs = int(np.count_nonzero(plan.items["kind"] == KIND_PAIR))
-        need = es.min_pairs(n_pairs, self.spec.es.min_pairs_fraction)
-        got_pairs = int(np.count_nonzero(kind == KIND_PAIR))
-        if got_pairs < need or idx.size - got_pairs != n - n_pairs:
-            raise ValueError(
-                f"tell: results must cover every exact eval ({n - n_pairs}) and at least {need} of "
-                f"{n_pairs} pairs (es.minPairsFraction), got {idx.size - got_pairs} and {got_pairs}"
-            )
-        pos, neg = r.reward_pos[order], r.reward_neg[order]
-        if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(neg[kind == KIND_PAIR]))):
-            raise ValueError("tell: rewards must be finite")
-        return Results(idx.astype(r.index.dtype), pos, neg, r.steps[order], r.obs_count, r.obs_sum, r.obs_sumsq)
 
     def prefetch_perturbations(self, max_rows: int) -> bool:
         """Rebuild eps for up to ``max_rows`` more pairs of the current plan ahead of ``tell``;
@@ -179,6 +159,18 @@ class ESENAS:
         of ``tell`` (:class:`~esenas.sampling.SampledTable`); True once all are (or none sample)."""
         table = self.ask().topologies
         return table.group(max_blocks) if isinstance(table, SampledTable) else True
+
+    def prefetch_feedback(self, done: np.ndarray, reward_pos: np.ndarray, reward_neg: np.ndarray, steps: np.ndarray, max_items: int) -> bool:
+        """Sum the controller's feedback (:mod:`esenas.feedback`) of up to ``max_items`` more of the
+        items ``done`` marks, their rewards as given, once the topologies are grouped; True when
+        there is nothing more to sum. ``tell`` checks what was summed against its results."""
+        if self._feedback is None:
+            if not self.prefetch_topologies(0):
+                return False
+            plan, s = self.ask(), self.spec
+            b = self.controller.streamed_baseline()
+            self._feedback = StreamedScore.start(plan.topologies, plan.items["kind"], s.objectives, s.es.reward_shift, b, self.space.max_choices)
+        return self._feedback is None or self._feedback.add(done, reward_pos, reward_neg, steps, max_items)
 
     def _grouped_plan(self) -> tuple[Plan, list[Topology], np.ndarray]:
         """The plan with equal topologies as one table entry (what ``tell`` scores by), each item's
@@ -210,7 +202,7 @@ class ESENAS:
         arrived. Pairs left out count nowhere: not in the ES step (which divides by the pairs
         used), the controller's feedback, the best policy or the env-step totals."""
         full, topos, uniq_sizes = self._grouped_plan()
-        r = self._check(full, results)
+        r = results.checked(full, self.spec.es.min_pairs_fraction)
         kept = r.index.astype(np.int64)
         plan = full
         if kept.size != full.items.size:  # stragglers dropped: the plan of the items that arrived
@@ -248,7 +240,14 @@ class ESENAS:
         all_idx = np.concatenate([tidx[pair], tidx[pair], tidx[exact]])
         sizes = uniq_sizes[all_idx].astype(np.float64)
         fitness = combine(rollouts, sizes, self.spec.objectives)
-        self.controller.tell_indexed(plan.topologies, all_idx, fitness)
+        counts = None
+        if kept.size == full.items.size:  # the sum streamed (or made now) when the controller's feedback can stream
+            self.prefetch_feedback(np.zeros(kept.size, bool), r.reward_pos, r.reward_neg, r.steps, 0)
+            counts = self._feedback.finish(r) if self._feedback is not None else None
+        if counts is None:
+            self.controller.tell_indexed(plan.topologies, all_idx, fitness)
+        else:
+            self.controller.tell_streamed(counts, means_by_index(all_idx, fitness, len(plan.topologies))[1])
         # The incumbent is judged on exact evals when there are any, else on the pair rollouts.
         judged = slice(2 * rp.size, None) if raw_exact.size else slice(0, 2 * rp.size)
         self.incumbent.update(plan.topologies, all_idx[judged], fitness[judged])
@@ -275,7 +274,7 @@ class ESENAS:
         self.iteration += 1
         self.version += 1
         self._plan, self._plan_topos = None, []
-        self._eps, self._eps_ready = None, 0
+        self._eps, self._eps_ready, self._feedback = None, 0, None
         best_topo = Topology.from_json(self.best["topology"]) if self.best else self.current_topology()
         report = IterationReport(
             iteration=plan.iteration,

@@ -14,6 +14,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from esenas import es
 from esenas.sampling import BlockSampler
 from esenas.topology import Topology, encode_topologies
 
@@ -109,6 +110,28 @@ class Results:
             obs_sumsq,
         )
 
+    def checked(self, plan: Plan, min_pairs_fraction: float) -> Results:
+        """These results sorted by item index, after checking they cover every exact eval and at least
+        ``es.min_pairs(n, min_pairs_fraction)`` (``es.minPairsFraction``) pairs, each item at most once."""
+        n = plan.items.size
+        order = np.argsort(self.index, kind="stable")
+        idx = self.index[order].astype(np.int64)
+        if idx.size and (idx[0] < 0 or idx[-1] >= n or not (idx[1:] > idx[:-1]).all()):
+            raise ValueError(f"tell: results must name items of 0..{n - 1}, each exactly once")
+        kind = plan.items["kind"][idx]
+        n_pairs = int(np.count_nonzero(plan.items["kind"] == KIND_PAIR))
+        need = es.min_pairs(n_pairs, min_pairs_fraction)
+        got_pairs = int(np.count_nonzero(kind == KIND_PAIR))
+        if got_pairs < need or idx.size - got_pairs != n - n_pairs:
+            raise ValueError(
+                f"tell: results must cover every exact eval ({n - n_pairs}) and at least {need} of "
+                f"{n_pairs} pairs (es.minPairsFraction), got {idx.size - got_pairs} and {got_pairs}"
+            )
+        pos, neg = self.reward_pos[order], self.reward_neg[order]
+        if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(neg[kind == KIND_PAIR]))):
+            raise ValueError("tell: rewards must be finite")
+        return Results(idx.astype(self.index.dtype), pos, neg, self.steps[order], self.obs_count, self.obs_sum, self.obs_sumsq)
+
 
 @dataclass(frozen=True)
 class IterationReport:
@@ -137,3 +160,4 @@ class IterationReport:
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+

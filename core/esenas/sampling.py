@@ -73,6 +73,7 @@ class BlockSampler:
     block: int = SAMPLE_BLOCK
     _tables: tuple[npt.NDArray[np.float32], np.ndarray, F64] | None = field(default=None, repr=False)
     _cache: dict[int, list[Topology]] = field(default_factory=dict, repr=False)
+    _rows: dict[int, npt.NDArray[Any]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.seeds.size != -(-self.count // self.block):
@@ -87,11 +88,17 @@ class BlockSampler:
 
     def draw_block(self, b: int) -> list[Topology]:
         """The topologies of block ``b``: the same on every machine for the same sampler."""
+        return self._topologies(self._draw_rows(b))
+
+    def _draw_rows(self, b: int) -> npt.NDArray[Any]:
         rows = min(self.block, self.count - b * self.block)
         g = np.random.Generator(np.random.PCG64(int(self.seeds[b])))
         flat_prob, flat_alias, p = self.tables()
         picks = draw_rows(self.space, flat_prob, flat_alias, p, g, rows)
         picks.setflags(write=False)
+        return picks
+
+    def _topologies(self, picks: npt.NDArray[Any]) -> list[Topology]:
         if picks.dtype == np.uint8:  # rows of a read-only block are what the constructor stores
             return [Topology.sampled(self.space.kind, row) for row in picks]
         return [Topology(self.space.kind, row) for row in picks]
@@ -104,8 +111,14 @@ class BlockSampler:
         """Block ``b``, drawn once and kept."""
         got = self._cache.get(b)
         if got is None:
-            got = self._cache[b] = self.draw_block(b)
+            picks = self._rows[b] = self._draw_rows(b)
+            got = self._cache[b] = self._topologies(picks)
         return got
+
+    def cached_rows(self, b: int) -> npt.NDArray[Any]:
+        """Block ``b``'s decisions, one read-only row per topology (the arrays its topologies view)."""
+        self.cached_block(b)
+        return self._rows[b]
 
     def at(self, positions: npt.ArrayLike) -> list[Topology]:
         """The topologies at ``positions``, drawing each block they fall in once (kept)."""
@@ -204,6 +217,20 @@ class SampledTable(Sequence[Topology]):
         for p in np.asarray(entries, np.int64).tolist():
             got = overrides.get(p)
             out.append(got if got is not None else cached(p // block)[p % block])
+        return out
+
+    def rows(self, entries: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
+        """The decisions of ``entries`` (ascending, in range), one row each: :meth:`take`'s
+        topologies as one array, gathered block by block."""
+        block = self.sampler.block
+        blocks = entries // block
+        starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]]).tolist()
+        out = np.concatenate([
+            self.sampler.cached_rows(int(blocks[a]))[entries[a:z] - int(blocks[a]) * block]
+            for a, z in zip(starts, [*starts[1:], entries.size], strict=True)
+        ]) if entries.size else np.zeros((0, self.sampler.space.num_decisions), np.uint8)
+        for k in np.flatnonzero(np.isin(entries, list(self.overrides))).tolist():
+            out[k] = self.overrides[int(entries[k])].decisions
         return out
 
     def __iter__(self) -> Iterator[Topology]:

@@ -70,6 +70,14 @@ class Controller(ABC):
         seen, means = means_by_index(index, r, len(topologies))
         self._tell([topologies[i] for i in seen.tolist()], np.asarray(means, np.float64))
 
+    def streamed_baseline(self) -> float | None:
+        """The baseline b when this iteration's feedback can stream as sum_j (f_j - b) onehot(a_j)
+        (:mod:`esenas.feedback`, then :meth:`tell_streamed`); None when it cannot."""
+        return None
+
+    def tell_streamed(self, counts: F64, fitness: F64) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not take streamed feedback")
+
     @abstractmethod
     def _tell(self, topologies: list[Topology], fitness: F64) -> None: ...
 

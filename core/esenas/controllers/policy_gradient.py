@@ -125,6 +125,22 @@ class PolicyGradient(Controller):
         self.logits -= self.logits.max(axis=1, keepdims=True)  # keep logits bounded
         self._alias = self._probs_cache = None
 
+    def streamed_baseline(self) -> float | None:
+        """REINFORCE's baseline for this iteration: its feedback can stream (:mod:`esenas.feedback`)."""
+        return self.baseline if self.spec.algorithm == "reinforce" and self.space.num_decisions else None
+
+    def tell_streamed(self, counts: F64, fitness: F64) -> None:
+        """REINFORCE's step of ``_tell`` from ``counts`` = sum_j (f_j - b) onehot(a_j) over the distinct
+        topologies (:class:`esenas.feedback.StreamedScore`) and their mean ``fitness`` f_j: with
+        adv_j = (f_j - b) / s, sum_j adv_j (onehot(a_j) - p) = (counts - (sum_j f_j - n b) p) / s."""
+        b, n, lr = float(self.baseline or 0.0), fitness.size, self.spec.learning_rate
+        p = self.probs()
+        score = (counts - (float(fitness.sum()) - n * b) * p) / (float(fitness.std()) or 1.0)
+        self.logits += lr * (score / n + self._entropy_grad(p))
+        self.logits -= self.logits.max(axis=1, keepdims=True)
+        self.baseline = self.spec.baseline_decay * b + (1 - self.spec.baseline_decay) * float(fitness.mean())
+        self._alias = self._probs_cache = None
+
     def _entropy_grad(self, p: F64) -> F64:
         if self.spec.entropy_weight == 0:
             return np.zeros_like(p)

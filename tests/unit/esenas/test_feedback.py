@@ -1,0 +1,113 @@
+"""The controller's feedback summed while results arrive (esenas.feedback): the same step as the
+sum at the barrier, bit for bit in any arrival order, and never a step from rewards tell did not get."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from esenas.algorithm import ESENAS
+from esenas.results import Results
+from esenas.spec import parse_spec
+
+OBS, ACT = 17, 6
+
+
+def chromatic(perturbations: int = 400, algorithm: str = "reinforce", **es: object) -> ESENAS:
+    spec = parse_spec({
+        "environment": {"id": "Toy-v0"},
+        "policy": {"template": "mlp", "hiddenLayers": [41], "topology": "partition", "partitions": 17},
+        "controller": {"type": "policy_gradient", "algorithm": algorithm, "learningRate": 40},
+        "objectives": {"sizeWeight": 0.1, "targetSize": 10},
+        "es": {"perturbations": perturbations, "exactEvals": 8, "rewardShift": 1.0, **es},
+    })
+    return ESENAS(spec, OBS, ACT)
+
+
+def results(algo: ESENAS, seed: int, scale: float = 50.0) -> Results:
+    plan = algo.ask()
+    n, rng = plan.items.size, np.random.default_rng(seed)
+    pair = plan.items["kind"] == 0
+    return Results(
+        plan.items["index"].copy(), rng.normal(1000, scale, n), np.where(pair, rng.normal(1000, scale, n), np.nan),
+        rng.integers(100, 2000, n).astype(np.uint32), 10.0, np.zeros(OBS), np.ones(OBS),
+    )
+
+
+def after_two(**kw: object) -> ESENAS:
+    """Past iteration 0, whose baseline is the batch's own mean (nothing to stream against)."""
+    algo = chromatic(**kw)  # type: ignore[arg-type]
+    for it in range(2):
+        algo.tell(results(algo, it))
+    return algo
+
+
+def stream(algo: ESENAS, r: Results, order: np.ndarray, slices: int) -> None:
+    while not algo.prefetch_topologies(8):
+        pass
+    n = algo.ask().items.size  # per item, as the runtime's queue holds them
+    done, pos, neg, steps = np.zeros(n, bool), np.zeros(n), np.zeros(n), np.zeros(n, np.uint32)
+    pos[r.index], neg[r.index], steps[r.index] = r.reward_pos, r.reward_neg, r.steps
+    for part in np.array_split(order, slices):
+        done[r.index[part]] = True
+        algo.prefetch_feedback(done, pos, neg, steps, 10**9)
+
+
+def unrounded(algo: ESENAS, r: Results) -> None:
+    algo.controller.streamed_baseline = lambda: None  # type: ignore[method-assign]
+    algo.tell(r)
+
+
+def test_streamed_in_any_order_is_one_step_bit_for_bit_and_the_barrier_sum_within_rounding() -> None:
+    a, b, c, ref = after_two(), after_two(), after_two(), after_two()
+    r = results(a, 7)
+    assert a.controller.streamed_baseline() is not None
+    stream(a, r, np.random.default_rng(1).permutation(r.index.size), 40)
+    stream(b, r, np.arange(r.index.size)[::-1], 3)
+    assert a._feedback is not None and a._feedback.used.all()
+    # results in any order to tell: it sorts them; c sums everything at tell
+    shuffled = np.random.default_rng(2).permutation(r.index.size)
+    for algo in (a, b, c):
+        algo.tell(Results(r.index[shuffled], r.reward_pos[shuffled], r.reward_neg[shuffled], r.steps[shuffled], r.obs_count, r.obs_sum, r.obs_sumsq))
+    unrounded(ref, r)
+    la, lb, lc, lref = (x.controller.logits for x in (a, b, c, ref))  # type: ignore[attr-defined]
+    assert np.array_equal(la, lb) and np.array_equal(la, lc)
+    assert not np.array_equal(la, lref)  # rounded, so not the float sum's bits...
+    np.testing.assert_allclose(la, lref, rtol=0, atol=1e-6)  # ...but its value
+    assert np.abs(lref - after_two().controller.logits).max() > 1e-2  # and the step itself is not tiny
+    assert a.controller.baseline == ref.controller.baseline  # type: ignore[attr-defined]
+    assert np.array_equal(a.params, ref.params)
+
+
+def test_results_other_than_the_ones_streamed_are_what_the_step_uses() -> None:
+    a, ref = after_two(), after_two()
+    r = results(a, 7)
+    stream(a, r, np.arange(r.index.size), 4)
+    changed = Results(r.index, r.reward_pos + 5.0, r.reward_neg, r.steps, r.obs_count, r.obs_sum, r.obs_sumsq)
+    a.tell(changed)
+    unrounded(ref, changed)
+    assert np.array_equal(a.controller.logits, ref.controller.logits)  # type: ignore[attr-defined]
+
+
+def test_sums_that_could_lose_precision_fall_back_to_the_unrounded_step() -> None:
+    a, ref = after_two(), after_two()
+    a.controller.baseline = ref.controller.baseline = 1e-9  # type: ignore[attr-defined]
+    r = results(a, 7)
+    a.tell(r)
+    unrounded(ref, r)
+    assert np.array_equal(a.controller.logits, ref.controller.logits)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("case", ["ppo", "stragglers dropped", "first iteration"])
+def test_what_cannot_stream_takes_the_unrounded_step(case: str) -> None:
+    kw: dict[str, object] = {"algorithm": "ppo"} if case == "ppo" else {}
+    if case == "stragglers dropped":
+        kw["minPairsFraction"] = 0.5
+    a, ref = (chromatic(**kw) if case == "first iteration" else after_two(**kw) for _ in range(2))  # type: ignore[arg-type]
+    r = results(a, 7)
+    if case == "stragglers dropped":
+        keep = np.flatnonzero((r.index % 3 != 0) | (a.ask().items["kind"] == 1))
+        r = Results(r.index[keep], r.reward_pos[keep], r.reward_neg[keep], r.steps[keep], r.obs_count, r.obs_sum, r.obs_sumsq)
+    stream(a, r, np.arange(r.index.size), 2)
+    a.tell(r)
+    unrounded(ref, r)
+    assert np.array_equal(a.controller.logits, ref.controller.logits)  # type: ignore[attr-defined]
