@@ -60,6 +60,8 @@ class StreamedScore:
         self.shape = (d, choices)
         self.offsets = np.arange(d, dtype=np.int64)[None, :] * choices
         self.counts = np.zeros(d * choices)
+        self._rows_per_sum = max(1, CHUNK_ELEMENTS // max(1, d))
+        self._summed = 0
         self.magnitude = 0.0  # sum of |rounded weight| so far: the counts are exact while < 2^53
         self.used = np.zeros(self.index.size, bool)
         self.values = np.full((self.index.size, 3), np.nan)  # (pos, neg, steps) as summed, to check
@@ -76,15 +78,17 @@ class StreamedScore:
         return cls(table, kind, objectives, reward_shift, baseline, choices)
 
     def add(self, done: npt.NDArray[np.bool_], reward_pos: F64, reward_neg: F64, steps: npt.ArrayLike, max_items: int) -> bool:
-        """Sum up to ``max_items`` more of the items ``done`` marks (their rewards as given); True
-        once every item is summed."""
+        """Sum up to ``max_items`` more of the items ``done`` marks (their rewards as given), once
+        there are a bincount's worth (fewer would cost a whole counts array each); True once
+        every item is summed."""
         new = np.flatnonzero(done & ~self.used)[:max_items]
-        if new.size:
+        if new.size and new.size >= min(self._rows_per_sum, self.index.size - self._summed):
             self._sum(new, np.asarray(reward_pos)[new], np.asarray(reward_neg)[new], np.asarray(steps, np.float64)[new])
-        return bool(self.used.all())
+        return self._summed == self.index.size
 
     def _sum(self, items: npt.NDArray[np.int64], rp: F64, rn: F64, steps: F64) -> None:
         self.used[items] = True
+        self._summed += items.size
         self.values[items] = np.stack([rp, rn, steps], axis=1)
         pair, g = self.pair[items], self.index[items]
         size = self.sizes[g]
@@ -94,7 +98,7 @@ class StreamedScore:
         weight = np.rint((fit / self.evals[g] - self.baseline * self.first[items]) / self.q)
         self.magnitude += float(np.abs(weight).sum())
         rows = self.table.rows(items)
-        step = max(1, CHUNK_ELEMENTS // max(1, self.shape[0]))
+        step = self._rows_per_sum
         for start in range(0, items.size, step):
             flat = (rows[start : start + step] + self.offsets).ravel()
             w = np.repeat(weight[start : start + step], self.shape[0])
