@@ -5,7 +5,8 @@ controller, at 1,000 / 10,000 / 100,000 pairs, times the parts the aggregator ru
 iteration: ``ask`` (seeds, and the sampler that stands for one topology per pair), drawing and
 grouping the sampled topologies (done while the workers roll out, off the barrier; the
 policy-gradient controller), the wire payload of the plan's topologies, the perturbation
-prefetch (also off the barrier),
+prefetch (also off the barrier), the controller's feedback summed as results arrive (off the
+barrier; esenas.feedback; none on the first iteration, whose baseline is the batch's own mean),
 ``tell`` (ES step, controller update, Pareto front, best policy; at the barrier), the normaliser
 merge, the checkpoint encode and its size, and the ``/history`` size after many iterations.
 Rewards are synthetic (no rollouts): this is the aggregator's own cost. Ends with ONE JSON line,
@@ -44,7 +45,10 @@ def measure(pairs: int, controller: str, iterations: int) -> dict[str, Any]:
     doc["spec"]["es"]["perturbations"] = pairs
     doc["spec"]["controller"]["type"] = controller
     algo = ESENAS(parse_spec(doc["spec"]), OBS, ACT)
-    parts = ("ask", "topology_prefetch_during_iteration", "topology_payload", "prefetch_during_iteration", "tell", "normaliser_merge", "checkpoint")
+    parts = (
+        "ask", "topology_prefetch_during_iteration", "topology_payload", "prefetch_during_iteration",
+        "feedback_during_iteration", "tell", "normaliser_merge", "checkpoint",
+    )
     t: dict[str, list[float]] = {k: [] for k in parts}
     ckpt_bytes = 0
     rng = np.random.default_rng(0)
@@ -70,6 +74,13 @@ def measure(pairs: int, controller: str, iterations: int) -> dict[str, Any]:
         while not algo.prefetch_perturbations(4096):
             pass
         t["prefetch_during_iteration"].append(time.perf_counter() - t0)
+        # And sums the controller's feedback of the results as they arrive, in any order.
+        t0 = time.perf_counter()
+        done = np.zeros(n, bool)
+        for part in np.array_split(rng.permutation(n), 64):
+            done[part] = True
+            algo.prefetch_feedback(done, res.reward_pos, res.reward_neg, res.steps, n)
+        t["feedback_during_iteration"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         algo.tell(res)
         t["tell"].append(time.perf_counter() - t0)

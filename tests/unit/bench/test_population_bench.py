@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-PARTS = {"ask", "topology_prefetch_during_iteration", "topology_payload", "prefetch_during_iteration", "tell", "normaliser_merge", "checkpoint"}
+PARTS = {
+    "ask", "topology_prefetch_during_iteration", "topology_payload", "prefetch_during_iteration",
+    "feedback_during_iteration", "tell", "normaliser_merge", "checkpoint",
+}
 
 
 def test_the_population_bench_times_each_part_and_draws_topologies_off_the_barrier(bench_line: Callable[..., dict[str, Any]]) -> None:
@@ -15,6 +18,7 @@ def test_the_population_bench_times_each_part_and_draws_topologies_off_the_barri
     for row in line["sizes"]:
         assert {f"{p}_s" for p in PARTS} <= row.keys()
         assert row["topology_prefetch_during_iteration_s"] > 0  # the sampled topologies are drawn here
+        assert row["feedback_during_iteration_s"] > 0  # and the controller's feedback summed (after iteration 0)
         assert row["checkpoint_bytes"] > 0
     assert set(line["us_per_pair_at_largest"]) == PARTS
     assert line["history"]["history_entries"] <= line["history"]["max_history"]
