@@ -29,13 +29,16 @@ for 10,000 real-speed workers". Ends with ONE JSON line.
 
     .venv/bin/python bench/scale.py [--workers 100,1000,10000] [--iterations K]
         [--pairs-per-worker P] [--episodes fixed|heavy-tailed] [--slowdown S]
-        [--min-pairs-fraction F[,F...]] [--transport stream|unary[,...]]
+        [--min-pairs-fraction F[,F...]] [--transport stream|unary[,...]] [--pin]
 
 ``--min-pairs-fraction`` sets ``es.minPairsFraction`` (the straggler policy); several values run
 one after the other at each W in the same session (same calibration), one ``scales`` entry each,
 with ``pairs_dropped_per_iteration`` (from the run's episode total). ``--transport`` likewise:
 ``stream`` (the default, as the real worker: one ``ExchangeStream`` per worker) or ``unary`` (one
 ``Exchange`` call per lease, as workers did before the stream and do against an older aggregator).
+``--pin`` runs the aggregator and relays on the first CPU and the simulated workers on the others
+(``pinned`` in each entry): in a cluster the workers run elsewhere and the aggregator's pod has its
+own core, while unpinned the clients' burst at each barrier competes with the aggregator's.
 """
 
 from __future__ import annotations
@@ -355,6 +358,15 @@ def wait_ports(proc: subprocess.Popen[bytes], ports: Path, log: Path, what: str)
     return dict(json.loads(ports.read_text()))
 
 
+def pin(pid: int, on: bool, server: bool) -> None:
+    """With ``--pin``: the aggregator and relays on CPU 0, the simulated workers' clients on the
+    others, so the clients' bursts at the barrier do not take the aggregator's core (in a cluster
+    the workers run elsewhere, and the aggregator's pod requests its own CPU)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if on and len(cpus) > 1:
+        os.sched_setaffinity(pid, cpus[:1] if server else cpus[1:])
+
+
 def run_scale(
     w: int, a: argparse.Namespace, step_s: float, tmp: Path, fraction: float = 1.0, transport: str = "stream"
 ) -> dict[str, Any]:
@@ -376,6 +388,7 @@ def run_scale(
          "--ports-file", str(ports), "--exit-when-done", "--log-level", "WARNING", *lease_cap],
         stdout=agg_log, stderr=subprocess.STDOUT,
     )
+    pin(agg.pid, a.pin, server=True)
     relays: list[subprocess.Popen[bytes]] = []
     try:
         address = f"127.0.0.1:{wait_ports(agg, ports, tmp / f'agg-{w}.log', 'the aggregator')['grpc']}"
@@ -392,6 +405,7 @@ def run_scale(
                      "--relay-id", f"relay-{r}", "--lease-items", str(lease), "--exit-when-done", "--log-level", "WARNING"],
                     stdout=agg_log, stderr=subprocess.STDOUT,
                 ))
+                pin(relays[-1].pid, a.pin, server=True)
                 addresses.append(f"127.0.0.1:{wait_ports(relays[-1], rports, tmp / f'agg-{w}.log', f'relay {r}')['grpc']}")
         args = {"step_s": step_s, "slowdown": a.slowdown, "episodes": a.episodes, "batch": a.batch or a.pairs_per_worker,
                 "transport": transport}
@@ -403,6 +417,7 @@ def run_scale(
             outs.append(out)
             spec = json.dumps({"addresses": addresses, "ids": ids, "args": args, "out": str(out)})
             clients.append(subprocess.Popen([sys.executable, __file__, "--client", spec]))
+            pin(clients[-1].pid, a.pin, server=False)
         t_start = time.monotonic()
         cpu_marks: dict[int, tuple[float, ...]] = {}
         last_it = -1
@@ -447,7 +462,8 @@ def run_scale(
     scale["relays"] = a.relays
     planned = a.iterations * (2 * a.pairs_per_worker * w + doc["spec"]["es"]["exactEvals"])
     dropped = (planned - int(history.get("episodes", planned))) / 2 / a.iterations
-    return {**scale, "min_pairs_fraction": fraction, "pairs_dropped_per_iteration": round(dropped, 1), "transport": transport}
+    return {**scale, "min_pairs_fraction": fraction, "pairs_dropped_per_iteration": round(dropped, 1), "transport": transport,
+            "pinned": a.pin}
 
 
 def summarise(
@@ -558,6 +574,8 @@ def main() -> int:
     p.add_argument("--slowdown", type=float, default=4.0, help="stretch simulated episode times (state it)")
     p.add_argument("--relays", type=int, default=0, help="relay processes between the workers and the aggregator (0: none)")
     p.add_argument("--clients", type=int, default=3, help="client processes holding the simulated workers")
+    p.add_argument("--pin", action="store_true",
+                   help="the aggregator and relays on the first CPU, the simulated workers on the others (state it)")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per scale")
     p.add_argument("--transport", default="stream",
                    help="stream (one ExchangeStream per worker, as the real worker) or unary (an Exchange call "
@@ -586,7 +604,7 @@ def main() -> int:
             except RuntimeError as exc:  # report the scale that could not finish, and go on
                 print(f"W={w}: {exc}", flush=True)
                 scales.append({"workers": w, "perturbations": a.pairs_per_worker * w, "slowdown": a.slowdown,
-                               "episodes": a.episodes, "min_pairs_fraction": fraction, "transport": transport,
+                               "episodes": a.episodes, "min_pairs_fraction": fraction, "transport": transport, "pinned": a.pin,
                                "error": str(exc)[:300]})
                 continue
             print(f"W={w}: efficiency {s['efficiency']}, {s['s_per_iteration']} s/iteration "

@@ -3,8 +3,14 @@ transports, each entry complete and the objective improved."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 
 def test_both_transports_train_through_real_iterations(bench_line: Callable[..., dict[str, Any]]) -> None:
@@ -17,3 +23,25 @@ def test_both_transports_train_through_real_iterations(bench_line: Callable[...,
         assert s["phase"] == "Succeeded" and s["worker_errors"] == {}
         assert s["objective_improved"] is True
         assert 0 < s["efficiency"] <= 1 and s["exchange_calls_per_iteration"] >= 20
+        assert s["pinned"] is False
+
+
+def test_pin_puts_the_aggregator_on_the_first_cpu_and_the_clients_on_the_rest() -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("one CPU: --pin leaves processes where they are")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
+    from scale import pin
+
+    procs = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) for _ in range(3)]
+    try:
+        pin(procs[0].pid, True, server=True)
+        pin(procs[1].pid, True, server=False)
+        pin(procs[2].pid, False, server=True)
+        assert os.sched_getaffinity(procs[0].pid) == {cpus[0]}
+        assert os.sched_getaffinity(procs[1].pid) == set(cpus[1:])
+        assert os.sched_getaffinity(procs[2].pid) == set(cpus)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
