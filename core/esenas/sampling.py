@@ -41,24 +41,35 @@ def softmax_probs(logits: F64, choices: npt.NDArray[np.int64]) -> F64:
 
 def alias_tables(p: F64, choices: npt.NDArray[np.int64]) -> tuple[F64, np.ndarray]:
     """Walker's alias tables (Vose 1991) for each row of ``p`` over its first ``choices[i]``
-    columns: column j is kept with probability prob[i, j], else replaced by alias[i, j]."""
+    columns: column j is kept with probability prob[i, j], else replaced by alias[i, j].
+
+    Every row runs Vose's loop (pop a small column, alias it to the top large one, move that one
+    to the small stack once it falls below 1), all rows one step at a time: the same tables,
+    bit for bit, as a loop over rows (relays redraw the aggregator's samples from them), at ~1
+    ms instead of ~10 for chromatic H41's 943 decisions."""
     d, c = p.shape
     prob = np.ones((d, c))
     alias = np.tile(np.arange(c), (d, 1))
-    for i in range(d):
-        k = int(choices[i])
-        scaled = p[i, :k] * k
-        small = [j for j in range(k) if scaled[j] < 1.0]
-        large = [j for j in range(k) if scaled[j] >= 1.0]
-        while small and large:
-            s, big = small.pop(), large[-1]
-            prob[i, s], alias[i, s] = scaled[s], big
-            scaled[big] -= 1.0 - scaled[s]
-            if scaled[big] < 1.0:
-                small.append(large.pop())
-        for j in small + large:  # leftovers are 1 up to rounding
-            prob[i, j] = 1.0
-    return prob, alias
+    valid = np.arange(c)[None, :] < choices[:, None]
+    scaled = np.where(valid, p * choices[:, None], 0.0)
+    rows = np.arange(d)
+    # each stack holds its columns in ascending order, so popping from the end is Vose's order
+    is_small, is_large = valid & (scaled < 1.0), valid & (scaled >= 1.0)
+    small_len, large_len = is_small.sum(axis=1), is_large.sum(axis=1)
+    small = np.argsort(~is_small, axis=1, kind="stable")  # its columns first, ascending
+    large = np.argsort(~is_large, axis=1, kind="stable")
+    while True:
+        r = rows[(small_len > 0) & (large_len > 0)]
+        if not r.size:
+            return prob, alias
+        small_len[r] -= 1
+        s_col, big = small[r, small_len[r]], large[r, large_len[r] - 1]
+        prob[r, s_col], alias[r, s_col] = scaled[r, s_col], big
+        scaled[r, big] -= 1.0 - scaled[r, s_col]
+        moved = r[scaled[r, big] < 1.0]
+        large_len[moved] -= 1
+        small[moved, small_len[moved]] = large[moved, large_len[moved]]
+        small_len[moved] += 1
 
 
 @dataclass

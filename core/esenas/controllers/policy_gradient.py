@@ -49,7 +49,7 @@ class PolicyGradient(Controller):
         and one seed per block of SAMPLE_BLOCK, drawn from ``rng``."""
         g = rng or self.rng
         seeds = g.integers(1, 2**63, size=-(-n // SAMPLE_BLOCK), dtype=np.uint64)
-        if self._alias is None:  # built once per controller update (a Python loop over decisions)
+        if self._alias is None:  # built once per controller update (~2 ms for chromatic H41)
             self._alias = flat_tables(*alias_tables(self._probs(), self.space.choices))
         return BlockSampler(self.space, self.logits.copy(), seeds, n, SAMPLE_BLOCK, _tables=(*self._alias, self._probs()))
 

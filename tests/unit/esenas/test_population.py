@@ -114,6 +114,41 @@ def test_history_stays_bounded_and_keeps_the_ends() -> None:
     assert its[-50:] == list(range(9_950, 10_000))  # the recent half at full resolution
 
 
+def _vose_row_by_row(p: np.ndarray, choices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vose's alias method as a plain loop over rows: the tables relays and older aggregators built."""
+    d, c = p.shape
+    prob, alias = np.ones((d, c)), np.tile(np.arange(c), (d, 1))
+    for i in range(d):
+        k = int(choices[i])
+        scaled = p[i, :k] * k
+        small = [j for j in range(k) if scaled[j] < 1.0]
+        large = [j for j in range(k) if scaled[j] >= 1.0]
+        while small and large:
+            s, big = small.pop(), large[-1]
+            prob[i, s], alias[i, s] = scaled[s], big
+            scaled[big] -= 1.0 - scaled[s]
+            if scaled[big] < 1.0:
+                small.append(large.pop())
+    return prob, alias
+
+
+def test_alias_tables_for_all_rows_at_once_are_vose_row_by_row_bit_for_bit() -> None:
+    """A relay redraws the aggregator's samples from these tables: any difference in a single
+    bit would credit the controller with topologies the workers never ran."""
+    from esenas.sampling import alias_tables, softmax_probs
+
+    rng = np.random.default_rng(11)
+    for trial in range(200):
+        d, c = int(rng.integers(1, 50)), int(rng.integers(1, 30))
+        choices = rng.integers(1, c + 1, d)
+        logits = rng.normal(size=(d, c)) * rng.choice([0.0, 0.1, 1.0, 5.0, 50.0])
+        if trial % 5 == 0:
+            logits = np.round(logits)  # ties, and exact 1.0 scaled probabilities
+        p = softmax_probs(logits, choices)
+        got, want = alias_tables(p, choices), _vose_row_by_row(p, choices)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), trial
+
+
 def test_alias_sampling_draws_the_softmax() -> None:
     from esenas.sampling import alias_tables
 
