@@ -90,6 +90,10 @@ _ROWS: Final[dict[str, Row]] = {
         "Hopper-v5, H41, edge pruning keeping 17 edges (the poster's Hopper masked: 17 weights, 91%): the poster's comparison table",
         "bench/jobs/hopper-edges-17.yaml", "the comparison table", max_env_steps=10_000_000, compare=("Hopper-v5", "masked (17 edges)"),
     ),
+    "hopper-edges-17-lr4": Row(
+        "Hopper-v5, H41, edge pruning keeping 17 edges, the controller at learning rate 4 (the default 40 settles within ~50 iterations)",
+        "bench/jobs/hopper-edges-17-lr4.yaml", "the comparison table's masked row, a slower controller", max_env_steps=10_000_000,
+    ),
     "walker2d-defaults": Row(
         f"Walker2d-v5, H41, 17 partitions, the spec's defaults{ALL_PAIRS}", "bench/jobs/walker2d-defaults.yaml",
         "no poster row", max_env_steps=3_000_000, defaults=True,
