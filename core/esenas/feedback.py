@@ -23,6 +23,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from esenas.controllers.policy_gradient import CHUNK_ELEMENTS  # rows * decisions per bincount
 from esenas.objectives import combine
 from esenas.results import KIND_PAIR, Results
 from esenas.sampling import SampledTable
@@ -31,9 +32,6 @@ from esenas.topology import Topology
 
 F64 = npt.NDArray[np.float64]
 
-#: Most elements (rows * decisions) per bincount: its temporaries stay in cache (see
-#: ``policy_gradient._CHUNK_ELEMENTS``).
-CHUNK_ELEMENTS: Final = 1 << 16
 #: Bits of the baseline's magnitude kept below the rounding quantum.
 QUANTUM_BITS: Final = 30
 _EXACT_LIMIT: Final = float(2**53)

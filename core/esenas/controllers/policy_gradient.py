@@ -27,7 +27,7 @@ from esenas.topology import Topology, decision_rows
 #: flat index and the broadcast weights, 16 bytes an element) stay in cache and are reused, not
 #: fresh pages (measured: 40,000 chromatic H41 topologies in 0.11 s of CPU at 2^16, 0.15 s at
 #: 2^20, 0.8-1.1 s at 2^24, most of it page faults).
-_CHUNK_ELEMENTS: Final = 1 << 16
+CHUNK_ELEMENTS: Final = 1 << 16
 
 
 class PolicyGradient(Controller):
@@ -92,7 +92,7 @@ class PolicyGradient(Controller):
         counts = np.zeros(d * c)
         total: F64 | float = 0.0
         # In chunks of rows: the flat (n*d) index and weights of 100,000 topologies are 1.5 GB.
-        step = max(1, _CHUNK_ELEMENTS // max(1, d))
+        step = max(1, CHUNK_ELEMENTS // max(1, d))
         offsets = np.arange(d, dtype=np.int64)[None, :] * c
         for start in range(0, actions.shape[0], step):
             a = actions[start : start + step]
