@@ -142,6 +142,7 @@ class Relay:
     async def run(self) -> None:
         """Lease, roll out and hand in rounds until the aggregator says the job is done."""
         pending: pb.ExchangeRequest | None = None
+        pending_items = 0  # the round in ``pending``: counted once the aggregator has taken it
         delay = BACKOFF_S[0]
         while not self.runtime.stopping:
             if pending is None:  # a lease only once some worker is there to roll it out
@@ -160,7 +161,10 @@ class Relay:
                 delay = min(BACKOFF_S[1], delay * 2)
                 continue
             delay = BACKOFF_S[0]
-            pending = None
+            if pending is not None:  # handed in: the aggregator has counted these results
+                self.rounds += 1
+                self.items += pending_items
+            pending, pending_items = None, 0
             if reply.done:
                 log.info("relay %s: the job is done after %d rounds (%d items)", self.relay_id, self.rounds, self.items)
                 self.runtime.finish()
@@ -175,8 +179,7 @@ class Relay:
                 pending = self._request(
                     session=rnd.session, iteration=rnd.iteration, lease=rnd.lease, results=results, obs_stats=obs
                 )
-                self.rounds += 1
-                self.items += len(rnd.index)
+                pending_items = len(rnd.index)
             else:
                 self.dropped_rounds += 1
                 log.warning("relay %s: round of %d items not finished in %.0f s; dropped (the aggregator re-issues them)",
