@@ -21,7 +21,7 @@ from typing import Any, Final
 import numpy as np
 
 from esenas import es
-from esenas.best import Incumbent, best_evaluated, means_by_index, stop_reason
+from esenas.best import Incumbent, best_evaluated, means_by_index, scheduled_step_size, stop_reason
 from esenas.controllers import Controller, make_controller
 from esenas.controllers.base import group_by_topology
 from esenas.feedback import StreamedScore
@@ -218,6 +218,7 @@ class ESENAS:
         # Pairs are items 0..n-1 of the full plan, so a kept pair's index is its row of eps.
         eps = self._perturbations(full.items["seed"][full.items["kind"] == KIND_PAIR], kept[pair][sel])
         grad = es.gradient(eps, rp[sel], rn[sel], self.spec.es.fitness_shaping)
+        self.optimizer.step_size = scheduled_step_size(self.spec, self.iteration, self.env_steps, self.episodes)
         self.params = self.optimizer.step(self.params, grad)
         if r.obs_count > 0:
             batch = RunningStats.from_sums(r.obs_count, r.obs_sum, r.obs_sumsq)

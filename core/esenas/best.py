@@ -8,7 +8,8 @@
 * :func:`best_evaluated`: the iteration's evaluated policy with the highest reward of its own.
   A saved policy's reward, ``bestReward`` and the ``targetReward`` check are that number, never a
   mean over evaluations of other topologies or of other weights.
-* :func:`stop_reason`: the spec's stopping rules.
+* :func:`stop_reason`: the spec's stopping rules; :func:`scheduled_step_size`: the step size as the budget
+  they set is used.
 
 Reward is maximised.
 """
@@ -25,7 +26,7 @@ import numpy.typing as npt
 
 from esenas.es import perturbation
 from esenas.results import KIND_PAIR, Plan, Results
-from esenas.spec import StoppingSpec
+from esenas.spec import JobSpec, StoppingSpec
 from esenas.topology import Topology
 
 F64 = npt.NDArray[np.float64]
@@ -125,6 +126,24 @@ def best_evaluated(plan: Plan, topos: Sequence[Topology], r: Results, shift: flo
     sign = 1.0 if j < pos.size else -1.0
     eps = perturbation(int(plan.items["seed"][item]), centre.size)
     return Evaluated(topos[item], centre + sign * plan.sigma * eps, float(both[j]))
+
+
+def budget_used(s: StoppingSpec, iteration: int, env_steps: int, episodes: int) -> float:
+    """How much of the stopping budget is spent, 0 to 1: the largest share of the iteration,
+    env-step and episode limits that are set (a target reward or a deadline has no share)."""
+    shares = [iteration / s.max_iterations]
+    if s.max_env_steps is not None:
+        shares.append(env_steps / s.max_env_steps)
+    if s.max_episodes is not None:
+        shares.append(episodes / s.max_episodes)
+    return min(1.0, max(shares))
+
+
+def scheduled_step_size(spec: JobSpec, iteration: int, env_steps: int, episodes: int) -> float:
+    """``es.stepSize`` under ``es.stepSizeEndFraction``'s schedule: falling linearly to that
+    fraction of itself as the budget is used (:func:`budget_used`)."""
+    used = budget_used(spec.stopping, iteration, env_steps, episodes)
+    return spec.es.step_size * (1.0 - (1.0 - spec.es.step_size_end_fraction) * used)
 
 
 def stop_reason(

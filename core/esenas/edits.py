@@ -59,6 +59,7 @@ IMMUTABLE: Final = (
     "objectives",
     "es.sigma",
     "es.stepSize",
+    "es.stepSizeEndFraction",
     "es.perturbations",  # and whether the population is given per worker: see ES_MODE_RULE
     "es.topDirections",
     "es.exactEvals",

@@ -215,6 +215,10 @@ class ESSpec:
     # Defaults by template (MLP_ES_DEFAULTS): the CRD has none of these, the parser fills them in.
     sigma: float = spec_field("Perturbation scale nu.", 0.03, minimum=0.0, maximum=10.0, exclusive_minimum=True, when=mlp_default("sigma"))
     step_size: float = spec_field("Step size alpha.", 0.02, minimum=0.0, maximum=100.0, exclusive_minimum=True, when=mlp_default("stepSize"))
+    step_size_end_fraction: float = spec_field(
+        "Step-size schedule: the step falls linearly from stepSize to this fraction of it as the budget is used (the largest of "
+        "iterations / stopping.maxIterations, env steps / maxEnvSteps and episodes / maxEpisodes). 1 keeps it constant.",
+        1.0, minimum=0.0, maximum=1.0, exclusive_minimum=True)
     perturbations: int = spec_field(
         "Antithetic perturbation pairs per iteration (N). Exclusive with perturbationsPerWorker.",
         32,

@@ -160,3 +160,26 @@ def test_init_perturbation_and_controller_streams_are_all_distinct(monkeypatch: 
     for words, state in made:
         assert states.setdefault(state, words) == words, f"streams {states[state]} and {words} coincide"
     assert len(states) >= 1 + 1 + 2 * 4  # init, first topology, perturbations and controller per iteration
+
+
+def test_the_update_uses_the_scheduled_step_size() -> None:
+    """es.stepSizeEndFraction: each update steps with the step size of the budget used before it,
+    against a twin with a constant step that is given the same state and the same results."""
+    raw = {"environment": {"id": "Toy-v0"}, "seed": 3, "policy": {"template": "linear"},
+           "es": {"sigma": 0.05, "stepSize": 0.08, "stepSizeEndFraction": 0.25, "perturbations": 8, "optimizer": "sgd"},
+           "stopping": {"maxIterations": 4}}
+    a = ESENAS(parse_spec(raw), OBS, ACT)
+    for k in range(4):
+        twin = ESENAS.from_state_dict(a.state_dict())
+        twin.spec = dataclasses.replace(twin.spec, es=dataclasses.replace(twin.spec.es, step_size_end_fraction=1.0))
+        before = a.params.copy()
+        plan = a.ask()
+        assert np.array_equal(twin.ask().items, plan.items)
+        res = synthetic(a, plan)
+        a.tell(res)
+        twin.tell(res)
+        want = 0.08 * (1 - 0.75 * k / 4)
+        assert np.isclose(a.optimizer.step_size, want) and twin.optimizer.step_size == 0.08
+        moved, twin_moved = a.params - before, twin.params - before  # SGD: step x the same gradient
+        assert np.linalg.norm(twin_moved) > 0
+        assert np.allclose(moved, twin_moved * want / 0.08)

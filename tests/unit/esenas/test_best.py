@@ -142,3 +142,28 @@ def test_incumbent_survives_a_state_round_trip() -> None:
     del old["incumbent"]
     old["controller"]["best_topology"] = A.to_json()  # a checkpoint from before esenas.best
     assert ESENAS.from_state_dict(old).current_topology() == A
+
+
+def test_budget_used_is_the_largest_share_of_the_limits_set() -> None:
+    from esenas.best import budget_used
+    from esenas.spec import StoppingSpec
+
+    assert budget_used(StoppingSpec(max_iterations=100), 25, 10**9, 10**9) == 0.25  # no step or episode limit
+    both = StoppingSpec(max_iterations=100, max_env_steps=1000, max_episodes=50)
+    assert budget_used(both, 10, 600, 5) == 0.6
+    assert budget_used(both, 10, 100, 40) == 0.8
+    assert budget_used(both, 500, 5000, 500) == 1.0  # past a limit (an edit lowered it): the end
+
+
+def test_the_step_size_falls_linearly_to_its_end_fraction() -> None:
+    from esenas.best import scheduled_step_size
+
+    s = parse_spec({"environment": {"id": "Toy-v0"}, "es": {"stepSize": 0.2, "stepSizeEndFraction": 0.25},
+                    "stopping": {"maxIterations": 1000, "maxEnvSteps": 400}})
+    assert scheduled_step_size(s, 0, 0, 0) == 0.2
+    assert np.isclose(scheduled_step_size(s, 1, 200, 0), 0.2 * (1 - 0.75 * 0.5))
+    assert np.isclose(scheduled_step_size(s, 2, 400, 0), 0.05)
+    assert np.isclose(scheduled_step_size(s, 9, 800, 0), 0.05)  # never below the end
+    constant = parse_spec({"environment": {"id": "Toy-v0"}, "es": {"stepSize": 0.2}, "stopping": {"maxEnvSteps": 400}})
+    assert constant.es.step_size_end_fraction == 1.0
+    assert scheduled_step_size(constant, 3, 399, 0) == 0.2
