@@ -94,6 +94,10 @@ _ROWS: Final[dict[str, Row]] = {
         "Hopper-v5, H41, edge pruning keeping 17 edges, the controller at learning rate 4 (the default 40 settles within ~50 iterations)",
         "bench/jobs/hopper-edges-17-lr4.yaml", "the comparison table's masked row, a slower controller", max_env_steps=10_000_000,
     ),
+    "halfcheetah-h41-17-top16-anneal": Row(
+        "HalfCheetah-v5, H41, 17 partitions, the best 16 of 64 pairs, the step 0.1 falling to 0.01 (es.stepSizeEndFraction 0.1)",
+        "bench/jobs/halfcheetah-h41-17-top16-anneal.yaml", "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000,
+    ),
     "walker2d-defaults": Row(
         f"Walker2d-v5, H41, 17 partitions, the spec's defaults{ALL_PAIRS}", "bench/jobs/walker2d-defaults.yaml",
         "no poster row", max_env_steps=3_000_000, defaults=True,
