@@ -156,6 +156,48 @@ def _others_section(others: dict[str, list[dict[str, Any]]]) -> list[str]:
     ]
 
 
+def stopped(folder: Path) -> list[dict[str, Any]]:
+    """Seeds stopped by hand before their budget: a curve without a JSON line."""
+    out = []
+    for curve in sorted(folder.glob("*-seed*.curve.jsonl")):
+        if curve.with_name(curve.name.replace(".curve.jsonl", ".json")).exists():
+            continue
+        points = [json.loads(ln) for ln in curve.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        evals = [p["eval"] for p in points if p.get("eval") is not None]
+        variant, seed = curve.name.removesuffix(".curve.jsonl").rsplit("-seed", 1)
+        out.append({"variant": variant, "seed": int(seed), "iterations": len(points), "best_eval": max(evals, default=None),
+                    "last_eval": evals[-1] if evals else None, "last_reward_mean": points[-1].get("reward_mean") if points else None,
+                    "last_entropy": points[-1].get("entropy") if points else None})
+    return out
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.0f}"
+
+
+def _stopped_section(runs: list[dict[str, Any]]) -> list[str]:
+    if not runs:
+        return []
+    def job(variant: str) -> str:  # an early variant's job may not have been kept
+        return f"`{job_of(variant)}`" if (REPO / job_of(variant)).exists() else "job file not kept; see its log"
+
+    rows = [f"| `{r['variant']}` ({job(r['variant'])}) | {r['seed']} | {r['iterations']} | {_num(r['best_eval'])} | "
+            f"{_num(r['last_eval'])} | {_num(r['last_reward_mean'])} | "
+            f"{'-' if r['last_entropy'] is None else format(r['last_entropy'], '.2f')} |" for r in runs]
+    return [
+        "## Stopped early",
+        "",
+        "Seeds stopped by hand before their budget, once their curves showed them behind the runs above: "
+        "partial evidence, in none of the tables. The population's mean reward and the controller's "
+        "entropy (nats per decision, at most ln 17 = 2.83) are those of the last iteration run.",
+        "",
+        "| variant (job) | seed | iterations run | best evaluation | last evaluation | last population mean | last entropy |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+    ]
+
+
 def _control_section(control: list[dict[str, Any]], s: dict[str, Any], b: dict[str, Any]) -> list[str]:
     if not control:
         return []
@@ -181,6 +223,7 @@ def render(
     variant: str,
     others: dict[str, list[dict[str, Any]]] | None = None,
     control: list[dict[str, Any]] | None = None,
+    stopped_runs: list[dict[str, Any]] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     job = job_of(variant)
     s, b = summary(small), summary(big)
@@ -215,6 +258,7 @@ def render(
         "",
         *_control_section(control or [], s, b),
         *_others_section(others or {}),
+        *_stopped_section(stopped_runs or []),
     ])
     return text, line
 
@@ -249,7 +293,7 @@ def main() -> int:
     small, big = load(BASELINE), load(OUT, f"{args.variant}-")
     _figure(small, big)
     others = {v: load(OUT, f"{v}-") for v in variants(OUT) if v != args.variant}
-    text, line = render(small, big, args.variant, others, load(CONTROL) if CONTROL.is_dir() else [])
+    text, line = render(small, big, args.variant, others, load(CONTROL) if CONTROL.is_dir() else [], stopped(OUT))
     PAGE.write_text(text, encoding="utf-8")
     print(json.dumps(line))
     return 0

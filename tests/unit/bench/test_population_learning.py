@@ -62,3 +62,23 @@ def test_page_compares_iterations_and_never_turns_not_reached_into_a_number(tmp_
 def test_variant_jobs_exist() -> None:
     for variant in pl.variants(pl.OUT):
         assert (pl.REPO / pl.job_of(variant)).is_file(), variant
+
+
+def test_seeds_stopped_by_hand_are_listed_apart_from_the_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pl, "IMG", tmp_path / "img" / "population-learning.png")
+    big = tmp_path / "big"
+    _seed(big, "lr100-seed0", 0, [0.0, 1600.0, 2600.0])
+    points = [{"iteration": 0, "eval": -58.0, "reward_mean": -507.0, "entropy": 2.79},
+              {"iteration": 1, "eval": 607.0, "reward_mean": -240.0, "entropy": 2.28},
+              {"iteration": 2, "eval": 182.0, "reward_mean": -192.0, "entropy": 1.76}]
+    (big / "slow-seed1.curve.jsonl").write_text("".join(json.dumps(p) + "\n" for p in points))
+    runs = pl.stopped(big)
+    assert runs == [{"variant": "slow", "seed": 1, "iterations": 3, "best_eval": 607.0, "last_eval": 182.0,
+                     "last_reward_mean": -192.0, "last_entropy": 1.76}]
+    assert pl.variants(big) == ["lr100"]  # no JSON line: not a measured variant
+    text, _ = pl.render(pl.load(big, "lr100-"), pl.load(big, "lr100-"), "lr100", {}, [], runs)
+    assert "## Stopped early" in text
+    assert "| `slow` (job file not kept; see its log) | 1 | 3 | 607 | 182 | -192 | 1.76 |" in text
+    (big / "top256-seed2.curve.jsonl").write_text(json.dumps(points[0]) + "\n")  # its job file is in bench/jobs
+    text, _ = pl.render(pl.load(big, "lr100-"), pl.load(big, "lr100-"), "lr100", {}, [], pl.stopped(big))
+    assert "| `top256` (`bench/jobs/halfcheetah-h41-17-pop1024-top256.yaml`) | 2 | 1 | -58 | -58 | -507 | 2.79 |" in text
