@@ -98,6 +98,10 @@ _ROWS: Final[dict[str, Row]] = {
         "HalfCheetah-v5, H41, 17 partitions, the best 16 of 64 pairs, the step 0.1 falling to 0.01 (es.stepSizeEndFraction 0.1)",
         "bench/jobs/halfcheetah-h41-17-top16-anneal.yaml", "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000,
     ),
+    "swimmer-linear-8-top8-anneal": Row(
+        "Swimmer-v5, linear, 8 partitions, the best 8 of 32 pairs, the step 0.05 falling to 0.005 (es.stepSizeEndFraction 0.1)",
+        "bench/jobs/swimmer-linear-8-top8-anneal.yaml", "max 365", poster_max=365, max_env_steps=3_000_000,
+    ),
     "walker2d-defaults": Row(
         f"Walker2d-v5, H41, 17 partitions, the spec's defaults{ALL_PAIRS}", "bench/jobs/walker2d-defaults.yaml",
         "no poster row", max_env_steps=3_000_000, defaults=True,
