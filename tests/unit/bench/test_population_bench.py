@@ -22,3 +22,10 @@ def test_the_population_bench_times_each_part_and_draws_topologies_off_the_barri
         assert row["checkpoint_bytes"] > 0
     assert set(line["us_per_pair_at_largest"]) == PARTS
     assert line["history"]["history_entries"] <= line["history"]["max_history"]
+    assert line["settled"] is False and all(row["controller_entropy"] > 2.0 for row in line["sizes"])  # near ln 17
+
+
+def test_settled_starts_from_a_concentrated_controller(bench_line: Callable[..., dict[str, Any]]) -> None:
+    line = bench_line("population.py", "--pairs", "200", "--iterations", "2", "--settled")
+    assert line["settled"] is True
+    assert 0 < line["sizes"][0]["controller_entropy"] < 0.2  # ~0.05 nats per decision, as a run's after ~10 iterations
