@@ -12,6 +12,10 @@ weight is rounded to a multiple of a power of two, q, scaled to the baseline (ab
 it): sums of such values are exact while their magnitudes stay below 2^53, and the counts
 are the same bit for bit in any order, streamed or not, before or after a restart. When a
 sum could pass 2^53 the iteration's update is left to the unrounded path.
+
+Once the controller has concentrated, a topology differs from the distribution's mode in a few
+of its decisions (chromatic H41: 943). A slice whose rows mostly agree with the mode is then
+summed as the mode's count plus corrections where a row differs, not element by element.
 """
 
 from __future__ import annotations
@@ -34,7 +38,12 @@ F64 = npt.NDArray[np.float64]
 
 #: Bits of the baseline's magnitude kept below the rounding quantum.
 QUANTUM_BITS: Final = 30
-_EXACT_LIMIT: Final = float(2**53)
+#: Sums stay exact while below this; the mode's corrections can take a count to twice the
+#: sum of the weights' magnitudes before it settles.
+_EXACT_LIMIT: Final = float(2**52)
+#: A slice is summed as the mode plus corrections when at most this share of its decisions
+#: differ from the mode (measured: ~4x faster at 0.5% of them, slower past ~20%).
+SPARSE_SHARE: Final = 0.1
 
 
 class StreamedScore:
@@ -57,6 +66,8 @@ class StreamedScore:
         d = table.sampler.space.num_decisions
         self.shape = (d, choices)
         self.offsets = np.arange(d, dtype=np.int64)[None, :] * choices
+        self.mode = table.sampler.tables()[2].argmax(axis=1).astype(np.int64)  # each decision's likeliest choice
+        self.mode_flat = self.offsets[0] + self.mode
         self.counts = np.zeros(d * choices)
         self._rows_per_sum = max(1, CHUNK_ELEMENTS // max(1, d))
         self._summed = 0
@@ -98,9 +109,24 @@ class StreamedScore:
         rows = self.table.rows(items)
         step = self._rows_per_sum
         for start in range(0, items.size, step):
-            flat = (rows[start : start + step] + self.offsets).ravel()
-            w = np.repeat(weight[start : start + step], self.shape[0])
-            self.counts += np.bincount(flat, weights=w, minlength=self.counts.size)
+            self._add_rows(rows[start : start + step], weight[start : start + step])
+
+    def _add_rows(self, rows: npt.NDArray[np.integer], w: F64) -> None:
+        """counts += sum_i w_i * onehot(rows_i), exactly (every term a whole number of quanta), so
+        either way of summing gives the same bits."""
+        differs = rows != self.mode
+        if np.count_nonzero(differs) <= SPARSE_SHARE * differs.size:
+            self._add_sparse(rows, w, differs)
+        else:
+            flat = (rows + self.offsets).ravel()
+            self.counts += np.bincount(flat, weights=np.repeat(w, self.shape[0]), minlength=self.counts.size)
+
+    def _add_sparse(self, rows: npt.NDArray[np.integer], w: F64, differs: npt.NDArray[np.bool_]) -> None:
+        """The mode's count for every row, then, where a row differs, its choice's in place of the mode's."""
+        i, j = np.nonzero(differs)
+        self.counts[self.mode_flat] += w.sum()
+        at = np.concatenate([self.offsets[0, j] + rows[i, j], self.mode_flat[j]])
+        self.counts += np.bincount(at, weights=np.concatenate([w[i], -w[i]]), minlength=self.counts.size)
 
     def finish(self, r: Results) -> F64 | None:
         """The sum for the complete results ``r`` (sorted, every item): the items not yet summed

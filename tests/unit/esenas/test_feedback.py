@@ -78,6 +78,42 @@ def test_streamed_in_any_order_is_one_step_bit_for_bit_and_the_barrier_sum_withi
     assert np.array_equal(a.params, ref.params)
 
 
+def concentrated(mode_logit: float = 8.0) -> ESENAS:
+    """Past iteration 0, its controller settled as a run's is after ~10 iterations: each decision's
+    likeliest choice has ~99.5% of the probability (entropy ~0.03 nats per decision)."""
+    algo = after_two()
+    pg = algo.controller
+    logits = np.zeros_like(pg.logits)  # type: ignore[attr-defined]
+    logits[np.arange(logits.shape[0]), np.random.default_rng(3).integers(0, 17, logits.shape[0])] = mode_logit
+    pg.logits, pg._alias, pg._probs_cache = logits, None, None  # type: ignore[attr-defined]
+    return algo
+
+
+def test_a_settled_controller_sums_the_mode_and_its_corrections_to_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    from esenas import feedback
+
+    sparse_calls = []
+    real = feedback.StreamedScore._add_sparse
+    monkeypatch.setattr(feedback.StreamedScore, "_add_sparse", lambda self, *a: (sparse_calls.append(1), real(self, *a))[1])
+    a, b, c, ref = (concentrated() for _ in range(4))
+    r = results(a, 7)
+    stream(a, r, np.random.default_rng(1).permutation(r.index.size), 40)
+    stream(b, r, np.arange(r.index.size)[::-1], 3)
+    assert sparse_calls, "rows that mostly agree with the mode take the sparse sum"
+    for algo in (a, b):
+        algo.tell(r)
+    monkeypatch.setattr(feedback, "SPARSE_SHARE", -1.0)  # c: every slice summed element by element
+    stream(c, r, np.arange(r.index.size), 5)
+    calls = len(sparse_calls)
+    c.tell(r)
+    assert len(sparse_calls) == calls
+    unrounded(ref, r)
+    la, lb, lc, lref = (x.controller.logits for x in (a, b, c, ref))  # type: ignore[attr-defined]
+    assert np.array_equal(la, lb) and np.array_equal(la, lc)
+    np.testing.assert_allclose(la, lref, rtol=0, atol=1e-6)
+    assert np.abs(lref - concentrated().controller.logits).max() > 1e-2  # type: ignore[attr-defined]
+
+
 def test_results_other_than_the_ones_streamed_are_what_the_step_uses() -> None:
     a, ref = after_two(), after_two()
     r = results(a, 7)
