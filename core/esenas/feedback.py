@@ -41,8 +41,9 @@ QUANTUM_BITS: Final = 30
 #: Sums stay exact while below this; the mode's corrections can take a count to twice the
 #: sum of the weights' magnitudes before it settles.
 _EXACT_LIMIT: Final = float(2**52)
-#: A slice is summed as the mode plus corrections when at most this share of its decisions
-#: differ from the mode (measured: ~4x faster at 0.5% of them, slower past ~20%).
+#: Slices are summed as the mode plus corrections when a topology is expected to differ from
+#: the mode in at most this share of its decisions (measured: ~4x faster at 0.5% of them,
+#: slower past ~20%).
 SPARSE_SHARE: Final = 0.1
 
 
@@ -66,8 +67,13 @@ class StreamedScore:
         d = table.sampler.space.num_decisions
         self.shape = (d, choices)
         self.offsets = np.arange(d, dtype=np.int64)[None, :] * choices
-        self.mode = table.sampler.tables()[2].argmax(axis=1).astype(np.int64)  # each decision's likeliest choice
+        probs = table.sampler.tables()[2]
+        self.mode = probs.argmax(axis=1).astype(np.int64)  # each decision's likeliest choice
         self.mode_flat = self.offsets[0] + self.mode
+        # The share of decisions a drawn topology is expected to differ from the mode in: the
+        # controller's concentration decides the way of summing once (checking each slice cost
+        # ~10% on a uniform controller's).
+        self.sparse = float(1.0 - probs.max(axis=1).mean()) <= SPARSE_SHARE
         self.counts = np.zeros(d * choices)
         self._rows_per_sum = max(1, CHUNK_ELEMENTS // max(1, d))
         self._summed = 0
@@ -114,16 +120,16 @@ class StreamedScore:
     def _add_rows(self, rows: npt.NDArray[np.integer], w: F64) -> None:
         """counts += sum_i w_i * onehot(rows_i), exactly (every term a whole number of quanta), so
         either way of summing gives the same bits."""
-        differs = rows != self.mode
-        if np.count_nonzero(differs) <= SPARSE_SHARE * differs.size:
-            self._add_sparse(rows, w, differs)
+        if self.sparse:
+            self._add_sparse(rows, w, (rows != self.mode).ravel())
         else:
             flat = (rows + self.offsets).ravel()
             self.counts += np.bincount(flat, weights=np.repeat(w, self.shape[0]), minlength=self.counts.size)
 
     def _add_sparse(self, rows: npt.NDArray[np.integer], w: F64, differs: npt.NDArray[np.bool_]) -> None:
-        """The mode's count for every row, then, where a row differs, its choice's in place of the mode's."""
-        i, j = np.nonzero(differs)
+        """The mode's count for every row, then, where a row differs, its choice's in place of the
+        mode's. ``differs`` is flat: a 1-D flatnonzero is ~6x faster than a 2-D nonzero here."""
+        i, j = np.divmod(np.flatnonzero(differs), self.shape[0])
         self.counts[self.mode_flat] += w.sum()
         at = np.concatenate([self.offsets[0, j] + rows[i, j], self.mode_flat[j]])
         self.counts += np.bincount(at, weights=np.concatenate([w[i], -w[i]]), minlength=self.counts.size)
