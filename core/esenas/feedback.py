@@ -96,6 +96,9 @@ class StreamedScore:
         """Sum up to ``max_items`` more of the items ``done`` marks (their rewards as given), once
         there are a bincount's worth (fewer would cost a whole counts array each); True once
         every item is summed."""
+        left = self.index.size - self._summed
+        if left and np.count_nonzero(done) - self._summed < min(self._rows_per_sum, left):
+            return False  # too few new ones to sum yet: found without the scan below (polled often)
         new = np.flatnonzero(done & ~self.used)[:max_items]
         if new.size and new.size >= min(self._rows_per_sum, self.index.size - self._summed):
             self._sum(new, np.asarray(reward_pos)[new], np.asarray(reward_neg)[new], np.asarray(steps, np.float64)[new])
