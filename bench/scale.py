@@ -29,7 +29,7 @@ for 10,000 real-speed workers". Ends with ONE JSON line.
 
     .venv/bin/python bench/scale.py [--workers 100,1000,10000] [--iterations K]
         [--pairs-per-worker P] [--episodes fixed|heavy-tailed] [--slowdown S]
-        [--min-pairs-fraction F[,F...]] [--transport stream|unary[,...]] [--pin]
+        [--min-pairs-fraction F[,F...]] [--transport stream|unary[,...]] [--pin] [--settled]
 
 ``--min-pairs-fraction`` sets ``es.minPairsFraction`` (the straggler policy); several values run
 one after the other at each W in the same session (same calibration), one ``scales`` entry each,
@@ -39,6 +39,11 @@ with ``pairs_dropped_per_iteration`` (from the run's episode total). ``--transpo
 ``--pin`` runs the aggregator and relays on the first CPU and the simulated workers on the others
 (``pinned`` in each entry): in a cluster the workers run elsewhere and the aggregator's pod has its
 own core, while unpinned the clients' burst at each barrier competes with the aggregator's.
+``--settled`` starts the aggregator from an iteration-0 checkpoint whose controller is concentrated
+as a run's is after ~10 iterations (bench/population.py's ``settle``): a job's steady state, where
+it spends nearly all its iterations, while a fresh job's first iterations have a uniform
+controller. Each entry has ``settled`` and the controller's entropy (nats per decision) after its
+first and its last iteration.
 """
 
 from __future__ import annotations
@@ -367,6 +372,24 @@ def pin(pid: int, on: bool, server: bool) -> None:
         os.sched_setaffinity(pid, cpus[:1] if server else cpus[1:])
 
 
+def write_settled_checkpoint(job: Path, ckpt_dir: Path) -> None:
+    """With ``--settled``: iteration 0's checkpoint, its controller concentrated, for the
+    aggregator to resume from (it reads the spec from the checkpoint, the job's own)."""
+    from esenas import checkpoint
+    from esenas.algorithm import ESENAS
+    from esenas.rollout import env_dims
+    from esenas.spec import load_job
+
+    sys.path.insert(0, str(ROOT))  # bench/ is run as a script: its siblings import from the repo root
+    from bench.population import settle
+
+    spec = load_job(job).spec
+    algo = ESENAS(spec, *env_dims(spec.environment))
+    settle(algo)
+    state = {"algo": algo.state_dict(), "runtime": {"phase": "Running", "reason": ""}}
+    checkpoint.CheckpointStore(ckpt_dir).save(0, checkpoint.encode(state))
+
+
 def run_scale(
     w: int, a: argparse.Namespace, step_s: float, tmp: Path, fraction: float = 1.0, transport: str = "stream"
 ) -> dict[str, Any]:
@@ -379,6 +402,8 @@ def run_scale(
     (tmp / "token").write_text(TOKEN)
     ports = tmp / f"ports-{w}.json"
     exe = Path(sys.executable).parent / "esenas"
+    if a.settled:
+        write_settled_checkpoint(job, tmp / f"ckpt-{w}")
     agg_log = (tmp / f"agg-{w}.log").open("w")
     per_iteration = a.pairs_per_worker * w + doc["spec"]["es"]["exactEvals"]
     lease_cap = ["--max-lease-items", str(MAX_LEASE)] if a.relays else []
@@ -443,6 +468,8 @@ def run_scale(
         history = json.loads((tmp / f"ckpt-{w}" / "result" / "summary.json").read_text())
         # summary.json has esenas run's keys; the phase is in the final /status, status.json.
         history["phase"] = json.loads((tmp / f"ckpt-{w}" / "result" / "status.json").read_text()).get("phase")
+        its = json.loads((tmp / f"ckpt-{w}" / "result" / "history.json").read_text()) or [{}]
+        history["controller_entropy"] = [its[0].get("controller_entropy"), its[-1].get("controller_entropy")]
         for client in clients:
             client.wait(120)
     finally:
@@ -462,8 +489,9 @@ def run_scale(
     scale["relays"] = a.relays
     planned = a.iterations * (2 * a.pairs_per_worker * w + doc["spec"]["es"]["exactEvals"])
     dropped = (planned - int(history.get("episodes", planned))) / 2 / a.iterations
+    entropy = [None if h is None else round(h, 3) for h in history.get("controller_entropy", [None, None])]
     return {**scale, "min_pairs_fraction": fraction, "pairs_dropped_per_iteration": round(dropped, 1), "transport": transport,
-            "pinned": a.pin}
+            "pinned": a.pin, "settled": a.settled, "controller_entropy_first_last": entropy}
 
 
 def summarise(
@@ -576,6 +604,8 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=3, help="client processes holding the simulated workers")
     p.add_argument("--pin", action="store_true",
                    help="the aggregator and relays on the first CPU, the simulated workers on the others (state it)")
+    p.add_argument("--settled", action="store_true",
+                   help="start from a checkpoint with the controller concentrated, a job's steady state (state it)")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per scale")
     p.add_argument("--transport", default="stream",
                    help="stream (one ExchangeStream per worker, as the real worker) or unary (an Exchange call "
@@ -605,7 +635,7 @@ def main() -> int:
                 print(f"W={w}: {exc}", flush=True)
                 scales.append({"workers": w, "perturbations": a.pairs_per_worker * w, "slowdown": a.slowdown,
                                "episodes": a.episodes, "min_pairs_fraction": fraction, "transport": transport, "pinned": a.pin,
-                               "error": str(exc)[:300]})
+                               "settled": a.settled, "error": str(exc)[:300]})
                 continue
             print(f"W={w}: efficiency {s['efficiency']}, {s['s_per_iteration']} s/iteration "
                   f"(ideal {s['ideal_s_per_iteration']}), aggregator {s['aggregator_cpu_us_per_result']} us/result, "

@@ -23,7 +23,18 @@ def test_both_transports_train_through_real_iterations(bench_line: Callable[...,
         assert s["phase"] == "Succeeded" and s["worker_errors"] == {}
         assert s["objective_improved"] is True
         assert 0 < s["efficiency"] <= 1 and s["exchange_calls_per_iteration"] >= 20
-        assert s["pinned"] is False
+        assert s["pinned"] is False and s["settled"] is False
+        assert s["controller_entropy_first_last"][0] > 1.0  # one step from a uniform controller (ln 17 = 2.83)
+
+
+def test_settled_starts_the_aggregator_from_a_concentrated_controller(bench_line: Callable[..., dict[str, Any]]) -> None:
+    line = bench_line("scale.py", "--workers", "20", "--iterations", "3", "--slowdown", "1", "--settled")
+    (s,) = line["scales"]
+    assert "error" not in s, s
+    assert s["settled"] is True and s["phase"] == "Succeeded" and s["objective_improved"] is True
+    # resumed from the settled checkpoint (~0.05 nats), not a uniform start (> 1 after one step);
+    # the synthetic reward then moves it (its mode was drawn at random)
+    assert 0 < s["controller_entropy_first_last"][0] < 0.2
 
 
 def test_pin_puts_the_aggregator_on_the_first_cpu_and_the_clients_on_the_rest() -> None:
