@@ -48,7 +48,7 @@ def settle(algo: Any, seed: int = 3) -> None:
     pg = algo.controller
     logits = np.zeros_like(pg.logits)
     logits[np.arange(logits.shape[0]), np.random.default_rng(seed).integers(0, pg.space.choices)] = SETTLED_LOGIT
-    pg.logits, pg._alias, pg._probs_cache = logits, None, None
+    pg.set_logits(logits)
 
 
 def measure(pairs: int, controller: str, iterations: int, settled: bool = False) -> dict[str, Any]:

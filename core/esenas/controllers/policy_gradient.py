@@ -58,6 +58,11 @@ class PolicyGradient(Controller):
         seeded blocks: 100,000 chromatic H41 topologies cost O(n * decisions) and 1,563 seeds."""
         return self.sampler(n, rng).topologies()
 
+    def set_logits(self, logits: F64) -> None:
+        """Replace the logits (a restored or a prepared controller), dropping what was built from them."""
+        self.logits = np.array(logits, np.float64)
+        self._alias = self._probs_cache = None
+
     def _probs(self) -> F64:
         if self._probs_cache is None:
             self._probs_cache = self.probs()
@@ -152,6 +157,5 @@ class PolicyGradient(Controller):
         return {"logits": self.logits.copy(), "baseline": self.baseline}
 
     def _load(self, d: dict[str, Any]) -> None:
-        self.logits = np.array(d["logits"], np.float64)
-        self._alias = self._probs_cache = None
+        self.set_logits(d["logits"])
         self.baseline = None if d["baseline"] is None else float(d["baseline"])

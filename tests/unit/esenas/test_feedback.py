@@ -85,7 +85,7 @@ def concentrated(mode_logit: float = 8.0) -> ESENAS:
     pg = algo.controller
     logits = np.zeros_like(pg.logits)  # type: ignore[attr-defined]
     logits[np.arange(logits.shape[0]), np.random.default_rng(3).integers(0, 17, logits.shape[0])] = mode_logit
-    pg.logits, pg._alias, pg._probs_cache = logits, None, None  # type: ignore[attr-defined]
+    pg.set_logits(logits)  # type: ignore[attr-defined]
     return algo
 
 
