@@ -14,8 +14,9 @@ are the same bit for bit in any order, streamed or not, before or after a restar
 sum could pass 2^53 the iteration's update is left to the unrounded path.
 
 Once the controller has concentrated, a topology differs from the distribution's mode in a few
-of its decisions (chromatic H41: 943). A slice whose rows mostly agree with the mode is then
-summed as the mode's count plus corrections where a row differs, not element by element.
+of its decisions (chromatic H41: 943). When its probabilities say so (:data:`SPARSE_SHARE`),
+the iteration's slices are summed as the mode's count plus corrections where a row differs,
+not element by element.
 """
 
 from __future__ import annotations
