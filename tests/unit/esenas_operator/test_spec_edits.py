@@ -32,6 +32,7 @@ IMMUTABLE_EDITS: dict[str, dict[str, Any]] = {
     "objectives": {"objectives": {"sizeMethod": "linear"}},
     "es.sigma": {"es": {"perturbations": 16, "sigma": 0.2}},
     "es.stepSize": {"es": {"perturbations": 16, "stepSize": 0.1}},
+    "es.stepSizeEndFraction": {"es": {"perturbations": 16, "stepSizeEndFraction": 0.5}},
     "es.perturbations": {"es": {"perturbations": 20}},
     "es.topDirections": {"es": {"perturbations": 16, "topDirections": 4}},
     "es.exactEvals": {"es": {"perturbations": 16, "exactEvals": 2}},
