@@ -68,7 +68,7 @@ class StreamedScore:
         d = table.sampler.space.num_decisions
         self.shape = (d, choices)
         self.offsets = np.arange(d, dtype=np.int64)[None, :] * choices
-        probs = table.sampler.tables()[2]
+        probs = table.sampler.tables().p
         self.mode = probs.argmax(axis=1).astype(np.int64)  # each decision's likeliest choice
         self.mode_flat = self.offsets[0] + self.mode
         # The share of decisions a drawn topology is expected to differ from the mode in: the

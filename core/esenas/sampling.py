@@ -20,6 +20,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from esenas.alias import Tables, build_tables, draw_rows
 from esenas.topology import KINDS, SearchSpace, Topology
 
 F64 = npt.NDArray[np.float64]
@@ -39,39 +40,6 @@ def softmax_probs(logits: F64, choices: npt.NDArray[np.int64]) -> F64:
     return np.asarray(e / e.sum(axis=1, keepdims=True), np.float64)
 
 
-def alias_tables(p: F64, choices: npt.NDArray[np.int64]) -> tuple[F64, np.ndarray]:
-    """Walker's alias tables (Vose 1991) for each row of ``p`` over its first ``choices[i]``
-    columns: column j is kept with probability prob[i, j], else replaced by alias[i, j].
-
-    Every row runs Vose's loop (pop a small column, alias it to the top large one, move that one
-    to the small stack once it falls below 1), all rows one step at a time: the same tables,
-    bit for bit, as a loop over rows (relays redraw the aggregator's samples from them), at ~1
-    ms instead of ~10 for chromatic H41's 943 decisions."""
-    d, c = p.shape
-    prob = np.ones((d, c))
-    alias = np.tile(np.arange(c), (d, 1))
-    valid = np.arange(c)[None, :] < choices[:, None]
-    scaled = np.where(valid, p * choices[:, None], 0.0)
-    rows = np.arange(d)
-    # each stack holds its columns in ascending order, so popping from the end is Vose's order
-    is_small, is_large = valid & (scaled < 1.0), valid & (scaled >= 1.0)
-    small_len, large_len = is_small.sum(axis=1), is_large.sum(axis=1)
-    small = np.argsort(~is_small, axis=1, kind="stable")  # its columns first, ascending
-    large = np.argsort(~is_large, axis=1, kind="stable")
-    while True:
-        r = rows[(small_len > 0) & (large_len > 0)]
-        if not r.size:
-            return prob, alias
-        small_len[r] -= 1
-        s_col, big = small[r, small_len[r]], large[r, large_len[r] - 1]
-        prob[r, s_col], alias[r, s_col] = scaled[r, s_col], big
-        scaled[r, big] -= 1.0 - scaled[r, s_col]
-        moved = r[scaled[r, big] < 1.0]
-        large_len[moved] -= 1
-        small[moved, small_len[moved]] = large[moved, large_len[moved]]
-        small_len[moved] += 1
-
-
 @dataclass
 class BlockSampler:
     """``count`` topologies of ``space`` from softmax(``logits``): block b (rows b*SAMPLE_BLOCK
@@ -82,7 +50,7 @@ class BlockSampler:
     seeds: npt.NDArray[np.uint64]
     count: int
     block: int = SAMPLE_BLOCK
-    _tables: tuple[npt.NDArray[np.float32], np.ndarray, F64] | None = field(default=None, repr=False)
+    _tables: Tables | None = field(default=None, repr=False)
     _cache: dict[int, list[Topology]] = field(default_factory=dict, repr=False)
     _rows: dict[int, npt.NDArray[Any]] = field(default_factory=dict, repr=False)
 
@@ -90,11 +58,10 @@ class BlockSampler:
         if self.seeds.size != -(-self.count // self.block):
             raise ValueError(f"sampler: {self.seeds.size} seeds for {self.count} topologies in blocks of {self.block}")
 
-    def tables(self) -> tuple[npt.NDArray[np.float32], np.ndarray, F64]:
-        """The alias tables, flat (see :func:`flat_tables`), and the probabilities, built once."""
+    def tables(self) -> Tables:
+        """The alias tables and the probabilities (:func:`esenas.alias.build_tables`), built once."""
         if self._tables is None:
-            p = softmax_probs(self.logits, self.space.choices)
-            self._tables = (*flat_tables(*alias_tables(p, self.space.choices)), p)
+            self._tables = build_tables(softmax_probs(self.logits, self.space.choices), self.space.choices)
         return self._tables
 
     def draw_block(self, b: int) -> list[Topology]:
@@ -104,8 +71,7 @@ class BlockSampler:
     def _draw_rows(self, b: int) -> npt.NDArray[Any]:
         rows = min(self.block, self.count - b * self.block)
         g = np.random.Generator(np.random.PCG64(int(self.seeds[b])))
-        flat_prob, flat_alias, p = self.tables()
-        picks = draw_rows(self.space, flat_prob, flat_alias, p, g, rows)
+        picks = draw_rows(self.space, self.tables(), g, rows)
         picks.setflags(write=False)
         return picks
 
@@ -297,38 +263,3 @@ class SampledTable(Sequence[Topology]):
         """Every entry, in order."""
         return [t for b in range(self.sampler.seeds.size) for t in self._block(b)]
 
-
-def flat_tables(prob: F64, alias: np.ndarray) -> tuple[npt.NDArray[np.float32], np.ndarray]:
-    """Alias tables as :func:`draw_rows` reads them: flat, float32 probabilities and the aliases
-    in uint8 (int64 past 256 columns). Built once per sampler, not once per block."""
-    return prob.ravel().astype(np.float32), alias.ravel().astype(np.uint8 if prob.shape[1] <= 256 else np.int64)
-
-
-def draw_rows(
-    space: SearchSpace, flat_prob: npt.NDArray[np.float32], flat_alias: np.ndarray, p: F64, g: np.random.Generator, n: int
-) -> npt.NDArray[np.integer[Any]]:
-    """n rows of decisions, each drawn from its softmax by Walker's alias method: one uniform
-    and two lookups per decision, so O(n * decisions), not O(n * decisions * colours).
-    ``flat_prob`` and ``flat_alias`` are :func:`flat_tables`; ``p`` the probabilities."""
-    d, c = p.shape
-    m = space.choices.astype(np.float32)[None, :]
-    top = (space.choices - 1).astype(np.float32)[None, :]
-    base = (np.arange(d, dtype=np.int32 if d * c < 2**31 else np.intp) * c)[None, :]
-    dtype = flat_alias.dtype
-    # u * m splits into a column (its integer part) and a fresh uniform (its fraction); float32
-    # keeps ~20 bits of that fraction for up to 17 choices, plenty for sampling. In place and
-    # without np.where (30 times slower than the arithmetic on uint8).
-    um = g.random((n, d), dtype=np.float32)
-    um *= m
-    col = np.minimum(np.floor(um), top)  # u * m can round up to m
-    um -= col  # exact: the fraction
-    flat = col.astype(base.dtype)
-    flat += base
-    alias_pick: npt.NDArray[np.integer[Any]] = np.take(flat_alias, flat)
-    picks: npt.NDArray[np.integer[Any]] = col.astype(dtype)
-    picks -= alias_pick  # wraps in uint8, and wraps back below
-    picks *= (um < np.take(flat_prob, flat)).view(np.uint8)
-    picks += alias_pick
-    if space.distinct:  # k distinct edges: a repeated edge is redrawn among unused ones
-        space.redraw_repeats(picks, p, g)
-    return picks

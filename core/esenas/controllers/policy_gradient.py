@@ -17,10 +17,10 @@ from __future__ import annotations
 from typing import Any, Final
 
 import numpy as np
-import numpy.typing as npt
 
+from esenas.alias import Tables, build_tables
 from esenas.controllers.base import F64, Controller
-from esenas.sampling import SAMPLE_BLOCK, BlockSampler, alias_tables, flat_tables, softmax_probs
+from esenas.sampling import SAMPLE_BLOCK, BlockSampler, softmax_probs
 from esenas.topology import Topology, decision_rows
 
 #: Most elements per chunk of rows in ``_score_grad``: small enough that its temporaries (the
@@ -38,7 +38,7 @@ class PolicyGradient(Controller):
         d, c = self.space.num_decisions, max(self.space.max_choices, 1)
         self.logits = np.zeros((d, c))
         self.baseline: float | None = None
-        self._alias: tuple[npt.NDArray[np.float32], np.ndarray] | None = None
+        self._alias: Tables | None = None
         self._probs_cache: F64 | None = None
 
     def probs(self) -> F64:
@@ -50,8 +50,8 @@ class PolicyGradient(Controller):
         g = rng or self.rng
         seeds = g.integers(1, 2**63, size=-(-n // SAMPLE_BLOCK), dtype=np.uint64)
         if self._alias is None:  # built once per controller update (~2 ms for chromatic H41)
-            self._alias = flat_tables(*alias_tables(self._probs(), self.space.choices))
-        return BlockSampler(self.space, self.logits.copy(), seeds, n, SAMPLE_BLOCK, _tables=(*self._alias, self._probs()))
+            self._alias = build_tables(self._probs(), self.space.choices)
+        return BlockSampler(self.space, self.logits.copy(), seeds, n, SAMPLE_BLOCK, _tables=self._alias)
 
     def ask(self, n: int, rng: np.random.Generator | None = None) -> list[Topology]:
         """n topologies, each decision drawn from its softmax by Walker's alias method, in

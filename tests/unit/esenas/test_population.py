@@ -135,7 +135,8 @@ def _vose_row_by_row(p: np.ndarray, choices: np.ndarray) -> tuple[np.ndarray, np
 def test_alias_tables_for_all_rows_at_once_are_vose_row_by_row_bit_for_bit() -> None:
     """A relay redraws the aggregator's samples from these tables: any difference in a single
     bit would credit the controller with topologies the workers never ran."""
-    from esenas.sampling import alias_tables, softmax_probs
+    from esenas.alias import alias_tables
+    from esenas.sampling import softmax_probs
 
     rng = np.random.default_rng(11)
     for trial in range(200):
@@ -150,7 +151,7 @@ def test_alias_tables_for_all_rows_at_once_are_vose_row_by_row_bit_for_bit() -> 
 
 
 def test_alias_sampling_draws_the_softmax() -> None:
-    from esenas.sampling import alias_tables
+    from esenas.alias import alias_tables
 
     rng = np.random.default_rng(3)
     p = rng.dirichlet(np.ones(5), size=4)
