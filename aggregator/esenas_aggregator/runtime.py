@@ -345,6 +345,6 @@ class Runtime:
             for wake in (q.next_deadline(now), q.next_straggler_time()):
                 if wake is not None:
                     remaining = min(remaining, max(0.001, wake - now))
-            changed = self._changed
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), timeout=remaining)
+            with contextlib.suppress(TimeoutError):  # not wait_for: its task per wait costs the barrier
+                async with asyncio.timeout(remaining):
+                    await self._changed.wait()
