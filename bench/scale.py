@@ -363,13 +363,23 @@ def wait_ports(proc: subprocess.Popen[bytes], ports: Path, log: Path, what: str)
     return dict(json.loads(ports.read_text()))
 
 
-def pin(pid: int, on: bool, server: bool) -> None:
-    """With ``--pin``: the aggregator and relays on CPU 0, the simulated workers' clients on the
-    others, so the clients' bursts at the barrier do not take the aggregator's core (in a cluster
-    the workers run elsewhere, and the aggregator's pod requests its own CPU)."""
+def pin(pid: int, on: bool, role: str, relays: int = 0, index: int = 0) -> None:
+    """With ``--pin``: the aggregator on CPU 0, the simulated workers' clients on the others, so
+    the clients' bursts at the barrier do not take the aggregator's core (in a cluster the workers
+    run elsewhere, and the aggregator's pod requests its own CPU). Relays get a CPU each (1, 2,
+    ...) where there are at least two more CPUs than relays, as their pods would; with fewer they
+    share CPU 0 with the aggregator."""
     cpus = sorted(os.sched_getaffinity(0))
-    if on and len(cpus) > 1:
-        os.sched_setaffinity(pid, cpus[:1] if server else cpus[1:])
+    if not on or len(cpus) < 2:
+        return
+    own = relays if len(cpus) >= relays + 2 else 0  # CPUs 1..own are the relays'
+    if role == "aggregator":
+        mine = cpus[:1]
+    elif role == "relay":
+        mine = [cpus[1 + index]] if own else cpus[:1]
+    else:
+        mine = cpus[1 + own :]
+    os.sched_setaffinity(pid, mine)
 
 
 def write_settled_checkpoint(job: Path, ckpt_dir: Path) -> None:
@@ -413,7 +423,7 @@ def run_scale(
          "--ports-file", str(ports), "--exit-when-done", "--log-level", "WARNING", *lease_cap],
         stdout=agg_log, stderr=subprocess.STDOUT,
     )
-    pin(agg.pid, a.pin, server=True)
+    pin(agg.pid, a.pin, "aggregator")
     relays: list[subprocess.Popen[bytes]] = []
     try:
         address = f"127.0.0.1:{wait_ports(agg, ports, tmp / f'agg-{w}.log', 'the aggregator')['grpc']}"
@@ -430,7 +440,7 @@ def run_scale(
                      "--relay-id", f"relay-{r}", "--lease-items", str(lease), "--exit-when-done", "--log-level", "WARNING"],
                     stdout=agg_log, stderr=subprocess.STDOUT,
                 ))
-                pin(relays[-1].pid, a.pin, server=True)
+                pin(relays[-1].pid, a.pin, "relay", a.relays, r)
                 addresses.append(f"127.0.0.1:{wait_ports(relays[-1], rports, tmp / f'agg-{w}.log', f'relay {r}')['grpc']}")
         args = {"step_s": step_s, "slowdown": a.slowdown, "episodes": a.episodes, "batch": a.batch or a.pairs_per_worker,
                 "transport": transport}
@@ -442,7 +452,7 @@ def run_scale(
             outs.append(out)
             spec = json.dumps({"addresses": addresses, "ids": ids, "args": args, "out": str(out)})
             clients.append(subprocess.Popen([sys.executable, __file__, "--client", spec]))
-            pin(clients[-1].pid, a.pin, server=False)
+            pin(clients[-1].pid, a.pin, "client", a.relays)
         t_start = time.monotonic()
         cpu_marks: dict[int, tuple[float, ...]] = {}
         last_it = -1
@@ -603,7 +613,7 @@ def main() -> int:
     p.add_argument("--relays", type=int, default=0, help="relay processes between the workers and the aggregator (0: none)")
     p.add_argument("--clients", type=int, default=3, help="client processes holding the simulated workers")
     p.add_argument("--pin", action="store_true",
-                   help="the aggregator and relays on the first CPU, the simulated workers on the others (state it)")
+                   help="the aggregator on the first CPU, relays on one CPU each where there are enough (else beside it), the simulated workers on the rest (state it)")
     p.add_argument("--settled", action="store_true",
                    help="start from a checkpoint with the controller concentrated, a job's steady state (state it)")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per scale")

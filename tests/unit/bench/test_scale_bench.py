@@ -37,21 +37,29 @@ def test_settled_starts_the_aggregator_from_a_concentrated_controller(bench_line
     assert 0 < s["controller_entropy_first_last"][0] < 0.2
 
 
-def test_pin_puts_the_aggregator_on_the_first_cpu_and_the_clients_on_the_rest() -> None:
+def test_pin_puts_the_aggregator_on_the_first_cpu_relays_on_their_own_and_the_clients_on_the_rest() -> None:
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         pytest.skip("one CPU: --pin leaves processes where they are")
     sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
     from scale import pin
 
-    procs = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) for _ in range(3)]
+    procs = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) for _ in range(5)]
     try:
-        pin(procs[0].pid, True, server=True)
-        pin(procs[1].pid, True, server=False)
-        pin(procs[2].pid, False, server=True)
+        pin(procs[0].pid, True, "aggregator")
+        pin(procs[1].pid, True, "client")
+        pin(procs[2].pid, False, "aggregator")
+        pin(procs[3].pid, True, "relay", 1, 0)
+        pin(procs[4].pid, True, "client", 1)
         assert os.sched_getaffinity(procs[0].pid) == {cpus[0]}
         assert os.sched_getaffinity(procs[1].pid) == set(cpus[1:])
         assert os.sched_getaffinity(procs[2].pid) == set(cpus)
+        if len(cpus) >= 3:  # a CPU for the relay, and still one for the clients
+            assert os.sched_getaffinity(procs[3].pid) == {cpus[1]}
+            assert os.sched_getaffinity(procs[4].pid) == set(cpus[2:])
+        else:  # two CPUs: the relay beside the aggregator
+            assert os.sched_getaffinity(procs[3].pid) == {cpus[0]}
+            assert os.sched_getaffinity(procs[4].pid) == set(cpus[1:])
     finally:
         for p in procs:
             p.kill()
