@@ -131,16 +131,23 @@ def calibrate(env_id: str) -> float:
 
 
 class Objective:
-    """A cheap deterministic reward: close to a hidden target and using its colouring."""
+    """A cheap deterministic reward: close to a hidden target and using its colouring. Cheap on
+    purpose: the simulated workers of a 10,000-worker run share a few processes, and what they
+    spend per item delays every other worker in theirs (a real worker has its own pod)."""
 
     def __init__(self, dim: int, decisions: int) -> None:
         g = np.random.default_rng(12345)
         self.target = g.normal(0.0, 0.5, dim)
         self.colours = g.integers(0, 17, decisions)
 
-    def __call__(self, params: np.ndarray, decisions: np.ndarray) -> float:
-        match = float(np.mean(decisions == self.colours)) if decisions.size else 0.0
-        return 1000.0 - 100.0 * float(np.mean((params - self.target) ** 2)) + 500.0 * match
+    def match(self, decisions: np.ndarray) -> float:
+        """The share of a topology's decisions that agree with the hidden colouring."""
+        return float(np.count_nonzero(decisions == self.colours)) / decisions.size if decisions.size else 0.0
+
+    def reward(self, point: np.ndarray, match: float) -> float:
+        """The reward of parameters ``point`` with a topology of :meth:`match` ``match``."""
+        d = point - self.target
+        return 1000.0 - 100.0 * float(d @ d) / point.size + 500.0 * match
 
 
 def episode_steps(kind: str, g: np.random.Generator) -> int:
@@ -167,7 +174,7 @@ async def sim_worker(
     params = np.zeros(0)
     sigma = 0.0
     version: tuple[int, int] | None = None
-    topos: dict[int, np.ndarray] = {}
+    topos: dict[int, float] = {}  # table index -> Objective.match of its topology
     batch = args["batch"]
     last_iteration = -1
     # The real worker's channel options (its HTTP/2 settings among them), on its own connection,
@@ -189,7 +196,8 @@ async def sim_worker(
                 stream = stub.ExchangeStream(metadata=meta)
             try:
                 await stream.write(request)
-                reply = await asyncio.wait_for(stream.read(), 120)
+                async with asyncio.timeout(120):  # not wait_for: a task per read, 1,000s per barrier
+                    reply = await stream.read()
             except BaseException:
                 stream.cancel()
                 stream = None
@@ -256,9 +264,12 @@ async def sim_worker(
             if reply.topologies:
                 rec["topology_bytes"].append(len(reply.topologies) + len(reply.topology_index))
                 idx = np.frombuffer(reply.topology_index, "<u4").tolist()
-                topos.update(zip(idx, (t.decisions for t in decode_topologies(reply.topologies)), strict=True))
+                decoded = decode_topologies(reply.topologies)
+                if objective is None:
+                    objective = Objective(params.size, decoded[0].decisions.size if decoded else 0)
+                topos.update(zip(idx, (objective.match(t.decisions) for t in decoded), strict=True))
             if objective is None:
-                objective = Objective(params.size, next(iter(topos.values())).size if topos else 0)
+                objective = Objective(params.size, 0)
             items = wire.decode_items(reply.items)
             first_batch = last_iteration != up_iteration  # this worker's first lease of it
             last_iteration = up_iteration
@@ -268,22 +279,29 @@ async def sim_worker(
             rp, rn, steps = np.zeros(n), np.full(n, np.nan), np.zeros(n, np.uint32)
             slept = 0.0
             for i, item in enumerate(items):
-                d = topos.get(int(item["topology"]), np.zeros(0))
-                if item["kind"] == wire.KIND_PAIR:
-                    eps = sigma * perturbation(int(item["seed"]), params.size)
-                    rp[i], rn[i] = objective(params + eps, d), objective(params - eps, d)
-                    # An episode's length belongs to the item (its seed fixes the start state and
-                    # the perturbation), not to the worker: a backup copy of a long item is as long.
+                # An episode's length belongs to the item (its seed fixes the start state and the
+                # perturbation), not to the worker: a backup copy of a long item is as long.
+                pair = item["kind"] == wire.KIND_PAIR
+                if args["episodes"] == "fixed":
+                    s = MAX_STEPS * (2 if pair else 1)
+                elif pair:
                     ig = np.random.default_rng([int(item["seed"]), up_iteration])
                     s = episode_steps(args["episodes"], ig) + episode_steps(args["episodes"], ig)
                 else:
-                    rp[i] = objective(params, d)
-                    rec["exact"].append((up_iteration, rp[i]))
                     s = episode_steps(args["episodes"], np.random.default_rng([int(item["index"]), up_iteration, 7]))
                 steps[i] = s
                 dt = s * step_s
                 start = time.monotonic()
                 await asyncio.sleep(dt)
+                # The reward once the "episode" is over, as a real worker has it: computed before
+                # the sleep, every worker of a client process would wait for the others' at a barrier.
+                match = topos.get(int(item["topology"]), 0.0)
+                if pair:
+                    eps = sigma * perturbation(int(item["seed"]), params.size)
+                    rp[i], rn[i] = objective.reward(params + eps, match), objective.reward(params - eps, match)
+                else:
+                    rp[i] = objective.reward(params, match)
+                    rec["exact"].append((up_iteration, rp[i]))
                 rec["items"].append((up_iteration, start, dt))
                 slept += dt
             rec["worker_sleep"].append((wid, up_iteration, slept, first_batch))
