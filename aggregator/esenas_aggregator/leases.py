@@ -104,3 +104,14 @@ class LeaseBook:
         """Items of the worker's open lease (0 when it holds none)."""
         lease_id = self._by_worker.get(worker)
         return 0 if lease_id is None else len(self._open[lease_id].index)
+
+
+def held_mask(index: npt.ArrayLike, held: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Which of ``index`` a lease holds, ``held`` being its items as :meth:`LeaseBook.close`
+    returns them (sorted). A binary search: np.isin costs ~28 us on a worker's 8 results, this ~4."""
+    idx = np.asarray(index, np.int64)
+    if not held.size:
+        return np.zeros(idx.shape, bool)
+    pos = np.searchsorted(held, idx)
+    pos[pos == held.size] = 0
+    return np.asarray(held[pos] == idx)

@@ -19,7 +19,7 @@ from esenas.topology import Topology
 from esenas_api import wire
 
 from esenas_aggregator.bounds import ResultBounds
-from esenas_aggregator.leases import LeaseBook, LeaseState
+from esenas_aggregator.leases import LeaseBook, LeaseState, held_mask
 from esenas_aggregator.metrics import Metrics
 from esenas_aggregator.outcome import IngestOutcome
 from esenas_aggregator.queue import WorkQueue
@@ -225,7 +225,7 @@ class Runtime:
             return out
         held = self.leases.close(lease_id)
         try:
-            ours = np.isin(records["index"].astype(np.int64), held)
+            ours = held_mask(records["index"], held)
             out.reject("not_leased", int((~ours).sum()))
             records = records[ours]
             obs, trusted = self._checked_obs(obs_stats, records, out)
