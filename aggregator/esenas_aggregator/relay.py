@@ -93,6 +93,8 @@ def round_topologies(reply: pb.ExchangeReply, sampler: BlockSampler | None) -> M
         if sampler is None or len(reply.topology_samples) % 8:
             raise wire.WireError(f"topology samples: {len(reply.topology_samples)} bytes, sampler {sampler is not None}")
         pairs = np.frombuffer(reply.topology_samples, dtype="<u4").reshape(-1, 2)
+        if int(pairs[:, 1].max()) >= sampler.count:
+            raise wire.WireError(f"topology samples: position {int(pairs[:, 1].max())} outside the sampler's {sampler.count}")
     return TopologyTable(index, topos, pairs, sampler) if len(index) or len(pairs) else {}
 
 
@@ -114,8 +116,6 @@ class TopologyTable(Mapping[int, Topology]):
         if samples is not None and len(samples):
             if sampler is None:
                 raise wire.WireError(f"topology samples: {len(samples)} positions without a sampler")
-            if int(samples[:, 1].max()) >= sampler.count:
-                raise wire.WireError(f"topology samples: position {int(samples[:, 1].max())} outside the sampler's {sampler.count}")
             self._positions = dict(zip(samples[:, 0].tolist(), samples[:, 1].tolist(), strict=True))
         self._sampler = sampler
         self._keys = list(dict.fromkeys([*self._by_index, *self._positions]))
@@ -124,9 +124,8 @@ class TopologyTable(Mapping[int, Topology]):
         got = self._by_index.get(key)
         if got is None:
             pos = self._positions[key]  # KeyError for an index the round does not have
-            assert self._sampler is not None  # the positions were checked against it
-            block, row = divmod(pos, self._sampler.block)
-            got = self._by_index[key] = self._sampler.cached_block(block)[row]
+            assert self._sampler is not None
+            got = self._by_index[key] = self._sampler.at([pos])[0]
         return got
 
     def __iter__(self) -> Iterator[int]:
