@@ -84,55 +84,33 @@ def upstream_results(rnd: Round, runtime: Runtime) -> tuple[bytes, bytes]:
 
 def round_topologies(reply: pb.ExchangeReply, sampler: BlockSampler | None) -> Mapping[int, Topology]:
     """A lease's topologies by upstream table index: those sent as decisions, and those named by
-    sample position in the version's ``sampler`` (see esenas_aggregator.topologies), drawn when
-    first asked for."""
+    sample position, drawn from the version's ``sampler`` (see esenas_aggregator.topologies)."""
     index = np.frombuffer(reply.topology_index, dtype="<u4")
     topos = decode_topologies(reply.topologies) if reply.topologies else []
-    pairs = np.zeros((0, 2), "<u4")
     if reply.topology_samples:
         if sampler is None or len(reply.topology_samples) % 8:
             raise wire.WireError(f"topology samples: {len(reply.topology_samples)} bytes, sampler {sampler is not None}")
         pairs = np.frombuffer(reply.topology_samples, dtype="<u4").reshape(-1, 2)
-        if int(pairs[:, 1].max()) >= sampler.count:
-            raise wire.WireError(f"topology samples: position {int(pairs[:, 1].max())} outside the sampler's {sampler.count}")
-    return TopologyTable(index, topos, pairs, sampler) if len(index) or len(pairs) else {}
+        index, topos = np.concatenate([index, pairs[:, 0]]), topos + sampler.at(pairs[:, 1])
+    return TopologyTable(index, topos) if len(index) else {}
 
 
 class TopologyTable(Mapping[int, Topology]):
-    """The topologies of the current round by their upstream table index (Runtime looks them up).
+    """The topologies of the current round by their upstream table index (Runtime looks them up)."""
 
-    Those named by sample position are drawn when a lease first asks for them, a block at a time
-    (the sampler keeps its blocks): a round of 10,000 then starts at once, where drawing them all
-    first held every worker of the relay for tens of milliseconds per iteration."""
-
-    def __init__(
-        self, index: np.ndarray, topologies: list[Topology], samples: np.ndarray | None = None,
-        sampler: BlockSampler | None = None,
-    ) -> None:
+    def __init__(self, index: np.ndarray, topologies: list[Topology]) -> None:
         if len(index) != len(topologies):
             raise wire.WireError(f"topologies: {len(topologies)} for {len(index)} indices")
         self._by_index: dict[int, Topology] = dict(zip(index.tolist(), topologies, strict=True))
-        self._positions: dict[int, int] = {}
-        if samples is not None and len(samples):
-            if sampler is None:
-                raise wire.WireError(f"topology samples: {len(samples)} positions without a sampler")
-            self._positions = dict(zip(samples[:, 0].tolist(), samples[:, 1].tolist(), strict=True))
-        self._sampler = sampler
-        self._keys = list(dict.fromkeys([*self._by_index, *self._positions]))
 
     def __getitem__(self, key: int) -> Topology:
-        got = self._by_index.get(key)
-        if got is None:
-            pos = self._positions[key]  # KeyError for an index the round does not have
-            assert self._sampler is not None
-            got = self._by_index[key] = self._sampler.at([pos])[0]
-        return got
+        return self._by_index[key]
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self._keys)
+        return iter(self._by_index)
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._by_index)
 
 
 class Relay:

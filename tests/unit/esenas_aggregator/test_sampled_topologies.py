@@ -62,26 +62,6 @@ def test_a_relay_rebuilds_every_leased_topology_from_positions_alone(policy: str
     assert pairs == b"" and decode_topologies(blob) == [plan.topologies[int(i)] for i in np.frombuffer(index, "<u4")]
 
 
-def test_a_round_draws_its_sampled_topologies_only_when_a_lease_asks_for_them() -> None:
-    algo, _ = _plan_with_incumbent("chromatic")
-    plan = algo.ask()
-    assert plan.sampler is not None and plan.sample_position is not None
-    wire_sampler = BlockSampler.from_bytes(plan.sampler.to_bytes())
-    table = IterationTopologies(plan.topologies, plan.sample_position, b"sampling")
-    _, _, pairs = table.payload(plan.items[:300], samples=True)
-    reply = pb.ExchangeReply(topology_samples=pairs)
-    got = round_topologies(reply, wire_sampler)
-    assert len(got) == len(np.unique(plan.items["topology"][:300])) and not wire_sampler._cache  # nothing drawn yet
-    first = int(np.frombuffer(pairs, "<u4")[0])
-    assert got[first] == plan.topologies[first] and len(wire_sampler._cache) == 1  # one block, for one lookup
-    assert dict(got) == {int(t): plan.topologies[int(t)] for t in np.unique(plan.items["topology"][:300])}
-    with pytest.raises(KeyError):
-        got[10**6]
-    bad = np.array([[0, plan.sampler.count]], "<u4").tobytes()
-    with pytest.raises(wire.WireError, match="outside the sampler"):
-        round_topologies(pb.ExchangeReply(topology_samples=bad), wire_sampler)
-
-
 def test_sample_positions_without_the_sampler_are_refused() -> None:
     reply = pb.ExchangeReply(topology_samples=np.array([[0, 1]], "<u4").tobytes())
     with pytest.raises(wire.WireError, match="topology samples"):
