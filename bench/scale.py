@@ -305,6 +305,7 @@ async def sim_worker(
                 rec["items"].append((up_iteration, start, dt))
                 slept += dt
             rec["worker_sleep"].append((wid, up_iteration, slept, first_batch))
+            rec["done_at"].append((up_iteration, time.monotonic()))
             pending = (up_iteration, slept, n)
             request = pb.ExchangeRequest(
                 worker_id=wid, session=reply.session, iteration=reply.iteration, lease=reply.lease,
@@ -314,7 +315,7 @@ async def sim_worker(
 
 
 async def client_main(addresses: list[str], ids: list[str], args: dict[str, Any], out: Path) -> None:
-    keys = ("items", "pushed", "rtt", "param_bytes", "topology_bytes", "exact", "worker_sleep", "calls", "get_params", "errors", "first_item")
+    keys = ("items", "pushed", "rtt", "param_bytes", "topology_bytes", "exact", "worker_sleep", "calls", "get_params", "errors", "first_item", "done_at")
     rec: dict[str, list[Any]] = {k: [] for k in keys}
     tasks = []
     for k, wid in enumerate(ids):
@@ -573,6 +574,16 @@ def summarise(
         max(v for (i, _), v in first_start.items() if i == it) - min(v for (i, _), v in first_start.items() if i == it)
         for it in range(first, last)
     ]
+    # Where the rest of an iteration goes: from its last lease's end to the next iteration's first
+    # item (the last push, a relay's hand-in, tell and ask, the first lease), and the spread of
+    # the workers' ends (the broadcast's spread carried through the iteration, plus imbalance).
+    done_at = np.array(rec.get("done_at", []), dtype=np.float64).reshape(-1, 2)
+    barrier, finish_spread = [], []
+    for it in range(first, last):
+        ends = done_at[done_at[:, 0] == it, 1]
+        if len(ends) and it + 1 in starts:
+            barrier.append(starts[it + 1] - float(ends.max()))
+            finish_spread.append(float(ends.max() - ends.min()))
     calls = np.array(rec["calls"], dtype=np.float64).reshape(-1, 2)  # iteration, items received
     cs = (calls[:, 0] >= first) & (calls[:, 0] < last)
     n_get_params = len(rec["get_params"]) * (last - first) / k
@@ -603,6 +614,8 @@ def summarise(
         # what the aggregator itself sent (to relays: sample positions for sampled topologies)
         "aggregator_topology_bytes_per_iteration": sent,
         "broadcast_s": round(float(np.mean(spread)), 3) if spread else None,
+        "barrier_s": round(float(np.mean(barrier)), 3) if barrier else None,
+        "finish_spread_s": round(float(np.mean(finish_spread)), 3) if finish_spread else None,
         "exchange_calls_per_iteration": int(cs.sum() / (last - first)),
         "empty_exchanges_per_iteration": int((cs & (calls[:, 1] == 0)).sum() / (last - first)),
         "get_params_per_iteration": int(n_get_params / (last - first)),
