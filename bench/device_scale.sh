@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/scale.py on a lent many-core machine (the workplace's device tool), as run in stop 32.
+# bench/scale.py on a lent many-core machine (the workplace's device tool): "bash bench/device_scale.sh
+# [stop32|stop33]" runs that stop's set (default: the latest).
 #
 # That machine has Python 3.12 and NumPy, but not MuJoCo, Gymnasium or this project's gRPC and
 # protobuf versions, and no network. First, here, fetch those wheels into .whl/ (git-ignored, carried):
@@ -29,7 +30,20 @@ run() {
   echo "rc=$?"
   tail -1 "$out/$name.log" | cut -c1-1500
 }
-run w1k-fixed 100 --workers 1000 --iterations 8 --settled --pin --clients 15
-run w10k-relays8 230 --workers 10000 --iterations 6 --relays 8 --settled --pin --clients 7 --timeout 220
-run w1k-heavy32-relays4 150 --workers 1000 --iterations 6 --pairs-per-worker 32 --batch 2 --episodes heavy-tailed \
-    --min-pairs-fraction 0.9 --relays 4 --settled --pin --clients 8 --timeout 140
+set32() {
+  run w1k-fixed 100 --workers 1000 --iterations 8 --settled --pin --clients 15
+  run w10k-relays8 230 --workers 10000 --iterations 6 --relays 8 --settled --pin --clients 7 --timeout 220
+  run w1k-heavy32-relays4 150 --workers 1000 --iterations 6 --pairs-per-worker 32 --batch 2 --episodes heavy-tailed \
+      --min-pairs-fraction 0.9 --relays 4 --settled --pin --clients 8 --timeout 140
+}
+# stop 33: where 10,000 workers' time past the ideal goes (barrier_s, finish_spread_s), with the
+# simulated workers decoding topologies after their first sleep, and one relay per 1,000 workers.
+set33() {
+  run w1k-fixed 100 --workers 1000 --iterations 8 --settled --pin --clients 15
+  run w10k-relays8 200 --workers 10000 --iterations 6 --relays 8 --settled --pin --clients 7 --timeout 190
+  run w10k-relays10 200 --workers 10000 --iterations 6 --relays 10 --settled --pin --clients 5 --timeout 190
+}
+case "${1:-stop33}" in
+  stop32) set32 ;;
+  *) set33 ;;
+esac
