@@ -43,7 +43,12 @@ set33() {
   run w10k-relays8 200 --workers 10000 --iterations 6 --relays 8 --settled --pin --clients 7 --timeout 190
   run w10k-relays10 200 --workers 10000 --iterations 6 --relays 10 --settled --pin --clients 5 --timeout 190
 }
+# and how late the simulated workers' sleeps end at 10,000 (sleep_late_ms_mean_p99)
+late33() {
+  run w10k-relays8-late 200 --workers 10000 --iterations 6 --relays 8 --settled --pin --clients 7 --timeout 190
+}
 case "${1:-stop33}" in
   stop32) set32 ;;
+  late33) late33 ;;
   *) set33 ;;
 esac

@@ -292,6 +292,7 @@ async def sim_worker(
                 dt = s * step_s
                 start = time.monotonic()
                 await asyncio.sleep(dt)
+                rec["late"].append(time.monotonic() - start - dt)  # the client's event loop waking late
                 for idx_bytes, blob in undecoded:
                     decoded = decode_topologies(blob)
                     if objective is None:
@@ -323,7 +324,7 @@ async def sim_worker(
 
 
 async def client_main(addresses: list[str], ids: list[str], args: dict[str, Any], out: Path) -> None:
-    keys = ("items", "pushed", "rtt", "param_bytes", "topology_bytes", "exact", "worker_sleep", "calls", "get_params", "errors", "first_item", "done_at")
+    keys = ("items", "pushed", "rtt", "param_bytes", "topology_bytes", "exact", "worker_sleep", "calls", "get_params", "errors", "first_item", "done_at", "late")
     rec: dict[str, list[Any]] = {k: [] for k in keys}
     tasks = []
     for k, wid in enumerate(ids):
@@ -623,6 +624,10 @@ def summarise(
         "aggregator_topology_bytes_per_iteration": sent,
         "broadcast_s": round(float(np.mean(spread)), 3) if spread else None,
         "barrier_s": round(float(np.mean(barrier)), 3) if barrier else None,
+        # How late the simulated workers' sleeps end, past their episode time: their client
+        # process's event loop busy with its other workers (a real worker has its own pod).
+        "sleep_late_ms_mean_p99": [round(1000 * float(np.mean(rec["late"])), 1), round(1000 * float(np.percentile(rec["late"], 99)), 1)]
+        if rec.get("late") else None,
         "finish_spread_s": round(float(np.mean(finish_spread)), 3) if finish_spread else None,
         "exchange_calls_per_iteration": int(cs.sum() / (last - first)),
         "empty_exchanges_per_iteration": int((cs & (calls[:, 1] == 0)).sum() / (last - first)),
