@@ -26,9 +26,25 @@ class Roster:
         self._proven: dict[str, float] = {}  # workers that returned accepted results, and when
         self._busy: set[str] = set()  # workers whose last pull got items (bounded by _proven)
         self.served: set[str] = set()  # workers that got items of this iteration
+        self._started: float | None = None  # when this iteration's items were published
+        self._last_first_lease: float | None = None  # when the last worker served got its first lease
 
-    def new_iteration(self) -> None:
+    def new_iteration(self, now: float | None = None) -> float | None:
+        """A new iteration's items are out. Returns the last one's broadcast: seconds from its
+        start until the last worker it served had its first lease (None: it served none)."""
+        broadcast = None
+        if self._started is not None and self._last_first_lease is not None:
+            broadcast = self._last_first_lease - self._started
         self.served = set()
+        self._started = time.monotonic() if now is None else now
+        self._last_first_lease = None
+        return broadcast
+
+    def serve(self, worker_id: str, now: float | None = None) -> None:
+        """``worker_id`` got items of this iteration."""
+        if worker_id not in self.served:
+            self.served.add(worker_id)
+            self._last_first_lease = time.monotonic() if now is None else now
 
     def seen(self, worker_id: str, now: float | None = None) -> None:
         """A call from ``worker_id``: it counts towards fair shares, within bounds (see

@@ -1,7 +1,6 @@
 """Shared live state of one aggregator: the current iteration's queue, its parameters, workers seen.
 
-The gRPC servicer and HTTP endpoints read it; the training loop (``app``) drives it, all on one
-asyncio loop (no locks)."""
+The gRPC servicer and HTTP endpoints read it; the training loop (``app``) drives it, on one asyncio loop."""
 
 from __future__ import annotations
 
@@ -111,7 +110,8 @@ class Runtime:
         self.queue.min_pairs_fraction = min_pairs_fraction
         self.queue.start(iteration, items)
         self.leases.reset()
-        self.roster.new_iteration()
+        if (broadcast := self.roster.new_iteration()) is not None:
+            self.metrics.broadcast.observe(broadcast)
         self._notify()
 
     def set_obs_dim(self, obs_dim: int) -> None:
@@ -334,7 +334,7 @@ class Runtime:
                 if q.speculative != spec_before:
                     self.metrics.speculative.inc(q.speculative - spec_before)
                 if len(items):
-                    self.roster.served.add(worker_id)
+                    self.roster.serve(worker_id)
                     index, blob, pairs = self.topologies.payload(items, samples)
                     lease_id = self.leases.issue(worker_id, items["index"], probation)
                     return Lease(q.iteration, self.version, items.tobytes(), False, 0, index, blob, lease_id, pairs)

@@ -6,6 +6,7 @@ import asyncio
 import math
 
 import numpy as np
+import pytest
 from esenas_aggregator.metrics import Metrics
 from esenas_aggregator.runtime import Lease, Runtime
 from esenas_api import wire
@@ -108,3 +109,32 @@ def test_a_lease_holds_the_smaller_of_the_workers_batch_size_and_the_one_the_agg
         return len(lowered.items) // size, len(raised.items) // size
 
     assert asyncio.run(go()) == (4, 8)
+
+
+def test_the_broadcast_runs_from_an_iteration_s_start_to_its_last_first_lease() -> None:
+    from esenas_aggregator.roster import Roster
+
+    roster = Roster(window=60.0)
+    assert roster.new_iteration(now=100.0) is None  # nothing before the first iteration
+    roster.serve("a", now=100.2)
+    roster.serve("b", now=100.7)
+    roster.serve("a", now=103.0)  # a's second lease (its rest of the iteration, a backup): not a first
+    assert roster.new_iteration(now=104.0) == pytest.approx(0.7)
+    assert roster.new_iteration(now=110.0) is None  # an iteration that served no one has none
+
+
+def test_the_runtime_exports_each_iteration_s_broadcast() -> None:
+    metrics = Metrics("j", "ns")
+
+    async def go() -> None:
+        rt = Runtime(metrics, item_timeout=60.0, obs_dim=0)
+        await _prove(rt, ["a", "b"])  # iteration 0: both served
+        rt.start_iteration(1, 1, _items(4), b"params")  # observes iteration 0's broadcast
+        for w in ("a", "b"):
+            _answer(rt, await rt.pull(2, 0, w), w)
+        rt.start_iteration(2, 2, _items(4), b"params")  # and iteration 1's
+
+    asyncio.run(go())
+    text = metrics.render().decode()
+    count = [line for line in text.splitlines() if line.startswith("esenas_iteration_broadcast_seconds_count{")]
+    assert count and float(count[0].rsplit(" ", 1)[1]) == 2.0
