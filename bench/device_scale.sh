@@ -47,7 +47,13 @@ set33() {
 late33() {
   run w10k-relays8-late 200 --workers 10000 --iterations 6 --relays 8 --settled --pin --clients 7 --timeout 190
 }
+# and the same 1,250 workers per relay with 455 instead of 1,430 simulated workers per client process
+# (5,000 workers, 4 relays, 11 client processes): is the broadcast the relays' or the clients'?
+split33() {
+  run w5k-relays4-clients11 150 --workers 5000 --iterations 6 --relays 4 --settled --pin --clients 11 --timeout 140
+}
 case "${1:-stop33}" in
+  split33) split33 ;;
   stop32) set32 ;;
   late33) late33 ;;
   *) set33 ;;

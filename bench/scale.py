@@ -364,21 +364,24 @@ def proc_hwm_mib(pid: int) -> float:
     return 0.0
 
 
-def topology_bytes_sent(http: str) -> tuple[float, float]:
-    """The aggregator's esenas_topology_bytes_total by form (decisions, positions), from /metrics."""
+def metric_sums(http: str) -> tuple[float, float, float, float]:
+    """From one /metrics: esenas_topology_bytes_total by form (decisions, positions), and
+    esenas_iteration_broadcast_seconds' sum and count (0s where it cannot be read)."""
     import urllib.request
 
-    got = {"decisions": 0.0, "positions": 0.0}
+    got = {"decisions": 0.0, "positions": 0.0, "sum": 0.0, "count": 0.0}
     try:
         with urllib.request.urlopen(f"{http}/metrics", timeout=5) as r:
             text = r.read().decode()
     except OSError:
-        return got["decisions"], got["positions"]
+        return 0.0, 0.0, 0.0, 0.0
     for line in text.splitlines():
         if line.startswith("esenas_topology_bytes_total{"):
             form = line.split('form="', 1)[1].split('"', 1)[0]
             got[form] = float(line.rsplit(" ", 1)[1])
-    return got["decisions"], got["positions"]
+        elif line.startswith(("esenas_iteration_broadcast_seconds_sum{", "esenas_iteration_broadcast_seconds_count{")):
+            got["sum" if "_sum{" in line else "count"] = float(line.rsplit(" ", 1)[1])
+    return got["decisions"], got["positions"], got["sum"], got["count"]
 
 
 def wait_ports(proc: subprocess.Popen[bytes], ports: Path, log: Path, what: str) -> dict[str, int]:
@@ -458,6 +461,7 @@ def run_scale(
         # Relays: each leases its share of an iteration in one call (one round per iteration).
         lease = min(MAX_LEASE, -(-per_iteration // max(1, a.relays)))
         addresses = [address]
+        relay_http: list[str] = []
         if a.relays:
             addresses = []
             for r in range(a.relays):
@@ -469,7 +473,9 @@ def run_scale(
                     stdout=agg_log, stderr=subprocess.STDOUT,
                 ))
                 pin(relays[-1].pid, a.pin, "relay", a.relays, r)
-                addresses.append(f"127.0.0.1:{wait_ports(relays[-1], rports, tmp / f'agg-{w}.log', f'relay {r}')['grpc']}")
+                rp = wait_ports(relays[-1], rports, tmp / f"agg-{w}.log", f"relay {r}")
+                addresses.append(f"127.0.0.1:{rp['grpc']}")
+                relay_http.append(f"http://127.0.0.1:{rp['http']}")
         args = {"step_s": step_s, "slowdown": a.slowdown, "episodes": a.episodes, "batch": a.batch or a.pairs_per_worker,
                 "transport": transport}
         n_clients = max(1, min(a.clients, w // 50 or 1))
@@ -495,8 +501,9 @@ def run_scale(
             except OSError:
                 it = last_it
             if it != last_it:
+                relay_broadcast = np.sum([metric_sums(u)[2:] for u in relay_http], axis=0) if relay_http else (0.0, 0.0)
                 cpu_marks[it] = (time.monotonic(), proc_cpu_s(agg.pid), sum(proc_cpu_s(r.pid) for r in relays),
-                                 *topology_bytes_sent(http))
+                                 *metric_sums(http), *relay_broadcast)
                 last_it = it
                 print(f"  W={w}: iteration {it} at {time.monotonic() - t_start:.1f} s", flush=True)
             hwm = max(hwm, proc_hwm_mib(agg.pid))
@@ -569,6 +576,12 @@ def summarise(
     agg_cpu = m1[1] - m0[1]
     relay_cpu = m1[2] - m0[2]
     sent = {form: int((m1[3 + i] - m0[3 + i]) / max(1, last - first)) for i, form in enumerate(("decisions", "positions"))}
+
+    def mean_broadcast(at: int) -> float | None:
+        """Server-side broadcast (esenas_iteration_broadcast_seconds) over the steady iterations:
+        the aggregator's (at 5) or the relays' (at 7), averaged over the relays."""
+        n = m1[at + 1] - m0[at + 1]
+        return round((m1[at] - m0[at]) / n, 3) if n > 0 else None
     results = int(pushed[ps, 3].sum())
     exact = np.array(rec["exact"], dtype=np.float64).reshape(-1, 2)
     e_first = float(exact[exact[:, 0] == 0, 1].mean()) if np.any(exact[:, 0] == 0) else None
@@ -624,6 +637,8 @@ def summarise(
         "aggregator_topology_bytes_per_iteration": sent,
         "broadcast_s": round(float(np.mean(spread)), 3) if spread else None,
         "barrier_s": round(float(np.mean(barrier)), 3) if barrier else None,
+        # the same spread as the servers see it: until each one's last worker got its first lease
+        "server_broadcast_s": {"aggregator": mean_broadcast(5), "relays": mean_broadcast(7)},
         # How late the simulated workers' sleeps end, past their episode time: their client
         # process's event loop busy with its other workers (a real worker has its own pod).
         "sleep_late_ms_mean_p99": [round(1000 * float(np.mean(rec["late"])), 1), round(1000 * float(np.percentile(rec["late"], 99)), 1)]
