@@ -52,7 +52,13 @@ late33() {
 split33() {
   run w5k-relays4-clients11 150 --workers 5000 --iterations 6 --relays 4 --settled --pin --clients 11 --timeout 140
 }
+# and 10,000 workers behind 8 relays left to the kernel's scheduler (no --pin): does pinning a relay's
+# Python thread and its gRPC poller thread to one CPU slow its leases?
+nopin33() {
+  run w10k-relays8-nopin 200 --workers 10000 --iterations 6 --relays 8 --settled --clients 7 --timeout 190
+}
 case "${1:-stop33}" in
+  nopin33) nopin33 ;;
   split33) split33 ;;
   stop32) set32 ;;
   late33) late33 ;;
