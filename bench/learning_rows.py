@@ -73,6 +73,10 @@ _ROWS: Final[dict[str, Row]] = {
         "Swimmer-v5, linear, 8 partitions, the best 8 of 32 pairs (topDirections 8)", "bench/jobs/swimmer-linear-8-top8.yaml",
         "max 365", poster_max=365, max_env_steps=3_000_000,
     ),
+    "swimmer-linear-dense-top8": Row(
+        "Swimmer-v5, dense linear, the best 8 of 32 pairs (the row above, uncompressed)",
+        "bench/jobs/swimmer-linear-dense-top8.yaml", "max 365 (the chromatic row's)", poster_max=365, max_env_steps=3_000_000,
+    ),
     "halfcheetah-edges-40": Row(
         f"HalfCheetah-v5, H41, edge pruning keeping 40 edges{ALL_PAIRS}", "bench/jobs/halfcheetah-edges-40.yaml",
         "masked, 40 weights (92%): max 4,806", poster_max=4806, max_env_steps=10_000_000,
