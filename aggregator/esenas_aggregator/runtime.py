@@ -1,6 +1,6 @@
 """Shared live state of one aggregator: the current iteration's queue, its parameters, workers seen.
 
-The gRPC servicer and HTTP endpoints read it; the training loop (``app``) drives it, on one asyncio loop."""
+The gRPC servicer and HTTP endpoints read it; the training loop (``app``) drives it, on one asyncio loop (no locks)."""
 
 from __future__ import annotations
 
