@@ -76,13 +76,6 @@ class LeaseBook:
             return LeaseState.CLOSED
         return LeaseState.UNKNOWN
 
-    def covers(self, lease_id: int, index: npt.NDArray[np.integer]) -> npt.NDArray[np.bool_]:
-        """Which of ``index`` belong to the open lease ``lease_id``."""
-        held = self._open.get(lease_id)
-        if held is None:
-            return np.zeros(len(index), dtype=bool)
-        return np.isin(np.asarray(index, np.int64), held.index)
-
     def close(self, lease_id: int) -> npt.NDArray[np.int64]:
         """Close a lease; returns its items (the caller re-issues those still without a result)."""
         held = self._open.pop(lease_id, None)
