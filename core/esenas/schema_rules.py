@@ -219,6 +219,14 @@ RULES: Final[tuple[Rule, ...]] = (
         {"values": ""},
     ),
     Rule(
+        "relays", "workersPerRelay", "!has(self.workersPerRelay) || !has(self.replicas) || self.replicas == 0",
+        "spec.relays.replicas and spec.relays.workersPerRelay are mutually exclusive: give the relay count "
+        "(replicas) or the workers each relay serves (workersPerRelay), not both{got}",
+        lambda s: _fails("workersPerRelay" in s and s.get("replicas", 0) > 0, got=f"; replicas is {s.get('replicas')}"),
+        ("relays.replicas", "relays.workersPerRelay"),
+        {"got": ""},
+    ),
+    Rule(
         "objectives", "targetSize", "self.sizeWeight == 0.0 || has(self.targetSize)",
         "spec.objectives.targetSize is required when sizeWeight > 0",
         lambda s: _fails(s["sizeWeight"] > 0 and "targetSize" not in s),

@@ -7,6 +7,7 @@ re-exports them; their schemas come from core/v1 (``esenas.schema_k8s``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
@@ -96,8 +97,15 @@ class RelaysSpec:
     )
 
     replicas: int = spec_field(
-        "Number of relay pods; 0 means the workers dial the aggregator directly. About one per 250-500 workers.",
+        "Number of relay pods; 0 means the workers dial the aggregator directly. About one per 100-500 "
+        "workers (docs/operations.md sizes the tier). Exclusive with workersPerRelay.",
         0, minimum=0, maximum=1000,
+    )
+    workers_per_relay: int | None = spec_field(
+        "Size the relay tier from the fleet instead: ceil(workers.replicas / workersPerRelay) relay pods, "
+        "at least one, so that the tier follows kubectl scale and an HPA (docs/operations.md sizes it). "
+        "Exclusive with replicas.",
+        None, minimum=100, maximum=100_000,
     )
     resources: Mapping[str, Any] = spec_field(
         "CPU and memory requests and limits of each relay pod (a core/v1 ResourceRequirements). Unset "
@@ -105,3 +113,11 @@ class RelaysSpec:
         default_factory=dict,
         schema=k8s_field("resources"),
     )
+
+    def pods(self, workers: int) -> int:
+        """Relay pods for a fleet of ``workers`` pods: ``replicas``, or with ``workersPerRelay``
+        one per that many workers, at least one (the workers' address never flips to the
+        aggregator's and back as the fleet scales, which would roll every worker pod)."""
+        if self.workers_per_relay is None:
+            return self.replicas
+        return max(1, math.ceil(workers / self.workers_per_relay))

@@ -185,7 +185,7 @@ def build_worker_fleet(body: Mapping[str, Any], job: Job, settings: Settings, st
     """The worker Deployments J-workers-0..n-1; their replicas sum to spec.workers.replicas."""
     w = job.spec.workers
     name = job.name
-    address = names.worker_address(name, job.namespace, job.spec.relays.replicas)
+    address = names.worker_address(name, job.namespace, relays.relay_pods(job))
     container: Obj = {
         "name": "worker",
         "image": w.image or settings.worker_image,

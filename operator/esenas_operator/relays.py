@@ -1,6 +1,7 @@
 """The relay tier's children (docs/relay-tier.md): Deployment, Service and NetworkPolicy ``J-relays``.
 
-Present only while ``spec.relays.replicas`` > 0. The relays run the aggregator image's
+Present only while the job has relay pods: ``spec.relays.replicas`` > 0, or ``workersPerRelay``
+set (then one per that many workers, at least one, so the tier follows ``kubectl scale``). The relays run the aggregator image's
 ``esenas-relay``; the workers dial their Service instead of the aggregator's, and the aggregator
 gets ``--max-lease-items`` so that one lease holds a relay's share of an iteration.
 """
@@ -34,12 +35,17 @@ KINDS: Final = (("apps/v1", "Deployment"), ("v1", "Service"), ("networking.k8s.i
 
 def aggregator_args(job: Job) -> list[str]:
     """The aggregator's extra flags for relays (none without them)."""
-    return ["--max-lease-items", str(LEASE_ITEMS)] if job.spec.relays.replicas else []
+    return ["--max-lease-items", str(LEASE_ITEMS)] if relay_pods(job) else []
+
+
+def relay_pods(job: Job) -> int:
+    """The job's relay pods (0: none; see RelaysSpec.pods), whether or not it is stopped."""
+    return job.spec.relays.pods(job.spec.workers.replicas)
 
 
 def build_relays(body: Mapping[str, Any], job: Job, settings: Settings, stopped: bool = False) -> list[Obj]:
     """The relay children, or none when the job has no relays."""
-    if not job.spec.relays.replicas:
+    if not relay_pods(job):
         return []
     return [build_relay_deployment(body, job, settings, stopped), build_relay_service(body, job), build_relay_network_policy(body, job)]
 
@@ -78,7 +84,7 @@ def build_relay_deployment(body: Mapping[str, Any], job: Job, settings: Settings
         "kind": "Deployment",
         "metadata": names.child_meta(body, names.relays(name), "relay"),
         "spec": {
-            "replicas": 0 if stopped or job.spec.suspend else job.spec.relays.replicas,
+            "replicas": 0 if stopped or job.spec.suspend else relay_pods(job),
             "selector": {"matchLabels": names.selector(name, "relay")},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": {

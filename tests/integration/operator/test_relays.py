@@ -52,3 +52,23 @@ def test_relays_come_with_the_field_and_go_when_it_is_removed(cluster: FakeKube,
     assert "--max-lease-items" not in _container(cluster, ("Deployment", "rel-aggregator"))["args"]
     assert ("Service", "rel-aggregator") in children(cluster, "rel")
     assert operator.alive()
+
+
+def test_relays_per_worker_follow_kubectl_scale_and_roll_no_pod(cluster: FakeKube, operator: OperatorProcess) -> None:
+    doc = job_doc("rel", replicas=150, relays={"workersPerRelay": 100})
+    apply(cluster, doc)
+    relay = cluster.wait_for(lambda: children(cluster, "rel").get(("Deployment", "rel-relays")))
+    assert relay["spec"]["replicas"] == 2  # ceil(150 / 100)
+    worker_template = children(cluster, "rel")[("Deployment", "rel-workers-0")]["spec"]["template"]
+    agg_template = children(cluster, "rel")[("Deployment", "rel-aggregator")]["spec"]["template"]
+    cluster.kubectl("scale", "esj/rel", "--replicas=450")
+    cluster.wait_for(lambda: children(cluster, "rel")[("Deployment", "rel-relays")]["spec"]["replicas"] == 5)
+    cluster.kubectl("scale", "esj/rel", "--replicas=0")
+    cluster.wait_for(lambda: children(cluster, "rel")[("Deployment", "rel-relays")]["spec"]["replicas"] == 1)
+    kids = children(cluster, "rel")
+    # The workers' address and the aggregator's lease cap never changed: no pod was rolled.
+    assert kids[("Deployment", "rel-workers-0")]["spec"]["template"] == worker_template
+    assert kids[("Deployment", "rel-aggregator")]["spec"]["template"] == agg_template
+    refused = cluster.kubectl("patch", "esj/rel", "--type=merge", "-p", '{"spec":{"relays":{"replicas":3}}}', check=False)
+    assert refused.returncode != 0 and "spec.relays.replicas and spec.relays.workersPerRelay are mutually exclusive" in refused.stderr
+    assert operator.alive()

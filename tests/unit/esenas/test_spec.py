@@ -125,6 +125,27 @@ def test_perturbations_per_worker_follows_the_replicas() -> None:
     assert (fixed.es.perturbations, fixed.es.perturbations_per_worker) == (64, None)
 
 
+def test_relays_per_worker_follow_the_fleet_and_exclude_a_fixed_count() -> None:
+    def pods(replicas: int, relays: dict[str, Any]) -> int:
+        s = parse_spec({**BASE, "workers": {"replicas": replicas}, "relays": relays})
+        return s.relays.pods(s.workers.replicas)
+
+    assert [pods(n, {"workersPerRelay": 250}) for n in (0, 1, 250, 251, 10_000)] == [1, 1, 1, 2, 40]
+    assert [pods(n, {"replicas": 3}) for n in (0, 10_000)] == [3, 3]
+    assert pods(10_000, {}) == 0
+    assert pods(10_000, {"replicas": 0, "workersPerRelay": 500}) == 20  # replicas 0 is "no fixed count"
+    with pytest.raises(SpecError) as info:
+        parse_spec({**BASE, "relays": {"replicas": 4, "workersPerRelay": 500}})
+    (err,) = info.value.errors
+    assert err.path == "spec.relays.workersPerRelay"
+    assert "spec.relays.replicas and spec.relays.workersPerRelay are mutually exclusive" in err.reason
+    assert err.reason.endswith("; replicas is 4")
+    with pytest.raises(SpecError) as info:
+        parse_spec({**BASE, "relays": {"workersPerRelay": 10}})
+    (err,) = info.value.errors
+    assert err.path == "spec.relays.workersPerRelay" and "100" in err.reason
+
+
 def test_perturbations_and_per_worker_are_exclusive() -> None:
     with pytest.raises(SpecError) as info:
         parse_spec({**BASE, "es": {"perturbations": 64, "perturbationsPerWorker": 8}})

@@ -264,3 +264,18 @@ def test_relays_serve_with_the_key_and_stop_with_the_job() -> None:
     suspended = body(relays={"replicas": 3}, suspend=True)
     assert relays.build_relay_deployment(suspended, load_job(suspended), SETTINGS)["spec"]["replicas"] == 0
     assert relays.build_relays(body(), load_job(body()), SETTINGS) == []
+
+
+def test_relays_sized_per_worker_follow_the_fleet_without_flipping_the_workers_address() -> None:
+    def objects(replicas: int) -> dict[tuple[str, str], Any]:
+        b = body(workers={"replicas": replicas}, relays={"workersPerRelay": 500})
+        return {(o["kind"], o["metadata"]["name"]): o for o in all_objects(b)}
+
+    small, big = objects(10), objects(10_000)
+    assert small[("Deployment", "cheetah-relays")]["spec"]["replicas"] == 1  # never 0: see RelaysSpec.pods
+    assert big[("Deployment", "cheetah-relays")]["spec"]["replicas"] == 20
+    for objs in (small, big):  # the same address and lease cap at every size: scaling rolls no pod
+        env = objs[("Deployment", "cheetah-workers-0")]["spec"]["template"]["spec"]["containers"][0]["env"]
+        assert {"name": "ESENAS_AGGREGATOR", "value": "cheetah-relays.rl.svc:50051"} in env
+        assert objs[("Deployment", "cheetah-aggregator")]["spec"]["template"]["spec"]["containers"][0]["args"][-2:] == [
+            "--max-lease-items", "16384"]
