@@ -13,6 +13,7 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+from esenas.envload import episode_limit
 from esenas.spec import JobSpec
 from esenas_api.wire import KIND_PAIR
 
@@ -37,7 +38,7 @@ class ResultBounds:
     @classmethod
     def of(cls, spec: JobSpec) -> ResultBounds:
         """The bounds a job's spec sets (the aggregator's and its relays' alike)."""
-        return cls(spec.environment.max_abs_reward, spec.environment.max_episode_steps, spec.es.reward_shift)
+        return cls(spec.environment.max_abs_reward, episode_limit(spec.environment), spec.es.reward_shift)
 
     def reward_limit(self, steps: npt.NDArray[np.integer]) -> npt.NDArray[np.float64]:
         return self.max_abs_reward + abs(self.reward_shift) * np.asarray(steps, np.float64)

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from esenas import es
+from esenas import envload, es
 from esenas.best import Incumbent, best_evaluated, means_by_index, scheduled_step_size, stop_reason
 from esenas.controllers import Controller, make_controller
 from esenas.controllers.base import group_by_topology
@@ -263,7 +263,7 @@ class ESENAS:
             )
 
         # Best policy: the evaluated policy with the highest reward of its own (esenas.best).
-        found = best_evaluated(plan, topos, r, shift, self.spec.environment.max_episode_steps)
+        found = best_evaluated(plan, topos, r, shift, envload.episode_limit(self.spec.environment))
         if found is not None and found.reward > self.best_reward:
             self.best_reward = found.reward
             policy = Policy(self.arch, found.topology, found.params, plan.obs_mean, plan.obs_std)
@@ -335,7 +335,7 @@ class ESENAS:
 
     def _environment(self) -> dict[str, Any]:
         e = self.spec.environment
-        return {"id": e.id, "maxEpisodeSteps": e.max_episode_steps, "kwargs": dict(e.kwargs)}
+        return {"id": e.id, "maxEpisodeSteps": envload.episode_limit(e), "kwargs": dict(e.kwargs)}
 
     # ------------------------------------------------------------------ state
 

@@ -54,6 +54,39 @@ def parse_env_id(env_id: str) -> EnvRef:
     return EnvRef(env_id, module, name) if sep else EnvRef(env_id, None, env_id)
 
 
+#: The longest episode of a task that names none: a ``module:Class``, or an id registered without
+#: a limit, when the spec's ``maxEpisodeSteps`` is unset.
+DEFAULT_EPISODE_STEPS: Final = 1000
+_LIMITS: dict[str, int] = {}
+
+
+def episode_limit(env: EnvironmentSpec) -> int:
+    """The longest episode of ``env``: ``maxEpisodeSteps``, or unset the limit its id is registered
+    with (Reacher-v5: 50, Pusher-v5: 100), as ``gymnasium.make`` would apply it, else
+    :data:`DEFAULT_EPISODE_STEPS`. Every part that bounds an episode (the TimeLimit, the native
+    stepper, rollout buffers, the aggregator's result bounds) asks here, so they agree."""
+    if env.max_episode_steps is not None:
+        return env.max_episode_steps
+    got = _LIMITS.get(env.id)
+    if got is None:
+        got = _LIMITS[env.id] = _registered_limit(parse_env_id(env.id)) or DEFAULT_EPISODE_STEPS
+    return got
+
+
+def _registered_limit(ref: EnvRef) -> int | None:
+    if not ref.registered:
+        return None
+    import gymnasium
+
+    try:
+        if ref.module is not None:
+            importlib.import_module(ref.module)
+        limit = gymnasium.spec(ref.name).max_episode_steps
+    except Exception:  # an unknown or broken environment: make_env says why, with its reason
+        return None
+    return int(limit) if limit else None
+
+
 class EnvironmentUnavailable(Exception):
     """The environment could not be imported or built. ``str()`` is the one-line reason that the
     aggregator writes as its termination message and ``esenas run`` prints."""
@@ -80,7 +113,7 @@ def _unknown(ref: EnvRef, exc: BaseException) -> EnvironmentUnavailable:
 
 
 def make_env(env: EnvironmentSpec) -> Any:
-    """The environment of ``env``, limited to ``max_episode_steps``; raises EnvironmentUnavailable.
+    """The environment of ``env``, limited to :func:`episode_limit`; raises EnvironmentUnavailable.
 
     The edge of user code: an environment's module or constructor may raise anything, and what a
     person (or the operator's Failed condition) needs is one line about it, not a traceback from
@@ -107,9 +140,9 @@ def make_env(env: EnvironmentSpec) -> Any:
                 raise _fail(ref, f"{ref.name}(**kwargs) failed", exc) from exc
             from gymnasium.wrappers import TimeLimit
 
-            return TimeLimit(instance, max_episode_steps=env.max_episode_steps)
+            return TimeLimit(instance, max_episode_steps=episode_limit(env))
     try:
-        return gymnasium.make(env.id, max_episode_steps=env.max_episode_steps, **kwargs)
+        return gymnasium.make(env.id, max_episode_steps=episode_limit(env), **kwargs)
     except (gymnasium.error.UnregisteredEnv, gymnasium.error.DeprecatedEnv) as exc:
         raise _unknown(ref, exc) from exc
     except Exception as exc:

@@ -179,7 +179,7 @@ class Evaluator:
         #: the pair's second half steps here, in lockstep with ``env`` (see ``rollout_pair``)
         self.twin = make_env(spec.environment)
         self.arch = Architecture(spec.policy, self.obs_dim, self.act_dim)
-        self._bufs = np.zeros((2, spec.environment.max_episode_steps, self.obs_dim))
+        self._bufs = np.zeros((2, envload.episode_limit(spec.environment), self.obs_dim))
         self.params: F64 = np.zeros(self.arch.num_params)
         self.obs_mean: F64 = np.zeros(self.obs_dim)
         self.obs_std: F64 = np.ones(self.obs_dim)

@@ -109,7 +109,10 @@ class EnvironmentSpec:
         schema={"type": "object", "x-kubernetes-preserve-unknown-fields": True},
         max_properties=MAX_KWARGS_KEYS,
     )
-    max_episode_steps: int = spec_field("Longest episode, in environment steps.", 1000, minimum=1, maximum=1_000_000)
+    max_episode_steps: int | None = spec_field(
+        "Longest episode, in environment steps. Unset: the limit the task is registered with, as "
+        "gymnasium.make applies it (Reacher-v5 50, Pusher-v5 100, the locomotion tasks 1000); 1000 for a "
+        "module:Class or a task registered without one.", None, minimum=1, maximum=1_000_000)
     stepper: str = spec_field(
         "How workers step the task. auto: esenas' native MuJoCo stepper when it covers the id and kwargs "
         "(the Gymnasium v5 MuJoCo locomotion and pendulum tasks; same observations, rewards and "
@@ -239,16 +242,12 @@ class ESSpec:
         "highest; 0 means all pairs. At most the effective perturbations. Defaults to a quarter of "
         "the pairs in each update, rounded up (16 of 64), so it follows perturbationsPerWorker as "
         "the fleet scales; measured against all pairs in docs/tuning.md.",
-        None,
-        minimum=0,
-        maximum=MAX_PERTURBATIONS,
+        None, minimum=0, maximum=MAX_PERTURBATIONS,
     )
     exact_evals: int = spec_field(
         "Evaluations of the unperturbed parameters per iteration; the first re-scores the incumbent "
         "topology. Without them a policy's reward is that of a single perturbed rollout.",
-        0,
-        minimum=0,
-        maximum=100_000, when=mlp_default("exactEvals"),
+        0, minimum=0, maximum=100_000, when=mlp_default("exactEvals"),
     )
     min_pairs_fraction: float = spec_field(
         "Straggler policy: an iteration may close once this fraction of its pairs (each with both "

@@ -16,6 +16,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from esenas.envload import episode_limit
 from esenas.schema_model import FieldError, SpecError
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def build(env: EnvironmentSpec, fallback: Callable[[EnvironmentSpec], Any]) -> A
     if env.stepper != "gymnasium":
         why = unsupported(env.id, env.kwargs)
         if why is None:
-            return make(env.id, env.kwargs, env.max_episode_steps)
+            return make(env.id, env.kwargs, episode_limit(env))
         if env.stepper == "native":
             raise SpecError([FieldError("spec.environment.stepper", f"is native, but {why}")])
     return fallback(env)

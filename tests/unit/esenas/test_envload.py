@@ -10,7 +10,13 @@ import gymnasium
 import numpy as np
 import pytest
 from esenas.entrypoint import exit_with_reason
-from esenas.envload import EnvironmentUnavailable, make_env, parse_env_id
+from esenas.envload import (
+    DEFAULT_EPISODE_STEPS,
+    EnvironmentUnavailable,
+    episode_limit,
+    make_env,
+    parse_env_id,
+)
 from esenas.rollout import env_dims
 from esenas.spec import EnvironmentSpec, SpecError, load_job
 
@@ -37,6 +43,7 @@ class Line(gymnasium.Env):
 
 register(id="Line-v0", entry_point=Line)
 register(id="acme/Line-v1", entry_point=Line, kwargs={"size": 5})
+register(id="ShortLine-v0", entry_point=Line, max_episode_steps=4)
 '''
 
 
@@ -50,7 +57,7 @@ def user_module(tmp_path: Path) -> Iterator[str]:
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("esenas_test_user_envs", None)
-        for env_id in ("Line-v0", "acme/Line-v1"):  # the next import registers them again
+        for env_id in ("Line-v0", "acme/Line-v1", "ShortLine-v0"):  # the next import registers them again
             gymnasium.registry.pop(env_id, None)
 
 
@@ -68,6 +75,27 @@ def test_module_class_takes_kwargs_and_the_episode_limit(user_module: str) -> No
     assert env_dims(env) == (7, 1)
     env.reset(seed=0)
     assert [env.step(np.zeros(1))[3] for _ in range(3)] == [False, False, True]
+
+
+def test_an_unset_episode_limit_is_the_one_the_task_is_registered_with(user_module: str) -> None:
+    def limit(env_id: str, steps: int | None = None) -> int:
+        return episode_limit(EnvironmentSpec(env_id, max_episode_steps=steps))
+
+    assert [limit(i) for i in ("Reacher-v5", "Pusher-v5", "HalfCheetah-v5", "InvertedPendulum-v5")] == [50, 100, 1000, 1000]
+    assert limit("Reacher-v5", 7) == 7  # set, it wins
+    assert limit(f"{user_module}:ShortLine-v0") == 4  # registered by the user's module, with a limit
+    assert limit(f"{user_module}:Line-v0") == DEFAULT_EPISODE_STEPS  # registered without one
+    assert limit(f"{user_module}:Line") == DEFAULT_EPISODE_STEPS  # a class
+    assert limit("NoSuchTask-v3") == DEFAULT_EPISODE_STEPS  # make_env refuses it, saying why
+    for env_id, steps in ((f"{user_module}:ShortLine-v0", 4), (f"{user_module}:Line", DEFAULT_EPISODE_STEPS)):
+        env = make_env(EnvironmentSpec(env_id))
+        env.reset(seed=0)
+        ends = [env.step(np.zeros(1))[3] for _ in range(steps)]
+        assert ends == [False] * (steps - 1) + [True]  # the TimeLimit is the same limit
+    reacher = make_env(EnvironmentSpec("Reacher-v5"))
+    reacher.reset(seed=0)
+    ends = [reacher.step(np.zeros(2))[3] for _ in range(50)]
+    assert ends == [False] * 49 + [True]
 
 
 @pytest.mark.parametrize(("name", "kwargs", "obs"), [("Line-v0", {}, 3), ("Line-v0", {"size": 2}, 2), ("acme/Line-v1", {}, 5)])

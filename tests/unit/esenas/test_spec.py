@@ -27,7 +27,7 @@ def test_defaults() -> None:
     assert s.controller.type == "none"
     assert s.es.perturbations == 32
     assert s.workers.replicas == 4
-    assert s.environment.max_episode_steps == 1000
+    assert s.environment.max_episode_steps is None  # the task's registered limit (esenas.envload.episode_limit)
 
 
 def test_partition_defaults_to_policy_gradient_controller() -> None:

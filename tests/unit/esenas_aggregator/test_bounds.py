@@ -70,3 +70,11 @@ def test_observation_spaces_larger_than_the_request_limit_allows_are_refused_at_
         obs_stats=wire.encode_obs_stats(1.0, np.ones(MAX_OBS_DIM), np.ones(MAX_OBS_DIM)),
     )
     assert full.ByteSize() <= MAX_REQUEST_BYTES
+
+
+def test_a_jobs_bounds_take_the_tasks_registered_episode_limit_when_it_sets_none() -> None:
+    reacher = ResultBounds.of(parse_spec({"environment": {"id": "Reacher-v5"}}))
+    assert reacher.max_episode_steps == 50  # as its workers' TimeLimit: a 51-step episode is refused
+    bad = reacher.check(_records([-5.0, -5.0], [-5.0, -5.0], [100, 101]), np.zeros(2, np.uint8))
+    assert bad["steps_bound"].tolist() == [False, True]
+    assert ResultBounds.of(parse_spec({"environment": {"id": "Reacher-v5", "maxEpisodeSteps": 500}})).max_episode_steps == 500
