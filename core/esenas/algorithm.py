@@ -249,9 +249,9 @@ class ESENAS:
             self.controller.tell_indexed(plan.topologies, all_idx, fitness)
         else:
             self.controller.tell_streamed(counts, means_by_index(all_idx, fitness, len(plan.topologies))[1])
-        # The incumbent is judged on exact evals when there are any, else on the pair rollouts.
-        judged = slice(2 * rp.size, None) if raw_exact.size else slice(0, 2 * rp.size)
-        self.incumbent.update(plan.topologies, all_idx[judged], fitness[judged])
+        # The incumbent is judged on exact evals when there are any, else on the pairs' rollouts,
+        judged = slice(2 * rp.size, None) if raw_exact.size else slice(0, 2 * rp.size)  # if sampled
+        self.incumbent.update(plan.topologies, all_idx[judged], fitness[judged], keep_unseen=bool(raw_exact.size))
         if self.space.num_decisions:
             seen, mean_r = means_by_index(all_idx, rollouts, len(plan.topologies))
             front = front_indices(mean_r, uniq_sizes[seen])

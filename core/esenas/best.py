@@ -47,21 +47,28 @@ class Incumbent:
     topology: Topology | None = None
     score: float = -math.inf
 
-    def update(self, topologies: Sequence[Topology], index: I64, scores: F64) -> None:
+    def update(self, topologies: Sequence[Topology], index: I64, scores: F64, keep_unseen: bool = True) -> None:
         """One iteration's evaluations: ``scores[i]`` is an evaluation of ``topologies[index[i]]``.
 
         The incumbent, if evaluated, takes its new mean score first; then the best-scoring
-        topology of the iteration replaces it if it scored higher.
+        topology of the iteration replaces it if it scored higher. An incumbent not evaluated
+        keeps its latest score only with ``keep_unseen``; without, it gives way to the
+        iteration's best: when nothing re-scores it each iteration (no exact evals), a score of
+        older weights would hold the title for good while the weights move on under other
+        topologies (Reacher-v5 with the linear defaults: the current weights under a stale
+        incumbent fell to -1,600 while the population scored -9).
         """
         if scores.size == 0:
             return
         seen, means = means_by_index(index, scores, len(topologies))
         if self.topology is not None:
-            mine = self.topology.key
+            mine, found = self.topology.key, False
             for j, i in enumerate(seen.tolist()):
                 if topologies[i].key == mine:
-                    self.score = float(means[j])
+                    self.score, found = float(means[j]), True
                     break
+            if not found and not keep_unseen:
+                self.topology, self.score = None, -math.inf
         j = int(np.argmax(means))
         if self.topology is None or means[j] > self.score:
             self.topology, self.score = topologies[int(seen[j])], float(means[j])

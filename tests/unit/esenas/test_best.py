@@ -119,6 +119,25 @@ def test_incumbent_is_demoted_when_its_fresh_evaluation_disagrees() -> None:
     assert inc.topology == C
 
 
+def test_without_re_scoring_an_unseen_incumbent_gives_way_to_the_iterations_best() -> None:
+    inc = Incumbent()
+    inc.update([A, B], np.array([0, 1]), np.array([10.0, 5.0]), keep_unseen=False)  # A lucky
+    inc.update([B, C], np.array([0, 1]), np.array([3.0, 4.0]), keep_unseen=False)  # A not sampled
+    assert inc.topology == C and inc.score == 4.0  # A's 10 was of older weights
+    inc.update([C, B], np.array([0, 1]), np.array([2.0, 1.0]), keep_unseen=False)  # C sampled: re-scored
+    assert inc.topology == C and inc.score == 2.0
+
+
+def test_a_run_without_exact_evals_never_keeps_a_stale_incumbent() -> None:
+    # No exact evals: the incumbent is judged on the pairs. A scores 100 once, then the
+    # controller only samples C; the current weights are then C's, not the long-gone A's.
+    algo = scripted(spec(0), [A] + [C] * (N - 1), [C] * N)
+    tell(algo, [(100.0, 100.0)] + [(0.0, 0.0)] * (N - 1), [])
+    assert algo.current_topology() == A
+    tell(algo, [(1.0, 1.0)] * N, [])
+    assert algo.current_topology() == C
+
+
 def test_the_run_demotes_a_lucky_topology_and_re_scores_the_new_incumbent() -> None:
     # Iteration 0: A scores 100 once. Iteration 1: the first exact eval re-scores A (10), B scores
     # 50, so B is the incumbent, and iteration 2's first exact eval is B's.
