@@ -102,6 +102,13 @@ _ROWS: Final[dict[str, Row]] = {
         "HalfCheetah-v5, H41, 17 partitions, the best 16 of 64 pairs, the step 0.1 falling to 0.01 (es.stepSizeEndFraction 0.1)",
         "bench/jobs/halfcheetah-h41-17-top16-anneal.yaml", "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000,
     ),
+    **{
+        f"halfcheetah-{pol}-17-p32-top8": Row(
+            f"HalfCheetah-v5, {name}, 17 partitions, the best 8 of 32 pairs (twice the iterations of the top-16 row)",
+            f"bench/jobs/halfcheetah-{pol}-17-p32-top8.yaml", poster, poster_max=best, max_env_steps=10_000_000,
+        )
+        for pol, name, poster, best in (("h41", "H41", "max 3,779 (mean 2,148)", 3779), ("linear", "linear", "max 3,653", 3653))
+    },
     "swimmer-linear-8-top8-anneal": Row(
         "Swimmer-v5, linear, 8 partitions, the best 8 of 32 pairs, the step 0.05 falling to 0.005 (es.stepSizeEndFraction 0.1)",
         "bench/jobs/swimmer-linear-8-top8-anneal.yaml", "max 365", poster_max=365, max_env_steps=3_000_000,
@@ -121,6 +128,18 @@ _ROWS: Final[dict[str, Row]] = {
     "swimmer-defaults-top8": Row(
         "Swimmer-v5, linear, 8 partitions, the spec's defaults, the best 8 of 32 pairs (topDirections 8)",
         "bench/jobs/swimmer-defaults-top8.yaml", "no poster row", max_env_steps=3_000_000, defaults=True,
+    ),
+    "pusher-defaults": Row(
+        "Pusher-v5, H41, 23 partitions, the spec's defaults", "bench/jobs/pusher-defaults.yaml",
+        "poster's Pusher H41/23 (v2): mean -419, max -144", poster_max=-144, max_env_steps=2_000_000, defaults=True,
+    ),
+    "reacher-defaults": Row(
+        "Reacher-v5, linear, 8 partitions, the spec's defaults", "bench/jobs/reacher-defaults.yaml",
+        "no poster row", max_env_steps=1_000_000, defaults=True,
+    ),
+    "reacher-defaults-exact4": Row(
+        "Reacher-v5, linear, 8 partitions, the spec's defaults but es.exactEvals 4", "bench/jobs/reacher-defaults-exact4.yaml",
+        "no poster row", max_env_steps=1_000_000, defaults=True,
     ),
     "halfcheetah-ars-linear": Row(
         "HalfCheetah-v5, dense linear, ARS V2-t: episodes to 3430", "manifests/examples/halfcheetah-ars-linear.yaml",
