@@ -68,8 +68,11 @@ def episode_limit(env: EnvironmentSpec) -> int:
     if env.max_episode_steps is not None:
         return env.max_episode_steps
     got = _LIMITS.get(env.id)
-    if got is None:
-        got = _LIMITS[env.id] = _registered_limit(parse_env_id(env.id)) or DEFAULT_EPISODE_STEPS
+    if got is None:  # only a found limit is kept: a module imported later may still register one
+        got = _registered_limit(parse_env_id(env.id))
+        if got is None:
+            return DEFAULT_EPISODE_STEPS
+        _LIMITS[env.id] = got
     return got
 
 

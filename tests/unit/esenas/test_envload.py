@@ -87,6 +87,11 @@ def test_an_unset_episode_limit_is_the_one_the_task_is_registered_with(user_modu
     assert limit(f"{user_module}:Line-v0") == DEFAULT_EPISODE_STEPS  # registered without one
     assert limit(f"{user_module}:Line") == DEFAULT_EPISODE_STEPS  # a class
     assert limit("NoSuchTask-v3") == DEFAULT_EPISODE_STEPS  # make_env refuses it, saying why
+    gymnasium.register(id="NoSuchTask-v3", entry_point=f"{user_module}:Line", max_episode_steps=9)
+    try:
+        assert limit("NoSuchTask-v3") == 9  # registered since: the miss was not kept
+    finally:
+        gymnasium.registry.pop("NoSuchTask-v3", None)
     for env_id, steps in ((f"{user_module}:ShortLine-v0", 4), (f"{user_module}:Line", DEFAULT_EPISODE_STEPS)):
         env = make_env(EnvironmentSpec(env_id))
         env.reset(seed=0)
