@@ -1,8 +1,8 @@
 """The relay tier's children (docs/relay-tier.md): Deployment, Service and NetworkPolicy ``J-relays``.
 
 Present only while the job has relay pods: ``spec.relays.replicas`` > 0, or ``workersPerRelay``
-set (then one per that many workers, at least one, so the tier follows ``kubectl scale``). The relays run the aggregator image's
-``esenas-relay``; the workers dial their Service instead of the aggregator's, and the aggregator
+set (then one per that many workers, at least one, so the tier follows ``kubectl scale``). The
+relays run the aggregator image's ``esenas-relay``; the workers dial their Service instead of the aggregator's, and the aggregator
 gets ``--max-lease-items`` so that one lease holds a relay's share of an iteration.
 """
 
