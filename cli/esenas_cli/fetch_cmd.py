@@ -19,7 +19,9 @@ from typing import Any, Final
 from esenas.result_bundle import CHUNK_KEY, DIGEST_KEY, MANIFEST_KEY, ResultError, unpack
 from esenas.run_summary import HISTORY_FILE, POLICY_FILE, SUMMARY_FILE
 
+from esenas_cli.args import non_negative_int
 from esenas_cli.clip import add_clip
+from esenas_cli.fresh_eval import FRESH_EPISODES, add_fresh_eval
 from esenas_cli.kubectl import Kubectl, KubectlError
 from esenas_cli.results_dir import default_dir, write_folder
 
@@ -49,6 +51,9 @@ def register(sub: Any) -> None:
                    help="take a Failed job's best result so far, which the operator kept when it failed")
     p.add_argument("--no-video", action="store_true",
                    help="skip the clip that esenas run also adds (video/episode.mp4, rendered here from policy.json)")
+    p.add_argument("--fresh-episodes", type=non_negative_int, default=FRESH_EPISODES, metavar="N",
+                   help=f"replay the policy here on N new episodes, summary.json's freshEval as esenas run "
+                   f"adds it (default: {FRESH_EPISODES}; 0 skips it)")
     p.set_defaults(func=main)
 
 
@@ -60,6 +65,7 @@ def main(args: argparse.Namespace) -> int:
     except (FetchError, KubectlError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code if isinstance(exc, FetchError) else 1
+    add_fresh_eval(out, args.fresh_episodes)
     add_clip(out, enabled=not args.no_video, why_not="--no-video")
     best = info["bestReward"]
     print(f"{args.job}: {info['stopReason'] or 'stopped'}; best reward {best if best is None else round(best, 1)} "

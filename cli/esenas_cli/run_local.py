@@ -20,6 +20,7 @@ from esenas.trainer import Trainer
 
 from esenas_cli.clip import add_clip
 from esenas_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED
+from esenas_cli.fresh_eval import FRESH_EPISODES, add_fresh_eval
 from esenas_cli.progress import Bar
 from esenas_cli.results_dir import write_results
 from esenas_cli.run_folder import Resumed, save_checkpoint
@@ -51,7 +52,7 @@ class _Checkpoints:
 
 
 def train(job: Job, obs_dim: int, act_dim: int, out: Path, workers: int, resumed: Resumed | None,
-          source: str = "JOB.yaml", *, video: bool = True) -> int:
+          source: str = "JOB.yaml", *, video: bool = True, fresh: int = FRESH_EPISODES) -> int:
     """Train (or continue) ``job`` into the run folder ``out``; returns the exit code."""
     algo = resumed.algo if resumed else ESENAS(job.spec, obs_dim, act_dim)
     trainer = Trainer(algo.spec, workers=workers, algo=algo)
@@ -103,6 +104,7 @@ def train(job: Job, obs_dim: int, act_dim: int, out: Path, workers: int, resumed
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
+    add_fresh_eval(out, fresh, why_not="the run was interrupted" if stopped else "")
     add_clip(out, enabled=video and not stopped, why_not="the run was interrupted" if stopped else "--no-video")
     best = info["bestReward"]
     print(f"stopped: {reason}; best reward {best if best is None else round(best, 1)} after "

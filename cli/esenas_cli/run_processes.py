@@ -27,9 +27,10 @@ from esenas.trainer import default_workers
 from esenas_api import tls
 
 from esenas_cli import mujoco_log
-from esenas_cli.args import port, positive_int
+from esenas_cli.args import non_negative_int, port, positive_int
 from esenas_cli.child import PARENT_ENV
 from esenas_cli.errors import EXIT_INTERRUPTED, load_checked_job, report_bad_spec, usage_error
+from esenas_cli.fresh_eval import FRESH_EPISODES
 from esenas_cli.local_job import follow_local_workers
 from esenas_cli.progress import Bar
 from esenas_cli.results_dir import default_dir
@@ -56,6 +57,9 @@ def register(sub: Any) -> None:
     p.add_argument("--in-process", action="store_true", help="train in this process instead (no gRPC, no HTTP)")
     p.add_argument("--no-video", action="store_true",
                    help="skip the folder's clip (video/episode.mp4, a few seconds of the found policy)")
+    p.add_argument("--fresh-episodes", type=non_negative_int, default=FRESH_EPISODES, metavar="N",
+                   help=f"replay the found policy on N new episodes at the end, summary.json's freshEval "
+                   f"(default: {FRESH_EPISODES}; 0 skips it)")
     p.set_defaults(func=main)
 
 
@@ -94,17 +98,19 @@ def main(args: argparse.Namespace) -> int:
     if args.in_process:
         from esenas_cli import run_local
 
-        return run_local.train(job, obs_dim, act_dim, out, workers, resumed, args.job, video=not args.no_video)
-    return LocalFleet(job_file, job, out, workers, args.http_port or 0, resumed, video=not args.no_video).run()
+        return run_local.train(job, obs_dim, act_dim, out, workers, resumed, args.job, video=not args.no_video,
+                               fresh=args.fresh_episodes)
+    return LocalFleet(job_file, job, out, workers, args.http_port or 0, resumed, video=not args.no_video,
+                      fresh=args.fresh_episodes).run()
 
 
 class LocalFleet:
     """Starts, watches and stops the local aggregator and workers."""
 
     def __init__(self, job_file: Path, job: Job, out: Path, workers: int, http_port: int = 0,
-                 resumed: Resumed | None = None, *, video: bool = True) -> None:
+                 resumed: Resumed | None = None, *, video: bool = True, fresh: int = FRESH_EPISODES) -> None:
         self.job_file, self.job, self.out, self.n_workers = job_file, job, out, workers
-        self.http_port, self.resumed, self.video = http_port, resumed, video
+        self.http_port, self.resumed, self.video, self.fresh = http_port, resumed, video, fresh
         self.logs = out / "logs"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.interrupted = False
@@ -234,6 +240,7 @@ class LocalFleet:
 
     def _finish(self, last: dict[str, Any], code: int, wall: float) -> int:
         from esenas_cli.clip import add_clip
+        from esenas_cli.fresh_eval import add_fresh_eval
         from esenas_cli.results_dir import read_documents, write_folder
 
         if code != 0 and not self.interrupted:
@@ -250,6 +257,7 @@ class LocalFleet:
         reason = str(info["stopReason"]) or ("interrupted" if self.interrupted else last.get("reason", ""))
         info["stopReason"] = reason
         write_folder(self.out, policy, info, history, self.job.spec.environment.id)
+        add_fresh_eval(self.out, self.fresh, why_not="the run was interrupted" if self.interrupted else "")
         add_clip(self.out, enabled=self.video and not self.interrupted,
                  why_not="the run was interrupted" if self.interrupted else "--no-video")
         best = info["bestReward"]
