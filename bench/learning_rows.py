@@ -133,6 +133,14 @@ _ROWS: Final[dict[str, Row]] = {
         "Pusher-v5, H41, 23 partitions, the spec's defaults", "bench/jobs/pusher-defaults.yaml",
         "poster's Pusher H41/23 (v2): mean -419, max -144", poster_max=-144, max_env_steps=2_000_000, defaults=True,
     ),
+    "walker2d-defaults-p32": Row(
+        "Walker2d-v5, H41, 17 partitions, the spec's defaults but 32 pairs (the best 8)", "bench/jobs/walker2d-defaults-p32.yaml",
+        "no poster row", max_env_steps=3_000_000, defaults=True,
+    ),
+    "pusher-defaults-p32": Row(
+        "Pusher-v5, H41, 23 partitions, the spec's defaults but 32 pairs (the best 8)", "bench/jobs/pusher-defaults-p32.yaml",
+        "poster's Pusher H41/23 (v2): mean -419, max -144", poster_max=-144, max_env_steps=2_000_000, defaults=True,
+    ),
     "reacher-defaults": Row(
         "Reacher-v5, linear, 8 partitions, the spec's defaults", "bench/jobs/reacher-defaults.yaml",
         "no poster row", max_env_steps=1_000_000, defaults=True,
