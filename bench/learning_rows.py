@@ -44,6 +44,9 @@ class Row:
 #: quarter of the pairs, what the -top16 rows (16 of 64) and the -top8 rows (8 of 32) set.
 ALL_PAIRS: Final = ", all pairs (topDirections 0)"
 
+#: Linear rows run with no exact evals, the linear default until 2026-12-04; unset it is now 8.
+NO_EXACT: Final = ", no exact evals (the linear default until 2026-12-04)"
+
 _ROWS: Final[dict[str, Row]] = {
     "halfcheetah-h41-17": Row(
         f"HalfCheetah-v5, H41, 17 partitions{ALL_PAIRS}", "bench/jobs/halfcheetah-h41-17.yaml",
@@ -122,11 +125,11 @@ _ROWS: Final[dict[str, Row]] = {
         "no poster row", max_env_steps=3_000_000, defaults=True,
     ),
     "swimmer-defaults": Row(
-        f"Swimmer-v5, linear, 8 partitions, the spec's defaults{ALL_PAIRS}", "bench/jobs/swimmer-defaults.yaml",
+        f"Swimmer-v5, linear, 8 partitions, the spec's defaults{ALL_PAIRS}{NO_EXACT}", "bench/jobs/swimmer-defaults.yaml",
         "no poster row", max_env_steps=3_000_000, defaults=True,
     ),
     "swimmer-defaults-top8": Row(
-        "Swimmer-v5, linear, 8 partitions, the spec's defaults, the best 8 of 32 pairs (topDirections 8)",
+        f"Swimmer-v5, linear, 8 partitions, the spec's defaults, the best 8 of 32 pairs (topDirections 8){NO_EXACT}",
         "bench/jobs/swimmer-defaults-top8.yaml", "no poster row", max_env_steps=3_000_000, defaults=True,
     ),
     "pusher-defaults": Row(
@@ -141,8 +144,16 @@ _ROWS: Final[dict[str, Row]] = {
         "Pusher-v5, H41, 23 partitions, the spec's defaults but 32 pairs (the best 8)", "bench/jobs/pusher-defaults-p32.yaml",
         "poster's Pusher H41/23 (v2): mean -419, max -144", poster_max=-144, max_env_steps=2_000_000, defaults=True,
     ),
+    "walker2d-linear-defaults": Row(
+        "Walker2d-v5, dense linear, the spec's defaults (ARS V2-t, 8 exact evals)", "bench/jobs/walker2d-linear-defaults.yaml",
+        "no poster row", max_env_steps=3_000_000, defaults=True,
+    ),
+    "walker2d-linear-defaults-noexact": Row(
+        f"Walker2d-v5, dense linear, the spec's defaults{NO_EXACT}", "bench/jobs/walker2d-linear-defaults-noexact.yaml",
+        "no poster row", max_env_steps=3_000_000, defaults=True,
+    ),
     "reacher-defaults": Row(
-        "Reacher-v5, linear, 8 partitions, the spec's defaults", "bench/jobs/reacher-defaults.yaml",
+        f"Reacher-v5, linear, 8 partitions, the spec's defaults{NO_EXACT}", "bench/jobs/reacher-defaults.yaml",
         "no poster row", max_env_steps=1_000_000, defaults=True,
     ),
     "reacher-defaults-exact4": Row(
