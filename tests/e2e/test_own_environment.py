@@ -58,7 +58,7 @@ def test_the_example_package_in_its_own_images_trains_to_its_stated_reward(
     cluster, op = sim
     doc = yaml.safe_load((PACKAGE / "job.yaml").read_text())
     target = doc["spec"]["stopping"]["targetReward"]
-    assert doc["spec"]["environment"]["id"] == "esenas_example_env:PointMass-v0" and target == 170
+    assert doc["spec"]["environment"]["id"] == "esenas_example_env:PointMass-v0" and target == 150
     doc["spec"]["workers"] = {"replicas": 2, "image": env_images["worker"].ref}
     doc["spec"]["aggregator"] = {"image": env_images["aggregator"].ref}
     name = doc["metadata"]["name"]

@@ -47,7 +47,7 @@ def test_the_example_package_pip_installed_in_a_fresh_venv_trains_to_its_stated_
     job = EXAMPLE / "job.yaml"
     spec = yaml.safe_load(job.read_text())["spec"]
     target = spec["stopping"]["targetReward"]
-    assert spec["environment"]["id"] == f"{MODULE}:PointMass-v0" and target == 170
+    assert spec["environment"]["id"] == f"{MODULE}:PointMass-v0" and target == 150
     assert subprocess.run([sys.executable, "-c", f"import {MODULE}"], capture_output=True).returncode != 0, (
         "the project venv must not see the example: the test is about installing it")
 
@@ -75,7 +75,9 @@ def test_the_example_package_pip_installed_in_a_fresh_venv_trains_to_its_stated_
     assert summary["task"] == f"{MODULE}:PointMass-v0"
     assert summary["stopReason"].startswith(f"target reward {target} reached"), summary
     assert summary["bestReward"] >= target
-    assert summary["topology"] == "partition" and summary["iterations"] < spec["stopping"]["maxIterations"]
+    assert summary["topology"] == "dense" and summary["iterations"] < spec["stopping"]["maxIterations"]
+    # it learned: on new episodes it scores far above standing still (-14), near the PD controller (177)
+    assert summary["freshEval"]["mean"] >= 100, summary["freshEval"]
 
     # The class form with kwargs, from the same installed package and the same job otherwise.
     doc = yaml.safe_load(job.read_text())
