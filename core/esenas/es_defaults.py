@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 #: An mlp's ES defaults, measured on MuJoCo (bench/results/learning.md).
-MLP_ES_DEFAULTS: Final = {"sigma": 0.1, "stepSize": 0.05, "perturbations": 64, "fitnessShaping": "centered_ranks", "optimizer": "adam", "exactEvals": 8}
+MLP_ES_DEFAULTS: Final = {"sigma": 0.1, "stepSize": 0.05, "perturbations": 64, "fitnessShaping": "centered_ranks", "optimizer": "adam"}
 
 
 def mlp_default(key: str) -> str:

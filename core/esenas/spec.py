@@ -246,8 +246,10 @@ class ESSpec:
     )
     exact_evals: int = spec_field(
         "Evaluations of the unperturbed parameters per iteration; the first re-scores the incumbent "
-        "topology. Without them a policy's reward is that of a single perturbed rollout.",
-        0, minimum=0, maximum=100_000, when=mlp_default("exactEvals"),
+        "topology. The best policy is the centre whose exact evals scored the highest mean; without "
+        "them it is the single perturbed rollout that scored highest, which on a noisy task is a lucky "
+        "episode (docs/tuning.md).",
+        8, minimum=0, maximum=100_000,
     )
     min_pairs_fraction: float = spec_field(
         "Straggler policy: an iteration may close once this fraction of its pairs (each with both "

@@ -18,7 +18,9 @@ def agg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AggregatorProc]:
     tmp = tmp_path_factory.mktemp("agg")
     job = write_job(
         tmp,
-        **{"es.perturbations": 4, "es.topDirections": 0, "workers.batchSize": 8, "stopping.targetReward": 1e9},
+        # pairs only (no exact evals), so every leased item takes two rewards and a lease of 8 holds 4
+        **{"es.perturbations": 4, "es.topDirections": 0, "es.exactEvals": 0, "workers.batchSize": 8,
+           "stopping.targetReward": 1e9},
     )
     a = start_aggregator(tmp, job, exit_when_done=False)
     yield a

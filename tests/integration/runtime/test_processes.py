@@ -178,7 +178,7 @@ def test_population_follows_a_rewritten_job_file_at_an_iteration_boundary(tmp_pa
 
     job = write_job(
         tmp_path,
-        **{"es": {"sigma": 0.05, "stepSize": 0.05, "perturbationsPerWorker": 2}, "workers.replicas": 2,
+        **{"es": {"sigma": 0.05, "stepSize": 0.05, "perturbationsPerWorker": 2, "exactEvals": 0}, "workers.replicas": 2,
            "environment.maxEpisodeSteps": 50, "stopping": {"maxIterations": 400}},
     )
     agg = start_aggregator(tmp_path, job)

@@ -38,10 +38,11 @@ def test_partition_defaults_to_policy_gradient_controller() -> None:
 
 def test_es_defaults_follow_the_template() -> None:
     """A linear policy keeps ARS V2-t's ES settings; an mlp gets the ones its runs were measured
-    with (bench/results/learning.md), field by field, where the spec leaves them out."""
+    with (bench/results/learning.md), field by field, where the spec leaves them out. Both choose
+    their best policy on 8 exact evals per iteration (learning-history.md, 2026-12-04)."""
     linear = parse_spec(BASE).es
     assert (linear.sigma, linear.step_size, linear.perturbations, linear.fitness_shaping, linear.optimizer, linear.exact_evals) == (
-        0.03, 0.02, 32, "zscore", "sgd", 0
+        0.03, 0.02, 32, "zscore", "sgd", 8
     )
     mlp = parse_spec({**BASE, "policy": {"template": "mlp", "topology": "partition", "partitions": 17}}).es
     assert (mlp.sigma, mlp.step_size, mlp.perturbations, mlp.fitness_shaping, mlp.optimizer, mlp.exact_evals) == (

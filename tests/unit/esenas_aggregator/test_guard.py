@@ -4,6 +4,7 @@ a blow-up that repeats fails the job with the reason instead of looping."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,8 @@ async def _drive(agg: Aggregator, poisons: list[bool]) -> list[int]:
 
 def _aggregator(tmp_path: Path) -> Aggregator:
     job = load_job(JOB)
+    # one lease holds the whole iteration (the example's 8 pairs), so each answer is an iteration
+    job = dataclasses.replace(job, spec=dataclasses.replace(job.spec, es=dataclasses.replace(job.spec.es, exact_evals=0)))
     return Aggregator(AggregatorConfig(job=job, checkpoint_dir=tmp_path, token="t"), obs_dim=4, act_dim=1)
 
 

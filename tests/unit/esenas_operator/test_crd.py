@@ -106,7 +106,7 @@ def test_schema_defaults_equal_the_parser_defaults() -> None:
         "spec.controller.algorithm", "spec.controller.baselineDecay", "spec.controller.entropyWeight",
         "spec.controller.learningRate", "spec.controller.mutationRate", "spec.controller.populationSize",
         "spec.controller.ppoClip", "spec.controller.ppoEpochs", "spec.controller.tournamentSize",
-        "spec.controller.type", "spec.es.exactEvals", "spec.es.fitnessShaping", "spec.es.optimizer",
+        "spec.controller.type", "spec.es.fitnessShaping", "spec.es.optimizer",
         "spec.es.perturbations", "spec.es.rewardShift", "spec.es.sigma", "spec.es.stepSize", "spec.objectives.sizeMethod",
         "spec.policy.searchSpace",
     ]
