@@ -50,8 +50,8 @@ def line(entry: dict[str, Any], best: float | None) -> str:
     text = (f"fresh episodes: the best policy scored {entry['mean']:.1f} on average over {entry['episodes']} "
             f"new episodes (std {entry['std']:.1f}, min {entry['min']:.1f}, max {entry['max']:.1f})")
     if best is not None and overstated(best, entry):
-        text += (f"; its training score {best:.1f} was the highest of many noisy scores: es.exactEvals "
-                 "chooses on a mean of unperturbed episodes instead (docs/tuning.md)")
+        text += (f"; its training score {best:.1f} was the highest of many noisy scores (what helps: "
+                 "docs/tuning.md, es.exactEvals)")
     return text
 
 
