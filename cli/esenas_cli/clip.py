@@ -9,7 +9,6 @@ one optional output: the documents and pictures beside it are there on every mac
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any, Final
 from esenas.envload import one_line
 
 from esenas_cli.eval_cmd import load_policy
-from esenas_cli.results_dir import POLICY_FILE, SUMMARY_FILE
+from esenas_cli.results_dir import POLICY_FILE, add_to_summary
 
 CLIP_FILE: Final = "video/episode.mp4"
 #: A few seconds of the task at its own frame rate, drawn without shadows and reflections: with
@@ -35,11 +34,7 @@ def add_clip(out: Path, *, enabled: bool = True, why_not: str = "") -> dict[str,
     an interrupted run). Returns the summary's ``video`` entry.
     """
     entry = _render(out) if enabled else _note(why_not or "turned off")
-    summary_path = out / SUMMARY_FILE
-    if summary_path.exists():
-        info = json.loads(summary_path.read_text())
-        info["video"] = entry
-        summary_path.write_text(json.dumps(info, indent=2))
+    add_to_summary(out, "video", entry)
     if entry["file"]:
         print(f"video: {out / CLIP_FILE} ({entry['seconds']:.1f} s, {entry['frames']} frames, "
               f"rendered in {entry['renderSeconds']:.1f} s with MUJOCO_GL={entry['renderer']})")

@@ -13,7 +13,6 @@ cannot be built here (a module only the cluster's image has) records why.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from esenas.envload import one_line
 from esenas.rollout import evaluate_policy
 
 from esenas_cli.eval_cmd import load_policy
-from esenas_cli.results_dir import POLICY_FILE, SUMMARY_FILE
+from esenas_cli.results_dir import POLICY_FILE, add_to_summary
 
 FRESH_EPISODES: Final = 10
 FRESH_SEED: Final = 1_000_000
@@ -34,11 +33,8 @@ def add_fresh_eval(out: Path, episodes: int = FRESH_EPISODES, *, why_not: str = 
     """Replay ``out``'s policy on ``episodes`` fresh episodes (none when 0 or ``why_not`` is
     given), record ``freshEval`` in its summary.json and print one line. Returns the entry."""
     entry = _note(why_not or "turned off") if why_not or episodes <= 0 else _evaluate(out, episodes)
-    summary_path = out / SUMMARY_FILE
-    if summary_path.exists():
-        info = json.loads(summary_path.read_text())
-        info["freshEval"] = entry
-        summary_path.write_text(json.dumps(info, indent=2))
+    info = add_to_summary(out, "freshEval", entry)
+    if info is not None:
         print(line(entry, info.get("bestReward")))
     return entry
 

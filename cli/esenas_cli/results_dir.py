@@ -27,7 +27,7 @@ from esenas.spec import Job
 
 from esenas_cli import plots
 
-__all__ = ["POLICY_FILE", "SUMMARY_FILE", "default_dir", "summary", "write_folder", "write_results"]
+__all__ = ["POLICY_FILE", "SUMMARY_FILE", "add_to_summary", "default_dir", "summary", "write_folder", "write_results"]
 
 
 def default_dir(job: Job | str, root: str | Path = "runs") -> Path:
@@ -64,4 +64,16 @@ def write_results(out: Path, algo: ESENAS, job: Job, reason: str, wall_s: float)
     """Write the whole folder and return the summary."""
     info = summary(algo, job, reason, wall_s)
     write_folder(out, algo.best_policy(), info, algo.history, job.spec.environment.id)
+    return info
+
+
+def add_to_summary(out: Path, key: str, entry: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Set ``key`` of the summary.json in ``out`` to ``entry`` (the entries added after the folder
+    is written: ``freshEval``, ``video``); returns the summary, or None when the folder has none."""
+    path = out / SUMMARY_FILE
+    if not path.exists():
+        return None
+    info: dict[str, Any] = json.loads(path.read_text())
+    info[key] = dict(entry)
+    path.write_text(json.dumps(info, indent=2))
     return info
