@@ -81,8 +81,11 @@ class ExchangeStream:
         call = self._call
         self._requests.put(request)
         watchdog = threading.Timer(timeout, call.cancel)  # a reply overdue: the stream is presumed dead
-        watchdog.start()
+        # A daemon, started inside the try: SIGTERM may raise _Stop anywhere in here, even inside
+        # start(), and a live non-daemon timer would hold the exiting process up for `timeout`.
+        watchdog.daemon = True
         try:
+            watchdog.start()
             reply: pb.ExchangeReply = next(call)
             return reply
         except StopIteration:  # the aggregator ended the stream without answering (shutting down)

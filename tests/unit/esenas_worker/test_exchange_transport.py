@@ -3,6 +3,7 @@ the aggregator ends it, and plain Exchange calls when the aggregator has no such
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ import pytest
 from esenas.spec import load_job
 from esenas_api import wire
 from esenas_api.v1 import aggregator_pb2 as pb
-from esenas_worker.worker import Worker
+from esenas_worker.worker import Worker, _Stop
 
 REPO = Path(__file__).resolve().parents[3]
 TOKEN = "t0ken"
@@ -105,3 +106,22 @@ def test_an_aggregator_without_streams_gets_calls(rounds: int) -> None:
     fake = FakeAggregator(rounds=rounds, stream=False)
     assert _run(fake) == 0
     assert fake.seen == [("Exchange", 0)] * rounds  # the refused stream's request was sent again as a call
+
+
+def test_a_signal_inside_an_exchange_leaves_no_thread_holding_the_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM raises _Stop wherever the worker is in an exchange; here it lands inside the reply
+    watchdog's start(), the window that once kept a stopped worker alive for 50 s (CI, stop 35)."""
+    start = threading.Timer.start
+    started: list[threading.Timer] = []
+
+    def start_then_signal(timer: threading.Timer) -> None:
+        start(timer)
+        started.append(timer)
+        raise _Stop
+
+    monkeypatch.setattr(threading.Timer, "start", start_then_signal)
+    assert _run(FakeAggregator(rounds=5, stream=True)) == 0  # stopped on the "signal", exit code 0
+    assert len(started) == 1
+    started[0].join(2)
+    # Interpreter exit waits for every live non-daemon thread: this one must be gone, or a daemon.
+    assert started[0].daemon or not started[0].is_alive(), "the watchdog would delay the process's exit"
