@@ -3,4 +3,4 @@ shared fixtures live in tests/<area>/ modules and are registered here."""
 
 from __future__ import annotations
 
-pytest_plugins: list[str] = ["tests.fakekube.plugin"]
+pytest_plugins: list[str] = ["tests.fakekube.plugin", "tests.envs.plugin"]

@@ -36,8 +36,10 @@ def add_clip(out: Path, *, enabled: bool = True, why_not: str = "") -> dict[str,
     entry = _render(out) if enabled else _note(why_not or "turned off")
     add_to_summary(out, "video", entry)
     if entry["file"]:
+        from esenas_cli.video import drawn_with
+
         print(f"video: {out / CLIP_FILE} ({entry['seconds']:.1f} s, {entry['frames']} frames, "
-              f"rendered in {entry['renderSeconds']:.1f} s with MUJOCO_GL={entry['renderer']})")
+              f"rendered in {entry['renderSeconds']:.1f} s with {drawn_with(entry['renderer'])})")
     else:
         print(f"video: none ({entry['note']})")
     return entry

@@ -86,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
             return 1
         n = len(r.steps)
         print(f"video: {r.path}, {n} episode{'s' * (n != 1)} ({', '.join(map(str, r.steps))} steps), "
-              f"{r.frames} frames, {r.seconds:.1f} s at {r.fps:g} fps (MUJOCO_GL={r.backend})")
+              f"{r.frames} frames, {r.seconds:.1f} s at {r.fps:g} fps ({r.drawn_with})")
     return 0
 
 

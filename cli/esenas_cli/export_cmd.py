@@ -55,16 +55,18 @@ def main(args: argparse.Namespace) -> int:
     except onnx_export.OnnxMissing:
         return _error(f"esenas export --format onnx needs the onnx package: {EXTRA_HINT}")
     mujoco_log.capture(path.parent)  # building the task to read its bounds may warn: into the folder
-    bounds = None
-    if policy.arch.spec.template == "mlp" and not args.no_clip:
-        got = action_bounds(policy, env_spec)
-        if isinstance(got, str):
-            return _error(f"{path}: {got}; --no-clip exports the unclipped output without the environment")
-        bounds = got
+    clip = policy.arch.spec.template == "mlp" and not args.no_clip
+    task = _task(policy, env_spec)
+    if clip and isinstance(task, str):
+        return _error(f"{path}: {task}; --no-clip exports the unclipped output without the environment")
+    # Without the environment (a linear policy needs none), the doc string just says less.
+    bounds, how = task if not isinstance(task, str) else (None, None)
+    bounds = bounds if clip else None
     out: Path = args.output or path.parent / "policy.onnx"
     doc = (f"ES-ENAS {policy.arch.kind} {policy.arch.spec.template} policy for {env_spec.id} from {path}: "
            f"input 'observation' (batch x {policy.arch.layers[0]}, raw), output 'action' "
-           f"(batch x {policy.arch.layers[-1]}{', clipped to the action space' if bounds else ''})")
+           f"(batch x {policy.arch.layers[-1]}{', clipped to the action space' if bounds else ''})"
+           f"{f'; the task gets {how}' if how else ''}")
     models = {form: onnx_export.to_bytes(onnx_export.build(policy, form=form, dtype=args.dtype, bounds=bounds, doc=doc))
               for form in onnx_export.FORMS}
     form = min(models, key=lambda f: len(models[f])) if args.form == "auto" else args.form
@@ -79,14 +81,18 @@ def main(args: argparse.Namespace) -> int:
           f"(dense form {dense:,} bytes: {len(blob) / dense:.0%}); {policy.trainable_params} trainable numbers, "
           f"{args.dtype}, observation normalisation inside"
           f"{'; actions clipped to the action space' if bounds else ''}")
+    if how:
+        print(f"{env_spec.id}: the model outputs scores; the task's action is {how}")
     return 0
 
 
-def action_bounds(policy: Policy, env_spec: EnvironmentSpec) -> tuple[np.ndarray, np.ndarray] | str:
-    """Where the rollouts clip this policy's actions (the task's action space), or why it is unknown."""
+def _task(policy: Policy, env_spec: EnvironmentSpec) -> tuple[tuple[np.ndarray, np.ndarray] | None, str | None] | str:
+    """From one build of the task: where the rollouts clip this policy's actions (None: nowhere,
+    as for a discrete task's scores) and how its output becomes the task's action (None: it is
+    the action; esenas.spaces); or why the task could not be built."""
     try:
-        from esenas.rollout import action_bounds as bounds_of
-        from esenas.rollout import make_env
+        from esenas.rollout import action_bounds, make_env
+        from esenas.spaces import action_decoding
 
         env = make_env(env_spec)
     except ImportError as exc:
@@ -95,9 +101,6 @@ def action_bounds(policy: Policy, env_spec: EnvironmentSpec) -> tuple[np.ndarray
     except Exception as exc:
         return f"cannot build {env_spec.id} to read its action bounds: {type(exc).__name__}: {one_line(exc)}"
     try:
-        got = bounds_of(env, policy)
+        return action_bounds(env, policy), action_decoding(env)
     finally:
         env.close()
-    if got is None:  # pragma: no cover - only MLPs are clipped and only they ask
-        return "the rollouts do not clip this policy"
-    return got

@@ -48,11 +48,20 @@ class Rendered:
     fps: float
     steps: tuple[int, ...]
     rewards: tuple[float, ...]
-    backend: str
+    backend: str  #: MUJOCO_GL's value for a MuJoCo task; "" for a task that draws itself
+
+    @property
+    def drawn_with(self) -> str:
+        return drawn_with(self.backend)
 
     @property
     def seconds(self) -> float:
         return self.frames / self.fps
+
+
+def drawn_with(backend: str) -> str:
+    """How the frames were drawn, for the lines that report a video (``backend``: Rendered's)."""
+    return f"MUJOCO_GL={backend}" if backend else "the task's own renderer"
 
 
 def select_backend() -> str:
@@ -120,6 +129,7 @@ def render(policy: Policy, env_spec: EnvironmentSpec, path: Path, *, episodes: i
     writer = None
     try:
         bounds = action_bounds(env, policy)
+        mujoco = hasattr(env.unwrapped, "mujoco_renderer")  # else the task draws itself (pygame)
         obs, _ = env.reset(seed=seed)
         try:
             first = _frame(env)
@@ -127,7 +137,7 @@ def render(policy: Policy, env_spec: EnvironmentSpec, path: Path, *, episodes: i
                 first = _frame(env)
         # MuJoCo creates its OpenGL context here: any failure is "cannot render", in one line.
         except Exception as exc:
-            if hasattr(env.unwrapped, "mujoco_renderer"):
+            if mujoco:
                 why = f"MuJoCo cannot render with MUJOCO_GL={backend}: {type(exc).__name__}: {one_line(exc)} ({INSTALL_HINT})"
             else:
                 why = f"{env_spec.id} cannot render rgb_array frames: {type(exc).__name__}: {one_line(exc)}"
@@ -166,7 +176,7 @@ def render(policy: Policy, env_spec: EnvironmentSpec, path: Path, *, episodes: i
             writer.close()
         part.unlink(missing_ok=True)
         env.close()
-    return Rendered(path, frames, fps, tuple(steps), tuple(rewards), backend)
+    return Rendered(path, frames, fps, tuple(steps), tuple(rewards), backend if mujoco else "")
 
 
 def _plain_scene(env: Any) -> bool:

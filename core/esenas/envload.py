@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from esenas.schema_model import FieldError
+from esenas.spaces import adapt
 from esenas.spec import EnvironmentSpec
 
 FIELD: Final = "spec.environment.id"
@@ -118,6 +119,10 @@ def _unknown(ref: EnvRef, exc: BaseException) -> EnvironmentUnavailable:
 def make_env(env: EnvironmentSpec) -> Any:
     """The environment of ``env``, limited to :func:`episode_limit`; raises EnvironmentUnavailable.
 
+    Its spaces are flat float vectors (:mod:`esenas.spaces`: Discrete actions become one score per
+    action, Discrete or Tuple observations one-hot vectors); an action space that cannot be made
+    so raises SpecError.
+
     The edge of user code: an environment's module or constructor may raise anything, and what a
     person (or the operator's Failed condition) needs is one line about it, not a traceback from
     inside gymnasium. The original exception stays chained (``__cause__``) for the logs.
@@ -143,12 +148,13 @@ def make_env(env: EnvironmentSpec) -> Any:
                 raise _fail(ref, f"{ref.name}(**kwargs) failed", exc) from exc
             from gymnasium.wrappers import TimeLimit
 
-            return TimeLimit(instance, max_episode_steps=episode_limit(env))
+            return adapt(TimeLimit(instance, max_episode_steps=episode_limit(env)), env.id)
     try:
-        return gymnasium.make(env.id, max_episode_steps=episode_limit(env), **kwargs)
+        made = gymnasium.make(env.id, max_episode_steps=episode_limit(env), **kwargs)
     except (gymnasium.error.UnregisteredEnv, gymnasium.error.DeprecatedEnv) as exc:
         raise _unknown(ref, exc) from exc
     except Exception as exc:
         if ref.module is not None and "No registered env with id" in str(exc):
             raise _unknown(ref, exc) from exc
         raise _fail(ref, "cannot build it", exc) from exc
+    return adapt(made, env.id)

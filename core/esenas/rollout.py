@@ -47,16 +47,17 @@ def make_env(env: EnvironmentSpec) -> Any:
 def env_dims(env: EnvironmentSpec | Any) -> tuple[int, int]:
     """(obs_dim, act_dim) of an environment or of an environment spec.
 
-    Raises SpecError (field ``spec.environment.id``) when the actions are not a continuous Box,
-    and EnvironmentUnavailable when the environment cannot be imported or built: this is where
-    the aggregator and ``esenas run`` learn a task's sizes, before anything runs.
+    Raises SpecError (field ``spec.environment.id``) when the actions are not a flat float Box
+    (``make_env`` adapts every space it can, :mod:`esenas.spaces`), and EnvironmentUnavailable
+    when the environment cannot be imported or built: this is where the aggregator and
+    ``esenas run`` learn a task's sizes, before anything runs.
     """
     from gymnasium.spaces import Box
 
     e = make_env(env) if isinstance(env, EnvironmentSpec) else env
     try:
         space = e.action_space
-        if not (isinstance(space, Box) and np.issubdtype(space.dtype, np.floating)):
+        if not (isinstance(space, Box) and np.issubdtype(space.dtype, np.floating) and len(space.shape) == 1):
             env_id = env.id if isinstance(env, EnvironmentSpec) else str(getattr(e.spec, "id", type(e).__name__))
             raise SpecError([unsupported_actions(env_id, str(space))])
         obs = int(np.prod(e.observation_space.shape))
@@ -68,10 +69,14 @@ def env_dims(env: EnvironmentSpec | Any) -> tuple[int, int]:
 
 
 def action_bounds(env: Any, policy: Policy) -> tuple[F64, F64] | None:
-    """Where this policy's actions are clipped: the action space for MLPs, nowhere for linear."""
+    """Where this policy's actions are clipped: the action space for MLPs, nowhere for linear
+    policies or for the unbounded scores of a discrete task."""
     if policy.arch.spec.template != "mlp":
         return None
-    return np.asarray(env.action_space.low, np.float64), np.asarray(env.action_space.high, np.float64)
+    low, high = np.asarray(env.action_space.low, np.float64), np.asarray(env.action_space.high, np.float64)
+    if np.isinf(low).all() and np.isinf(high).all():  # scores (esenas.spaces): nothing to clip
+        return None
+    return low, high
 
 
 def rollout(env: Any, policy: Policy, seed: int, obs_buf: F64 | None = None) -> tuple[float, int, F64 | None]:

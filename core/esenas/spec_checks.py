@@ -54,9 +54,10 @@ def check_dimensions(spec: JobSpec, obs_dim: int, act_dim: int) -> list[FieldErr
 
 
 def unsupported_actions(env_id: str, space: str) -> FieldError:
-    """The error for an environment whose actions are not a continuous Box: policies here emit
-    real-valued actions (ES-ENAS, ARS), so a discrete space cannot be driven."""
+    """The error for an action space no vector policy can emit (Tuple, Dict, Text; see
+    :mod:`esenas.spaces`, which adapts Discrete, MultiDiscrete and MultiBinary ones)."""
     return FieldError(
         "spec.environment.id",
-        f"{env_id!r} has a discrete action space ({space}): only continuous Box actions are supported",
+        f"{env_id!r} has an action space a policy cannot emit ({space}): supported are Box, "
+        "Discrete, MultiDiscrete and MultiBinary actions",
     )

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from esenas.spec import FieldError, Job, SpecError, check_dimensions, load_job, unsupported_actions
+from esenas.spec import FieldError, Job, SpecError, check_dimensions, load_job
 
-#: (observation size, action size) of the standard tasks; a Discrete action space counts its n.
+#: (observation size, action size) of the standard tasks, as the policy sees them (esenas.spaces):
+#: a Discrete action space counts its n scores, a Discrete or Tuple observation its one-hot size.
 KNOWN_ENVS: Final[Mapping[str, tuple[int, int]]] = {
     "Ant-v5": (105, 8),
     "Ant-v4": (27, 8),
@@ -39,20 +40,21 @@ KNOWN_ENVS: Final[Mapping[str, tuple[int, int]]] = {
     "MountainCarContinuous-v0": (2, 1),
     "MountainCar-v0": (2, 3),
     "Acrobot-v1": (6, 3),
-}
-#: The known tasks whose actions are discrete (their action space, as gymnasium prints it).
-DISCRETE_ACTIONS: Final[Mapping[str, str]] = {
-    "CartPole-v1": "Discrete(2)",
-    "MountainCar-v0": "Discrete(3)",
-    "Acrobot-v1": "Discrete(3)",
+    "CartPole-v0": (4, 2),
+    "Blackjack-v1": (45, 2),
+    "FrozenLake-v1": (16, 4),
+    "FrozenLake8x8-v1": (64, 4),
+    "CliffWalking-v1": (48, 4),
+    "CliffWalkingSlippery-v1": (48, 4),
+    "Taxi-v4": (500, 6),
 }
 
 
 def environment_dims(env_id: str) -> tuple[int, int] | None:
     """Sizes of a known task; None for module:Class and namespaced ids, which only the worker can load.
 
-    Raises SpecError for a plain Gymnasium id that is not a registered standard task, or one
-    with discrete actions, because the aggregator would crash-loop on it.
+    Raises SpecError for a plain Gymnasium id that is not a registered standard task, because the
+    aggregator would crash-loop on it.
     """
     if ":" in env_id or "/" in env_id:
         return None
@@ -70,8 +72,6 @@ def environment_dims(env_id: str) -> tuple[int, int] | None:
                 )
             ]
         )
-    if env_id in DISCRETE_ACTIONS:
-        raise SpecError([unsupported_actions(env_id, DISCRETE_ACTIONS[env_id])])
     return dims
 
 
@@ -88,7 +88,9 @@ def validate_job(body: Mapping[str, Any]) -> Job:
     }
     job = load_job(doc)
     dims = environment_dims(job.spec.environment.id)
-    if dims is not None:
+    # kwargs may resize a task (FrozenLake's map_name, HalfCheetah's exclude_current_positions_...):
+    # then only the aggregator, which builds it, knows its sizes and checks them.
+    if dims is not None and not job.spec.environment.kwargs:
         errors = check_dimensions(job.spec, *dims)
         if errors:
             raise SpecError(errors)

@@ -1,6 +1,8 @@
-"""The aggregator refuses, before it serves, a task it cannot train."""
+"""The aggregator sizes a task, or refuses one it cannot train, before it serves."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from esenas.spec import SpecError, load_job
@@ -11,10 +13,14 @@ def _job(env_id: str) -> dict[str, object]:
     return {"apiVersion": "esenas.dev/v1alpha1", "kind": "ESENASJob", "metadata": {"name": "j"}, "spec": {"environment": {"id": env_id}}}
 
 
-def test_a_discrete_action_space_is_a_bad_spec_not_a_crash_loop() -> None:
-    with pytest.raises(SpecError) as info:
-        prepare(load_job(_job("CartPole-v1")))
-    assert [str(e) for e in info.value.errors] == [
-        "spec.environment.id: 'CartPole-v1' has a discrete action space (Discrete(2)): only continuous Box actions are supported"
-    ]
+def test_a_discrete_task_is_sized_by_its_scores() -> None:
+    assert prepare(load_job(_job("CartPole-v1"))) == (4, 2)  # one score per action (esenas.spaces)
     assert prepare(load_job(_job("MountainCarContinuous-v0"))) == (2, 1)
+
+
+def test_an_action_space_no_policy_can_emit_is_a_bad_spec_not_a_crash_loop(env_module: Any) -> None:
+    env_id = env_module("esenas_test_text_env", "spaces.Text(8)")
+    with pytest.raises(SpecError) as info:
+        prepare(load_job(_job(env_id)))
+    (err,) = info.value.errors
+    assert str(err).startswith(f"spec.environment.id: '{env_id}' has an action space a policy cannot emit (Text(")

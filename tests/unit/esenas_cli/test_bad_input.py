@@ -70,12 +70,16 @@ def test_unknown_env_id_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     )
 
 
-def test_a_discrete_action_space_is_one_plain_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    job = _job(tmp_path, JOB.replace("InvertedPendulum-v5", "CartPole-v1"))
+def test_an_action_space_no_policy_can_emit_is_one_plain_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], env_module: Any
+) -> None:
+    env_id = env_module("esenas_test_tuple_actions", "spaces.Tuple((spaces.Discrete(2), spaces.Discrete(2)))")
+    job = _job(tmp_path, JOB.replace("InvertedPendulum-v5", env_id))
     assert main(["run", job, "--output", str(tmp_path / "run")]) == 2
     assert _one_line_error(capsys) == (
-        f"error: {job} is not a valid ESENASJob: spec.environment.id: 'CartPole-v1' has a discrete action space "
-        "(Discrete(2)): only continuous Box actions are supported"
+        f"error: {job} is not a valid ESENASJob: spec.environment.id: '{env_id}' has an action "
+        "space a policy cannot emit (Tuple(Discrete(2), Discrete(2))): supported are Box, Discrete, MultiDiscrete and "
+        "MultiBinary actions"
     )
 
 

@@ -180,3 +180,19 @@ def test_unknown_format_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture
     with pytest.raises(SystemExit) as exc:
         main(["export", str(tmp_path), "--format", "tflite"])
     assert exc.value.code == 2 and "invalid choice: 'tflite'" in capsys.readouterr().err
+
+
+def test_an_mlp_for_a_discrete_task_exports_its_unclipped_scores(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A discrete task's scores are unbounded (esenas.spaces), so the rollouts clip nothing; export
+    # once refused such an MLP ("the rollouts do not clip this policy").
+    rng = np.random.default_rng(0)
+    arch = Architecture(PolicySpec(template="mlp", hidden_layers=(4,), topology="dense"), 4, 2)
+    policy = Policy(arch, arch.default_topology(), rng.normal(0.0, 3.0, arch.num_params))
+    folder = tmp_path / "run"
+    folder.mkdir()
+    policy.save(folder / "policy.json", environment={"id": "CartPole-v1", "maxEpisodeSteps": 500, "kwargs": {}}, reward=None, iteration=1)
+    assert main(["export", str(folder), "-o", str(tmp_path / "m.onnx")]) == 0
+    said = capsys.readouterr().out
+    assert "actions clipped" not in said and "the argmax of the 2 scores (Discrete(2))" in said
+    obs = rng.normal(size=(100, 4))
+    np.testing.assert_allclose(run_model(tmp_path / "m.onnx", obs), policy.act(obs), rtol=0, atol=1e-5)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from esenas.spec import SpecError
-from esenas_operator.validation import DISCRETE_ACTIONS, KNOWN_ENVS, environment_dims, validate_job
+from esenas_operator.validation import KNOWN_ENVS, environment_dims, validate_job
 
 
 def _body(**spec: Any) -> dict[str, Any]:
@@ -20,18 +20,17 @@ def _body(**spec: Any) -> dict[str, Any]:
 
 
 def test_table_matches_real_gymnasium() -> None:
-    """The operator image has no MuJoCo; its static table must equal what the workers will see."""
-    gym = pytest.importorskip("gymnasium")
+    """The operator image has no MuJoCo; its static table must equal what the workers will see,
+    the sizes of the adapted spaces (esenas.spaces: Discrete actions as n scores, one-hot observations)."""
+    pytest.importorskip("gymnasium")
     pytest.importorskip("mujoco")
-    for env_id, (obs, act) in KNOWN_ENVS.items():
+    from esenas.rollout import env_dims
+    from esenas.spec import EnvironmentSpec
+
+    for env_id, dims in KNOWN_ENVS.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            env = gym.make(env_id)
-        space = env.action_space
-        got_act = int(space.n) if hasattr(space, "n") else int(space.shape[0])
-        assert (int(env.observation_space.shape[0]), got_act) == (obs, act), env_id
-        assert DISCRETE_ACTIONS.get(env_id) == (None if isinstance(space, gym.spaces.Box) else str(space)), env_id
-        env.close()
+            assert env_dims(EnvironmentSpec(env_id)) == dims, env_id
 
 
 def _errors(body: dict[str, Any]) -> list[str]:
@@ -72,8 +71,19 @@ def test_parser_errors_come_through_with_their_fields() -> None:
     assert any(e.startswith("spec.workers.replicas") for e in errors)
 
 
-@pytest.mark.parametrize("env_id", sorted(DISCRETE_ACTIONS))
-def test_discrete_action_spaces_are_refused_with_the_field_and_the_reason(env_id: str) -> None:
-    (msg,) = _errors(_body(environment={"id": env_id}))
-    assert msg.startswith(f"spec.environment.id: {env_id!r} has a discrete action space (Discrete(")
-    assert msg.endswith("only continuous Box actions are supported")
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Acrobot-v1", "FrozenLake-v1", "Taxi-v4"])
+def test_discrete_tasks_are_accepted_and_sized_by_their_scores(env_id: str) -> None:
+    job = validate_job(_body(environment={"id": env_id}, policy={"template": "linear", "topology": "partition", "partitions": 4}))
+    assert job.spec.environment.id == env_id
+    obs, act = KNOWN_ENVS[env_id]
+    (msg,) = _errors(_body(environment={"id": env_id}, policy={"topology": "partition", "partitions": obs * act + 1}))
+    assert msg.startswith("spec.policy.partitions: must be <= the number of weights")
+
+
+def test_kwargs_that_may_resize_a_task_leave_its_sizes_to_the_aggregator() -> None:
+    # FrozenLake's 8x8 map has 64 observations, not the table's 16: the table must not refuse it.
+    big = {"id": "FrozenLake-v1", "kwargs": {"map_name": "8x8"}}
+    assert validate_job(_body(environment=big, policy={"template": "linear", "topology": "partition", "partitions": 100}))
+    assert _errors(_body(environment={"id": "FrozenLake-v1"}, policy={"template": "linear", "topology": "partition", "partitions": 100}))
+
+
