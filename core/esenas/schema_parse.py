@@ -72,7 +72,16 @@ def _size_errors(spec: Mapping[str, Any], path: str) -> list[FieldError]:
         size = json_size(kwargs)
         if size > MAX_KWARGS_BYTES:
             errors.append(FieldError(f"{path}.environment.kwargs", f"is {size} bytes as JSON; must be at most {MAX_KWARGS_BYTES} ({MAX_KWARGS_BYTES // 1024} KiB)"))
+        if isinstance(kwargs, Mapping):
+            errors += [FieldError(f"{path}.environment.kwargs.{key}", why) for key, why in RESERVED_KWARGS.items() if key in kwargs]
     return errors
+
+
+#: kwargs that gymnasium.make takes for itself, not the task's: set elsewhere, or never.
+RESERVED_KWARGS: Final = {
+    "max_episode_steps": "is set by spec.environment.maxEpisodeSteps; move it there",
+    "render_mode": "must not be set: rollouts never render (the run folder's clip and esenas eval --video render the found policy)",
+}
 
 
 def _configured_defaults(spec: dict[str, Any]) -> None:

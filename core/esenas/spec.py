@@ -97,12 +97,12 @@ class EnvironmentSpec:
         "A Gymnasium id such as HalfCheetah-v5; module:Class of a gymnasium.Env (built as Class(**kwargs)); "
         "or module:Name-vN, an id that importing the module registers (gymnasium.make's own form). The "
         "module must be importable in the aggregator's and the workers' images (docs/own-environment.md). "
-        "Its actions must be a continuous Box: discrete action spaces (CartPole-v1) are refused.",
+        "Actions: Box, Discrete (the argmax of one score each), MultiDiscrete, MultiBinary; observations are flattened.",
         pattern=GYM_PATTERN,
         max_length=253,
     )
     kwargs: Mapping[str, Any] = spec_field(
-        f"Keyword arguments passed to gymnasium.make or the class. At most {MAX_KWARGS_KEYS} keys and "
+        f"Keyword arguments for gymnasium.make or the class (not render_mode or max_episode_steps). At most {MAX_KWARGS_KEYS} keys and "
         f"{MAX_KWARGS_BYTES // 1024} KiB as JSON (the whole spec at most {MAX_SPEC_BYTES // 1024} KiB), so "
         "kubectl apply's copy of the job fits Kubernetes' 256 KiB of annotations.",
         default_factory=dict,
@@ -245,10 +245,10 @@ class ESSpec:
         None, minimum=0, maximum=MAX_PERTURBATIONS,
     )
     exact_evals: int = spec_field(
-        "Evaluations of the unperturbed parameters per iteration; the first re-scores the incumbent "
-        "topology. The best policy is the centre whose exact evals scored the highest mean; without "
-        "them it is the single perturbed rollout that scored highest, which on a noisy task is a lucky "
-        "episode (docs/tuning.md).",
+        "Evaluations of the unperturbed parameters per iteration; half re-score the incumbent topology (at first the first one), "
+        "the rest sample topologies. The best policy is the centre under the topology whose exact evals "
+        "(at least half of them) scored the highest mean; without them it is the single perturbed rollout "
+        "that scored highest, which on a noisy task is a lucky episode (docs/tuning.md).",
         8, minimum=0, maximum=100_000,
     )
     min_pairs_fraction: float = spec_field(

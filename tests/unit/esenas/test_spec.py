@@ -57,7 +57,8 @@ def test_es_defaults_follow_the_template() -> None:
     [
         ({"id": "Hopper-v5"}, 1.0),
         ({"id": "Walker2d-v4"}, 1.0),
-        ({"id": "Ant-v5"}, 1.0),
+        ({"id": "Ant-v5"}, 0.0),  # its control cost makes a shifted episode's every step cost
+        ({"id": "Ant-v5", "kwargs": {"healthy_reward": 2.0}}, 0.0),
         ({"id": "Humanoid-v5"}, 5.0),
         ({"id": "Hopper-v5", "kwargs": {"healthy_reward": 0.5}}, 0.5),
         ({"id": "Hopper-v5", "kwargs": {"terminate_when_unhealthy": False}}, 0.0),
@@ -225,6 +226,19 @@ def test_a_spec_too_large_for_the_annotations_is_refused() -> None:
     assert err.path == "spec" and "must be at most 98304 (96 KiB)" in err.reason
     fits = {"environment": {"id": "HalfCheetah-v5", "kwargs": {"xml": "x" * (MAX_KWARGS_BYTES - 20)}}}
     assert len(parse_spec(fits).environment.kwargs["xml"]) == MAX_KWARGS_BYTES - 20
+
+
+def test_kwargs_that_gymnasium_make_takes_for_itself_are_refused_by_key() -> None:
+    """render_mode would render every rollout (or fail without a display), max_episode_steps
+    would clash with maxEpisodeSteps: both name the key and say where the setting lives."""
+    spec = {"environment": {"id": "CartPole-v1", "kwargs": {"render_mode": "human", "max_episode_steps": 9, "sutton_barto_reward": True}}}
+    with pytest.raises(SpecError) as info:
+        parse_spec(spec)
+    got = {e.path: e.reason for e in info.value.errors}
+    assert set(got) == {"spec.environment.kwargs.render_mode", "spec.environment.kwargs.max_episode_steps"}
+    assert got["spec.environment.kwargs.max_episode_steps"] == "is set by spec.environment.maxEpisodeSteps; move it there"
+    assert got["spec.environment.kwargs.render_mode"].startswith("must not be set: rollouts never render")
+    assert parse_spec({"environment": {"id": "CartPole-v1", "kwargs": {"sutton_barto_reward": True}}}).environment.kwargs
 
 
 def test_null_is_absent_as_for_the_api_server() -> None:
