@@ -23,7 +23,7 @@ from esenas_cli.args import non_negative_int
 from esenas_cli.clip import add_clip
 from esenas_cli.fresh_eval import FRESH_EPISODES, add_fresh_eval
 from esenas_cli.kubectl import Kubectl, KubectlError
-from esenas_cli.results_dir import default_dir, write_folder
+from esenas_cli.results_dir import best_text, default_dir, write_folder
 
 JOBS: Final = "esenasjobs.esenas.dev"
 #: Exit code when the job has not finished yet (scripts can wait and retry).
@@ -68,7 +68,7 @@ def main(args: argparse.Namespace) -> int:
     add_fresh_eval(out, args.fresh_episodes)
     add_clip(out, enabled=not args.no_video, why_not="--no-video")
     best = info["bestReward"]
-    print(f"{args.job}: {info['stopReason'] or 'stopped'}; best reward {best if best is None else round(best, 1)} "
+    print(f"{args.job}: {info['stopReason'] or 'stopped'}; best reward {best_text(best)} "
           f"after {info['iterations']} iterations, {info['trainableParams']} trainable parameters")
     print(f"results: {out}")
     return 0

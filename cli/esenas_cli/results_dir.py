@@ -77,3 +77,10 @@ def add_to_summary(out: Path, key: str, entry: Mapping[str, Any]) -> dict[str, A
     info[key] = dict(entry)
     path.write_text(json.dumps(info, indent=2))
     return info
+
+
+def best_text(best: float | None) -> str:
+    """summary.json's bestReward as the closing lines print it."""
+    if best is None:  # stopped before the first iteration's evaluations came in
+        return "none yet (no iteration completed)"
+    return f"{round(best, 1)}"

@@ -22,7 +22,7 @@ from esenas_cli.clip import add_clip
 from esenas_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED
 from esenas_cli.fresh_eval import FRESH_EPISODES, add_fresh_eval
 from esenas_cli.progress import Bar
-from esenas_cli.results_dir import write_results
+from esenas_cli.results_dir import best_text, write_results
 from esenas_cli.run_folder import Resumed, save_checkpoint
 
 
@@ -107,7 +107,7 @@ def train(job: Job, obs_dim: int, act_dim: int, out: Path, workers: int, resumed
     add_fresh_eval(out, fresh, why_not="the run was interrupted" if stopped else "")
     add_clip(out, enabled=video and not stopped, why_not="the run was interrupted" if stopped else "--no-video")
     best = info["bestReward"]
-    print(f"stopped: {reason}; best reward {best if best is None else round(best, 1)} after "
+    print(f"stopped: {reason}; best reward {best_text(best)} after "
           f"{algo.episodes} episodes, {algo.env_steps} env steps, {wall:.0f} s")
     if stopped:
         print(f"resume with: esenas run {source} --in-process --output {out} --resume")

@@ -33,7 +33,7 @@ from esenas_cli.errors import EXIT_INTERRUPTED, load_checked_job, report_bad_spe
 from esenas_cli.fresh_eval import FRESH_EPISODES
 from esenas_cli.local_job import follow_local_workers
 from esenas_cli.progress import Bar
-from esenas_cli.results_dir import default_dir
+from esenas_cli.results_dir import best_text, default_dir
 from esenas_cli.run_folder import (
     Resumed,
     aggregator_result_dir,
@@ -261,7 +261,7 @@ class LocalFleet:
         add_clip(self.out, enabled=self.video and not self.interrupted,
                  why_not="the run was interrupted" if self.interrupted else "--no-video")
         best = info["bestReward"]
-        print(f"stopped: {reason}; best reward {best if best is None else round(best, 1)} after "
+        print(f"stopped: {reason}; best reward {best_text(best)} after "
               f"{info['episodes']} episodes, {info['envSteps']} env steps, {wall:.0f} s")
         if self.interrupted:
             print(f"resume with: esenas run {self.job_file} --output {self.out} --resume")

@@ -15,15 +15,21 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
 from typing import Any, Final
 
 import numpy as np
 
 from esenas import envload, es
-from esenas.best import Incumbent, best_evaluated, means_by_index, scheduled_step_size, stop_reason
+from esenas.best import (
+    Incumbent,
+    best_evaluated,
+    exact_table,
+    incumbent_evals,
+    means_by_index,
+    scheduled_step_size,
+    stop_reason,
+)
 from esenas.controllers import Controller, make_controller
-from esenas.controllers.base import group_by_topology
 from esenas.feedback import StreamedScore
 from esenas.network import Architecture
 from esenas.normalizer import RunningStats
@@ -100,20 +106,12 @@ class ESENAS:
         seeds = _rng(self.spec.seed, _PERTURBATION_STREAM, self.iteration).integers(1, 2**63, size=n, dtype=np.uint64)
         g = _rng(self.spec.seed, _CONTROLLER_STREAM, self.iteration)
         sampler = self.controller.sampler(n + e, rng=g)
-        # an exact eval re-scores the incumbent, so a lucky score is demoted (see esenas.best)
-        incumbent = {n: self.incumbent.topology} if e and self.incumbent.topology is not None else {}
-        topologies: Sequence[Topology]
-        position = None
-        if sampler is not None:  # item p uses table entry p: sample p, drawn when first needed
-            topologies = SampledTable(sampler, incumbent, measure=self.arch.sizes)
-            topology_index = np.arange(n + e, dtype=np.int64)
-            position = topology_index.copy()
-            position[list(incumbent)] = -1  # not a sample
-        else:
-            topos = self.controller.ask(n + e, rng=g)
-            topos[n : n + len(incumbent)] = incumbent.values()
-            topologies, topology_index = group_by_topology(topos)
-            self._plan_topos = topos
+        # half the exact evals re-score the incumbent, so a lucky score is demoted (esenas.best);
+        # before there is one, the first topology, so that iteration 0 can already judge one
+        incumbent = self.incumbent.topology or (self.current_topology() if self.space.num_decisions else None)
+        topologies, topology_index, position, self._plan_topos = exact_table(
+            n, e, incumbent, sampler, lambda: self.controller.ask(n + e, rng=g), self.arch.sizes
+        )
         items = np.zeros(n + e, dtype=ITEM_DTYPE)
         items["index"] = np.arange(n + e)
         items["seed"][:n] = seeds
@@ -263,7 +261,8 @@ class ESENAS:
             )
 
         # Best policy: the evaluated policy with the highest reward of its own (esenas.best).
-        found = best_evaluated(plan, topos, r, shift, envload.episode_limit(self.spec.environment))
+        limit, k = envload.episode_limit(self.spec.environment), incumbent_evals(self.spec.es.exact_evals)
+        found = best_evaluated(plan, topos, r, shift, limit, k)
         if found is not None and found.reward > self.best_reward:
             self.best_reward = found.reward
             policy = Policy(self.arch, found.topology, found.params, plan.obs_mean, plan.obs_std)

@@ -2,9 +2,10 @@
 
 * :class:`Incumbent`: the topology whose *latest* evaluation scored best. Every new evaluation
   of it replaces its score, so one lucky iteration is demoted as soon as a fresh evaluation
-  disagrees. With exact evals the first one of every iteration re-scores it under the current
-  weights, as ENAS picks its final architecture from fresh scores under the shared weights
-  (Pham et al. 2018, section 2.2).
+  disagrees. With exact evals half of every iteration's re-score it under the current weights,
+  as ENAS picks its final architecture from fresh scores under the shared weights (Pham et al.
+  2018, section 2.2); the others each sample a topology, which can take the title on one
+  episode but becomes the best policy only once re-scored (:func:`incumbent_evals`).
 * :func:`best_evaluated`: the iteration's evaluated policy with the highest reward of its own.
   A saved policy's reward, ``bestReward`` and the ``targetReward`` check are that number, never a
   mean over evaluations of other topologies or of other weights.
@@ -17,7 +18,7 @@ Reward is maximised.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +27,9 @@ import numpy.typing as npt
 
 from esenas.es import perturbation
 from esenas.results import KIND_PAIR, Plan, Results
+from esenas.sampling import BlockSampler, SampledTable
 from esenas.spec import JobSpec, StoppingSpec
-from esenas.topology import Topology
+from esenas.topology import Topology, group_by_topology
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -82,6 +84,34 @@ class Incumbent:
         return cls(None if t is None else Topology.from_json(t), float(d["score"]))
 
 
+def incumbent_evals(e: int) -> int:
+    """How many of an iteration's ``e`` exact evals re-score the incumbent: half, rounded up. The
+    rest each sample a topology, as the pairs do; a topology can become the best policy only on a
+    mean over at least this many evaluations in one iteration (:func:`best_evaluated`)."""
+    return (e + 1) // 2
+
+
+def exact_table(
+    n: int, e: int, incumbent: Topology | None, sampler: BlockSampler | None,
+    ask: Callable[[], list[Topology]], measure: Callable[[Sequence[Topology]], I64],
+) -> tuple[Sequence[Topology], I64, I64 | None, list[Topology]]:
+    """An iteration's topology table for ``n`` pairs and ``e`` exact evals, the first
+    :func:`incumbent_evals` of which re-score the ``incumbent`` (when there is one): the table,
+    each item's index in it, and with a block ``sampler`` each entry's sample position (-1: the
+    incumbent); else (``ask`` draws the n + e topologies) the topology of every item."""
+    k = incumbent_evals(e) if incumbent is not None else 0
+    if sampler is None:
+        topos = ask()
+        topos[n : n + k] = [incumbent] * k  # type: ignore[list-item]
+        table, index = group_by_topology(topos)
+        return table, index, None, topos
+    # item p uses table entry p: sample p, drawn when first needed
+    overrides = {n + i: incumbent for i in range(k) if incumbent is not None}
+    position = np.arange(n + e, dtype=np.int64)
+    position[n : n + k] = -1  # not a sample
+    return SampledTable(sampler, overrides, measure=measure), np.arange(n + e, dtype=np.int64), position, []
+
+
 @dataclass(frozen=True)
 class Evaluated:
     """One policy that was really rolled out, and its own raw (unshifted) reward."""
@@ -107,14 +137,18 @@ def rollout_rewards(r: Results, pair: npt.NDArray[np.bool_], shift: float, max_s
     return rp + shift * own, rn + shift * own
 
 
-def best_evaluated(plan: Plan, topos: Sequence[Topology], r: Results, shift: float, max_steps: int) -> Evaluated | None:
+def best_evaluated(
+    plan: Plan, topos: Sequence[Topology], r: Results, shift: float, max_steps: int, min_evals: int = 1
+) -> Evaluated | None:
     """The iteration's evaluated policy with the highest own reward.
 
     With exact evals: the centre theta (the unperturbed weights the exact evals rolled out) under
-    the topology whose exact evals have the highest mean (each topology's mean is over its own
-    evaluations only). Without: the perturbed weights theta +/- sigma*eps of the single best
-    rollout, under its pair's topology.
-    ``topos[i]`` is item i's topology and ``r`` is sorted by item index.
+    the topology whose exact evals have the highest mean, among those evaluated at least
+    ``min_evals`` times (each topology's mean is over its own evaluations only); None when none
+    was. A topology sampled once is never the best on that one episode: on PointMass (random
+    goals) one lucky episode of 186 held the title for a policy that scores -40 on new episodes.
+    Without: the perturbed weights theta +/- sigma*eps of the single best rollout, under its
+    pair's topology. ``topos[i]`` is item i's topology and ``r`` is sorted by item index.
     """
     pair = plan.items["kind"] == KIND_PAIR
     centre = plan.params.astype(np.float64)
@@ -122,8 +156,9 @@ def best_evaluated(plan: Plan, topos: Sequence[Topology], r: Results, shift: flo
         exact = np.flatnonzero(~pair)
         tidx = plan.items["topology"][exact].astype(np.int64)
         seen, means = means_by_index(tidx, r.reward_pos[exact], len(plan.topologies))
+        means[np.bincount(tidx)[seen] < min_evals] = -np.inf
         j = int(np.argmax(means))
-        return Evaluated(plan.topologies[int(seen[j])], centre, float(means[j]))
+        return Evaluated(plan.topologies[int(seen[j])], centre, float(means[j])) if np.isfinite(means[j]) else None
     if not pair.any():
         return None
     pos, neg = rollout_rewards(r, pair, shift, max_steps)

@@ -151,7 +151,7 @@ class BlockSampler:
 
 class SampledTable(Sequence[Topology]):
     """A plan's topology table when its controller samples in blocks: entry ``p`` is the
-    sampler's topology ``p``, or ``overrides[p]`` (the incumbent that an exact eval re-scores).
+    sampler's topology ``p``, or ``overrides[p]`` (the incumbent that exact evals re-score).
 
     Nothing is drawn when the plan is made: ``ask`` at 80,000 pairs took ~0.9 s of the
     iteration's barrier drawing and grouping 80,000 topologies. A lease draws the blocks it
@@ -254,7 +254,7 @@ class SampledTable(Sequence[Topology]):
         return np.concatenate(self._sizes) if self._sizes else np.zeros(0, np.int64)
 
     def grouped(self) -> tuple[list[Topology], npt.NDArray[np.int64]]:
-        """Equal topologies grouped, as :func:`esenas.controllers.base.group_by_topology` does:
+        """Equal topologies grouped, as :func:`esenas.topology.group_by_topology` does:
         the distinct ones in first-seen order, and per entry the index of its group."""
         self.group()
         return self._unique, self._index

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from esenas.algorithm import ESENAS
-from esenas.best import Incumbent, rollout_rewards
+from esenas.best import Incumbent, incumbent_evals, rollout_rewards
 from esenas.controllers.base import F64, Controller
 from esenas.es import perturbation
 from esenas.policies import Policy
@@ -16,6 +16,7 @@ from esenas.topology import Topology
 
 OBS, ACT, N = 4, 2, 4
 A, B, C = (Topology("partition", np.full(OBS * ACT, c, np.int64)) for c in (0, 1, 2))
+D = Topology("partition", np.arange(OBS * ACT, dtype=np.int64) % 3)
 
 
 class Scripted(Controller):
@@ -24,8 +25,13 @@ class Scripted(Controller):
     def __init__(self, batches: list[list[Topology]]) -> None:
         super().__init__(None, ControllerSpec(type="random"), 0)  # type: ignore[arg-type]
         self.batches = batches
+        # The first topology (ESENAS.current_topology before any incumbent, which iteration 0's
+        # exact evals re-score): the first batch's first exact eval, so each script reads as run.
+        self.first = batches[0][min(N, len(batches[0]) - 1)]
 
     def ask(self, n: int, rng: np.random.Generator | None = None) -> list[Topology]:
+        if n == 1:
+            return [self.first]
         batch = self.batches.pop(0)
         assert len(batch) == n
         return list(batch)
@@ -60,10 +66,10 @@ def tell(algo: ESENAS, pairs: Sequence[tuple[float, float]], exact: Sequence[flo
 
 
 def test_saved_reward_is_the_mean_of_that_topologys_own_exact_evals() -> None:
-    # A scores 100 and 0 (mean 50), B scores 60: the best policy is B's, with 60. The old code
-    # stored A (its single 100) with the mean over all three evaluations, 53.3.
-    algo = scripted(spec(3), [C] * N + [A, A, B])
-    tell(algo, [(0.0, 0.0)] * N, [100.0, 0.0, 60.0])
+    # A scores 100 and 0 (mean 50), B 60 and 60: the best policy is B's, with 60. The old code
+    # stored A (its single 100) with the mean over all four evaluations, 55.
+    algo = scripted(spec(4), [C] * N + [A, A, B, B])
+    tell(algo, [(0.0, 0.0)] * N, [100.0, 0.0, 60.0, 60.0])
     best = algo.best_policy()
     assert Topology.from_json(best["topology"]) == B
     assert best["reward"] == algo.best_reward == 60.0
@@ -71,12 +77,40 @@ def test_saved_reward_is_the_mean_of_that_topologys_own_exact_evals() -> None:
 
 
 def test_target_reward_is_checked_on_the_best_policys_own_reward() -> None:
-    # Exact evals of three topologies: 90, 10, 10. Their mean (36.7) is below the target of 80;
-    # the best policy's own reward (90) reaches it.
-    algo = scripted(spec(3, targetReward=80), [C] * N + [A, B, C])
-    tell(algo, [(0.0, 0.0)] * N, [90.0, 10.0, 10.0])
+    # Exact evals of three topologies: A 90, 90, C 10 and B 10. Their mean (50) is below the
+    # target of 80; the best policy's own reward (90) reaches it.
+    algo = scripted(spec(4, targetReward=80), [C] * N + [A, A, C, B])
+    tell(algo, [(0.0, 0.0)] * N, [90.0, 90.0, 10.0, 10.0])
     done, why = algo.done()
     assert done and "target reward 80 reached (90.0)" in why
+
+
+def test_half_the_exact_evals_re_score_the_incumbent_and_the_rest_sample() -> None:
+    assert [incumbent_evals(e) for e in range(6)] == [0, 1, 1, 2, 2, 3]
+    algo = scripted(spec(4), [C] * N + [A, B, C, B], [B] * N + [C, C, A, C])
+    # no incumbent yet: the first topology (A) takes its place, so iteration 0 can judge it
+    first = tell(algo, [(0.0, 0.0)] * N, [5.0, 1.0, 1.0, 1.0])
+    assert [first.topologies[int(t)] for t in first.items["topology"][N:]] == [A, A, C, B]
+    assert algo.best_reward == 3.0  # A's mean: the first iteration already has a best
+    assert algo.current_topology() == A
+    nxt = algo.ask()  # A re-scored twice, then the controller's samples
+    assert [nxt.topologies[int(t)] for t in nxt.items["topology"][N:]] == [A, A, A, C]
+
+
+def test_a_topology_sampled_once_is_never_the_best_on_that_one_episode() -> None:
+    # Iteration 0: B (the first topology, in the incumbent's place) scores 1 twice, A 100 once:
+    # only B has 2 of the 4 exact evals, so B is the best (1.0), while A takes the title on its
+    # one episode. Iteration 1 re-scores A twice (10 and 20) and D, sampled once, scores 90: the
+    # best is A at its mean, 15, never a single episode; D takes the title and must hold it when
+    # re-scored.
+    algo = scripted(spec(4), [C] * N + [B, C, A, C], [C] * N + [C, C, D, B])
+    tell(algo, [(0.0, 0.0)] * N, [1.0, 1.0, 100.0, 0.0])
+    assert algo.best_reward == 1.0 and Topology.from_json(algo.best_policy()["topology"]) == B
+    assert algo.current_topology() == A
+    plan = tell(algo, [(0.0, 0.0)] * N, [10.0, 20.0, 90.0, 5.0])
+    assert [plan.topologies[int(t)] for t in plan.items["topology"][N:]] == [A, A, D, B]
+    assert algo.best_reward == 15.0 and Topology.from_json(algo.best_policy()["topology"]) == A
+    assert algo.current_topology() == D
 
 
 def test_without_exact_evals_the_saved_policy_is_the_best_rollouts_perturbed_weights() -> None:

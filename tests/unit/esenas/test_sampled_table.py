@@ -8,11 +8,11 @@ import dataclasses
 import numpy as np
 import pytest
 from esenas.algorithm import ESENAS
-from esenas.controllers.base import group_by_topology
+from esenas.best import incumbent_evals
 from esenas.results import Results
 from esenas.sampling import SampledTable
 from esenas.spec import parse_spec
-from esenas.topology import Topology
+from esenas.topology import Topology, group_by_topology
 
 OBS, ACT = 17, 6
 POLICIES = {
@@ -53,8 +53,12 @@ def test_ask_draws_nothing_and_each_item_has_its_own_sample(policy: str) -> None
     assert isinstance(table, SampledTable)
     assert plan.sampler is not None and not plan.sampler._cache  # nothing drawn at the barrier
     assert plan.items["topology"].tolist() == list(range(plan.items.size))
-    assert plan.sample_position is not None and plan.sample_position.tolist() == list(range(plan.items.size))
-    probe = [0, 63, 64, 1_000, 2_001]  # blocks 0, 1, 15 and 31
+    # entries are samples but for the first k exact evals, which re-score the first topology
+    # (no incumbent yet) and so are no sample (-1)
+    n, k = 2_000, incumbent_evals(algo.spec.es.exact_evals)
+    expected = list(range(n)) + [-1] * k + list(range(n + k, plan.items.size))
+    assert plan.sample_position is not None and plan.sample_position.tolist() == expected
+    probe = [0, 63, 64, 1_000, 2_002]  # blocks 0, 1, 15 and 31 (2,000 and 2,001: the first topology)
     assert [table[p] for p in probe] == plan.sampler.at(probe)  # what a relay rebuilds from the position
     assert len(plan.sampler._cache) == 4  # only the blocks those entries fall in
     with pytest.raises(IndexError):
@@ -72,9 +76,10 @@ def test_grouping_in_slices_matches_grouping_the_drawn_list_and_keeps_the_incumb
     table = plan.topologies
     assert isinstance(table, SampledTable)
     n = algo.spec.es.perturbations
-    assert table[n] == algo.incumbent.topology and plan.sample_position is not None and plan.sample_position[n] == -1
+    assert table[n] == table[n + 1] == algo.incumbent.topology  # 2 of the 3 exact evals re-score it
+    assert plan.sample_position is not None and plan.sample_position[n:].tolist() == [-1, -1, n + 2]
     drawn = plan.sampler.topologies() if plan.sampler is not None else []
-    drawn[n] = algo.incumbent.topology
+    drawn[n] = drawn[n + 1] = algo.incumbent.topology
     want_unique, want_index = group_by_topology(drawn)
     done = [algo.prefetch_topologies(1) for _ in range(3)]
     assert done == [False, False, False]

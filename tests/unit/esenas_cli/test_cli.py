@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from esenas.spec import load_job
 from esenas_cli import run_processes
 from esenas_cli.local_job import RESOLVED_JOB, follow_local_workers
 from esenas_cli.main import build_parser, main
+from esenas_cli.results_dir import best_text
 
 BAD = """\
 apiVersion: esenas.dev/v1alpha1
@@ -129,3 +131,20 @@ def test_too_many_local_workers_for_the_bound_is_a_spec_error(tmp_path: Path, ca
     err = capsys.readouterr().err
     assert "with --workers 3 is not a valid ESENASJob" in err
     assert "spec.es.perturbationsPerWorker: 400000 x max(1, spec.workers.replicas 3) = 1200000 perturbations" in err
+
+
+def test_one_iteration_with_a_controller_already_saves_a_best(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Iteration 0 has no incumbent; the first exact eval's topology is scored 4 times in its
+    # place, so a 1-iteration run has a best policy (the closing line once read "best reward None").
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "apiVersion: esenas.dev/v1alpha1\nkind: ESENASJob\nmetadata: {name: short}\nspec:\n"
+        "  environment: {id: InvertedPendulum-v5, maxEpisodeSteps: 10}\n"
+        "  policy: {topology: partition, partitions: 2}\n  es: {perturbations: 2}\n  stopping: {maxIterations: 1}\n"
+    )
+    out = tmp_path / "run"
+    assert main(["run", str(job), "--in-process", "--no-video", "--fresh-episodes", "0", "--output", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "; best reward 10.0 after" in stdout  # InvertedPendulum pays 1 a step; 10 steps
+    assert json.loads((out / "summary.json").read_text())["bestReward"] == 10.0
+    assert best_text(None) == "none yet (no iteration completed)" and best_text(3.14159) == "3.1"
