@@ -43,8 +43,11 @@ The poster's results table, row by row, on Gymnasium v5 MuJoCo tasks (the poster
 in-process trainer (the fleet's own ask/tell core) on a shared 2-core machine. Compare env
 steps and rewards, not wall times: other work ran beside these runs.
 
-- **best**: the best policy's own evaluated reward during the run (the first exact eval of an
-  iteration, or a threshold evaluation of the current weights);
+- **best**: the best policy's own evaluated reward during the run: the mean of its topology's
+  exact evals in one iteration (with a controller, since 2026-12-04 half of the 8 exact evals
+  re-score the incumbent topology and only a topology with 4 of them can be the best; before,
+  each exact eval after the first sampled a topology, so this was often one episode), or a
+  threshold evaluation of the current weights;
 - **fresh 10**: the mean of 10 fresh episodes of the final best policy, after the run;
 - the figures plot the current weights' evaluations (5 fresh episodes every 2 iterations, not
   counted as training episodes) against env steps: the median over seeds as a line and the
