@@ -183,3 +183,21 @@ def test_the_update_uses_the_scheduled_step_size() -> None:
         moved, twin_moved = a.params - before, twin.params - before  # SGD: step x the same gradient
         assert np.linalg.norm(twin_moved) > 0
         assert np.allclose(moved, twin_moved * want / 0.08)
+
+
+def test_the_current_policy_acts_as_the_workers_rollouts_did() -> None:
+    """current_policy() (evaluations of the current weights, best_policy() before a best) uses the
+    numbers a plan sends, float32, not the trainer's float64 ones: on Humanoid-v5 a feature of std
+    ~4e-7 moved by 0.6 std between the two, and the centre fell in 13 steps where it scored 400."""
+    algo = ESENAS(spec(), OBS, ACT)  # no iteration yet: best_policy() is the centre too
+    # a near-constant feature: its float64 mean is not a float32 number, and its std is tiny
+    algo.obs_stats = algo.obs_stats.from_state_dict({"count": 1e6, "mean": [0.1, 1.3, -0.7, 2.1], "m2": [1e6, 1e6, 1.6e-7, 1e6]})
+    algo.params = algo.params + 1.0 / 3.0  # not float32 numbers either
+    plan = algo.ask()
+    as_sent = Policy(algo.arch, algo.current_topology(), plan.params, plan.obs_mean, plan.obs_std)  # a worker's
+    obs = np.array([[0.1, 1.3, -0.7, 2.1], [0.5, 1.0, -0.7 + 1e-7, 2.0]])
+    assert np.array_equal(algo.current_policy().act(obs), as_sent.act(obs))
+    float64 = Policy(algo.arch, algo.current_topology(), algo.params, *algo.obs_stats.mean_std())
+    assert not np.allclose(float64.act(obs), as_sent.act(obs), atol=1e-3)  # what it used to act on
+    assert algo.best is None
+    assert Policy.from_json(algo.best_policy()).act(obs).tolist() == as_sent.act(obs).tolist()
