@@ -55,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
     except onnx_export.OnnxMissing:
         return _error(f"esenas export --format onnx needs the onnx package: {EXTRA_HINT}")
     mujoco_log.capture(path.parent)  # building the task to read its bounds may warn: into the folder
-    clip = policy.arch.spec.template == "mlp" and not args.no_clip
+    clip = bool(policy.arch.spec.clip_actions) and not args.no_clip
     task = _task(policy, env_spec)
     if clip and isinstance(task, str):
         return _error(f"{path}: {task}; --no-clip exports the unclipped output without the environment")

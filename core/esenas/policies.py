@@ -106,6 +106,7 @@ class Policy:
                 "partitions": s.partitions,
                 "edges": s.edges,
                 "searchSpace": s.search_space,
+                "clipActions": s.clip_actions,
             },
             "layers": list(self.arch.layers),
             "topology": self.topology.to_json(),
@@ -131,6 +132,7 @@ class Policy:
             partitions=p.get("partitions"),
             edges=p.get("edges"),
             search_space=p.get("searchSpace", "aggregate_edges"),
+            clip_actions=p.get("clipActions"),  # absent before 2026-12-05: by template
         )
         layers = data["layers"]
         arch = Architecture(spec, int(layers[0]), int(layers[-1]))

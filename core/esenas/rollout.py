@@ -10,11 +10,12 @@ rollouts, 6-10% more env steps per CPU-second (bench/throughput.py's ``lockstep_
 The Gymnasium v5 MuJoCo tasks are stepped by esenas.native unless ``environment.stepper`` says
 gymnasium: the same numbers (tests/unit/esenas/test_native_*.py), fewer CPU-seconds per step.
 
-Actions of linear policies go to the environment unclipped, as in ARS: MuJoCo clamps controls
-to their range and the control cost sees the raw action, which keeps them smooth (HalfCheetah-v5
-ARS V2-t, 3 seeds: median 3,072 episodes to 3430 unclipped, 3,712 clipped). MLP actions are
-clipped to the action space: a random H41 network emits large actions, and unclipped (or
-tanh-squashed) its search collapsed into standing still to avoid the control cost.
+Actions of linear policies go to the environment unclipped by default, as in ARS: MuJoCo clamps
+controls to their range and the control cost sees the raw action, which keeps them smooth
+(HalfCheetah-v5 ARS V2-t, 3 seeds: median 3,072 episodes to 3430 unclipped, 3,712 clipped). MLP
+actions are clipped to the action space: a random H41 network emits large actions, and unclipped
+(or tanh-squashed) its search collapsed into standing still to avoid the control cost.
+``policy.clipActions`` chooses; its default is by template and task (esenas.es_defaults).
 """
 
 from __future__ import annotations
@@ -69,9 +70,9 @@ def env_dims(env: EnvironmentSpec | Any) -> tuple[int, int]:
 
 
 def action_bounds(env: Any, policy: Policy) -> tuple[F64, F64] | None:
-    """Where this policy's actions are clipped: the action space for MLPs, nowhere for linear
-    policies or for the unbounded scores of a discrete task."""
-    if policy.arch.spec.template != "mlp":
+    """Where this policy's actions are clipped: the action space when ``policy.clipActions`` (an
+    mlp's default), else nowhere; never the unbounded scores of a discrete task."""
+    if not policy.arch.spec.clip_actions:
         return None
     low, high = np.asarray(env.action_space.low, np.float64), np.asarray(env.action_space.high, np.float64)
     if np.isinf(low).all() and np.isinf(high).all():  # scores (esenas.spaces): nothing to clip

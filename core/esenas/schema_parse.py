@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from esenas.es_defaults import MLP_ES_DEFAULTS, survival_bonus
+from esenas.es_defaults import MLP_ES_DEFAULTS, clip_actions, survival_bonus
 from esenas.safe_yaml import YamlFileError, load_yaml_file
 from esenas.schema_model import FieldError, Schema, SpecError, camel, object_schema
 from esenas.schema_rules import violations, with_rules
@@ -94,6 +94,7 @@ def _configured_defaults(spec: dict[str, Any]) -> None:
         for key, value in MLP_ES_DEFAULTS.items():
             if key != "perturbations" or "perturbationsPerWorker" not in es:
                 es.setdefault(key, value)
+    policy.setdefault("clipActions", clip_actions(policy["template"], spec["environment"]["id"]))
     es.setdefault("rewardShift", survival_bonus(spec["environment"]["id"], spec["environment"].get("kwargs", {})))
     if "perturbationsPerWorker" in es:
         es["perturbations"] = es["perturbationsPerWorker"] * max(1, spec["workers"]["replicas"])

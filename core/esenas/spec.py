@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-from esenas.es_defaults import SHIFT_DEFAULT, mlp_default
+from esenas.es_defaults import CLIP_DEFAULT, SHIFT_DEFAULT, mlp_default
 from esenas.schema_k8s import QUANTITY_PATTERN
 from esenas.schema_model import FieldError, Schema, SpecError, spec_field
 from esenas.spec_checks import check_dimensions, unsupported_actions
@@ -151,17 +151,15 @@ class PolicySpec:
         "dense",
         enum=TOPOLOGIES,
     )
-    partitions: int | None = spec_field(
-        "Number of shared weights (colours) when topology is partition.", None, minimum=1, maximum=1_000_000
-    )
-    edges: int | None = spec_field(
-        "Number of edges kept when topology is edges.", None, minimum=1, maximum=10_000_000
-    )
+    partitions: int | None = spec_field("Number of shared weights (colours) when topology is partition.", None, minimum=1, maximum=1_000_000)
+    edges: int | None = spec_field("Number of edges kept when topology is edges.", None, minimum=1, maximum=10_000_000)
     search_space: str = spec_field(
-        "Which edges the controller chooses from.",
-        "aggregate_edges",
-        enum=SEARCH_SPACES,
+        "Which edges the controller chooses from.", "aggregate_edges", enum=SEARCH_SPACES,
         when="when topology is edges (the only topology that uses it)",
+    )
+    clip_actions: bool | None = spec_field(
+        "Clip actions to the task's action space; unclipped, MuJoCo clamps the control but its cost sees the "
+        f"raw action (ARS's linear policies). Scores of discrete actions are never clipped. Defaults to false {CLIP_DEFAULT}.", None,
     )
 
     def __post_init__(self) -> None:
@@ -170,6 +168,8 @@ class PolicySpec:
         if self.topology in RENAMED_KINDS:
             object.__setattr__(self, "topology", RENAMED_KINDS[self.topology])
             object.__setattr__(self, "search_space", "aggregate_edges")
+        if self.clip_actions is None:  # built in code, or a policy saved before the field: by template
+            object.__setattr__(self, "clip_actions", self.template == "mlp")
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,8 @@ def test_edge_topologies_keep_k_edges(space: str) -> None:
         {"template": "mlp", "hidden_layers": (8, 8), "topology": "edges", "edges": 30, "search_space": "residual_edges"},
         {"template": "mlp", "hidden_layers": (41,), "topology": "circulant"},
         {"template": "linear", "topology": "edges", "edges": 20},
+        {"template": "linear", "clip_actions": True},
+        {"template": "mlp", "hidden_layers": (4,), "topology": "partition", "partitions": 3, "clip_actions": False},
     ],
 )
 def test_save_load_round_trip_replays_identically(kw: dict[str, object], tmp_path: Path) -> None:
@@ -79,6 +81,15 @@ def test_save_load_round_trip_replays_identically(kw: dict[str, object], tmp_pat
     np.testing.assert_allclose(q.act(obs), p.act(obs))
     np.testing.assert_allclose(q.act(obs[0]), p.act(obs)[0])
     assert q.trainable_params == p.trainable_params < a.dense_params or kw["template"] == "linear"
+    assert q.arch.spec.clip_actions is p.arch.spec.clip_actions is kw.get("clip_actions", kw["template"] == "mlp")
+
+
+@pytest.mark.parametrize("template", ["linear", "mlp"])
+def test_a_policy_saved_before_clip_actions_clips_by_template(template: str) -> None:
+    p = Policy(arch(template=template), arch(template=template).default_topology(), np.zeros(arch(template=template).num_params))
+    data = p.to_json()
+    del data["policy"]["clipActions"]  # as files written before 2026-12-05
+    assert Policy.from_json(data).arch.spec.clip_actions is (template == "mlp")
 
 
 def test_linear_forward_is_linear_as_in_ars() -> None:

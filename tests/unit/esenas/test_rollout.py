@@ -52,6 +52,25 @@ def test_linear_policies_are_unclipped_and_mlps_are_clipped() -> None:
     ev.close()
 
 
+@pytest.mark.parametrize(("template", "clip"), [("linear", True), ("mlp", False)])
+def test_clip_actions_overrides_the_templates_rule(template: str, clip: bool) -> None:
+    spec = parse_spec({"environment": {"id": "InvertedPendulum-v5"}, "policy": {"template": template, "clipActions": clip}})
+    assert spec.policy.clip_actions is clip
+    algo, ev = ESENAS(spec, 4, 1), Evaluator(spec)
+    policy = algo.current_policy()
+    assert (action_bounds(ev.env, policy) is not None) is clip
+    ev.close()
+    # and the clipped run's action: a linear policy driven far past the range acts at its edge
+    ev = Evaluator(spec)
+    ev.set_plan(np.full(policy.arch.num_params, 100.0), np.zeros(4), np.ones(4), 0.1, [policy.topology])
+    acted: list[float] = []
+    step = ev.env.step
+    ev.env.step = lambda a: (acted.append(float(np.asarray(a)[0])), step(a))[1]  # type: ignore[method-assign]
+    ev.run(algo.ask().items[-1:])  # the exact eval: the centre
+    ev.close()
+    assert acted and (max(map(abs, acted)) <= 3.0) is clip
+
+
 @pytest.mark.parametrize(("env_id", "dims"), [("CartPole-v1", (4, 2)), ("Acrobot-v1", (6, 3))])
 def test_discrete_action_spaces_are_driven_by_one_score_per_action(env_id: str, dims: tuple[int, int]) -> None:
     # They once passed as act_dim = n and crashed at the first env.step with a float vector;

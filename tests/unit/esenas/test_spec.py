@@ -53,6 +53,17 @@ def test_es_defaults_follow_the_template() -> None:
 
 
 @pytest.mark.parametrize(
+    ("template", "env_id", "clip"),
+    [("linear", "HalfCheetah-v5", False), ("linear", "Ant-v5", False), ("linear", "Humanoid-v5", True),
+     ("linear", "Humanoid-v4", True), ("mlp", "HalfCheetah-v5", True), ("linear", "HumanoidStandup-v5", False)],
+)
+def test_clip_actions_defaults_by_template_and_task(template: str, env_id: str, clip: bool) -> None:
+    # Humanoid's +-0.4 range: raw linear actions made every episode fall within ~17 steps (es_defaults)
+    assert parse_spec({"environment": {"id": env_id}, "policy": {"template": template}}).policy.clip_actions is clip
+    assert parse_spec({"environment": {"id": env_id}, "policy": {"template": template, "clipActions": not clip}}).policy.clip_actions is not clip
+
+
+@pytest.mark.parametrize(
     ("environment", "shift"),
     [
         ({"id": "Hopper-v5"}, 1.0),

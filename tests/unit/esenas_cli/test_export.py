@@ -25,6 +25,7 @@ CASES: dict[str, dict[str, Any]] = {
     "linear-partition": {"template": "linear", "topology": "partition", "partitions": 9},
     "linear-edges": {"template": "linear", "topology": "edges", "edges": 30},
     "linear-toeplitz": {"template": "linear", "topology": "toeplitz"},
+    "linear-dense-clipped": {"template": "linear", "topology": "dense", "clip_actions": True},
     "mlp-dense": {"template": "mlp", "hidden_layers": (41,), "topology": "dense"},
     "mlp-partition-h41": {"template": "mlp", "hidden_layers": (41,), "topology": "partition", "partitions": 17},
     "mlp-partition-300": {"template": "mlp", "hidden_layers": (41,), "topology": "partition", "partitions": 300},
@@ -37,6 +38,7 @@ CASES: dict[str, dict[str, Any]] = {
     "mlp-toeplitz": {"template": "mlp", "hidden_layers": (41,), "topology": "toeplitz"},
     "mlp-circulant": {"template": "mlp", "hidden_layers": (41,), "topology": "circulant"},
     "mlp-circulant-2layers": {"template": "mlp", "hidden_layers": (8, 30), "topology": "circulant"},
+    "mlp-dense-unclipped": {"template": "mlp", "hidden_layers": (41,), "topology": "dense", "clip_actions": False},
 }
 SEARCHED = {"partition", "edges"}
 
@@ -58,9 +60,9 @@ def write_folder(folder: Path, policy: Policy) -> Path:
 
 
 def expected(policy: Policy, obs: np.ndarray) -> np.ndarray:
-    """What the task gets: Policy.act, clipped to the action space for MLPs (esenas.rollout)."""
+    """What the task gets: Policy.act, clipped to the action space when clipActions (esenas.rollout)."""
     a = policy.act(obs)
-    return np.clip(a, -1.0, 1.0) if policy.arch.spec.template == "mlp" else a
+    return np.clip(a, -1.0, 1.0) if policy.arch.spec.clip_actions else a
 
 
 def run_model(path: Path, obs: np.ndarray) -> np.ndarray:

@@ -108,6 +108,7 @@ def test_schema_defaults_equal_the_parser_defaults() -> None:
         "spec.controller.ppoClip", "spec.controller.ppoEpochs", "spec.controller.tournamentSize",
         "spec.controller.type", "spec.es.fitnessShaping", "spec.es.optimizer",
         "spec.es.perturbations", "spec.es.rewardShift", "spec.es.sigma", "spec.es.stepSize", "spec.objectives.sizeMethod",
+        "spec.policy.clipActions",
         "spec.policy.searchSpace",
     ]
 
