@@ -160,6 +160,18 @@ _ROWS: Final[dict[str, Row]] = {
         "Reacher-v5, linear, 8 partitions, the spec's defaults but es.exactEvals 4", "bench/jobs/reacher-defaults-exact4.yaml",
         "no poster row", max_env_steps=1_000_000, defaults=True,
     ),
+    "ant-linear-defaults": Row(
+        "Ant-v5, dense linear, the spec's defaults (rewardShift 0 since 2026-12-05)", "bench/jobs/ant-linear-defaults.yaml",
+        "no poster row", max_env_steps=2_000_000, defaults=True,
+    ),
+    "humanoid-linear-defaults": Row(
+        "Humanoid-v5, dense linear, the spec's defaults (clipActions true since 2026-12-05)", "bench/jobs/humanoid-linear-defaults.yaml",
+        "no poster row", max_env_steps=1_000_000, defaults=True,
+    ),
+    "humanoid-linear-noclip": Row(
+        "Humanoid-v5, dense linear, the spec's defaults but clipActions false (the default until 2026-12-05)",
+        "bench/jobs/humanoid-linear-noclip.yaml", "no poster row", max_env_steps=1_000_000, defaults=True,
+    ),
     "halfcheetah-ars-linear": Row(
         "HalfCheetah-v5, dense linear, ARS V2-t: episodes to 3430", "manifests/examples/halfcheetah-ars-linear.yaml",
         "ARS V2-t: 1,707 episodes (HalfCheetah-v1)", threshold=3430, poster_episodes=1707,
