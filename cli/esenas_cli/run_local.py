@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from esenas.algorithm import ESENAS, IterationReport
+from esenas.es_defaults import chosen_by_task
 from esenas.process_pool import WorkerDied
 from esenas.spec import Job
 from esenas.trainer import Trainer
@@ -60,6 +61,8 @@ def train(job: Job, obs_dim: int, act_dim: int, out: Path, workers: int, resumed
     print(f"training {job.name}: {job.spec.environment.id}, {algo.arch.kind} {job.spec.policy.template} "
           f"({algo.arch.num_params} trainable numbers), controller {job.spec.controller.type}, "
           f"{trainer.workers} workers; folder {out}")
+    if by_task := chosen_by_task(job):
+        print(by_task)
     got: list[int] = []
     training = [True]
 

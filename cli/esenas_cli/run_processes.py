@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from esenas.edits import immutable_changes
+from esenas.es_defaults import chosen_by_task
 from esenas.spec import Job, SpecError
 from esenas.trainer import default_workers
 from esenas_api import tls
@@ -143,6 +144,8 @@ class LocalFleet:
         spec = self.job.spec
         print(f"training {self.job.name}: {spec.environment.id}, {spec.policy.topology} {spec.policy.template}, "
               f"controller {spec.controller.type}; 1 aggregator + {self.n_workers} worker processes; folder {self.out}")
+        if by_task := chosen_by_task(self.job):
+            print(by_task)
         start = time.monotonic()
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:

@@ -39,7 +39,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from esenas.spec import Job
 
 #: An mlp's ES defaults, measured on MuJoCo (bench/results/learning.md).
 MLP_ES_DEFAULTS: Final = {"sigma": 0.1, "stepSize": 0.05, "perturbations": 64, "fitnessShaping": "centered_ranks", "optimizer": "adam"}
@@ -88,3 +91,16 @@ def survival_bonus_cel(obj: str) -> str:
     task = " : ".join(f"{env}.id.startsWith('{name}-') ? {bonus}" for name, bonus in SURVIVAL_BONUS.items()) + " : 0.0"
     given = f"has({kw}) && 'healthy_reward' in {kw} ? double({kw}.healthy_reward) : ({task})"
     return f"({env}.id.matches('{_ID}') && {falls} ? ({given}) : 0.0)"
+
+
+def chosen_by_task(job: Job) -> str:
+    """The defaults ``job`` got from its task rather than its template and did not set, in one line
+    for ``esenas run`` ("" when none): a Humanoid job that sets nothing learns on shifted rewards
+    and clipped actions, which its YAML does not say."""
+    spec, raw = job.spec, job.raw_spec
+    got = []
+    if "rewardShift" not in (raw.get("es") or {}) and spec.es.reward_shift:
+        got.append(f"es.rewardShift {spec.es.reward_shift:g} (the task's survival bonus)")
+    if "clipActions" not in (raw.get("policy") or {}) and spec.policy.template != "mlp" and spec.policy.clip_actions:
+        got.append("policy.clipActions true (the task's narrow action range)")
+    return f"defaults for {spec.environment.id}: {'; '.join(got)} (docs/tuning.md)" if got else ""

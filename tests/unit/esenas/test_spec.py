@@ -6,6 +6,7 @@ import glob
 from typing import Any
 
 import pytest
+from esenas.es_defaults import chosen_by_task
 from esenas.spec import SpecError, check_dimensions, load_job, parse_spec
 
 BASE: dict[str, Any] = {"environment": {"id": "HalfCheetah-v5"}}
@@ -277,3 +278,21 @@ def test_controller_settings_default_in_python_where_they_apply() -> None:
     assert (s.controller.population_size, s.controller.tournament_size, s.policy.search_space) == (50, 0, "aggregate_edges")
     with pytest.raises(SpecError, match=r"^spec.controller.tournamentSize: must be <= populationSize \(50\), got 51$"):
         parse_spec({**BASE, "policy": {"topology": "edges", "edges": 10}, "controller": {"type": "evolution", "tournamentSize": 51}})
+
+
+@pytest.mark.parametrize(
+    ("spec", "line"),
+    [
+        ({"environment": {"id": "Humanoid-v5"}},
+         "defaults for Humanoid-v5: es.rewardShift 5 (the task's survival bonus); policy.clipActions true "
+         "(the task's narrow action range) (docs/tuning.md)"),
+        ({"environment": {"id": "Hopper-v5"}}, "defaults for Hopper-v5: es.rewardShift 1 (the task's survival bonus) (docs/tuning.md)"),
+        ({"environment": {"id": "Humanoid-v5"}, "es": {"rewardShift": 5.0}, "policy": {"clipActions": True}}, ""),  # set: not defaults
+        ({"environment": {"id": "Humanoid-v5"}, "policy": {"template": "mlp"}},  # an mlp clips anyway: only the shift
+         "defaults for Humanoid-v5: es.rewardShift 5 (the task's survival bonus) (docs/tuning.md)"),
+        ({"environment": {"id": "HalfCheetah-v5"}}, ""),
+    ],
+)
+def test_esenas_run_names_the_defaults_a_job_got_from_its_task(spec: dict[str, Any], line: str) -> None:
+    job = load_job({"apiVersion": "esenas.dev/v1alpha1", "kind": "ESENASJob", "metadata": {"name": "j"}, "spec": spec})
+    assert chosen_by_task(job) == line

@@ -148,3 +148,17 @@ def test_one_iteration_with_a_controller_already_saves_a_best(tmp_path: Path, ca
     assert "; best reward 10.0 after" in stdout  # InvertedPendulum pays 1 a step; 10 steps
     assert json.loads((out / "summary.json").read_text())["bestReward"] == 10.0
     assert best_text(None) == "none yet (no iteration completed)" and best_text(3.14159) == "3.1"
+
+
+def test_esenas_run_names_the_defaults_the_task_chose(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A Hopper job that sets no shift learns on rewards shifted by its survival bonus: say so.
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "apiVersion: esenas.dev/v1alpha1\nkind: ESENASJob\nmetadata: {name: hop}\nspec:\n"
+        "  environment: {id: Hopper-v5, maxEpisodeSteps: 5}\n  es: {perturbations: 2, exactEvals: 0}\n  stopping: {maxIterations: 1}\n"
+    )
+    out = tmp_path / "run"
+    assert main(["run", str(job), "--in-process", "--no-video", "--fresh-episodes", "0", "--output", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("training hop: Hopper-v5")
+    assert lines[1] == "defaults for Hopper-v5: es.rewardShift 1 (the task's survival bonus) (docs/tuning.md)"
