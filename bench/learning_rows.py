@@ -172,6 +172,10 @@ _ROWS: Final[dict[str, Row]] = {
         "Humanoid-v5, dense linear, the spec's defaults but clipActions false (the default until 2026-12-05)",
         "bench/jobs/humanoid-linear-noclip.yaml", "no poster row", max_env_steps=1_000_000, defaults=True,
     ),
+    "humanoid-h41-17-defaults": Row(
+        "Humanoid-v5, H41, 17 partitions, the spec's defaults", "bench/jobs/humanoid-h41-17-defaults.yaml",
+        "no poster row", max_env_steps=1_000_000, defaults=True,
+    ),
     "halfcheetah-ars-linear": Row(
         "HalfCheetah-v5, dense linear, ARS V2-t: episodes to 3430", "manifests/examples/halfcheetah-ars-linear.yaml",
         "ARS V2-t: 1,707 episodes (HalfCheetah-v1)", threshold=3430, poster_episodes=1707,
