@@ -63,9 +63,11 @@ def test_an_aggregator_that_cannot_import_its_environment_fails_the_job_naming_t
     assert "Traceback (most recent call last)" in message, message
     (failed,) = [c for c in st["conditions"] if c["type"] == "Failed"]
     assert (failed["status"], failed["reason"]) == ("True", "AggregatorCrashLoop") and "No module named" in failed["message"]
-    events = [e for e in cluster.api.client.list("/api/v1/namespaces/default/events")
-              if e["involvedObject"]["name"] == "crash" and e["reason"] == "AggregatorCrashLoop"]
-    assert events and events[0]["type"] == "Warning" and "No module named 'esenas_no_such_envs'" in events[0]["message"]
+    # kopf posts events from a background queue, after the status patch: wait for it, as kubectl would
+    events = wait_for(lambda: [e for e in cluster.api.client.list("/api/v1/namespaces/default/events")
+                               if e["involvedObject"]["name"] == "crash" and e["reason"] == "AggregatorCrashLoop"],
+                      30, "the AggregatorCrashLoop event")
+    assert events[0]["type"] == "Warning" and "No module named 'esenas_no_such_envs'" in events[0]["message"]
     cluster.api.kubectl("wait", "esj/crash", "--for=condition=Failed", "--timeout=10s")
     # The fleet is stopped: every Deployment at 0, and the workers count 0/0.
     deployments = cluster.api.client.list("/apis/apps/v1/namespaces/default/deployments", labelSelector="esenas.dev/job=crash")

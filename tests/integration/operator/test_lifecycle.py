@@ -115,8 +115,10 @@ def test_scale_suspend_resume_and_delete(cluster: FakeKube, operator: OperatorPr
     (cond,) = [c for c in st["conditions"] if c["type"] == "Suspended"]
     assert cond["status"] == "True"
     assert ("PersistentVolumeClaim", "fleet-checkpoints") in children(cluster, "fleet"), "the checkpoint survives"
-    events = {e["reason"] for e in cluster.client.list("/api/v1/namespaces/default/events") if e["involvedObject"]["name"] == "fleet"}
-    assert "Suspended" in events and "NoCheckpointVolume" not in events
+    # kopf posts events from a background queue, after the status patch: wait for it
+    events = cluster.wait_for(lambda: "Suspended" in (got := {
+        e["reason"] for e in cluster.client.list("/api/v1/namespaces/default/events") if e["involvedObject"]["name"] == "fleet"}) and got)
+    assert "NoCheckpointVolume" not in events
 
     cluster.kubectl("patch", "esj/fleet", "--type=merge", "-p", json.dumps({"spec": {"suspend": False}}))
     cluster.wait_for(lambda: replicas(cluster, "fleet") == {"fleet-aggregator": 1, "fleet-workers-0": 5})
@@ -200,8 +202,8 @@ def test_status_follows_the_aggregator_to_success_and_ttl(cluster: FakeKube, ope
     # Until the CRD lists chunks/sha256/... (docs/results.md), the API server may prune them.
     assert st["result"]["configMap"] == "done-result" and st["result"].get("chunks", 1) == 1
     assert [c["status"] for c in st["conditions"] if c["type"] == "Complete"] == ["True"]
-    events = cluster.client.list("/api/v1/namespaces/default/events")
-    assert any(e.get("reason") == "Succeeded" and e["involvedObject"]["name"] == "done" for e in events)
+    cluster.wait_for(lambda: any(  # posted from kopf's event queue, after the status patch
+        e.get("reason") == "Succeeded" and e["involvedObject"]["name"] == "done" for e in cluster.client.list("/api/v1/namespaces/default/events")))
     # The job is deleted after its TTL, and its children with it (result included).
     cluster.wait_for(lambda: _gone(cluster, "done"), timeout=20)
     cluster.wait_for(lambda: children(cluster, "done") == {})
