@@ -158,3 +158,31 @@ def make_env(env: EnvironmentSpec) -> Any:
             raise _unknown(ref, exc) from exc
         raise _fail(ref, "cannot build it", exc) from exc
     return adapt(made, env.id)
+
+
+def first_step(e: Any, env: EnvironmentSpec) -> None:
+    """Reset ``e`` and take one step with the centre of its action space, as a rollout will.
+
+    Some environments build but fail only when stepped: a kwarg of the wrong type (Pendulum-v1's
+    ``g: "heavy"``), a missing asset, a bug in a user's ``step``. Found here, before any worker
+    starts, it is one line about the spec instead of a traceback from the first rollout; an
+    observation of another size than the observation space is refused the same way.
+    """
+    import numpy as np
+
+    ref = parse_env_id(env.id)
+    stage = "its first reset and step failed" + (f" (kwargs {dict(env.kwargs)})" if env.kwargs else "")
+    try:
+        obs, _ = e.reset(seed=0)
+        expected = int(np.prod(e.observation_space.shape))
+        space = e.action_space
+        centre = np.clip(np.zeros(space.shape), space.low, space.high).astype(space.dtype)
+        obs2 = e.step(centre)[0]
+    except Exception as exc:
+        raise _fail(ref, stage, exc) from exc
+    for name, o in (("reset", obs), ("step", obs2)):
+        size = np.asarray(o).size
+        if size != expected:
+            msg = f"{name}() returned {size} observation numbers, its observation_space has {expected}"
+            raise EnvironmentUnavailable(FieldError(FIELD, f"environment {ref.describe()}: {msg}"))
+

@@ -50,8 +50,8 @@ def env_dims(env: EnvironmentSpec | Any) -> tuple[int, int]:
 
     Raises SpecError (field ``spec.environment.id``) when the actions are not a flat float Box
     (``make_env`` adapts every space it can, :mod:`esenas.spaces`), and EnvironmentUnavailable
-    when the environment cannot be imported or built: this is where the aggregator and
-    ``esenas run`` learn a task's sizes, before anything runs.
+    when the environment cannot be imported, built, reset or stepped (esenas.envload.first_step):
+    this is where the aggregator and ``esenas run`` learn a task's sizes, before anything runs.
     """
     from gymnasium.spaces import Box
 
@@ -61,6 +61,8 @@ def env_dims(env: EnvironmentSpec | Any) -> tuple[int, int]:
         if not (isinstance(space, Box) and np.issubdtype(space.dtype, np.floating) and len(space.shape) == 1):
             env_id = env.id if isinstance(env, EnvironmentSpec) else str(getattr(e.spec, "id", type(e).__name__))
             raise SpecError([unsupported_actions(env_id, str(space))])
+        if isinstance(env, EnvironmentSpec):
+            envload.first_step(e, env)
         obs = int(np.prod(e.observation_space.shape))
         act = int(np.prod(e.action_space.shape))
     finally:

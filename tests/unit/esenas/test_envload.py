@@ -27,9 +27,10 @@ from gymnasium.envs.registration import register
 
 
 class Line(gymnasium.Env):
-    def __init__(self, size=3, fail=False):
+    def __init__(self, size=3, fail=False, gain=1.0, extra=0):
         if fail:
             raise RuntimeError("the simulator\\nis not licensed")
+        self.gain, self.extra = gain, extra
         self.observation_space = gymnasium.spaces.Box(-1.0, 1.0, (size,))
         self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (1,))
 
@@ -38,7 +39,8 @@ class Line(gymnasium.Env):
         return np.zeros(self.observation_space.shape, np.float32), {}
 
     def step(self, action):
-        return np.zeros(self.observation_space.shape, np.float32), 1.0, False, False, {}
+        obs = np.zeros(self.observation_space.shape[0] + self.extra, np.float32)
+        return obs, float(action[0]) / self.gain, False, False, {}
 
 
 register(id="Line-v0", entry_point=Line)
@@ -147,6 +149,25 @@ def test_each_failure_is_one_line_naming_module_class_or_id_and_the_error(user_m
     assert _unavailable(f"{user_module}:Line-v0", colour="red").startswith(
         f"{field}'{user_module}:Line-v0' (module {user_module}, id Line-v0): cannot build it: "
         "TypeError: Line.__init__() got an unexpected keyword argument 'colour'")
+
+
+def test_an_environment_that_builds_but_fails_when_stepped_is_reported_before_anything_runs(user_module: str) -> None:
+    """A kwarg of the wrong type often passes the constructor and fails in the first step (Gymnasium's
+    Pendulum-v1 with ``g: "heavy"``): env_dims, where the aggregator and ``esenas run`` learn the
+    task's sizes, steps once and says so in one line naming the kwargs."""
+    assert env_dims(EnvironmentSpec(f"{user_module}:Line-v0", kwargs={"gain": 2.0})) == (3, 1)
+    with pytest.raises(EnvironmentUnavailable) as info:
+        env_dims(EnvironmentSpec(f"{user_module}:Line-v0", kwargs={"gain": "heavy"}))
+    assert str(info.value) == (
+        f"spec.environment.id: environment '{user_module}:Line-v0' (module {user_module}, id Line-v0): its first "
+        "reset and step failed (kwargs {'gain': 'heavy'}): TypeError: unsupported operand type(s) for /: 'float' and 'str'")
+    with pytest.raises(EnvironmentUnavailable) as info:
+        env_dims(EnvironmentSpec(f"{user_module}:Line", kwargs={"extra": 2}))
+    assert str(info.value) == (
+        f"spec.environment.id: environment '{user_module}:Line' (module {user_module}, class Line): step() returned "
+        "5 observation numbers, its observation_space has 3")
+    with pytest.raises(EnvironmentUnavailable, match=r"'Pendulum-v1': its first reset and step failed \(kwargs \{'g': 'heavy'\}\): TypeError"):
+        env_dims(EnvironmentSpec("Pendulum-v1", kwargs={"g": "heavy"}))
 
 
 def test_a_module_that_raises_on_import_is_reported_too(tmp_path: Path) -> None:
