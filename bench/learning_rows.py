@@ -160,6 +160,14 @@ _ROWS: Final[dict[str, Row]] = {
         "Reacher-v5, linear, 8 partitions, the spec's defaults but es.exactEvals 4", "bench/jobs/reacher-defaults-exact4.yaml",
         "no poster row", max_env_steps=1_000_000, defaults=True,
     ),
+    "reacher-linear-defaults": Row(
+        "Reacher-v5, dense linear, the spec's defaults (the best 8 of 32 pairs)", "bench/jobs/reacher-linear-defaults.yaml",
+        "no poster row", max_env_steps=1_000_000, defaults=True,
+    ),
+    "reacher-linear-top0": Row(
+        "Reacher-v5, dense linear, the spec's defaults but all pairs (es.topDirections 0)", "bench/jobs/reacher-linear-top0.yaml",
+        "no poster row", max_env_steps=1_000_000, defaults=True,
+    ),
     "ant-linear-defaults": Row(
         "Ant-v5, dense linear, the spec's defaults (rewardShift 0 since 2026-12-05)", "bench/jobs/ant-linear-defaults.yaml",
         "no poster row", max_env_steps=2_000_000, defaults=True,
