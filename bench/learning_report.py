@@ -70,7 +70,10 @@ def _runs(row: str) -> list[dict[str, Any]]:
 
 
 def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:,.0f}"
+    """Whole numbers, except rewards (floats) under 100 in size (Reacher's -6.4 against -5.6): one decimal."""
+    if x is None:
+        return "-"
+    return f"{x:,.0f}" if isinstance(x, int) or abs(x) >= 100 else f"{x:.1f}"
 
 
 def _median(values: list[float]) -> float | None:
