@@ -20,7 +20,7 @@ import json
 import re
 from typing import Any, Final
 
-from esenas.es_defaults import MLP_ES_DEFAULTS, survival_bonus_cel
+from esenas.es_defaults import MLP_ES_DEFAULTS, survival_bonus_cel, top_directions_cel
 from esenas.spec import ESSpec, JobSpec
 
 LIVE: Final = (
@@ -110,7 +110,7 @@ def _shift(obj: str) -> str:
 
 
 def _top(obj: str) -> str:
-    return f"(has({obj}.es.topDirections) ? {obj}.es.topDirections : -1)"
+    return top_directions_cel(obj)
 
 
 #: Transition rules on spec for the immutable ES fields whose default depends on the template, the
@@ -119,7 +119,8 @@ def _top(obj: str) -> str:
 DERIVED_DEFAULT_RULES: Final = (
     *((f"es.{key}", f"{_effective('self', key)} == {_effective('oldSelf', key)}") for key in MLP_ES_DEFAULTS if key != "perturbations"),
     ("es.rewardShift", f"{_shift('self')} == {_shift('oldSelf')}"),
-    # Unset is a quarter of the pairs, following the population: no count equals it (-1 stands for it).
+    # Unset is a quarter of the pairs on the one-start tasks, following the population (-1 stands for
+    # it: no count equals it), and 0 on the others (esenas.es_defaults.top_directions).
     ("es.topDirections", f"{_top('self')} == {_top('oldSelf')}"),
 )
 

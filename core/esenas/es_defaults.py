@@ -1,5 +1,6 @@
 """ES defaults that depend on other fields, so the CRD carries none of them and the parser
-fills them in (esenas.schema_parse): by template, and the reward shift by task.
+fills them in (esenas.schema_parse): by template, and the reward shift, the clip and the top
+directions by task.
 
 An mlp policy gets :data:`MLP_ES_DEFAULTS`, the settings every MLP run in
 bench/results/learning.md was measured with; a linear one keeps the dataclass defaults of
@@ -70,6 +71,44 @@ _CLIPPED_ID: Final = "^(" + "|".join(CLIPPED_LINEAR) + ")-v[45]$"
 CLIP_DEFAULT: Final = "for a linear policy except on Humanoid (-v4, -v5), true for an mlp"
 
 
+#: Tasks (Gymnasium v4, v5) that start every episode from nearly one state, where an update steps on
+#: the best quarter of its pairs by default (``es.topDirections`` unset): ranking a pair by its
+#: better rollout then ranks the direction. Elsewhere the default is every pair (0), see
+#: :func:`top_directions`.
+ONE_START: Final = ("HalfCheetah", "Hopper", "Walker2d", "Swimmer", "Ant", "Humanoid", "HumanoidStandup",
+                    "InvertedPendulum", "InvertedDoublePendulum")
+_ONE_START_ID: Final = "^(" + "|".join(ONE_START) + ")-v[45]$"
+#: How the CRD reference words the default.
+TOP_DEFAULT: Final = (
+    "a quarter of the pairs in each update, rounded up (16 of 64), on the MuJoCo tasks that start from nearly "
+    "one state (" + ", ".join(ONE_START) + "; -v4, -v5), so it follows perturbationsPerWorker as the fleet "
+    "scales; 0 (all pairs) on any other task, whose start or goal is random per episode (Reacher, Pendulum) "
+    "or not known"
+)
+
+
+def top_directions(env_id: str) -> int | None:
+    """``es.topDirections``'s default on ``env_id``: None (a quarter of each update's pairs,
+    esenas.es.top_count) on the :data:`ONE_START` tasks, else 0 (all pairs).
+
+    Each pair's two rollouts share a start, but pairs do not: on a task whose start or goal is drawn
+    per episode, the pairs whose better rollout scored highest are mostly those that drew an easy
+    one, so stepping on them follows the draw, not the direction. Measured (learning-history.md,
+    2026-12-05), all pairs against the best quarter, 3 seeds each, on new episodes: Reacher-v5
+    dense linear (1M steps) a median of -5.6 against -6.4; Pendulum-v1 mlp (6M steps) -133 against
+    -290; MountainCar-v0 reached -110 in 288-720 episodes against 1,008; CartPole-v1 and Acrobot-v1
+    the same. On the locomotion tasks the best quarter won (HalfCheetah H41/17, 5 seeds: a median
+    best of 2,406 against 1,496; docs/tuning.md item 4).
+    """
+    return None if re.match(_ONE_START_ID, env_id) else 0
+
+
+def top_directions_cel(obj: str) -> str:
+    """The effective ``es.topDirections`` of ``obj`` in CEL (obj: self or oldSelf), -1 standing for
+    the quarter: no count equals it, as it follows the population."""
+    return f"(has({obj}.es.topDirections) ? {obj}.es.topDirections : ({obj}.environment.id.matches('{_ONE_START_ID}') ? -1 : 0))"
+
+
 def clip_actions(template: str, env_id: str) -> bool:
     """``policy.clipActions``'s default for ``template`` on ``env_id``."""
     return template == "mlp" or re.match(_CLIPPED_ID, env_id) is not None
@@ -103,4 +142,6 @@ def chosen_by_task(job: Job) -> str:
         got.append(f"es.rewardShift {spec.es.reward_shift:g} (the task's survival bonus)")
     if "clipActions" not in (raw.get("policy") or {}) and spec.policy.template != "mlp" and spec.policy.clip_actions:
         got.append("policy.clipActions true (the task's narrow action range)")
+    if "topDirections" not in (raw.get("es") or {}) and spec.es.top_directions == 0:
+        got.append("es.topDirections 0 (all pairs: a task not known to start from one state)")
     return f"defaults for {spec.environment.id}: {'; '.join(got)} (docs/tuning.md)" if got else ""

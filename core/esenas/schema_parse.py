@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from esenas.es_defaults import MLP_ES_DEFAULTS, clip_actions, survival_bonus
+from esenas.es_defaults import MLP_ES_DEFAULTS, clip_actions, survival_bonus, top_directions
 from esenas.safe_yaml import YamlFileError, load_yaml_file
 from esenas.schema_model import FieldError, Schema, SpecError, camel, object_schema
 from esenas.schema_rules import violations, with_rules
@@ -96,6 +96,8 @@ def _configured_defaults(spec: dict[str, Any]) -> None:
                 es.setdefault(key, value)
     policy.setdefault("clipActions", clip_actions(policy["template"], spec["environment"]["id"]))
     es.setdefault("rewardShift", survival_bonus(spec["environment"]["id"], spec["environment"].get("kwargs", {})))
+    if "topDirections" not in es and (top := top_directions(spec["environment"]["id"])) is not None:
+        es["topDirections"] = top
     if "perturbationsPerWorker" in es:
         es["perturbations"] = es["perturbationsPerWorker"] * max(1, spec["workers"]["replicas"])
 

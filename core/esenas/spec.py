@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-from esenas.es_defaults import CLIP_DEFAULT, SHIFT_DEFAULT, mlp_default
+from esenas.es_defaults import CLIP_DEFAULT, SHIFT_DEFAULT, TOP_DEFAULT, mlp_default
 from esenas.schema_k8s import QUANTITY_PATTERN
 from esenas.schema_model import FieldError, Schema, SpecError, spec_field
 from esenas.spec_checks import check_dimensions, unsupported_actions
@@ -239,9 +239,8 @@ class ESSpec:
     )
     top_directions: int | None = spec_field(
         "Best directions used in the update (b, ARS V2-t): the pairs whose better rollout scored "
-        "highest; 0 means all pairs. At most the effective perturbations. Defaults to a quarter of "
-        "the pairs in each update, rounded up (16 of 64), so it follows perturbationsPerWorker as "
-        "the fleet scales; measured against all pairs in docs/tuning.md.",
+        "highest; 0 means all pairs. At most the effective perturbations. Defaults to " + TOP_DEFAULT
+        + "; measured against all pairs in docs/tuning.md.",
         None, minimum=0, maximum=MAX_PERTURBATIONS,
     )
     exact_evals: int = spec_field(

@@ -65,6 +65,20 @@ def test_clip_actions_defaults_by_template_and_task(template: str, env_id: str, 
 
 
 @pytest.mark.parametrize(
+    ("env_id", "top"),
+    [("HalfCheetah-v5", None), ("Hopper-v4", None), ("Swimmer-v5", None), ("Humanoid-v5", None),
+     ("InvertedPendulum-v5", None),  # these start from nearly one state: the best quarter (None)
+     ("Reacher-v5", 0), ("Pusher-v5", 0), ("Pendulum-v1", 0), ("CartPole-v1", 0),  # a random start or goal
+     ("mypkg.envs:HalfCheetah-v5", 0), ("mypkg.envs:Arm", 0)],  # an own environment: not known
+)
+def test_top_directions_default_by_whether_the_task_starts_from_one_state(env_id: str, top: int | None) -> None:
+    # Reacher, all pairs against the best 8 of 32: a median of -5.6 against -6.4 on new episodes (es_defaults)
+    assert parse_spec({"environment": {"id": env_id}}).es.top_directions == top
+    assert parse_spec({"environment": {"id": env_id}, "es": {"topDirections": 3}}).es.top_directions == 3
+    assert parse_spec({"environment": {"id": env_id}, "es": {"perturbationsPerWorker": 4}, "workers": {"replicas": 3}}).es.top_directions == top
+
+
+@pytest.mark.parametrize(
     ("environment", "shift"),
     [
         ({"id": "Hopper-v5"}, 1.0),
@@ -291,6 +305,9 @@ def test_controller_settings_default_in_python_where_they_apply() -> None:
         ({"environment": {"id": "Humanoid-v5"}, "policy": {"template": "mlp"}},  # an mlp clips anyway: only the shift
          "defaults for Humanoid-v5: es.rewardShift 5 (the task's survival bonus) (docs/tuning.md)"),
         ({"environment": {"id": "HalfCheetah-v5"}}, ""),
+        ({"environment": {"id": "Reacher-v5"}},
+         "defaults for Reacher-v5: es.topDirections 0 (all pairs: a task not known to start from one state) (docs/tuning.md)"),
+        ({"environment": {"id": "Reacher-v5"}, "es": {"topDirections": 0}}, ""),
     ],
 )
 def test_esenas_run_names_the_defaults_a_job_got_from_its_task(spec: dict[str, Any], line: str) -> None:

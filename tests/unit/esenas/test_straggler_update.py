@@ -19,10 +19,12 @@ PAIRS, EXACT = 16, 2
 
 
 def spec(fraction: float, top: int | None = 0, shaping: str = "none") -> JobSpec:
-    """``top`` None leaves es.topDirections unset (a quarter of the pairs in each update)."""
+    """``top`` None leaves es.topDirections unset: a quarter of the pairs in each update, on a task
+    that starts from one state (HalfCheetah's id; the toy task would get all pairs, es_defaults)."""
     job = _job(fraction, top, shaping)
     if top is None:
         del job["es"]["topDirections"]
+        job["environment"]["id"] = "HalfCheetah-v5"
     return parse_spec(job)
 
 

@@ -116,6 +116,19 @@ def test_top_directions_unset_is_a_quarter_and_setting_or_removing_it_is_an_edit
     assert edits.immutable_changes(parse_spec(bare), parse_spec(bare)) == []
 
 
+def test_top_directions_by_task_is_compared_as_the_parser_resolves_it() -> None:
+    """On a task that is not known to start from one state, unset es.topDirections is 0 (all pairs):
+    writing out 0 is not an edit, any other count is (the CRD's rule and the parser agree)."""
+    bare = {**BASE, "environment": {"id": "Reacher-v5"}, "es": {"perturbations": 16}}
+    zero = {**bare, "es": {"perturbations": 16, "topDirections": 0}}
+    four = {**bare, "es": {"perturbations": 16, "topDirections": 4}}
+    message = [f"spec.es.topDirections: {edits.immutable_message('es.topDirections')}"]
+    assert validate(_job(zero), _job(bare)) == [] and validate(_job(bare), _job(zero)) == []
+    assert edits.immutable_changes(parse_spec(bare), parse_spec(zero)) == []
+    assert validate(_job(four), _job(bare)) == message and validate(_job(bare), _job(four)) == message
+    assert edits.immutable_changes(parse_spec(bare), parse_spec(four)) == ["es.topDirections"]
+
+
 ENVIRONMENTS: list[dict[str, Any]] = [
     {"id": "Hopper-v5"},
     {"id": "Humanoid-v4"},
