@@ -215,7 +215,8 @@ def _defaults(runs_by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
              "Job files that set only the task and the policy, so everything else is the spec's defaults "
              "(the ES settings by template, the controller, the reward shift by task). Rows marked all pairs set "
              "es.topDirections 0, the default until 2026-12-03; unset, it is now a quarter of the pairs, what the "
-             "best-16 and best-8 rows set.", "",
+             "best-16 and best-8 rows set, on the MuJoCo tasks that start from nearly one state, and all pairs on "
+             "other tasks since 2026-12-05 (Reacher, Pusher: their older rows write out the quarter they ran with).", "",
              "| job | budget | seeds | median best | median fresh 10 |", "| --- | --- | --- | --- | --- |"]
     for name, row in ROWS.items():
         if row.defaults:

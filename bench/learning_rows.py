@@ -133,7 +133,7 @@ _ROWS: Final[dict[str, Row]] = {
         "bench/jobs/swimmer-defaults-top8.yaml", "no poster row", max_env_steps=3_000_000, defaults=True,
     ),
     "pusher-defaults": Row(
-        "Pusher-v5, H41, 23 partitions, the spec's defaults", "bench/jobs/pusher-defaults.yaml",
+        "Pusher-v5, H41, 23 partitions, the spec's defaults until 2026-12-05 (the best 16 of 64 pairs)", "bench/jobs/pusher-defaults.yaml",
         "poster's Pusher H41/23 (v2): mean -419, max -144", poster_max=-144, max_env_steps=2_000_000, defaults=True,
     ),
     "walker2d-defaults-p32": Row(
@@ -153,19 +153,19 @@ _ROWS: Final[dict[str, Row]] = {
         "no poster row", max_env_steps=3_000_000, defaults=True,
     ),
     "reacher-defaults": Row(
-        f"Reacher-v5, linear, 8 partitions, the spec's defaults{NO_EXACT}", "bench/jobs/reacher-defaults.yaml",
+        f"Reacher-v5, linear, 8 partitions, the spec's defaults until 2026-12-04 (the best 8 of 32 pairs){NO_EXACT}", "bench/jobs/reacher-defaults.yaml",
         "no poster row", max_env_steps=1_000_000, defaults=True,
     ),
     "reacher-defaults-exact4": Row(
-        "Reacher-v5, linear, 8 partitions, the spec's defaults but es.exactEvals 4", "bench/jobs/reacher-defaults-exact4.yaml",
+        "Reacher-v5, linear, 8 partitions, the best 8 of 32 pairs (the default until 2026-12-05), es.exactEvals 4", "bench/jobs/reacher-defaults-exact4.yaml",
         "no poster row", max_env_steps=1_000_000, defaults=True,
     ),
     "reacher-linear-defaults": Row(
-        "Reacher-v5, dense linear, the spec's defaults (the best 8 of 32 pairs)", "bench/jobs/reacher-linear-defaults.yaml",
+        "Reacher-v5, dense linear, the spec's defaults until 2026-12-05 (the best 8 of 32 pairs)", "bench/jobs/reacher-linear-defaults.yaml",
         "no poster row", max_env_steps=1_000_000, defaults=True,
     ),
     "reacher-linear-top0": Row(
-        "Reacher-v5, dense linear, the spec's defaults but all pairs (es.topDirections 0)", "bench/jobs/reacher-linear-top0.yaml",
+        "Reacher-v5, dense linear, the spec's defaults since 2026-12-05 (all pairs, es.topDirections 0)", "bench/jobs/reacher-linear-top0.yaml",
         "no poster row", max_env_steps=1_000_000, defaults=True,
     ),
     "ant-linear-defaults": Row(
