@@ -110,7 +110,7 @@ def _shift(obj: str) -> str:
 
 
 def _top(obj: str) -> str:
-    return top_directions_cel(obj)
+    return f"(has({obj}.es.topDirections) ? {obj}.es.topDirections : {top_directions_cel(obj)})"
 
 
 #: Transition rules on spec for the immutable ES fields whose default depends on the template, the

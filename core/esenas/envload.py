@@ -185,4 +185,3 @@ def first_step(e: Any, env: EnvironmentSpec) -> None:
         if size != expected:
             msg = f"{name}() returned {size} observation numbers, its observation_space has {expected}"
             raise EnvironmentUnavailable(FieldError(FIELD, f"environment {ref.describe()}: {msg}"))
-

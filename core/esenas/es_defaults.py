@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -56,7 +56,12 @@ def mlp_default(key: str) -> str:
 
 #: healthy_reward of each task in Gymnasium v4 and v5 whose default shift removes it (not Ant's 1.0).
 SURVIVAL_BONUS: Final = {"Hopper": 1.0, "Walker2d": 1.0, "Humanoid": 5.0}
-_ID: Final = "^(" + "|".join(SURVIVAL_BONUS) + ")-v[45]$"
+def _task_ids(names: Iterable[str]) -> str:
+    """A regular expression (Python and CEL) for the Gymnasium v4 and v5 ids of ``names``."""
+    return "^(" + "|".join(names) + ")-v[45]$"
+
+
+_ID: Final = _task_ids(SURVIVAL_BONUS)
 #: How the CRD reference words the default ("Defaults to 0.0 ...").
 SHIFT_DEFAULT: Final = (
     "except on Hopper, Walker2d and Humanoid (-v4, -v5), where it is the task's survival bonus (healthy_reward: "
@@ -66,7 +71,7 @@ SHIFT_DEFAULT: Final = (
 
 #: Tasks (Gymnasium v4, v5) whose linear policies' actions are clipped by default too.
 CLIPPED_LINEAR: Final = ("Humanoid",)
-_CLIPPED_ID: Final = "^(" + "|".join(CLIPPED_LINEAR) + ")-v[45]$"
+_CLIPPED_ID: Final = _task_ids(CLIPPED_LINEAR)
 #: How the CRD reference words the default.
 CLIP_DEFAULT: Final = "for a linear policy except on Humanoid (-v4, -v5), true for an mlp"
 
@@ -77,7 +82,7 @@ CLIP_DEFAULT: Final = "for a linear policy except on Humanoid (-v4, -v5), true f
 #: :func:`top_directions`.
 ONE_START: Final = ("HalfCheetah", "Hopper", "Walker2d", "Swimmer", "Ant", "Humanoid", "HumanoidStandup",
                     "InvertedPendulum", "InvertedDoublePendulum")
-_ONE_START_ID: Final = "^(" + "|".join(ONE_START) + ")-v[45]$"
+_ONE_START_ID: Final = _task_ids(ONE_START)
 #: How the CRD reference words the default.
 TOP_DEFAULT: Final = (
     "a quarter of the pairs in each update, rounded up (16 of 64), on the MuJoCo tasks that start from nearly "
@@ -104,9 +109,9 @@ def top_directions(env_id: str) -> int | None:
 
 
 def top_directions_cel(obj: str) -> str:
-    """The effective ``es.topDirections`` of ``obj`` in CEL (obj: self or oldSelf), -1 standing for
+    """:func:`top_directions` of ``obj.environment`` in CEL (obj: self or oldSelf), -1 standing for
     the quarter: no count equals it, as it follows the population."""
-    return f"(has({obj}.es.topDirections) ? {obj}.es.topDirections : ({obj}.environment.id.matches('{_ONE_START_ID}') ? -1 : 0))"
+    return f"({obj}.environment.id.matches('{_ONE_START_ID}') ? -1 : 0)"
 
 
 def clip_actions(template: str, env_id: str) -> bool:
