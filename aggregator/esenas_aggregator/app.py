@@ -1,9 +1,10 @@
 """The aggregator process: ES-ENAS ask/tell behind the work queue, checkpoints, gRPC and HTTP.
 
-One asyncio loop runs the training loop, the grpc.aio server and the aiohttp endpoints.
-Each iteration: ``ask`` -> publish items and parameters -> wait until every item is in
-(stragglers are re-issued by the queue), or under ``es.minPairsFraction`` < 1 until enough
-pairs are (``straggler``) -> ``tell`` -> metrics -> checkpoint every K iterations. SIGTERM/SIGINT write a checkpoint of the last completed iteration and stop.
+One asyncio loop runs the training loop, the grpc.aio server and the aiohttp endpoints. Each
+iteration: ``ask`` -> publish items and parameters -> wait until every item is in (stragglers are
+re-issued by the queue), or under ``es.minPairsFraction`` < 1 until enough pairs are (``straggler``)
+-> ``tell`` -> metrics -> checkpoint every K iterations. SIGTERM/SIGINT write a checkpoint of the
+last completed iteration and stop. Honest rollouts beyond the result bounds fail the job (bounds.BoundWatch).
 """
 
 from __future__ import annotations
@@ -41,8 +42,7 @@ log = logging.getLogger(__name__)
 PREFETCH_ROWS: Final = 400
 #: Blocks of sampled topologies drawn and grouped per slice (~1 ms each for chromatic H41).
 PREFETCH_BLOCKS: Final = 4
-#: Results whose controller feedback is summed per slice (~2 ms of chromatic H41), every 10 ms: up to
-#: 51,000 a second, without the ~5 us of CPU per result that polling every 2 ms cost (scale.md).
+#: Results whose controller feedback is summed per slice (~2 ms of chromatic H41), every 10 ms (scale.md).
 PREFETCH_ITEMS: Final = 512
 FEEDBACK_POLL_S: Final = 0.01
 
@@ -79,13 +79,10 @@ class Aggregator:
         spec = cfg.job.spec
         self.store = checkpoint.CheckpointStore(cfg.checkpoint_dir)
         self.metrics = Metrics(cfg.job.name, cfg.job.namespace)
-        bounds = ResultBounds.of(spec)
         self.runtime = Runtime(
-            self.metrics, spec.workers.item_timeout_seconds, obs_dim, bounds,
-            cfg.max_lease_items or spec.workers.batch_size,
+            self.metrics, spec.workers.item_timeout_seconds, obs_dim, ResultBounds.of(spec), cfg.max_lease_items or spec.workers.batch_size
         )
-        self.phase = "Running"
-        self.reason = ""
+        self.phase, self.reason = "Running", ""
         self.last: IterationReport | None = None
         self.resumed_from: int | None = None
         self._result_written = False
@@ -216,6 +213,9 @@ class Aggregator:
             complete.cancel()
             stop.cancel()
             prefetch.cancel()
+            if rt.out_of_bounds is not None:
+                self.phase, self.reason = "Failed", f"RewardOutOfBounds: {rt.out_of_bounds}"
+                break
             if not rt.queue.closable(time.monotonic()):
                 break
             dropped = rt.close_iteration()

@@ -8,6 +8,7 @@ Each check below is vectorised over a batch and names the ``reason`` it is count
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Final
 
@@ -15,7 +16,12 @@ import numpy as np
 import numpy.typing as npt
 from esenas.envload import episode_limit
 from esenas.spec import JobSpec
+from esenas_api import wire
 from esenas_api.wire import KIND_PAIR
+
+from esenas_aggregator.outcome import IngestOutcome
+
+log = logging.getLogger(__name__)
 
 #: Largest plausible magnitude of one observation component. Observations are normalised in
 #: float32; a mean or a variance past ~1e38 is infinite there. MuJoCo tasks stay within 1e3.
@@ -78,3 +84,75 @@ class ResultBounds:
         if np.any(total * total > count * sumsq * (1 + _CS_SLACK) + 1e-12):
             return "sum and sum of squares are inconsistent"
         return None
+
+
+
+class BoundWatch:
+    """Which callers had each item of the current iteration refused as ``reward_bound``.
+
+    A rollout is a function of its item (seed, parameters, topology), so an honest worker re-running
+    an item another worker had refused returns the same out-of-bounds return. Once two callers, or
+    the only caller there is twice, have had the same item refused, the bound is below the task's
+    own returns: the iteration can never fill, and :attr:`confirmed` says why (the aggregator fails
+    the job with it; a relay hands the item's result on for the aggregator to judge). One caller
+    never confirms alone while others are connected, so a client holding the token cannot end a job
+    by sending out-of-bounds rewards from one id: they are refused and re-issued, as before.
+    """
+
+    def __init__(self, bounds: ResultBounds) -> None:
+        self.bounds = bounds
+        self._iteration = -1
+        self._refusals: dict[int, tuple[int, set[str]]] = {}  # item -> (refusals, callers)
+        #: Why the bound is below the task's returns, once confirmed (None until then).
+        self.confirmed: str | None = None
+
+    def refused(
+        self, iteration: int, index: npt.NDArray[np.int64], records: npt.NDArray[np.void], caller: str, sole: bool
+    ) -> npt.NDArray[np.bool_]:
+        """Note that ``caller`` had the items ``index`` (their ``records``) refused as out of bounds
+        in ``iteration``; returns which of them are now confirmed. ``sole``: no other caller is
+        connected."""
+        if iteration != self._iteration:
+            self._iteration, self._refusals = iteration, {}
+            log.warning(
+                "iteration %d: a return beyond spec.environment.maxAbsReward %g refused (%d from worker %s); its items "
+                "go to other workers, and if one returns the same the job fails: the task's returns exceed the bound",
+                iteration, self.bounds.max_abs_reward, len(index), caller[:64],
+            )
+        confirmed = np.zeros(len(index), dtype=bool)
+        for k, item in enumerate(index.tolist()):
+            count, callers = self._refusals.get(item, (0, set()))
+            if len(callers) < 2:  # two distinct callers are all that is asked for
+                callers.add(caller)
+            self._refusals[item] = (count + 1, callers)
+            confirmed[k] = len(callers) >= 2 or (sole and count >= 1)
+        if confirmed.any() and self.confirmed is None:
+            k = int(np.flatnonzero(confirmed)[0])
+            returns = [float(records[k]["reward_pos"]), float(records[k]["reward_neg"])]
+            worst = max((r for r in returns if np.isfinite(r)), key=abs)
+            self.confirmed = (
+                f"spec.environment.maxAbsReward: item {int(index[k])} of iteration {iteration} was out of bounds each of the "
+                f"{self._refusals[int(index[k])][0]} times it ran (last {worst:.4g}), beyond {self.bounds.max_abs_reward:g} "
+                "(plus |es.rewardShift| per step): this task's own returns exceed it. Raise "
+                "spec.environment.maxAbsReward above the task's largest return, or bound the returns "
+                "(policy.clipActions true, where a control cost on raw actions is what grows)"
+            )
+        return confirmed
+
+
+def checked_obs(
+    bounds: ResultBounds | None, obs_dim: int, obs_stats: bytes, records: npt.NDArray[np.void], out: IngestOutcome
+) -> tuple[tuple[float, npt.NDArray[np.float64], npt.NDArray[np.float64]] | None, bool]:
+    """A pushed batch's decoded observation statistics (None: none sent), and whether the batch
+    can be trusted at all (False once they are malformed or inconsistent, counted in ``out``)."""
+    if not obs_stats:
+        return None, True
+    try:
+        obs = wire.decode_obs_stats(obs_stats, obs_dim)
+    except wire.WireError:
+        out.reject("malformed", len(records))
+        return None, False
+    if bounds is not None and bounds.obs_problem(obs, int(records["steps"].sum(dtype=np.int64))) is not None:
+        out.reject("obs_stats", len(records))
+        return None, False
+    return obs, True

@@ -67,6 +67,11 @@ class Roster:
         return bool(self._proven)
 
     @property
+    def callers(self) -> int:
+        """Distinct ids that called within the window (made-up ones included)."""
+        return len(self._seen)
+
+    @property
     def any_seen(self) -> bool:
         return bool(self._seen)
 

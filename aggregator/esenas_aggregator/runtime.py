@@ -17,7 +17,7 @@ import numpy as np
 from esenas.topology import Topology
 from esenas_api import wire
 
-from esenas_aggregator.bounds import ResultBounds
+from esenas_aggregator.bounds import BoundWatch, ResultBounds, checked_obs
 from esenas_aggregator.leases import LeaseBook, LeaseState, held_mask
 from esenas_aggregator.metrics import Metrics
 from esenas_aggregator.outcome import IngestOutcome
@@ -72,6 +72,8 @@ class Runtime:
         self.queue = WorkQueue(item_timeout, obs_dim)
         self.leases = LeaseBook()
         self.bounds = bounds
+        self.watch = None if bounds is None else BoundWatch(bounds)
+        self.forward_confirmed = False  #: a relay's: results the watch confirms go on upstream
         #: Most items one lease (and so one worker) holds: the job's batch size.
         self.max_lease_items = max(1, min(max_lease_items, MAX_BATCH_ITEMS))
         self.obs_dim = obs_dim
@@ -123,7 +125,7 @@ class Runtime:
         (then :meth:`close_iteration`). With the policy off it is one wait on the last result."""
         while True:
             now = time.monotonic()
-            if self.queue.closable(now):
+            if self.queue.closable(now) or self.out_of_bounds is not None:
                 return
             timeout: float | None = None
             if self.queue.min_pairs_fraction < 1.0:
@@ -131,6 +133,11 @@ class Runtime:
                 timeout = CLOSE_POLL_S if due is None else max(0.001, due - now)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.iteration_complete.wait(), timeout)
+
+    @property
+    def out_of_bounds(self) -> str | None:
+        """Why honest rollouts exceed the result bounds (see :class:`BoundWatch`), else None."""
+        return None if self.watch is None else self.watch.confirmed
 
     def close_iteration(self) -> int:
         """Stop leasing the current iteration; results for it still to come are stale (counted,
@@ -228,11 +235,11 @@ class Runtime:
             ours = held_mask(records["index"], held)
             out.reject("not_leased", int((~ours).sum()))
             records = records[ours]
-            obs, trusted = self._checked_obs(obs_stats, records, out)
+            obs, trusted = checked_obs(self.bounds, self.obs_dim, obs_stats, records, out)
             if not trusted:
                 records = records[:0]  # statistics no rollout makes: nothing of the batch is trusted
             if self.bounds is not None and len(records):
-                records = self._within_bounds(records, out)
+                records = self._within_bounds(records, out, worker_id)
             if out.rejected_total:
                 obs = None  # statistics are per batch: merge them only from a wholly good one
             got = q.ingest(iteration, records, obs)
@@ -242,32 +249,19 @@ class Runtime:
         finally:
             self._requeue(held, iteration)
 
-    def _checked_obs(
-        self, obs_stats: bytes, records: np.ndarray, out: IngestOutcome
-    ) -> tuple[tuple[float, np.ndarray, np.ndarray] | None, bool]:
-        """The batch's decoded observation statistics (None: none sent), and whether the batch
-        can be trusted at all (False once they are malformed or inconsistent, counted here)."""
-        if not obs_stats:
-            return None, True
-        try:
-            obs = wire.decode_obs_stats(obs_stats, self.obs_dim)
-        except wire.WireError:
-            out.reject("malformed", len(records))
-            return None, False
-        if self.bounds is not None and (
-            self.bounds.obs_problem(obs, int(records["steps"].sum(dtype=np.int64))) is not None
-        ):
-            out.reject("obs_stats", len(records))
-            return None, False
-        return obs, True
-
-    def _within_bounds(self, records: np.ndarray, out: IngestOutcome) -> np.ndarray:
-        assert self.bounds is not None
+    def _within_bounds(self, records: np.ndarray, out: IngestOutcome, worker_id: str) -> np.ndarray:
+        assert self.bounds is not None and self.watch is not None
         idx = records["index"].astype(np.int64)
-        kinds = self.queue.kinds(idx)
         keep = np.ones(len(records), dtype=bool)
-        for reason, bad in self.bounds.check(records, kinds).items():
+        for reason, bad in self.bounds.check(records, self.queue.kinds(idx)).items():
             bad &= keep
+            if reason == "reward_bound" and bad.any():  # the task's own returns, or one caller's? (BoundWatch)
+                at = np.flatnonzero(bad)
+                confirmed = self.watch.refused(self.queue.iteration, idx[at], records[at], worker_id, self.roster.callers <= 1)
+                if self.forward_confirmed:  # a relay: the aggregator judges them
+                    bad[at[confirmed]] = False
+                elif confirmed.any():
+                    self.iteration_complete.set()
             out.reject(reason, int(bad.sum()))
             keep &= ~bad
         return records[keep]

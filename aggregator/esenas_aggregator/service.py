@@ -156,13 +156,16 @@ class AggregatorService:
         build the reply: the items, their topologies, and the parameters when the worker lacks them."""
         rt = self.runtime
         accepted = rejected = 0
+        max_items = request.max_items
         if request.results:
             out = rt.push(
                 request.session, request.iteration, request.results, request.obs_stats, request.lease, request.worker_id
             )
             accepted, rejected = out.accepted, out.rejected_total
+            if out.rejected.get("reward_bound"):
+                max_items = 0  # its refused items go to another worker first (bounds.BoundWatch)
         samples = request.samples_topologies
-        lease = await rt.pull(request.max_items, request.wait_ms, request.worker_id, samples)
+        lease = await rt.pull(max_items, request.wait_ms, request.worker_id, samples)
         if lease.items:
             rt.metrics.topology_bytes["decisions"].inc(len(lease.topologies) + len(lease.topology_index))
             rt.metrics.topology_bytes["positions"].inc(len(lease.topology_samples))

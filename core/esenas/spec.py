@@ -124,7 +124,8 @@ class EnvironmentSpec:
     #: Largest plausible |episode return|; a worker's result beyond it is refused (reward_bound).
     max_abs_reward: float = spec_field(
         "Largest magnitude of one episode's return (before es.rewardShift) that a worker may report; "
-        "larger ones are refused and counted as esenas_results_rejected_total{reason=\"reward_bound\"}. "
+        "larger ones are refused and counted as esenas_results_rejected_total{reason=\"reward_bound\"}, and "
+        "the same item out of bounds for two workers fails the job (reason RewardOutOfBounds). "
         "MuJoCo tasks stay within 1e5; raise it for an environment whose returns are larger.",
         1e6,
         minimum=0.0,
