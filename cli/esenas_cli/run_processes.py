@@ -259,6 +259,11 @@ class LocalFleet:
         info, policy, history = docs
         reason = str(info["stopReason"]) or ("interrupted" if self.interrupted else last.get("reason", ""))
         info["stopReason"] = reason
+        status_file = aggregator_result_dir(self.out) / "status.json"
+        failed = status_file.exists() and json.loads(status_file.read_text()).get("phase") == "Failed"
+        if failed and not info["iterations"]:  # nothing trained: no folder, no evaluation of the initial policy
+            print(f"error: the job failed before its first iteration: {reason}\nlogs: {self.logs}", file=sys.stderr)
+            return 1
         write_folder(self.out, policy, info, history, self.job.spec.environment.id)
         add_fresh_eval(self.out, self.fresh, why_not="the run was interrupted" if self.interrupted else "")
         add_clip(self.out, enabled=self.video and not self.interrupted,
@@ -270,4 +275,7 @@ class LocalFleet:
             print(f"resume with: esenas run {self.job_file} --output {self.out} --resume")
             return EXIT_INTERRUPTED
         print(f"results: {self.out}")
+        if failed:
+            print(f"error: the job failed: {reason}", file=sys.stderr)
+            return 1
         return 0

@@ -61,3 +61,14 @@ def test_run_ctrl_c_checkpoints_then_resume_finishes(tmp_path: Path) -> None:
 
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_returns_beyond_max_abs_reward_fail_the_run_naming_the_field(tmp_path: Path) -> None:
+    # InvertedPendulum's first episodes return 3 to 50: above a bound of 2, two honest workers agree.
+    job = write_job(tmp_path, **{"environment.maxAbsReward": 2.0, "stopping.maxIterations": 5})
+    r = subprocess.run([*CLI, "run", str(job), "--workers", "2", "--output", str(tmp_path / "run")],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "error: the job failed before its first iteration: RewardOutOfBounds: spec.environment.maxAbsReward" in r.stderr
+    assert "beyond 2 " in r.stderr and "Raise spec.environment.maxAbsReward" in r.stderr
+    assert not (tmp_path / "run" / "policy.json").exists()  # nothing trained: no result of the initial policy
