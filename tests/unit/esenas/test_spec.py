@@ -56,7 +56,8 @@ def test_es_defaults_follow_the_template() -> None:
 @pytest.mark.parametrize(
     ("template", "env_id", "clip"),
     [("linear", "HalfCheetah-v5", False), ("linear", "Ant-v5", False), ("linear", "Humanoid-v5", True),
-     ("linear", "Humanoid-v4", True), ("mlp", "HalfCheetah-v5", True), ("linear", "HumanoidStandup-v5", False)],
+     ("linear", "Humanoid-v4", True), ("mlp", "HalfCheetah-v5", True), ("linear", "HumanoidStandup-v5", True),
+     ("linear", "HumanoidStandup-v4", True)],
 )
 def test_clip_actions_defaults_by_template_and_task(template: str, env_id: str, clip: bool) -> None:
     # Humanoid's +-0.4 range: raw linear actions made every episode fall within ~17 steps (es_defaults)
