@@ -136,8 +136,9 @@ class Runtime:
 
     @property
     def out_of_bounds(self) -> str | None:
-        """Why honest rollouts exceed the result bounds (see :class:`BoundWatch`), else None."""
-        return None if self.watch is None else self.watch.confirmed
+        """Why honest rollouts exceed the result bounds (see :class:`BoundWatch`), else None; always
+        None at a relay, which hands such results on for the aggregator to judge."""
+        return None if self.watch is None or self.forward_confirmed else self.watch.confirmed
 
     def close_iteration(self) -> int:
         """Stop leasing the current iteration; results for it still to come are stale (counted,

@@ -109,3 +109,20 @@ def test_a_relay_draws_sampled_topologies_itself_and_the_job_trains(tmp_path: Pa
     # the pairs' (distinct) topologies came as positions, in every round handed in so far
     assert relay_status["sampledTopologies"] >= relay_status["rounds"] >= 2
     assert "items name a topology" not in "".join(w.text() for w in workers)
+
+
+def test_returns_beyond_the_bound_behind_a_relay_fail_the_job_naming_the_field(tmp_path: Path) -> None:
+    """InvertedPendulum's first returns (3 to 50) above maxAbsReward 2: the relay's two workers agree
+    on an item, the relay hands it on, the aggregator refuses it twice and fails the job."""
+    job = write_job(tmp_path, **{"workers.batchSize": 2, "es.perturbations": 8, "environment.maxAbsReward": 2.0})
+    agg = start_aggregator(tmp_path, job, 0, True, "aggregator", "--max-lease-items", "64")
+    relay = start_relay(tmp_path, job, agg.address)
+    workers = [start_worker(tmp_path, job, relay.address, f"w{i}") for i in range(2)]
+    try:
+        assert agg.wait(90) == 0, agg.text()[-3000:]
+    finally:
+        stop_all(agg, relay, *workers)
+    status = json.loads((tmp_path / "ckpt/result/status.json").read_text())
+    assert status["phase"] == "Failed" and status["iteration"] == 0
+    assert status["reason"].startswith("RewardOutOfBounds: spec.environment.maxAbsReward: item ")
+    assert "refused" in relay.text() and "maxAbsReward" in relay.text()  # the relay logged the first refusals

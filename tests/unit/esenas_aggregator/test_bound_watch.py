@@ -82,6 +82,7 @@ def test_a_relay_hands_the_confirmed_result_on_for_the_aggregator_to_judge() -> 
     rt, got = _two_workers_return_the_same_out_of_bounds_item(relay=True)
     assert got == [(0, 1), (1, 0)]  # the second copy is accepted locally and goes upstream with its round
     assert rt.queue.results().reward_pos.tolist() == [5e3]
+    assert rt.out_of_bounds is None  # the relay's next rounds still wait for their items
 
 
 def test_a_rogue_among_honest_workers_cannot_fail_the_job() -> None:
