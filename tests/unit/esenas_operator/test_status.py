@@ -73,6 +73,8 @@ def test_failure_rules() -> None:
     assert failure(3, 0, None, T0, LATER, AggregatorReport.parse({"phase": "Failed", "reason": "NaN parameters"})) == ("AggregatorFailed", "NaN parameters")
     nonfinite = AggregatorReport.parse({"phase": "Failed", "reason": "NonFiniteUpdate: params, 3 times in a row"})
     assert failure(3, 0, None, T0, LATER, nonfinite) == ("NonFiniteUpdate", "NonFiniteUpdate: params, 3 times in a row")
+    bound = AggregatorReport.parse({"phase": "Failed", "reason": "RewardOutOfBounds: spec.environment.maxAbsReward: item 7 ..."})
+    assert failure(3, 0, None, T0, LATER, bound) == ("RewardOutOfBounds", "RewardOutOfBounds: spec.environment.maxAbsReward: item 7 ...")
 
 
 def test_reasons_are_camel_case_names_of_why() -> None:
