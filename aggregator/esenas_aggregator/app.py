@@ -4,7 +4,7 @@ One asyncio loop runs the training loop, the grpc.aio server and the aiohttp end
 iteration: ``ask`` -> publish items and parameters -> wait until every item is in (stragglers are
 re-issued by the queue), or under ``es.minPairsFraction`` < 1 until enough pairs are (``straggler``)
 -> ``tell`` -> metrics -> checkpoint every K iterations. SIGTERM/SIGINT write a checkpoint of the
-last completed iteration and stop. Honest rollouts beyond the result bounds fail the job (bounds.BoundWatch).
+last completed iteration and stop. Rollouts that fail or exceed the bounds for two workers fail the job (bounds.ItemWatch).
 """
 
 from __future__ import annotations
@@ -213,8 +213,8 @@ class Aggregator:
             complete.cancel()
             stop.cancel()
             prefetch.cancel()
-            if rt.out_of_bounds is not None:
-                self.phase, self.reason = "Failed", f"RewardOutOfBounds: {rt.out_of_bounds}"
+            if rt.job_failure is not None:  # items out of bounds or failing for two workers (bounds.ItemWatch)
+                self.phase, self.reason = "Failed", rt.job_failure
                 break
             if not rt.queue.closable(time.monotonic()):
                 break

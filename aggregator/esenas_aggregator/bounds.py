@@ -87,57 +87,78 @@ class ResultBounds:
 
 
 
-class BoundWatch:
-    """Which callers had each item of the current iteration refused as ``reward_bound``.
+
+class ItemWatch:
+    """Which callers had each item of the current iteration go wrong, by kind: ``bound`` (a return
+    beyond ``spec.environment.maxAbsReward``) or ``failed`` (the worker says the rollout failed in
+    the environment: it raised, or returned a non-finite reward).
 
     A rollout is a function of its item (seed, parameters, topology), so an honest worker re-running
-    an item another worker had refused returns the same out-of-bounds return. Once two callers, or
-    the only caller there is twice, have had the same item refused, the bound is below the task's
-    own returns: the iteration can never fill, and :attr:`confirmed` says why (the aggregator fails
-    the job with it; a relay hands the item's result on for the aggregator to judge). One caller
-    never confirms alone while others are connected, so a client holding the token cannot end a job
-    by sending out-of-bounds rewards from one id: they are refused and re-issued, as before.
+    an item another worker had go wrong goes wrong the same way. Once two callers, or the only caller
+    there is twice, had the same item go wrong, it is the task, not a worker: the iteration can never
+    fill, and :attr:`confirmed` says why (the aggregator fails the job with it; a relay hands it on
+    for the aggregator to judge). One caller never confirms alone while others are connected, so a
+    client holding the token cannot end a job from one id: its items are re-issued, as before.
     """
 
-    def __init__(self, bounds: ResultBounds) -> None:
+    def __init__(self, bounds: ResultBounds | None = None) -> None:
         self.bounds = bounds
         self._iteration = -1
-        self._refusals: dict[int, tuple[int, set[str]]] = {}  # item -> (refusals, callers)
-        #: Why the bound is below the task's returns, once confirmed (None until then).
+        self._seen: dict[tuple[str, int], tuple[int, set[str]]] = {}  # (kind, item) -> (times, callers)
+        #: Why the job cannot go on, once confirmed (None until then): "Reason: message".
         self.confirmed: str | None = None
 
-    def refused(
-        self, iteration: int, index: npt.NDArray[np.int64], records: npt.NDArray[np.void], caller: str, sole: bool
-    ) -> npt.NDArray[np.bool_]:
-        """Note that ``caller`` had the items ``index`` (their ``records``) refused as out of bounds
-        in ``iteration``; returns which of them are now confirmed. ``sole``: no other caller is
-        connected."""
+    def note(self, kind: str, iteration: int, index: npt.NDArray[np.int64], caller: str, sole: bool) -> tuple[npt.NDArray[np.bool_], list[int]]:
+        """Note that ``index`` went wrong (``kind``) for ``caller`` in ``iteration``; returns which
+        are now confirmed, and how many times each went wrong. ``sole``: no other caller is connected."""
         if iteration != self._iteration:
-            self._iteration, self._refusals = iteration, {}
+            self._iteration, self._seen = iteration, {}
             log.warning(
-                "iteration %d: a return beyond spec.environment.maxAbsReward %g refused (%d from worker %s); its items "
-                "go to other workers, and if one returns the same the job fails: the task's returns exceed the bound",
-                iteration, self.bounds.max_abs_reward, len(index), caller[:64],
+                "iteration %d: %d item(s) %s for worker %s; they go to other workers first, and if one has the "
+                "same the job fails", iteration, len(index), WHAT[kind], caller[:64],
             )
-        confirmed = np.zeros(len(index), dtype=bool)
+        confirmed, times = np.zeros(len(index), dtype=bool), []
         for k, item in enumerate(index.tolist()):
-            count, callers = self._refusals.get(item, (0, set()))
+            count, callers = self._seen.get((kind, item), (0, set()))
             if len(callers) < 2:  # two distinct callers are all that is asked for
                 callers.add(caller)
-            self._refusals[item] = (count + 1, callers)
+            self._seen[kind, item] = (count + 1, callers)
             confirmed[k] = len(callers) >= 2 or (sole and count >= 1)
-        if confirmed.any() and self.confirmed is None:
+            times.append(count + 1)
+        return confirmed, times
+
+    def out_of_bounds(self, iteration: int, index: npt.NDArray[np.int64], records: npt.NDArray[np.void], caller: str, sole: bool) -> npt.NDArray[np.bool_]:
+        """:meth:`note` for records refused as ``reward_bound``; the first confirmed one's message names the field."""
+        confirmed, times = self.note("bound", iteration, index, caller, sole)
+        if confirmed.any() and self.confirmed is None and self.bounds is not None:
             k = int(np.flatnonzero(confirmed)[0])
             returns = [float(records[k]["reward_pos"]), float(records[k]["reward_neg"])]
             worst = max((r for r in returns if np.isfinite(r)), key=abs)
             self.confirmed = (
-                f"spec.environment.maxAbsReward: item {int(index[k])} of iteration {iteration} was out of bounds each of the "
-                f"{self._refusals[int(index[k])][0]} times it ran (last {worst:.4g}), beyond {self.bounds.max_abs_reward:g} "
+                f"RewardOutOfBounds: spec.environment.maxAbsReward: item {int(index[k])} of iteration {iteration} was out of "
+                f"bounds each of the {times[k]} times it ran (last {worst:.4g}), beyond {self.bounds.max_abs_reward:g} "
                 "(plus |es.rewardShift| per step): this task's own returns exceed it. Raise "
                 "spec.environment.maxAbsReward above the task's largest return, or bound the returns "
                 "(policy.clipActions true, where a control cost on raw actions is what grows)"
             )
         return confirmed
+
+    def failed(self, iteration: int, index: npt.NDArray[np.int64], failure: str, caller: str, sole: bool) -> npt.NDArray[np.bool_]:
+        """:meth:`note` for items whose rollout failed in the environment (``failure``: the worker's one line)."""
+        confirmed, times = self.note("failed", iteration, index, caller, sole)
+        if confirmed.any() and self.confirmed is None:
+            k = int(np.flatnonzero(confirmed)[0])
+            self.confirmed = (
+                f"EnvironmentFailed: spec.environment.id: the rollout of item {int(index[k])} of iteration {iteration} failed "
+                f"each of the {times[k]} times it ran, last: {failure[:MAX_FAILURE]}"
+            )
+        return confirmed
+
+
+#: How each kind of :class:`ItemWatch` reads in the log.
+WHAT: Final = {"bound": "returned a return beyond spec.environment.maxAbsReward", "failed": "failed in the environment"}
+#: Longest failure line kept from a worker (it reaches the job's status and Events).
+MAX_FAILURE: Final = 400
 
 
 def checked_obs(
@@ -156,3 +177,15 @@ def checked_obs(
         out.reject("obs_stats", len(records))
         return None, False
     return obs, True
+
+
+def failed_index(blob: bytes, held: npt.NDArray[np.integer], out: IngestOutcome) -> npt.NDArray[np.int64]:
+    """The items of a closed lease (``held``) a worker reported failed: packed little-endian uint32
+    indices; malformed ones, or ones not of the lease, are counted in ``out`` and left out."""
+    if len(blob) % 4:
+        out.reject("malformed", 1)
+        return np.zeros(0, np.int64)
+    index = np.frombuffer(blob, dtype="<u4").astype(np.int64)
+    ours = np.isin(index, np.asarray(held, np.int64))
+    out.reject("not_leased", int((~ours).sum()))
+    return np.unique(index[ours])

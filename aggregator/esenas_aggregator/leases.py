@@ -24,6 +24,24 @@ import numpy.typing as npt
 _EMPTY: Final = np.zeros(0, np.int64)
 
 
+@dataclass(frozen=True)
+class Lease:
+    """A reply to a pull: work items of one iteration, or done, or come back later."""
+
+    iteration: int
+    version: int
+    items: bytes
+    done: bool
+    retry_after_ms: int
+    #: The topologies these items use: packed uint32 table indices and the compact blob, and
+    #: for a caller that samples, (table index, sample position) pairs (see :mod:`topologies`).
+    topology_index: bytes = b""
+    topologies: bytes = b""
+    #: The lease's id, sent back with its results (0: no items).
+    lease_id: int = 0
+    topology_samples: bytes = b""
+
+
 class LeaseState(Enum):
     OPEN = "open"
     #: Answered or abandoned earlier in this iteration: a push against it is a replay.

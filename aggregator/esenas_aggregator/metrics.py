@@ -88,6 +88,10 @@ class Metrics:
             "esenas_items_released",
             "Leased items handed back because the worker's call or stream ended before the reply was sent.",
         )
+        self.rollouts_failed = counter(
+            "esenas_rollouts_failed",
+            "Work items a worker reported failed in the environment (it raised or returned a non-finite reward); re-issued.",
+        )
         self.probation_refused = counter(
             "esenas_leases_probation_refused",
             "Pulls by unproven worker ids (no result accepted yet) refused because such ids hold their share.",

@@ -174,12 +174,14 @@ class Relay:
             if not await self._hold_params(reply):
                 continue
             rnd = self._start_round(reply)
-            if await self._finished(rnd):
+            if await self._finished(rnd) or self.runtime.forward_failures:
+                failed, failure = self._failures(rnd)
                 results, obs = upstream_results(rnd, self.runtime)
                 pending = self._request(
-                    session=rnd.session, iteration=rnd.iteration, lease=rnd.lease, results=results, obs_stats=obs
+                    session=rnd.session, iteration=rnd.iteration, lease=rnd.lease, results=results, obs_stats=obs,
+                    failed_items=failed, failure=failure,
                 )
-                pending_items = len(rnd.index)
+                pending_items = len(results) // wire.RESULT_DTYPE.itemsize
             else:
                 self.dropped_rounds += 1
                 log.warning("relay %s: round of %d items not finished in %.0f s; dropped (the aggregator re-issues them)",
@@ -239,10 +241,22 @@ class Relay:
         local.CopyFrom(self._params)
         local.session, local.version = rt.session, self._local_version
         self._round_no += 1
+        rt.forward_failures = {}
         rt.start_iteration(self._round_no, self._local_version, local_items(items), local.SerializeToString(), table)
         return Round(
             reply.session, reply.iteration, reply.lease, items["index"].copy(), items["topology"].copy()
         )
+
+    def _failures(self, rnd: Round) -> tuple[bytes, str]:
+        """Items of the round two of the relay's workers failed on (Runtime.forward_failures), packed
+        as upstream indices, and the first failure's line; the round closes with what is in, and the
+        aggregator judges them (bounds.ItemWatch)."""
+        failures, self.runtime.forward_failures = self.runtime.forward_failures, {}
+        if not failures:
+            return b"", ""
+        self.runtime.close_iteration()
+        local = np.fromiter(failures, np.int64, len(failures))
+        return rnd.index[local].astype("<u4").tobytes(), next(iter(failures.values()))
 
     async def _finished(self, rnd: Round) -> bool:
         """Wait until every item of the round is in; False when the round timed out or the

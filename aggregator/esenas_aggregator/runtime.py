@@ -10,15 +10,14 @@ import math
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 from esenas.topology import Topology
 from esenas_api import wire
 
-from esenas_aggregator.bounds import BoundWatch, ResultBounds, checked_obs
-from esenas_aggregator.leases import LeaseBook, LeaseState, held_mask
+from esenas_aggregator.bounds import ItemWatch, ResultBounds, checked_obs, failed_index
+from esenas_aggregator.leases import Lease, LeaseBook, LeaseState, held_mask
 from esenas_aggregator.metrics import Metrics
 from esenas_aggregator.outcome import IngestOutcome
 from esenas_aggregator.queue import WorkQueue
@@ -42,24 +41,6 @@ PROBATION_FRACTION: Final = 0.5
 CLOSE_POLL_S: Final = 0.2
 
 
-@dataclass(frozen=True)
-class Lease:
-    """A reply to a pull: work items of one iteration, or done, or come back later."""
-
-    iteration: int
-    version: int
-    items: bytes
-    done: bool
-    retry_after_ms: int
-    #: The topologies these items use: packed uint32 table indices and the compact blob, and
-    #: for a caller that samples, (table index, sample position) pairs (see :mod:`topologies`).
-    topology_index: bytes = b""
-    topologies: bytes = b""
-    #: The lease's id, sent back with its results (0: no items).
-    lease_id: int = 0
-    topology_samples: bytes = b""
-
-
 class Runtime:
     """The aggregator's live state between the training loop and the network handlers."""
 
@@ -72,8 +53,9 @@ class Runtime:
         self.queue = WorkQueue(item_timeout, obs_dim)
         self.leases = LeaseBook()
         self.bounds = bounds
-        self.watch = None if bounds is None else BoundWatch(bounds)
-        self.forward_confirmed = False  #: a relay's: results the watch confirms go on upstream
+        self.watch = ItemWatch(bounds)
+        self.forward_confirmed = False  #: a relay's: what the watch confirms goes on upstream
+        self.forward_failures: dict[int, str] = {}  #: a relay's: confirmed failed items, for its round
         #: Most items one lease (and so one worker) holds: the job's batch size.
         self.max_lease_items = max(1, min(max_lease_items, MAX_BATCH_ITEMS))
         self.obs_dim = obs_dim
@@ -125,7 +107,7 @@ class Runtime:
         (then :meth:`close_iteration`). With the policy off it is one wait on the last result."""
         while True:
             now = time.monotonic()
-            if self.queue.closable(now) or self.out_of_bounds is not None:
+            if self.queue.closable(now) or self.job_failure is not None or self.forward_failures:
                 return
             timeout: float | None = None
             if self.queue.min_pairs_fraction < 1.0:
@@ -135,10 +117,10 @@ class Runtime:
                 await asyncio.wait_for(self.iteration_complete.wait(), timeout)
 
     @property
-    def out_of_bounds(self) -> str | None:
-        """Why honest rollouts exceed the result bounds (see :class:`BoundWatch`), else None; always
-        None at a relay, which hands such results on for the aggregator to judge."""
-        return None if self.watch is None or self.forward_confirmed else self.watch.confirmed
+    def job_failure(self) -> str | None:
+        """Why the job cannot go on: items out of bounds or failing for two workers (see
+        :class:`ItemWatch`), else None; always None at a relay, which hands them on."""
+        return None if self.forward_confirmed else self.watch.confirmed
 
     def close_iteration(self) -> int:
         """Stop leasing the current iteration; results for it still to come are stale (counted,
@@ -197,11 +179,12 @@ class Runtime:
         return self.roster.connected(now)
 
     def push(
-        self, session: int, iteration: int, results: bytes, obs_stats: bytes, lease_id: int = 0, worker_id: str = ""
+        self, session: int, iteration: int, results: bytes, obs_stats: bytes, lease_id: int = 0, worker_id: str = "",
+        failed: bytes = b"", failure: str = "",
     ) -> IngestOutcome:
-        """Take one batch of results for ``lease_id``, which this closes; returns what was
-        accepted, dropped and rejected (every refusal counted by reason)."""
-        out = self._push(session, iteration, results, obs_stats, lease_id, worker_id[:MAX_WORKER_ID])
+        """Take one batch of results for ``lease_id``, which this closes, and the items whose rollout
+        ``failed`` (``failure``: why); returns what was accepted, dropped and rejected (by reason)."""
+        out = self._push(session, iteration, results, obs_stats, lease_id, worker_id[:MAX_WORKER_ID], failed, failure)
         self.metrics.count(out)
         if out.redundant:
             self.metrics.redundant.inc(out.redundant)
@@ -212,7 +195,7 @@ class Runtime:
         return out
 
     def _push(
-        self, session: int, iteration: int, results: bytes, obs_stats: bytes, lease_id: int, worker_id: str
+        self, session: int, iteration: int, results: bytes, obs_stats: bytes, lease_id: int, worker_id: str, failed: bytes, failure: str
     ) -> IngestOutcome:
         out = IngestOutcome()
         try:
@@ -233,6 +216,8 @@ class Runtime:
             return out
         held = self.leases.close(lease_id)
         try:
+            if failed:
+                self._failed(failed_index(failed, held, out), failure, worker_id)
             ours = held_mask(records["index"], held)
             out.reject("not_leased", int((~ours).sum()))
             records = records[ours]
@@ -251,14 +236,14 @@ class Runtime:
             self._requeue(held, iteration)
 
     def _within_bounds(self, records: np.ndarray, out: IngestOutcome, worker_id: str) -> np.ndarray:
-        assert self.bounds is not None and self.watch is not None
+        assert self.bounds is not None
         idx = records["index"].astype(np.int64)
         keep = np.ones(len(records), dtype=bool)
         for reason, bad in self.bounds.check(records, self.queue.kinds(idx)).items():
             bad &= keep
-            if reason == "reward_bound" and bad.any():  # the task's own returns, or one caller's? (BoundWatch)
+            if reason == "reward_bound" and bad.any():  # the task's own returns, or one caller's? (ItemWatch)
                 at = np.flatnonzero(bad)
-                confirmed = self.watch.refused(self.queue.iteration, idx[at], records[at], worker_id, self.roster.callers <= 1)
+                confirmed = self.watch.out_of_bounds(self.queue.iteration, idx[at], records[at], worker_id, self.roster.callers <= 1)
                 if self.forward_confirmed:  # a relay: the aggregator judges them
                     bad[at[confirmed]] = False
                 elif confirmed.any():
@@ -266,6 +251,19 @@ class Runtime:
             out.reject(reason, int(bad.sum()))
             keep &= ~bad
         return records[keep]
+
+    def _failed(self, index: np.ndarray, failure: str, worker_id: str) -> None:
+        """Items whose rollout failed in the environment: re-issued (their lease is closed), and
+        once two workers agree (ItemWatch) the job fails, or a relay hands them on."""
+        unfinished = self.queue.unfinished(index)
+        self.metrics.rollouts_failed.inc(len(unfinished))
+        if not len(unfinished):
+            return
+        confirmed = self.watch.failed(self.queue.iteration, unfinished, failure, worker_id, self.roster.callers <= 1)
+        if self.forward_confirmed:
+            self.forward_failures.update(dict.fromkeys(unfinished[confirmed].tolist(), failure))
+        if confirmed.any():
+            self.iteration_complete.set()
 
     def _requeue(self, index: np.ndarray, iteration: int) -> None:
         """Items of a closed lease left without a result go back to the queue at once."""

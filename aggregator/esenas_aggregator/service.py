@@ -23,7 +23,8 @@ from esenas_api.v1 import aggregator_pb2 as pb
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from esenas_aggregator.runtime import MAX_BATCH_ITEMS, Lease, Runtime
+from esenas_aggregator.leases import Lease
+from esenas_aggregator.runtime import MAX_BATCH_ITEMS, Runtime
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -157,13 +158,14 @@ class AggregatorService:
         rt = self.runtime
         accepted = rejected = 0
         max_items = request.max_items
-        if request.results:
+        if request.results or request.failed_items:
             out = rt.push(
-                request.session, request.iteration, request.results, request.obs_stats, request.lease, request.worker_id
+                request.session, request.iteration, request.results, request.obs_stats, request.lease, request.worker_id,
+                request.failed_items, request.failure,
             )
             accepted, rejected = out.accepted, out.rejected_total
-            if out.rejected.get("reward_bound"):
-                max_items = 0  # its refused items go to another worker first (bounds.BoundWatch)
+            if out.rejected.get("reward_bound") or request.failed_items:
+                max_items = 0  # those items go to another worker first (bounds.ItemWatch)
         samples = request.samples_topologies
         lease = await rt.pull(max_items, request.wait_ms, request.worker_id, samples)
         if lease.items:

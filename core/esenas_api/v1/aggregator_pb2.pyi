@@ -41,6 +41,8 @@ class ExchangeRequest(_message.Message):
     HELD_VERSION_FIELD_NUMBER: _builtins.int
     LEASE_FIELD_NUMBER: _builtins.int
     SAMPLES_TOPOLOGIES_FIELD_NUMBER: _builtins.int
+    FAILED_ITEMS_FIELD_NUMBER: _builtins.int
+    FAILURE_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     """Stable id of the worker process (pod name or host:pid); only counted,
     never used as a metric label.
@@ -80,6 +82,14 @@ class ExchangeRequest(_message.Message):
     a sampled topology by its sample position (topology_samples) instead of
     sending its decisions, and inline Params carry the sampler.
     """
+    failed_items: _builtins.bytes
+    """Items of `lease` whose rollout failed in the environment (it raised, or
+    returned a non-finite reward), packed little-endian uint32 indices, and
+    why, in one line (the first failure's). They are re-issued to other
+    workers first; the same item failing for two workers, or twice for the
+    only one, fails the job with reason EnvironmentFailed.
+    """
+    failure: _builtins.str
     def __init__(
         self,
         *,
@@ -94,10 +104,12 @@ class ExchangeRequest(_message.Message):
         held_version: _builtins.int = ...,
         lease: _builtins.int = ...,
         samples_topologies: _builtins.bool = ...,
+        failed_items: _builtins.bytes = ...,
+        failure: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["held_session", b"held_session", "held_version", b"held_version", "iteration", b"iteration", "lease", b"lease", "max_items", b"max_items", "obs_stats", b"obs_stats", "results", b"results", "samples_topologies", b"samples_topologies", "session", b"session", "wait_ms", b"wait_ms", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failed_items", b"failed_items", "failure", b"failure", "held_session", b"held_session", "held_version", b"held_version", "iteration", b"iteration", "lease", b"lease", "max_items", b"max_items", "obs_stats", b"obs_stats", "results", b"results", "samples_topologies", b"samples_topologies", "session", b"session", "wait_ms", b"wait_ms", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -7,8 +7,9 @@ import math
 
 import numpy as np
 import pytest
+from esenas_aggregator.leases import Lease
 from esenas_aggregator.metrics import Metrics
-from esenas_aggregator.runtime import Lease, Runtime
+from esenas_aggregator.runtime import Runtime
 from esenas_api import wire
 
 

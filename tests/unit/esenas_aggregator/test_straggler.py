@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+from esenas_aggregator.leases import Lease
 from esenas_aggregator.metrics import Metrics
 from esenas_aggregator.queue import WorkQueue
-from esenas_aggregator.runtime import Lease, Runtime
+from esenas_aggregator.runtime import Runtime
 from esenas_aggregator.straggler import GRACE_FACTOR
 from esenas_api import wire
 
