@@ -17,7 +17,7 @@ from esenas.algorithm import ESENAS, IterationReport
 from esenas.es_defaults import chosen_by_task
 from esenas.process_pool import WorkerDied
 from esenas.spec import Job
-from esenas.trainer import Trainer
+from esenas.trainer import RolloutFailed, Trainer
 
 from esenas_cli.clip import add_clip
 from esenas_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED
@@ -88,7 +88,7 @@ def train(job: Job, obs_dim: int, act_dim: int, out: Path, workers: int, resumed
         except KeyboardInterrupt:  # landed in Trainer.run's own clean-up
             trainer.close()
             reason = ""
-        except WorkerDied as exc:
+        except (WorkerDied, RolloutFailed) as exc:
             failed = reason = f"failed: {exc}"
         training[0] = False
         bar.close()

@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from esenas.algorithm import ESENAS, IterationReport, Plan, Results
+from esenas.envload import one_line
 from esenas.lifetime import die_with_parent
-from esenas.process_pool import ProcessPool, unblock_stop_signals
+from esenas.process_pool import ProcessPool, WorkerDied, unblock_stop_signals
+from esenas.results import KIND_PAIR
 from esenas.rollout import Evaluator, env_dims
 from esenas.spec import JobSpec
 from esenas.topology import decode_topologies
@@ -63,6 +65,10 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+class RolloutFailed(RuntimeError):
+    """A rollout failed in the environment: it raised, or returned a non-finite reward."""
+
+
 @dataclass
 class Trainer:
     """Train one job spec locally; ``workers=1`` runs rollouts in this process."""
@@ -102,7 +108,17 @@ class Trainer:
 
     def step(self) -> IterationReport:
         assert self.algo is not None
-        return self.algo.tell(self.evaluate(self.algo.ask()))
+        plan = self.algo.ask()
+        try:
+            results = self.evaluate(plan)
+        except (WorkerDied, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # the environment's own error, from a rollout
+            raise RolloutFailed(f"environment {self.spec.environment.id!r}: {type(exc).__name__}: {one_line(exc)}") from exc
+        pair = plan.items["kind"] == KIND_PAIR
+        if not (np.isfinite(results.reward_pos).all() and np.isfinite(results.reward_neg[pair[results.index]]).all()):
+            raise RolloutFailed(f"environment {self.spec.environment.id!r}: the environment returned a non-finite return")
+        return self.algo.tell(results)
 
     def run(self, on_report: Callable[[IterationReport], bool | None] | None = None) -> tuple[ESENAS, str]:
         """Iterate until a stopping rule fires, ``on_report`` returns True, or Ctrl-C.

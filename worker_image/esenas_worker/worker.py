@@ -29,6 +29,7 @@ from esenas_api.v1 import aggregator_pb2 as pb
 from esenas_api.v1 import aggregator_pb2_grpc as pb_grpc
 
 from esenas_worker.backoff import Backoff
+from esenas_worker.items import roll_out
 
 log = logging.getLogger(__name__)
 
@@ -315,17 +316,19 @@ class Worker:
         if not known.all():  # never from a correct aggregator; the items are re-issued elsewhere
             log.warning("worker %s: %d items name a topology this worker was not sent; skipped", self.worker_id, int((~known).sum()))
             items = items[known]
-        parts = []
-        for i in range(len(items)):  # one item at a time, so SIGTERM is served within a rollout
-            if self._stop:
-                break
-            parts.append(evaluator.run(items[i : i + 1]))
+        rolled = roll_out(evaluator, items, lambda: self._stop, self.worker_id, self.job.spec.environment.id)
+        parts = rolled.parts
         done = items[: len(parts)]
         res = Results.concat(parts) if parts else None
         self.stats.batches += 1
         self.stats.items += len(parts)
         max_items = 0 if self._stop else self.batch_size
+        fail: dict[str, Any] = {}  # an item whose rollout failed (esenas_worker.items)
+        if rolled.failed is not None:
+            fail = {"failed_items": np.array([rolled.failed], "<u4").tobytes(), "failure": rolled.failure}
         if res is None:
+            if fail:
+                return self._request(session=reply.session, iteration=reply.iteration, lease=reply.lease, max_items=max_items, **fail)
             return self._request(max_items=max_items)
         self.stats.env_steps += int(np.asarray(res.steps).sum())
         return self._request(
@@ -337,4 +340,5 @@ class Worker:
             if res.obs_count > 0
             else b"",
             max_items=max_items,
+            **fail,
         )

@@ -28,6 +28,42 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: A user's environment that goes wrong on step 20 of every episode: it raises (``Raises``), or
+#: returns a NaN reward (``ReturnsNaN``). Written by :func:`write_failing_env`.
+FAILING_ENV = """
+import gymnasium as gym
+import numpy as np
+
+
+class Raises(gym.Env):
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float64)
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float64)
+    bad = "raise"
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2), {}
+
+    def step(self, action):
+        self.t += 1
+        if self.t == 20 and self.bad == "raise":
+            raise RuntimeError("boom at step 20")
+        reward = float("nan") if self.t == 20 else -abs(float(action[0]) - 0.5)
+        return np.array([self.t / 50, 0.0]), reward, self.t >= 50, False, {}
+
+
+class ReturnsNaN(Raises):
+    bad = "nan"
+"""
+
+
+def write_failing_env(folder: Path) -> str:
+    """Write :data:`FAILING_ENV` as ``failing_env.py`` into ``folder`` (put it on PYTHONPATH); returns the module name."""
+    (folder / "failing_env.py").write_text(FAILING_ENV)
+    return "failing_env"
+
+
 def write_job(folder: Path, **overrides: Any) -> Path:
     """The InvertedPendulum example job with spec overrides (dotted keys, e.g. ``workers.batchSize``)."""
     doc = yaml.safe_load((REPO / "manifests/examples/inverted-pendulum.yaml").read_text())

@@ -9,7 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from tests.integration.runtime.procs import REPO, write_job
+import pytest
+from esenas_cli.errors import EXIT_FAILED
+
+from tests.integration.runtime.procs import REPO, write_failing_env, write_job
 
 CLI = [sys.executable, "-c", "import sys; from esenas_cli.main import main; sys.exit(main())"]
 
@@ -72,3 +75,28 @@ def test_returns_beyond_max_abs_reward_fail_the_run_naming_the_field(tmp_path: P
     assert "error: the job failed before its first iteration: RewardOutOfBounds: spec.environment.maxAbsReward" in r.stderr
     assert "beyond 2 " in r.stderr and "Raise spec.environment.maxAbsReward" in r.stderr
     assert not (tmp_path / "run" / "policy.json").exists()  # nothing trained: no result of the initial policy
+
+
+def test_an_environment_that_raises_mid_episode_fails_the_run_with_its_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each worker reports the item instead of dying; the second worker's report confirms it.
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    job = write_job(tmp_path, **{"environment.id": f"{write_failing_env(tmp_path)}:Raises", "stopping.maxIterations": 5})
+    r = subprocess.run([*CLI, "run", str(job), "--workers", "2", "--output", str(tmp_path / "run")],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "error: the job failed before its first iteration: EnvironmentFailed: spec.environment.id: the rollout of item" in r.stderr
+    assert "environment 'failing_env:Raises': RuntimeError: boom at step 20 (failing_env.py:" in r.stderr
+    assert "in step)" in r.stderr
+    for log in (tmp_path / "run" / "logs").glob("worker-*.log"):
+        assert "Traceback" not in log.read_text()  # reported, not a crash
+
+
+@pytest.mark.parametrize(("env", "why"), [("Raises", "RuntimeError: boom at step 20"), ("ReturnsNaN", "the environment returned a non-finite return")])
+def test_in_process_an_environment_that_fails_stops_the_run_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: str, why: str) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    job = write_job(tmp_path, **{"environment.id": f"{write_failing_env(tmp_path)}:{env}", "stopping.maxIterations": 5})
+    r = subprocess.run([*CLI, "run", str(job), "--in-process", "--workers", "2", "--output", str(tmp_path / "run")],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == EXIT_FAILED, r.stdout + r.stderr
+    assert f"failed: environment 'failing_env:{env}': {why}: stopped before the first iteration" in r.stderr
+    assert "Traceback" not in r.stderr

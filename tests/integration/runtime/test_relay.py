@@ -6,12 +6,15 @@ import json
 import signal
 from pathlib import Path
 
+import pytest
+
 from tests.integration.runtime.procs import (
     metric,
     start_aggregator,
     start_relay,
     start_worker,
     stop_all,
+    write_failing_env,
     write_job,
 )
 
@@ -125,4 +128,25 @@ def test_returns_beyond_the_bound_behind_a_relay_fail_the_job_naming_the_field(t
     status = json.loads((tmp_path / "ckpt/result/status.json").read_text())
     assert status["phase"] == "Failed" and status["iteration"] == 0
     assert status["reason"].startswith("RewardOutOfBounds: spec.environment.maxAbsReward: item ")
-    assert "refused" in relay.text() and "maxAbsReward" in relay.text()  # the relay logged the first refusals
+    assert "beyond spec.environment.maxAbsReward for worker w" in relay.text()  # the relay logged the first refusals
+
+
+def test_an_environment_returning_nan_behind_a_relay_fails_the_job_with_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The relay's two workers report the same item failed; the relay closes its round with what is
+    in and hands the item on; the aggregator, the only relay's word twice, fails the job."""
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    job = write_job(tmp_path, **{"workers.batchSize": 2, "es.perturbations": 8,
+                                 "environment.id": f"{write_failing_env(tmp_path)}:ReturnsNaN"})
+    agg = start_aggregator(tmp_path, job, 0, True, "aggregator", "--max-lease-items", "64")
+    relay = start_relay(tmp_path, job, agg.address)
+    workers = [start_worker(tmp_path, job, relay.address, f"w{i}") for i in range(2)]
+    try:
+        assert agg.wait(90) == 0, agg.text()[-3000:]
+        failed = metric(agg.get("/metrics"), "esenas_rollouts_failed_total") if agg.proc.poll() is None else None
+    finally:
+        stop_all(agg, relay, *workers)
+    status = json.loads((tmp_path / "ckpt/result/status.json").read_text())
+    assert status["phase"] == "Failed" and status["iteration"] == 0, status
+    assert status["reason"].startswith("EnvironmentFailed: spec.environment.id: the rollout of item "), status["reason"]
+    assert "environment 'failing_env:ReturnsNaN': the environment returned a non-finite return (nan)" in status["reason"]
+    assert failed is None or failed >= 2
