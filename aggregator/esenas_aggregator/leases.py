@@ -13,6 +13,8 @@ yet) are on probation, and the runtime caps the items all of them hold together.
 
 from __future__ import annotations
 
+import heapq
+import math
 import secrets
 from dataclasses import dataclass
 from enum import Enum
@@ -55,6 +57,7 @@ class _Held:
     worker: str
     index: npt.NDArray[np.int64]  # item indices of the lease, sorted
     probation: bool = False  # issued to a worker none of whose results was accepted yet
+    counted: bool = False  # its items count in LeaseBook.probation_items (until it closes or times out)
 
 
 class LeaseBook:
@@ -64,27 +67,44 @@ class LeaseBook:
         self._open: dict[int, _Held] = {}
         self._closed: set[int] = set()
         self._by_worker: dict[str, int] = {}
-        #: Items in open leases on probation (see the module doc).
+        #: Items in open leases on probation (see the module doc) not yet past their item timeout.
         self.probation_items = 0
+        self._probation_due: list[tuple[float, int]] = []  # (timeout, lease id), a heap
 
     def reset(self) -> None:
         self._open.clear()
         self._closed.clear()
         self._by_worker.clear()
         self.probation_items = 0
+        self._probation_due.clear()
 
-    def issue(self, worker: str, index: npt.ArrayLike, probation: bool = False) -> int:
+    def issue(self, worker: str, index: npt.ArrayLike, probation: bool = False, timeout_at: float = math.inf) -> int:
         """A new lease on ``index`` for ``worker``; returns its id (64 random bits, never 0).
-        The worker's previous lease must have been closed first (:meth:`abandon`)."""
+        The worker's previous lease must have been closed first (:meth:`abandon`). A lease on
+        probation stops counting in :attr:`probation_items` at ``timeout_at`` (:meth:`uncount_timed_out`)."""
         lease_id = secrets.randbits(64) | 1
         while lease_id in self._open or lease_id in self._closed:
             lease_id = secrets.randbits(64) | 1
-        held = _Held(worker, np.sort(np.asarray(index, np.int64)), probation)
+        held = _Held(worker, np.sort(np.asarray(index, np.int64)), probation, counted=probation)
         self._open[lease_id] = held
         self._by_worker[worker] = lease_id
         if probation:
             self.probation_items += len(held.index)
+            heapq.heappush(self._probation_due, (timeout_at, lease_id))
         return lease_id
+
+    def uncount_timed_out(self, now: float) -> None:
+        """Leases on probation past their item timeout stop counting in :attr:`probation_items`:
+        their items are re-issued by the queue, and a worker that died holding them (an OOM kill
+        at a job's start, before any worker is proven) must not keep every other unproven worker
+        waiting. The lease stays open, so a slow worker's late results still count."""
+        due = self._probation_due
+        while due and due[0][0] <= now:
+            _, lease_id = heapq.heappop(due)
+            held = self._open.get(lease_id)
+            if held is not None and held.counted:
+                held.counted = False
+                self.probation_items -= len(held.index)
 
     def state(self, lease_id: int, worker: str) -> LeaseState:
         held = self._open.get(lease_id)
@@ -100,7 +120,7 @@ class LeaseBook:
         if held is None:
             return _EMPTY
         self._closed.add(lease_id)
-        if held.probation:
+        if held.counted:
             self.probation_items -= len(held.index)
         if self._by_worker.get(held.worker) == lease_id:
             del self._by_worker[held.worker]

@@ -158,6 +158,7 @@ class Runtime:
         """Items an unproven worker may lease now: within the probation cap, and none when only
         backup copies are left while some worker is proven, so the backups of what made-up ids
         hold go to workers that have returned work (never to the next made-up id)."""
+        self.leases.uncount_timed_out(time.monotonic())
         room = self.probation_cap() - self.leases.probation_items
         if room > 0 and self.roster.any_proven and q.fresh_remaining == 0:
             now = time.monotonic()
@@ -329,7 +330,7 @@ class Runtime:
                 if len(items):
                     self.roster.serve(worker_id)
                     index, blob, pairs = self.topologies.payload(items, samples)
-                    lease_id = self.leases.issue(worker_id, items["index"], probation)
+                    lease_id = self.leases.issue(worker_id, items["index"], probation, time.monotonic() + q.item_timeout)
                     return Lease(q.iteration, self.version, items.tobytes(), False, 0, index, blob, lease_id, pairs)
             remaining = deadline - loop.time()
             if remaining <= 0 or max_items <= 0:

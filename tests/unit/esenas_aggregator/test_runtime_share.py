@@ -139,3 +139,18 @@ def test_the_runtime_exports_each_iteration_s_broadcast() -> None:
     text = metrics.render().decode()
     count = [line for line in text.splitlines() if line.startswith("esenas_iteration_broadcast_seconds_count{")]
     assert count and float(count[0].rsplit(" ", 1)[1]) == 2.0
+
+
+def test_a_worker_that_died_holding_a_lease_at_the_start_does_not_block_the_others() -> None:
+    # Before any worker is proven, every lease is on probation: the first worker's lease, left
+    # open by a crash, counted against the cap until the iteration ended, and nobody got its items.
+    async def go() -> tuple[int, int]:
+        rt = Runtime(Metrics("j", "ns"), item_timeout=0.05, obs_dim=0, max_lease_items=16)
+        rt.start_iteration(0, 0, _items(16), b"params")
+        first = await rt.pull(16, 0, "dies")  # and never answers
+        await asyncio.sleep(0.1)  # past the item timeout
+        second = await rt.pull(16, 0, "lives")
+        return len(first.items) // wire.WORK_DTYPE.itemsize, len(second.items) // wire.WORK_DTYPE.itemsize
+
+    first, second = asyncio.run(go())
+    assert first == 16 and second >= 1  # the timed-out items are re-issued to the next worker (0 before)
