@@ -115,6 +115,7 @@ class LocalFleet:
         self.logs = out / "logs"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.interrupted = False
+        self.workers_failed = ""  # why, once every worker process has exited (see _workers_dead)
 
     def _spawn(self, name: str, module: str, *argv: str) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
@@ -213,12 +214,28 @@ class LocalFleet:
                        mean=last["meanReward"], extra=f"workers {last['workersConnected']}")
             if last.get("done"):
                 break
+            self.workers_failed = self._workers_dead()
+            if self.workers_failed:
+                break
             time.sleep(POLL_S)
         bar.close()
         return last
 
+    def _workers_dead(self) -> str:
+        """Why the run cannot go on when every worker process has exited, else "" (the aggregator
+        would wait for them forever: a crash in native code, the OOM killer)."""
+        workers = self.procs[1:]
+        if not workers or any(p.poll() is None or p.returncode == 0 for p in workers):
+            return ""
+        log = self.logs / "worker-0.log"
+        lines = [line for line in (log.read_text(errors="replace") if log.exists() else "").splitlines() if line.strip()]
+        last = f", its log's last line: {lines[-1].strip()[:300]}" if lines else ", with nothing in its log"
+        rc = workers[0].returncode
+        how = f"code {rc}" if rc >= 0 else f"signal {signal.Signals(-rc).name}"
+        return f"every worker process exited (worker-0 with {how}{last})"
+
     def _stop(self, agg: subprocess.Popen[bytes]) -> int:
-        if self.interrupted and agg.poll() is None:
+        if (self.interrupted or self.workers_failed) and agg.poll() is None:
             agg.send_signal(signal.SIGTERM)  # checkpoint the last completed iteration
         try:
             code = agg.wait(timeout=60)
@@ -246,6 +263,9 @@ class LocalFleet:
         from esenas_cli.fresh_eval import add_fresh_eval
         from esenas_cli.results_dir import read_documents, write_folder
 
+        if self.workers_failed:
+            print(f"error: {self.workers_failed}; see {self.logs}", file=sys.stderr)
+            return 1
         if code != 0 and not self.interrupted:
             return self._fail(f"the aggregator exited with code {code}")
         try:  # the documents the aggregator wrote when it finished or was stopped

@@ -28,9 +28,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-#: A user's environment that goes wrong on step 20 of every episode: it raises (``Raises``), or
-#: returns a NaN reward (``ReturnsNaN``). Written by :func:`write_failing_env`.
+#: A user's environment that goes wrong on step 20 of every episode: it raises (``Raises``),
+#: returns a NaN reward (``ReturnsNaN``), or ends its process as a native crash would (``Exits``).
+#: Written by :func:`write_failing_env`.
 FAILING_ENV = """
+import os
+
 import gymnasium as gym
 import numpy as np
 
@@ -49,12 +52,18 @@ class Raises(gym.Env):
         self.t += 1
         if self.t == 20 and self.bad == "raise":
             raise RuntimeError("boom at step 20")
+        if self.t == 20 and self.bad == "exit":
+            os._exit(3)
         reward = float("nan") if self.t == 20 else -abs(float(action[0]) - 0.5)
         return np.array([self.t / 50, 0.0]), reward, self.t >= 50, False, {}
 
 
 class ReturnsNaN(Raises):
     bad = "nan"
+
+
+class Exits(Raises):
+    bad = "exit"
 """
 
 

@@ -100,3 +100,16 @@ def test_in_process_an_environment_that_fails_stops_the_run_with_one_line(tmp_pa
     assert r.returncode == EXIT_FAILED, r.stdout + r.stderr
     assert f"failed: environment 'failing_env:{env}': {why}: stopped before the first iteration" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_when_every_worker_process_dies_the_run_stops_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A process that ends mid-rollout (a crash in native code, the OOM killer) reports nothing;
+    # the aggregator would wait for workers forever.
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    # The first worker's items reach the second once their lease times out: 2 s here.
+    job = write_job(tmp_path, **{"environment.id": f"{write_failing_env(tmp_path)}:Exits", "stopping.maxIterations": 5,
+                                 "workers.itemTimeoutSeconds": 2.0})
+    r = subprocess.run([*CLI, "run", str(job), "--workers", "2", "--output", str(tmp_path / "run")],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "error: every worker process exited (worker-0 with code 3" in r.stderr
