@@ -25,10 +25,11 @@ CONDITIONS: Final = {
     "Running": "True while the fleet trains; False when suspended or finished.",
     "Succeeded": "True once a stopping rule was met and the result was saved.",
     "Failed": "True when the job cannot go on: an invalid spec of a job that never ran (reason InvalidSpec), a "
-    "deadline, an aggregator past its backoffLimit; the message says why.",
+    "deadline, an aggregator past its backoffLimit, rollouts that fail; the message says why.",
     "Complete": "An alias of Succeeded, kept for older clients.",
     "Suspended": "True while spec.suspend holds the job.",
     "FleetOversized": "True when replicas exceed the work items one iteration can lease.",
+    "WorkersFailing": "True while worker pods cannot run (CrashLoopBackOff, ImagePullBackOff): how many, and why.",
     "Reconciled": "False when the operator's last reconcile failed (reason ReconcileError, retried) or an edit of "
     "a job that runs was refused (reason InvalidSpec; the fleet keeps the last valid spec); True once applied again.",
 }
@@ -55,8 +56,8 @@ STATUS: Final[Schema] = _obj(
         "conditions": {
             "type": "array",
             "description": "Conditions in metav1.Condition form, one per type: Created, Running, Succeeded and "
-            "Failed (Kubeflow style; Complete is an alias of Succeeded), plus Suspended, FleetOversized and "
-            "Reconciled.",
+            "Failed (Kubeflow style; Complete is an alias of Succeeded), plus Suspended, FleetOversized, "
+            "WorkersFailing and Reconciled.",
             "items": _CONDITION,
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["type"],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from esenas.spec import Job
 
@@ -79,6 +79,11 @@ class Fleet:
     @property
     def shards(self) -> int:
         return len(self.workers)
+
+    @property
+    def workers_unready(self) -> bool:
+        """Some worker should run but is not ready: only then are worker pods listed for failures."""
+        return any(w.replicas > 0 and w.ready < w.replicas for w in self.workers)
 
     @property
     def aggregator_unready(self) -> bool:
@@ -264,3 +269,23 @@ def with_refusal(desired: Obj, current: Mapping[str, Any], refused: Refusal | No
     if out.get("phase", current.get("phase")) not in TERMINAL:
         out.update(reason=INVALID_SPEC, message=text)
     return out
+
+
+def worker_health(desired: Obj, current: Mapping[str, Any], failing: tuple[str, str] | None, gen: int, now: dt.datetime) -> tuple[Obj, Event | None]:
+    """``desired`` with the WorkersFailing condition: True (reason: the pods' waiting reason) while
+    worker pods cannot run, False once none is failing; absent on a job whose workers never failed.
+    A Warning Event is posted when it turns True."""
+    was = condition(current, WORKERS_FAILING)
+    conditions = desired.get("conditions", current.get("conditions"))
+    if failing is None:
+        if was is None or was.get("status") == "False":
+            return desired, None
+        return {**desired, "conditions": set_condition(conditions, WORKERS_FAILING, False, "WorkersRunning", "no listed worker pod is failing", gen, now)}, None
+    reason, message = failing
+    event = None if was is not None and was.get("status") == "True" else Event("Warning", WORKERS_FAILING, message)
+    return {**desired, "conditions": set_condition(conditions, WORKERS_FAILING, True, reason, message, gen, now)}, event
+
+
+#: The condition type for worker pods that cannot run (docs/operations.md).
+WORKERS_FAILING: Final = "WorkersFailing"
+

@@ -33,11 +33,14 @@ from esenas_operator.status import (
     set_condition,
     termination_message,
     ttl_expired,
+    workers_failing,
 )
 from esenas_operator.validation import validate_job
 
 JOB_API: Final = f"{API_GROUP}/{VERSION}"
 MONITOR_API: Final = "monitoring.coreos.com/v1"
+#: Worker pods listed per status tick while some are not ready: enough to name why they fail, cheap at 10,000.
+WORKER_PODS_LISTED: Final = 50
 _kube: Kube | None = None
 #: The spec each job's children were last applied from, for the status timer while an edit is
 #: refused (in memory: after a restart, until the next valid reconcile, the job's own spec).
@@ -229,9 +232,9 @@ def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Log
     metrics.observe_job(ns, name, new.phase, desired=job.spec.workers.replicas)
 
 
-def _aggregator_pods(namespace: str, job: str) -> list[dict[str, Any]]:
-    """The aggregator's pods: a single list, by label."""
-    return kube().list("v1", "Pod", namespace, ",".join(f"{k}={v}" for k, v in names.selector(job, "aggregator").items()))
+def _pods(namespace: str, job: str, component: str, limit: int = 0) -> list[dict[str, Any]]:
+    """The job's pods of ``component``: a single list, by label (at most ``limit`` when set)."""
+    return kube().list("v1", "Pod", namespace, ",".join(f"{k}={v}" for k, v in names.selector(job, component).items()), limit)
 
 
 def _store_result(body: kopf.Body, url: str, due: decide.ResultDue) -> dict[str, Any] | None:
@@ -293,7 +296,7 @@ def _sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: 
             logger.debug("aggregator status unavailable: %s", exc)
     restarts, last_message = int(current.get("aggregatorRestarts") or 0), ""
     if fleet.aggregator_unready:
-        pods = _aggregator_pods(ns, name)
+        pods = _pods(ns, name, "aggregator")
         restarts, last_message = restart_count(pods, restarts), termination_message(pods)
     # Decide.
     connected = report.workers_connected if report else None
@@ -305,7 +308,13 @@ def _sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: 
     if out.finishes:
         for deployment in fleet.to_stop():
             kube().patch("apps/v1", "Deployment", ns, deployment, {"spec": {"replicas": 0}})
-    desired.update(decide.transition(current, out, int(meta.get("generation") or 1), now, connected, fleet.shards))
+    gen = int(meta.get("generation") or 1)
+    desired.update(decide.transition(current, out, gen, now, connected, fleet.shards))
+    if desired.get("phase", phase) in ("Pending", "Running"):  # worker pods that cannot run (decide.worker_health)
+        failing = workers_failing(_pods(ns, name, "worker", WORKER_PODS_LISTED)) if fleet.workers_unready else None
+        desired, workers_event = decide.worker_health(desired, current, failing, gen, now)
+        if workers_event is not None:
+            kopf.event(body, type=workers_event.type, reason=workers_event.reason, message=workers_event.message)
     if out.event is not None:
         kopf.event(body, type=out.event.type, reason=out.event.reason, message=out.event.message)
     desired = decide.with_refusal(desired, current, _refused.get((ns, name)), now)

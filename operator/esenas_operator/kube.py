@@ -102,8 +102,10 @@ class Kube:
             p += f"/{sub}"
         return p
 
-    def list(self, api_version: str, kind: str, namespace: str, selector: str) -> list[Obj]:
-        result = self.request("GET", self.path(api_version, kind, namespace), query={"labelSelector": selector})
+    def list(self, api_version: str, kind: str, namespace: str, selector: str, limit: int = 0) -> list[Obj]:
+        """The objects matching ``selector``; with ``limit``, the first page of at most that many."""
+        query = {"labelSelector": selector, **({"limit": str(limit)} if limit else {})}
+        result = self.request("GET", self.path(api_version, kind, namespace), query=query)
         items: list[Obj] = result.get("items") or []
         return items
 

@@ -257,3 +257,33 @@ def ttl_expired(status: Mapping[str, Any], ttl: int | None, now: dt.datetime) ->
         return False
     done = parse_time(status.get("completionTime"))
     return done is not None and (now - done).total_seconds() >= ttl
+
+
+#: Container waiting reasons that mean a worker pod cannot run, not a start in progress.
+FAILING_WAITS: Final = (
+    "CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError",
+    "CreateContainerError", "RunContainerError",
+)
+
+
+def workers_failing(pods: Iterable[Mapping[str, Any]]) -> tuple[str, str] | None:
+    """(reason, message) when some of the listed worker ``pods`` cannot run (a container waiting
+    in one of :data:`FAILING_WAITS`), else None. The message names how many, and why: the last
+    line of the container's last termination message (a traceback's exception), its termination
+    reason (OOMKilled), or the kubelet's waiting message (an image that cannot be pulled)."""
+    listed, failing = 0, []
+    for pod in pods:
+        listed += 1
+        for c in (pod.get("status") or {}).get("containerStatuses") or ():
+            waiting = (c.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in FAILING_WAITS:
+                ended = (c.get("lastState") or {}).get("terminated") or {}
+                why = last_line(str(ended.get("message") or "")) or str(ended.get("reason") or "") or last_line(str(waiting.get("message") or ""))
+                failing.append((str(waiting["reason"]), why))
+                break
+    if not failing:
+        return None
+    reason, why = failing[0]
+    message = f"{len(failing)} of the {listed} worker pods listed are in {reason}" + (f": {why}" if why else "")
+    return reason, message[:1000]
+

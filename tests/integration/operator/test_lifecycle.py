@@ -267,3 +267,39 @@ def test_deadline_and_crashing_aggregator_fail_the_job(cluster: FakeKube, operat
     described = cluster.kubectl("describe", "esj/crashy").stdout
     assert crash in described and "esenas-operator" in described, described
     assert operator.alive()
+
+
+def test_worker_pods_that_cannot_run_show_as_a_condition_and_a_warning(cluster: FakeKube, operator: OperatorProcess) -> None:
+    apply(cluster, job_doc("sick"))
+    cluster.wait_for(lambda: status(cluster, "sick").get("phase") == "Pending")
+    pod = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "sick-workers-0-abc", "labels": {"esenas.dev/job": "sick", "app.kubernetes.io/component": "worker"}},
+        "spec": {"containers": [{"name": "worker", "image": "x"}]},
+    }
+    cluster.client.create("/api/v1/namespaces/default/pods", pod)
+    crash = "ModuleNotFoundError: No module named 'my_pkg'"  # the worker image lacks the job's environment
+    terminated = {"exitCode": 2, "reason": "Error", "message": f"Traceback (most recent call last):\n  ...\n{crash}\n"}
+    cluster.client.patch(
+        "/api/v1/namespaces/default/pods/sick-workers-0-abc/status",
+        {"status": {"containerStatuses": [{"name": "worker", "restartCount": 3, "ready": False, "image": "x", "imageID": "", "started": False,
+                                           "state": {"waiting": {"reason": "CrashLoopBackOff"}}, "lastState": {"terminated": terminated}}]}},
+    )
+
+    def failing() -> dict[str, Any] | None:
+        return next((c for c in status(cluster, "sick").get("conditions", []) if c["type"] == "WorkersFailing"), None)
+
+    cond = cluster.wait_for(lambda: (c := failing()) is not None and c["status"] == "True" and c, timeout=30)
+    assert cond["reason"] == "CrashLoopBackOff"
+    assert cond["message"] == f"1 of the 1 worker pods listed are in CrashLoopBackOff: {crash}"
+    warnings = [e for e in cluster.client.list("/api/v1/namespaces/default/events")
+                if e["involvedObject"]["name"] == "sick" and e.get("reason") == "WorkersFailing"]
+    assert len(warnings) == 1 and warnings[0]["type"] == "Warning" and crash in warnings[0]["message"]
+    assert crash in cluster.kubectl("describe", "esj/sick").stdout
+    # The pod recovers (a fixed image): the condition turns False, and stays on the record.
+    cluster.client.patch("/api/v1/namespaces/default/pods/sick-workers-0-abc/status",
+                         {"status": {"containerStatuses": [{"name": "worker", "restartCount": 3, "ready": True, "image": "x", "imageID": "",
+                                                            "started": True, "state": {"running": {}}}]}})
+    cond = cluster.wait_for(lambda: (c := failing()) is not None and c["status"] == "False" and c, timeout=30)
+    assert cond["reason"] == "WorkersRunning"
+    assert operator.alive()

@@ -17,6 +17,7 @@ from esenas_operator.status import (
     termination_message,
     timestamp,
     ttl_expired,
+    workers_failing,
     workers_status,
 )
 
@@ -160,3 +161,22 @@ def test_fleet_condition_is_recorded_once_oversized_and_warns_on_changes_only() 
     (cleared,) = set_condition([cond], "FleetOversized", False, fits.reason, fits.message, 2, LATER)
     assert cleared["status"] == "False" and fits.recorded(cleared)
     assert over.warns(cleared), "oversized again after it fit"
+
+
+def _worker_pod(state: dict[str, object], last: dict[str, object] | None = None) -> dict[str, object]:
+    status = {"name": "worker", "restartCount": 3, "state": state, "lastState": {"terminated": last} if last else {}}
+    return {"metadata": {"name": "w"}, "status": {"containerStatuses": [status]}}
+
+
+def test_workers_failing_names_how_many_and_why() -> None:
+    crash = _worker_pod({"waiting": {"reason": "CrashLoopBackOff"}},
+                        {"exitCode": 2, "reason": "Error", "message": "Traceback...\nModuleNotFoundError: No module named 'my_pkg'\n"})
+    pull = _worker_pod({"waiting": {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "reg/worker:typo"'}})
+    oom = _worker_pod({"waiting": {"reason": "CrashLoopBackOff"}}, {"exitCode": 137, "reason": "OOMKilled"})
+    running = _worker_pod({"running": {}})
+    starting = _worker_pod({"waiting": {"reason": "ContainerCreating"}})
+    assert workers_failing([running, starting]) is None and workers_failing([]) is None
+    assert workers_failing([running, crash, crash]) == (
+        "CrashLoopBackOff", "2 of the 3 worker pods listed are in CrashLoopBackOff: ModuleNotFoundError: No module named 'my_pkg'")
+    assert workers_failing([pull]) == ("ImagePullBackOff", '1 of the 1 worker pods listed are in ImagePullBackOff: Back-off pulling image "reg/worker:typo"')
+    assert workers_failing([oom]) == ("CrashLoopBackOff", "1 of the 1 worker pods listed are in CrashLoopBackOff: OOMKilled")
