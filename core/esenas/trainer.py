@@ -118,6 +118,8 @@ class Trainer:
         pair = plan.items["kind"] == KIND_PAIR
         if not (np.isfinite(results.reward_pos).all() and np.isfinite(results.reward_neg[pair[results.index]]).all()):
             raise RolloutFailed(f"environment {self.spec.environment.id!r}: the environment returned a non-finite return")
+        if not (np.isfinite(results.obs_sum).all() and np.isfinite(results.obs_sumsq).all()):
+            raise RolloutFailed(f"environment {self.spec.environment.id!r}: the environment returned a non-finite observation")
         return self.algo.tell(results)
 
     def run(self, on_report: Callable[[IterationReport], bool | None] | None = None) -> tuple[ESENAS, str]:

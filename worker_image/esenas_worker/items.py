@@ -35,10 +35,15 @@ class Rolled:
 
 
 def nonfinite(res: Any, kind: int) -> str:
-    """Why ``res`` (one item's Results) is not a result, or "" when its returns are finite."""
+    """Why ``res`` (one item's Results) is not a result, or "" when its returns and its
+    observations' statistics (with observation normalisation) are finite."""
     returns = [float(res.reward_pos[0])] + ([float(res.reward_neg[0])] if kind == KIND_PAIR else [])
     bad = [r for r in returns if not np.isfinite(r)]
-    return f"the environment returned a non-finite return ({bad[0]})" if bad else ""
+    if bad:
+        return f"the environment returned a non-finite return ({bad[0]})"
+    if not (np.isfinite(res.obs_sum).all() and np.isfinite(res.obs_sumsq).all()):
+        return "the environment returned a non-finite observation"
+    return ""
 
 
 def where(exc: BaseException) -> str:

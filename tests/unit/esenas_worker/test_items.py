@@ -11,8 +11,8 @@ from esenas_worker.items import roll_out
 class _Evaluator:
     """Items 0, 1, ... return 1.0 each; item ``bad`` raises, or returns ``value``."""
 
-    def __init__(self, bad: int, value: float | None = None) -> None:
-        self.bad, self.value, self.ran = bad, value, []
+    def __init__(self, bad: int, value: float | None = None, obs: float = 0.0) -> None:
+        self.bad, self.value, self.obs, self.ran = bad, value, obs, []
 
     def run(self, items: np.ndarray) -> Results:
         i = int(items["index"][0])
@@ -21,7 +21,8 @@ class _Evaluator:
             raise ValueError("qpos went NaN\n  at the solver")
         r = self.value if i == self.bad else 1.0
         neg = r if int(items["kind"][0]) == KIND_PAIR else np.nan
-        return Results(np.array([i], np.uint32), np.array([r]), np.array([neg]), np.array([10], np.uint32), 0.0, np.zeros(1), np.zeros(1))
+        obs = np.full(1, self.obs if i == self.bad else 0.0)
+        return Results(np.array([i], np.uint32), np.array([r]), np.array([neg]), np.array([10], np.uint32), 10.0, obs, obs * obs)
 
 
 def _items(kinds: list[int]) -> np.ndarray:
@@ -51,3 +52,8 @@ def test_a_stop_ends_the_lease_without_a_failure() -> None:
     ev = _Evaluator(bad=3)
     out = roll_out(ev, _items([KIND_PAIR] * 5), lambda: len(ev.ran) >= 2, "w", "E-v0")
     assert ev.ran == [0, 1] and out.failed is None
+
+
+def test_a_non_finite_observation_is_a_failure() -> None:
+    out = roll_out(_Evaluator(bad=0, value=1.0, obs=float("nan")), _items([KIND_PAIR]), lambda: False, "w", "E-v0")
+    assert out.failed == 0 and out.failure == "environment 'E-v0': the environment returned a non-finite observation"
