@@ -150,7 +150,7 @@ class ItemWatch:
             k = int(np.flatnonzero(confirmed)[0])
             self.confirmed = (
                 f"EnvironmentFailed: spec.environment.id: the rollout of item {int(index[k])} of iteration {iteration} failed "
-                f"each of the {times[k]} times it ran, last: {failure[:MAX_FAILURE]}"
+                f"each of the {times[k]} times it ran, last: {' '.join(failure[:MAX_FAILURE].split()) or 'no reason given'}"
             )
         return confirmed
 

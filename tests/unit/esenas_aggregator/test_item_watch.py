@@ -152,3 +152,11 @@ def test_a_failure_for_an_item_the_caller_does_not_hold_is_not_counted() -> None
         return rt.job_failure
 
     assert asyncio.run(go()) is None
+
+
+def test_a_reported_failure_reaches_the_status_on_one_line_and_cut() -> None:
+    w = ItemWatch()
+    for caller in ("a", "b"):
+        w.failed(0, np.array([0]), "line one\nline two\t" + "x" * 1000, caller, sole=False)
+    assert w.confirmed is not None and "\n" not in w.confirmed and "line one line two x" in w.confirmed
+    assert len(w.confirmed) < 600
