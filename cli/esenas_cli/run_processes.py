@@ -211,7 +211,7 @@ class LocalFleet:
             now = time.monotonic()
             bar.update(iteration=last["iteration"], env_steps=last["envSteps"], episodes=last["episodes"],
                        elapsed_s=elapsed_before + now - start, now=now, best=last["bestReward"],
-                       mean=last["meanReward"], extra=f"workers {last['workersConnected']}")
+                       mean=last["meanReward"], extra=self._workers_text(last["workersConnected"]))
             if last.get("done"):
                 break
             self.workers_failed = self._workers_dead()
@@ -220,6 +220,11 @@ class LocalFleet:
             time.sleep(POLL_S)
         bar.close()
         return last
+
+    def _workers_text(self, connected: int) -> str:
+        """The bar's workers: those whose results the aggregator accepted, of the processes alive
+        ("workers 0/2" while the first results of a slow task are still out, not a bare 0)."""
+        return f"workers {connected}/{sum(p.poll() is None for p in self.procs[1:])}"
 
     def _workers_dead(self) -> str:
         """Why the run cannot go on when every worker process has exited, else "" (the aggregator
