@@ -107,6 +107,8 @@ class ItemWatch:
         self._seen: dict[tuple[str, int], tuple[int, set[str]]] = {}  # (kind, item) -> (times, callers)
         #: Why the job cannot go on, once confirmed (None until then): "Reason: message".
         self.confirmed: str | None = None
+        #: What an iteration is called in the log: a relay's are its rounds.
+        self.unit = "iteration"
 
     def note(self, kind: str, iteration: int, index: npt.NDArray[np.int64], caller: str, sole: bool) -> tuple[npt.NDArray[np.bool_], list[int]]:
         """Note that ``index`` went wrong (``kind``) for ``caller`` in ``iteration``; returns which
@@ -114,8 +116,8 @@ class ItemWatch:
         if iteration != self._iteration:
             self._iteration, self._seen = iteration, {}
             log.warning(
-                "iteration %d: %d item(s) %s for worker %s; they go to other workers first, and if one has the "
-                "same the job fails", iteration, len(index), WHAT[kind], caller[:64],
+                "%s %d: %d item(s) %s for worker %s; they go to other workers first, and if one has the "
+                "same the job fails", self.unit, iteration, len(index), WHAT[kind], caller[:64],
             )
         confirmed, times = np.zeros(len(index), dtype=bool), []
         for k, item in enumerate(index.tolist()):

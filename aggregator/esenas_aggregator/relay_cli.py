@@ -83,7 +83,8 @@ async def serve(args: argparse.Namespace, job: Job, token: str, ca: bytes | None
     metrics = Metrics(job.name, job.namespace)
     bounds = ResultBounds.of(spec)
     runtime = Runtime(metrics, spec.workers.item_timeout_seconds, 0, bounds, spec.workers.batch_size)
-    runtime.forward_confirmed = True  # out-of-bounds returns two workers agree on: the aggregator fails the job
+    runtime.forward_confirmed = True  # items two workers agree went wrong: the aggregator judges them
+    runtime.watch.unit = "round"
     server, grpc_port, health = build_server(AggregatorService(runtime, token), args.host, args.port, tls=tls)
     await server.start()
     creds = grpc.ssl_channel_credentials(root_certificates=ca) if ca else None
