@@ -29,7 +29,7 @@ from esenas_api.v1 import aggregator_pb2 as pb
 from esenas_api.v1 import aggregator_pb2_grpc as pb_grpc
 
 from esenas_worker.backoff import Backoff
-from esenas_worker.items import roll_out
+from esenas_worker.items import HANG_FACTOR, roll_out
 
 log = logging.getLogger(__name__)
 
@@ -316,7 +316,8 @@ class Worker:
         if not known.all():  # never from a correct aggregator; the items are re-issued elsewhere
             log.warning("worker %s: %d items name a topology this worker was not sent; skipped", self.worker_id, int((~known).sum()))
             items = items[known]
-        rolled = roll_out(evaluator, items, lambda: self._stop, self.worker_id, self.job.spec.environment.id)
+        rolled = roll_out(evaluator, items, lambda: self._stop, self.worker_id, self.job.spec.environment.id,
+                          HANG_FACTOR * self.job.spec.workers.item_timeout_seconds)
         parts = rolled.parts
         done = items[: len(parts)]
         res = Results.concat(parts) if parts else None

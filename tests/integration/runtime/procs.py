@@ -29,10 +29,12 @@ def free_port() -> int:
 
 
 #: A user's environment that goes wrong on step 20 of every episode: it raises (``Raises``),
-#: returns a NaN reward (``ReturnsNaN``), or ends its process as a native crash would (``Exits``).
+#: returns a NaN reward (``ReturnsNaN``), ends its process as a native crash would (``Exits``), or
+#: never returns (``Hangs``).
 #: Written by :func:`write_failing_env`.
 FAILING_ENV = """
 import os
+import time
 
 import gymnasium as gym
 import numpy as np
@@ -54,6 +56,8 @@ class Raises(gym.Env):
             raise RuntimeError("boom at step 20")
         if self.t == 20 and self.bad == "exit":
             os._exit(3)
+        while self.t == 20 and self.bad == "hang":
+            time.sleep(0.01)
         reward = float("nan") if self.t == 20 else -abs(float(action[0]) - 0.5)
         return np.array([self.t / 50, 0.0]), reward, self.t >= 50, False, {}
 
@@ -64,6 +68,10 @@ class ReturnsNaN(Raises):
 
 class Exits(Raises):
     bad = "exit"
+
+
+class Hangs(Raises):
+    bad = "hang"
 """
 
 

@@ -113,3 +113,16 @@ def test_when_every_worker_process_dies_the_run_stops_and_says_so(tmp_path: Path
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "error: every worker process exited (worker-0 with code 3" in r.stderr
+
+
+def test_an_environment_that_never_returns_fails_the_run_saying_where_it_hung(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A rollout past 10 item timeouts (here 10 x 0.3 s) is reported as hung, interrupted where it is.
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    job = write_job(tmp_path, **{"environment.id": f"{write_failing_env(tmp_path)}:Hangs", "stopping.maxIterations": 5,
+                                 "workers.itemTimeoutSeconds": 0.3})
+    r = subprocess.run([*CLI, "run", str(job), "--workers", "2", "--output", str(tmp_path / "run")],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "EnvironmentFailed: spec.environment.id:" in r.stderr
+    assert "environment 'failing_env:Hangs': RolloutTimeout: one item's rollout ran past 3 s (10 x spec.workers.itemTimeoutSeconds)" in r.stderr
+    assert "(failing_env.py:" in r.stderr and "in step)" in r.stderr  # where it hung

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import time
+
 import numpy as np
 from esenas.results import KIND_EXACT, KIND_PAIR, Results
 from esenas_api import wire
@@ -57,3 +60,23 @@ def test_a_stop_ends_the_lease_without_a_failure() -> None:
 def test_a_non_finite_observation_is_a_failure() -> None:
     out = roll_out(_Evaluator(bad=0, value=1.0, obs=float("nan")), _items([KIND_PAIR]), lambda: False, "w", "E-v0")
     assert out.failed == 0 and out.failure == "environment 'E-v0': the environment returned a non-finite observation"
+
+
+class _Sleeper(_Evaluator):
+    def run(self, items: np.ndarray) -> Results:
+        if int(items["index"][0]) == self.bad:
+            while True:  # a Python-level hang
+                time.sleep(0.01)
+        return super().run(items)
+
+
+def test_a_rollout_past_the_limit_is_reported_where_it_hung_and_the_alarm_is_cleared() -> None:
+    handler = signal.getsignal(signal.SIGALRM)  # a test runner's timeout may hold SIGALRM: it gets it back
+    start = time.monotonic()
+    out = roll_out(_Sleeper(bad=1), _items([KIND_PAIR] * 3), lambda: False, "w", "E-v0", limit_s=0.2)
+    assert out.failed == 1 and len(out.parts) == 1 and time.monotonic() - start < 5
+    assert out.failure.startswith("environment 'E-v0': RolloutTimeout: one item's rollout ran past 0.2 s")
+    assert "(test_items.py:" in out.failure and "in run)" in out.failure
+    assert signal.getsignal(signal.SIGALRM) is handler
+    if handler in (signal.SIG_DFL, None):
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # no stray alarm left behind
