@@ -77,12 +77,17 @@ def test_returns_beyond_max_abs_reward_fail_the_run_naming_the_field(tmp_path: P
     assert not (tmp_path / "run" / "policy.json").exists()  # nothing trained: no result of the initial policy
 
 
+def _run_failing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: str, *flags: str, **overrides: object) -> subprocess.CompletedProcess[str]:
+    """``esenas run`` (with ``flags``) on a job whose environment is ``failing_env:ENV`` (procs.FAILING_ENV)."""
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    job = write_job(tmp_path, **{"environment.id": f"{write_failing_env(tmp_path)}:{env}", "stopping.maxIterations": 5, **overrides})
+    return subprocess.run([*CLI, "run", str(job), *flags, "--workers", "2", "--output", str(tmp_path / "run")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
 def test_an_environment_that_raises_mid_episode_fails_the_run_with_its_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Each worker reports the item instead of dying; the second worker's report confirms it.
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    job = write_job(tmp_path, **{"environment.id": f"{write_failing_env(tmp_path)}:Raises", "stopping.maxIterations": 5})
-    r = subprocess.run([*CLI, "run", str(job), "--workers", "2", "--output", str(tmp_path / "run")],
-                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    r = _run_failing(tmp_path, monkeypatch, "Raises")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "error: the job failed before its first iteration: EnvironmentFailed: spec.environment.id: the rollout of item" in r.stderr
     assert "environment 'failing_env:Raises': RuntimeError: boom at step 20 (failing_env.py:" in r.stderr
@@ -93,10 +98,7 @@ def test_an_environment_that_raises_mid_episode_fails_the_run_with_its_error(tmp
 
 @pytest.mark.parametrize(("env", "why"), [("Raises", "RuntimeError: boom at step 20"), ("ReturnsNaN", "the environment returned a non-finite return")])
 def test_in_process_an_environment_that_fails_stops_the_run_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: str, why: str) -> None:
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    job = write_job(tmp_path, **{"environment.id": f"{write_failing_env(tmp_path)}:{env}", "stopping.maxIterations": 5})
-    r = subprocess.run([*CLI, "run", str(job), "--in-process", "--workers", "2", "--output", str(tmp_path / "run")],
-                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    r = _run_failing(tmp_path, monkeypatch, env, "--in-process")
     assert r.returncode == EXIT_FAILED, r.stdout + r.stderr
     assert f"failed: environment 'failing_env:{env}': {why}: stopped before the first iteration" in r.stderr
     assert "Traceback" not in r.stderr
@@ -105,23 +107,15 @@ def test_in_process_an_environment_that_fails_stops_the_run_with_one_line(tmp_pa
 def test_when_every_worker_process_dies_the_run_stops_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A process that ends mid-rollout (a crash in native code, the OOM killer) reports nothing;
     # the aggregator would wait for workers forever.
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     # The first worker's items reach the second once their lease times out: 2 s here.
-    job = write_job(tmp_path, **{"environment.id": f"{write_failing_env(tmp_path)}:Exits", "stopping.maxIterations": 5,
-                                 "workers.itemTimeoutSeconds": 2.0})
-    r = subprocess.run([*CLI, "run", str(job), "--workers", "2", "--output", str(tmp_path / "run")],
-                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    r = _run_failing(tmp_path, monkeypatch, "Exits", **{"workers.itemTimeoutSeconds": 2.0})
     assert r.returncode == 1, r.stdout + r.stderr
     assert "error: every worker process exited (worker-0 with code 3" in r.stderr
 
 
 def test_an_environment_that_never_returns_fails_the_run_saying_where_it_hung(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A rollout past 10 item timeouts (here 10 x 0.3 s) is reported as hung, interrupted where it is.
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    job = write_job(tmp_path, **{"environment.id": f"{write_failing_env(tmp_path)}:Hangs", "stopping.maxIterations": 5,
-                                 "workers.itemTimeoutSeconds": 0.3})
-    r = subprocess.run([*CLI, "run", str(job), "--workers", "2", "--output", str(tmp_path / "run")],
-                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    r = _run_failing(tmp_path, monkeypatch, "Hangs", **{"workers.itemTimeoutSeconds": 0.3})
     assert r.returncode == 1, r.stdout + r.stderr
     assert "EnvironmentFailed: spec.environment.id:" in r.stderr
     assert "environment 'failing_env:Hangs': RolloutTimeout: one item's rollout ran past 3 s (10 x spec.workers.itemTimeoutSeconds)" in r.stderr
