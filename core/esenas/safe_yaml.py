@@ -7,6 +7,7 @@ first ``repr`` (gymnasium's error message, a log line) expands it until memory r
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Final
 
@@ -21,13 +22,36 @@ class YamlFileError(ValueError):
 
 
 class _NoAliasLoader(yaml.SafeLoader):
-    """SafeLoader that refuses aliases (``*name``, and so ``<<: *name`` merges) as it composes."""
+    """SafeLoader that refuses aliases (``*name``, and so ``<<: *name`` merges) as it composes,
+    and reads plain scalars as kubectl does: the same job applied with kubectl and run with
+    ``esenas run`` must mean the same (tests/unit/esenas/test_safe_yaml.py checks the real kubectl)."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
             raise yaml.composer.ComposerError(None, None, "YAML aliases are not allowed in a job file", mark)
         return super().compose_node(parent, index)
+
+    bool_values = {**yaml.SafeLoader.bool_values, "y": True, "n": False}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        tag = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
+        if tag == _TIMESTAMP or (tag in (_INT, _FLOAT) and ":" in value):
+            return _STR  # go-yaml keeps 2026-12-05 and YAML 1.1's base 60 (12:30, 750) as the strings they are
+        return tag
+
+
+_STR: Final = "tag:yaml.org,2002:str"
+_INT: Final = "tag:yaml.org,2002:int"
+_FLOAT: Final = "tag:yaml.org,2002:float"
+_TIMESTAMP: Final = "tag:yaml.org,2002:timestamp"
+
+#: kubectl (sigs.k8s.io/yaml, go-yaml v2) reads ``1e-3``, ``5e3`` and ``.5`` as numbers, where YAML
+#: 1.1 (PyYAML) wants a dot and a signed exponent and reads ``1e-3`` as a string.
+_KUBECTL_FLOAT: Final = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+_NoAliasLoader.add_implicit_resolver(_FLOAT, _KUBECTL_FLOAT, list("-+.0123456789"))
+_NoAliasLoader.add_implicit_resolver(_INT, re.compile(r"^[-+]?0o[0-7_]+$"), list("-+0"))  # 0o17 is 15
+_NoAliasLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^[yYnN]$"), list("yYnN"))  # y is true
 
 
 def load_yaml_file(path: str | Path) -> list[Any]:

@@ -2,7 +2,8 @@
 the parser's messages.
 
 :func:`normalize` does what the API server does to a custom object before it validates it: it
-drops nulls of non-nullable fields, applies schema defaults, and (where the server would prune
+drops nulls of non-nullable fields, applies schema defaults, reads a whole number written as a
+float (``10.0``, ``1e3``) as the integer JSON makes it, and (where the server would prune
 an unknown field, or refuse it under ``fieldValidation=Strict``, kubectl's default) records
 ``unknown field``. :func:`validate` then checks types, enums, bounds, lengths, patterns, items,
 required fields and int-or-string, and reports every problem as ``path: reason``.
@@ -68,6 +69,8 @@ def normalize(value: Any, schema: Schema, path: str, errors: list[FieldError]) -
         return out
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         return [normalize(item, schema["items"], f"{path}[{i}]", errors) for i, item in enumerate(value)]
+    if isinstance(value, float) and schema.get("type") == "integer" and value.is_integer():
+        return int(value)  # JSON has one number type: kubectl sends 10.0 and 1e3 as 10 and 1000
     return copy.deepcopy(value)
 
 

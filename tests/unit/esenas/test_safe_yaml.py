@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
 from esenas.safe_yaml import MAX_BYTES, YamlFileError, load_yaml_file
 from esenas.spec import SpecError, load_job
+
+from tests.fakekube.harness import kubectl_binary
 
 JOB = """\
 apiVersion: esenas.dev/v1alpha1
@@ -94,3 +98,34 @@ def test_a_2mb_file_and_a_spec_too_large_for_annotations_are_refused(tmp_path: P
         load_job(_file(tmp_path, big))
     (err,) = info.value.errors
     assert err.path == "spec" and "must be at most 98304 (96 KiB)" in err.reason
+
+
+# Plain scalars where YAML 1.1 (PyYAML) and kubectl's go-yaml part ways, and some where they agree.
+SCALARS = [
+    "1e-2", "5e3", "1.0e+3", "-1E+2", ".5", "+.5", "10.0", "10", "0x1F", "010", "0o17", "1_000",
+    "2026-12-05", "2026-12-05T10:00:00Z", "12:30", "1:30.5", "yes", "no", "y", "N", "on", "off",
+    "true", "~", "null", "1e", "e3", "1.2.3", "0.1.0", "v1", "'1e3'", '"y"',
+]
+
+
+def test_plain_scalars_read_as_the_real_kubectl_reads_them(tmp_path: Path) -> None:
+    """`kubectl apply -f` and `esenas run` take the same file; kubectl sends what it parsed as JSON."""
+    fields = "".join(f"  f{i}: {s}\n" for i, s in enumerate(SCALARS))
+    path = _file(tmp_path, "apiVersion: esenas.dev/v1alpha1\nkind: ESENASJob\nmetadata: {name: ok}\nspec:\n" + fields)
+    out = subprocess.run(
+        [kubectl_binary(), "label", "--local", "-f", str(path), "x=y", "-o", "json"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )
+    theirs = json.loads(out.stdout)["spec"]
+    ours = load_yaml_file(path)[0]["spec"]
+    assert [ours[f"f{i}"] for i in range(len(SCALARS))] == [theirs[f"f{i}"] for i in range(len(SCALARS))]
+    assert ours["f0"] == 0.01 and ours["f12"] == "2026-12-05" and ours["f14"] == "12:30" and ours["f18"] is True
+
+
+def test_a_whole_number_written_as_a_float_is_an_integer_field_s_value(tmp_path: Path) -> None:
+    job = load_job(_file(tmp_path, JOB + "  es: {sigma: 5e-2, perturbations: 1e1, exactEvals: 4.0}\n"))
+    assert (job.spec.es.sigma, job.spec.es.perturbations, job.spec.es.exact_evals) == (0.05, 10, 4)
+    assert type(job.spec.es.perturbations) is int
+    with pytest.raises(SpecError) as info:
+        load_job(_file(tmp_path, JOB + "  es: {perturbations: 10.5}\n"))
+    assert [(e.path, e.reason) for e in info.value.errors] == [("spec.es.perturbations", "must be an integer, got float 10.5")]
