@@ -106,8 +106,16 @@ def one_line(exc: BaseException) -> str:
     return text if len(text) <= MAX_QUOTE else text[: MAX_QUOTE - 3] + "..."
 
 
-def _fail(ref: EnvRef, stage: str, exc: BaseException) -> EnvironmentUnavailable:
-    return EnvironmentUnavailable(FieldError(FIELD, f"environment {ref.describe()}: {stage}: {type(exc).__name__}: {one_line(exc)}"))
+_UNEXPECTED_KWARG: Final = re.compile(r"unexpected keyword argument '(\w+)'")
+
+
+def _fail(ref: EnvRef, stage: str, exc: BaseException, kwargs: dict[str, Any] | None = None) -> EnvironmentUnavailable:
+    """One line on ``FIELD``, or on the kwarg the constructor does not take, where that is the cause."""
+    field = FIELD
+    unexpected = _UNEXPECTED_KWARG.search(str(exc)) if isinstance(exc, TypeError) else None
+    if unexpected and unexpected.group(1) in (kwargs or {}):
+        field = f"spec.environment.kwargs.{unexpected.group(1)}"
+    return EnvironmentUnavailable(FieldError(field, f"environment {ref.describe()}: {stage}: {type(exc).__name__}: {one_line(exc)}"))
 
 
 def _unknown(ref: EnvRef, exc: BaseException) -> EnvironmentUnavailable:
@@ -145,7 +153,7 @@ def make_env(env: EnvironmentSpec) -> Any:
             try:
                 instance = cls(**kwargs)
             except Exception as exc:
-                raise _fail(ref, f"{ref.name}(**kwargs) failed", exc) from exc
+                raise _fail(ref, f"{ref.name}(**kwargs) failed", exc, kwargs) from exc
             from gymnasium.wrappers import TimeLimit
 
             return adapt(TimeLimit(instance, max_episode_steps=episode_limit(env)), env.id)
@@ -156,7 +164,7 @@ def make_env(env: EnvironmentSpec) -> Any:
     except Exception as exc:
         if ref.module is not None and "No registered env with id" in str(exc):
             raise _unknown(ref, exc) from exc
-        raise _fail(ref, "cannot build it", exc) from exc
+        raise _fail(ref, "cannot build it", exc, kwargs) from exc
     return adapt(made, env.id)
 
 

@@ -146,9 +146,13 @@ def test_each_failure_is_one_line_naming_module_class_or_id_and_the_error(user_m
         "RuntimeError: the simulator is not licensed")
     assert _unavailable(f"{user_module}:Lime-v0").startswith(
         f"{field}'{user_module}:Lime-v0' (module {user_module}, id Lime-v0): not registered by module {user_module}: ")
+    # A kwarg the constructor does not take is named as the field at fault.
     assert _unavailable(f"{user_module}:Line-v0", colour="red").startswith(
-        f"{field}'{user_module}:Line-v0' (module {user_module}, id Line-v0): cannot build it: "
-        "TypeError: Line.__init__() got an unexpected keyword argument 'colour'")
+        f"spec.environment.kwargs.colour: environment '{user_module}:Line-v0' (module {user_module}, id Line-v0): "
+        "cannot build it: TypeError: Line.__init__() got an unexpected keyword argument 'colour'")
+    assert _unavailable(f"{user_module}:Line", colour="red").startswith(
+        f"spec.environment.kwargs.colour: environment '{user_module}:Line' (module {user_module}, class Line): "
+        "Line(**kwargs) failed: TypeError: ")
 
 
 def test_an_environment_that_builds_but_fails_when_stepped_is_reported_before_anything_runs(user_module: str) -> None:

@@ -111,7 +111,7 @@ def test_an_environment_that_does_not_import_is_the_aggregators_line(
 def test_bad_env_kwargs_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     job = _job(tmp_path, JOB.replace("maxEpisodeSteps: 20", "maxEpisodeSteps: 20, kwargs: {bogus: 1}"))
     assert main(["run", job]) == 2
-    assert "error: spec.environment.id: environment 'InvertedPendulum-v5': cannot build it: TypeError: " in _one_line_error(capsys)
+    assert "error: spec.environment.kwargs.bogus: environment 'InvertedPendulum-v5': cannot build it: TypeError: " in _one_line_error(capsys)
 
 
 @pytest.mark.parametrize(
