@@ -28,7 +28,7 @@ from esenas.trainer import default_workers
 from esenas_api import tls
 
 from esenas_cli import mujoco_log
-from esenas_cli.args import non_negative_int, port, positive_int
+from esenas_cli.args import available_mib, non_negative_int, port, positive_int, too_many_workers
 from esenas_cli.child import PARENT_ENV
 from esenas_cli.errors import EXIT_INTERRUPTED, load_checked_job, report_bad_spec, usage_error
 from esenas_cli.fresh_eval import FRESH_EPISODES
@@ -71,6 +71,8 @@ def main(args: argparse.Namespace) -> int:
     if args.in_process and args.http_port is not None:
         return _error("--http-port needs the aggregator process; --in-process serves no HTTP")
     if problem := folder_problem(args.output, args.resume):  # before the environment is built
+        return _error(problem)
+    if args.workers and (problem := too_many_workers(args.workers, available_mib())):
         return _error(problem)
     mujoco_log.capture(None)  # the environment check below may warn before the folder is known
     loaded = load_checked_job(args.job)

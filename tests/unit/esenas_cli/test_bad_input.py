@@ -207,3 +207,22 @@ def test_eval_of_a_good_policy_still_runs(tmp_path: Path, capsys: pytest.Capture
     (tmp_path / "policy.json").write_text(json.dumps(POLICY))
     assert main(["eval", str(tmp_path), "--episodes", "2"]) == 0
     assert "mean reward over 2 episodes" in capsys.readouterr().out
+
+
+def test_more_workers_than_the_memory_holds_are_refused_before_any_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """5,000 local worker processes took 18 GiB within seconds on a 24 GiB machine before this check."""
+    from esenas_cli import args
+
+    assert args.too_many_workers(100, 64 * 100) is None
+    assert args.too_many_workers(5, None) is None  # no /proc/meminfo: nothing to judge by
+    from esenas_cli import run_processes
+
+    monkeypatch.setattr(run_processes, "available_mib", lambda: 16 * 1024)
+    assert main(["run", _job(tmp_path), "--workers", "5000", "--output", str(tmp_path / "out")]) == 2
+    assert _one_line_error(capsys) == (
+        "error: --workers 5000: that many worker processes need at least 312.5 GiB (64 MiB each) and this machine "
+        "has 16.0 GiB available: at most 256 fit. A larger fleet runs on a cluster (kubectl apply -f JOB.yaml)"
+    )
+    assert not (tmp_path / "out").exists()
