@@ -53,6 +53,8 @@ def folder_problem(out: Path | None, resume: bool) -> str | None:
         return "--resume needs --output DIR, the folder of the run to continue"
     if out is None:
         return None
+    if out.exists() and not out.is_dir():
+        return f"--output {out}: not a folder; name a new or existing folder for the run"
     if resume and not has_checkpoint(out):
         return f"--resume: {checkpoint_dir(out)} holds no checkpoint to continue from"
     if not resume and (has_checkpoint(out) or (out / SUMMARY_FILE).exists()):

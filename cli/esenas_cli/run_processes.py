@@ -80,6 +80,10 @@ def main(args: argparse.Namespace) -> int:
         return loaded
     job, obs_dim, act_dim = loaded
     out: Path = (args.output or default_dir(job)).resolve()  # the children run inside it
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return _error(f"--output {out}: cannot create the run folder: {exc.strerror}")
     mujoco_log.capture(out)
     resumed: Resumed | None = None
     if args.resume:

@@ -226,3 +226,13 @@ def test_more_workers_than_the_memory_holds_are_refused_before_any_starts(
         "has 16.0 GiB available: at most 256 fit. A larger fleet runs on a cluster (kubectl apply -f JOB.yaml)"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_an_output_that_is_a_file_or_cannot_be_created_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine\n")
+    assert main(["run", _job(tmp_path), "--output", str(a_file)]) == 2
+    assert _one_line_error(capsys) == f"error: --output {a_file}: not a folder; name a new or existing folder for the run"
+    assert a_file.read_text() == "mine\n"
+    assert main(["run", _job(tmp_path), "--output", str(a_file / "run")]) == 2
+    assert _one_line_error(capsys) == f"error: --output {a_file / 'run'}: cannot create the run folder: Not a directory"
