@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 from esenas.envload import one_line
 from esenas.policies import Policy
-from esenas.rollout import evaluate_policy
+from esenas.rollout import episode_rewards
 from esenas.spec import EnvironmentSpec, FieldError
 
 from esenas_cli import mujoco_log
 from esenas_cli.args import positive_int
-from esenas_cli.errors import environment_dims
+from esenas_cli.errors import EXIT_INTERRUPTED, environment_dims
 from esenas_cli.results_dir import POLICY_FILE
 
 
@@ -67,11 +67,17 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {path}: the policy has {want[0]} inputs and {want[1]} outputs, but {env_spec.id} "
               f"has {dims[0]} observations and {dims[1]} actions", file=sys.stderr)
         return 2
-    rewards = evaluate_policy(policy, env_spec, args.episodes, args.seed)
+    if args.video is not None and (problem := _unwritable(args.video)):
+        print(f"error: --video {args.video}: {problem}", file=sys.stderr)
+        return 2
     print(f"{env_spec.id}: {policy.arch.kind} policy, {policy.trainable_params} trainable params "
           f"({policy.compression:.0%} compression)")
+    rewards = _evaluate(policy, env_spec, args.episodes, args.seed)
     print(f"mean reward over {len(rewards)} episodes: {np.mean(rewards):.1f} (std {np.std(rewards):.1f}, "
-          f"min {np.min(rewards):.1f}, max {np.max(rewards):.1f})")
+          f"min {np.min(rewards):.1f}, max {np.max(rewards):.1f})" if rewards else "no episode finished")
+    if len(rewards) < args.episodes:
+        print(f"interrupted after {len(rewards)} of {args.episodes} episodes", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if args.video is not None:
         from esenas_cli import video
 
@@ -88,6 +94,34 @@ def main(args: argparse.Namespace) -> int:
         print(f"video: {r.path}, {n} episode{'s' * (n != 1)} ({', '.join(map(str, r.steps))} steps), "
               f"{r.frames} frames, {r.seconds:.1f} s at {r.fps:g} fps ({r.drawn_with})")
     return 0
+
+
+def _evaluate(policy: Policy, env_spec: EnvironmentSpec, episodes: int, seed: int) -> list[float]:
+    """The episodes' rewards, with a bar on a terminal; Ctrl-C keeps the ones finished."""
+    from tqdm import tqdm
+
+    rewards: list[float] = []
+    bar = tqdm(total=episodes, unit="episode", dynamic_ncols=True, disable=None, leave=False)
+    try:
+        for r in episode_rewards(policy, env_spec, episodes, seed):
+            rewards.append(r)
+            bar.update()
+            bar.set_postfix_str(f"mean {np.mean(rewards):.1f}", refresh=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        bar.close()
+    return rewards
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why a file cannot be written at ``path``, checked before the episodes run, or None."""
+    if path.is_dir():
+        return "is a folder; name the mp4 file to write"
+    folder = path.resolve().parent
+    while not folder.exists():  # missing folders are made
+        folder = folder.parent
+    return None if folder.is_dir() else f"{folder} is not a folder"
 
 
 def load_policy(path: Path) -> tuple[Policy, EnvironmentSpec] | str:

@@ -21,7 +21,7 @@ actions are clipped to the action space: a random H41 network emits large action
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -269,8 +269,14 @@ class Evaluator:
 
 def evaluate_policy(policy: Policy, env_spec: EnvironmentSpec, episodes: int, seed: int = 0) -> list[float]:
     """Rewards of ``episodes`` fresh episodes of a fixed policy (no shift, no noise)."""
+    return list(episode_rewards(policy, env_spec, episodes, seed))
+
+
+def episode_rewards(policy: Policy, env_spec: EnvironmentSpec, episodes: int, seed: int = 0) -> Iterator[float]:
+    """:func:`evaluate_policy`'s rewards one episode at a time, for a caller that shows progress."""
     env = make_env(env_spec)
     try:
-        return [rollout(env, policy, seed + k)[0] for k in range(episodes)]
+        for k in range(episodes):
+            yield rollout(env, policy, seed + k)[0]
     finally:
         env.close()

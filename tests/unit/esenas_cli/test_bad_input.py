@@ -236,3 +236,29 @@ def test_an_output_that_is_a_file_or_cannot_be_created_is_one_line(tmp_path: Pat
     assert a_file.read_text() == "mine\n"
     assert main(["run", _job(tmp_path), "--output", str(a_file / "run")]) == 2
     assert _one_line_error(capsys) == f"error: --output {a_file / 'run'}: cannot create the run folder: Not a directory"
+
+
+def test_eval_refuses_a_video_path_it_cannot_write_before_any_episode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "policy.json").write_text(json.dumps(POLICY))
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine\n")
+    assert _eval(tmp_path, capsys, "--video", str(a_file / "x.mp4")) == f"error: --video {a_file / 'x.mp4'}: {a_file} is not a folder"
+    assert _eval(tmp_path, capsys, "--video", str(tmp_path)) == f"error: --video {tmp_path}: is a folder; name the mp4 file to write"
+
+
+def test_ctrl_c_in_eval_reports_the_episodes_that_finished(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from esenas_cli import eval_cmd
+
+    def two_then_ctrl_c(*_: object) -> Any:
+        yield 3.0
+        yield 5.0
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(eval_cmd, "episode_rewards", two_then_ctrl_c)
+    (tmp_path / "policy.json").write_text(json.dumps(POLICY))
+    assert main(["eval", str(tmp_path), "--episodes", "1000"]) == 130
+    out, err = capsys.readouterr()
+    assert "mean reward over 2 episodes: 4.0 (std 1.0, min 3.0, max 5.0)" in out
+    assert err.strip() == "interrupted after 2 of 1000 episodes"
