@@ -156,6 +156,7 @@ def make_env(env: EnvironmentSpec) -> Any:
                 raise _fail(ref, f"{ref.name}(**kwargs) failed", exc, kwargs) from exc
             from gymnasium.wrappers import TimeLimit
 
+            _check_spaces(ref, instance)
             return adapt(TimeLimit(instance, max_episode_steps=episode_limit(env)), env.id)
     try:
         made = gymnasium.make(env.id, max_episode_steps=episode_limit(env), **kwargs)
@@ -165,7 +166,21 @@ def make_env(env: EnvironmentSpec) -> Any:
         if ref.module is not None and "No registered env with id" in str(exc):
             raise _unknown(ref, exc) from exc
         raise _fail(ref, "cannot build it", exc, kwargs) from exc
+    _check_spaces(ref, made)
     return adapt(made, env.id)
+
+
+def _check_spaces(ref: EnvRef, env: Any) -> None:
+    """One line where ``env`` lacks a Gymnasium observation or action space, not an AttributeError."""
+    from gymnasium.spaces import Space
+
+    for name in ("observation_space", "action_space"):
+        space = getattr(env, name, None)
+        if not isinstance(space, Space):
+            env.close()
+            got = "none" if space is None else f"a {type(space).__name__}"
+            raise EnvironmentUnavailable(FieldError(FIELD, f"environment {ref.describe()}: its {name} must be a "
+                                                           f"gymnasium.spaces.Space, got {got}"))
 
 
 def first_step(e: Any, env: EnvironmentSpec) -> None:

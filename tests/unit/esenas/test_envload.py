@@ -43,6 +43,11 @@ class Line(gymnasium.Env):
         return obs, float(action[0]) / self.gain, False, False, {}
 
 
+class Spaceless(gymnasium.Env):
+    observation_space = gymnasium.spaces.Box(-1.0, 1.0, (3,))
+    action_space = "Box(-1, 1)"
+
+
 register(id="Line-v0", entry_point=Line)
 register(id="acme/Line-v1", entry_point=Line, kwargs={"size": 5})
 register(id="ShortLine-v0", entry_point=Line, max_episode_steps=4)
@@ -153,6 +158,14 @@ def test_each_failure_is_one_line_naming_module_class_or_id_and_the_error(user_m
     assert _unavailable(f"{user_module}:Line", colour="red").startswith(
         f"spec.environment.kwargs.colour: environment '{user_module}:Line' (module {user_module}, class Line): "
         "Line(**kwargs) failed: TypeError: ")
+
+
+def test_an_environment_without_gymnasium_spaces_is_one_line(user_module: str) -> None:
+    with pytest.raises(EnvironmentUnavailable) as info:
+        make_env(EnvironmentSpec(f"{user_module}:Spaceless"))
+    assert str(info.value) == (
+        f"spec.environment.id: environment '{user_module}:Spaceless' (module {user_module}, class Spaceless): its "
+        "action_space must be a gymnasium.spaces.Space, got a str")
 
 
 def test_an_environment_that_builds_but_fails_when_stepped_is_reported_before_anything_runs(user_module: str) -> None:
