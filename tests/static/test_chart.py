@@ -216,6 +216,8 @@ def test_namespaced_watch_without_namespaces_fails_with_a_clear_error(tmp_path: 
     ({"prometheusRule": {"workerShortfallRatio": 2}}, "/prometheusRule/workerShortfallRatio"),
     ({"serviceMonitor": {"interval": "soon"}}, "/serviceMonitor/interval"),
     ({"replicas": 2}, "replicas"),
+    ({"resources": {"limits": {"memory": "lots"}}}, "/resources/limits/memory"),  # the API server would refuse the pod
+    ({"resources": {"limit": {"memory": "1Gi"}}}, "additional properties 'limit' not allowed"),  # a typo, silently unused
 ])
 def test_values_schema_rejects_bad_values(tmp_path: Path, values: dict[str, Any], message: str) -> None:
     proc = run([tool("helm"), "lint", "--strict", str(CHART), "-f", str(values_file(tmp_path, values))], check=False)
