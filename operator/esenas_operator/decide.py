@@ -274,16 +274,24 @@ def with_refusal(desired: Obj, current: Mapping[str, Any], refused: Refusal | No
 def worker_health(desired: Obj, current: Mapping[str, Any], failing: tuple[str, str] | None, gen: int, now: dt.datetime) -> tuple[Obj, Event | None]:
     """``desired`` with the WorkersFailing condition: True (reason: the pods' waiting reason) while
     worker pods cannot run, False once none is failing; absent on a job whose workers never failed.
-    A Warning Event is posted when it turns True."""
+    A Warning Event is posted when it turns True. While it is True, status.reason (kubectl get's
+    Reason column) says WorkersFailing too, where it would only say Created or Running."""
     was = condition(current, WORKERS_FAILING)
     conditions = desired.get("conditions", current.get("conditions"))
+    phase, shown = desired.get("phase", current.get("phase")), desired.get("reason", current.get("reason"))
     if failing is None:
         if was is None or was.get("status") == "False":
             return desired, None
-        return {**desired, "conditions": set_condition(conditions, WORKERS_FAILING, False, "WorkersRunning", "no listed worker pod is failing", gen, now)}, None
+        healed = {**desired, "conditions": set_condition(conditions, WORKERS_FAILING, False, "WorkersRunning", "no listed worker pod is failing", gen, now)}
+        if shown == WORKERS_FAILING:
+            healed.update(reason=RUNNING if phase == "Running" else CREATED, message="the worker pods run again")
+        return healed, None
     reason, message = failing
     event = None if was is not None and was.get("status") == "True" else Event("Warning", WORKERS_FAILING, message)
-    return {**desired, "conditions": set_condition(conditions, WORKERS_FAILING, True, reason, message, gen, now)}, event
+    out = {**desired, "conditions": set_condition(conditions, WORKERS_FAILING, True, reason, message, gen, now)}
+    if shown in (CREATED, RUNNING, WORKERS_FAILING):
+        out.update(reason=WORKERS_FAILING, message=message)
+    return out, event
 
 
 #: The condition type for worker pods that cannot run (docs/operations.md).

@@ -296,10 +296,13 @@ def test_worker_pods_that_cannot_run_show_as_a_condition_and_a_warning(cluster: 
                 if e["involvedObject"]["name"] == "sick" and e.get("reason") == "WorkersFailing"]
     assert len(warnings) == 1 and warnings[0]["type"] == "Warning" and crash in warnings[0]["message"]
     assert crash in cluster.kubectl("describe", "esj/sick").stdout
+    # kubectl get's Reason column says so too, as a pod's STATUS column says CrashLoopBackOff.
+    assert cluster.kubectl("get", "esj/sick", "--no-headers").stdout.split()[1:3] == ["Pending", "WorkersFailing"]
     # The pod recovers (a fixed image): the condition turns False, and stays on the record.
     cluster.client.patch("/api/v1/namespaces/default/pods/sick-workers-0-abc/status",
                          {"status": {"containerStatuses": [{"name": "worker", "restartCount": 3, "ready": True, "image": "x", "imageID": "",
                                                             "started": True, "state": {"running": {}}}]}})
     cond = cluster.wait_for(lambda: (c := failing()) is not None and c["status"] == "False" and c, timeout=30)
     assert cond["reason"] == "WorkersRunning"
+    assert cluster.wait_for(lambda: status(cluster, "sick").get("reason") == "Created", timeout=30)
     assert operator.alive()

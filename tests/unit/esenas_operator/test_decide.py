@@ -132,15 +132,23 @@ def test_the_fleet_counts_ready_workers_and_stops_only_what_still_runs() -> None
 
 
 def test_worker_pods_that_cannot_run_set_workers_failing_and_warn_once() -> None:
+    running = {**RUNNING_STATUS, "reason": "Running", "message": "the aggregator is serving"}
     crash = ("CrashLoopBackOff", "2 of the 8 worker pods listed are in CrashLoopBackOff: OOMKilled")
-    quiet, event = decide.worker_health({}, RUNNING_STATUS, None, 1, LATER)
+    quiet, event = decide.worker_health({}, running, None, 1, LATER)
     assert quiet == {} and event is None  # a job whose workers never failed has no such condition
-    failing, event = decide.worker_health({}, RUNNING_STATUS, crash, 1, LATER)
+    failing, event = decide.worker_health({}, running, crash, 1, LATER)
     cond = condition(failing, "WorkersFailing")
     assert cond is not None and (cond["status"], cond["reason"], cond["message"]) == ("True", "CrashLoopBackOff", crash[1])
     assert event is not None and (event.type, event.reason, event.message) == ("Warning", "WorkersFailing", crash[1])
-    still, event = decide.worker_health({}, {**RUNNING_STATUS, **failing}, crash, 1, LATER)
+    still, event = decide.worker_health({}, {**running, **failing}, crash, 1, LATER)
     assert event is None and condition(still, "WorkersFailing") == cond  # no second Event while it lasts
-    healed, event = decide.worker_health({}, {**RUNNING_STATUS, **failing}, None, 1, LATER)
+    healed, event = decide.worker_health({}, {**running, **failing}, None, 1, LATER)
     cond = condition(healed, "WorkersFailing")
     assert event is None and cond is not None and (cond["status"], cond["reason"]) == ("False", "WorkersRunning")
+    # kubectl get's Reason column says it while it lasts, and goes back to Running after.
+    assert (failing["reason"], failing["message"]) == ("WorkersFailing", crash[1])
+    assert (healed["reason"], healed["message"]) == ("Running", "the worker pods run again")
+    # A more specific reason (an edit the operator refused) is not covered up.
+    refused = {**running, "reason": "InvalidSpec", "message": "spec.es.sigma: must be > 0"}
+    kept, _ = decide.worker_health({}, refused, crash, 1, LATER)
+    assert "reason" not in kept
