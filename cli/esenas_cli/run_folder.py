@@ -2,16 +2,19 @@
 
 Both write ``checkpoints/ckpt-<iteration>.esck`` in the library's format (esenas.checkpoint), so
 a run started with ``--in-process`` resumes with the processes and the other way round. Starting over a
-folder that holds a run is refused: it would train from scratch and overwrite the results.
+folder that holds a run is refused: it would train from scratch and overwrite the results. So is a
+second ``esenas run`` in a folder another one is training in (:func:`lock`), ``--resume`` or not:
+two aggregators would write the same checkpoints.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Final
 
 from esenas.algorithm import ESENAS
 
@@ -40,6 +43,31 @@ def checkpoint_dir(out: Path) -> Path:
 def aggregator_result_dir(out: Path) -> Path:
     """Where the local aggregator writes its result documents (``--checkpoint-dir``/result)."""
     return checkpoint_dir(out) / "result"
+
+
+#: The file a training ``esenas run`` holds locked (flock) in its folder; it holds that process's PID.
+LOCK_FILE: Final = ".lock"
+
+
+def lock(out: Path) -> IO[str] | str:
+    """An exclusive lock on ``out`` for as long as the returned file stays open (the kernel drops it
+    when this process ends, even by SIGKILL), or one line naming the run that holds it."""
+    import fcntl
+
+    f = (out / LOCK_FILE).open("a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip()
+        f.close()
+        who = f" (pid {holder})" if holder.isdigit() else ""
+        return f"--output {out}: another esenas run{who} is training in this folder; wait for it to stop, or pick another --output"
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
 
 
 def has_checkpoint(out: Path) -> bool:

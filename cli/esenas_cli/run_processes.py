@@ -41,6 +41,7 @@ from esenas_cli.run_folder import (
     checkpoint_dir,
     folder_problem,
     load_resumed,
+    lock,
 )
 
 POLL_S: Final = 0.5
@@ -84,6 +85,9 @@ def main(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         return _error(f"--output {out}: cannot create the run folder: {exc.strerror}")
+    held = lock(out)  # kept open (and so locked) until this process ends
+    if isinstance(held, str):
+        return _error(held)
     mujoco_log.capture(out)
     resumed: Resumed | None = None
     if args.resume:

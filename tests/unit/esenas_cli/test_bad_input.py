@@ -262,3 +262,33 @@ def test_ctrl_c_in_eval_reports_the_episodes_that_finished(
     out, err = capsys.readouterr()
     assert "mean reward over 2 episodes: 4.0 (std 1.0, min 3.0, max 5.0)" in out
     assert err.strip() == "interrupted after 2 of 1000 episodes"
+
+
+def test_a_second_run_in_a_folder_another_is_training_in_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two aggregators would write the same checkpoints; with --resume the second used to start."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from esenas_cli.run_folder import lock; "
+         "f = lock(Path(sys.argv[1])); print('held', flush=True); time.sleep(60)", str(out)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        for extra in ([], ["--in-process"]):
+            assert main(["run", _job(tmp_path), "--output", str(out), *extra]) == 2
+            assert _one_line_error(capsys) == (
+                f"error: --output {out}: another esenas run (pid {holder.pid}) is training in this folder; "
+                "wait for it to stop, or pick another --output")
+    finally:
+        holder.kill()
+        holder.wait()
+    from esenas_cli.run_folder import lock
+
+    held = lock(out)  # the kernel dropped the killed holder's lock
+    assert not isinstance(held, str) and (out / ".lock").read_text() == f"{os.getpid()}\n"
+    held.close()
