@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from esenas import checkpoint
 from esenas.algorithm import ESENAS
+from esenas.entrypoint import exit_with_reason
 from esenas.results import IterationReport
 from esenas.run_summary import HISTORY_FILE, POLICY_FILE, SUMMARY_FILE, summary
 from esenas.spec import Job, SpecError, check_dimensions
@@ -31,9 +32,10 @@ from esenas_api.v1 import aggregator_pb2 as pb
 from esenas_aggregator import documents, guard, http
 from esenas_aggregator.bounds import ResultBounds
 from esenas_aggregator.follow import FleetFollower
+from esenas_aggregator.listen import listen
 from esenas_aggregator.metrics import Metrics
 from esenas_aggregator.runtime import Runtime
-from esenas_aggregator.service import AggregatorService, build_server, set_serving
+from esenas_aggregator.service import AggregatorService, set_serving
 from esenas_aggregator.topologies import IterationTopologies
 
 log = logging.getLogger(__name__)
@@ -279,13 +281,11 @@ class Aggregator:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
-        service = AggregatorService(self.runtime, cfg.token)
-        server, grpc_port, health = build_server(service, cfg.host, cfg.grpc_port, tls=cfg.tls)
-        await server.start()
-        runner, http_port = await http.start(
-            http.build_app(self.metrics, self.status, self.result, self.history, self.summary),
-            cfg.host, cfg.http_port,
-        )
+        app = http.build_app(self.metrics, self.status, self.result, self.history, self.summary)
+        bound = await listen(AggregatorService(self.runtime, cfg.token), app, cfg.host, cfg.grpc_port, cfg.http_port, cfg.tls)
+        if isinstance(bound, str):
+            return exit_with_reason(bound)
+        server, grpc_port, health, runner, http_port = bound.server, bound.grpc_port, bound.health, bound.runner, bound.http_port
         await set_serving(health, True)
         if cfg.ports_file is not None:
             tmp = cfg.ports_file.with_suffix(".tmp")

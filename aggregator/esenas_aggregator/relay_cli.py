@@ -15,7 +15,7 @@ import socket
 import sys
 from pathlib import Path
 
-from esenas.entrypoint import Command, report_missing, setup_logging
+from esenas.entrypoint import Command, exit_with_reason, report_missing, setup_logging
 from esenas.spec import Job, SpecError, load_job
 from esenas_api.tls import read_pem
 from esenas_api.wire import HTTP2_OPTIONS, read_token
@@ -74,10 +74,11 @@ async def serve(args: argparse.Namespace, job: Job, token: str, ca: bytes | None
 
     from esenas_aggregator import http
     from esenas_aggregator.bounds import ResultBounds
+    from esenas_aggregator.listen import listen
     from esenas_aggregator.metrics import Metrics
     from esenas_aggregator.relay import Relay, RelayRefused
     from esenas_aggregator.runtime import MAX_BATCH_ITEMS, Runtime
-    from esenas_aggregator.service import AggregatorService, build_server, set_serving
+    from esenas_aggregator.service import AggregatorService, set_serving
 
     spec = job.spec
     metrics = Metrics(job.name, job.namespace)
@@ -85,8 +86,6 @@ async def serve(args: argparse.Namespace, job: Job, token: str, ca: bytes | None
     runtime = Runtime(metrics, spec.workers.item_timeout_seconds, 0, bounds, spec.workers.batch_size)
     runtime.forward_confirmed = True  # items two workers agree went wrong: the aggregator judges them
     runtime.watch.unit = "round"
-    server, grpc_port, health = build_server(AggregatorService(runtime, token), args.host, args.port, tls=tls)
-    await server.start()
     creds = grpc.ssl_channel_credentials(root_certificates=ca) if ca else None
     channel = (
         grpc.aio.secure_channel(args.upstream, creds, UPSTREAM_OPTIONS) if creds
@@ -95,7 +94,11 @@ async def serve(args: argparse.Namespace, job: Job, token: str, ca: bytes | None
     lease_items = min(MAX_BATCH_ITEMS, args.lease_items or DEFAULT_LEASE_BATCHES * spec.workers.batch_size)
     relay = Relay(runtime, channel, token, args.relay_id, lease_items, round_timeout=spec.workers.item_timeout_seconds)
     app = http.build_app(metrics, relay.status, lambda: None, lambda: {}, lambda: {})
-    runner, http_port = await http.start(app, args.host, args.http_port)
+    bound = await listen(AggregatorService(runtime, token), app, args.host, args.port, args.http_port, tls)
+    if isinstance(bound, str):
+        await channel.close()
+        return exit_with_reason(bound)
+    server, grpc_port, health, runner, http_port = bound.server, bound.grpc_port, bound.health, bound.runner, bound.http_port
     await set_serving(health, True)
     if args.ports_file:
         tmp = Path(args.ports_file).with_suffix(".tmp")
