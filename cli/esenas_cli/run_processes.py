@@ -268,9 +268,12 @@ class LocalFleet:
         return code
 
     def _fail(self, what: str) -> int:
+        """One line: what happened, the aggregator's last line (its reason, or a traceback's last
+        line), and where its whole log is."""
         log = self.logs / "aggregator.log"
-        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-        print(f"error: {what}; see {self.logs}\n{tail}", file=sys.stderr)
+        lines = [ln.strip() for ln in log.read_text(errors="replace")[-4000:].splitlines() if ln.strip()] if log.exists() else []
+        why = f": {lines[-1]}" if lines else ""
+        print(f"error: {what}{why} (its log: {log})", file=sys.stderr)
         return 1
 
     def _finish(self, last: dict[str, Any], code: int, wall: float) -> int:
