@@ -40,6 +40,7 @@ from esenas_cli.run_folder import (
     aggregator_result_dir,
     checkpoint_dir,
     folder_problem,
+    has_checkpoint,
     load_resumed,
     lock,
 )
@@ -257,8 +258,8 @@ class LocalFleet:
         except subprocess.TimeoutExpired:
             agg.kill()
             code = agg.wait()
-        for p in self.procs[1:]:  # workers exit 0 on "done"; on an interrupt they get SIGTERM
-            if p.poll() is None and self.interrupted:
+        for p in self.procs[1:]:  # workers exit 0 on "done"; on an interrupt or a dead aggregator, SIGTERM
+            if p.poll() is None and (self.interrupted or code != 0):
                 p.send_signal(signal.SIGTERM)
         for p in self.procs[1:]:
             try:
@@ -283,6 +284,11 @@ class LocalFleet:
 
         if self.workers_failed:
             print(f"error: {self.workers_failed}; see {self.logs}", file=sys.stderr)
+            return 1
+        if code < 0 and not self.interrupted:  # killed: its log's last line says nothing about why
+            resume = f"; resume with: esenas run {self.job_file} --output {self.out} --resume" if has_checkpoint(self.out) else ""
+            print(f"error: the aggregator was killed by {signal.Signals(-code).name} (the OOM killer sends SIGKILL){resume}",
+                  file=sys.stderr)
             return 1
         if code != 0 and not self.interrupted:
             return self._fail(f"the aggregator exited with code {code}")

@@ -137,6 +137,25 @@ def test_sigkill_takes_the_children_down(tmp_path: Path) -> None:
     assert checkpoints(out), "PR_SET_PDEATHSIG sends the aggregator SIGTERM, and it checkpoints"
 
 
+def test_an_aggregator_killed_ends_the_run_at_once_saying_how_to_resume(tmp_path: Path) -> None:
+    """The OOM killer takes the aggregator: the workers are stopped at once (they waited 15 s each),
+    and the line says what happened and how to go on from the last checkpoint."""
+    p, out = start(tmp_path, "--workers", "2", **{"aggregator.checkpoint.everyIterations": 1})
+    try:
+        wait_until(lambda: (out / "checkpoints").is_dir() and len(checkpoints(out)) >= 2, 60, "two checkpoints")
+        kids = children_of(p.pid)
+        aggregator = next(k for k in kids if "esenas_aggregator" in Path(f"/proc/{k}/cmdline").read_text())
+        os.kill(aggregator, signal.SIGKILL)
+        text = p.communicate(timeout=30)[0]
+    finally:
+        p.kill()
+    assert p.returncode == 1, text
+    assert text.strip().splitlines()[-1] == (
+        "error: the aggregator was killed by SIGKILL (the OOM killer sends SIGKILL); "
+        f"resume with: esenas run {tmp_path / 'job.yaml'} --output {out} --resume")
+    assert not alive(kids)
+
+
 def test_in_process_sigterm_checkpoints_and_stops_the_pool(tmp_path: Path) -> None:
     p, out = start(tmp_path, "--in-process", "--workers", "2", **{"aggregator.checkpoint.everyIterations": 1})
     try:
