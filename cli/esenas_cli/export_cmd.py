@@ -60,13 +60,13 @@ def main(args: argparse.Namespace) -> int:
     if clip and isinstance(task, str):
         return _error(f"{path}: {task}; --no-clip exports the unclipped output without the environment")
     # Without the environment (a linear policy needs none), the doc string just says less.
-    bounds, how = task if not isinstance(task, str) else (None, None)
+    bounds, how, obs_how = task if not isinstance(task, str) else (None, None, None)
     bounds = bounds if clip else None
     out: Path = args.output or path.parent / "policy.onnx"
     doc = (f"ES-ENAS {policy.arch.kind} {policy.arch.spec.template} policy for {env_spec.id} from {path}: "
            f"input 'observation' (batch x {policy.arch.layers[0]}, raw), output 'action' "
            f"(batch x {policy.arch.layers[-1]}{', clipped to the action space' if bounds else ''})"
-           f"{f'; the task gets {how}' if how else ''}")
+           f"{f'; the task gets {how}' if how else ''}{f'; the observation is {obs_how}' if obs_how else ''}")
     models = {form: onnx_export.to_bytes(onnx_export.build(policy, form=form, dtype=args.dtype, bounds=bounds, doc=doc))
               for form in onnx_export.FORMS}
     form = min(models, key=lambda f: len(models[f])) if args.form == "auto" else args.form
@@ -81,18 +81,23 @@ def main(args: argparse.Namespace) -> int:
           f"(dense form {dense:,} bytes: {len(blob) / dense:.0%}); {policy.trainable_params} trainable numbers, "
           f"{args.dtype}, observation normalisation inside"
           f"{'; actions clipped to the action space' if bounds else ''}")
+    if obs_how:
+        print(f"{env_spec.id}: the model's input is {obs_how}")
     if how:
         print(f"{env_spec.id}: the model outputs scores; the task's action is {how}")
+    if isinstance(task, str):
+        print(f"note: {task}; where its observations or actions are not flat vectors (Dict, Discrete, ...), "
+              "the model takes them flattened and outputs one score per choice (docs/own-environment.md)")
     return 0
 
 
-def _task(policy: Policy, env_spec: EnvironmentSpec) -> tuple[tuple[np.ndarray, np.ndarray] | None, str | None] | str:
+def _task(policy: Policy, env_spec: EnvironmentSpec) -> tuple[tuple[np.ndarray, np.ndarray] | None, str | None, str | None] | str:
     """From one build of the task: where the rollouts clip this policy's actions (None: nowhere,
-    as for a discrete task's scores) and how its output becomes the task's action (None: it is
-    the action; esenas.spaces); or why the task could not be built."""
+    as for a discrete task's scores), how its output becomes the task's action and how the task's
+    observation becomes its input (None: as they are; esenas.spaces); or why the task could not be built."""
     try:
         from esenas.rollout import action_bounds, make_env
-        from esenas.spaces import action_decoding
+        from esenas.spaces import action_decoding, observation_encoding
 
         env = make_env(env_spec)
     except ImportError as exc:
@@ -101,6 +106,6 @@ def _task(policy: Policy, env_spec: EnvironmentSpec) -> tuple[tuple[np.ndarray, 
     except Exception as exc:
         return f"cannot build {env_spec.id} to read its action bounds: {type(exc).__name__}: {one_line(exc)}"
     try:
-        return action_bounds(env, policy), action_decoding(env)
+        return action_bounds(env, policy), action_decoding(env), observation_encoding(env)
     finally:
         env.close()

@@ -118,3 +118,17 @@ def action_decoding(env: Any) -> str | None:
             return str(env.get_wrapper_attr("how"))
         env = env.env
     return None
+
+
+def observation_encoding(env: Any) -> str | None:
+    """How the task's observation becomes the policy's input, in words, for an environment whose
+    observation :func:`adapt` flattened (a Dict, Tuple, Discrete or image space); None when the
+    observation is the input as it is."""
+    import gymnasium
+    from gymnasium.wrappers import FlattenObservation
+
+    while isinstance(env, gymnasium.Wrapper):
+        if isinstance(env, FlattenObservation):
+            return f"gymnasium.spaces.flatten(space, observation) of its {env.env.observation_space}"
+        env = env.env
+    return None

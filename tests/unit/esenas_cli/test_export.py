@@ -198,3 +198,25 @@ def test_an_mlp_for_a_discrete_task_exports_its_unclipped_scores(tmp_path: Path,
     assert "actions clipped" not in said and "the argmax of the 2 scores (Discrete(2))" in said
     obs = rng.normal(size=(100, 4))
     np.testing.assert_allclose(run_model(tmp_path / "m.onnx", obs), policy.act(obs), rtol=0, atol=1e-5)
+
+
+def test_a_flattened_observation_is_named_and_an_unbuildable_task_is_noted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Taxi's observation is one Discrete(500) number; the model takes its one-hot vector."""
+    arch = Architecture(PolicySpec(), 500, 6)
+    policy = Policy(arch, arch.default_topology(), np.zeros(arch.num_params))
+    folder = tmp_path / "taxi"
+    folder.mkdir()
+    policy.save(folder / "policy.json", environment={"id": "Taxi-v4", "maxEpisodeSteps": 200, "kwargs": {}}, reward=None, iteration=1)
+    assert main(["export", str(folder), "-o", str(tmp_path / "taxi.onnx")]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert "Taxi-v4: the model's input is gymnasium.spaces.flatten(space, observation) of its Discrete(500)" in said
+    assert "Taxi-v4: the model outputs scores; the task's action is the argmax of the 6 scores (Discrete(6))" in said
+    # A task this machine cannot build (its package is not installed here): exported, with a note.
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    policy.save(gone / "policy.json", environment={"id": "esenas_not_installed:Arm", "maxEpisodeSteps": 20, "kwargs": {}},
+                reward=None, iteration=1)
+    assert main(["export", str(gone), "-o", str(tmp_path / "gone.onnx")]) == 0
+    note = capsys.readouterr().out.splitlines()[-1]
+    assert note.startswith("note: cannot build esenas_not_installed:Arm to read its action bounds: ") and "No module named" in note
+    assert (tmp_path / "gone.onnx").exists()
