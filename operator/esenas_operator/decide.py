@@ -296,4 +296,19 @@ def worker_health(desired: Obj, current: Mapping[str, Any], failing: tuple[str, 
 
 #: The condition type for worker pods that cannot run (docs/operations.md).
 WORKERS_FAILING: Final = "WorkersFailing"
+#: status.reason of a job scaled to zero workers: it trains nothing until scaled up.
+NO_WORKERS: Final = "NoWorkers"
+
+
+def no_workers(desired: Obj, current: Mapping[str, Any], replicas: int, name: str) -> Obj:
+    """``desired`` saying, in status.reason (kubectl get's Reason column), that a pending or running
+    job scaled to 0 workers trains nothing, where it would only say Created or Running; and going
+    back once it is scaled up. Not a Warning: scaling to zero is a choice, as for a Deployment."""
+    phase, shown = desired.get("phase", current.get("phase")), desired.get("reason", current.get("reason"))
+    if replicas == 0 and phase in ("Pending", "Running") and shown in (CREATED, RUNNING, NO_WORKERS):
+        return {**desired, "reason": NO_WORKERS, "message": f"spec.workers.replicas is 0: nothing rolls out until "
+                f"kubectl scale esj/{name} --replicas=N (spec.suspend: true also stops the aggregator)"}
+    if replicas > 0 and shown == NO_WORKERS:
+        return {**desired, "reason": RUNNING if phase == "Running" else CREATED, "message": f"scaled to {replicas} workers"}
+    return desired
 

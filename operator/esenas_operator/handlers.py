@@ -315,6 +315,7 @@ def _sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: 
         desired, workers_event = decide.worker_health(desired, current, failing, gen, now)
         if workers_event is not None:
             kopf.event(body, type=workers_event.type, reason=workers_event.reason, message=workers_event.message)
+        desired = decide.no_workers(desired, current, job.spec.workers.replicas, name)
     if out.event is not None:
         kopf.event(body, type=out.event.type, reason=out.event.reason, message=out.event.message)
     desired = decide.with_refusal(desired, current, _refused.get((ns, name)), now)

@@ -140,6 +140,20 @@ def _condition(cluster: FakeKube, name: str, type_: str) -> dict[str, Any]:
     return next((c for c in status(cluster, name).get("conditions") or () if c["type"] == type_), {})
 
 
+def test_a_job_scaled_to_zero_says_nothing_rolls_out(cluster: FakeKube, operator: OperatorProcess) -> None:
+    """kubectl scale --replicas=0, as one would a Deployment: the Reason column says why nothing trains."""
+    apply(cluster, job_doc("zero", replicas=3))
+    cluster.wait_for(lambda: replicas(cluster, "zero").get("zero-workers-0") == 3)
+    cluster.kubectl("scale", "esj/zero", "--replicas=0")
+    st = cluster.wait_for(lambda: (s := status(cluster, "zero")).get("reason") == "NoWorkers" and s, timeout=30)
+    assert st["message"].startswith("spec.workers.replicas is 0: nothing rolls out until kubectl scale esj/zero --replicas=N")
+    assert cluster.kubectl("get", "esj/zero", "--no-headers").stdout.split()[2] == "NoWorkers"
+    assert replicas(cluster, "zero")["zero-workers-0"] == 0
+    cluster.kubectl("scale", "esj/zero", "--replicas=2")
+    st = cluster.wait_for(lambda: (s := status(cluster, "zero")).get("reason") != "NoWorkers" and s, timeout=30)
+    assert st["reason"] == "Created" and "2 workers" in st["message"]
+
+
 def test_a_fleet_larger_than_the_work_warns_and_clears_on_scale(cluster: FakeKube, operator: OperatorProcess) -> None:
     # 4 pairs + 1 exact eval = 5 work items per iteration for 20 pods: 15 pods can never get work.
     apply(cluster, job_doc("idle", replicas=20, es={"perturbations": 4, "exactEvals": 1}))

@@ -152,3 +152,17 @@ def test_worker_pods_that_cannot_run_set_workers_failing_and_warn_once() -> None
     refused = {**running, "reason": "InvalidSpec", "message": "spec.es.sigma: must be > 0"}
     kept, _ = decide.worker_health({}, refused, crash, 1, LATER)
     assert "reason" not in kept
+
+
+def test_a_job_scaled_to_zero_workers_says_so_in_its_reason_and_back_when_scaled_up() -> None:
+    running = {**RUNNING_STATUS, "reason": "Running", "message": "the aggregator is serving"}
+    idle = decide.no_workers({}, running, 0, "cheetah")
+    assert idle["reason"] == "NoWorkers"
+    assert idle["message"] == ("spec.workers.replicas is 0: nothing rolls out until kubectl scale esj/cheetah --replicas=N "
+                               "(spec.suspend: true also stops the aggregator)")
+    assert decide.no_workers({}, {**running, **idle}, 0, "cheetah") == idle  # steady: the same patch
+    back = decide.no_workers({}, {**running, **idle}, 3, "cheetah")
+    assert (back["reason"], back["message"]) == ("Running", "scaled to 3 workers")
+    assert decide.no_workers({}, running, 3, "cheetah") == {}  # nothing to say
+    failed = {"phase": "Failed", "reason": "DeadlineExceeded"}
+    assert decide.no_workers({}, failed, 0, "cheetah") == {}  # a finished job keeps its reason
