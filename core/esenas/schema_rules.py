@@ -108,6 +108,42 @@ def _topology(s: Spec) -> Any:
     return _grp(s, "policy").get("topology")
 
 
+#: The controller type a spec runs: its own, else the default for its topology (spec.ControllerSpec).
+_CONTROLLER_TYPE_CEL: Final = f"(has(self.controller.type) ? self.controller.type : (self.policy.topology in {_SEARCHED} ? 'policy_gradient' : 'none'))"
+
+
+def _controller_type(s: Spec) -> Any:
+    return _grp(s, "controller").get("type") or ("policy_gradient" if _topology(s) in SEARCHED_TOPOLOGIES else "none")
+
+
+def _only_for_type(field: str, want: str) -> Rule:
+    """A controller field that only type ``want`` reads: set with another type, it would be ignored."""
+    return Rule(
+        "", f"controller.{field}", f"!has(self.controller.{field}) || {_CONTROLLER_TYPE_CEL} == '{want}'",
+        f"spec.controller.{field} is used only by controller type '{want}'{{actual}}",
+        lambda s: _fails(field in _grp(s, "controller") and _controller_type(s) != want, actual=f"; the type is {_controller_type(s)!r}"),
+        ("policy.topology", "controller.type", f"controller.{field}"),
+        {"actual": ""},
+    )
+
+
+def _only_for_ppo(field: str) -> Rule:
+    return Rule(
+        "controller", field, f"!has(self.{field}) || (has(self.algorithm) && self.algorithm == 'ppo')",
+        f"spec.controller.{field} is used only by algorithm 'ppo'{{actual}}",
+        lambda c: _fails(field in c and c.get("algorithm") != "ppo", actual=f"; the algorithm is {c.get('algorithm', 'reinforce')!r}"),
+        ("controller.algorithm", f"controller.{field}"),
+        {"actual": ""},
+    )
+
+
+#: Set with another type (or algorithm), these would be silently ignored; the CRD says which reads each.
+_CONTROLLER_FIELDS: Final = (
+    *(_only_for_type(f, "evolution") for f in ("populationSize", "tournamentSize", "mutationRate")),
+    *(_only_for_type(f, "policy_gradient") for f in ("learningRate", "algorithm", "baselineDecay", "entropyWeight")),
+    *(_only_for_ppo(f) for f in ("ppoClip", "ppoEpochs")),
+)
+
 RULES: Final[tuple[Rule, ...]] = (
     Rule(
         "policy", "partitions", "self.topology != 'partition' || has(self.partitions)",
@@ -226,6 +262,7 @@ RULES: Final[tuple[Rule, ...]] = (
         ("relays.replicas", "relays.workersPerRelay"),
         {"got": ""},
     ),
+    *_CONTROLLER_FIELDS,
     Rule(
         "objectives", "targetSize", "self.sizeWeight == 0.0 || has(self.targetSize)",
         "spec.objectives.targetSize is required when sizeWeight > 0",

@@ -6,6 +6,8 @@ fewer than k numbers (the HalfCheetah edge runs trained 61-62 edges for 64).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from esenas.algorithm import ESENAS
@@ -105,12 +107,18 @@ def test_policy_gradient_keeps_distinct_edges_per_group_in_independent_edges() -
     assert all(a.weight_params(t) == 3 * len(a.blocks) for t in topos)
 
 
+CONTROLLER_SETTINGS: dict[str, dict[str, Any]] = {
+    "evolution": {"populationSize": 4, "mutationRate": 0.5},
+    "policy_gradient": {"algorithm": "reinforce", "learningRate": 40},
+}
+
+
 @pytest.mark.parametrize("ctype", ["policy_gradient", "evolution", "random"])
 def test_every_topology_of_a_training_run_keeps_k_edges(ctype: str) -> None:
     raw = {
         "environment": {"id": "Toy-v0"},
         "policy": {"template": "mlp", "hiddenLayers": [3], "topology": "edges", "edges": 9},
-        "controller": {"type": ctype, "populationSize": 4, "mutationRate": 0.5, "algorithm": "reinforce", "learningRate": 40},
+        "controller": {"type": ctype, **CONTROLLER_SETTINGS.get(ctype, {})},
         "es": {"perturbations": 16, "exactEvals": 2},
     }
     algo = ESENAS(parse_spec(raw), OBS, ACT)

@@ -28,8 +28,9 @@ def test_stopping_and_the_checkpoint_interval_are_taken_live() -> None:
 
 
 def test_immutable_edits_are_not_taken_but_reported() -> None:
-    running = spec(es={"perturbations": 16})
-    new = spec(es={"perturbations": 20, "rewardShift": 1.0}, seed=3, controller={"learningRate": 1.0})
+    chromatic = {"template": "mlp", "topology": "partition", "partitions": 4}
+    running = spec(es={"perturbations": 16}, policy=chromatic)
+    new = spec(es={"perturbations": 20, "rewardShift": 1.0}, seed=3, controller={"learningRate": 1.0}, policy=chromatic)
     assert edits.live_update(running, new) is None
     assert sorted(edits.immutable_changes(running, new)) == ["controller", "es.perturbations", "es.rewardShift", "seed"]
 

@@ -20,7 +20,7 @@ def chromatic(perturbations: int, controller: str) -> ESENAS:
         {
             "environment": {"id": "Toy-v0"},
             "policy": {"template": "mlp", "hiddenLayers": [41], "topology": "partition", "partitions": 17},
-            "controller": {"type": controller, "algorithm": "reinforce", "learningRate": 40},
+            "controller": {"type": controller, **({"algorithm": "reinforce", "learningRate": 40} if controller == "policy_gradient" else {})},
             "es": {"perturbations": perturbations, "exactEvals": 8, "fitnessShaping": "centered_ranks"},
         }
     )

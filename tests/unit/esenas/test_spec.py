@@ -314,3 +314,18 @@ def test_controller_settings_default_in_python_where_they_apply() -> None:
 def test_esenas_run_names_the_defaults_a_job_got_from_its_task(spec: dict[str, Any], line: str) -> None:
     job = load_job({"apiVersion": "esenas.dev/v1alpha1", "kind": "ESENASJob", "metadata": {"name": "j"}, "spec": spec})
     assert chosen_by_task(job) == line
+
+
+@pytest.mark.parametrize(("controller", "message"), [
+    ({"type": "evolution", "learningRate": 4}, "spec.controller.learningRate: used only by controller type 'policy_gradient'; the type is 'evolution'"),
+    ({"mutationRate": 0.1}, "spec.controller.mutationRate: used only by controller type 'evolution'; the type is 'policy_gradient'"),
+    ({"type": "random", "algorithm": "ppo"}, "spec.controller.algorithm: used only by controller type 'policy_gradient'; the type is 'random'"),
+    ({"ppoEpochs": 3}, "spec.controller.ppoEpochs: used only by algorithm 'ppo'; the algorithm is 'reinforce'"),
+])
+def test_a_controller_field_its_type_does_not_read_is_refused(controller: dict[str, Any], message: str) -> None:
+    """Ignored silently, it looked like a setting that mattered (the HalfCheetah example carried two)."""
+    with pytest.raises(SpecError) as info:
+        parse_spec({**BASE, "policy": {"topology": "partition", "partitions": 4}, "controller": controller})
+    assert str(info.value) == message
+    assert parse_spec({**BASE, "policy": {"topology": "partition", "partitions": 4},
+                       "controller": {"algorithm": "ppo", "ppoEpochs": 3, "learningRate": 0.5}}).controller.ppo_epochs == 3

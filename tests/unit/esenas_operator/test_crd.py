@@ -172,6 +172,13 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({**ENV, "es": {"fitnessShaping": "rank"}}, 'Unsupported value: "rank"'),
     ({**ENV, "controller": {"populationSize": 4, "tournamentSize": 5}}, "tournamentSize must be <= populationSize"),
     ({**ENV, "controller": {"tournamentSize": 51}}, "tournamentSize must be <= populationSize"),
+    # A controller field its type (or algorithm) does not read would be silently ignored.
+    ({**ENV, "policy": {"topology": "partition", "partitions": 3}, "controller": {"type": "evolution", "learningRate": 4}},
+     "spec.controller.learningRate is used only by controller type 'policy_gradient'"),
+    ({**ENV, "policy": {"topology": "partition", "partitions": 3}, "controller": {"populationSize": 10}},
+     "spec.controller.populationSize is used only by controller type 'evolution'"),
+    ({**ENV, "policy": {"topology": "partition", "partitions": 3}, "controller": {"ppoClip": 0.1}},
+     "spec.controller.ppoClip is used only by algorithm 'ppo'"),
     ({**ENV, "objectives": {"sizeWeight": 0.5}}, "targetSize is required"),
     ({**ENV, "workers": {"replicas": -1}}, "should be greater than or equal to 0"),
     ({**ENV, "workers": {"shardSize": 5000}}, "should be less than or equal to 3000"),
