@@ -184,6 +184,13 @@ RULES: Final[tuple[Rule, ...]] = (
         ("policy.template", "policy.hiddenLayers"),
     ),
     Rule(
+        "policy", "searchSpace", "self.topology == 'edges' || !has(self.searchSpace)",
+        "spec.policy.searchSpace only applies to topology 'edges'{actual}",
+        lambda s: _fails(s["topology"] != "edges" and "searchSpace" in s, actual=f", not {s['topology']!r}"),
+        ("policy.topology", "policy.searchSpace"),
+        {"actual": ""},
+    ),
+    Rule(
         "policy", "searchSpace", "!has(self.searchSpace) || self.searchSpace != 'residual_edges' || self.template == 'mlp'",
         "spec.policy.searchSpace 'residual_edges' needs template 'mlp' (a linear policy has one layer)",
         lambda s: _fails(s.get("searchSpace") == "residual_edges" and s["template"] != "mlp"),

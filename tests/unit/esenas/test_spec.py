@@ -329,3 +329,9 @@ def test_a_controller_field_its_type_does_not_read_is_refused(controller: dict[s
     assert str(info.value) == message
     assert parse_spec({**BASE, "policy": {"topology": "partition", "partitions": 4},
                        "controller": {"algorithm": "ppo", "ppoEpochs": 3, "learningRate": 0.5}}).controller.ppo_epochs == 3
+
+
+def test_a_search_space_without_edges_to_search_is_refused() -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec({**BASE, "policy": {"topology": "partition", "partitions": 4, "searchSpace": "independent_edges"}})
+    assert str(info.value) == "spec.policy.searchSpace: only applies to topology 'edges', not 'partition'"

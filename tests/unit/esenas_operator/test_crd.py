@@ -172,6 +172,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({**ENV, "es": {"fitnessShaping": "rank"}}, 'Unsupported value: "rank"'),
     ({**ENV, "controller": {"populationSize": 4, "tournamentSize": 5}}, "tournamentSize must be <= populationSize"),
     ({**ENV, "controller": {"tournamentSize": 51}}, "tournamentSize must be <= populationSize"),
+    ({**ENV, "policy": {"topology": "partition", "partitions": 3, "searchSpace": "independent_edges"}}, "searchSpace only applies"),
     # A controller field its type (or algorithm) does not read would be silently ignored.
     ({**ENV, "policy": {"topology": "partition", "partitions": 3}, "controller": {"type": "evolution", "learningRate": 4}},
      "spec.controller.learningRate is used only by controller type 'policy_gradient'"),
