@@ -105,6 +105,7 @@ class ItemWatch:
         self.bounds = bounds
         self._iteration = -1
         self._seen: dict[tuple[str, int], tuple[int, set[str]]] = {}  # (kind, item) -> (times, callers)
+        self._by_caller: dict[str, set[int]] = {}  # caller -> the items that went wrong for it
         #: Why the job cannot go on, once confirmed (None until then): "Reason: message".
         self.confirmed: str | None = None
         #: What an iteration is called in the log: a relay's are its rounds.
@@ -114,12 +115,13 @@ class ItemWatch:
         """Note that ``index`` went wrong (``kind``) for ``caller`` in ``iteration``; returns which
         are now confirmed, and how many times each went wrong. ``sole``: no other caller is connected."""
         if iteration != self._iteration:
-            self._iteration, self._seen = iteration, {}
+            self._iteration, self._seen, self._by_caller = iteration, {}, {}
             log.warning(
                 "%s %d: %d item(s) %s for worker %s; they go to other workers first, and if one has the "
                 "same the job fails", self.unit, iteration, len(index), WHAT[kind], caller[:64],
             )
         confirmed, times = np.zeros(len(index), dtype=bool), []
+        self._by_caller.setdefault(caller, set()).update(index.tolist())
         for k, item in enumerate(index.tolist()):
             count, callers = self._seen.get((kind, item), (0, set()))
             if len(callers) < 2:  # two distinct callers are all that is asked for
@@ -128,6 +130,14 @@ class ItemWatch:
             confirmed[k] = len(callers) >= 2 or (sole and count >= 1)
             times.append(count + 1)
         return confirmed, times
+
+    def avoid(self, caller: str, iteration: int) -> npt.NDArray[np.int64] | None:
+        """The items of ``iteration`` that went wrong for ``caller``, which its next leases skip so
+        that another worker runs them (None: none). Without this, a worker asking again first got
+        back the item it just reported (the lowest expired one), each worker its own, and no item
+        ever went wrong for two: a job whose environment hangs waited forever."""
+        items = self._by_caller.get(caller) if iteration == self._iteration else None
+        return np.fromiter(items, np.int64, len(items)) if items else None
 
     def out_of_bounds(self, iteration: int, index: npt.NDArray[np.int64], records: npt.NDArray[np.void], caller: str, sole: bool) -> npt.NDArray[np.bool_]:
         """:meth:`note` for records refused as ``reward_bound``; the first confirmed one's message names the field."""

@@ -129,9 +129,10 @@ class WorkQueue(TailPolicy, ClosePolicy):
         self._deadline_lb = float(self._deadline[: self._fresh][pending].min())
         return self._deadline_lb
 
-    def lease(self, max_items: int, now: float) -> npt.NDArray[np.void]:
+    def lease(self, max_items: int, now: float, avoid: npt.NDArray[np.int64] | None = None) -> npt.NDArray[np.void]:
         """Lease up to ``max_items`` items: never-issued ones first, then expired leases, then
-        one speculative backup copy of an outstanding item (see :meth:`_speculate`)."""
+        one speculative backup copy of an outstanding item (see :meth:`_speculate`); none of
+        ``avoid`` (items that went wrong for this worker, bounds.ItemWatch.avoid)."""
         if max_items <= 0 or self.complete or self.closed:
             return self._items[:0]
         take = np.arange(self._fresh, min(self.size, self._fresh + max_items))
@@ -143,11 +144,15 @@ class WorkQueue(TailPolicy, ClosePolicy):
                 expired = np.zeros(0, np.int64)
             else:
                 expired = np.flatnonzero(~self._done & (self._deadline <= now) & self._leased_once)
+                if avoid is not None:
+                    expired = expired[~np.isin(expired, avoid)]
                 expired = expired[: max_items - len(take)]
             self.reissued += len(expired)
             take = np.concatenate([take, expired])
             if len(take) == 0:
                 take = self._speculate(now)
+                if avoid is not None and len(take):
+                    take = take[~np.isin(take, avoid)]
         self._leased_once[take] = True
         self._copies[take] = np.minimum(self._copies[take].astype(np.int64) + 1, 255)
         self._last_leased_at[take] = now

@@ -322,7 +322,8 @@ class Runtime:
             if max_items > 0 and not q.complete and q.size and room > 0:
                 share = self.fair_share(worker_id)
                 before, spec_before = q.reissued, q.speculative
-                items = q.lease(min(max_items, MAX_BATCH_ITEMS, share, room), time.monotonic())
+                avoid = self.watch.avoid(worker_id, q.iteration) if self.roster.callers > 1 else None
+                items = q.lease(min(max_items, MAX_BATCH_ITEMS, share, room), time.monotonic(), avoid)
                 if q.reissued != before:
                     self.metrics.reissued.inc(q.reissued - before)
                 if q.speculative != spec_before:

@@ -160,3 +160,38 @@ def test_a_reported_failure_reaches_the_status_on_one_line_and_cut() -> None:
         w.failed(0, np.array([0]), "line one\nline two\t" + "x" * 1000, caller, sole=False)
     assert w.confirmed is not None and "\n" not in w.confirmed and "line one line two x" in w.confirmed
     assert len(w.confirmed) < 600
+
+
+def test_an_item_that_failed_for_a_worker_goes_to_another_first() -> None:
+    """Before, each worker asking again got back the item it had just reported (the lowest expired
+    one), so with two workers whose environment hangs no item ever failed for both: a silent stall."""
+    async def go() -> tuple[list[int], list[int], str | None, list[int]]:
+        rt = Runtime(Metrics("j", "ns"), item_timeout=60.0, obs_dim=0, bounds=BOUNDS, max_lease_items=1)
+        rt.start_iteration(0, 0, _items(3), b"params")
+        _push(rt, await rt.pull(1, 0, "b"), "b", 50.0)  # item 0: "b" is a proven worker
+        first = await rt.pull(1, 0, "a")
+        _report_failed(rt, first, "a")
+        busy = await rt.pull(1, 0, "b")  # item 2, still rolling out
+        again = await rt.pull(1, 0, "a")  # the only free item is the one "a" just reported: not for "a"
+        _push(rt, busy, "b", 50.0)
+        other = await rt.pull(1, 0, "b")
+        _report_failed(rt, other, "b")
+        return ([int(i) for i in wire.decode_items(first.items)["index"]], [int(i) for i in wire.decode_items(again.items)["index"]],
+                rt.job_failure, [int(i) for i in wire.decode_items(other.items)["index"]])
+
+    first, again, why, other = asyncio.run(go())
+    assert first == [1] and again == [] and other == [1]
+    assert why is not None and why.startswith("EnvironmentFailed: spec.environment.id: the rollout of item 1 of iteration 0 failed each of the 2 times")
+
+
+def test_the_only_worker_gets_its_failed_item_back_and_confirms_it_alone() -> None:
+    async def go() -> tuple[list[int], str | None]:
+        rt = Runtime(Metrics("j", "ns"), item_timeout=60.0, obs_dim=0, bounds=BOUNDS, max_lease_items=1)
+        rt.start_iteration(0, 0, _items(1), b"params")
+        _report_failed(rt, await rt.pull(1, 0, "a"), "a")
+        again = await rt.pull(1, 0, "a")
+        _report_failed(rt, again, "a")
+        return [int(i) for i in wire.decode_items(again.items)["index"]], rt.job_failure
+
+    again, why = asyncio.run(go())
+    assert again == [0] and why is not None and "failed each of the 2 times" in why
