@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from esenas import envload, native
 from esenas.es import perturbation
+from esenas.hang import time_limit
 from esenas.network import Architecture
 from esenas.policies import Policy
 from esenas.results import KIND_PAIR, Results
@@ -237,8 +238,9 @@ class Evaluator:
         self._collect(seen, stats)
         return total, steps
 
-    def run(self, items: np.ndarray) -> Results:
-        """Roll out the given items (ITEM_DTYPE) and return their Results."""
+    def run(self, items: np.ndarray, limit_s: float | None = None) -> Results:
+        """Roll out the given items (ITEM_DTYPE) and return their Results; an item whose rollout
+        runs past ``limit_s`` raises RolloutTimeout where it was (esenas.hang)."""
         n = items.size
         pos, neg = np.zeros(n), np.full(n, np.nan)
         steps = np.zeros(n, np.uint32)
@@ -247,16 +249,17 @@ class Evaluator:
         shift = self.spec.es.reward_shift
         for i, it in enumerate(items):
             topo = self.topologies[int(it["topology"])]
-            if int(it["kind"]) == KIND_PAIR:
-                seed = int(it["seed"])
-                eps = self.sigma * perturbation(seed, self.params.size)
-                env_seed = seed % 2**31
-                rp, sp, rn, sn = self._run_pair(eps, topo, env_seed, stats)
-                pos[i], neg[i], steps[i] = rp - shift * sp, rn - shift * sn, sp + sn
-            else:
-                env_seed = (self._exact_seed + int(it["index"]) * 7919) % 2**31
-                pos[i], s0 = self._run_one(self.params, topo, env_seed, stats)
-                steps[i] = s0
+            with time_limit(limit_s):
+                if int(it["kind"]) == KIND_PAIR:
+                    seed = int(it["seed"])
+                    eps = self.sigma * perturbation(seed, self.params.size)
+                    env_seed = seed % 2**31
+                    rp, sp, rn, sn = self._run_pair(eps, topo, env_seed, stats)
+                    pos[i], neg[i], steps[i] = rp - shift * sp, rn - shift * sn, sp + sn
+                else:
+                    env_seed = (self._exact_seed + int(it["index"]) * 7919) % 2**31
+                    pos[i], s0 = self._run_one(self.params, topo, env_seed, stats)
+                    steps[i] = s0
             count += int(steps[i])
         if not self.spec.es.observation_normalization:
             count = 0

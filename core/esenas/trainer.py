@@ -17,6 +17,7 @@ import numpy as np
 
 from esenas.algorithm import ESENAS, IterationReport, Plan, Results
 from esenas.envload import one_line
+from esenas.hang import HANG_FACTOR
 from esenas.lifetime import die_with_parent
 from esenas.process_pool import ProcessPool, WorkerDied, unblock_stop_signals
 from esenas.results import KIND_PAIR
@@ -47,9 +48,9 @@ def _init_worker(spec: JobSpec, parent: int) -> None:
     _EVALUATOR = Evaluator(spec)
 
 
-def _run_chunk(task: tuple[int, bytes, bytes, bytes, float, bytes, np.ndarray]) -> Results:
+def _run_chunk(task: tuple[int, bytes, bytes, bytes, float, bytes, np.ndarray, float]) -> Results:
     global _VERSION
-    version, params, mean, std, sigma, blob, items = task
+    version, params, mean, std, sigma, blob, items, limit_s = task
     assert _EVALUATOR is not None
     if version != _VERSION:
         _EVALUATOR.set_plan(
@@ -57,7 +58,7 @@ def _run_chunk(task: tuple[int, bytes, bytes, bytes, float, bytes, np.ndarray]) 
             np.frombuffer(std, np.float32), sigma, decode_topologies(blob),
         )
         _VERSION = version
-    return _EVALUATOR.run(items)
+    return _EVALUATOR.run(items, limit_s)
 
 
 def default_workers() -> int:
@@ -84,6 +85,8 @@ class Trainer:
             self.algo = ESENAS(self.spec, obs_dim, act_dim)
         self._pool: Any = None
         self._local: Evaluator | None = None
+        #: A rollout past this is a hung environment, as in a worker (esenas.hang).
+        self._limit_s = HANG_FACTOR * self.spec.workers.item_timeout_seconds
 
     def _chunks(self, plan: Plan) -> Iterator[np.ndarray]:
         # ~4 chunks per worker balance episodes that end early against per-task overhead
@@ -97,11 +100,11 @@ class Trainer:
             if self._local is None:
                 self._local = Evaluator(self.spec)
             self._local.set_plan(plan.params, plan.obs_mean, plan.obs_std, plan.sigma, plan.topologies)
-            return self._local.run(plan.items)
+            return self._local.run(plan.items, self._limit_s)
         if self._pool is None:
             self._pool = ProcessPool(self.workers, _run_chunk, _init_worker, (self.spec, os.getpid()))
         head = (plan.version, plan.params.tobytes(), plan.obs_mean.tobytes(), plan.obs_std.tobytes(), plan.sigma, plan.topology_blob())
-        tasks = [(*head, chunk) for chunk in self._chunks(plan)]
+        tasks = [(*head, chunk, self._limit_s) for chunk in self._chunks(plan)]
         # in task order: observation sums must be added in the same order every run, or float
         # rounding differs and chaotic MuJoCo rollouts drift apart (determinism)
         return Results.concat(self._pool.map(tasks))

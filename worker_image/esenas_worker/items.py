@@ -11,19 +11,14 @@ replacement took the same item and died too, and the job waited without a word.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import signal
-import threading
-import time
-import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 from esenas.envload import one_line
+from esenas.hang import time_limit, where
 from esenas.results import KIND_PAIR
 
 log = logging.getLogger(__name__)
@@ -50,45 +45,6 @@ def nonfinite(res: Any, kind: int) -> str:
     return ""
 
 
-def where(exc: BaseException) -> str:
-    """Where ``exc`` was raised, as " (file.py:LINE in function)", or "": for a
-    :class:`RolloutTimeout`, where the rollout was when the limit struck (not this module's handler)."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
-    return f" ({os.path.basename(frames[-1].filename)}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
-
-
-class RolloutTimeout(Exception):
-    """One item's rollout ran past the worker's limit: an environment that never returns?"""
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise :class:`RolloutTimeout` in this (the main) thread after ``seconds`` of the block (SIGALRM);
-    a hang in Python code (a loop, a blocking call that retries) is interrupted where it is, so the
-    report says where. None, or off the main thread: no limit."""
-    if seconds is None or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expired(signum: int, frame: Any) -> None:
-        raise RolloutTimeout(f"one item's rollout ran past {seconds:g} s ({HANG_FACTOR:g} x spec.workers.itemTimeoutSeconds): "
-                             "an environment that never returns? If its episodes are this slow, raise itemTimeoutSeconds")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    start = time.monotonic()
-    pending, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:  # someone else's alarm (a test runner's timeout) gets its handler and the rest of its time back
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if pending > 0:
-            signal.setitimer(signal.ITIMER_REAL, max(pending - (time.monotonic() - start), 0.001))
-
-
-#: A rollout longer than this many item timeouts is reported as hung (an item's lease, a batch of
-#: them, is re-issued after one timeout; ten for one item is no task's honest pace).
-HANG_FACTOR: Final = 10.0
 
 
 def roll_out(evaluator: Any, items: np.ndarray, stopping: Callable[[], bool], worker_id: str, env_id: str,

@@ -22,6 +22,7 @@ from typing import Any, Final
 
 import grpc
 import numpy as np
+from esenas.hang import HANG_FACTOR
 from esenas.spec import Job
 from esenas.topology import Topology, decode_topologies
 from esenas_api import wire
@@ -29,7 +30,7 @@ from esenas_api.v1 import aggregator_pb2 as pb
 from esenas_api.v1 import aggregator_pb2_grpc as pb_grpc
 
 from esenas_worker.backoff import Backoff
-from esenas_worker.items import HANG_FACTOR, roll_out
+from esenas_worker.items import roll_out
 
 log = logging.getLogger(__name__)
 

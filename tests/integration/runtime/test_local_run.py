@@ -96,11 +96,16 @@ def test_an_environment_that_raises_mid_episode_fails_the_run_with_its_error(tmp
         assert "Traceback" not in log.read_text()  # reported, not a crash
 
 
-@pytest.mark.parametrize(("env", "why"), [("Raises", "RuntimeError: boom at step 20"), ("ReturnsNaN", "the environment returned a non-finite return")])
+@pytest.mark.parametrize(("env", "why"), [
+    ("Raises", "RuntimeError: boom at step 20"),
+    ("ReturnsNaN", "the environment returned a non-finite return"),
+    # a rollout past 10 item timeouts (10 x 0.3 s), as in a worker: before, --in-process waited forever
+    ("Hangs", "RolloutTimeout: one item's rollout ran past 3 s (10 x spec.workers.itemTimeoutSeconds)"),
+])
 def test_in_process_an_environment_that_fails_stops_the_run_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: str, why: str) -> None:
-    r = _run_failing(tmp_path, monkeypatch, env, "--in-process")
+    r = _run_failing(tmp_path, monkeypatch, env, "--in-process", **{"workers.itemTimeoutSeconds": 0.3})
     assert r.returncode == EXIT_FAILED, r.stdout + r.stderr
-    assert f"failed: environment 'failing_env:{env}': {why}: stopped before the first iteration" in r.stderr
+    assert f"failed: environment 'failing_env:{env}': {why}" in r.stderr and "stopped before the first iteration" in r.stderr
     assert "Traceback" not in r.stderr
 
 
