@@ -45,7 +45,8 @@ def aggregator_result_dir(out: Path) -> Path:
     return checkpoint_dir(out) / "result"
 
 
-#: The file a training ``esenas run`` holds locked (flock) in its folder; it holds that process's PID.
+#: The file a training ``esenas run`` holds locked (flock) in its folder's checkpoints (beside what it
+#: guards, out of the results a user lists); it holds that process's PID.
 LOCK_FILE: Final = ".lock"
 
 
@@ -54,7 +55,8 @@ def lock(out: Path) -> IO[str] | str:
     when this process ends, even by SIGKILL), or one line naming the run that holds it."""
     import fcntl
 
-    f = (out / LOCK_FILE).open("a+")
+    checkpoint_dir(out).mkdir(parents=True, exist_ok=True)
+    f = (checkpoint_dir(out) / LOCK_FILE).open("a+")
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -290,5 +290,5 @@ def test_a_second_run_in_a_folder_another_is_training_in_is_refused(tmp_path: Pa
     from esenas_cli.run_folder import lock
 
     held = lock(out)  # the kernel dropped the killed holder's lock
-    assert not isinstance(held, str) and (out / ".lock").read_text() == f"{os.getpid()}\n"
+    assert not isinstance(held, str) and (out / "checkpoints" / ".lock").read_text() == f"{os.getpid()}\n"
     held.close()
