@@ -10,6 +10,7 @@ Every failure becomes one line that says what to do; nothing from the kubeconfig
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
@@ -23,6 +24,10 @@ REQUEST_TIMEOUT: Final = "30s"
 PROCESS_TIMEOUT: Final = 90.0
 
 
+#: A line of kubectl's client log (klog), such as ``E1205 15:26:24.691233   17664 memcache.go:265] ...``.
+_KLOG: Final = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+:\d+\] ")
+
+
 class KubectlError(Exception):
     """kubectl could not answer; the message is one line for a person."""
 
@@ -34,7 +39,8 @@ def _run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
 def explain(stderr: str, what: str, namespace: str | None) -> str:
     """kubectl's error for reading ``what`` as one line that says what to do about it."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    first = lines[0] if lines else "kubectl failed without a message"
+    plain = [line for line in lines if not _KLOG.match(line)]  # kubectl's own summary, not its client's log
+    first = (plain or lines or ["kubectl failed without a message"])[0]
     where = f"namespace {namespace!r}" if namespace else "kubectl's current namespace"
     if "(Forbidden)" in first:
         return (f"no access: your kubeconfig's user may not read {what} in {where} "

@@ -129,6 +129,11 @@ def test_no_such_job(cluster: Cluster, tmp_path: Path) -> None:
     ("error: You must be logged in to the server (Unauthorized)", "no access: the cluster refused your credentials"),
     ('error: the server doesn\'t have a resource type "esenasjobs"', "this cluster has no ESENASJob resource"),
     ("Unable to connect to the server: dial tcp 10.0.0.1:6443: i/o timeout", "cannot reach the cluster"),
+    # kubectl 1.3x without a cluster: its client log first, its own summary last
+    ('E1205 15:26:24.691233   17664 memcache.go:265] "Unhandled Error" err="couldn\'t get current server API group list: '
+     'Get \\"http://localhost:8080/api?timeout=32s\\": dial tcp 127.0.0.1:8080: connect: connection refused"\n'
+     "The connection to the server localhost:8080 was refused - did you specify the right host or port?",
+     "cannot reach the cluster: The connection to the server localhost:8080 was refused - did you specify the right host or port?"),
 ])
 def test_kubectl_failures_are_one_line_that_says_what_to_do(cluster: Cluster, tmp_path: Path, stderr: str, says: str) -> None:
     cluster.stderr = stderr + "\nmore detail\n"
