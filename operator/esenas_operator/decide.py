@@ -284,7 +284,7 @@ def worker_health(desired: Obj, current: Mapping[str, Any], failing: tuple[str, 
             return desired, None
         healed = {**desired, "conditions": set_condition(conditions, WORKERS_FAILING, False, "WorkersRunning", "no listed worker pod is failing", gen, now)}
         if shown == WORKERS_FAILING:
-            healed.update(reason=RUNNING if phase == "Running" else CREATED, message="the worker pods run again")
+            healed.update(reason=_plain_reason(phase), message="the worker pods run again")
         return healed, None
     reason, message = failing
     event = None if was is not None and was.get("status") == "True" else Event("Warning", WORKERS_FAILING, message)
@@ -296,6 +296,11 @@ def worker_health(desired: Obj, current: Mapping[str, Any], failing: tuple[str, 
 
 #: The condition type for worker pods that cannot run (docs/operations.md).
 WORKERS_FAILING: Final = "WorkersFailing"
+def _plain_reason(phase: Any) -> str:
+    """The reason a pending or running job shows once nothing more specific applies."""
+    return RUNNING if phase == "Running" else CREATED
+
+
 #: status.reason of a job scaled to zero workers: it trains nothing until scaled up.
 NO_WORKERS: Final = "NoWorkers"
 
@@ -309,6 +314,6 @@ def no_workers(desired: Obj, current: Mapping[str, Any], replicas: int, name: st
         return {**desired, "reason": NO_WORKERS, "message": f"spec.workers.replicas is 0: nothing rolls out until "
                 f"kubectl scale esj/{name} --replicas=N (spec.suspend: true also stops the aggregator)"}
     if replicas > 0 and shown == NO_WORKERS:
-        return {**desired, "reason": RUNNING if phase == "Running" else CREATED, "message": f"scaled to {replicas} workers"}
+        return {**desired, "reason": _plain_reason(phase), "message": f"scaled to {replicas} workers"}
     return desired
 
