@@ -268,6 +268,10 @@ class LocalFleet:
                 p.kill()
         return code
 
+    @property
+    def _resume_hint(self) -> str:
+        return f"resume with: esenas run {self.job_file} --output {self.out} --resume"
+
     def _fail(self, what: str) -> int:
         """One line: what happened, the aggregator's last line (its reason, or a traceback's last
         line), and where its whole log is."""
@@ -286,7 +290,7 @@ class LocalFleet:
             print(f"error: {self.workers_failed}; see {self.logs}", file=sys.stderr)
             return 1
         if code < 0 and not self.interrupted:  # killed: its log's last line says nothing about why
-            resume = f"; resume with: esenas run {self.job_file} --output {self.out} --resume" if has_checkpoint(self.out) else ""
+            resume = f"; {self._resume_hint}" if has_checkpoint(self.out) else ""
             print(f"error: the aggregator was killed by {signal.Signals(-code).name} (the OOM killer sends SIGKILL){resume}",
                   file=sys.stderr)
             return 1
@@ -316,7 +320,7 @@ class LocalFleet:
         print(f"stopped: {reason}; best reward {best_text(best)} after "
               f"{info['episodes']} episodes, {info['envSteps']} env steps, {wall:.0f} s")
         if self.interrupted:
-            print(f"resume with: esenas run {self.job_file} --output {self.out} --resume")
+            print(self._resume_hint)
             return EXIT_INTERRUPTED
         print(f"results: {self.out}")
         if failed:
