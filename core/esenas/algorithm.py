@@ -21,6 +21,7 @@ import numpy as np
 
 from esenas import envload, es
 from esenas.best import (
+    Claim,
     Incumbent,
     best_evaluated,
     exact_table,
@@ -90,6 +91,7 @@ class ESENAS:
         self._eps: np.ndarray | None = None  # eps of the plan's first _eps_ready pairs
         self._eps_ready = 0
         self._feedback: StreamedScore | None = None
+        self.claim: Claim | None = None  # a new best tell was not told to trust (see adopt)
 
     # ------------------------------------------------------------------ ask
 
@@ -197,11 +199,12 @@ class ESENAS:
             out[~cached] = es.perturbations(seeds[sel[~cached]], self.arch.num_params)
         return out
 
-    def tell(self, results: Results) -> IterationReport:
+    def tell(self, results: Results, trust_best: bool = True) -> IterationReport:
         """Apply the results of the current plan (any order) and advance: every item, or under
         the straggler policy (``es.minPairsFraction`` < 1) every exact eval and the pairs that
         arrived. Pairs left out count nowhere: not in the ES step (which divides by the pairs
-        used), the controller's feedback, the best policy or the env-step totals."""
+        used), the controller's feedback, the best policy or the env-step totals. Without
+        ``trust_best``, a new best is not adopted but left in :attr:`claim` (see :meth:`adopt`)."""
         full, topos, uniq_sizes = self._grouped_plan()
         r = results.checked(full, self.spec.es.min_pairs_fraction)
         kept = r.index.astype(np.int64)
@@ -265,11 +268,14 @@ class ESENAS:
 
         # Best policy: the evaluated policy with the highest reward of its own (esenas.best).
         limit, k = envload.episode_limit(self.spec.environment), incumbent_evals(self.spec.es.exact_evals)
-        found = best_evaluated(plan, topos, r, shift, limit, k)
+        found, self.claim = best_evaluated(plan, topos, r, shift, limit, k), None
         if found is not None and found.reward > self.best_reward:
-            self.best_reward = found.reward
-            policy = Policy(self.arch, found.topology, found.params, plan.obs_mean, plan.obs_std)
-            self.best = policy.to_json(environment=self._environment(), reward=found.reward, iteration=plan.iteration)
+            policy = Policy(self.arch, found.topology, found.params, plan.obs_mean, plan.obs_std).to_json(
+                environment=self._environment(), reward=found.reward, iteration=plan.iteration)
+            self.claim = Claim.of(found, policy, plan, r, shift, limit)
+            if trust_best:
+                self.adopt(self.claim, found.reward)
+                self.claim = None
 
         it_steps, it_eps = int(r.steps.sum()), plan.episodes
         self.env_steps += it_steps
@@ -280,28 +286,23 @@ class ESENAS:
         self._eps, self._eps_ready, self._feedback = None, 0, None
         best_topo = Topology.from_json(self.best["topology"]) if self.best else self.current_topology()
         report = IterationReport(
-            iteration=plan.iteration,
-            version=self.version,
-            reward_mean=reward_mean,
-            reward_max=float(rollouts.max()),
-            eval_reward=eval_reward,
-            score=score,
-            best_reward=float(self.best_reward),
-            env_steps=it_steps,
-            episodes=it_eps,
-            total_env_steps=self.env_steps,
-            total_episodes=self.episodes,
-            grad_norm=float(np.linalg.norm(grad)),
-            topology_size=self.arch.trainable_params(best_topo),
-            dense_params=self.arch.dense_params,
-            compression=self.arch.compression(best_topo),
-            unique_topologies=len(plan.topologies),
-            pareto_front=self.pareto.summary(),
-            controller_entropy=self.controller.entropy(),
+            iteration=plan.iteration, version=self.version, reward_mean=reward_mean, reward_max=float(rollouts.max()),
+            eval_reward=eval_reward, score=score, best_reward=float(self.best_reward), env_steps=it_steps, episodes=it_eps,
+            total_env_steps=self.env_steps, total_episodes=self.episodes, grad_norm=float(np.linalg.norm(grad)),
+            topology_size=self.arch.trainable_params(best_topo), dense_params=self.arch.dense_params,
+            compression=self.arch.compression(best_topo), unique_topologies=len(plan.topologies),
+            pareto_front=self.pareto.summary(), controller_entropy=self.controller.entropy(),
         )
         self.history.append({k: v for k, v in report.to_json().items() if k != "pareto_front"})
         self.history = thin_history(self.history)
         return report
+
+    def adopt(self, claim: Claim, reward: float) -> bool:
+        """Make ``claim``'s policy the best, scored ``reward`` (reported, or a replay's), if that is higher."""
+        if not reward > self.best_reward:
+            return False
+        self.best_reward, self.best = reward, {**claim.policy, "reward": reward}
+        return True
 
     # ------------------------------------------------------------------ stopping & results
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -114,11 +114,56 @@ def exact_table(
 
 @dataclass(frozen=True)
 class Evaluated:
-    """One policy that was really rolled out, and its own raw (unshifted) reward."""
+    """One policy that was really rolled out, and its own raw (unshifted) reward: over the plan's
+    items at ``rows``, the mean of their exact evals (``sign`` 0) or that half of their one pair."""
 
     topology: Topology
     params: F64
     reward: float
+    rows: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
+    sign: int = 0
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A new best as one iteration's results report it, and what rolls it out again.
+
+    A rollout is a function of its item, the plan's weights, normaliser and topology
+    (:class:`esenas.rollout.Evaluator`), so an aggregator that does not take its workers' word
+    replays ``items`` before it adopts the best (``esenas_aggregator.confirm``): a worker holding
+    the token cannot set ``bestReward``, the saved policy or the ``targetReward`` stop by lying.
+    ``items`` use topology 0, ``found.topology``; ``reported`` are their results as they came in.
+    """
+
+    found: Evaluated
+    policy: dict[str, Any]
+    items: np.ndarray
+    reported: Results
+    centre: npt.NDArray[np.float32]
+    obs_mean: npt.NDArray[np.float32]
+    obs_std: npt.NDArray[np.float32]
+    sigma: float
+    shift: float
+    max_steps: int
+
+    @classmethod
+    def of(cls, found: Evaluated, policy: dict[str, Any], plan: Plan, r: Results, shift: float, max_steps: int) -> Claim:
+        rows = found.rows
+        items = plan.items[rows].copy()
+        items["topology"] = 0
+        reported = Results(r.index[rows], r.reward_pos[rows], r.reward_neg[rows], r.steps[rows])
+        return cls(found, policy, items, reported, plan.params, plan.obs_mean, plan.obs_std, plan.sigma, shift, max_steps)
+
+    @property
+    def reward(self) -> float:
+        return self.found.reward
+
+    def reward_of(self, r: Results) -> float:
+        """The claimed policy's own reward on ``r``, results of :attr:`items` (as ``best_evaluated`` scores it)."""
+        if self.found.sign == 0:
+            return float(np.mean(r.reward_pos))
+        pos, neg = rollout_rewards(r, np.ones(len(r), bool), self.shift, self.max_steps)
+        return float(pos[0] if self.found.sign > 0 else neg[0])
 
 
 def rollout_rewards(r: Results, pair: npt.NDArray[np.bool_], shift: float, max_steps: int) -> tuple[F64, F64]:
@@ -158,7 +203,9 @@ def best_evaluated(
         seen, means = means_by_index(tidx, r.reward_pos[exact], len(plan.topologies))
         means[np.bincount(tidx)[seen] < min_evals] = -np.inf
         j = int(np.argmax(means))
-        return Evaluated(plan.topologies[int(seen[j])], centre, float(means[j])) if np.isfinite(means[j]) else None
+        if not np.isfinite(means[j]):
+            return None
+        return Evaluated(plan.topologies[int(seen[j])], centre, float(means[j]), exact[tidx == seen[j]], 0)
     if not pair.any():
         return None
     pos, neg = rollout_rewards(r, pair, shift, max_steps)
@@ -167,7 +214,7 @@ def best_evaluated(
     item = int(np.flatnonzero(pair)[j % pos.size])
     sign = 1.0 if j < pos.size else -1.0
     eps = perturbation(int(plan.items["seed"][item]), centre.size)
-    return Evaluated(topos[item], centre + sign * plan.sigma * eps, float(both[j]))
+    return Evaluated(topos[item], centre + sign * plan.sigma * eps, float(both[j]), np.array([item]), int(sign))
 
 
 def budget_used(s: StoppingSpec, iteration: int, env_steps: int, episodes: int) -> float:

@@ -43,13 +43,16 @@ def _serve(conn: Connection, func: Callable[[Any], Any], init: Callable[..., Non
 
 class ProcessPool:
     """``n`` forked processes running ``func`` on tasks; ``init(*init_args)`` runs first in each.
+    ``start="spawn"`` starts fresh interpreters instead, for a parent with threads (a gRPC server).
 
     Forks with SIGINT and SIGTERM blocked (``init`` unblocks them once it has set its handlers),
     so no signal lands in a child that still has the parent's handlers.
     """
 
-    def __init__(self, n: int, func: Callable[[Any], Any], init: Callable[..., None], init_args: tuple[Any, ...] = ()) -> None:
-        ctx = mp.get_context("fork")
+    def __init__(
+        self, n: int, func: Callable[[Any], Any], init: Callable[..., None], init_args: tuple[Any, ...] = (), start: str = "fork"
+    ) -> None:
+        ctx: Any = mp.get_context(start)
         self.procs: list[Any] = []
         self.conns: list[Connection] = []
         old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
