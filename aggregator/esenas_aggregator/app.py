@@ -3,7 +3,8 @@
 One asyncio loop runs the training loop, the grpc.aio server and the aiohttp endpoints. Each
 iteration: ``ask`` -> publish items and parameters -> wait until every item is in (stragglers are
 re-issued by the queue), or under ``es.minPairsFraction`` < 1 until enough pairs are (``straggler``)
--> ``tell`` -> metrics -> checkpoint every K iterations. SIGTERM/SIGINT write a checkpoint of the
+-> ``tell`` -> metrics -> checkpoint every K iterations. A new best is adopted once the
+aggregator's own replay of it ends (``confirm``). SIGTERM/SIGINT write a checkpoint of the
 last completed iteration and stop. Rollouts that fail or exceed the bounds for two workers fail the job (bounds.ItemWatch).
 """
 
@@ -13,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import signal
 import time
 from dataclasses import dataclass
@@ -31,6 +31,7 @@ from esenas_api.v1 import aggregator_pb2 as pb
 
 from esenas_aggregator import documents, guard, http
 from esenas_aggregator.bounds import ResultBounds
+from esenas_aggregator.confirm import Confirmer
 from esenas_aggregator.follow import FleetFollower
 from esenas_aggregator.listen import listen
 from esenas_aggregator.metrics import Metrics
@@ -102,6 +103,7 @@ class Aggregator:
         self._refusals = 0  # updates refused in a row (see esenas_aggregator.guard)
         self._stop = asyncio.Event()
         self.fleet = FleetFollower(cfg.job_file)
+        self.confirm = Confirmer(spec, self.metrics, spec.workers.item_timeout_seconds, self._settle)  # replays new bests
         self.metrics.env_steps.inc(self.algo.env_steps)
         self.metrics.rollouts.inc(self.algo.episodes)
         self._update_gauges()
@@ -135,20 +137,7 @@ class Aggregator:
         return summary(self.algo, self.cfg.job, self.reason, self.algo.elapsed_seconds)
 
     def _update_gauges(self) -> None:
-        m, a = self.metrics, self.algo
-        m.iteration.set(a.iteration)
-        _set_finite(m.reward_best, a.best_reward)
-        if self.last is not None:
-            _set_finite(m.reward_mean, self.last.reward_mean)
-            _set_finite(m.reward_max, self.last.reward_max)
-            _set_finite(m.reward_eval, self.last.eval_reward)
-            if (nats := self.last.controller_entropy) is not None and math.isfinite(nats):
-                m.set_controller_entropy(nats)
-        size, dense, comp = documents.topology_numbers(self.algo, self.last)
-        m.topology_size.set(size)
-        m.topology_dense.set(dense)
-        m.compression.set(comp)
-        m.job_done.set(1 if self.done else 0)
+        self.metrics.update(self.algo, self.last, self.done, documents.topology_numbers(self.algo, self.last))
 
     def _encode_state(self, algo_state: dict[str, Any] | None = None) -> bytes:
         algo = self.algo.state_dict() if algo_state is None else algo_state
@@ -168,6 +157,11 @@ class Aggregator:
         if self._refusals >= guard.MAX_REFUSALS:
             self.phase, self.reason = "Failed", f"NonFiniteUpdate: {why}, {self._refusals} times in a row"
 
+    def _settle(self) -> None:
+        """Adopt the new bests whose replay has ended (see :mod:`confirm`)."""
+        if self.confirm.settle(self.algo):
+            self._update_gauges()
+
     def _checkpoint(self) -> None:
         path = self.store.save(self.algo.iteration, self._snapshot)
         log.info("checkpoint %s (iteration %d)", path.name, self.algo.iteration)
@@ -181,6 +175,7 @@ class Aggregator:
     async def _train(self) -> None:
         rt = self.runtime
         while not self.done and not self._stop.is_set():
+            self._settle()  # bests whose replay ended: a targetReward is checked now
             # Live spec edits (esenas.edits) first, so that new stopping rules are checked now.
             edited = self.fleet.poll(self.algo.spec, self.algo.iteration)
             if edited is not None:
@@ -223,13 +218,14 @@ class Aggregator:
             dropped = rt.close_iteration()
             if dropped:
                 log.info("iteration %d closed with %d pairs still out (es.minPairsFraction)", plan.iteration, dropped)
-            self.last = self.algo.tell(rt.queue.results())
+            self.last = self.algo.tell(rt.queue.results(), trust_best=False)
             state = self.algo.state_dict()
             bad = guard.nonfinite_parts(state)
             if bad:
                 self._refuse_update(bad)
                 continue
             self._refusals = 0
+            self.confirm.submit(self.algo.claim)
             self.metrics.iteration_duration.observe(time.monotonic() - t0)
             finished, why = self.algo.done()
             if finished:
@@ -304,6 +300,8 @@ class Aggregator:
                 self.phase, self.reason = "Failed", f"{type(exc).__name__}: {exc}"
                 code = 1
             if self.done:
+                if await self.confirm.drain(self.algo):  # the last iterations' bests
+                    self._update_gauges()
                 self.metrics.job_done.set(1)
                 self._snapshot = self._encode_state()
                 self._checkpoint()
@@ -320,6 +318,7 @@ class Aggregator:
                 self._write_stopped_result()
         finally:
             self.runtime.stopping = True
+            self.confirm.close()
             connected.cancel()
             await set_serving(health, False)
             await server.stop(grace=1.0)
@@ -343,8 +342,3 @@ def prepare(job: Job) -> tuple[int, int]:
         raise SpecError(errors)
     return obs_dim, act_dim
 
-
-def _set_finite(gauge: Any, x: float | None) -> None:
-    """Gauges stay finite: a value that is not is left out (the gauge keeps its last one)."""
-    if x is not None and math.isfinite(x):
-        gauge.set(x)

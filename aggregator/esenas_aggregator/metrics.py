@@ -7,11 +7,16 @@ thousands of pods stays a handful of series.
 
 from __future__ import annotations
 
-from typing import Any, Final
+import math
+from typing import TYPE_CHECKING, Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from esenas_aggregator.outcome import REJECT_REASONS, IngestOutcome
+
+if TYPE_CHECKING:
+    from esenas.algorithm import ESENAS
+    from esenas.results import IterationReport
 
 _DURATION_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 #: The broadcast is tenths of a second to seconds: finer where the 0.80 efficiency goal is decided.
@@ -108,6 +113,14 @@ class Metrics:
             "esenas_fleet_utilization_ratio",
             "Connected workers whose last request got work, over all connected workers.",
         )
+        claims = Counter(
+            "esenas_best_claims",
+            "New bests the workers' results claimed, by what the aggregator's own replay of them found: "
+            "confirmed, corrected (adopted at the replay's lower reward) or unchecked (the replay failed).",
+            (*labels, "outcome"),
+            registry=r,
+        )
+        self.best_claims = {o: claims.labels(*values, o) for o in ("confirmed", "corrected", "unchecked")}
         rejected = Counter(
             "esenas_results_rejected",
             "Results or requests rejected, by reason; none of them reaches the optimiser.",
@@ -132,6 +145,21 @@ class Metrics:
     def set_controller_entropy(self, nats: float) -> None:
         self._controller_entropy.labels(*self._label_values).set(nats)
 
+    def update(self, algo: ESENAS, last: IterationReport | None, done: bool, topology: tuple[float, float, float]) -> None:
+        """The gauges after an iteration (or a newly adopted best); ``topology``: size, dense, compression."""
+        self.iteration.set(algo.iteration)
+        _set_finite(self.reward_best, algo.best_reward)
+        if last is not None:
+            _set_finite(self.reward_mean, last.reward_mean)
+            _set_finite(self.reward_max, last.reward_max)
+            _set_finite(self.reward_eval, last.eval_reward)
+            if (nats := last.controller_entropy) is not None and math.isfinite(nats):
+                self.set_controller_entropy(nats)
+        self.topology_size.set(topology[0])
+        self.topology_dense.set(topology[1])
+        self.compression.set(topology[2])
+        self.job_done.set(1 if done else 0)
+
     def count(self, outcome: IngestOutcome) -> None:
         """Account for one pushed batch."""
         if outcome.accepted:
@@ -146,3 +174,9 @@ class Metrics:
     def render(self) -> bytes:
         """Prometheus text exposition."""
         return bytes(generate_latest(self.registry))
+
+
+def _set_finite(gauge: Any, x: float | None) -> None:
+    """Gauges stay finite: a value that is not is left out (the gauge keeps its last one)."""
+    if x is not None and math.isfinite(x):
+        gauge.set(x)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import grpc
@@ -35,6 +36,9 @@ from tests.integration.runtime.procs import (
     REPO,
     AggregatorProc,
     metric,
+    start_aggregator,
+    stop_all,
+    write_job,
 )
 
 OBS_DIM = 4  # InvertedPendulum-v5
@@ -204,3 +208,34 @@ def test_promtool_check_metrics_passes_on_a_real_scrape(agg: AggregatorProc, stu
     r = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=30)
     assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
     assert params(stub, Client(stub, "honest").lease().version).size > 0
+
+
+def test_a_lying_worker_cannot_set_the_best_or_end_the_job(tmp_path: Path) -> None:
+    """Within every bound, one worker answers each item of three iterations with 999,999, on a job
+    that stops at targetReward 1000. The aggregator replays each claimed best itself
+    (esenas_aggregator.confirm) before adopting it: the job runs on, bestReward is what the policy
+    really scores, and each correction is counted and logged."""
+    job = write_job(tmp_path, **{"stopping.targetReward": 1000})
+    agg = start_aggregator(tmp_path, job, exit_when_done=False)
+    try:
+        with grpc.insecure_channel(agg.address) as ch:
+            liar = Client(pb_grpc.AggregatorStub(ch), "liar")
+            end = time.monotonic() + 60
+            while int(agg.status()["iteration"]) < 3:
+                assert time.monotonic() < end, agg.text()[-3000:]
+                reply = liar.lease(max_items=64, wait_ms=2000)
+                if len(items := items_of(reply)):
+                    assert liar.push(reply, results(items, rp=999_999.0, rn=0.0, steps=1000)).rejected == 0
+            corrected = {"esenas_job": "inverted-pendulum", "esenas_namespace": "default", "outcome": "corrected"}
+            while metric(agg.get("/metrics"), "esenas_best_claims_total", **corrected) < 3:
+                assert time.monotonic() < end, agg.text()[-3000:]
+                time.sleep(0.2)
+            status = agg.status()
+        assert status["phase"] == "Running", status
+        assert status["bestReward"] is not None and 0 < status["bestReward"] < 1000, status
+        assert metric(agg.get("/metrics"), "esenas_reward_best") == status["bestReward"]
+        assert agg.text().count("was reported at 999999, but replaying its items") >= 3
+        result = agg.get("/result")
+        assert result["reward"] == status["bestReward"]
+    finally:
+        stop_all(agg)

@@ -1,0 +1,144 @@
+"""A new best is rolled out again by the aggregator before it is adopted: no worker's word sets it.
+
+The bounds (:mod:`bounds`) refuse only what no rollout can return. Within them, one worker holding
+the job's token could report 999,999 for the exact evals of one topology and make that the best
+policy, its ``bestReward`` and, with a ``targetReward``, the end of the job. A rollout is a
+function of its item, the plan's weights, normaliser and topology (:class:`esenas.rollout.Evaluator`),
+so the aggregator replays a claimed best's items (:class:`esenas.best.Claim`: the four or so exact
+evals of its topology, or its one pair) in a process of its own, while the next iteration runs:
+``tell`` never waits for it. The best is then adopted at the reported reward when the replay
+agrees (``confirmed``), else at the lower of the two (``corrected``, logged), so a lie can only
+lower it. A replay that fails (the aggregator cannot build or step the task) adopts the claim as
+reported (``unchecked``, logged once). Counted in ``esenas_best_claims_total{outcome}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import signal
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Final
+
+from esenas.algorithm import ESENAS
+from esenas.best import Claim
+from esenas.hang import HANG_FACTOR
+from esenas.lifetime import die_with_parent
+from esenas.process_pool import ProcessPool, unblock_stop_signals
+from esenas.results import Results
+from esenas.spec import JobSpec
+
+from esenas_aggregator.metrics import Metrics
+
+if TYPE_CHECKING:
+    from esenas.rollout import Evaluator
+
+log = logging.getLogger(__name__)
+
+#: Replayed and reported rewards agree within this (relative, and absolute near zero): one build of
+#: the task on one kind of machine reproduces a rollout bit for bit; other CPUs may round otherwise.
+AGREE: Final = 1e-6
+
+_EVALUATOR: Evaluator | None = None
+
+
+def _init(spec: JobSpec, parent: int) -> None:
+    """The replay process: SIGINT and SIGTERM as in a rollout process, ends with the aggregator."""
+    global _EVALUATOR
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    unblock_stop_signals()
+    die_with_parent(parent=parent)
+    from esenas.rollout import Evaluator  # gymnasium: only in the replay process
+
+    _EVALUATOR = Evaluator(spec)
+
+
+def replay(evaluator: Evaluator, claim: Claim, limit_s: float | None = None) -> Results:
+    """The claim's items rolled out again, as a worker rolled them out."""
+    evaluator.set_plan(claim.centre, claim.obs_mean, claim.obs_std, claim.sigma, [claim.found.topology])
+    return evaluator.run(claim.items, limit_s)
+
+
+def _replay(task: tuple[Claim, float]) -> Results:
+    assert _EVALUATOR is not None
+    return replay(_EVALUATOR, *task)
+
+
+def agrees(reported: float, replayed: float) -> bool:
+    return math.isclose(reported, replayed, rel_tol=AGREE, abs_tol=AGREE)
+
+
+class Confirmer:
+    """Replays claimed bests one after another and adopts them into the algorithm."""
+
+    def __init__(self, spec: JobSpec, metrics: Metrics, item_timeout: float, ended: Callable[[], None] = lambda: None) -> None:
+        """``ended`` runs on the event loop whenever a replay ends (the owner calls :meth:`settle`)."""
+        self.spec = spec
+        self.ended = ended
+        self.metrics = metrics
+        self.limit_s = HANG_FACTOR * item_timeout
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="confirm")  # one replay at a time
+        self._pool: ProcessPool | None = None
+        self._pending: list[tuple[Claim, asyncio.Future[Any]]] = []
+        self._warned = False
+
+    def submit(self, claim: Claim | None) -> None:
+        """Start replaying ``claim`` (None: nothing to do)."""
+        if claim is not None:
+            fut = asyncio.get_running_loop().run_in_executor(self._thread, self._run, claim)
+            self._pending.append((claim, fut))
+            fut.add_done_callback(lambda _: self.ended())
+
+    def _run(self, claim: Claim) -> Results:
+        if self._pool is None:  # spawned, not forked: this process runs gRPC's threads
+            self._pool = ProcessPool(1, _replay, _init, (self.spec, os.getpid()), start="spawn")
+        result: Results = self._pool.map([(claim, self.limit_s)])[0]
+        return result
+
+    def settle(self, algo: ESENAS) -> bool:
+        """Adopt every claim whose replay has ended; True if the best changed."""
+        changed = False
+        while self._pending and self._pending[0][1].done():
+            claim, fut = self._pending.pop(0)
+            changed |= self._adopt(algo, claim, fut.exception() or fut.result())
+        return changed
+
+    async def drain(self, algo: ESENAS) -> bool:
+        """Wait for every replay still running, then :meth:`settle`."""
+        if self._pending:
+            await asyncio.wait([f for _, f in self._pending])
+        return self.settle(algo)
+
+    def _adopt(self, algo: ESENAS, claim: Claim, replayed: Results | BaseException) -> bool:
+        if isinstance(replayed, BaseException):
+            self.metrics.best_claims["unchecked"].inc()
+            if not self._warned:
+                self._warned = True
+                log.warning("could not replay a claimed best, so it is adopted as reported (%s: %s)", type(replayed).__name__, replayed)
+            return algo.adopt(claim, claim.reward)
+        measured = claim.reward_of(replayed)
+        if agrees(claim.reward, measured):
+            self.metrics.best_claims["confirmed"].inc()
+            return algo.adopt(claim, claim.reward)
+        self.metrics.best_claims["corrected"].inc()
+        items = claim.items["index"].tolist()
+        log.warning(
+            "iteration %d's best was reported at %.6g, but replaying its items %s scored %.6g: a worker's results "
+            "were wrong (a bad worker, or a task that does not repeat an episode from its seed); the best takes %.6g",
+            claim.policy.get("iteration", -1), claim.reward, items, measured, min(claim.reward, measured),
+        )
+        return algo.adopt(claim, min(claim.reward, measured))
+
+    def close(self) -> None:
+        for _, fut in self._pending:
+            fut.cancel()
+        self._thread.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.close()
+
+
+__all__ = ["AGREE", "Confirmer", "agrees", "replay"]
