@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 DASHBOARD = CHART / "dashboards" / "esenas.json"
 OPERATIONS = REPO / "docs" / "operations.md"
 ALERTS = ("ESENASJobStalled", "ESENASWorkerShortfall", "ESENASAggregatorDown",
-          "ESENASResultsStaleOrRejected", "ESENASOperatorReconcileErrors")
+          "ESENASResultsStaleOrRejected", "ESENASBestNotReproduced", "ESENASOperatorReconcileErrors")
 # PromQL words that look like metric names but are not.
 _PROMQL_WORDS = {"sum", "by", "rate", "max", "and", "on", "or", "unless", "offset", "changes",
                  "histogram_quantile", "le", "up", "time", "count", "min"}
