@@ -158,9 +158,12 @@ class Aggregator:
             self.phase, self.reason = "Failed", f"NonFiniteUpdate: {why}, {self._refusals} times in a row"
 
     def _settle(self) -> None:
-        """Adopt the new bests whose replay has ended (see :mod:`confirm`)."""
+        """Adopt the new bests whose replay has ended (see :mod:`confirm`), into the snapshot too."""
         if self.confirm.settle(self.algo):
             self._update_gauges()
+            state = checkpoint.decode(self._snapshot)
+            state["algo"].update(best_reward=float(self.algo.best_reward), best=self.algo.best)
+            self._snapshot = checkpoint.encode(state)
 
     def _checkpoint(self) -> None:
         path = self.store.save(self.algo.iteration, self._snapshot)
@@ -299,9 +302,9 @@ class Aggregator:
                 log.exception("training failed")
                 self.phase, self.reason = "Failed", f"{type(exc).__name__}: {exc}"
                 code = 1
+            await self.confirm.wait(self.confirm.drain_s if self.done else 5.0)  # the last iterations' bests
+            self._settle()
             if self.done:
-                if await self.confirm.drain(self.algo):  # the last iterations' bests
-                    self._update_gauges()
                 self.metrics.job_done.set(1)
                 self._snapshot = self._encode_state()
                 self._checkpoint()

@@ -81,6 +81,8 @@ class Confirmer:
         self.ended = ended
         self.metrics = metrics
         self.limit_s = HANG_FACTOR * item_timeout
+        #: Longest a job that ends waits for the replays still running (one item's limit, and start-up).
+        self.drain_s = self.limit_s + 60.0
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="confirm")  # one replay at a time
         self._pool: ProcessPool | None = None
         self._pending: list[tuple[Claim, asyncio.Future[Any]]] = []
@@ -96,7 +98,12 @@ class Confirmer:
     def _run(self, claim: Claim) -> Results:
         if self._pool is None:  # spawned, not forked: this process runs gRPC's threads
             self._pool = ProcessPool(1, _replay, _init, (self.spec, os.getpid()), start="spawn")
-        result: Results = self._pool.map([(claim, self.limit_s)])[0]
+        try:
+            result: Results = self._pool.map([(claim, self.limit_s)])[0]
+        except BaseException:
+            self._pool.close()  # a process that failed or died is not trusted with the next claim
+            self._pool = None
+            raise
         return result
 
     def settle(self, algo: ESENAS) -> bool:
@@ -107,11 +114,15 @@ class Confirmer:
             changed |= self._adopt(algo, claim, fut.exception() or fut.result())
         return changed
 
-    async def drain(self, algo: ESENAS) -> bool:
-        """Wait for every replay still running, then :meth:`settle`."""
+    async def wait(self, timeout: float | None = None) -> None:
+        """Until every replay still running has ended, or ``timeout``; the claims of those that
+        have not are dropped (logged): a best nobody confirmed is not adopted."""
         if self._pending:
-            await asyncio.wait([f for _, f in self._pending])
-        return self.settle(algo)
+            await asyncio.wait([f for _, f in self._pending], timeout=timeout)
+        late = [claim for claim, fut in self._pending if not fut.done()]
+        if late:
+            self._pending = [(c, f) for c, f in self._pending if f.done()]
+            log.warning("%d claimed best(s) dropped: the replay did not end within %.3g s", len(late), timeout or 0)
 
     def _adopt(self, algo: ESENAS, claim: Claim, replayed: Results | BaseException) -> bool:
         if isinstance(replayed, BaseException):

@@ -8,10 +8,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from esenas import checkpoint
 from esenas.algorithm import ESENAS
 from esenas.best import Claim
 from esenas.results import KIND_PAIR, Results
@@ -19,6 +22,8 @@ from esenas.rollout import Evaluator, env_dims
 from esenas.spec import load_job
 from esenas_aggregator.confirm import Confirmer, replay
 from esenas_aggregator.metrics import Metrics
+
+from tests.unit.esenas_aggregator.test_guard import _aggregator, _drive
 
 #: (environment, policy, es): exact evals on one fixed topology; a chromatic policy whose best comes
 #: from one pair's rollout, with Hopper's survival bonus shifted out of the pairs' rewards.
@@ -105,7 +110,8 @@ def test_the_replay_process_confirms_an_honest_claim_and_calls_back() -> None:
         try:
             confirmer.submit(claim)
             assert algo.best is None  # submit does not wait
-            return await confirmer.drain(algo)
+            await confirmer.wait()
+            return confirmer.settle(algo)
         finally:
             confirmer.close()
 
@@ -122,3 +128,45 @@ def test_a_trusting_tell_adopts_at_once_as_the_in_process_trainer_does() -> None
     n = len(plan.items)
     algo.tell(Results(plan.items["index"], np.full(n, 5.0), np.where(plan.items["kind"] == KIND_PAIR, 1.0, np.nan), np.full(n, 10, np.uint32)))
     assert algo.claim is None and algo.best_reward == 5.0
+
+
+def test_a_replay_that_does_not_end_in_time_drops_its_claim(caplog: pytest.LogCaptureFixture) -> None:
+    algo, claim, _ = _claim("exact-evals")
+    confirmer = Confirmer(algo.spec, Metrics("j", "ns"), 10.0)
+    confirmer._run = lambda claim: time.sleep(1.0)  # type: ignore[method-assign]  # a replay stuck in the task
+
+    async def go() -> bool:
+        confirmer.submit(claim)
+        with caplog.at_level(logging.WARNING):
+            await confirmer.wait(0.05)
+        return confirmer.settle(algo)
+
+    try:
+        assert not asyncio.run(go())
+    finally:
+        confirmer.close()
+    assert algo.best is None and algo.best_reward == -np.inf
+    assert "1 claimed best(s) dropped: the replay did not end within 0.05 s" in caplog.text
+
+
+def test_an_adopted_best_reaches_the_snapshot_that_checkpoints_and_stops_write(tmp_path: Path) -> None:
+    """The aggregator's loop: each iteration's claim is replayed while the next runs, and a best
+    adopted between iterations is in the snapshot that a checkpoint or a SIGTERM stop writes."""
+    agg = _aggregator(tmp_path)
+
+    async def go() -> None:
+        seen = await _drive(agg, [False, False])
+        assert seen == [0, 1]
+        await agg.confirm.wait(60)
+        agg._settle()
+
+    try:
+        asyncio.run(go())
+    finally:
+        agg.confirm.close()
+    assert agg.algo.best is not None  # made-up rewards of 1: the replays corrected them, to at most 1
+    assert agg.algo.best_reward <= 1.0
+    saved = checkpoint.decode(agg._snapshot)["algo"]
+    assert saved["best_reward"] == agg.algo.best_reward and saved["best"] == agg.algo.best
+    counts = {o: agg.metrics.best_claims[o]._value.get() for o in ("confirmed", "corrected", "unchecked")}
+    assert counts["unchecked"] == 0 and counts["confirmed"] + counts["corrected"] >= 1
