@@ -3,9 +3,9 @@
 One asyncio loop runs the training loop, the grpc.aio server and the aiohttp endpoints. Each
 iteration: ``ask`` -> publish items and parameters -> wait until every item is in (stragglers are
 re-issued by the queue), or under ``es.minPairsFraction`` < 1 until enough pairs are (``straggler``)
--> ``tell`` -> metrics -> checkpoint every K iterations. A new best is adopted once the
-aggregator's own replay of it ends (``confirm``). SIGTERM/SIGINT write a checkpoint of the
-last completed iteration and stop. Rollouts that fail or exceed the bounds for two workers fail the job (bounds.ItemWatch).
+-> ``tell`` -> metrics -> checkpoint every K iterations. A new best is adopted once the aggregator's own replay
+of it ends (``confirm``). SIGTERM/SIGINT write a checkpoint of the last completed iteration and stop.
+Rollouts that fail or exceed the bounds for two workers fail the job (bounds.ItemWatch).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from esenas_api.v1 import aggregator_pb2 as pb
 
 from esenas_aggregator import documents, guard, http
 from esenas_aggregator.bounds import ResultBounds
-from esenas_aggregator.confirm import Confirmer
+from esenas_aggregator.confirm import Confirmer, with_best
 from esenas_aggregator.follow import FleetFollower
 from esenas_aggregator.listen import listen
 from esenas_aggregator.metrics import Metrics
@@ -65,8 +65,7 @@ class AggregatorConfig:
     #: Exit once the job is done and the workers had ``linger_seconds`` to hear it (local mode).
     exit_when_done: bool = False
     linger_seconds: float = 3.0
-    #: The job file (a mounted ConfigMap in a pod); re-read at iteration boundaries for the live
-    #: fields of esenas.edits: stopping, checkpoint interval, and a scaled fleet's population.
+    #: The job file (a mounted ConfigMap in a pod), re-read at iteration boundaries (esenas.edits).
     job_file: Path | None = None
     #: (certificate, key) PEM bytes: serve gRPC over TLS. None: plaintext (logged as a warning).
     tls: tuple[bytes, bytes] | None = None
@@ -161,9 +160,11 @@ class Aggregator:
         """Adopt the new bests whose replay has ended (see :mod:`confirm`), into the snapshot too."""
         if self.confirm.settle(self.algo):
             self._update_gauges()
-            state = checkpoint.decode(self._snapshot)
-            state["algo"].update(best_reward=float(self.algo.best_reward), best=self.algo.best)
-            self._snapshot = checkpoint.encode(state)
+            self._snapshot = with_best(self._snapshot, self.algo)
+
+    async def _replayed(self, timeout: float | None = None) -> None:  # the replays still running, then adopt
+        await self.confirm.wait(self.confirm.drain_s if timeout is None else timeout)
+        self._settle()
 
     def _checkpoint(self) -> None:
         path = self.store.save(self.algo.iteration, self._snapshot)
@@ -185,6 +186,7 @@ class Aggregator:
                 self.algo.spec = edited
             finished, why = self.algo.done()
             if finished:
+                await self._replayed()
                 self.phase, self.reason = "Succeeded", why
                 break
             t0 = time.monotonic()
@@ -231,7 +233,9 @@ class Aggregator:
             self.confirm.submit(self.algo.claim)
             self.metrics.iteration_duration.observe(time.monotonic() - t0)
             finished, why = self.algo.done()
-            if finished:
+            if finished:  # the last bests first: nothing may read a done job's result before them
+                await self._replayed()
+                state = self.algo.state_dict()
                 self.phase, self.reason = "Succeeded", why
             self._update_gauges()
             self._snapshot = self._encode_state(state)
@@ -302,8 +306,7 @@ class Aggregator:
                 log.exception("training failed")
                 self.phase, self.reason = "Failed", f"{type(exc).__name__}: {exc}"
                 code = 1
-            await self.confirm.wait(self.confirm.drain_s if self.done else 5.0)  # the last iterations' bests
-            self._settle()
+            await self._replayed(None if self.done else 5.0)  # a failed or stopped job's last bests
             if self.done:
                 self.metrics.job_done.set(1)
                 self._snapshot = self._encode_state()

@@ -19,10 +19,12 @@ import logging
 import math
 import os
 import signal
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final
 
+from esenas import checkpoint
 from esenas.algorithm import ESENAS
 from esenas.best import Claim
 from esenas.hang import HANG_FACTOR
@@ -38,6 +40,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: The replay process's nice value: it runs on what the aggregator's loop and, on a shared machine,
+#: the workers leave (at 0 it slowed the first leases of each iteration: bench/results/scale.md).
+NICE: Final = 19
+#: A replay starts this long after its claim (the end of an iteration): the new iteration's first
+#: leases go out meanwhile (0.2 s for 1,000 workers on 2 cores, scale.md), undisturbed.
+START_DELAY_S: Final = 0.5
 #: Replayed and reported rewards agree within this (relative, and absolute near zero): one build of
 #: the task on one kind of machine reproduces a rollout bit for bit; other CPUs may round otherwise.
 AGREE: Final = 1e-6
@@ -85,19 +93,38 @@ class Confirmer:
         self.drain_s = self.limit_s + 60.0
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="confirm")  # one replay at a time
         self._pool: ProcessPool | None = None
-        self._pending: list[tuple[Claim, asyncio.Future[Any]]] = []
-        self._warned = False
+        self._pending: list[tuple[Claim, asyncio.Future[Any]]] = []  # started, in order
+        self._waiting: Claim | None = None  # the next to start
+        self._warned = self._closed = False
+        self.start_delay_s = START_DELAY_S
 
     def submit(self, claim: Claim | None) -> None:
-        """Start replaying ``claim`` (None: nothing to do)."""
-        if claim is not None:
-            fut = asyncio.get_running_loop().run_in_executor(self._thread, self._run, claim)
-            self._pending.append((claim, fut))
-            fut.add_done_callback(lambda _: self.ended())
+        """Replay ``claim`` (None: nothing to do): now, or once the replay running has ended. Of the
+        claims that wait meanwhile only the highest is kept (the others could only lose to it, unless
+        it is a lie: then the best updates at the next claim instead, and is never wrong)."""
+        if claim is None:
+            return
+        if any(not f.done() for _, f in self._pending):
+            if self._waiting is None or claim.reward >= self._waiting.reward:
+                self._waiting = claim
+            return
+        fut = asyncio.get_running_loop().run_in_executor(self._thread, self._run, claim, self.start_delay_s)
+        self._pending.append((claim, fut))
+        fut.add_done_callback(self._done)
 
-    def _run(self, claim: Claim) -> Results:
-        if self._pool is None:  # spawned, not forked: this process runs gRPC's threads
-            self._pool = ProcessPool(1, _replay, _init, (self.spec, os.getpid()), start="spawn")
+    def _done(self, _: asyncio.Future[Any]) -> None:
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None and not self._closed:
+            delay, self.start_delay_s = self.start_delay_s, 0.0  # it waited already
+            self.submit(waiting)
+            self.start_delay_s = delay
+        self.ended()
+
+    def _run(self, claim: Claim, delay_s: float = 0.0) -> Results:
+        time.sleep(delay_s)  # past the barrier's burst of first leases, which the replay would slow
+        if self._pool is None:  # spawned, not forked: this process runs gRPC's threads; niced, so
+            # that the replay takes what the aggregator's loop leaves (it waits on nobody)
+            self._pool = ProcessPool(1, _replay, _init, (self.spec, os.getpid()), start="spawn", nice=NICE)
         try:
             result: Results = self._pool.map([(claim, self.limit_s)])[0]
         except BaseException:
@@ -117,11 +144,15 @@ class Confirmer:
     async def wait(self, timeout: float | None = None) -> None:
         """Until every replay still running has ended, or ``timeout``; the claims of those that
         have not are dropped (logged): a best nobody confirmed is not adopted."""
-        if self._pending:
-            await asyncio.wait([f for _, f in self._pending], timeout=timeout)
-        late = [claim for claim, fut in self._pending if not fut.done()]
+        end = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        while running := [f for _, f in self._pending if not f.done()]:
+            left = None if end is None else end - asyncio.get_running_loop().time()
+            if left is not None and left <= 0:
+                break
+            await asyncio.wait(running, timeout=left)
+        late = [claim for claim, fut in self._pending if not fut.done()] + ([self._waiting] if self._waiting else [])
         if late:
-            self._pending = [(c, f) for c, f in self._pending if f.done()]
+            self._pending, self._waiting = [(c, f) for c, f in self._pending if f.done()], None
             log.warning("%d claimed best(s) dropped: the replay did not end within %.3g s", len(late), timeout or 0)
 
     def _adopt(self, algo: ESENAS, claim: Claim, replayed: Results | BaseException) -> bool:
@@ -145,6 +176,7 @@ class Confirmer:
         return algo.adopt(claim, min(claim.reward, measured))
 
     def close(self) -> None:
+        self._closed = True
         for _, fut in self._pending:
             fut.cancel()
         self._thread.shutdown(wait=False, cancel_futures=True)
@@ -152,4 +184,12 @@ class Confirmer:
             self._pool.close()
 
 
-__all__ = ["AGREE", "Confirmer", "agrees", "replay"]
+def with_best(snapshot: bytes, algo: ESENAS) -> bytes:
+    """An encoded checkpoint state with ``algo``'s best: an adopted best for the snapshot of the
+    last completed iteration, which checkpoints and a stopped job write."""
+    state = checkpoint.decode(snapshot)
+    state["algo"].update(best_reward=float(algo.best_reward), best=algo.best)
+    return checkpoint.encode(state)
+
+
+__all__ = ["AGREE", "Confirmer", "agrees", "replay", "with_best"]

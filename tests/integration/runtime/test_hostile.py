@@ -214,7 +214,7 @@ def test_a_lying_worker_cannot_set_the_best_or_end_the_job(tmp_path: Path) -> No
     """Within every bound, one worker answers each item of three iterations with 999,999, on a job
     that stops at targetReward 1000. The aggregator replays each claimed best itself
     (esenas_aggregator.confirm) before adopting it: the job runs on, bestReward is what the policy
-    really scores, and each correction is counted and logged."""
+    really scores, and the corrections are counted and logged."""
     job = write_job(tmp_path, **{"stopping.targetReward": 1000})
     agg = start_aggregator(tmp_path, job, exit_when_done=False)
     try:
@@ -227,14 +227,15 @@ def test_a_lying_worker_cannot_set_the_best_or_end_the_job(tmp_path: Path) -> No
                 if len(items := items_of(reply)):
                     assert liar.push(reply, results(items, rp=999_999.0, rn=0.0, steps=1000)).rejected == 0
             corrected = {"esenas_job": "inverted-pendulum", "esenas_namespace": "default", "outcome": "corrected"}
-            while metric(agg.get("/metrics"), "esenas_best_claims_total", **corrected) < 3:
+            # the first claim's replay, then the highest of those that came meanwhile (confirm.Confirmer.submit)
+            while metric(agg.get("/metrics"), "esenas_best_claims_total", **corrected) < 2:
                 assert time.monotonic() < end, agg.text()[-3000:]
                 time.sleep(0.2)
             status = agg.status()
         assert status["phase"] == "Running", status
         assert status["bestReward"] is not None and 0 < status["bestReward"] < 1000, status
         assert metric(agg.get("/metrics"), "esenas_reward_best") == status["bestReward"]
-        assert agg.text().count("was reported at 999999, but replaying its items") >= 3
+        assert agg.text().count("was reported at 999999, but replaying its items") >= 2
         result = agg.get("/result")
         assert result["reward"] == status["bestReward"]
     finally:

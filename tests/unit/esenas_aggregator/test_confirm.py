@@ -133,7 +133,7 @@ def test_a_trusting_tell_adopts_at_once_as_the_in_process_trainer_does() -> None
 def test_a_replay_that_does_not_end_in_time_drops_its_claim(caplog: pytest.LogCaptureFixture) -> None:
     algo, claim, _ = _claim("exact-evals")
     confirmer = Confirmer(algo.spec, Metrics("j", "ns"), 10.0)
-    confirmer._run = lambda claim: time.sleep(1.0)  # type: ignore[method-assign]  # a replay stuck in the task
+    confirmer._run = lambda claim, delay_s=0.0: time.sleep(1.0)  # type: ignore[method-assign]  # a replay stuck in the task
 
     async def go() -> bool:
         confirmer.submit(claim)
@@ -170,3 +170,33 @@ def test_an_adopted_best_reaches_the_snapshot_that_checkpoints_and_stops_write(t
     assert saved["best_reward"] == agg.algo.best_reward and saved["best"] == agg.algo.best
     counts = {o: agg.metrics.best_claims[o]._value.get() for o in ("confirmed", "corrected", "unchecked")}
     assert counts["unchecked"] == 0 and counts["confirmed"] + counts["corrected"] >= 1
+
+
+def test_claims_that_wait_for_a_running_replay_keep_only_the_highest() -> None:
+    algo, claim, aggregator_side = _claim("exact-evals")
+    metrics = Metrics("j", "ns")
+    confirmer = Confirmer(algo.spec, metrics, 10.0)
+    replayed: list[float] = []
+
+    def slow(c: Claim, delay_s: float = 0.0) -> Results:  # the real replay, in this process, slowly
+        time.sleep(0.2)
+        replayed.append(c.reward)
+        return replay(aggregator_side, c)
+
+    confirmer._run = slow  # type: ignore[method-assign]
+    lower = dataclasses.replace(claim, found=dataclasses.replace(claim.found, reward=claim.reward - 1.0))
+    lie = dataclasses.replace(claim, found=dataclasses.replace(claim.found, reward=999_999.0))
+
+    async def go() -> None:
+        for c in (claim, lower, lie):  # the first runs; the lower one waits, then gives way to the lie
+            confirmer.submit(c)
+        await confirmer.wait(30)
+        confirmer.settle(algo)
+
+    try:
+        asyncio.run(go())
+    finally:
+        confirmer.close()
+    assert replayed == [claim.reward, 999_999.0]
+    assert algo.best_reward == claim.reward
+    assert _counts(metrics) == {"confirmed": 1.0, "corrected": 1.0, "unchecked": 0.0}
