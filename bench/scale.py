@@ -357,6 +357,29 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of ``pid`` and its descendants, live or waited for: the aggregator with the
+    process that replays claimed bests (esenas_aggregator.confirm)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    tree, total = {pid}, 0.0
+    for p in sorted(parents):  # descendants have larger pids unless pids wrapped; good enough here
+        if parents[p] in tree:
+            tree.add(p)
+    for p in tree:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+    return total
+
+
 def proc_hwm_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -489,6 +512,7 @@ def run_scale(
             pin(clients[-1].pid, a.pin, "client", a.relays)
         t_start = time.monotonic()
         cpu_marks: dict[int, tuple[float, ...]] = {}
+        replay_marks: dict[int, float] = {}  # CPU-s of the aggregator's replay process (esenas_aggregator.confirm)
         last_it = -1
         import urllib.request
 
@@ -502,7 +526,9 @@ def run_scale(
                 it = last_it
             if it != last_it:
                 relay_broadcast = np.sum([metric_sums(u)[2:] for u in relay_http], axis=0) if relay_http else (0.0, 0.0)
-                cpu_marks[it] = (time.monotonic(), proc_cpu_s(agg.pid), sum(proc_cpu_s(r.pid) for r in relays),
+                own = proc_cpu_s(agg.pid)
+                replay_marks[it] = tree_cpu_s(agg.pid) - own
+                cpu_marks[it] = (time.monotonic(), own + replay_marks[it], sum(proc_cpu_s(r.pid) for r in relays),
                                  *metric_sums(http), *relay_broadcast)
                 last_it = it
                 print(f"  W={w}: iteration {it} at {time.monotonic() - t_start:.1f} s", flush=True)
@@ -530,7 +556,7 @@ def run_scale(
         client_cpu += d.pop("cpu_s")
         for k, v in d.items():
             rec.setdefault(k, []).extend(v)
-    scale = summarise(w, a, rec, cpu_marks, hwm, client_cpu, history)
+    scale = summarise(w, a, rec, cpu_marks, hwm, client_cpu, history, replay_marks)
     scale["relays"] = a.relays
     planned = a.iterations * (2 * a.pairs_per_worker * w + doc["spec"]["es"]["exactEvals"])
     dropped = (planned - int(history.get("episodes", planned))) / 2 / a.iterations
@@ -541,7 +567,7 @@ def run_scale(
 
 def summarise(
     w: int, a: argparse.Namespace, rec: dict[str, list[Any]], cpu_marks: dict[int, tuple[float, ...]],
-    hwm: float, client_cpu: float, summary: dict[str, Any],
+    hwm: float, client_cpu: float, summary: dict[str, Any], replay_marks: dict[int, float] | None = None,
 ) -> dict[str, Any]:
     items = np.array(rec["items"], dtype=np.float64).reshape(-1, 3)  # iteration, start, duration
     k = a.iterations
@@ -622,6 +648,11 @@ def summarise(
         "ideal_s_per_iteration": round(ideal, 3) if ideal is not None else None,
         "aggregator_cpu_s_per_iteration": round(agg_cpu / (last - first), 3),
         "aggregator_cpu_us_per_result": round(1e6 * agg_cpu / max(results, 1), 1),
+        # of which the process replaying claimed bests (here every iteration: the simulated rewards
+        # never replay, so each iteration's best is a new claim, as early in a real job)
+        "aggregator_replay_cpu_s_per_iteration": round(
+            ((replay_marks or {}).get(last, 0.0) - (replay_marks or {}).get(first, 0.0)) / (last - first), 3
+        ),
         # the goal's figure: aggregator cores for 10,000 workers at real speed (slowdown 1), at
         # this cost per result and this task's mean seconds per item (a pair of episodes)
         "aggregator_cores_at_10000_real_speed_workers": round(
