@@ -18,7 +18,6 @@ import asyncio
 import logging
 import math
 import os
-import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,8 +27,7 @@ from esenas import checkpoint
 from esenas.algorithm import ESENAS
 from esenas.best import Claim
 from esenas.hang import HANG_FACTOR
-from esenas.lifetime import die_with_parent
-from esenas.process_pool import ProcessPool, unblock_stop_signals
+from esenas.process_pool import ProcessPool, quiet_child
 from esenas.results import Results
 from esenas.spec import JobSpec
 
@@ -56,10 +54,7 @@ _EVALUATOR: Evaluator | None = None
 def _init(spec: JobSpec, parent: int) -> None:
     """The replay process: SIGINT and SIGTERM as in a rollout process, ends with the aggregator."""
     global _EVALUATOR
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    unblock_stop_signals()
-    die_with_parent(parent=parent)
+    quiet_child(parent)
     from esenas.rollout import Evaluator  # gymnasium: only in the replay process
 
     _EVALUATOR = Evaluator(spec)

@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any, Final, cast
 
+from esenas.lifetime import die_with_parent
+
 #: Signals blocked while forking, until the child's initializer has set its own handlers.
 STOP_SIGNALS: Final = {signal.SIGINT, signal.SIGTERM}
 
@@ -148,4 +150,14 @@ def unblock_stop_signals() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
-__all__ = ["STOP_SIGNALS", "ProcessPool", "WorkerDied", "unblock_stop_signals"]
+def quiet_child(parent: int) -> None:
+    """For a pool initializer: Ctrl-C is the parent's to handle, SIGTERM ends the process quietly
+    (the default action, not a handler copied from the parent), and the process ends with
+    ``parent`` (its PID, taken before the start), even one killed by SIGKILL."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    unblock_stop_signals()
+    die_with_parent(parent=parent)
+
+
+__all__ = ["STOP_SIGNALS", "ProcessPool", "WorkerDied", "quiet_child", "unblock_stop_signals"]

@@ -8,7 +8,6 @@ each worker process builds its environment once and sets new parameters once per
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +17,7 @@ import numpy as np
 from esenas.algorithm import ESENAS, IterationReport, Plan, Results
 from esenas.envload import one_line
 from esenas.hang import HANG_FACTOR
-from esenas.lifetime import die_with_parent
-from esenas.process_pool import ProcessPool, WorkerDied, unblock_stop_signals
+from esenas.process_pool import ProcessPool, WorkerDied, quiet_child
 from esenas.results import KIND_PAIR
 from esenas.rollout import Evaluator, env_dims
 from esenas.spec import JobSpec
@@ -41,10 +39,7 @@ def _init_worker(spec: JobSpec, parent: int) -> None:
     signals blocked, so none lands before this runs.
     """
     global _EVALUATOR
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    unblock_stop_signals()
-    die_with_parent(parent=parent)
+    quiet_child(parent)
     _EVALUATOR = Evaluator(spec)
 
 
