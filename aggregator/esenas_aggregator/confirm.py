@@ -160,6 +160,7 @@ class Confirmer:
         measured = claim.reward_of(replayed)
         if agrees(claim.reward, measured):
             self.metrics.best_claims["confirmed"].inc()
+            log.info("iteration %d's best %.6g confirmed by the aggregator's replay", claim.policy.get("iteration", -1), claim.reward)
             return algo.adopt(claim, claim.reward)
         self.metrics.best_claims["corrected"].inc()
         items = claim.items["index"].tolist()

@@ -88,6 +88,12 @@ def test_example_job_runs_to_succeeded(sim: tuple[SimCluster, OperatorProcess]) 
     table = cluster.kubectl("get", "esj", name).stdout.splitlines()
     columns = dict(zip(table[0].split(), next(line for line in table if line.startswith(name)).split(), strict=False))
     assert columns["PHASE"] == "Succeeded" and float(columns["BEST"]) == status["bestReward"], table
+    # The aggregator replayed each new best in its image (read-only root, user 10001) and the
+    # workers' rollouts repeated bit for bit: none was corrected, none adopted unchecked.
+    agg_logs = [p for p in (cluster.workdir / "run" / "pods").rglob("aggregator.log") if p.parent.name.startswith(f"{name}-")]
+    replays = "".join(p.read_text(errors="replace") for p in agg_logs)
+    assert agg_logs and "could not replay" not in replays and "replaying its items" not in replays, replays[-3000:]
+    assert "confirmed by the aggregator's replay" in replays, replays[-3000:]
 
     # The operator stops the fleet once done: the runner ends every process of the job.
     wait_for(lambda: not job_processes(cluster, name, "worker") and not job_processes(cluster, name, "aggregator"),

@@ -100,7 +100,7 @@ def test_a_replay_that_fails_adopts_the_claim_as_reported_and_warns_once(caplog:
     assert caplog.text.count("could not replay a claimed best") == 1
 
 
-def test_the_replay_process_confirms_an_honest_claim_and_calls_back() -> None:
+def test_the_replay_process_confirms_an_honest_claim_and_calls_back(caplog: pytest.LogCaptureFixture) -> None:
     algo, claim, _ = _claim("exact-evals")
     metrics = Metrics("j", "ns")
     ended: list[int] = []
@@ -115,9 +115,11 @@ def test_the_replay_process_confirms_an_honest_claim_and_calls_back() -> None:
         finally:
             confirmer.close()
 
-    assert asyncio.run(go())
+    with caplog.at_level(logging.INFO):
+        assert asyncio.run(go())
     assert algo.best_reward == claim.reward
     assert ended == [1]
+    assert "iteration 0's best" in caplog.text and "confirmed by the aggregator's replay" in caplog.text
     assert _counts(metrics) == {"confirmed": 1.0, "corrected": 0.0, "unchecked": 0.0}
 
 
