@@ -78,6 +78,11 @@ def test_the_example_package_pip_installed_in_a_fresh_venv_trains_to_its_stated_
     assert summary["topology"] == "dense" and summary["iterations"] < spec["stopping"]["maxIterations"]
     # it learned: on new episodes it scores far above standing still (-14), near the PD controller (177)
     assert summary["freshEval"]["mean"] >= 100, summary["freshEval"]
+    # Its bests were adopted (bestReward above) after the aggregator's replays, which imported the
+    # package too and repeated the episodes from their seeds: `esenas run` logs the aggregator's
+    # warnings, and neither a failed replay nor a corrected best is among them.
+    log = (out / "logs" / "aggregator.log").read_text()
+    assert "could not replay" not in log and "replaying its items" not in log, log[-3000:]
 
     # The class form with kwargs, from the same installed package and the same job otherwise.
     doc = yaml.safe_load(job.read_text())
