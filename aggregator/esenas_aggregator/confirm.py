@@ -38,9 +38,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The replay process's nice value: it runs on what the aggregator's loop and, on a shared machine,
-#: the workers leave (at 0 it slowed the first leases of each iteration: bench/results/scale.md).
-NICE: Final = 19
+#: The replay process's nice value once started: it runs mostly on what the aggregator's loop and, on
+#: a shared machine, the workers leave (at 0 it slowed the first leases of each iteration,
+#: bench/results/scale.md), yet still gets ~10% of a core that they keep busy (CFS weight 110 against
+#: 1024; at 19, 15: HalfCheetah's 4 exact evals would take ~13 s beside `esenas run`'s workers).
+NICE: Final = 10
 #: A replay starts this long after its claim (the end of an iteration): the new iteration's first
 #: leases go out meanwhile (0.2 s for 1,000 workers on 2 cores, scale.md), undisturbed.
 START_DELAY_S: Final = 0.5
@@ -58,6 +60,7 @@ def _init(spec: JobSpec, parent: int) -> None:
     from esenas.rollout import Evaluator  # gymnasium: only in the replay process
 
     _EVALUATOR = Evaluator(spec)
+    os.nice(NICE)  # only now: it starts up at full speed, once
 
 
 def replay(evaluator: Evaluator, claim: Claim, limit_s: float | None = None) -> Results:
@@ -103,23 +106,23 @@ class Confirmer:
             if self._waiting is None or claim.reward >= self._waiting.reward:
                 self._waiting = claim
             return
-        fut = asyncio.get_running_loop().run_in_executor(self._thread, self._run, claim, self.start_delay_s)
+        self._start(claim, self.start_delay_s)
+
+    def _start(self, claim: Claim, delay_s: float) -> None:
+        fut = asyncio.get_running_loop().run_in_executor(self._thread, self._run, claim, delay_s)
         self._pending.append((claim, fut))
         fut.add_done_callback(self._done)
 
     def _done(self, _: asyncio.Future[Any]) -> None:
         waiting, self._waiting = self._waiting, None
         if waiting is not None and not self._closed:
-            delay, self.start_delay_s = self.start_delay_s, 0.0  # it waited already
-            self.submit(waiting)
-            self.start_delay_s = delay
+            self._start(waiting, 0.0)  # it has waited already
         self.ended()
 
     def _run(self, claim: Claim, delay_s: float = 0.0) -> Results:
         time.sleep(delay_s)  # past the barrier's burst of first leases, which the replay would slow
-        if self._pool is None:  # spawned, not forked: this process runs gRPC's threads; niced, so
-            # that the replay takes what the aggregator's loop leaves (it waits on nobody)
-            self._pool = ProcessPool(1, _replay, _init, (self.spec, os.getpid()), start="spawn", nice=NICE)
+        if self._pool is None:  # spawned, not forked: this process runs gRPC's threads
+            self._pool = ProcessPool(1, _replay, _init, (self.spec, os.getpid()), start="spawn")
         try:
             result: Results = self._pool.map([(claim, self.limit_s)])[0]
         except BaseException:

@@ -12,7 +12,6 @@ error naming it and its exit, not a hang.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import signal
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -46,16 +45,14 @@ def _serve(conn: Connection, func: Callable[[Any], Any], init: Callable[..., Non
 
 class ProcessPool:
     """``n`` forked processes running ``func`` on tasks; ``init(*init_args)`` runs first in each.
-    ``start="spawn"`` starts fresh interpreters instead, for a parent with threads (a gRPC server);
-    ``nice`` lowers their priority by that much.
+    ``start="spawn"`` starts fresh interpreters instead, for a parent with threads (a gRPC server).
 
     Forks with SIGINT and SIGTERM blocked (``init`` unblocks them once it has set its handlers),
     so no signal lands in a child that still has the parent's handlers.
     """
 
     def __init__(
-        self, n: int, func: Callable[[Any], Any], init: Callable[..., None], init_args: tuple[Any, ...] = (), start: str = "fork",
-        nice: int = 0,
+        self, n: int, func: Callable[[Any], Any], init: Callable[..., None], init_args: tuple[Any, ...] = (), start: str = "fork"
     ) -> None:
         ctx: Any = mp.get_context(start)
         self.procs: list[Any] = []
@@ -66,8 +63,6 @@ class ProcessPool:
                 ours, theirs = ctx.Pipe()
                 proc = ctx.Process(target=_serve, args=(theirs, func, init, init_args), daemon=True)
                 proc.start()
-                if nice:
-                    os.setpriority(os.PRIO_PROCESS, proc.pid, os.getpriority(os.PRIO_PROCESS, proc.pid) + nice)
                 theirs.close()
                 self.procs.append(proc)
                 self.conns.append(ours)
