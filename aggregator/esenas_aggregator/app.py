@@ -179,7 +179,6 @@ class Aggregator:
     async def _train(self) -> None:
         rt = self.runtime
         while not self.done and not self._stop.is_set():
-            self._settle()  # bests whose replay ended: a targetReward is checked now
             # Live spec edits (esenas.edits) first, so that new stopping rules are checked now.
             edited = self.fleet.poll(self.algo.spec, self.algo.iteration)
             if edited is not None:
