@@ -164,8 +164,12 @@ class Worker:
         signal.signal(signal.SIGINT, self._on_signal)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        """Stop; inside a blocking wait, leave it at once, but only once: a second signal (the
+        parent's death signal after a SIGTERM) raised inside the channel's close left gRPC
+        waiting on a lock for good (test_sigkill_takes_the_children_down, once in CI)."""
         self._stop = True
         if self._interruptible:
+            self._interruptible = False
             raise _Stop
 
     def _sleep(self, seconds: float) -> None:
