@@ -3,7 +3,8 @@
 ``environment.id`` takes three forms (``esenas.spec.GYM_PATTERN``):
 
 - ``HalfCheetah-v5`` (or ``namespace/Name-vN``): an id already in Gymnasium's registry;
-- ``module:Class``: ``Class(**kwargs)`` from an importable module, wrapped in a TimeLimit;
+- ``module:Class``: ``Class(**kwargs)`` from an importable module, wrapped in a TimeLimit (``Class``
+  must subclass ``gymnasium.Env``: nothing else is called);
 - ``module:Name-vN``: the module is imported so that it registers its ids, then
   ``gymnasium.make("module:Name-vN", **kwargs)``, as Gymnasium itself supports.
 
@@ -150,6 +151,12 @@ def make_env(env: EnvironmentSpec) -> Any:
                 cls = getattr(module, ref.name)
             except AttributeError as exc:
                 raise _fail(ref, f"module {ref.module} has no class {ref.name}", exc) from exc
+            if not (isinstance(cls, type) and issubclass(cls, gymnasium.Env)):
+                # never call what is not an environment class: ``os:system`` with kwargs would run
+                # a command wherever the job is checked (the aggregator, ``esenas run``)
+                got = f"the class {cls.__qualname__}" if isinstance(cls, type) else f"a {type(cls).__name__}"
+                raise EnvironmentUnavailable(FieldError(FIELD, f"environment {ref.describe()}: {ref.module}.{ref.name} must be a "
+                                                               f"gymnasium.Env subclass, got {got}"))
             try:
                 instance = cls(**kwargs)
             except Exception as exc:

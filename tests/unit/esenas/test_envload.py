@@ -48,6 +48,15 @@ class Spaceless(gymnasium.Env):
     action_space = "Box(-1, 1)"
 
 
+class NotAnEnv:
+    observation_space = gymnasium.spaces.Box(-1.0, 1.0, (3,))
+    action_space = gymnasium.spaces.Box(-1.0, 1.0, (1,))
+
+
+def make_line(path="/dev/null"):
+    raise AssertionError("a function named as the environment must never be called")
+
+
 register(id="Line-v0", entry_point=Line)
 register(id="acme/Line-v1", entry_point=Line, kwargs={"size": 5})
 register(id="ShortLine-v0", entry_point=Line, max_episode_steps=4)
@@ -166,6 +175,17 @@ def test_an_environment_without_gymnasium_spaces_is_one_line(user_module: str) -
     assert str(info.value) == (
         f"spec.environment.id: environment '{user_module}:Spaceless' (module {user_module}, class Spaceless): its "
         "action_space must be a gymnasium.spaces.Space, got a str")
+
+
+@pytest.mark.parametrize(("name", "got"), [("NotAnEnv", "the class NotAnEnv"), ("make_line", "a function"), ("np", "a module")])
+def test_only_a_gymnasium_env_class_is_built(user_module: str, name: str, got: str) -> None:
+    """``module:Class`` calls only a ``gymnasium.Env`` subclass: ``os:system`` with kwargs would
+    otherwise run a command wherever the job is checked (the aggregator, ``esenas run``)."""
+    with pytest.raises(EnvironmentUnavailable) as info:
+        make_env(EnvironmentSpec(f"{user_module}:{name}", kwargs={"path": "/tmp/x"}))
+    assert str(info.value) == (
+        f"spec.environment.id: environment '{user_module}:{name}' (module {user_module}, class {name}): "
+        f"{user_module}.{name} must be a gymnasium.Env subclass, got {got}")
 
 
 def test_an_environment_that_builds_but_fails_when_stepped_is_reported_before_anything_runs(user_module: str) -> None:
