@@ -18,6 +18,7 @@ import copy
 import dataclasses
 import functools
 import json
+import math
 import re
 import typing
 from collections.abc import Mapping
@@ -74,7 +75,20 @@ def _size_errors(spec: Mapping[str, Any], path: str) -> list[FieldError]:
             errors.append(FieldError(f"{path}.environment.kwargs", f"is {size} bytes as JSON; must be at most {MAX_KWARGS_BYTES} ({MAX_KWARGS_BYTES // 1024} KiB)"))
         if isinstance(kwargs, Mapping):
             errors += [FieldError(f"{path}.environment.kwargs.{key}", why) for key, why in RESERVED_KWARGS.items() if key in kwargs]
+        errors += [FieldError(f"{path}.environment.kwargs{at}", f"must be finite (JSON, and so the API server, has no NaN or "
+                                                                 f"infinity), got {bad!r}") for at, bad in _non_finite(kwargs)]
     return errors
+
+
+def _non_finite(value: Any, at: str = "") -> list[tuple[str, float]]:
+    """(path, value) of every NaN or infinity in ``value``, a YAML tree (``.nan`` reads as one)."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [(at, value)]
+    if isinstance(value, Mapping):
+        return [hit for k, v in value.items() for hit in _non_finite(v, f"{at}.{k}")]
+    if isinstance(value, list):
+        return [hit for i, v in enumerate(value) for hit in _non_finite(v, f"{at}[{i}]")]
+    return []
 
 
 #: kwargs that gymnasium.make takes for itself, not the task's: set elsewhere, or never.

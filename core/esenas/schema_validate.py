@@ -17,8 +17,9 @@ from __future__ import annotations
 import copy
 import math
 import re
+import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from esenas.schema_model import FieldError, Schema
 
@@ -84,6 +85,10 @@ _EXPECTED = {
 }
 
 
+#: The range of a JSON integer as the API server decodes it.
+_INT64: Final = (-(2**63), 2**63 - 1)
+
+
 def _type_ok(value: Any, typ: str) -> bool:
     if typ == "integer":
         return isinstance(value, int) and not isinstance(value, bool)
@@ -144,6 +149,16 @@ def _bounds(value: float, schema: Schema, path: str, errors: list[FieldError]) -
     if isinstance(value, float) and not math.isfinite(value):
         errors.append(FieldError(path, f"must be finite, got {value!r}"))
         return
+    if isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
+        # as the API server decodes JSON: an integer past int64 is a float64, and one past
+        # float64's range (a 400-digit number) is refused; Python would fail later, converting it
+        digits = f"a {len(str(abs(value)))}-digit number"
+        if schema.get("type") == "integer":
+            errors.append(FieldError(path, f"must be a 64-bit integer (at most {_INT64[1]}), got {digits}"))
+            return
+        if abs(value) > sys.float_info.max:
+            errors.append(FieldError(path, f"must be finite, got {digits}"))
+            return
     lo, hi = schema.get("minimum"), schema.get("maximum")
     if lo is not None and schema.get("exclusiveMinimum") and value <= lo:
         errors.append(FieldError(path, f"must be > {lo}, got {value}"))

@@ -21,12 +21,15 @@ and the reason (``spec.environment.id``), before anything runs.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from esenas.schema_model import FieldError
 from esenas.spec import SpecError, unsupported_actions
+from esenas.spec_checks import MAX_ACT_DIM, MAX_OBS_DIM
 
 
 def _decoder(space: Any) -> tuple[Any, Any, str] | None:
@@ -63,6 +66,33 @@ def _decoder(space: Any) -> tuple[Any, Any, str] | None:
     raise TypeError(str(space))
 
 
+def _size_problem(action_space: Any, obs_space: Any, flat_obs: bool) -> str | None:
+    """Why the policy's flat output or input would be empty or too big, or None; decided from the
+    spaces' sizes before anything of that size is allocated (a Discrete(10**10) observation
+    one-hot, or the bounds of 10**8 action scores)."""
+    from gymnasium import spaces
+
+    act = action_space
+    if isinstance(act, spaces.Discrete):
+        n_act: int | None = int(act.n)
+    elif isinstance(act, spaces.MultiDiscrete):
+        n_act = int(sum(int(n) for n in np.ravel(act.nvec)))
+    elif isinstance(act, spaces.Box | spaces.MultiBinary):
+        n_act = math.prod(int(n) for n in act.shape)
+    else:
+        n_act = None  # refused by _decoder, with the reason
+    if n_act is not None and not 1 <= n_act <= MAX_ACT_DIM:
+        return f"has an action space of {n_act:,} numbers ({act}): at least 1 and at most {MAX_ACT_DIM:,} are supported"
+    if not flat_obs:
+        try:
+            n_obs = int(spaces.flatdim(obs_space))
+        except (ValueError, TypeError, NotImplementedError) as exc:
+            return f"has an observation space that cannot be flattened to a vector ({obs_space}): {exc}"
+        if n_obs > MAX_OBS_DIM:
+            return f"has an observation space of {n_obs:,} numbers once flattened ({obs_space}): at most {MAX_OBS_DIM:,} are supported"
+    return None
+
+
 def _scores(n: int) -> Any:
     """n unbounded scores: nothing clips them (esenas.rollout.action_bounds)."""
     from gymnasium import spaces
@@ -76,13 +106,17 @@ def adapt(env: Any, env_id: str) -> Any:
     from gymnasium import spaces
     from gymnasium.wrappers import FlattenObservation
 
+    obs_space = env.observation_space
+    flat_obs = isinstance(obs_space, spaces.Box) and len(obs_space.shape) == 1
+    if (problem := _size_problem(env.action_space, obs_space, flat_obs)) is not None:
+        env.close()
+        raise SpecError([FieldError("spec.environment.id", f"{env_id!r} {problem}")])
     try:
         decode = _decoder(env.action_space)
     except TypeError as exc:
         env.close()
         raise SpecError([unsupported_actions(env_id, str(exc))]) from None
-    obs_space = env.observation_space
-    if not (isinstance(obs_space, spaces.Box) and len(obs_space.shape) == 1):
+    if not flat_obs:
         env = FlattenObservation(env)
     if decode is None:
         return env

@@ -15,6 +15,15 @@ if TYPE_CHECKING:
 #: Most observation dimensions a job may have: the aggregator sizes its largest accepted request
 #: (a batch's observation statistics, 16 bytes a dimension) for this many.
 MAX_OBS_DIM: Final = 16_000
+#: Most numbers a policy may emit (one score per action of a Discrete task): a Discrete(10**8)
+#: would otherwise allocate its bounds before any check could refuse it (esenas.spaces).
+MAX_ACT_DIM: Final = 16_000
+#: Most weights a network may have: the controller keeps a decision per weight and every worker
+#: builds them all (a [4096, 4096] MLP, 17M weights, passed every check and then overflowed
+#: gRPC's 64 MiB message; 16 layers of 4096 exhausted memory).
+MAX_WEIGHTS: Final = 2_000_000
+#: Most numbers in the ES step's perturbation rows, pairs x trainable parameters (float64: 2 GiB).
+MAX_STEP_NUMBERS: Final = 1 << 28
 
 
 def check_dimensions(spec: JobSpec, obs_dim: int, act_dim: int) -> list[FieldError]:
@@ -30,6 +39,7 @@ def check_dimensions(spec: JobSpec, obs_dim: int, act_dim: int) -> list[FieldErr
     layers = [obs_dim, *spec.policy.hidden_layers, act_dim]
     weights = sum(a * b for a, b in itertools.pairwise(layers))
     p = spec.policy
+    errors += _size_errors(spec, obs_dim, act_dim, layers)
     if p.topology == "partition" and p.partitions is not None and p.partitions > weights:
         errors.append(
             FieldError(
@@ -51,6 +61,25 @@ def check_dimensions(spec: JobSpec, obs_dim: int, act_dim: int) -> list[FieldErr
                 FieldError("spec.policy.edges", f"must be <= the number of {what} ({limit}) of a {layers} network, got {p.edges}")
             )
     return errors
+
+
+def _size_errors(spec: JobSpec, obs_dim: int, act_dim: int, layers: list[int]) -> list[FieldError]:
+    """A network too big to search or to step: too many weights, or pairs x parameters."""
+    from esenas.network import Architecture  # esenas.network imports the spec
+
+    arch = Architecture(spec.policy, obs_dim, act_dim)
+    if arch.candidate_weights > MAX_WEIGHTS:
+        field = "spec.policy.hiddenLayers" if spec.policy.hidden_layers else "spec.environment.id"
+        return [FieldError(field, f"a {layers} network has {arch.candidate_weights:,} weights: at most {MAX_WEIGHTS:,} are "
+                                  "supported (the controller decides each, every worker builds them all)")]
+    pairs = spec.es.perturbations
+    if pairs * arch.num_params > MAX_STEP_NUMBERS:
+        field = "spec.es.perturbations" if spec.es.perturbations_per_worker is None else "spec.es.perturbationsPerWorker"
+        return [FieldError(field, f"{pairs:,} pairs of a policy with {arch.num_params:,} trainable parameters "
+                                                     f"need {pairs * arch.num_params * 8 / 2**30:.1f} GiB for the ES step's perturbations: "
+                                                     f"at most {MAX_STEP_NUMBERS * 8 / 2**30:.0f} GiB (pairs x parameters <= {MAX_STEP_NUMBERS:,}); "
+                                                     "fewer pairs or a more compact policy")]
+    return []
 
 
 def unsupported_actions(env_id: str, space: str) -> FieldError:
