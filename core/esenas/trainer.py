@@ -118,7 +118,24 @@ class Trainer:
             raise RolloutFailed(f"environment {self.spec.environment.id!r}: the environment returned a non-finite return")
         if not (np.isfinite(results.obs_sum).all() and np.isfinite(results.obs_sumsq).all()):
             raise RolloutFailed(f"environment {self.spec.environment.id!r}: the environment returned a non-finite observation")
+        self._within_bounds(plan, results)
         return self.algo.tell(results)
+
+    def _within_bounds(self, plan: Plan, results: Results) -> None:
+        """Fail as the fleet's aggregator does (RewardOutOfBounds) when a return is beyond
+        ``environment.maxAbsReward`` (plus |rewardShift| per step): the same job must end the same
+        way in-process as with workers."""
+        env, shift = self.spec.environment, abs(self.spec.es.reward_shift)
+        pair = plan.items["kind"][results.index] == KIND_PAIR
+        limit = env.max_abs_reward + shift * results.steps.astype(np.float64)
+        worst = np.maximum(np.abs(results.reward_pos), np.where(pair, np.abs(results.reward_neg), 0.0))
+        if (over := np.flatnonzero(worst > limit)).size:
+            k = int(over[0])
+            raise RolloutFailed(
+                f"RewardOutOfBounds: spec.environment.maxAbsReward: item {int(results.index[k])} of iteration {plan.iteration} "
+                f"returned {float(worst[k]):.4g}, beyond {env.max_abs_reward:g} (plus |es.rewardShift| per step): this task's own "
+                "returns exceed it. Raise spec.environment.maxAbsReward above the task's largest return, or bound the returns "
+                "(policy.clipActions true, where a control cost on raw actions is what grows)")
 
     def run(self, on_report: Callable[[IterationReport], bool | None] | None = None) -> tuple[ESENAS, str]:
         """Iterate until a stopping rule fires, ``on_report`` returns True, or Ctrl-C.

@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium
+import numpy as np
 import pytest
 from esenas.spaces import adapt
 from esenas.spec import SpecError, check_dimensions, parse_spec
 from esenas.spec_checks import MAX_ACT_DIM, MAX_OBS_DIM, MAX_WEIGHTS
+from esenas.trainer import RolloutFailed, Trainer
 
 BASE: dict[str, Any] = {"environment": {"id": "HalfCheetah-v5"}}
 
@@ -80,3 +82,21 @@ def test_spaces_too_big_or_empty_are_refused_before_they_are_allocated(obs: Any,
         adapt(_Spaces(obs, act), "mine:Env")
     assert str(info.value).startswith("spec.environment.id: 'mine:Env' ") and says in str(info.value)
     assert adapt(_Spaces(gymnasium.spaces.Discrete(16), gymnasium.spaces.Discrete(3)), "mine:Env").action_space.shape == (3,)
+
+
+def test_the_in_process_trainer_refuses_returns_past_max_abs_reward_as_the_aggregator_does() -> None:
+    """``esenas run --in-process`` trained to success where the same job on workers failed with
+    RewardOutOfBounds: CartPole returns up to 500 per episode, beyond a maxAbsReward of 5."""
+    spec = parse_spec({"environment": {"id": "CartPole-v1", "maxAbsReward": 5},
+                       "es": {"perturbations": 2, "exactEvals": 0}, "stopping": {"maxIterations": 1}})
+    trainer = Trainer(spec, workers=1)
+    try:
+        with pytest.raises(RolloutFailed, match=r"^RewardOutOfBounds: spec\.environment\.maxAbsReward: item \d+ of iteration 0 returned "):
+            trainer.step()
+    finally:
+        trainer.close()
+    ok = Trainer(parse_spec({"environment": {"id": "CartPole-v1"}, "es": {"perturbations": 2, "exactEvals": 0}}), workers=1)
+    try:
+        assert np.isfinite(ok.step().reward_mean)
+    finally:
+        ok.close()
