@@ -5,7 +5,8 @@ iteration: ``ask`` -> publish items and parameters -> wait until every item is i
 re-issued by the queue), or under ``es.minPairsFraction`` < 1 until enough pairs are (``straggler``)
 -> ``tell`` -> metrics -> checkpoint every K iterations. A new best is adopted once the aggregator's own replay
 of it ends (``confirm``). SIGTERM/SIGINT write a checkpoint of the last completed iteration and stop.
-Rollouts that fail or exceed the bounds for two workers fail the job (bounds.ItemWatch).
+Rollouts that fail or exceed the bounds for two workers fail the job (bounds.ItemWatch) if the
+aggregator's own replay of the item goes wrong too (``verify``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from esenas_aggregator.metrics import Metrics
 from esenas_aggregator.runtime import Runtime
 from esenas_aggregator.service import AggregatorService, set_serving
 from esenas_aggregator.topologies import IterationTopologies
+from esenas_aggregator.verify import until_closable
 
 log = logging.getLogger(__name__)
 
@@ -207,14 +209,10 @@ class Aggregator:
                 IterationTopologies(plan.topologies, plan.sample_position, sampling),
                 min_pairs_fraction=self.algo.spec.es.min_pairs_fraction,
             )
-            complete = asyncio.ensure_future(rt.wait_closable())
-            stop = asyncio.ensure_future(self._stop.wait())
             prefetch = asyncio.ensure_future(self._prefetch())
-            await asyncio.wait((complete, stop), return_when=asyncio.FIRST_COMPLETED)
-            complete.cancel()
-            stop.cancel()
+            await until_closable(rt, self._stop, self.confirm, plan)
             prefetch.cancel()
-            if rt.job_failure is not None:  # items out of bounds or failing for two workers (bounds.ItemWatch)
+            if rt.job_failure is not None and not self._stop.is_set():  # for two workers and the replay (verify)
                 self.phase, self.reason = "Failed", rt.job_failure
                 break
             if not rt.queue.closable(time.monotonic()):

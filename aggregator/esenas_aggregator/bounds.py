@@ -108,6 +108,11 @@ class ItemWatch:
         self._by_caller: dict[str, set[int]] = {}  # caller -> the items that went wrong for it
         #: Why the job cannot go on, once confirmed (None until then): "Reason: message".
         self.confirmed: str | None = None
+        #: (iteration, item) that :attr:`confirmed` is about, while the aggregator replays it
+        #: (:mod:`verify`): made-up worker ids are free, so two callers' word alone is not enough.
+        self.suspect: tuple[int, int] | None = None
+        self._cleared: set[int] = set()  # items of this iteration whose replay ran fine: reports on them are lies
+        self.lies = 0  #: reports of items the aggregator's replay ran fine
         #: What an iteration is called in the log: a relay's are its rounds.
         self.unit = "iteration"
 
@@ -115,10 +120,10 @@ class ItemWatch:
         """Note that ``index`` went wrong (``kind``) for ``caller`` in ``iteration``; returns which
         are now confirmed, and how many times each went wrong. ``sole``: no other caller is connected."""
         if iteration != self._iteration:
-            self._iteration, self._seen, self._by_caller = iteration, {}, {}
+            self._iteration, self._seen, self._by_caller, self._cleared = iteration, {}, {}, set()
             log.warning(
                 "%s %d: %d item(s) %s for worker %s; they go to other workers first, and if one has the "
-                "same the job fails", self.unit, iteration, len(index), WHAT[kind], caller[:64],
+                "same the job fails", self.unit, iteration, len(index), WHAT[kind], printable(caller[:64]),
             )
         confirmed, times = np.zeros(len(index), dtype=bool), []
         self._by_caller.setdefault(caller, set()).update(index.tolist())
@@ -127,9 +132,17 @@ class ItemWatch:
             if len(callers) < 2:  # two distinct callers are all that is asked for
                 callers.add(caller)
             self._seen[kind, item] = (count + 1, callers)
-            confirmed[k] = len(callers) >= 2 or (sole and count >= 1)
+            confirmed[k] = (len(callers) >= 2 or (sole and count >= 1)) and item not in self._cleared
+            self.lies += item in self._cleared
             times.append(count + 1)
         return confirmed, times
+
+    def dismiss(self) -> None:
+        """The aggregator's replay ran :attr:`suspect` fine: what was confirmed was a lie (or a worker's
+        own fault), never again for that item this iteration."""
+        if self.suspect is not None and self.suspect[0] == self._iteration:
+            self._cleared.add(self.suspect[1])
+        self.confirmed = self.suspect = None
 
     def avoid(self, caller: str, iteration: int) -> npt.NDArray[np.int64] | None:
         """The items of ``iteration`` that went wrong for ``caller``, which its next leases skip so
@@ -144,6 +157,7 @@ class ItemWatch:
         confirmed, times = self.note("bound", iteration, index, caller, sole)
         if confirmed.any() and self.confirmed is None and self.bounds is not None:
             k = int(np.flatnonzero(confirmed)[0])
+            self.suspect = (iteration, int(index[k]))
             returns = [float(records[k]["reward_pos"]), float(records[k]["reward_neg"])]
             worst = max((r for r in returns if np.isfinite(r)), key=abs)
             self.confirmed = (
@@ -160,11 +174,18 @@ class ItemWatch:
         confirmed, times = self.note("failed", iteration, index, caller, sole)
         if confirmed.any() and self.confirmed is None:
             k = int(np.flatnonzero(confirmed)[0])
+            self.suspect = (iteration, int(index[k]))
             self.confirmed = (
                 f"EnvironmentFailed: spec.environment.id: the rollout of item {int(index[k])} of iteration {iteration} failed "
-                f"each of the {times[k]} times it ran, last: {' '.join(failure[:MAX_FAILURE].split()) or 'no reason given'}"
+                f"each of the {times[k]} times it ran, last: {printable(failure[:MAX_FAILURE]) or 'no reason given'}"
             )
         return confirmed
+
+
+def printable(text: str) -> str:
+    """``text`` on one line of printable characters: a worker's words reach the log, the job's
+    status and its Events, where a newline or an ANSI escape would forge or colour lines."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 
 #: How each kind of :class:`ItemWatch` reads in the log.

@@ -21,8 +21,10 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+import numpy as np
 from esenas import checkpoint
 from esenas.algorithm import ESENAS
 from esenas.best import Claim
@@ -30,6 +32,7 @@ from esenas.hang import HANG_FACTOR
 from esenas.process_pool import ProcessPool, quiet_child
 from esenas.results import Results
 from esenas.spec import JobSpec
+from esenas.topology import Topology
 
 from esenas_aggregator.metrics import Metrics
 
@@ -63,13 +66,31 @@ def _init(spec: JobSpec, parent: int) -> None:
     os.nice(NICE)  # only now: it starts up at full speed, once
 
 
-def replay(evaluator: Evaluator, claim: Claim, limit_s: float | None = None) -> Results:
+@dataclass(frozen=True)
+class Rollouts:
+    """Items to roll out again under one topology (their ``topology`` entries 0), as the plan sent
+    them: a claimed best's, or one that workers say went wrong (:mod:`verify`)."""
+
+    items: np.ndarray
+    centre: np.ndarray
+    obs_mean: np.ndarray
+    obs_std: np.ndarray
+    sigma: float
+    topology: Topology
+
+    @classmethod
+    def of(cls, claim: Claim) -> Rollouts:
+        return cls(claim.items, claim.centre, claim.obs_mean, claim.obs_std, claim.sigma, claim.found.topology)
+
+
+def replay(evaluator: Evaluator, claim: Claim | Rollouts, limit_s: float | None = None) -> Results:
     """The claim's items rolled out again, as a worker rolled them out."""
-    evaluator.set_plan(claim.centre, claim.obs_mean, claim.obs_std, claim.sigma, [claim.found.topology])
-    return evaluator.run(claim.items, limit_s)
+    r = claim if isinstance(claim, Rollouts) else Rollouts.of(claim)
+    evaluator.set_plan(r.centre, r.obs_mean, r.obs_std, r.sigma, [r.topology])
+    return evaluator.run(r.items, limit_s)
 
 
-def _replay(task: tuple[Claim, float]) -> Results:
+def _replay(task: tuple[Claim | Rollouts, float]) -> Results:
     assert _EVALUATOR is not None
     return replay(_EVALUATOR, *task)
 
@@ -119,7 +140,14 @@ class Confirmer:
             self._start(waiting, 0.0)  # it has waited already
         self.ended()
 
-    def _run(self, claim: Claim, delay_s: float = 0.0) -> Results:
+    async def rerun(self, rollouts: Rollouts) -> Results | BaseException:
+        """``rollouts`` replayed now, after any replay running; what the replay raised, if it did."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, self._run, rollouts)
+        except Exception as exc:  # the task's own error, a hang (esenas.hang), a replay process that died
+            return exc
+
+    def _run(self, claim: Claim | Rollouts, delay_s: float = 0.0) -> Results:
         time.sleep(delay_s)  # past the barrier's burst of first leases, which the replay would slow
         if self._pool is None:  # spawned, not forked: this process runs gRPC's threads
             self._pool = ProcessPool(1, _replay, _init, (self.spec, os.getpid()), start="spawn")
@@ -191,4 +219,4 @@ def with_best(snapshot: bytes, algo: ESENAS) -> bytes:
     return checkpoint.encode(state)
 
 
-__all__ = ["AGREE", "Confirmer", "agrees", "replay", "with_best"]
+__all__ = ["AGREE", "Confirmer", "Rollouts", "agrees", "replay", "with_best"]

@@ -121,6 +121,14 @@ class Metrics:
             registry=r,
         )
         self.best_claims = {o: claims.labels(*values, o) for o in ("confirmed", "corrected", "unchecked")}
+        checked = Counter(
+            "esenas_failed_items_replayed",
+            "Items that two workers reported failed or out of bounds, replayed by the aggregator before it fails "
+            "the job: confirmed (the replay went wrong too; the job failed) or dismissed (it ran fine: the reports were false).",
+            (*labels, "outcome"),
+            registry=r,
+        )
+        self.failed_items_replayed = {o: checked.labels(*values, o) for o in ("confirmed", "dismissed")}
         rejected = Counter(
             "esenas_results_rejected",
             "Results or requests rejected, by reason; none of them reaches the optimiser.",

@@ -240,3 +240,47 @@ def test_a_lying_worker_cannot_set_the_best_or_end_the_job(tmp_path: Path) -> No
         assert result["reward"] == status["bestReward"]
     finally:
         stop_all(agg)
+
+
+def _report_failed(stub: pb_grpc.AggregatorStub, worker_id: str, reply: pb.ExchangeReply, item: int) -> pb.ExchangeReply:
+    out: pb.ExchangeReply = stub.Exchange(pb.ExchangeRequest(
+        worker_id=worker_id, session=reply.session, iteration=reply.iteration, lease=reply.lease, max_items=0,
+        failed_items=np.array([item], "<u4").tobytes(), failure="boom\nFORGED LOG LINE \x1b[31mred"), metadata=AUTH, timeout=30)
+    return out
+
+
+def test_two_made_up_ids_cannot_fail_the_job_by_reporting_an_item_failed(tmp_path: Path) -> None:
+    """Two callers reporting the same item failed fail the job (bounds.ItemWatch), but ids are a
+    caller's own word: one client reported an item under id A, leased it again under id B and
+    reported it again, and the job failed with EnvironmentFailed. The aggregator now replays the
+    item itself first (esenas_aggregator.verify): it runs fine, so the job goes on, the dismissal
+    is counted and logged, and nothing of the forged failure line reaches the log as written."""
+    job = write_job(tmp_path, **{"es.perturbations": 4, "es.topDirections": 0, "es.exactEvals": 0, "workers.batchSize": 8})
+    agg = start_aggregator(tmp_path, job, exit_when_done=False)
+    try:
+        with grpc.insecure_channel(agg.address) as ch:
+            stub = pb_grpc.AggregatorStub(ch)
+            finish_iteration(agg, stub)  # "honest" is proven and connected: one caller alone confirms nothing
+            first = Client(stub, "made-up\nA \x1b[31m").lease(max_items=64, wait_ms=2000)
+            item = int(items_of(first)["index"][0])
+            _report_failed(stub, "made-up\nA \x1b[31m", first, item)
+            second = Client(stub, "made-up B")
+            for _ in range(20):  # the reported item is re-issued at once: B is soon handed it
+                reply = second.lease(max_items=64, wait_ms=2000)
+                if item in items_of(reply)["index"].tolist():
+                    _report_failed(stub, "made-up B", reply, item)
+                    break
+            else:
+                pytest.fail(f"item {item} was never re-issued\n{agg.text()[-3000:]}")
+            dismissed = {"esenas_job": "inverted-pendulum", "esenas_namespace": "default", "outcome": "dismissed"}
+            end = time.monotonic() + 60
+            while metric(agg.get("/metrics"), "esenas_failed_items_replayed_total", **dismissed) < 1:
+                assert time.monotonic() < end and agg.status()["phase"] == "Running", agg.text()[-3000:]
+                time.sleep(0.2)
+            assert agg.status()["phase"] == "Running", agg.status()
+            finish_iteration(agg, stub)  # training goes on
+        text = agg.text()
+        assert f"item {item} was reported failed by two workers, but the aggregator's replay of it ran fine" in text
+        assert "\x1b" not in text and "\nA " not in text and "FORGED" not in text
+    finally:
+        stop_all(agg)

@@ -74,6 +74,7 @@ def test_returns_beyond_max_abs_reward_fail_the_run_naming_the_field(tmp_path: P
     assert r.returncode == 1, r.stdout + r.stderr
     assert "error: the job failed before its first iteration: RewardOutOfBounds: spec.environment.maxAbsReward" in r.stderr
     assert "beyond 2 " in r.stderr and "Raise spec.environment.maxAbsReward" in r.stderr
+    assert "; the aggregator's own replay of it went wrong too: reward bound (" in r.stderr
     assert not (tmp_path / "run" / "policy.json").exists()  # nothing trained: no result of the initial policy
 
 
@@ -92,6 +93,8 @@ def test_an_environment_that_raises_mid_episode_fails_the_run_with_its_error(tmp
     assert "error: the job failed before its first iteration: EnvironmentFailed: spec.environment.id: the rollout of item" in r.stderr
     assert "environment 'failing_env:Raises': RuntimeError: boom at step 20 (failing_env.py:" in r.stderr
     assert "in step)" in r.stderr
+    # two workers' word, and the aggregator's own replay of the item (esenas_aggregator.verify)
+    assert "; the aggregator's own replay of it went wrong too: RuntimeError: " in r.stderr
     for log in (tmp_path / "run" / "logs").glob("worker-*.log"):
         assert "Traceback" not in log.read_text()  # reported, not a crash
 

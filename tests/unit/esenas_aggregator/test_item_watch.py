@@ -195,3 +195,19 @@ def test_the_only_worker_gets_its_failed_item_back_and_confirms_it_alone() -> No
 
     again, why = asyncio.run(go())
     assert again == [0] and why is not None and "failed each of the 2 times" in why
+
+
+def test_a_dismissed_item_is_never_confirmed_again_that_iteration_and_lines_stay_printable() -> None:
+    """What the aggregator's replay ran fine (esenas_aggregator.verify) was a lie: further reports of
+    that item are counted as lies, not believed; the next iteration starts afresh."""
+    w = ItemWatch(BOUNDS)
+    w.failed(4, np.array([9]), "boom", "a", sole=False)
+    assert w.failed(4, np.array([9]), "boom\n\x1b[31mFORGED", "b", sole=False).all()
+    assert w.suspect == (4, 9) and w.confirmed is not None
+    assert w.confirmed.endswith("last: boom [31mFORGED")  # one line, no escape character
+    w.dismiss()
+    assert w.confirmed is None and w.suspect is None
+    assert not w.failed(4, np.array([9]), "boom", "c", sole=False).any()
+    assert w.lies == 1 and w.confirmed is None
+    w.failed(5, np.array([9]), "boom", "a", sole=False)
+    assert w.failed(5, np.array([9]), "boom", "b", sole=False).all()  # a new iteration: judged again
