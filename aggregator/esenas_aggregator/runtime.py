@@ -330,6 +330,9 @@ class Runtime:
                     self.metrics.speculative.inc(q.speculative - spec_before)
                 if len(items):
                     self.roster.serve(worker_id)
+                    # one open lease per id: a pull of the same id that got items while this one
+                    # waited hands them back now (16 concurrent pulls under one id held 16 leases)
+                    self._requeue(self.leases.abandon(worker_id), q.iteration)
                     index, blob, pairs = self.topologies.payload(items, samples)
                     lease_id = self.leases.issue(worker_id, items["index"], probation, time.monotonic() + q.item_timeout)
                     return Lease(q.iteration, self.version, items.tobytes(), False, 0, index, blob, lease_id, pairs)

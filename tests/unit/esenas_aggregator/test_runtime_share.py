@@ -154,3 +154,23 @@ def test_a_worker_that_died_holding_a_lease_at_the_start_does_not_block_the_othe
 
     first, second = asyncio.run(go())
     assert first == 16 and second >= 1  # the timed-out items are re-issued to the next worker (0 before)
+
+
+def test_concurrent_pulls_under_one_id_hold_one_lease() -> None:
+    """A worker holds one lease at a time; pulling again abandons the previous one. Pulls that wait
+    concurrently under one id each got a lease when items came (16 streams under one proven id held
+    16 leases); now the newest lease hands the older ones' items back at once."""
+    async def go() -> tuple[list[int], bool]:
+        rt = Runtime(Metrics("j", "ns"), item_timeout=60.0, obs_dim=0, max_lease_items=4)
+        await _prove(rt, ["a", "greedy"])
+        waiting = [asyncio.ensure_future(rt.pull(4, 5000, "greedy")) for _ in range(3)]
+        await asyncio.sleep(0.01)  # all three wait for the next iteration
+        rt.start_iteration(1, 1, _items(12), b"params")
+        leases = await asyncio.gather(*waiting)
+        got = [len(lease.items) // wire.WORK_DTYPE.itemsize for lease in leases]
+        open_ids = [lease.lease_id for lease in leases if rt.leases.state(lease.lease_id, "greedy").name == "OPEN"]
+        honest = await rt.pull(4, 0, "a")  # the abandoned items are free for others
+        return got, len(open_ids) == 1 and len(honest.items) > 0
+
+    got, one_open = asyncio.run(go())
+    assert sum(got) >= 8 and one_open
