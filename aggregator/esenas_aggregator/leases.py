@@ -70,6 +70,8 @@ class LeaseBook:
         #: Items in open leases on probation (see the module doc) not yet past their item timeout.
         self.probation_items = 0
         self._probation_due: list[tuple[float, int]] = []  # (timeout, lease id), a heap
+        self._probation_open: dict[int, npt.NDArray[np.int64]] = {}  # open leases on probation: their items
+        self._probation_held: npt.NDArray[np.int64] | None = _EMPTY  # their items together (None: to rebuild)
 
     def reset(self) -> None:
         self._open.clear()
@@ -77,6 +79,8 @@ class LeaseBook:
         self._by_worker.clear()
         self.probation_items = 0
         self._probation_due.clear()
+        self._probation_open.clear()
+        self._probation_held = _EMPTY
 
     def issue(self, worker: str, index: npt.ArrayLike, probation: bool = False, timeout_at: float = math.inf) -> int:
         """A new lease on ``index`` for ``worker``; returns its id (64 random bits, never 0).
@@ -91,7 +95,15 @@ class LeaseBook:
         if probation:
             self.probation_items += len(held.index)
             heapq.heappush(self._probation_due, (timeout_at, lease_id))
+            self._probation_open[lease_id], self._probation_held = held.index, None
         return lease_id
+
+    def probation_held(self) -> npt.NDArray[np.int64]:
+        """The items that open leases on probation hold (some may have results already)."""
+        if self._probation_held is None:
+            v = list(self._probation_open.values())
+            self._probation_held = np.concatenate(v) if v else _EMPTY
+        return self._probation_held
 
     def uncount_timed_out(self, now: float) -> None:
         """Leases on probation past their item timeout stop counting in :attr:`probation_items`:
@@ -120,6 +132,9 @@ class LeaseBook:
         if held is None:
             return _EMPTY
         self._closed.add(lease_id)
+        if held.probation:
+            del self._probation_open[lease_id]
+            self._probation_held = None
         if held.counted:
             self.probation_items -= len(held.index)
         if self._by_worker.get(held.worker) == lease_id:

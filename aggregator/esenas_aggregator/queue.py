@@ -129,10 +129,13 @@ class WorkQueue(TailPolicy, ClosePolicy):
         self._deadline_lb = float(self._deadline[: self._fresh][pending].min())
         return self._deadline_lb
 
-    def lease(self, max_items: int, now: float, avoid: npt.NDArray[np.int64] | None = None) -> npt.NDArray[np.void]:
+    def lease(
+        self, max_items: int, now: float, avoid: npt.NDArray[np.int64] | None = None, hoarded: npt.NDArray[np.int64] | None = None,
+    ) -> npt.NDArray[np.void]:
         """Lease up to ``max_items`` items: never-issued ones first, then expired leases, then
-        one speculative backup copy of an outstanding item (see :meth:`_speculate`); none of
-        ``avoid`` (items that went wrong for this worker, bounds.ItemWatch.avoid)."""
+        one speculative backup copy of an outstanding item (see :meth:`_speculate`), else of one
+        of ``hoarded`` (held by unproven ids only: :meth:`_backup_hoarded`); none of ``avoid``
+        (items that went wrong for this worker, bounds.ItemWatch.avoid)."""
         if max_items <= 0 or self.complete or self.closed:
             return self._items[:0]
         take = np.arange(self._fresh, min(self.size, self._fresh + max_items))
@@ -151,6 +154,8 @@ class WorkQueue(TailPolicy, ClosePolicy):
             take = np.concatenate([take, expired])
             if len(take) == 0:
                 take = self._speculate(now)
+                if len(take) == 0 and hoarded is not None and len(hoarded):
+                    take = self._backup_hoarded(hoarded)
                 if avoid is not None and len(take):
                     take = take[~np.isin(take, avoid)]
         self._leased_once[take] = True

@@ -323,7 +323,8 @@ class Runtime:
                 share = self.fair_share(worker_id)
                 before, spec_before = q.reissued, q.speculative
                 avoid = self.watch.avoid(worker_id, q.iteration) if self.roster.callers > 1 else None
-                items = q.lease(min(max_items, MAX_BATCH_ITEMS, share, room), time.monotonic(), avoid)
+                hoarded = None if probation else self.leases.probation_held()
+                items = q.lease(min(max_items, MAX_BATCH_ITEMS, share, room), time.monotonic(), avoid, hoarded)
                 if q.reissued != before:
                     self.metrics.reissued.inc(q.reissued - before)
                 if q.speculative != spec_before:

@@ -143,6 +143,18 @@ class TailPolicy:
         out = self._outstanding
         return out[~self._done[out]]
 
+    def _backup_hoarded(self, held: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """One copy of an outstanding item that only a lease of an unproven id holds, for a proven
+        worker that would idle: made-up ids hold up to half an iteration (runtime.PROBATION_FRACTION)
+        and answer nothing, and waiting for the abandon rule (4 x the typical item time) cut one
+        honest worker's iterations by 3-5x. A new worker's honest items get a redundant copy at most."""
+        idx = held[held < self.size]
+        idx = idx[~self._done[idx] & (self._copies[idx] < 2)]
+        if not idx.size:
+            return idx
+        self.speculative += 1
+        return np.array([idx[np.argmin(self._leased_at[idx])]], np.int64)
+
     def _speculate(self, now: float) -> npt.NDArray[np.int64]:
         """The iteration's tail: every item is leased and none has expired, so this worker would
         idle at the barrier. Give it a backup copy of one outstanding item (MapReduce's backup

@@ -174,3 +174,27 @@ def test_concurrent_pulls_under_one_id_hold_one_lease() -> None:
 
     got, one_open = asyncio.run(go())
     assert sum(got) >= 8 and one_open
+
+
+def test_a_proven_worker_with_nothing_else_backs_up_what_made_up_ids_hold_at_once() -> None:
+    """Made-up ids may hold half an iteration and answer nothing. Before, the proven workers
+    waited for the abandon rule (4 x the typical item time) to copy those items; disabled here,
+    the iteration never completed. Now a proven worker that would idle gets a copy at once."""
+    async def go() -> tuple[int, bool, float]:
+        metrics = Metrics("j", "ns")
+        rt = Runtime(metrics, item_timeout=60.0, obs_dim=0, max_lease_items=4)
+        await _prove(rt, ["a"])
+        rt.queue.abandon_factor = rt.queue.straggler_factor = math.inf  # no other backup copies
+        rt.start_iteration(1, 1, _items(8), b"params")
+        hoarded = 0
+        for i in range(4):
+            hoarded += len((await rt.pull(4, 0, f"sybil-{i}")).items) // wire.WORK_DTYPE.itemsize
+        for _ in range(12):
+            lease = await rt.pull(4, 0, "a")
+            if lease.items:
+                _answer(rt, lease, "a")
+        copies = metrics.registry.get_sample_value("esenas_items_speculative_total", {"esenas_job": "j", "esenas_namespace": "ns"})
+        return hoarded, rt.queue.complete, copies or 0.0
+
+    hoarded, complete, copies = asyncio.run(go())
+    assert hoarded == 4 and complete and copies == 4
