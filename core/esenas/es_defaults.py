@@ -66,6 +66,8 @@ def _task_ids(names: Iterable[str]) -> str:
 
 
 _ID: Final = _task_ids(SURVIVAL_BONUS)
+#: The ids (Python and CEL) of the tasks whose ``healthy_reward`` the default shift removes.
+SURVIVAL_TASK_ID: Final = _ID
 #: How the CRD reference words the default ("Defaults to 0.0 ...").
 SHIFT_DEFAULT: Final = (
     "except on Hopper, Walker2d and Humanoid (-v4, -v5), where it is the task's survival bonus (healthy_reward: "
@@ -129,7 +131,17 @@ def survival_bonus(env_id: str, kwargs: Mapping[str, Any]) -> float:
     if match is None or kwargs.get("terminate_when_unhealthy", True) is False:
         return 0.0
     bonus = kwargs.get("healthy_reward", SURVIVAL_BONUS[match[1]])
-    return float(bonus) if isinstance(bonus, int | float) and not isinstance(bonus, bool) else SURVIVAL_BONUS[match[1]]
+    return float(bonus) if is_number(bonus) else SURVIVAL_BONUS[match[1]]  # the parser refuses a non-number
+
+
+def is_number(value: Any) -> bool:
+    """A JSON number (CEL's int or double): not a boolean, a string or null."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def is_number_cel(expr: str) -> str:
+    """:func:`is_number` of ``expr`` in CEL, so that ``double(expr)`` cannot fail on a free-form value."""
+    return f"(type({expr}) == int || type({expr}) == double)"
 
 
 def survival_bonus_cel(obj: str) -> str:
@@ -137,7 +149,7 @@ def survival_bonus_cel(obj: str) -> str:
     env, kw = f"{obj}.environment", f"{obj}.environment.kwargs"
     falls = f"!(has({kw}) && 'terminate_when_unhealthy' in {kw} && {kw}.terminate_when_unhealthy == false)"
     task = " : ".join(f"{env}.id.startsWith('{name}-') ? {bonus}" for name, bonus in SURVIVAL_BONUS.items()) + " : 0.0"
-    given = f"has({kw}) && 'healthy_reward' in {kw} ? double({kw}.healthy_reward) : ({task})"
+    given = f"has({kw}) && 'healthy_reward' in {kw} && {is_number_cel(kw + '.healthy_reward')} ? double({kw}.healthy_reward) : ({task})"
     return f"({env}.id.matches('{_ID}') && {falls} ? ({given}) : 0.0)"
 
 

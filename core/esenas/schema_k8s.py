@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Any, Final
 
@@ -36,3 +37,39 @@ def k8s_field(name: str) -> Schema:
     ``nodeSelector``, ``priorityClassName`` or ``storageClassName``."""
     schema: Schema = copy.deepcopy(_vendored()["fields"][name])
     return schema
+
+
+# --------------------------------------------------------------------------- Kubernetes names
+# apimachinery's pkg/util/validation, which the API server applies to object metadata and to
+# the pods the operator creates from the spec.
+
+_DNS1123_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+_DNS1123_SUBDOMAIN: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+_NAME_PART: Final = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]\Z")
+
+
+def is_dns1123_label(value: str, max_length: int = 63) -> bool:
+    """A DNS-1123 label (a namespace's name): lower-case alphanumerics and '-', at most 63."""
+    return len(value) <= max_length and _DNS1123_LABEL.match(value) is not None
+
+
+def is_dns1123_subdomain(value: str) -> bool:
+    """A DNS-1123 subdomain: dot-separated labels, at most 253 characters."""
+    return len(value) <= 253 and _DNS1123_SUBDOMAIN.match(value) is not None
+
+
+def qualified_name_problem(value: str) -> str | None:
+    """Why ``value`` is not a qualified name (``[prefix/]name``: a label or annotation key, an
+    extended resource's name), or None when it is one."""
+    prefix, slash, name = value.rpartition("/")
+    if slash and not is_dns1123_subdomain(prefix):
+        return f"its prefix {prefix!r} must be a DNS-1123 subdomain (such as example.com)"
+    if not 0 < len(name) <= 63 or _NAME_PART.match(name) is None:
+        return ("its name part must be 1-63 characters: alphanumerics, '-', '_' or '.', "
+                "starting and ending with an alphanumeric")
+    return None
+
+
+def is_label_value(value: str) -> bool:
+    """A label's value: empty, or at most 63 characters as a qualified name's name part."""
+    return value == "" or (len(value) <= 63 and _NAME_PART.match(value) is not None)

@@ -19,7 +19,6 @@ import dataclasses
 import functools
 import json
 import math
-import re
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,12 +26,12 @@ from typing import Any, Final
 
 from esenas.es_defaults import MLP_ES_DEFAULTS, clip_actions, survival_bonus, top_directions
 from esenas.safe_yaml import YamlFileError, load_yaml_file
+from esenas.schema_meta import document_errors
 from esenas.schema_model import FieldError, Schema, SpecError, camel, object_schema
+from esenas.schema_quantity import quantity_errors
 from esenas.schema_rules import violations, with_rules
 from esenas.schema_validate import normalize, type_name, validate
 from esenas.spec import (
-    API_VERSION,
-    KIND,
     MAX_KWARGS_BYTES,
     MAX_SPEC_BYTES,
     PATTERN_HINTS,
@@ -41,8 +40,6 @@ from esenas.spec import (
     JobSpec,
 )
 from esenas.topology import RENAMED_KINDS
-
-_DNS1123: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 @functools.cache
@@ -165,6 +162,7 @@ def parse(spec: Any, path: str = "spec") -> JobSpec:
     schema = _schema()
     checked = normalize(spec, schema, path, errors)
     validate(checked, schema, path, errors, PATTERN_HINTS)
+    errors += quantity_errors(checked, JobSpec, errors, path)
     errors += violations(checked, errors, path)
     if errors:
         raise SpecError(errors)
@@ -189,18 +187,10 @@ def load(source: str | Path | Mapping[str, Any]) -> Job:
         doc = docs[0]
     if not isinstance(doc, Mapping):
         raise SpecError([FieldError(where, f"must be an ESENASJob object, got {type_name(doc)}")])
-    errors: list[FieldError] = []
-    if doc.get("apiVersion") != API_VERSION:
-        errors.append(FieldError("apiVersion", f"must be {API_VERSION!r}, got {doc.get('apiVersion')!r}"))
-    if doc.get("kind") != KIND:
-        errors.append(FieldError("kind", f"must be {KIND!r}, got {doc.get('kind')!r}"))
-    meta = doc.get("metadata") or {}
+    errors = document_errors(doc)
+    meta = doc.get("metadata")
     name = meta.get("name") if isinstance(meta, Mapping) else None
-    if not isinstance(name, str) or not _DNS1123.match(name) or len(name) > 52:
-        errors.append(
-            FieldError("metadata.name", f"must be a DNS-1123 label of at most 52 characters, got {name!r}")
-        )
-    namespace = meta.get("namespace", "default") if isinstance(meta, Mapping) else "default"
+    namespace = (meta.get("namespace") if isinstance(meta, Mapping) else None) or "default"
     raw_spec = doc.get("spec")
     try:
         spec = parse(raw_spec)

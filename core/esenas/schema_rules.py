@@ -17,49 +17,20 @@ configuration are not defaulted there, so a check uses the dataclass default, as
 from __future__ import annotations
 
 import copy
-import dataclasses
-from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from esenas.es_defaults import MLP_ES_DEFAULTS
 from esenas.schema_model import FieldError, Schema
+from esenas.schema_rulebase import Rule, Spec
+from esenas.schema_rulebase import fails as _fails
+from esenas.schema_rulebase import group as _grp
+from esenas.schema_rules_limits import LIMIT_RULES
 from esenas.spec import (
     MAX_PERTURBATIONS,
     SEARCHED_TOPOLOGIES,
     ControllerSpec,
     ESSpec,
 )
-
-Spec = Mapping[str, Any]
-#: A check: None when the rule holds, else the placeholders' values (maybe none) for the message.
-Check = Callable[[Spec], dict[str, str] | None]
-
-
-@dataclasses.dataclass(frozen=True)
-class Rule:
-    #: Where the CEL rule sits, relative to spec ("" is spec itself).
-    scope: str
-    #: The field the error names, relative to ``scope`` (the CEL rule's fieldPath).
-    field: str
-    cel: str
-    message: str
-    check: Check
-    #: Fields the rule reads, relative to spec: a bad one skips the Python check.
-    uses: tuple[str, ...]
-    symbols: Mapping[str, str] = dataclasses.field(default_factory=dict)
-
-    @property
-    def path(self) -> str:
-        return ".".join(p for p in ("spec", self.scope, self.field) if p)
-
-
-def _fails(cond: bool, **values: str) -> dict[str, str] | None:
-    return dict(values) if cond else None
-
-
-def _grp(s: Spec, name: str) -> Spec:
-    group = s.get(name)
-    return group if isinstance(group, Mapping) else {}
 
 
 def _fleet(s: Spec) -> int:
@@ -269,6 +240,7 @@ RULES: Final[tuple[Rule, ...]] = (
         ("relays.replicas", "relays.workersPerRelay"),
         {"got": ""},
     ),
+    *LIMIT_RULES,
     *_CONTROLLER_FIELDS,
     Rule(
         "objectives", "targetSize", "self.sizeWeight == 0.0 || has(self.targetSize)",

@@ -15,6 +15,7 @@ finite (YAML has ``.inf``), and a mapping's keys must be strings.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import re
 import sys
@@ -176,10 +177,17 @@ def _string(value: str, schema: Schema, path: str, errors: list[FieldError], hin
     if "maxLength" in schema and len(value) > schema["maxLength"]:
         errors.append(FieldError(path, f"must be at most {schema['maxLength']} characters long, got {len(value)}"))
     pattern = schema.get("pattern")
-    if pattern and not re.search(pattern, value):
+    if pattern and not _re2(pattern).search(value):
         what = hints.get(pattern)
         reason = f"must be {what}, got {value!r}" if what else f"must match {pattern}, got {value!r}"
         errors.append(FieldError(path, reason))
+
+
+@functools.cache
+def _re2(pattern: str) -> re.Pattern[str]:
+    """``pattern`` as the API server (Go's RE2) reads it: ``\\w``, ``\\d`` and ``\\s`` ASCII only, and
+    ``$`` the end of the text (Python's ``$`` also matches before a final newline)."""
+    return re.compile(re.sub(r"(?<!\\)\$", r"\\Z", pattern), re.ASCII)
 
 
 def _array(value: list[Any], schema: Schema, path: str, errors: list[FieldError], hints: Mapping[str, str]) -> None:

@@ -75,8 +75,8 @@ MAX_KWARGS_BYTES: Final = 64 * 1024
 MAX_KWARGS_KEYS: Final = 64
 
 #: A registry id (Name-vN, namespace/Name-vN), module:Class, or module:Name-vN (Gymnasium's form:
-#: importing the module registers the id). esenas.envload builds each.
-GYM_PATTERN: Final = r"^((?:[\w.-]+/)?[A-Za-z][\w.-]*-v\d+|[A-Za-z_][\w.]*:(?:[A-Za-z_]\w*|(?:[\w.-]+/)?[A-Za-z][\w.-]*-v\d+))$"
+#: importing the module registers the id). esenas.envload builds each. ASCII classes: Python's \w and \d match any script.
+GYM_PATTERN: Final = r"^((?:[A-Za-z0-9_.-]+/)?[A-Za-z][A-Za-z0-9_.-]*-v[0-9]+|[A-Za-z_][A-Za-z0-9_.]*:(?:[A-Za-z_][A-Za-z0-9_]*|(?:[A-Za-z0-9_.-]+/)?[A-Za-z][A-Za-z0-9_.-]*-v[0-9]+))$"
 #: What each pattern means, for the parser's messages ("must be a Kubernetes quantity ..., got 'lots'").
 PATTERN_HINTS: Final = {
     GYM_PATTERN: "a Gymnasium id (Name-vN, such as HalfCheetah-v5), module:Class or module:Name-vN",

@@ -18,6 +18,10 @@ from esenas.schema_model import spec_field
 #: Largest tolerations list accepted, so the API server can bound the cost of CEL rules.
 MAX_TOLERATIONS: Final = 64
 
+#: Most worker Deployments (shards) of one job: ceil(replicas / shardSize). Each is an object the
+#: operator creates, watches and rolls, and a ReplicaSet besides; 100,000 pods fit in 100 shards.
+MAX_WORKER_SHARDS: Final = 1000
+
 #: What the operator gives a pod whose resources are unset (esenas_operator.builders; a test compares).
 WORKER_RESOURCES_DEFAULT: Final = "requests cpu 1 and memory 512Mi, limits memory 1Gi"
 AGGREGATOR_RESOURCES_DEFAULT: Final = "requests cpu 1 and memory 1Gi, limits memory 4Gi"
@@ -30,7 +34,8 @@ class WorkersSpec:
 
     replicas: int = spec_field("Number of worker pods. kubectl scale changes it.", 4, minimum=0, maximum=100_000)
     shard_size: int = spec_field(
-        "Most pods in one worker Deployment; larger fleets are sharded.", 1000, minimum=1, maximum=3000
+        "Most pods in one worker Deployment; larger fleets are sharded, into at most "
+        f"{MAX_WORKER_SHARDS} Deployments (replicas <= {MAX_WORKER_SHARDS} x shardSize).", 1000, minimum=1, maximum=3000
     )
     batch_size: int = spec_field("Work items a worker pulls at once.", 8, minimum=1, maximum=4096)
     item_timeout_seconds: float = spec_field(

@@ -292,3 +292,35 @@ def test_a_second_run_in_a_folder_another_is_training_in_is_refused(tmp_path: Pa
     held = lock(out)  # the kernel dropped the killed holder's lock
     assert not isinstance(held, str) and (out / "checkpoints" / ".lock").read_text() == f"{os.getpid()}\n"
     held.close()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line"),
+    [
+        ("metadata: {name: tiny}\n", "metadata: {name: tiny}\nfoo: 1\n",
+         "foo: unknown field; an ESENASJob has only apiVersion, kind, metadata, spec and status"),
+        ("metadata: {name: tiny}", "metadata: {name: tiny, foo: 1}", "metadata.foo: unknown field; an ObjectMeta has"),
+        ("metadata: {name: tiny}", "metadata: {name: tiny, namespace: Bad_NS}", "metadata.namespace: must be a DNS-1123 label"),
+        ("  es:", "  workers: {resources: {limits: {memory: -1Gi}}}\n  es:",
+         "spec.workers.resources.limits.memory: must not be negative, got '-1Gi'"),
+        ("  es:", "  aggregator: {checkpoint: {storageSize: '0'}}\n  es:",
+         "spec.aggregator.checkpoint.storageSize: must be greater than zero (a PersistentVolumeClaim's size), got '0'"),
+        ("  es:", "  workers: {replicas: 100000, shardSize: 1}\n  es:", "spec.workers.shardSize: 100000 worker Deployments"),
+        ("InvertedPendulum-v5", "Hälf-v5", "spec.environment.id: must be a Gymnasium id"),
+        ("{id: InvertedPendulum-v5,", "{id: Hopper-v5, kwargs: {healthy_reward: true},",
+         "spec.environment.kwargs.healthy_reward: must be a number on Hopper, Walker2d and Humanoid"),
+    ],
+)
+def test_esenas_run_refuses_what_the_api_server_or_the_operator_would_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, line: str
+) -> None:
+    assert old in JOB
+    job = _job(tmp_path, JOB.replace(old, new))
+    assert main(["run", job, "--output", str(tmp_path / "run")]) == 2
+    assert _one_line_error(capsys).startswith(f"error: {job} is not a valid ESENASJob: {line}")
+    assert not (tmp_path / "run").exists()
+
+
+def test_esenas_run_ignores_a_status_as_kubectl_apply_does(tmp_path: Path) -> None:
+    job = _job(tmp_path, JOB + "status: {phase: Succeeded}\n")
+    assert main(["run", job, "--output", str(tmp_path / "run")]) == 0
