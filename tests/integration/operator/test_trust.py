@@ -39,7 +39,9 @@ SCHEMA_BAD: list[tuple[str, dict[str, Any], str]] = [
 #: the Deployment refuses: (workers fields, words of the server's message). They must reach the
 #: operator's dry run.
 CHILD_BAD: list[tuple[dict[str, Any], str]] = [
-    ({"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}}, "must be less than or equal to cpu limit of 1"),
+    ({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "disk", "operator": "Exists", "values": ["ssd"]}]}]}}}},
+     "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"),
     ({"nodeSelector": {"disk": "fast disk!"}}, "spec.template.spec.nodeSelector: Invalid value"),
     ({"tolerations": [{"key": "gpu", "operator": "Exists", "value": "yes"}]}, "value must be empty when `operator` is 'Exists'"),
 ]
@@ -288,12 +290,14 @@ def test_an_invalid_edit_of_a_running_job_is_refused_and_its_fleet_keeps_running
     standin.statuses[("default", "edit")] = running_status(iteration=3)
     cluster.kubectl("wait", "esj/edit", "--for=condition=Running", "--timeout=30s")
     before = children(cluster, "edit")
-    # Two edits the CRD takes: one the job's parser refuses (a spec over 96 KiB, by a nodeSelector
-    # no schema bounds), one the API server's dry run of the worker Deployment refuses.
+    # Three edits the CRD takes: two the job's parser refuses (a spec over 96 KiB, by a nodeSelector
+    # no schema bounds; a cpu request above its limit, named as the spec's field), one the API
+    # server's dry run of the worker Deployment refuses.
     too_big = {f"zone-{i:04d}.example.com/rack": "r" * 40 for i in range(1500)}
     bad_edits = [
         ({"nodeSelector": too_big}, "must be at most 98304 (96 KiB)"),
-        ({"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}}, "must be less than or equal to cpu limit of 1"),
+        ({"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}}, "spec.workers.resources.requests.cpu: must be <= limits.cpu (1)"),
+        ({"tolerations": [{"key": "gpu", "operator": "Exists", "value": "yes"}]}, "value must be empty when `operator` is 'Exists'"),
     ]
     for round_, (workers, words) in enumerate(bad_edits):
         edited = copy.deepcopy(doc)
