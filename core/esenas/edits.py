@@ -4,6 +4,9 @@
   (:func:`live_update`); the iteration in flight finishes under the old values.
 * :data:`OPERATOR`: the operator applies these to the pods it manages (a new worker image rolls
   the workers, a new aggregator image restarts the aggregator from its last checkpoint).
+* :data:`CREATED_ONCE`: the checkpoint claim's size and class. The operator creates the claim once,
+  as the job starts, and never resizes or replaces it; so once a job ran, it refuses an edit of
+  these (a change, setting them, or removing them) and says why (esenas_operator.claims).
 * :data:`IMMUTABLE`: the rest. The aggregator's state was built from them, or the workers and the
   aggregator must agree on them (``es.rewardShift``, ``es.observationNormalization``), so neither
   side can take a change. The CRD refuses such edits (a CEL ``self == oldSelf`` rule per path,
@@ -45,11 +48,13 @@ OPERATOR: Final = (
     "workers.priorityClassName",
     "aggregator.image",
     "aggregator.resources",
-    "aggregator.checkpoint.storageSize",
-    "aggregator.checkpoint.storageClassName",
     # Relay pods come and go; the workers roll to dial them (or the aggregator again), and the
     # aggregator restarts from its checkpoint with the lease cap relays need (or without it).
     "relays",
+)
+CREATED_ONCE: Final = (
+    "aggregator.checkpoint.storageSize",
+    "aggregator.checkpoint.storageClassName",
 )
 IMMUTABLE: Final = (
     "seed",

@@ -56,6 +56,8 @@ class Workload:
     component: str
     replicas: int
     ready: int
+    #: The aggregator's record of its checkpoint volume (esenas_operator.claims), when it has one.
+    checkpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,12 +116,14 @@ def ran(status: Mapping[str, Any]) -> bool:
 
 
 def invalid_status(status: Mapping[str, Any], gen: int, message: str, now: dt.datetime) -> Obj:
-    """The status of a job failed for its spec: phase Failed, Failed=True InvalidSpec."""
+    """The status of a job failed for its spec: phase Failed, Failed=True InvalidSpec, and a
+    completionTime (the first failure's: ttlSecondsAfterFinished counts from it)."""
     return {
         "phase": "Failed",
         "reason": INVALID_SPEC,
         "message": message,
         "observedGeneration": gen,
+        "completionTime": status.get("completionTime") or timestamp(now),
         "conditions": lifecycle(status.get("conditions"), "Failed", INVALID_SPEC, message, gen, now),
     }
 
@@ -179,6 +183,8 @@ def reconciled(current: Mapping[str, Any], job: Job, shards: int, gen: int, now:
     }
     if not suspended and not current.get("startTime"):
         desired["startTime"] = timestamp(now)
+    if phase in TERMINAL:  # a job failed for its spec, fixed: it has not finished after all
+        desired["completionTime"] = None
     warning = Event("Warning", fit.reason, fit.message) if fit.warns(fleet_before) else None
     return Reconciled(new_phase, desired, warning)
 

@@ -18,10 +18,12 @@ import kopf
 from esenas.spec import API_GROUP, Job, SpecError
 from kubernetes.client.exceptions import ApiException
 
-from esenas_operator import builders, decide, metrics, names, relays, results
+from esenas_operator import claims, decide, drift, metrics, names, results
 from esenas_operator.aggregator_http import fetch_report
+from esenas_operator.converge import apply_children
 from esenas_operator.crd import PLURAL, VERSION
 from esenas_operator.kube import Kube, Refused, api_message, load_config
+from esenas_operator.ledger import Ledger
 from esenas_operator.persistence import DiffBaseStorage, ProgressStorage
 from esenas_operator.reasons import INVALID_SPEC
 from esenas_operator.settings import Settings
@@ -38,13 +40,12 @@ from esenas_operator.status import (
 from esenas_operator.validation import validate_job
 
 JOB_API: Final = f"{API_GROUP}/{VERSION}"
-MONITOR_API: Final = "monitoring.coreos.com/v1"
 #: Worker pods listed per status tick while some are not ready: enough to name why they fail, cheap at 10,000.
 WORKER_PODS_LISTED: Final = 50
 _kube: Kube | None = None
 #: The spec each job's children were last applied from, for the status timer while an edit is
-#: refused (in memory: after a restart, until the next valid reconcile, the job's own spec).
-_applied: dict[tuple[str, str], Job] = {}
+#: refused, for drift repairs and for the checkpoint volume's check (ledger.py).
+_applied = Ledger()
 #: The refused edit of each job, (generation, message), until a valid one is applied: the status
 #: timer re-asserts it, since its own merge patch of the conditions list may be computed from a
 #: status read before the refusal was written (kopf runs timers beside change handlers).
@@ -100,13 +101,15 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         metrics.serve(ours.metrics_port, ours.bind)
 
 
-def workloads(namespace: str | None, name: str, labels: Mapping[str, str], spec: kopf.Spec, status: kopf.Status, **_: Any) -> dict[tuple[str, str], decide.Workload]:
+def workloads(namespace: str | None, name: str, labels: Mapping[str, str], annotations: Mapping[str, str], spec: kopf.Spec,
+              status: kopf.Status, **_: Any) -> dict[tuple[str, str], decide.Workload]:
     job = labels.get(names.JOB_LABEL)
     if not job or not namespace:
         return {}
     return {
         (namespace, job): decide.Workload(
-            name, labels.get(names.COMPONENT_LABEL, ""), int(spec.get("replicas") or 0), int(status.get("readyReplicas") or 0)
+            name, labels.get(names.COMPONENT_LABEL, ""), int(spec.get("replicas") or 0), int(status.get("readyReplicas") or 0),
+            annotations.get(claims.ANNOTATION),
         )
     }
 
@@ -161,34 +164,7 @@ def _report_error(body: Any, status: Mapping[str, Any], exc: Exception, logger: 
         kopf.event(body, type="Warning", reason="ReconcileError", message=message[:1000])
 
 
-def _apply_children(body: Any, job: Job, settings: Settings) -> tuple[int, list[str]]:
-    """Dry-run then apply every child; delete worker shards beyond the wanted count.
-
-    Raises Refused when the API server refuses a child (in the dry run: nothing was written).
-    """
-    k = kube()
-    monitor = k.has_group_version(MONITOR_API)
-    # The Secret is created once (random, immutable): a reconcile's fresh token and certificates
-    # are only used if it does not exist yet (about 2 ms of key generation, no extra request).
-    children = [builders.build_token_secret(body, builders.new_token(), builders.new_tls(body)), *builders.build_children(body, job, settings, service_monitor=monitor)]
-    changed = k.converge(children)
-    if monitor and not any(o["kind"] == "ServiceMonitor" for o in children):
-        # jobServiceMonitor.enabled turned off: the ServiceMonitor an earlier operator made goes too
-        sm = names.monitor_selector_string(job.name)
-        changed += [f"-ServiceMonitor/{n}" for n in k.delete_collection(MONITOR_API, "ServiceMonitor", job.namespace, sm)]
-    wanted = {o["metadata"]["name"] for o in children if o["kind"] == "Deployment"}
-    for d in k.list("apps/v1", "Deployment", job.namespace, names.job_selector_string(job.name)):
-        name, component = d["metadata"]["name"], d["metadata"].get("labels", {}).get(names.COMPONENT_LABEL)
-        if name in wanted or component not in ("worker", "relay"):
-            continue
-        # Surplus worker shards; the relay tier once relays.replicas is 0 or removed (its
-        # Deployment last, so a reconcile cut short finds it and finishes the job next time).
-        kinds = relays.KINDS[::-1] if component == "relay" else (("apps/v1", "Deployment"),)
-        changed += [f"-{kind}/{name}" for api, kind in kinds if k.delete(api, kind, job.namespace, name)]
-    return len(builders.shard_sizes(job.spec.workers.replicas, job.spec.workers.shard_size)), changed
-
-
-def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Logger, memo: kopf.Memo, **_: Any) -> None:
+def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Logger, memo: kopf.Memo, **kwargs: Any) -> None:
     """Bring the children in line with the spec; a bad spec Fails the job once, without retries."""
     metrics.RECONCILES.inc()
     ns, name = meta["namespace"], meta["name"]
@@ -206,8 +182,13 @@ def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Log
     except SpecError as exc:
         refuse(body, current, gen, "; ".join(str(e) for e in exc.errors))
         return
+    if decide.ran(current) and (why := claims.refusal(_applied.volume((ns, name), kwargs["workloads"].get((ns, name), [])), job)):
+        refuse(body, current, gen, why)  # the checkpoint volume is made once (claims.py)
+        return
     try:
-        shards, changed = _apply_children(body, job, _settings(memo))
+        with _applied.applying((ns, name)):
+            shards, changed = apply_children(kube(), body, job, _settings(memo))
+            _applied.record((ns, name), body, job, gen)
     except Refused as exc:
         refuse(body, current, gen, str(exc))
         return
@@ -216,7 +197,6 @@ def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Log
         _report_error(body, current, exc, logger)
         raise kopf.TemporaryError(f"reconcile failed: {exc}", delay=30) from exc
     new = decide.reconciled(current, job, shards, gen, _now())
-    _applied[(ns, name)] = job
     _refused.pop((ns, name), None)
     change = _patch_status(ns, name, current, new.desired)
     if new.warning is not None:
@@ -261,12 +241,24 @@ def sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: L
 def _running_spec(body: kopf.Body, status: Mapping[str, Any]) -> Job | None:
     """The spec the fleet runs: the job's own, or while an edit is refused the one last applied."""
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
-    if (decide.edit_refused(status) or key in _refused) and key in _applied:
-        return _applied[key]
+    applied = _applied.job(key)
+    if (decide.edit_refused(status) or key in _refused) and applied is not None:
+        return applied
     try:
         return validate_job(body)
     except SpecError:
-        return _applied.get(key)
+        return applied
+
+
+def _repair(body: kopf.Body, index: kopf.Index[tuple[str, str], decide.Workload], settings: Settings) -> None:
+    """Re-apply a live job's children when one of its Deployments drifted (drift.py): one Event."""
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    refused = _refused.get(key)
+    gen = int(body["metadata"].get("generation") or 1)
+    done = _applied.repair(kube(), key, index.get(key, []), gen, refused[0] if refused else None, settings)
+    if done is not None and done[2]:
+        found, changed = done[0], ", ".join(done[1]) or "no change"
+        kopf.event(body, type="Warning", reason=drift.REPAIRED, message=f"{'; '.join(found)}: re-applied the job's children ({changed})"[:1000])
 
 
 def _sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Logger,
@@ -316,6 +308,8 @@ def _sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: 
         if workers_event is not None:
             kopf.event(body, type=workers_event.type, reason=workers_event.reason, message=workers_event.message)
         desired = decide.no_workers(desired, current, job.spec.workers.replicas, name)
+    if desired.get("phase", phase) not in TERMINAL:  # a finished job keeps its fleet stopped
+        _repair(body, index, settings)
     if out.event is not None:
         kopf.event(body, type=out.event.type, reason=out.event.reason, message=out.event.message)
     desired = decide.with_refusal(desired, current, _refused.get((ns, name)), now)
@@ -326,7 +320,7 @@ def _sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: 
 def forget(meta: kopf.Meta, **_: Any) -> None:
     """Children go by owner references; only the job's metric series are dropped here."""
     metrics.observe_job(meta["namespace"], meta["name"], None)
-    _applied.pop((meta["namespace"], meta["name"]), None)
+    _applied.forget((meta["namespace"], meta["name"]))
     _refused.pop((meta["namespace"], meta["name"]), None)
 
 

@@ -33,7 +33,8 @@ RESOURCES: Final[Mapping[tuple[str, str], tuple[str, str]]] = {
     ("esenas.dev/v1alpha1", "ESENASJob"): ("/apis/esenas.dev/v1alpha1", "esenasjobs"),
 }
 
-#: Kinds whose content must never be rewritten once created (the token is random).
+#: Kinds whose content must never be rewritten once created (the token is random; the checkpoint
+#: claim is never resized: a reconcile refuses an edit of its size or class, esenas_operator.claims).
 CREATE_ONLY: Final = frozenset({"Secret", "PersistentVolumeClaim"})
 #: The field manager of every apply: the operator owns exactly the fields its builders set.
 FIELD_MANAGER: Final = "esenas-operator"
@@ -150,8 +151,11 @@ class Kube:
                 if exc.status == 409:
                     return None
                 raise
-        # force: the operator's fields are the spec's; a hand edit of them is undone, as any
-        # controller-runtime operator does. Fields other managers own alone are left alone.
+        # force: the operator's fields are the spec's, so this apply takes back a field someone
+        # edited by hand. It runs on a reconcile (a spec change, the operator's start) and on a
+        # drift repair, which notices only a job's Deployments deleted, rescaled or surplus
+        # (esenas_operator.drift); other hand edits stay until one of those. Fields other
+        # managers own alone are left alone.
         applied: Obj = self.request(
             "PATCH", self.path(av, kind, ns, name), body=json.dumps(obj),
             query={**query, "fieldManager": FIELD_MANAGER, "force": "true"}, content_type=APPLY,

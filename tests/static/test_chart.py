@@ -149,6 +149,9 @@ def test_rbac_cluster_wide(tmp_path: Path) -> None:
     granted = _rules(cr)
     assert ("esenas.dev", "esenasjobs", "watch") in granted
     assert ("esenas.dev", "esenasjobs/status", "patch") in granted
+    # blockOwnerDeletion on every child's ownerReference needs update of the job's finalizers
+    # (OwnerReferencesPermissionEnforcement, e.g. OpenShift); nothing else of them.
+    assert {v for _, r, v in granted if r == "esenasjobs/finalizers"} == {"update"}
     assert not find(docs, "RoleBinding")
     (dep,) = find(docs, "Deployment")
     args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -164,6 +167,8 @@ def test_rbac_namespaced_has_a_role_per_namespace_and_no_cluster_wide_job_access
     assert {v for _, _, v in cluster} <= {"get", "list", "watch"}
     roles = find(docs, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["ml", "research"]
+    for role in roles:
+        assert {v for _, r, v in _rules(role) if r == "esenasjobs/finalizers"} == {"update"}
     bindings = find(docs, "RoleBinding")
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["ml", "research"]
     for b in bindings:

@@ -45,6 +45,12 @@ USER_MONITOR = {
 }
 
 
+#: Granted for an admission plugin, not for a request: OwnerReferencesPermissionEnforcement lets an
+#: object set blockOwnerDeletion on its ownerReference to a job only for whoever may update the
+#: job's finalizers (every child of a job does; see test_children_that_block_deletion_are_granted).
+ADMISSION_ONLY = {("update", "esenas.dev/esenasjobs/finalizers")}
+
+
 def granted() -> set[tuple[str, str]]:
     rules = yaml.safe_load((REPO / "operator" / "rbac-rules.yaml").read_text())
     out = set()
@@ -120,5 +126,28 @@ def test_operator_requests_are_all_granted(fakekube: FakeKube, tmp_path: Path) -
     assert ("delete", "esenas.dev/esenasjobs") in operator_made
     assert operator_made - granted() == set(), f"requests not granted by operator/rbac-rules.yaml: {operator_made - granted()}"
     # Least privilege: every granted verb is one the operator used in this run (apply needs only
-    # patch, so no child kind is read or POSTed but the Secret and the claim).
-    assert granted() - operator_made == set(), f"granted but never used: {granted() - operator_made}"
+    # patch, so no child kind is read or POSTed but the Secret and the claim), or one an admission
+    # plugin checks on those requests.
+    assert granted() - operator_made == ADMISSION_ONLY, f"granted but never used: {granted() - operator_made - ADMISSION_ONLY}"
+
+
+def test_children_that_block_deletion_are_granted(fakekube: FakeKube, tmp_path: Path) -> None:
+    """Children block their job's deletion (blockOwnerDeletion), which OwnerReferencesPermissionEnforcement
+    (OpenShift) admits only for a user who may update esenasjobs/finalizers: the operator may, and no more."""
+    fakekube.client.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", yaml.safe_load(CRD_FILE.read_text()))
+    standin = StandInAggregator()
+    op = OperatorProcess(tmp_path, {**env_without_proxy(), "KUBECONFIG": str(fakekube.kubeconfig)}, standin.url_template)
+    op.start()
+    try:
+        fakekube.client.create(JOBS.format(ns="default"), job_doc("owned", aggregator={"checkpoint": {"storageSize": "1Gi"}}))
+        kinds = ("/apis/apps/v1/namespaces/default/deployments", "/api/v1/namespaces/default/services",
+                 "/api/v1/namespaces/default/configmaps", "/api/v1/namespaces/default/secrets",
+                 "/api/v1/namespaces/default/persistentvolumeclaims", "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies")
+        found = fakekube.wait_for(lambda: (objs := [o for path in kinds for o in fakekube.client.list(path, labelSelector="esenas.dev/job=owned")])
+                                  and len({o["kind"] for o in objs}) == len(kinds) and objs)
+    finally:
+        op.stop()
+        standin.close()
+    assert {ref.get("blockOwnerDeletion") for o in found for ref in o["metadata"]["ownerReferences"]} == {True}
+    assert granted() >= ADMISSION_ONLY
+    assert [v for v, res in granted() if res.endswith("/finalizers")] == ["update"], "update only: kopf patches the finalizer list on the job itself"

@@ -8,7 +8,13 @@ from typing import Any
 from esenas.spec import Job
 from esenas_operator import decide
 from esenas_operator.reasons import CREATED, INVALID_SPEC, RUNNING, SUSPENDED
-from esenas_operator.status import AggregatorReport, condition, set_condition, timestamp
+from esenas_operator.status import (
+    AggregatorReport,
+    condition,
+    set_condition,
+    timestamp,
+    ttl_expired,
+)
 from esenas_operator.validation import validate_job
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
@@ -97,6 +103,19 @@ def test_invalid_spec_fails_and_ran_follows_created() -> None:
     assert (status["phase"], status["reason"], status["observedGeneration"]) == ("Failed", INVALID_SPEC, 1)
     assert not decide.ran(status)
     assert decide.ran({"conditions": set_condition(None, "Created", True, CREATED, "made", 1, T0)})
+
+
+def test_a_job_failed_for_its_spec_finishes_once_for_its_ttl() -> None:
+    """ttlSecondsAfterFinished counts from completionTime: a job failed for its spec has one too."""
+    failed = decide.invalid_status({}, 1, "bad", T0)
+    assert failed["completionTime"] == timestamp(T0)
+    assert ttl_expired(failed, 30, LATER) and not ttl_expired(failed, 31, LATER)
+    again = decide.invalid_status(failed, 2, "still bad", LATER)
+    assert again["completionTime"] == timestamp(T0), "the first failure's time is kept"
+    # Fixed: the job goes on, and is no longer finished.
+    fixed = decide.reconciled(failed, _job(), 1, 3, LATER)
+    assert fixed.phase == "Pending" and fixed.desired["completionTime"] is None
+    assert "completionTime" not in decide.reconciled({"phase": "Pending"}, _job(), 1, 1, T0).desired
 
 
 def test_reconciled_status_pending_running_suspended() -> None:

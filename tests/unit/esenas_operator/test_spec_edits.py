@@ -166,8 +166,8 @@ def _paths(schema: dict[str, Any], prefix: str = "") -> list[str]:
 
 
 def test_every_spec_field_has_exactly_one_meaning_when_edited() -> None:
-    """A new field must be classed LIVE, OPERATOR or IMMUTABLE in esenas.edits, and only once."""
-    classes = {"live": edits.LIVE, "operator": edits.OPERATOR, "immutable": edits.IMMUTABLE}
+    """A new field must be classed LIVE, OPERATOR, CREATED_ONCE or IMMUTABLE in esenas.edits, and only once."""
+    classes = {"live": edits.LIVE, "operator": edits.OPERATOR, "created once": edits.CREATED_ONCE, "immutable": edits.IMMUTABLE}
 
     def owners(path: str) -> list[str]:
         return [
