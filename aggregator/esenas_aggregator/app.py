@@ -217,10 +217,10 @@ class Aggregator:
                 break
             if not rt.queue.closable(time.monotonic()):
                 break
-            dropped = rt.close_iteration()
-            if dropped:
-                log.info("iteration %d closed with %d pairs still out (es.minPairsFraction)", plan.iteration, dropped)
-            self.last = self.algo.tell(rt.queue.results(), trust_best=False)
+            out, carried = rt.close_iteration()
+            if out:
+                log.info("iteration %d closed with %d pairs still out (es.minPairsFraction): they join the next update", plan.iteration, out)
+            self.last = self.algo.tell(rt.queue.results(), trust_best=False, carried=carried)
             state = self.algo.state_dict()
             bad = guard.nonfinite_parts(state)
             if bad:

@@ -87,7 +87,13 @@ class Metrics:
         )
         self.pairs_dropped = counter(
             "esenas_pairs_dropped",
-            "Pairs left out of an iteration's update by the straggler policy (es.minPairsFraction < 1).",
+            "Pairs left out of every update by the straggler policy (es.minPairsFraction < 1): still out when "
+            "the iteration after theirs closed.",
+        )
+        self.pairs_carried = counter(
+            "esenas_pairs_carried",
+            "Pairs that came in after their iteration closed (es.minPairsFraction < 1) and joined the next "
+            "iteration's update, one step stale.",
         )
         self.released = counter(
             "esenas_items_released",

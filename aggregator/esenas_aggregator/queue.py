@@ -184,15 +184,17 @@ class WorkQueue(TailPolicy, ClosePolicy):
         records: npt.NDArray[np.void],
         obs: tuple[float, npt.NDArray[np.float64], npt.NDArray[np.float64]] | None,
         now: float | None = None,
+        late: bool = False,
     ) -> IngestOutcome:
         """Check and store one batch of results, vectorised; bad records are only counted.
-        ``now`` (default: the monotonic clock) times the items' leases, for straggler copies."""
+        ``now`` (default: the monotonic clock) times the items' leases, for straggler copies.
+        ``late``: into a closed iteration, for the pairs it carries (:mod:`carry`)."""
         self._now = time.monotonic() if now is None else now
         out = IngestOutcome()
         n = len(records)
         if n == 0:
             return out
-        if iteration < self.iteration or (iteration == self.iteration and self.closed):
+        if iteration < self.iteration or (iteration == self.iteration and self.closed and not late):
             out.stale = n  # a past iteration, or one the straggler policy closed: too late
             return out
         if iteration != self.iteration or self.size == 0:
@@ -299,6 +301,23 @@ class WorkQueue(TailPolicy, ClosePolicy):
         if obs is not None and out.rejected_total == 0:
             self._merge_obs(obs)
         return out
+
+    def seeds(self, mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint64]:
+        """The eps seeds of the items ``mask`` selects."""
+        return np.asarray(self._items["seed"][mask], np.uint64)
+
+    def obs_sums(self) -> tuple[float, npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """The observation statistics merged so far (copies): count, sum, sum of squares."""
+        return self._obs_count, self._obs_sum.copy(), self._obs_sumsq.copy()
+
+    def successor(self) -> WorkQueue:
+        """An empty queue with this one's settings and typical item time, for the next iteration
+        while this closed one takes its late pairs (:mod:`carry`)."""
+        q = WorkQueue(self.item_timeout, self.obs_dim, self.max_copies, self.straggler_factor, self.tail_fraction,
+                      self.abandon_factor, self.min_pairs_fraction, self.grace_factor)
+        self.carry_typical()
+        q._prior_typical, q.iteration = self._prior_typical, self.iteration
+        return q
 
     def progress(self) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.uint32]]:
         """Per item of the iteration: done, and its rewards and steps where done (live, not copies)."""

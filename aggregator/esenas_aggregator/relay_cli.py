@@ -85,6 +85,7 @@ async def serve(args: argparse.Namespace, job: Job, token: str, ca: bytes | None
     bounds = ResultBounds.of(spec)
     runtime = Runtime(metrics, spec.workers.item_timeout_seconds, 0, bounds, spec.workers.batch_size)
     runtime.forward_confirmed = True  # items two workers agree went wrong: the aggregator judges them
+    runtime.carries = False  # a round handed upstream is over: its late results are stale
     runtime.watch.unit = "round"
     creds = grpc.ssl_channel_credentials(root_certificates=ca) if ca else None
     channel = (

@@ -13,15 +13,19 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 import numpy as np
+from esenas.results import Carried
 from esenas.topology import Topology
 from esenas_api import wire
 
 from esenas_aggregator.bounds import ItemWatch, ResultBounds, checked_obs, failed_index
+from esenas_aggregator.carry import LateBook
+from esenas_aggregator.judge import ItemJudge
 from esenas_aggregator.leases import Lease, LeaseBook, LeaseState, held_mask
 from esenas_aggregator.metrics import Metrics
 from esenas_aggregator.outcome import IngestOutcome
 from esenas_aggregator.queue import WorkQueue
 from esenas_aggregator.roster import MAX_WORKER_ID, Roster
+from esenas_aggregator.straggler import GRACE_FACTOR
 from esenas_aggregator.topologies import IterationTopologies
 
 #: Most items in one lease (and records in one push): a relay's share of an iteration, 10,000
@@ -41,7 +45,7 @@ PROBATION_FRACTION: Final = 0.5
 CLOSE_POLL_S: Final = 0.2
 
 
-class Runtime:
+class Runtime(ItemJudge):
     """The aggregator's live state between the training loop and the network handlers."""
 
     def __init__(
@@ -67,6 +71,8 @@ class Runtime:
         self._changed = asyncio.Event()
         self.topologies = IterationTopologies()
         self.roster = Roster(window=max(2 * MAX_WAIT_S, 2 * item_timeout))
+        self.carries = True  #: pairs still out at a close join the next update (:mod:`carry`); a relay's drop
+        self.late: LateBook | None = None  # the last closed iteration, while it takes its late pairs
 
     # ---------------------------------------------------------------- loop side
 
@@ -86,12 +92,15 @@ class Runtime:
         would otherwise fetch whole although it evaluates eight of them.
         ``min_pairs_fraction`` is the spec's straggler policy (see :mod:`straggler`).
         """
+        if self.late is not None and self.late.queue is self.queue:  # it keeps its queue and leases
+            self.queue, self.leases = self.queue.successor(), LeaseBook()
         self.version = version
         self.params_message = params_message
         self.topologies = topologies if isinstance(topologies, IterationTopologies) else IterationTopologies(topologies)
         self.queue.carry_typical()
         self.iteration_complete.clear()
         self.queue.min_pairs_fraction = min_pairs_fraction
+        self.queue.grace_factor = 0.0 if self.carries else GRACE_FACTOR  # carried pairs are not lost: no wait for them
         self.queue.start(iteration, items)
         self.leases.reset()
         if (broadcast := self.roster.new_iteration()) is not None:
@@ -122,17 +131,30 @@ class Runtime:
         :class:`ItemWatch`), else None; always None at a relay, which hands them on."""
         return None if self.forward_confirmed else self.watch.confirmed
 
-    def close_iteration(self) -> int:
-        """Stop leasing the current iteration; results for it still to come are stale (counted,
-        not errors), and a worker pushing them gets the next iteration's items in the same
-        Exchange reply. Returns the pairs left out of the update (counted too)."""
-        dropped = 0 if self.queue.complete else self.queue.close()
-        if dropped:
-            self.metrics.pairs_dropped.inc(dropped)
-        return dropped
+    def close_iteration(self) -> tuple[int, Carried | None]:
+        """Stop leasing the current iteration. Returns the pairs still out, whose results the next
+        iteration takes (:mod:`carry`; at a relay they are dropped: stale), and the previous
+        iteration's that came in meanwhile (None: nothing was carried); a worker pushing late gets
+        the next iteration's items in the same Exchange reply."""
+        carried = None
+        if self.late is not None:
+            carried, missing = self.late.take()
+            self.late = None
+            self.metrics.pairs_carried.inc(len(carried))
+            self.metrics.pairs_dropped.inc(missing)
+        out = 0 if self.queue.complete else self.queue.close()
+        if out and self.carries:
+            self.late = LateBook.of(self.queue, self.leases)
+        elif out:
+            self.metrics.pairs_dropped.inc(out)
+        return out, carried
 
     def finish(self) -> None:
-        """The job is done: every pull from now on answers done."""
+        """The job is done: every pull from now on answers done; pairs still carried join no update."""
+        if self.late is not None:
+            carried, missing = self.late.take()
+            self.metrics.pairs_dropped.inc(len(carried) + missing)
+            self.late = None
         self.done = True
         self._notify()
 
@@ -185,7 +207,10 @@ class Runtime:
     ) -> IngestOutcome:
         """Take one batch of results for ``lease_id``, which this closes, and the items whose rollout
         ``failed`` (``failure``: why); returns what was accepted, dropped and rejected (by reason)."""
-        out = self._push(session, iteration, results, obs_stats, lease_id, worker_id[:MAX_WORKER_ID], failed, failure)
+        if (late := self.late) is not None and session == self.session and iteration == late.iteration:
+            out = late.push(results, obs_stats, lease_id, worker_id[:MAX_WORKER_ID], self.bounds, self.obs_dim)
+        else:
+            out = self._push(session, iteration, results, obs_stats, lease_id, worker_id[:MAX_WORKER_ID], failed, failure)
         self.metrics.count(out)
         if out.redundant:
             self.metrics.redundant.inc(out.redundant)
@@ -235,36 +260,6 @@ class Runtime:
             return got
         finally:
             self._requeue(held, iteration)
-
-    def _within_bounds(self, records: np.ndarray, out: IngestOutcome, worker_id: str) -> np.ndarray:
-        assert self.bounds is not None
-        idx = records["index"].astype(np.int64)
-        keep = np.ones(len(records), dtype=bool)
-        for reason, bad in self.bounds.check(records, self.queue.kinds(idx)).items():
-            bad &= keep
-            if reason == "reward_bound" and bad.any():  # the task's own returns, or one caller's? (ItemWatch)
-                at = np.flatnonzero(bad)
-                confirmed = self.watch.out_of_bounds(self.queue.iteration, idx[at], records[at], worker_id, self.roster.callers <= 1)
-                if self.forward_confirmed:  # a relay: the aggregator judges them
-                    bad[at[confirmed]] = False
-                elif confirmed.any():
-                    self.iteration_complete.set()
-            out.reject(reason, int(bad.sum()))
-            keep &= ~bad
-        return records[keep]
-
-    def _failed(self, index: np.ndarray, failure: str, worker_id: str) -> None:
-        """Items whose rollout failed in the environment: re-issued (their lease is closed), and
-        once two workers agree (ItemWatch) the job fails, or a relay hands them on."""
-        unfinished = self.queue.unfinished(index)
-        self.metrics.rollouts_failed.inc(len(unfinished))
-        if not len(unfinished):
-            return
-        confirmed = self.watch.failed(self.queue.iteration, unfinished, failure, worker_id, self.roster.callers <= 1)
-        if self.forward_confirmed:
-            self.forward_failures.update(dict.fromkeys(unfinished[confirmed].tolist(), failure))
-        if confirmed.any():
-            self.iteration_complete.set()
 
     def _requeue(self, index: np.ndarray, iteration: int) -> None:
         """Items of a closed lease left without a result go back to the queue at once."""

@@ -5,10 +5,11 @@ instead of waiting for them. Here, with ``es.minPairsFraction`` = F < 1, an iter
 once F of its pairs (an item carries both rollouts of its pair, so a pair is in whole or not at
 all) and every exact eval are in, plus a grace of ``GRACE_FACTOR`` times the median
 lease-to-result time of the items done, counted from the moment that fraction was reached. The
-grace lets the pairs just behind the fraction in, so the pairs left out are only those whose
-share took far longer than most (the longest episodes: docs/operations.md states the bias). The
-update uses the pairs that arrived (:meth:`esenas.algorithm.ESENAS.tell`). F = 1 (the default)
-waits for every item, as before. A mixin of :class:`~esenas_aggregator.queue.WorkQueue`.
+grace lets the pairs just behind the fraction in, where pairs left out are lost: at a relay,
+whose round is handed upstream when it closes. The aggregator carries the pairs still out into
+the next iteration's update (:mod:`carry`), so it closes with no grace. The update uses the pairs
+that arrived (:meth:`esenas.algorithm.ESENAS.tell`). F = 1 (the default) waits for every item,
+as before. A mixin of :class:`~esenas_aggregator.queue.WorkQueue`.
 """
 
 from __future__ import annotations

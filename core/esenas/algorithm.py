@@ -31,12 +31,21 @@ from esenas.best import (
     stop_reason,
 )
 from esenas.controllers import Controller, make_controller
+from esenas.eps_cache import PerturbationCache
 from esenas.feedback import StreamedScore
 from esenas.network import Architecture
 from esenas.normalizer import RunningStats
 from esenas.objectives import ParetoFront, combine, front_indices
 from esenas.policies import Policy
-from esenas.results import ITEM_DTYPE, KIND_EXACT, KIND_PAIR, IterationReport, Plan, Results
+from esenas.results import (
+    ITEM_DTYPE,
+    KIND_EXACT,
+    KIND_PAIR,
+    Carried,
+    IterationReport,
+    Plan,
+    Results,
+)
 from esenas.sampling import SampledTable
 from esenas.spec import JobSpec
 from esenas.state import MAX_HISTORY, STATE_FORMAT, load_state, spec_of, state_dict, thin_history
@@ -52,16 +61,12 @@ _CONTROLLER_STREAM: Final = 2
 _INIT_STREAM: Final = 3
 _FIRST_TOPOLOGY_STREAM: Final = 4
 
-#: Largest cache of prefetched perturbations (100,000 pairs of a 64-parameter policy: 51 MB).
-EPS_CACHE_BYTES: Final = 256 * 1024 * 1024
-
-
 def _rng(seed: int, purpose: int, iteration: int = 0) -> np.random.Generator:
     """The stream of one purpose (and iteration) of the run seeded ``seed``; no two coincide."""
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, purpose, iteration])))
 
 
-class ESENAS:
+class ESENAS(PerturbationCache):
     """The whole optimiser: ES on shared weights plus the NAS controller."""
 
     def __init__(self, spec: JobSpec, obs_dim: int, act_dim: int) -> None:
@@ -140,23 +145,6 @@ class ESENAS:
 
     # ------------------------------------------------------------------ tell
 
-    def prefetch_perturbations(self, max_rows: int) -> bool:
-        """Rebuild eps for up to ``max_rows`` more pairs of the current plan ahead of ``tell``;
-        True once all are cached. The aggregator calls it while the workers roll out, so the
-        iteration's serial step does not spend ~12 us per pair rebuilding them (1 s at 80,000
-        pairs). Skipped (True) when the cache would pass ``EPS_CACHE_BYTES``."""
-        plan = self.ask()
-        seeds = plan.items["seed"][plan.items["kind"] == KIND_PAIR]
-        if seeds.size * self.arch.num_params * 8 > EPS_CACHE_BYTES:
-            return True
-        if self._eps is None:
-            self._eps = np.empty((seeds.size, self.arch.num_params))
-        end = min(seeds.size, self._eps_ready + max_rows)
-        if end > self._eps_ready:
-            self._eps[self._eps_ready : end] = es.perturbations(seeds[self._eps_ready : end], self.arch.num_params)
-            self._eps_ready = end
-        return bool(self._eps_ready == seeds.size)
-
     def prefetch_topologies(self, max_blocks: int) -> bool:
         """Draw and group up to ``max_blocks`` more blocks of the plan's sampled topologies ahead
         of ``tell`` (:class:`~esenas.sampling.SampledTable`); True once all are (or none sample)."""
@@ -186,25 +174,13 @@ class ESENAS:
         items["topology"] = index
         return dataclasses.replace(plan, topologies=unique, items=items), plan.topologies.all(), plan.topologies.sizes()
 
-    def _perturbations(self, seeds: np.ndarray, sel: np.ndarray) -> np.ndarray:
-        """eps rows of the selected pairs: cached ones from the prefetch, the rest rebuilt now."""
-        if self._eps is None or self._eps_ready == 0:
-            return es.perturbations(seeds[sel], self.arch.num_params)
-        if sel.size == self._eps_ready and (sel.size == 0 or sel[-1] == sel.size - 1):
-            return self._eps[: sel.size]  # sel is sorted and distinct: every cached row, in order; no copy
-        out = np.empty((sel.size, self.arch.num_params))
-        cached = sel < self._eps_ready
-        out[cached] = self._eps[sel[cached]]
-        if not cached.all():
-            out[~cached] = es.perturbations(seeds[sel[~cached]], self.arch.num_params)
-        return out
-
-    def tell(self, results: Results, trust_best: bool = True) -> IterationReport:
+    def tell(self, results: Results, trust_best: bool = True, carried: Carried | None = None) -> IterationReport:
         """Apply the results of the current plan (any order) and advance: every item, or under
         the straggler policy (``es.minPairsFraction`` < 1) every exact eval and the pairs that
-        arrived. Pairs left out count nowhere: not in the ES step (which divides by the pairs
-        used), the controller's feedback, the best policy or the env-step totals. Without
-        ``trust_best``, a new best is not adopted but left in :attr:`claim` (see :meth:`adopt`)."""
+        arrived. Pairs left out count nowhere here; the aggregator hands those that arrive during
+        the next iteration to its ``tell`` as ``carried``: they join that ES step (which divides by
+        the pairs used) and the env-step totals, not the controller's feedback or the best policy.
+        Without ``trust_best``, a new best is not adopted but left in :attr:`claim` (see :meth:`adopt`)."""
         full, topos, uniq_sizes = self._grouped_plan()
         r = results.checked(full, self.spec.es.min_pairs_fraction)
         kept = r.index.astype(np.int64)
@@ -217,16 +193,18 @@ class ESENAS:
         shift = self.spec.es.reward_shift
         rp, rn, steps = r.reward_pos[pair], r.reward_neg[pair], r.steps[pair].astype(np.float64)
 
-        # ES step on the shared weights (ARS V2-t top-b; shaping per spec).
-        sel = es.top_directions(rp, rn, es.top_count(self.spec.es.top_directions, rp.size))
+        # ES step on the shared weights (ARS V2-t top-b; shaping per spec), carried pairs after the plan's.
+        c = carried if carried is not None else Carried(np.zeros(0, np.uint64), np.zeros(0), np.zeros(0), np.zeros(0, np.uint32))
+        sp, sn = np.concatenate([rp, c.reward_pos]), np.concatenate([rn, c.reward_neg])
+        sel = es.top_directions(sp, sn, es.top_count(self.spec.es.top_directions, sp.size))
         # Pairs are items 0..n-1 of the full plan, so a kept pair's index is its row of eps.
-        eps = self._perturbations(full.items["seed"][full.items["kind"] == KIND_PAIR], kept[pair][sel])
-        grad = es.gradient(eps, rp[sel], rn[sel], self.spec.es.fitness_shaping)
+        eps = self._step_rows(full.items["seed"][full.items["kind"] == KIND_PAIR], kept[pair], sel, c)
+        grad = es.gradient(eps, sp[sel], sn[sel], self.spec.es.fitness_shaping)
         self.optimizer.step_size = scheduled_step_size(self.spec, self.iteration, self.env_steps, self.episodes)
         self.params = self.optimizer.step(self.params, grad)
-        if r.obs_count > 0:
-            batch = RunningStats.from_sums(r.obs_count, r.obs_sum, r.obs_sumsq)
-            self.obs_stats = self.obs_stats.merge(batch)
+        for o in (r, c):
+            if o.obs_count > 0:
+                self.obs_stats = self.obs_stats.merge(RunningStats.from_sums(o.obs_count, o.obs_sum, o.obs_sumsq))
 
         # Raw (unshifted) rewards per rollout. A pair reports the steps of both its rollouts, so
         # each is credited half: exact for the pair's sum, approximate per rollout. Exact evals
@@ -277,7 +255,7 @@ class ESENAS:
                 self.adopt(self.claim, found.reward)
                 self.claim = None
 
-        it_steps, it_eps = int(r.steps.sum()), plan.episodes
+        it_steps, it_eps = int(r.steps.sum()) + int(c.steps.sum()), plan.episodes + 2 * len(c)
         self.env_steps += it_steps
         self.episodes += it_eps
         self.iteration += 1

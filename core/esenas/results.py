@@ -134,6 +134,24 @@ class Results:
 
 
 @dataclass(frozen=True)
+class Carried:
+    """Pairs of the previous iteration that arrived after it closed under the straggler policy
+    (``es.minPairsFraction`` < 1): rolled out around the previous centre, they join the next
+    iteration's ES step (one step stale), not its controller feedback or best policy."""
+
+    seeds: npt.NDArray[np.uint64]
+    reward_pos: F64
+    reward_neg: F64
+    steps: U32
+    obs_count: float = 0.0
+    obs_sum: F64 = field(default_factory=lambda: np.zeros(0))
+    obs_sumsq: F64 = field(default_factory=lambda: np.zeros(0))
+
+    def __len__(self) -> int:
+        return int(self.seeds.size)
+
+
+@dataclass(frozen=True)
 class IterationReport:
     """What one ``tell`` did: rewards (raw, unshifted), counts, and the topology in use."""
 

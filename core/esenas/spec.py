@@ -253,9 +253,9 @@ class ESSpec:
     )
     min_pairs_fraction: float = spec_field(
         "Straggler policy: an iteration may close once this fraction of its pairs (each with both "
-        "rollouts) and all its exact evals are in, plus a short grace (docs/operations.md); the pairs "
-        "still out are left out of the update. 1 waits for every pair. Below 1 biases against long "
-        "episodes (docs/operations.md).",
+        "rollouts) and all its exact evals are in (docs/operations.md); pairs still out that come in "
+        "during the next iteration join its update (one step stale), the others are dropped. 1 waits "
+        "for every pair.",
         1.0,
         minimum=0.5,
         maximum=1.0,

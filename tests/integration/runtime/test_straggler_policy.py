@@ -67,3 +67,39 @@ def test_job_does_not_wait_for_a_very_slow_worker(tmp_path: Path) -> None:
     assert metric(text, "esenas_results_rejected_total") == 0, [ln for ln in text.splitlines() if "rejected_total{" in ln and not ln.endswith(" 0.0")]
     # The totals count only the pairs used: two rollouts per pair kept, one per exact eval.
     assert status["episodes"] == ITERATIONS * (2 * PAIRS + EXACT) - 2 * dropped
+
+
+def test_pairs_still_out_at_the_close_join_the_next_update(tmp_path: Path) -> None:
+    """A worker's pairs that were out when their iteration closed (es.minPairsFraction 0.75) come in
+    while the next iteration runs: accepted, not stale, and counted in that iteration's update
+    (esenas_aggregator.carry) and its episode totals."""
+    job = write_job(tmp_path, **{"es.perturbations": PAIRS, "es.topDirections": 0, "es.exactEvals": EXACT,
+                                 "es.minPairsFraction": 0.75, "workers.batchSize": 4, "workers.itemTimeoutSeconds": 600.0})
+    agg = start_aggregator(tmp_path, job, exit_when_done=False)
+    try:
+        with grpc.insecure_channel(agg.address) as channel:
+            stub = pb_grpc.AggregatorStub(channel)
+            slow, honest = Client(stub, "slow"), Client(stub, "honest")
+            held = slow.lease(max_items=4, wait_ms=20_000)
+            assert held.iteration == 0 and len(items_of(held)) == 4
+            answered: set[int] = set()
+            while agg.status()["iteration"] == 0:  # the rest of iteration 0: it closes without slow's pairs
+                reply = honest.lease(max_items=64, wait_ms=200)
+                if reply.items:
+                    assert honest.push(reply, results(items_of(reply))).accepted == len(items_of(reply))
+                    answered.update(items_of(reply)["index"].tolist())
+            backed_up = len(answered & set(items_of(held)["index"].tolist()))  # the tail's copies, by the idle worker
+            assert backed_up < 4
+            late = slow.push(held, results(items_of(held), rp=2.0, rn=1.0))
+            assert (late.accepted, late.rejected) == (4 - backed_up, 0) and late.iteration == 1
+            while agg.status()["iteration"] == 1:
+                reply = honest.lease(max_items=64, wait_ms=200)
+                if reply.items:
+                    honest.push(reply, results(items_of(reply)))
+            text, status = agg.get("/metrics"), agg.status()
+    finally:
+        stop_all(agg)
+    assert metric(text, "esenas_pairs_carried_total") == 4 - backed_up and metric(text, "esenas_pairs_dropped_total") == 0
+    assert metric(text, "esenas_results_stale_total") == 0
+    # iteration 0: 12 pairs (and the copies), the exact eval; iteration 1: 16 pairs, the exact eval, the carried
+    assert status["episodes"] == (2 * 12 + EXACT) + (2 * PAIRS + EXACT) + 2 * 4

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from esenas import es
 from esenas.algorithm import ESENAS, Results
-from esenas.results import KIND_PAIR
+from esenas.results import KIND_PAIR, Carried
 from esenas.spec import JobSpec, parse_spec
 from esenas.topology import Topology
 
@@ -135,3 +135,28 @@ def test_min_pairs_rounds_up_and_keeps_at_least_one() -> None:
     assert es.min_pairs(1, 0.5) == 1
     assert es.min_pairs(0, 0.5) == 0
     assert es.min_pairs(80_000, 1.0) == 80_000
+
+
+def test_pairs_carried_from_the_previous_iteration_join_the_step_after_the_plans() -> None:
+    """Pairs that arrived after their iteration closed (esenas.results.Carried) count in the next
+    step: their rows of eps come from their own seeds, the step divides by all pairs used, top-b
+    picks among all of them, and their env steps and episodes count; the prefetch changes nothing."""
+    a, b = ESENAS(spec(0.75, top=6), OBS, ACT), ESENAS(spec(0.75, top=6), OBS, ACT)
+    plan = a.ask()
+    carried = Carried(np.array([11, 22, 33], np.uint64), np.array([3.0, -1.0, 2.5]), np.array([-2.0, 0.0, 0.4]),
+                      np.array([100, 50, 9], np.uint32))
+    r = results(a, DROP)
+    order = np.argsort(r.index)
+    idx = r.index[order].astype(np.int64)[: PAIRS - len(DROP)]
+    rp = np.concatenate([r.reward_pos[order][: idx.size], carried.reward_pos])
+    rn = np.concatenate([r.reward_neg[order][: idx.size], carried.reward_neg])
+    sel = es.top_directions(rp, rn, 6)
+    assert (sel >= idx.size).sum() == 2  # two of the carried pairs are among the best 6
+    seeds = np.concatenate([plan.items["seed"][idx], carried.seeds])
+    expected = a.params + 0.1 * ((rp[sel] - rn[sel]) @ es.perturbations(seeds[sel], a.arch.num_params)) / 6
+    report = a.tell(r, carried=carried)
+    np.testing.assert_allclose(a.params, expected, rtol=1e-12, atol=1e-12)
+    assert report.episodes == 2 * (idx.size + 3) + EXACT and report.env_steps == 7 * (idx.size + EXACT) + 159
+    assert b.prefetch_perturbations(PAIRS)
+    b.tell(results(b, DROP), carried=carried)
+    np.testing.assert_array_equal(a.params, b.params)

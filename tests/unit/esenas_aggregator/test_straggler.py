@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+from esenas.results import Carried
 from esenas_aggregator.leases import Lease
 from esenas_aggregator.metrics import Metrics
 from esenas_aggregator.queue import WorkQueue
@@ -100,11 +101,14 @@ def _push(rt: Runtime, lease: Lease, worker: str) -> tuple[int, int]:
     return out.accepted, out.stale
 
 
-def test_runtime_closes_without_the_slow_worker_and_tells_it_in_its_next_exchange() -> None:
+def _close_without_the_slow_worker(carries: bool) -> tuple[Metrics, tuple[int, int], Carried | None]:
+    """Four workers, one pair each, F = 0.75: the iteration closes without "slow", whose result
+    comes in while the next iteration runs; returns what that push got and what the close after carried."""
     metrics = Metrics("j", "ns")
 
-    async def go() -> None:
+    async def go() -> tuple[tuple[int, int], Carried | None]:
         rt = Runtime(metrics, item_timeout=60.0, obs_dim=0)
+        rt.carries = carries
         for w in ("a", "b", "c", "slow"):
             rt.seen(w)
         rt.start_iteration(0, 0, _items(4), b"params", min_pairs_fraction=0.75)
@@ -112,23 +116,48 @@ def test_runtime_closes_without_the_slow_worker_and_tells_it_in_its_next_exchang
         for w in ("a", "b", "c"):
             assert _push(rt, leases[w], w) == (1, 0)
         await asyncio.wait_for(rt.wait_closable(), 60.0)  # safety net only: returns after the grace
-        assert rt.close_iteration() == 1
+        assert rt.close_iteration() == (1, None)
         assert len(rt.queue.results().index) == 3
         rt.start_iteration(1, 1, _items(4), b"params", min_pairs_fraction=0.75)
-        # The slow worker's Exchange: its late result is stale, and the same call gets new work.
-        assert _push(rt, leases["slow"], "slow") == (0, 1)
+        late = _push(rt, leases["slow"], "slow")  # the slow worker's Exchange, which also gets new work
         nxt = await rt.pull(1, 0, "slow")
         assert nxt.iteration == 1 and len(wire.decode_items(nxt.items)) == 1
+        for w in ("a", "b", "c"):
+            _push(rt, await rt.pull(1, 0, w), w)
+        _push(rt, nxt, "slow")
+        await asyncio.wait_for(rt.wait_closable(), 60.0)
+        out, carried = rt.close_iteration()
+        assert out == 0
+        return late, carried
 
-    asyncio.run(go())
+    late, carried = asyncio.run(go())
+    return metrics, late, carried
+
+
+def test_a_pair_still_out_at_the_close_joins_the_next_update() -> None:
+    """es.minPairsFraction < 1 closes an iteration without its slowest pairs; the result of one,
+    pushed while the next iteration runs, is accepted and handed to the next close (carry)."""
+    metrics, late, carried = _close_without_the_slow_worker(carries=True)
+    assert late == (1, 0)
+    assert carried is not None and len(carried) == 1
+    assert carried.seeds.tolist() == [4] and carried.steps.tolist() == [10]  # item 3's seed (_items: index + 1)
     labels = {"esenas_job": "j", "esenas_namespace": "ns"}
-    assert metrics.registry.get_sample_value("esenas_pairs_dropped_total", labels) == 1.0
-    assert metrics.registry.get_sample_value("esenas_results_stale_total", labels) == 1.0
+    assert metrics.registry.get_sample_value("esenas_pairs_carried_total", labels) == 1.0
+    assert metrics.registry.get_sample_value("esenas_pairs_dropped_total", labels) == 0.0
     rejected = [
         s.value for m in metrics.registry.collect() if m.name == "esenas_results_rejected"
         for s in m.samples if s.name.endswith("_total")
     ]
     assert sum(rejected) == 0
+
+
+def test_a_relay_drops_a_late_pair_as_stale() -> None:
+    """A relay's round is handed upstream when it closes: its late results are stale there."""
+    metrics, late, carried = _close_without_the_slow_worker(carries=False)
+    assert late == (0, 1) and carried is None
+    labels = {"esenas_job": "j", "esenas_namespace": "ns"}
+    assert metrics.registry.get_sample_value("esenas_pairs_dropped_total", labels) == 1.0
+    assert metrics.registry.get_sample_value("esenas_results_stale_total", labels) == 1.0
 
 
 def test_runtime_with_fraction_one_never_closes_early() -> None:
@@ -141,7 +170,7 @@ def test_runtime_with_fraction_one_never_closes_early() -> None:
         early = rt.queue.closable(1e12) or rt.iteration_complete.is_set()
         _push(rt, leases[3], "w3")
         await rt.wait_closable()
-        return early, rt.close_iteration()
+        return early, rt.close_iteration()[0]
 
     early, dropped = asyncio.run(go())
     assert not early and dropped == 0
