@@ -18,7 +18,7 @@ from esenas.spec import API_VERSION, KIND, Job
 from esenas_api import tls
 from esenas_api.tls import TLSMaterial
 
-from esenas_operator import claims, names, relays, services
+from esenas_operator import claims, names, relays, services, terms
 from esenas_operator.monitoring import JobMonitoring
 from esenas_operator.pods import (
     DEFAULT_AGGREGATOR_RESOURCES,
@@ -141,8 +141,9 @@ def build_aggregator_deployment(body: Mapping[str, Any], job: Job, settings: Set
         "volumeMounts": [*common_mounts(), {"name": "checkpoints", "mountPath": names.CHECKPOINT_DIR}],
     }
     meta = _meta(body, names.aggregator(name), "aggregator")
-    # What the checkpoint volume was made with, for a refused edit of it after a restart (claims.py).
-    meta["annotations"] = {claims.ANNOTATION: claims.annotation(job)}
+    # What the checkpoint volume was made with, for a refused edit of it after a restart (claims.py),
+    # and the terms the status timer enforces, for a job whose edit stands refused then (terms.py).
+    meta["annotations"] = {claims.ANNOTATION: claims.annotation(job), terms.ANNOTATION: terms.annotation(job)}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -32,6 +32,7 @@ from esenas_operator.status import (
     timestamp,
     workers_status,
 )
+from esenas_operator.terms import Terms
 
 #: A refused edit: (its generation, the message that says why).
 Refusal = tuple[int, str]
@@ -58,6 +59,10 @@ class Workload:
     ready: int
     #: The aggregator's record of its checkpoint volume (esenas_operator.claims), when it has one.
     checkpoint: str | None = None
+    #: The aggregator's record of the applied spec's terms (esenas_operator.terms), when it has one.
+    terms: str | None = None
+    #: The Deployment's ReplicaFailure condition: it cannot create pods (esenas_operator.starting).
+    stall: tuple[str, str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -98,9 +103,9 @@ class Fleet:
         return [w.name for w in self.deployments if w.replicas > 0]
 
 
-def reads_report(job: Job) -> bool:
+def reads_report(terms: Terms) -> bool:
     """Whether a status tick reads the aggregator: not while suspended (it is scaled to 0)."""
-    return not job.spec.suspend
+    return not terms.suspend
 
 
 def edit_refused(status: Mapping[str, Any]) -> bool:
@@ -189,10 +194,10 @@ def reconciled(current: Mapping[str, Any], job: Job, shards: int, gen: int, now:
     return Reconciled(new_phase, desired, warning)
 
 
-def observed(job: Job, ready: int, connected: int | None, shards: int, restarts: int, report: AggregatorReport | None) -> Obj:
+def observed(terms: Terms, ready: int, connected: int | None, shards: int, restarts: int, report: AggregatorReport | None) -> Obj:
     """The status fields that mirror the fleet and the aggregator's report."""
     desired: Obj = {
-        "workers": workers_status(job.spec.workers.replicas, ready, connected, shards, stopped=job.spec.suspend),
+        "workers": workers_status(terms.replicas, ready, connected, shards, stopped=terms.suspend),
         "aggregatorRestarts": restarts,
     }
     if report is not None:
@@ -218,13 +223,14 @@ class Outcome:
         return self.phase in TERMINAL
 
 
-def outcome(job: Job, current: Mapping[str, Any], report: AggregatorReport | None, restarts: int,
-            last_message: str, now: dt.datetime) -> Outcome:
-    """Whether the job is suspended, failed, succeeded or running, by its spec, status and report."""
-    if job.spec.suspend:
+def outcome(terms: Terms, current: Mapping[str, Any], report: AggregatorReport | None, restarts: int,
+            last_message: str, now: dt.datetime, stuck: tuple[str, str] | None = None) -> Outcome:
+    """Whether the job is suspended, failed, succeeded or running, by its spec's terms, status and
+    report; ``stuck``: (reason, message) of an aggregator that cannot start (esenas_operator.starting)."""
+    if terms.suspend:
         return Outcome("Suspended")
     start = parse_time(current.get("startTime"))
-    failed = failure(job.spec.backoff_limit, restarts, job.spec.stopping.deadline_seconds, start, now, report, last_message)
+    failed = failure(terms.backoff_limit, restarts, terms.deadline_seconds, start, now, report, last_message) or stuck
     if failed is not None:
         reason, message = failed
         return Outcome("Failed", reason, message, Event("Warning", reason, message[:1000]),

@@ -15,17 +15,17 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import kopf
-from esenas.spec import API_GROUP, Job, SpecError
+from esenas.spec import API_GROUP, SpecError
 from kubernetes.client.exceptions import ApiException
 
-from esenas_operator import claims, decide, drift, metrics, names, results
+from esenas_operator import claims, decide, drift, metrics, names, results, starting, terms
 from esenas_operator.aggregator_http import fetch_report
 from esenas_operator.converge import apply_children
 from esenas_operator.crd import PLURAL, VERSION
-from esenas_operator.kube import Kube, Refused, api_message, load_config
+from esenas_operator.kube import Kube, Refused, Stale, api_message, load_config
 from esenas_operator.ledger import Ledger
 from esenas_operator.persistence import DiffBaseStorage, ProgressStorage
-from esenas_operator.reasons import INVALID_SPEC
+from esenas_operator.reasons import INVALID_SPEC, STALE_CHILD
 from esenas_operator.settings import Settings
 from esenas_operator.status import (
     TERMINAL,
@@ -42,6 +42,8 @@ from esenas_operator.validation import validate_job
 JOB_API: Final = f"{API_GROUP}/{VERSION}"
 #: Worker pods listed per status tick while some are not ready: enough to name why they fail, cheap at 10,000.
 WORKER_PODS_LISTED: Final = 50
+#: Seconds between a reconcile's tries while an earlier job's Secret or claim awaits the garbage collector.
+STALE_RETRY: Final = 5
 _kube: Kube | None = None
 #: The spec each job's children were last applied from, for the status timer while an edit is
 #: refused, for drift repairs and for the checkpoint volume's check (ledger.py).
@@ -109,7 +111,7 @@ def workloads(namespace: str | None, name: str, labels: Mapping[str, str], annot
     return {
         (namespace, job): decide.Workload(
             name, labels.get(names.COMPONENT_LABEL, ""), int(spec.get("replicas") or 0), int(status.get("readyReplicas") or 0),
-            annotations.get(claims.ANNOTATION),
+            annotations.get(claims.ANNOTATION), annotations.get(terms.ANNOTATION), starting.deployment_stall(status),
         )
     }
 
@@ -145,7 +147,7 @@ def _refuse_edit(body: Any, status: dict[str, Any], gen: int, message: str) -> N
     raise kopf.PermanentError(f"invalid edit: {message}")
 
 
-def _report_error(body: Any, status: Mapping[str, Any], exc: Exception, logger: Logger) -> None:
+def _report_error(body: Any, status: Mapping[str, Any], exc: Exception, logger: Logger, reason: str = "ReconcileError") -> None:
     """A reconcile or status error reaches the job (Reconciled=False and a Warning), not only the log.
 
     The Event is posted when the condition changes, so a retry loop does not flood the namespace.
@@ -154,14 +156,14 @@ def _report_error(body: Any, status: Mapping[str, Any], exc: Exception, logger: 
     message = api_message(exc) if isinstance(exc, ApiException) else f"{type(exc).__name__}: {exc}"
     gen = int(body["metadata"].get("generation") or 1)
     current = dict(status)
-    desired = {"conditions": set_condition(current.get("conditions"), "Reconciled", False, "ReconcileError", message[:4000], gen, _now())}
+    desired = {"conditions": set_condition(current.get("conditions"), "Reconciled", False, reason, message[:4000], gen, _now())}
     try:
         changed = _patch_status(ns, name, current, desired)
     except Exception as again:  # the API server may be what fails: the Event may still get through
         logger.warning("cannot record the error in the status: %s", again)
         changed = {"conditions": True}
     if changed:
-        kopf.event(body, type="Warning", reason="ReconcileError", message=message[:1000])
+        kopf.event(body, type="Warning", reason=reason, message=message[:1000])
 
 
 def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Logger, memo: kopf.Memo, **kwargs: Any) -> None:
@@ -187,11 +189,14 @@ def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Log
         return
     try:
         with _applied.applying((ns, name)):
-            shards, changed = apply_children(kube(), body, job, _settings(memo))
+            shards, changed = apply_children(kube(), body, job, _settings(memo), fresh=not decide.ran(current))
             _applied.record((ns, name), body, job, gen)
     except Refused as exc:
         refuse(body, current, gen, str(exc))
         return
+    except Stale as exc:  # an earlier job's Secret or claim: retried until the garbage collector removes it
+        _report_error(body, current, exc, logger, STALE_CHILD)
+        raise kopf.TemporaryError(str(exc), delay=STALE_RETRY) from exc
     except Exception as exc:
         metrics.ERRORS.inc()
         _report_error(body, current, exc, logger)
@@ -238,16 +243,17 @@ def sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: L
         raise
 
 
-def _running_spec(body: kopf.Body, status: Mapping[str, Any]) -> Job | None:
-    """The spec the fleet runs: the job's own, or while an edit is refused the one last applied."""
+def _running_terms(body: kopf.Body, status: Mapping[str, Any], fleet: decide.Fleet) -> terms.Terms | None:
+    """The terms of the spec the fleet runs: the job's own, or while an edit is refused the last
+    applied spec's (this process's ledger, else the record an earlier process left: terms.py)."""
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
     applied = _applied.job(key)
-    if (decide.edit_refused(status) or key in _refused) and applied is not None:
-        return applied
     try:
-        return validate_job(body)
+        own: terms.Terms | None = terms.of(validate_job(body))
     except SpecError:
-        return applied
+        own = None
+    before = terms.of(applied) if applied is not None else terms.recorded(fleet.aggregator.terms if fleet.aggregator else None, status)
+    return terms.running(own, decide.edit_refused(status) or key in _refused, before)
 
 
 def _repair(body: kopf.Body, index: kopf.Index[tuple[str, str], decide.Workload], settings: Settings) -> None:
@@ -274,26 +280,27 @@ def _sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: 
         return
     if phase is None:
         return  # not reconciled yet
-    job = _running_spec(body, current)
-    if job is None:
+    fleet = decide.Fleet.of(index.get((ns, name), []))
+    running = _running_terms(body, current, fleet)
+    if running is None:
         return  # the reconcile handler reports the spec
     # Fetch what the decisions need.
-    fleet = decide.Fleet.of(index.get((ns, name), []))
     url = settings.aggregator_url(name, ns)
     report: AggregatorReport | None = None
-    if decide.reads_report(job):
+    if decide.reads_report(running):
         try:
             report = fetch_report(url)
         except (OSError, ValueError, TypeError, AttributeError) as exc:
             logger.debug("aggregator status unavailable: %s", exc)
-    restarts, last_message = int(current.get("aggregatorRestarts") or 0), ""
-    if fleet.aggregator_unready:
+    restarts, last_message, stuck = int(current.get("aggregatorRestarts") or 0), "", None
+    if fleet.aggregator_unready and fleet.aggregator is not None:  # its pods, for restarts or a failure to start
         pods = _pods(ns, name, "aggregator")
         restarts, last_message = restart_count(pods, restarts), termination_message(pods)
+        stuck = starting.aggregator(pods, fleet.aggregator.stall, now, names.checkpoint_claim(name))
     # Decide.
     connected = report.workers_connected if report else None
-    desired = decide.observed(job, fleet.ready, connected, fleet.shards, restarts, report)
-    out = decide.outcome(job, current, report, restarts, last_message, now)
+    desired = decide.observed(running, fleet.ready, connected, fleet.shards, restarts, report)
+    out = decide.outcome(running, current, report, restarts, last_message, now, stuck)
     # Write: the result before the fleet stops, then the status.
     if out.result is not None and (stored := _store_result(body, url, out.result)) is not None:
         desired["result"] = stored
@@ -303,18 +310,19 @@ def _sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: 
     gen = int(meta.get("generation") or 1)
     desired.update(decide.transition(current, out, gen, now, connected, fleet.shards))
     if desired.get("phase", phase) in ("Pending", "Running"):  # worker pods that cannot run (decide.worker_health)
-        failing = workers_failing(_pods(ns, name, "worker", WORKER_PODS_LISTED)) if fleet.workers_unready else None
+        listed = _pods(ns, name, "worker", WORKER_PODS_LISTED) if fleet.workers_unready else None
+        failing = None if listed is None else workers_failing(listed) or starting.workers(listed, [(w.name, w.stall) for w in fleet.workers], now)
         desired, workers_event = decide.worker_health(desired, current, failing, gen, now)
         if workers_event is not None:
             kopf.event(body, type=workers_event.type, reason=workers_event.reason, message=workers_event.message)
-        desired = decide.no_workers(desired, current, job.spec.workers.replicas, name)
+        desired = decide.no_workers(desired, current, running.replicas, name)
     if desired.get("phase", phase) not in TERMINAL:  # a finished job keeps its fleet stopped
         _repair(body, index, settings)
     if out.event is not None:
         kopf.event(body, type=out.event.type, reason=out.event.reason, message=out.event.message)
     desired = decide.with_refusal(desired, current, _refused.get((ns, name)), now)
     _patch_status(ns, name, current, desired)
-    metrics.observe_job(ns, name, desired.get("phase", phase), desired=job.spec.workers.replicas, ready=fleet.ready)
+    metrics.observe_job(ns, name, desired.get("phase", phase), desired=running.replicas, ready=fleet.ready)
 
 
 def forget(meta: kopf.Meta, **_: Any) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import builtins
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from kubernetes import client, config
@@ -52,6 +52,19 @@ def api_message(exc: ApiException) -> str:
     if isinstance(body, dict) and body.get("message"):
         return str(body["message"])
     return f"{exc.status} {exc.reason}"
+
+
+class Stale(Exception):
+    """A create-only child (the token Secret, the checkpoint claim) exists, and the job cannot take
+    it as its own: an earlier job of the same name left it for the garbage collector (or someone
+    made it by hand). Nothing was written; the reconcile retries until it is gone."""
+
+    def __init__(self, objs: Sequence[Mapping[str, Any]]) -> None:
+        self.children = [f"{o['kind']} {o['metadata']['name']}" for o in objs]
+        one = len(self.children) == 1
+        super().__init__(f"{' and '.join(self.children)} {'exists' if one else 'exist'} but {'is' if one else 'are'} not this job's "
+                         "(an earlier job of the same name, or made by hand): waiting for the garbage collector to remove "
+                         f"{'it' if one else 'them'}; delete {'it' if one else 'them'} if {'it stays' if one else 'they stay'}")
 
 
 class Refused(Exception):
@@ -162,13 +175,17 @@ class Kube:
         )
         return applied
 
-    def converge(self, objs: Sequence[Obj]) -> builtins.list[str]:
+    def converge(self, objs: Sequence[Obj], owned: Callable[[], bool] | None = None) -> builtins.list[str]:
         """Dry-run every object, then apply them all; the ones that changed ('Kind/name').
 
         A refusal in the dry run raises before anything is written, so a spec the API server
-        refuses leaves no partial set of children.
+        refuses leaves no partial set of children. ``owned``: asked (once) when a create-only
+        object already exists in the dry run; False raises Stale, before anything is written.
         """
         planned = [self._checked(o, dry_run=True) for o in objs]
+        existing = [o for o, p in zip(objs, planned, strict=True) if p is None and o["kind"] in CREATE_ONLY]
+        if existing and owned is not None and not owned():
+            raise Stale(existing)
         changed: builtins.list[str] = []
         for obj, plan in zip(objs, planned, strict=True):
             done = self._checked(obj)

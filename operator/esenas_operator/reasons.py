@@ -10,7 +10,14 @@ CREATED: Final = "Created"
 RUNNING: Final = "Running"
 SUSPENDED: Final = "Suspended"
 INVALID_SPEC: Final = "InvalidSpec"
+#: Reconciled=False while the job's token Secret or checkpoint claim is an earlier job's (kube.Stale).
+STALE_CHILD: Final = "StaleChild"
 CRASH_LOOP: Final = "AggregatorCrashLoop"
+#: An aggregator that cannot start (esenas_operator.starting): its image cannot be pulled, its
+#: pod cannot be scheduled, or its container or pod cannot be created.
+AGGREGATOR_IMAGE_PULL: Final = "AggregatorImagePullFailed"
+AGGREGATOR_UNSCHEDULABLE: Final = "AggregatorUnschedulable"
+AGGREGATOR_CANNOT_START: Final = "AggregatorCannotStart"
 #: How the aggregator words why it stopped (esenas.best.stop_reason), and the reason each gives.
 _SUCCESS: Final = (
     ("targetreward", "TargetReached"),

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from esenas.spec import Job
-from esenas_operator import decide
+from esenas_operator import decide, terms
 from esenas_operator.reasons import CREATED, INVALID_SPEC, RUNNING, SUSPENDED
 from esenas_operator.status import (
     AggregatorReport,
@@ -30,6 +30,10 @@ def _job(**spec: Any) -> Job:
     })
 
 
+def _terms(**spec: Any) -> terms.Terms:
+    return terms.of(_job(**spec))
+
+
 def _report(**fields: Any) -> AggregatorReport:
     return AggregatorReport.parse({"phase": "Running", "iteration": 3, "workersConnected": 4, **fields})
 
@@ -38,20 +42,20 @@ RUNNING_STATUS: dict[str, Any] = {"phase": "Running", "startTime": timestamp(T0)
 
 
 def test_a_serving_aggregator_keeps_the_job_running_and_announces_it_once() -> None:
-    out = decide.outcome(_job(), {"phase": "Pending"}, _report(), 0, "", LATER)
+    out = decide.outcome(_terms(), {"phase": "Pending"}, _report(), 0, "", LATER)
     assert (out.phase, out.reason, out.finishes) == ("Running", RUNNING, False)
     assert out.event == decide.Event("Normal", "Running", "the aggregator is serving")
-    assert decide.outcome(_job(), RUNNING_STATUS, _report(), 0, "", LATER).event is None
+    assert decide.outcome(_terms(), RUNNING_STATUS, _report(), 0, "", LATER).event is None
 
 
 def test_no_report_changes_no_phase() -> None:
-    out = decide.outcome(_job(), RUNNING_STATUS, None, 0, "", LATER)
+    out = decide.outcome(_terms(), RUNNING_STATUS, None, 0, "", LATER)
     assert out == decide.Outcome(None)
     assert decide.transition(RUNNING_STATUS, out, 1, LATER, None, 1) == {}
 
 
 def test_a_done_report_succeeds_the_job_stores_its_result_and_stops_the_fleet() -> None:
-    out = decide.outcome(_job(), RUNNING_STATUS, _report(done=True, reason="target reward reached", bestReward=3.5), 0, "", LATER)
+    out = decide.outcome(_terms(), RUNNING_STATUS, _report(done=True, reason="target reward reached", bestReward=3.5), 0, "", LATER)
     assert (out.phase, out.reason, out.finishes, out.result) == ("Succeeded", "TargetReached", True, "complete")
     assert out.event is not None and out.event.reason == "Succeeded"
     update = decide.transition(RUNNING_STATUS, out, 1, LATER, 4, 2)
@@ -61,29 +65,29 @@ def test_a_done_report_succeeds_the_job_stores_its_result_and_stops_the_fleet() 
 
 
 def test_failures_come_before_success_and_need_no_report() -> None:
-    failed = decide.outcome(_job(backoffLimit=1), RUNNING_STATUS, None, 2, "boom", LATER)
+    failed = decide.outcome(_terms(backoffLimit=1), RUNNING_STATUS, None, 2, "boom", LATER)
     assert (failed.phase, failed.reason, failed.finishes) == ("Failed", "AggregatorCrashLoop", True)
     assert failed.event is not None and failed.event.type == "Warning"
     assert failed.result is None  # no report: no aggregator to copy a best-so-far from
-    reported = decide.outcome(_job(), RUNNING_STATUS, _report(phase="Failed", done=True, reason="NonFiniteUpdate: nan"), 0, "", LATER)
+    reported = decide.outcome(_terms(), RUNNING_STATUS, _report(phase="Failed", done=True, reason="NonFiniteUpdate: nan"), 0, "", LATER)
     assert (reported.phase, reported.reason, reported.result) == ("Failed", "NonFiniteUpdate", "partial")
-    late = decide.outcome(_job(stopping={"deadlineSeconds": 10}), RUNNING_STATUS, _report(), 0, "", LATER)
+    late = decide.outcome(_terms(stopping={"deadlineSeconds": 10}), RUNNING_STATUS, _report(), 0, "", LATER)
     assert (late.phase, late.reason, late.result) == ("Failed", "DeadlineExceeded", "partial")
 
 
 def test_a_suspended_job_only_says_so() -> None:
-    out = decide.outcome(_job(suspend=True), RUNNING_STATUS, None, 9, "", LATER)
+    out = decide.outcome(_terms(suspend=True), RUNNING_STATUS, None, 9, "", LATER)
     assert out == decide.Outcome("Suspended") and not out.finishes and out.result is None
-    assert not decide.reads_report(_job(suspend=True)) and decide.reads_report(_job())
+    assert not decide.reads_report(_terms(suspend=True)) and decide.reads_report(_terms())
     assert decide.transition(RUNNING_STATUS, out, 1, LATER, None, 1) == {"phase": "Suspended"}
-    assert decide.observed(_job(suspend=True), 0, None, 1, 0, None)["workers"]["desired"] == 0
+    assert decide.observed(_terms(suspend=True), 0, None, 1, 0, None)["workers"]["desired"] == 0
 
 
 def test_running_keeps_a_refused_edits_reason() -> None:
     refused = decide.refusal(3, "bad field")
     status = {**RUNNING_STATUS, **decide.refused_status(RUNNING_STATUS, refused, T0)}
     assert decide.edit_refused(status)
-    out = decide.outcome(_job(), status, _report(), 0, "", LATER)
+    out = decide.outcome(_terms(), status, _report(), 0, "", LATER)
     update = decide.transition(status, out, 2, LATER, 4, 1)
     assert "reason" not in update and update["phase"] == "Running"
     again = decide.with_refusal(update, status, refused, LATER)
