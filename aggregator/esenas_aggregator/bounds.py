@@ -194,6 +194,15 @@ WHAT: Final = {"bound": "returned a return beyond spec.environment.maxAbsReward"
 MAX_FAILURE: Final = 400
 
 
+def decoded_results(results: bytes, out: IngestOutcome) -> npt.NDArray[np.void] | None:
+    """A pushed batch's result records, or None (counted in ``out`` as malformed) when it is not one."""
+    try:
+        return wire.decode_results(results)
+    except wire.WireError:
+        out.reject("malformed", max(1, len(results) // wire.RESULT_DTYPE.itemsize))
+        return None
+
+
 def checked_obs(
     bounds: ResultBounds | None, obs_dim: int, obs_stats: bytes, records: npt.NDArray[np.void], out: IngestOutcome
 ) -> tuple[tuple[float, npt.NDArray[np.float64], npt.NDArray[np.float64]] | None, bool]:

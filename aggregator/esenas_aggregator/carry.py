@@ -19,9 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from esenas.results import KIND_PAIR, Carried
-from esenas_api import wire
 
-from esenas_aggregator.bounds import ResultBounds, checked_obs
+from esenas_aggregator.bounds import ResultBounds, checked_obs, decoded_results
 from esenas_aggregator.leases import LeaseBook, LeaseState, held_mask
 from esenas_aggregator.outcome import IngestOutcome
 from esenas_aggregator.queue import WorkQueue
@@ -48,10 +47,7 @@ class LateBook:
         """One batch for an open lease of the closed iteration, checked as :meth:`Runtime.push`
         checks one (failed items are not judged: the next iteration goes on without them)."""
         out = IngestOutcome()
-        try:
-            records = wire.decode_results(results)
-        except wire.WireError:
-            out.reject("malformed", max(1, len(results) // wire.RESULT_DTYPE.itemsize))
+        if (records := decoded_results(results, out)) is None:
             return out
         if self.leases.state(lease_id, worker_id) is not LeaseState.OPEN:
             out.stale = len(records)

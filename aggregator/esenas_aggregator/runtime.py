@@ -15,9 +15,14 @@ from typing import Final
 import numpy as np
 from esenas.results import Carried
 from esenas.topology import Topology
-from esenas_api import wire
 
-from esenas_aggregator.bounds import ItemWatch, ResultBounds, checked_obs, failed_index
+from esenas_aggregator.bounds import (
+    ItemWatch,
+    ResultBounds,
+    checked_obs,
+    decoded_results,
+    failed_index,
+)
 from esenas_aggregator.carry import LateBook
 from esenas_aggregator.judge import ItemJudge
 from esenas_aggregator.leases import Lease, LeaseBook, LeaseState, held_mask
@@ -224,10 +229,7 @@ class Runtime(ItemJudge):
         self, session: int, iteration: int, results: bytes, obs_stats: bytes, lease_id: int, worker_id: str, failed: bytes, failure: str
     ) -> IngestOutcome:
         out = IngestOutcome()
-        try:
-            records = wire.decode_results(results)
-        except wire.WireError:
-            out.reject("malformed", max(1, len(results) // wire.RESULT_DTYPE.itemsize))
+        if (records := decoded_results(results, out)) is None:
             return out
         q = self.queue
         if session != self.session or iteration < q.iteration or (iteration == q.iteration and q.closed):
