@@ -265,7 +265,7 @@ class Runtime(ItemJudge):
 
     def _requeue(self, index: np.ndarray, iteration: int) -> None:
         """Items of a closed lease left without a result go back to the queue at once."""
-        left = self.queue.unfinished(index)
+        left = self.queue.unfinished(index) if len(index) else index  # most calls: no lease to hand back
         if len(left):
             self.queue.release(left, iteration, time.monotonic())
             self.metrics.released.inc(len(left))
