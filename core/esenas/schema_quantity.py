@@ -98,6 +98,15 @@ def _name_problem(name: str) -> str | None:
     return None if problem is None else f"is not a valid extended resource name (domain/name): {problem}"
 
 
+def _parsed(raw: Any, where: str, errors: list[FieldError]) -> Fraction | None:
+    """``raw`` as a quantity, or None with the reason appended to ``errors``."""
+    try:
+        return parse_quantity(raw)
+    except QuantityError as exc:
+        errors.append(FieldError(where, f"{exc}, got {raw!r}"))
+        return None
+
+
 def _quantities(group: Mapping[str, Any], at: str, errors: list[FieldError], bad: set[str]) -> dict[str, Fraction]:
     """The valid quantities of one resource list, appending an error for each bad name or value
     (but those in ``bad``, which the schema refused already)."""
@@ -110,10 +119,7 @@ def _quantities(group: Mapping[str, Any], at: str, errors: list[FieldError], bad
         if problem is not None:
             errors.append(FieldError(where, problem))
             continue
-        try:
-            value = parse_quantity(raw)
-        except QuantityError as exc:
-            errors.append(FieldError(where, f"{exc}, got {raw!r}"))
+        if (value := _parsed(raw, where, errors)) is None:
             continue
         if value < 0:
             errors.append(FieldError(where, f"must not be negative, got {raw!r}"))
@@ -193,10 +199,7 @@ def quantity_errors(spec: Mapping[str, Any], cls: type[Any], errors: list[FieldE
         if kind == "resources":
             out += resource_errors(value, where, below)
             continue
-        try:
-            size = parse_quantity(value)
-        except QuantityError as exc:
-            out.append(FieldError(where, f"{exc}, got {value!r}"))
+        if (size := _parsed(value, where, out)) is None:
             continue
         if size <= 0:
             out.append(FieldError(where, f"must be greater than zero (a PersistentVolumeClaim's size), got {value!r}"))
