@@ -407,6 +407,33 @@ def metric_sums(http: str) -> tuple[float, float, float, float]:
     return got["decisions"], got["positions"], got["sum"], got["count"]
 
 
+#: The aggregator's counters of copies and late results, reported per steady iteration as
+#: ``tail_per_iteration``: what the tail and straggler policies cost in duplicated work.
+TAIL_COUNTERS: Final = {
+    "speculative": "esenas_items_speculative_total", "redundant": "esenas_results_redundant_total",
+    "reissued": "esenas_results_reissued_total", "stale": "esenas_results_stale_total",
+    "carried": "esenas_pairs_carried_total", "dropped": "esenas_pairs_dropped_total",
+}
+
+
+def tail_counts(http: str) -> dict[str, float]:
+    """From one /metrics: the :data:`TAIL_COUNTERS` (0 where it cannot be read)."""
+    import urllib.request
+
+    got = dict.fromkeys(TAIL_COUNTERS, 0.0)
+    names = {v: k for k, v in TAIL_COUNTERS.items()}
+    try:
+        with urllib.request.urlopen(f"{http}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return got
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in names:
+            got[names[name]] += float(line.rsplit(" ", 1)[1])
+    return got
+
+
 def wait_ports(proc: subprocess.Popen[bytes], ports: Path, log: Path, what: str) -> dict[str, int]:
     """The ports a started aggregator or relay wrote, once it serves."""
     end = time.monotonic() + 120
@@ -513,6 +540,7 @@ def run_scale(
         t_start = time.monotonic()
         cpu_marks: dict[int, tuple[float, ...]] = {}
         replay_marks: dict[int, float] = {}  # CPU-s of the aggregator's replay process (esenas_aggregator.confirm)
+        count_marks: dict[int, dict[str, float]] = {}  # the aggregator's TAIL_COUNTERS at each iteration's start
         last_it = -1
         import urllib.request
 
@@ -530,6 +558,7 @@ def run_scale(
                 replay_marks[it] = tree_cpu_s(agg.pid) - own
                 cpu_marks[it] = (time.monotonic(), own + replay_marks[it], sum(proc_cpu_s(r.pid) for r in relays),
                                  *metric_sums(http), *relay_broadcast)
+                count_marks[it] = tail_counts(http)
                 last_it = it
                 print(f"  W={w}: iteration {it} at {time.monotonic() - t_start:.1f} s", flush=True)
             hwm = max(hwm, proc_hwm_mib(agg.pid))
@@ -557,6 +586,10 @@ def run_scale(
         for k, v in d.items():
             rec.setdefault(k, []).extend(v)
     scale = summarise(w, a, rec, cpu_marks, hwm, client_cpu, history, replay_marks)
+    c0, c1 = count_marks.get(1), count_marks.get(a.iterations - 1)
+    scale["tail_per_iteration"] = (
+        {k: round((c1[k] - c0[k]) / max(1, a.iterations - 2), 1) for k in TAIL_COUNTERS} if c0 and c1 else None
+    )
     scale["relays"] = a.relays
     planned = a.iterations * (2 * a.pairs_per_worker * w + doc["spec"]["es"]["exactEvals"])
     dropped = (planned - int(history.get("episodes", planned))) / 2 / a.iterations
