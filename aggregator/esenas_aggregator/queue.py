@@ -72,8 +72,11 @@ class WorkQueue(TailPolicy, ClosePolicy):
         self._deadline_lb: float | None = None  # a lower bound of the earliest pending deadline
         self._outstanding = np.zeros(0, np.int64)  # unfinished items, refreshed every 1% done
         self._outstanding_at: int | None = None
-        self._fresh = 0  # items [0, _fresh) have been leased at least once
-        self._oldest = 0  # no item below this is outstanding with a single copy (see _oldest_lone)
+        # first leases go out in this order: exact evals first, since the straggler policy's close
+        # waits for every one of them (leased last, they were the iteration's tail)
+        self._order = np.argsort(items["kind"] != KIND_EXACT, kind="stable").astype(np.int64)
+        self._fresh = 0  # items _order[:_fresh] have been leased at least once
+        self._oldest = 0  # no position of _order below this holds an item outstanding with a single copy (see _oldest_lone)
         self._n_done = 0
         self._reward_pos = np.zeros(n)
         self._reward_neg = np.zeros(n)
@@ -122,25 +125,27 @@ class WorkQueue(TailPolicy, ClosePolicy):
         iteration of 80,000 items must not each cost a scan of all of them."""
         if self._deadline_lb is not None and self._deadline_lb > now:
             return self._deadline_lb
-        pending = ~self._done[: self._fresh]
-        if not pending.any():
+        leased = self._order[: self._fresh]
+        pending = leased[~self._done[leased]]
+        if not pending.size:
             self._deadline_lb = None
             return None
-        self._deadline_lb = float(self._deadline[: self._fresh][pending].min())
+        self._deadline_lb = float(self._deadline[pending].min())
         return self._deadline_lb
 
     def lease(
         self, max_items: int, now: float, avoid: npt.NDArray[np.int64] | None = None, hoarded: npt.NDArray[np.int64] | None = None,
     ) -> npt.NDArray[np.void]:
-        """Lease up to ``max_items`` items: never-issued ones first, then expired leases, then
+        """Lease up to ``max_items`` items: never-issued ones first (exact evals before pairs), then expired leases, then
         one speculative backup copy of an outstanding item (see :meth:`_speculate`), else of one
         of ``hoarded`` (held by unproven ids only: :meth:`_backup_hoarded`); none of ``avoid``
         (items that went wrong for this worker, bounds.ItemWatch.avoid)."""
         if max_items <= 0 or self.complete or self.closed:
             return self._items[:0]
-        take = np.arange(self._fresh, min(self.size, self._fresh + max_items))
+        take = self._order[self._fresh : min(self.size, self._fresh + max_items)]
         self._fresh += len(take)
         self._leased_at[take] = now
+        self._drained(now)
         if len(take) < max_items and self._fresh == self.size:
             nd = self.next_deadline(now)
             if nd is None or nd > now:  # no lease has expired: no scan

@@ -327,6 +327,8 @@ class Runtime(ItemJudge):
                 if q.speculative != spec_before:
                     self.metrics.speculative.inc(q.speculative - spec_before)
                 if len(items):
+                    if q.closable(time.monotonic()):  # this lease handed out the last fresh item
+                        self.iteration_complete.set()
                     self.roster.serve(worker_id)
                     # one open lease per id: a pull of the same id that got items while this one
                     # waited hands them back now (16 concurrent pulls under one id held 16 leases)

@@ -3,7 +3,8 @@
 OpenAI ES (Salimans et al. 2017, section 2.2) and ARS drop the slowest rollouts of an iteration
 instead of waiting for them. Here, with ``es.minPairsFraction`` = F < 1, an iteration may close
 once F of its pairs (an item carries both rollouts of its pair, so a pair is in whole or not at
-all) and every exact eval are in, plus a grace of ``GRACE_FACTOR`` times the median
+all) and every exact eval are in, and every item has been handed out (while fresh items are left
+the fleet is not idle, and closing would only shrink the population), plus a grace of ``GRACE_FACTOR`` times the median
 lease-to-result time of the items done, counted from the moment that fraction was reached. The
 grace lets the pairs just behind the fraction in, where pairs left out are lost: at a relay,
 whose round is handed upstream when it closes. The aggregator carries the pairs still out into
@@ -40,6 +41,7 @@ class ClosePolicy:
     _items: npt.NDArray[np.void]
     _done: npt.NDArray[np.bool_]
     _now: float
+    _fresh: int
 
     @property
     def size(self) -> int:
@@ -62,6 +64,7 @@ class ClosePolicy:
         self._exact_done = 0
         self._pairs_needed = min_pairs(self._pairs_total, self.min_pairs_fraction)
         self._enough_at: float | None = None  # when the fraction and every exact eval were in
+        self._drained_at: float | None = None  # when the last fresh item was first leased
 
     def _count_done(self, pairs: int, exact: int) -> None:
         """Items just stored; notes the moment the close rule's fraction is first met."""
@@ -78,15 +81,21 @@ class ClosePolicy:
     def pairs_outstanding(self) -> int:
         return self._pairs_total - self._pairs_done
 
+    def _drained(self, now: float) -> None:
+        """Every item has now been leased at least once (called from ``WorkQueue.lease``)."""
+        if self._drained_at is None and self._fresh == self.size:
+            self._drained_at = now
+
     def close_time(self) -> float | None:
         """When this iteration may close with pairs still out (None: not yet known, or never:
-        F = 1, the fraction or an exact eval not in, or no item time measured yet)."""
-        if self.min_pairs_fraction >= 1.0 or self._enough_at is None or self.closed:
+        F = 1, the fraction or an exact eval not in, an item never leased, or no item time
+        measured yet)."""
+        if self.min_pairs_fraction >= 1.0 or self._enough_at is None or self._drained_at is None or self.closed:
             return None
         typical = self._typical()
         if not math.isfinite(typical):
             return None
-        return self._enough_at + self.grace_factor * typical
+        return max(self._enough_at, self._drained_at) + self.grace_factor * typical
 
     def closable(self, now: float) -> bool:
         """Every item is in, or the straggler policy allows closing now."""

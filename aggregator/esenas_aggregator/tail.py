@@ -45,7 +45,8 @@ class TailPolicy:
     speculative: int
     _n_done: int
     _fresh: int
-    _oldest: int
+    _order: npt.NDArray[np.int64]
+    _oldest: int  # a position in _order
     _typical_age: tuple[int, float]
     _outstanding: npt.NDArray[np.int64]
     _outstanding_at: int | None
@@ -94,13 +95,13 @@ class TailPolicy:
 
     def _oldest_lone(self) -> int | None:
         """The outstanding item with a single copy out that was leased first. First leases go
-        out in index order, so it is the smallest such index: a pointer that only moves
+        out in ``_order``, so it is the first such position there: a pointer that only moves
         forward finds it in amortised O(1) per request."""
-        p = self._oldest
-        while p < self._fresh and (self._done[p] or self._copies[p] >= 2):
+        p, order = self._oldest, self._order
+        while p < self._fresh and (self._done[order[p]] or self._copies[order[p]] >= 2):
             p += 1
         self._oldest = p
-        return p if p < self._fresh else None
+        return int(order[p]) if p < self._fresh else None
 
     def _abandoned(self, now: float) -> tuple[int | None, float | None]:
         """Outside the tail: the oldest lone item if presumed abandoned now (else None), and

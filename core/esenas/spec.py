@@ -253,9 +253,9 @@ class ESSpec:
     )
     min_pairs_fraction: float = spec_field(
         "Straggler policy: an iteration may close once this fraction of its pairs (each with both "
-        "rollouts) and all its exact evals are in (docs/operations.md); pairs still out that come in "
-        "during the next iteration join its update (one step stale), the others are dropped. 1 waits "
-        "for every pair.",
+        "rollouts) and all its exact evals are in and every pair has been handed out "
+        "(docs/operations.md); pairs still out that come in during the next iteration join its update "
+        "(one step stale), the others are dropped. 1 waits for every pair.",
         1.0,
         minimum=0.5,
         maximum=1.0,

@@ -90,6 +90,42 @@ def test_fraction_counts_pairs_not_exact_evals() -> None:
     assert q.close_time() == 1.0 + GRACE_FACTOR * 1.0
 
 
+def test_exact_evals_are_leased_first() -> None:
+    """The close waits for every exact eval: leased behind the pairs they were the iteration's tail."""
+    q = WorkQueue(item_timeout=100.0, obs_dim=0, min_pairs_fraction=0.5)
+    q.start(0, _items(6, exact=2))
+    assert q.lease(3, now=0.0)["index"].tolist() == [6, 7, 0]
+    assert q.lease(10, now=0.0)["index"].tolist() == [1, 2, 3, 4, 5]
+
+
+def test_no_close_while_fresh_items_are_left() -> None:
+    """While items were never handed out the fleet is not idle: the fraction alone does not close
+    the iteration (that would only shrink its population); the lease of the last one does."""
+    q = WorkQueue(item_timeout=100.0, obs_dim=0, max_copies=1, min_pairs_fraction=0.5)
+    items = _items(8)
+    q.start(0, items)
+    first = q.lease(5, now=0.0)
+    q.ingest(0, _records(first), None, now=1.0)  # 5 of 8 in, 4 needed
+    assert q.close_time() is None and not q.closable(1e9)
+    assert len(q.lease(3, now=4.0)) == 3  # the last fresh items: the close is due a grace later
+    assert q.close_time() == 4.0 + GRACE_FACTOR * 1.0 and q.closable(4.0 + GRACE_FACTOR)
+    assert q.close() == 3  # the three just leased are carried into the next update
+
+
+def test_the_lease_of_the_last_fresh_item_wakes_the_close() -> None:
+    async def go() -> bool:
+        rt = Runtime(Metrics("j", "ns"), item_timeout=60.0, obs_dim=0)
+        rt.start_iteration(0, 0, _items(4), b"params", min_pairs_fraction=0.5)
+        lease = await rt.pull(2, 0, "w0")
+        assert _push(rt, lease, "w0") == (2, 0)
+        assert not rt.iteration_complete.is_set()  # 2 of 4 in, but 2 never handed out
+        rt.queue.grace_factor = 0.0
+        await rt.pull(2, 0, "w1")
+        return rt.iteration_complete.is_set()
+
+    assert asyncio.run(go())
+
+
 def _push(rt: Runtime, lease: Lease, worker: str) -> tuple[int, int]:
     items = wire.decode_items(lease.items)
     n = len(items)
