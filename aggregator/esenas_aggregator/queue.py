@@ -68,7 +68,7 @@ class WorkQueue(TailPolicy, ClosePolicy):
         self._leased_at = np.full(n, math.inf)  # time of each item's first lease
         self._last_leased_at = np.full(n, math.inf)  # time of each item's latest copy
         self._age_done = np.full(n, np.nan)  # lease-to-result time of completed items
-        self._typical_age: tuple[int, float] = (0, math.inf)  # (items done, median age) when computed
+        self._typical_age: tuple[int, float, float] = (0, math.inf, math.inf)  # (items done, median, long age)
         self._deadline_lb: float | None = None  # a lower bound of the earliest pending deadline
         self._outstanding = np.zeros(0, np.int64)  # unfinished items, refreshed every 1% done
         self._outstanding_at: int | None = None

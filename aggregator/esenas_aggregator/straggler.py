@@ -4,8 +4,9 @@ OpenAI ES (Salimans et al. 2017, section 2.2) and ARS drop the slowest rollouts 
 instead of waiting for them. Here, with ``es.minPairsFraction`` = F < 1, an iteration may close
 once F of its pairs (an item carries both rollouts of its pair, so a pair is in whole or not at
 all) and every exact eval are in, and every item has been handed out (while fresh items are left
-the fleet is not idle, and closing would only shrink the population), plus a grace of ``GRACE_FACTOR`` times the median
-lease-to-result time of the items done, counted from the moment that fraction was reached. The
+the fleet is not idle, and closing would only shrink the population), plus a grace of
+``GRACE_FACTOR`` times the median lease-to-result time of the items done, counted from the
+moment both held. The
 grace lets the pairs just behind the fraction in, where pairs left out are lost: at a relay,
 whose round is handed upstream when it closes. The aggregator carries the pairs still out into
 the next iteration's update (:mod:`carry`), so it closes with no grace. The update uses the pairs

@@ -3,10 +3,10 @@
 MapReduce's backup tasks (Dean & Ghemawat 2004): once an iteration's fresh items are all
 leased and none has expired, an idle worker gets a copy of a straggler instead of idling at
 the barrier; the first result wins. Inside the tail (the last ``tail_fraction`` of items) a
-straggler is an item leased ``straggler_factor`` times longer ago than the iteration's median
-lease-to-result time; outside it only an item ``abandon_factor`` times older, and only once
-(a hoarding or hung worker's). Until half the items are in, the abandon rule times items by
-the previous iteration's median, so a hoarder holding half an iteration or more (under many
+straggler is an item leased ``straggler_factor`` times longer ago than the iteration's long
+lease-to-result time (its :data:`LONG_QUANTILE`); outside it only an item ``abandon_factor``
+times older, and only once (a hoarding or hung worker's). Until half the items are in, the
+abandon rule times items by the previous iteration's, so a hoarder holding half an iteration or more (under many
 made-up worker ids) is backed up too. A mixin of :class:`~esenas_aggregator.queue.WorkQueue`, whose
 arrays it reads.
 """
@@ -22,14 +22,19 @@ import numpy.typing as npt
 #: Most copies of an item out at once in the tail: the original, an expired-lease re-issue or
 #: backups. Past it, one more only once the latest copy is itself late (it may have been lost).
 MAX_COPIES: Final = 3
-#: An outstanding item is a straggler once its lease is this many times older than the median
-#: lease-to-result time of the iteration's completed items (fixed-length episodes: no copies).
+#: An outstanding item is a straggler once its lease is this many times older than the long
+#: (:data:`LONG_QUANTILE`) lease-to-result time of the iteration's completed items.
 STRAGGLER_FACTOR: Final = 1.5
+#: The straggler and abandon rules time items against this quantile of the iteration's completed
+#: lease-to-result times, not the median: with early termination (Hopper) an honest pair is often
+#: ten times the median, and a copy of it, as long as the original, only delays its worker's next
+#: iteration. With fixed-length episodes the quantile is the median within a batch's spread.
+LONG_QUANTILE: Final = 0.9
 #: Backups only in the tail: at most this fraction of the iteration's items still outstanding.
 #: An overloaded aggregator makes every lease look late; copying them all would feed the overload
 #: (10,000 simulated workers: 87,000 copies for 80,000 items before this bound).
 TAIL_FRACTION: Final = 0.1
-#: Outside the tail, an item whose only copy is this many times older than the median
+#: Outside the tail, an item whose only copy is this many times older than the long
 #: lease-to-result time is presumed abandoned (a hoarding or hung worker) and gets one backup,
 #: so no single worker can hold an iteration until the item timeout.
 ABANDON_FACTOR: Final = 4.0
@@ -47,7 +52,7 @@ class TailPolicy:
     _fresh: int
     _order: npt.NDArray[np.int64]
     _oldest: int  # a position in _order
-    _typical_age: tuple[int, float]
+    _typical_age: tuple[int, float, float]
     _outstanding: npt.NDArray[np.int64]
     _outstanding_at: int | None
     _done: npt.NDArray[np.bool_]
@@ -55,7 +60,7 @@ class TailPolicy:
     _leased_at: npt.NDArray[np.float64]
     _last_leased_at: npt.NDArray[np.float64]
     _age_done: npt.NDArray[np.float64]
-    #: The last finished iteration's median lease-to-result time (inf: none yet); kept across
+    #: The last finished iteration's long lease-to-result time (inf: none yet); kept across
     #: iterations by :meth:`carry_typical`, not reset by a new iteration.
     _prior_typical: float = math.inf
 
@@ -69,29 +74,37 @@ class TailPolicy:
 
     def straggler_age_cutoff(self) -> float:
         """Lease age past which an outstanding item counts as a straggler: ``straggler_factor``
-        times the median lease-to-result time of the items done (recomputed as they grow by
-        10%, so the tail of a big iteration costs no O(n) work per request); infinite until half
-        the items are in, so nothing is copied before the iteration's typical time is known."""
-        return self.straggler_factor * self._typical()
+        times the :data:`LONG_QUANTILE` of the lease-to-result times of the items done (recomputed
+        as they grow by 10%, so the tail of a big iteration costs no O(n) work per request);
+        infinite until half the items are in, so nothing is copied before the iteration's times
+        are known."""
+        return self.straggler_factor * self._ages()[1]
 
     def _typical(self) -> float:
-        """Median lease-to-result time of the items done (see :meth:`straggler_age_cutoff`)."""
-        done, _ = self._typical_age
+        """Median lease-to-result time of the items done (see :meth:`_ages`)."""
+        return self._ages()[0]
+
+    def _ages(self) -> tuple[float, float]:
+        """The median and the :data:`LONG_QUANTILE` of the items' lease-to-result times (infinite
+        until half the items are in)."""
+        done = self._typical_age[0]
         if self._n_done < max(1, self.size // 2):
-            return math.inf
+            return math.inf, math.inf
         if self._n_done > done * 1.1:
             ages = self._age_done[self._done]
-            self._typical_age = (self._n_done, float(np.nanmedian(ages)) if ages.size else math.inf)
-        return self._typical_age[1]
+            ages = ages[np.isfinite(ages)]
+            median, long = (float(x) for x in np.quantile(ages, (0.5, LONG_QUANTILE))) if ages.size else (math.inf, math.inf)
+            self._typical_age = (self._n_done, median, long)
+        return self._typical_age[1], self._typical_age[2]
 
     def carry_typical(self) -> None:
-        """Keep the iteration ending now's median lease-to-result time, the abandon rule's
-        typical time in the next iteration until half its items are in (call before it starts)."""
+        """Keep the iteration ending now's :data:`LONG_QUANTILE` of lease-to-result times, the
+        abandon rule's typical time in the next iteration until half its items are in (call
+        before it starts)."""
         ages = self._age_done[self._done]
+        ages = ages[np.isfinite(ages)]
         if ages.size:
-            median = float(np.nanmedian(ages))
-            if math.isfinite(median):
-                self._prior_typical = median
+            self._prior_typical = float(np.quantile(ages, LONG_QUANTILE))
 
     def _oldest_lone(self) -> int | None:
         """The outstanding item with a single copy out that was leased first. First leases go
@@ -106,8 +119,8 @@ class TailPolicy:
     def _abandoned(self, now: float) -> tuple[int | None, float | None]:
         """Outside the tail: the oldest lone item if presumed abandoned now (else None), and
         when it will be (None: not known yet). Before half the items are in, typical is the
-        previous iteration's median (see :meth:`carry_typical`)."""
-        typical = self._typical()
+        previous iteration's (see :meth:`carry_typical`)."""
+        typical = self._ages()[1]
         if not math.isfinite(typical):
             typical = self._prior_typical
         if self.max_copies <= 1 or not math.isfinite(typical):

@@ -207,7 +207,23 @@ def test_backups_wait_for_the_tail() -> None:
     assert len(q.lease(1, now=3.0)) == 0  # 3x the typical 1 s: late, but not abandoned
     assert q.next_straggler_time() == 0.0 + 4.0 * 1.0  # when the oldest is presumed abandoned
     q.ingest(0, _records(slow[:3]), None, now=3.0)  # 2 of 20 outstanding: the tail
-    assert list(q.lease(1, now=3.0)["index"]) == [3]
+    # lease-to-result times 15 x 1 s and 3 x 3 s: their 90th percentile is 3 s, so a straggler
+    # is an item leased more than 1.5 x 3 s ago
+    assert len(q.lease(1, now=4.4)) == 0 and q.next_straggler_time() == 4.5
+    assert list(q.lease(1, now=4.5)["index"]) == [3]
+
+
+def test_a_long_honest_item_is_not_a_straggler() -> None:
+    """With early termination an honest pair can be ten times the median: the tail times items
+    against the 90th percentile of those done, so a copy (as long as the original) is rarer."""
+    q = WorkQueue(item_timeout=60.0, obs_dim=0)
+    items = _items(20)
+    q.start(0, items)
+    q.lease(20, now=0.0)
+    for i, t in enumerate([1.0] * 15 + [8.0, 9.0, 10.0]):  # 18 of 20 in: the tail
+        q.ingest(0, _records(items[i : i + 1]), None, now=t)
+    assert len(q.lease(1, now=3.0)) == 0  # 3 x the median, but not the 90th percentile's 1.5 x
+    assert q.next_straggler_time() == 1.5 * float(np.quantile([1.0] * 15 + [8.0, 9.0, 10.0], 0.9))
 
 
 def test_abandoned_items_get_one_backup_outside_the_tail() -> None:
