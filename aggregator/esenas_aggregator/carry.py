@@ -43,16 +43,20 @@ class LateBook:
     def iteration(self) -> int:
         return self.queue.iteration
 
-    def push(self, results: bytes, obs_stats: bytes, lease_id: int, worker_id: str, bounds: ResultBounds | None, obs_dim: int) -> IngestOutcome:
+    def push(
+        self, results: bytes, obs_stats: bytes, lease_id: int, worker_id: str, bounds: ResultBounds | None, obs_dim: int,
+        keep_lease: bool = False,
+    ) -> IngestOutcome:
         """One batch for an open lease of the closed iteration, checked as :meth:`Runtime.push`
-        checks one (failed items are not judged: the next iteration goes on without them)."""
+        checks one (failed items are not judged: the next iteration goes on without them);
+        ``keep_lease``: more results for the lease follow, so it stays open."""
         out = IngestOutcome()
         if (records := decoded_results(results, out)) is None:
             return out
         if self.leases.state(lease_id, worker_id) is not LeaseState.OPEN:
             out.stale = len(records)
             return out
-        held = self.leases.close(lease_id)
+        held = self.leases.keep(lease_id) if keep_lease else self.leases.close(lease_id)
         ours = held_mask(records["index"], held)
         out.reject("not_leased", int((~ours).sum()))
         records = records[ours]

@@ -67,6 +67,7 @@ class LeaseBook:
         self._open: dict[int, _Held] = {}
         self._closed: set[int] = set()
         self._by_worker: dict[str, int] = {}
+        self._kept: dict[str, int] = {}  # a worker's lease kept open by a push with keep_lease (see keep)
         #: Items in open leases on probation (see the module doc) not yet past their item timeout.
         self.probation_items = 0
         self._probation_due: list[tuple[float, int]] = []  # (timeout, lease id), a heap
@@ -77,6 +78,7 @@ class LeaseBook:
         self._open.clear()
         self._closed.clear()
         self._by_worker.clear()
+        self._kept.clear()
         self.probation_items = 0
         self._probation_due.clear()
         self._probation_open.clear()
@@ -139,6 +141,23 @@ class LeaseBook:
             self.probation_items -= len(held.index)
         if self._by_worker.get(held.worker) == lease_id:
             del self._by_worker[held.worker]
+        if self._kept.get(held.worker) == lease_id:
+            del self._kept[held.worker]
+        return held.index
+
+    def keep(self, lease_id: int) -> npt.NDArray[np.int64]:
+        """An open lease's items (sorted), leaving it open for more of its results (a push with
+        ``keep_lease``: a relay's round whose stragglers are still out). Its worker may lease again
+        meanwhile, and keeps one such lease at a time: keeping another closes the first (its items
+        left without a result come back by the item timeout or the tail's abandon rule)."""
+        held = self._open.get(lease_id)
+        if held is None:
+            return _EMPTY
+        if self._by_worker.get(held.worker) == lease_id:
+            del self._by_worker[held.worker]
+        if (previous := self._kept.get(held.worker)) is not None and previous != lease_id:
+            self.close(previous)
+        self._kept[held.worker] = lease_id
         return held.index
 
     def abandon(self, worker: str) -> npt.NDArray[np.int64]:

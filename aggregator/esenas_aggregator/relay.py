@@ -13,6 +13,13 @@ one per worker.
 
 Workers see the relay's own session and a local parameter version that bumps whenever the
 aggregator's (session, version) changes, so a restarted aggregator's parameters always reach them.
+
+Under the straggler policy (``es.minPairsFraction`` F < 1) a round closes as an iteration does at
+the aggregator: once F of its pairs and every exact eval are in and every item was handed out. The
+relay hands in what is in at once, keeping the lease open (``keep_lease``), leases the next round
+for its idle workers, and hands the stragglers in under the old lease as they finish (a
+:class:`CarriedRound`, :mod:`esenas_aggregator.relay_rounds`). At most one round is carried:
+closing the next early first hands in what the carried one has.
 """
 
 from __future__ import annotations
@@ -20,8 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Final
 
 import grpc
@@ -32,54 +39,28 @@ from esenas_api import wire
 from esenas_api.v1 import aggregator_pb2 as pb
 from esenas_api.v1 import aggregator_pb2_grpc as pb_grpc
 
+from esenas_aggregator.relay_rounds import (
+    RETRYABLE,
+    CarriedRound,
+    CarryingRelay,
+    Round,
+    local_items,
+    upstream_results,
+)
 from esenas_aggregator.runtime import Runtime
+
+__all__ = ["CarriedRound", "Relay", "RelayRefused", "Round", "TopologyTable", "local_items", "upstream_results"]
 
 log = logging.getLogger(__name__)
 
 #: The long poll of the relay's upstream Exchange, as a worker's (esenas_worker.worker.WAIT_MS).
 WAIT_MS: Final = 20_000
-#: Status codes after which the relay retries the aggregator (anything else is fatal).
-RETRYABLE: Final = frozenset(
-    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
-     grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.ABORTED}
-)
 IDLE_POLL_S: Final = 0.1  # how often a relay with no worker yet looks again
 BACKOFF_S: Final = (0.2, 5.0)  # first and largest delay between retries of an unreachable aggregator
 
 
 class RelayRefused(RuntimeError):
     """The aggregator refused the relay for good (a wrong token, say): the relay exits."""
-
-
-@dataclass(frozen=True)
-class Round:
-    """One upstream lease being rolled out by the relay's workers."""
-
-    session: int
-    iteration: int
-    lease: int
-    #: Upstream index and topology index of each local item (local index = position).
-    index: np.ndarray
-    topology: np.ndarray
-
-
-def local_items(items: np.ndarray) -> np.ndarray:
-    """The upstream lease's items renumbered 0..n-1 for the local queue, all else kept."""
-    local = np.array(items, dtype=wire.WORK_DTYPE, copy=True)
-    local["index"] = np.arange(len(local), dtype=np.uint32)
-    return local
-
-
-def upstream_results(rnd: Round, runtime: Runtime) -> tuple[bytes, bytes]:
-    """The finished round's results, packed for the aggregator: upstream indices, the items'
-    own topology indices, and the observation statistics summed over the round (b"" when none)."""
-    res = runtime.queue.results()
-    local = np.asarray(res.index, np.int64)
-    packed = wire.encode_results(
-        rnd.index[local], res.reward_pos, res.reward_neg, res.steps, rnd.topology[local]
-    )
-    obs = wire.encode_obs_stats(res.obs_count, res.obs_sum, res.obs_sumsq) if res.obs_count > 0 else b""
-    return packed, obs
 
 
 def round_topologies(reply: pb.ExchangeReply, sampler: BlockSampler | None) -> Mapping[int, Topology]:
@@ -113,7 +94,7 @@ class TopologyTable(Mapping[int, Topology]):
         return len(self._by_index)
 
 
-class Relay:
+class Relay(CarryingRelay):
     """The upstream half of a relay: leases rounds for ``runtime`` and hands their results in."""
 
     def __init__(
@@ -124,11 +105,14 @@ class Relay:
         relay_id: str,
         lease_items: int,
         round_timeout: float,
+        min_pairs_fraction: float = 1.0,
     ) -> None:
         self.runtime = runtime
+        self.min_pairs_fraction = min_pairs_fraction
         self.stub = pb_grpc.AggregatorStub(channel)
         self._metadata = wire.bearer(token)
         self.relay_id = relay_id
+        self._carried: CarriedRound | None = None
         self.lease_items = max(1, lease_items)
         #: A round not finished by then is dropped: the aggregator re-issued its lease already.
         self.round_timeout = round_timeout
@@ -137,7 +121,7 @@ class Relay:
         self._params = pb.Params()
         self._sampler: BlockSampler | None = None  # the held version's, when its controller samples
         self._round_no = 0
-        self.rounds = self.items = self.dropped_rounds = self.sampled = 0
+        self.rounds = self.items = self.dropped_rounds = self.sampled = self.carried_rounds = 0
 
     async def run(self) -> None:
         """Lease, roll out and hand in rounds until the aggregator says the job is done."""
@@ -167,6 +151,8 @@ class Relay:
             pending, pending_items = None, 0
             if reply.done:
                 log.info("relay %s: the job is done after %d rounds (%d items)", self.relay_id, self.rounds, self.items)
+                if self._carried is not None and self._carried.task is not None:
+                    self._carried.task.cancel()
                 self.runtime.finish()
                 return
             if not reply.items:
@@ -176,12 +162,14 @@ class Relay:
             rnd = self._start_round(reply)
             if await self._finished(rnd) or self.runtime.forward_failures:
                 failed, failure = self._failures(rnd)
-                results, obs = upstream_results(rnd, self.runtime)
+                results, obs = upstream_results(rnd, self.runtime.queue)
                 pending = self._request(
                     session=rnd.session, iteration=rnd.iteration, lease=rnd.lease, results=results, obs_stats=obs,
                     failed_items=failed, failure=failure,
                 )
                 pending_items = len(results) // wire.RESULT_DTYPE.itemsize
+            elif not self.runtime.stopping and self.runtime.queue.closable(time.monotonic()):
+                await self._carry(rnd)
             else:
                 self.dropped_rounds += 1
                 log.warning("relay %s: round of %d items not finished in %.0f s; dropped (the aggregator re-issues them)",
@@ -192,15 +180,17 @@ class Relay:
         it drew from samplers, workers."""
         return {
             "relay": self.relay_id, "leaseItems": self.lease_items, "rounds": self.rounds, "items": self.items,
-            "droppedRounds": self.dropped_rounds, "sampledTopologies": self.sampled,
+            "droppedRounds": self.dropped_rounds, "carriedRounds": self.carried_rounds, "sampledTopologies": self.sampled,
             "workers": self.runtime.connected(), "done": self.runtime.done,
         }
 
     def _request(self, **fields: object) -> pb.ExchangeRequest:
         session, version = self._upstream or (0, 0)
+        fields.setdefault("worker_id", self.relay_id)
+        fields.setdefault("max_items", self.lease_items)
         return pb.ExchangeRequest(
-            worker_id=self.relay_id, max_items=self.lease_items, wait_ms=WAIT_MS, samples_topologies=True,
-            held_session=session, held_version=version, **fields,  # type: ignore[arg-type]
+            wait_ms=WAIT_MS, samples_topologies=True, held_session=session, held_version=version,
+            **fields,  # type: ignore[arg-type]
         )
 
     async def _hold_params(self, reply: pb.ExchangeReply) -> bool:
@@ -242,7 +232,9 @@ class Relay:
         local.session, local.version = rt.session, self._local_version
         self._round_no += 1
         rt.forward_failures = {}
-        rt.start_iteration(self._round_no, self._local_version, local_items(items), local.SerializeToString(), table)
+        rt.start_iteration(
+            self._round_no, self._local_version, local_items(items), local.SerializeToString(), table, self.min_pairs_fraction
+        )
         return Round(
             reply.session, reply.iteration, reply.lease, items["index"].copy(), items["topology"].copy()
         )

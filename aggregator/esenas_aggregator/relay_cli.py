@@ -85,7 +85,9 @@ async def serve(args: argparse.Namespace, job: Job, token: str, ca: bytes | None
     bounds = ResultBounds.of(spec)
     runtime = Runtime(metrics, spec.workers.item_timeout_seconds, 0, bounds, spec.workers.batch_size)
     runtime.forward_confirmed = True  # items two workers agree went wrong: the aggregator judges them
-    runtime.carries = False  # a round handed upstream is over: its late results are stale
+    # under the straggler policy a round closed early keeps taking its stragglers (relay.CarriedRound);
+    # otherwise a round handed upstream is over and its late results are stale
+    runtime.carries = spec.es.min_pairs_fraction < 1.0
     runtime.watch.unit = "round"
     creds = grpc.ssl_channel_credentials(root_certificates=ca) if ca else None
     channel = (
@@ -93,7 +95,8 @@ async def serve(args: argparse.Namespace, job: Job, token: str, ca: bytes | None
         else grpc.aio.insecure_channel(args.upstream, UPSTREAM_OPTIONS)
     )
     lease_items = min(MAX_BATCH_ITEMS, args.lease_items or DEFAULT_LEASE_BATCHES * spec.workers.batch_size)
-    relay = Relay(runtime, channel, token, args.relay_id, lease_items, round_timeout=spec.workers.item_timeout_seconds)
+    relay = Relay(runtime, channel, token, args.relay_id, lease_items, round_timeout=spec.workers.item_timeout_seconds,
+                  min_pairs_fraction=spec.es.min_pairs_fraction)
     app = http.build_app(metrics, relay.status, lambda: None, lambda: {}, lambda: {})
     bound = await listen(AggregatorService(runtime, token), app, args.host, args.port, args.http_port, tls)
     if isinstance(bound, str):

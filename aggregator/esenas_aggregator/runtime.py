@@ -208,14 +208,15 @@ class Runtime(ItemJudge):
 
     def push(
         self, session: int, iteration: int, results: bytes, obs_stats: bytes, lease_id: int = 0, worker_id: str = "",
-        failed: bytes = b"", failure: str = "",
+        failed: bytes = b"", failure: str = "", keep: bool = False,
     ) -> IngestOutcome:
-        """Take one batch of results for ``lease_id``, which this closes, and the items whose rollout
-        ``failed`` (``failure``: why); returns what was accepted, dropped and rejected (by reason)."""
+        """Take one batch of results for ``lease_id``, which this closes (``keep``: more follow, it stays
+        open), and the items whose rollout ``failed`` (``failure``: why); returns what was accepted,
+        dropped and rejected (by reason)."""
         if (late := self.late) is not None and session == self.session and iteration == late.iteration:
-            out = late.push(results, obs_stats, lease_id, worker_id[:MAX_WORKER_ID], self.bounds, self.obs_dim)
+            out = late.push(results, obs_stats, lease_id, worker_id[:MAX_WORKER_ID], self.bounds, self.obs_dim, keep)
         else:
-            out = self._push(session, iteration, results, obs_stats, lease_id, worker_id[:MAX_WORKER_ID], failed, failure)
+            out = self._push(session, iteration, results, obs_stats, lease_id, worker_id[:MAX_WORKER_ID], failed, failure, keep)
         self.metrics.count(out)
         if out.redundant:
             self.metrics.redundant.inc(out.redundant)
@@ -226,7 +227,8 @@ class Runtime(ItemJudge):
         return out
 
     def _push(
-        self, session: int, iteration: int, results: bytes, obs_stats: bytes, lease_id: int, worker_id: str, failed: bytes, failure: str
+        self, session: int, iteration: int, results: bytes, obs_stats: bytes, lease_id: int, worker_id: str, failed: bytes, failure: str,
+        keep: bool,
     ) -> IngestOutcome:
         out = IngestOutcome()
         if (records := decoded_results(results, out)) is None:
@@ -242,7 +244,7 @@ class Runtime(ItemJudge):
         if state is not LeaseState.OPEN:
             out.reject("replay" if state is LeaseState.CLOSED else "not_leased", len(records))
             return out
-        held = self.leases.close(lease_id)
+        held = self.leases.keep(lease_id) if keep else self.leases.close(lease_id)
         try:
             if failed:
                 self._failed(failed_index(failed, held, out), failure, worker_id)
@@ -261,7 +263,7 @@ class Runtime(ItemJudge):
                 got.reject(reason, n)
             return got
         finally:
-            self._requeue(held, iteration)
+            self._requeue(held[:0] if keep else held, iteration)
 
     def _requeue(self, index: np.ndarray, iteration: int) -> None:
         """Items of a closed lease left without a result go back to the queue at once."""

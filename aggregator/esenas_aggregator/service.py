@@ -161,7 +161,7 @@ class AggregatorService:
         if request.results or request.failed_items:
             out = rt.push(
                 request.session, request.iteration, request.results, request.obs_stats, request.lease, request.worker_id,
-                request.failed_items, request.failure,
+                request.failed_items, request.failure, request.keep_lease,
             )
             accepted, rejected = out.accepted, out.rejected_total
             if out.rejected.get("reward_bound") or request.failed_items:

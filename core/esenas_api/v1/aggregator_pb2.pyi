@@ -43,6 +43,7 @@ class ExchangeRequest(_message.Message):
     SAMPLES_TOPOLOGIES_FIELD_NUMBER: _builtins.int
     FAILED_ITEMS_FIELD_NUMBER: _builtins.int
     FAILURE_FIELD_NUMBER: _builtins.int
+    KEEP_LEASE_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     """Stable id of the worker process (pod name or host:pid); only counted,
     never used as a metric label.
@@ -90,6 +91,12 @@ class ExchangeRequest(_message.Message):
     only one, fails the job with reason EnvironmentFailed.
     """
     failure: _builtins.str
+    keep_lease: _builtins.bool
+    """More results for `lease` follow (a relay handing in the part of a round
+    that is in while its stragglers are still out): the lease stays open for
+    its items without a result instead of closing. Its last push leaves this
+    false and closes it.
+    """
     def __init__(
         self,
         *,
@@ -106,10 +113,11 @@ class ExchangeRequest(_message.Message):
         samples_topologies: _builtins.bool = ...,
         failed_items: _builtins.bytes = ...,
         failure: _builtins.str = ...,
+        keep_lease: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["failed_items", b"failed_items", "failure", b"failure", "held_session", b"held_session", "held_version", b"held_version", "iteration", b"iteration", "lease", b"lease", "max_items", b"max_items", "obs_stats", b"obs_stats", "results", b"results", "samples_topologies", b"samples_topologies", "session", b"session", "wait_ms", b"wait_ms", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failed_items", b"failed_items", "failure", b"failure", "held_session", b"held_session", "held_version", b"held_version", "iteration", b"iteration", "keep_lease", b"keep_lease", "lease", b"lease", "max_items", b"max_items", "obs_stats", b"obs_stats", "results", b"results", "samples_topologies", b"samples_topologies", "session", b"session", "wait_ms", b"wait_ms", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -6,6 +6,7 @@ the job has moved on to."""
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import grpc
@@ -15,6 +16,7 @@ from tests.integration.runtime.hostile import Client, items_of, results
 from tests.integration.runtime.procs import (
     metric,
     start_aggregator,
+    start_relay,
     start_worker,
     stop_all,
     write_job,
@@ -114,3 +116,43 @@ def test_pairs_still_out_at_the_close_join_the_next_update(tmp_path: Path) -> No
     # iteration 0: 12 pairs (and the copies), the exact eval; iteration 1: 16 pairs but those still
     # pending, the exact eval, the carried
     assert status["episodes"] == (2 * 12 + EXACT) + (2 * (PAIRS - pending) + EXACT) + 2 * 4
+
+
+def test_a_relay_carries_its_stragglers_to_the_aggregator(tmp_path: Path) -> None:
+    """Behind a relay (es.minPairsFraction 0.75) a round closes once the fraction is in: the relay
+    hands that part in at once with the lease kept open, so the aggregator's iteration closes and
+    the next round reaches the relay's workers while a slow one still holds its pairs; those are
+    accepted by the relay when they come and reach the aggregator's next update (carried)."""
+    job = write_job(tmp_path, **{"es.perturbations": PAIRS, "es.topDirections": 0, "es.exactEvals": EXACT,
+                                 "es.minPairsFraction": 0.75, "workers.batchSize": 4, "workers.itemTimeoutSeconds": 600.0})
+    agg = start_aggregator(tmp_path, job, 0, False, "aggregator", "--max-lease-items", "64")  # a round: the whole iteration
+    relay = start_relay(tmp_path, job, agg.address)
+    try:
+        with grpc.insecure_channel(relay.address) as channel:
+            stub = pb_grpc.AggregatorStub(channel)
+            slow, honest = Client(stub, "slow"), Client(stub, "honest")
+            exact = honest.lease(max_items=1, wait_ms=20_000)  # exact evals go out first
+            assert items_of(exact)["kind"].tolist() == [1]
+            assert honest.push(exact, results(items_of(exact))).accepted == 1
+            held = slow.lease(max_items=4, wait_ms=20_000)
+            assert len(items_of(held)) == 4 and (items_of(held)["kind"] == 0).all()
+            deadline = time.monotonic() + 60
+            while agg.status()["iteration"] == 0:  # the relay's round closes without slow's pairs
+                assert time.monotonic() < deadline, "the relay's round waited for the slow worker"
+                reply = honest.lease(max_items=64, wait_ms=200)
+                if reply.items and reply.iteration == held.iteration:
+                    assert honest.push(reply, results(items_of(reply))).accepted == len(items_of(reply))
+            late = slow.push(held, results(items_of(held), rp=2.0, rn=1.0))
+            assert (late.accepted, late.rejected) == (4, 0)  # the relay's closed round takes them
+            relay.wait_for(lambda s: s["carriedRounds"] >= 1, 30, "the relay to carry a round")
+            while agg.status()["iteration"] == 1:  # the relay's next round, answered whole
+                assert time.monotonic() < deadline + 60, "iteration 1 did not close"
+                reply = honest.lease(max_items=64, wait_ms=200)
+                if reply.items:
+                    honest.push(reply, results(items_of(reply)))
+            text = agg.get("/metrics")
+    finally:
+        stop_all(agg, relay)
+    assert metric(text, "esenas_pairs_carried_total") == 4 and metric(text, "esenas_pairs_dropped_total") == 0
+    assert metric(text, "esenas_results_stale_total") == 0
+    assert metric(text, "esenas_results_rejected_total") == 0, [ln for ln in text.splitlines() if "rejected_total{" in ln and not ln.endswith(" 0.0")]

@@ -53,7 +53,7 @@ def test_a_finished_round_goes_back_with_upstream_indices_and_summed_statistics(
         rec["topology"] = part["topology"]
         out = q.ingest(3, rec, (obs[0], np.array(obs[1]), np.array(obs[2])))
         assert out.accepted == len(part)
-    results, obs_bytes = upstream_results(rnd, rt)
+    results, obs_bytes = upstream_results(rnd, rt.queue)
     back = wire.decode_results(results)
     assert back["index"].tolist() == list(range(100, 106))
     assert back["topology"].tolist() == [7, 9, 7, 40, 9, 40]

@@ -170,6 +170,26 @@ def _close_without_the_slow_worker(carries: bool) -> tuple[Metrics, tuple[int, i
     return metrics, late, carried
 
 
+def test_a_push_that_keeps_its_lease_leaves_the_rest_of_it_open() -> None:
+    """keep_lease: the lease takes its items' results in more than one push, and the last push
+    (without it) closes the lease, so a replay is refused; nothing of it is re-issued meanwhile."""
+    async def go() -> None:
+        rt = Runtime(Metrics("j", "ns"), item_timeout=60.0, obs_dim=0)
+        rt.start_iteration(0, 0, _items(4), b"params")
+        lease = await rt.pull(4, 0, "relay")
+        items = wire.decode_items(lease.items)
+        enc = [wire.encode_results(items["index"][s], np.ones(2), np.ones(2), np.full(2, 10), items["topology"][s])
+               for s in (slice(0, 2), slice(2, 4))]
+        assert rt.push(rt.session, 0, enc[0], b"", lease.lease_id, "relay", keep=True).accepted == 2
+        released = rt.metrics.registry.get_sample_value("esenas_items_released_total", {"esenas_job": "j", "esenas_namespace": "ns"})
+        assert released == 0  # the other two are still leased, not handed back
+        assert rt.push(rt.session, 0, enc[1], b"", lease.lease_id, "relay").accepted == 2
+        assert rt.queue.complete
+        assert rt.push(rt.session, 0, enc[1], b"", lease.lease_id, "relay").rejected == {"replay": 2}
+
+    asyncio.run(go())
+
+
 def test_a_pair_still_out_at_the_close_joins_the_next_update() -> None:
     """es.minPairsFraction < 1 closes an iteration without its slowest pairs; the result of one,
     pushed while the next iteration runs, is accepted and handed to the next close (carry)."""
