@@ -63,7 +63,7 @@ def qualified_name_problem(value: str) -> str | None:
     extended resource's name), or None when it is one."""
     prefix, slash, name = value.rpartition("/")
     if slash and not is_dns1123_subdomain(prefix):
-        return f"its prefix {prefix!r} must be a DNS-1123 subdomain (such as example.com)"
+        return f"its prefix {prefix!r} must be a DNS-1123 subdomain of at most 253 characters (such as example.com)"
     if not 0 < len(name) <= 63 or _NAME_PART.match(name) is None:
         return ("its name part must be 1-63 characters: alphanumerics, '-', '_' or '.', "
                 "starting and ending with an alphanumeric")
@@ -73,3 +73,45 @@ def qualified_name_problem(value: str) -> str | None:
 def is_label_value(value: str) -> bool:
     """A label's value: empty, or at most 63 characters as a qualified name's name part."""
     return value == "" or (len(value) <= 63 and _NAME_PART.match(value) is not None)
+
+
+# --------------------------------------------------------------------------- the same, as patterns
+# For the CRD's structural schema (and CEL's matches()), which the parser checks too. RE2 and
+# Python read them alike: '[.]' rather than an escape, which a CEL string literal would not take.
+# A qualified name's prefix has its own bound (253), which a pattern cannot say next to its form:
+# prefix_cel says it in CEL, qualified_name_problem in Python.
+
+_SUBDOMAIN_RE: Final = "[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+_NAME_RE: Final = "[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+#: A label key, taint key or topologyKey: [prefix/]name.
+QUALIFIED_NAME_PATTERN: Final = f"^({_SUBDOMAIN_RE}/)?{_NAME_RE}$"
+#: The same or empty (a toleration's key: empty matches every key).
+QUALIFIED_NAME_OR_EMPTY_PATTERN: Final = f"^(({_SUBDOMAIN_RE}/)?{_NAME_RE})?$"
+#: Longest qualified name: a 253-character prefix, '/', a 63-character name.
+QUALIFIED_NAME_MAX: Final = 253 + 1 + 63
+#: A label value, with maxLength LABEL_VALUE_MAX.
+LABEL_VALUE_PATTERN: Final = "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+LABEL_VALUE_MAX: Final = 63
+#: A PriorityClass or StorageClass name (a DNS-1123 subdomain, maxLength 253), or empty (unset).
+CLASS_NAME_PATTERN: Final = f"^({_SUBDOMAIN_RE})?$"
+#: A namespace's name (a DNS-1123 label, maxLength 63).
+DNS1123_LABEL_PATTERN: Final = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+_QUALIFIED: Final = ("a qualified name ([prefix/]name, such as kubernetes.io/hostname: an optional DNS-1123 subdomain "
+                     "and '/', then 1-63 alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric)")
+#: What each pattern means, for the parser's messages (esenas.schema_validate).
+K8S_PATTERN_HINTS: Final = {
+    QUALIFIED_NAME_PATTERN: _QUALIFIED,
+    QUALIFIED_NAME_OR_EMPTY_PATTERN: f"empty or {_QUALIFIED}",
+    LABEL_VALUE_PATTERN: "a label value (empty, or alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric)",
+    CLASS_NAME_PATTERN: "empty or a DNS-1123 subdomain (lower-case alphanumerics, '-' and '.', starting and ending with an "
+                        "alphanumeric, such as fast-ssd)",
+    DNS1123_LABEL_PATTERN: "a namespace's name (a DNS-1123 label: lower-case alphanumerics and '-', starting and ending "
+                           "with an alphanumeric)",
+}
+
+
+def prefix_cel(key: str) -> str:
+    """CEL that holds when the qualified name ``key`` (its form checked by a pattern) has a prefix
+    of at most 253 characters, or none."""
+    return f"!{key}.contains('/') || {key}.matches('^[^/]{{1,253}}/')"

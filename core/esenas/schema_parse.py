@@ -5,7 +5,9 @@ then built into the frozen dataclasses of ``esenas.spec``.
    ``MAX_KWARGS_BYTES`` (see esenas.spec for why).
 2. The API server's pipeline on the same schema the CRD carries: nulls pruned, schema defaults
    applied, unknown fields refused (kubectl's strict field validation), structural checks.
-3. The cross-field rules (esenas.schema_rules), the Python side of the CRD's CEL.
+3. The checks the API server makes of the pods and the claim the operator makes from the spec
+   (esenas.schema_quantity, esenas.schema_pod), and the cross-field rules (esenas.schema_rules):
+   the Python side of the CRD's CEL, and what CEL cannot afford to check.
 4. The defaults that depend on the configuration, which the CRD leaves out so that `kubectl
    describe` shows only fields that apply: controller.type by topology, hiddenLayers [41] and
    the ES settings of esenas.es_defaults.MLP_ES_DEFAULTS for an mlp, es.rewardShift by task
@@ -26,8 +28,10 @@ from typing import Any, Final
 
 from esenas.es_defaults import MLP_ES_DEFAULTS, clip_actions, survival_bonus, top_directions
 from esenas.safe_yaml import YamlFileError, load_yaml_file
+from esenas.schema_k8s import K8S_PATTERN_HINTS
 from esenas.schema_meta import document_errors
 from esenas.schema_model import FieldError, Schema, SpecError, camel, object_schema
+from esenas.schema_pod import pod_errors
 from esenas.schema_quantity import quantity_errors
 from esenas.schema_rules import violations, with_rules
 from esenas.schema_validate import normalize, type_name, validate
@@ -40,6 +44,9 @@ from esenas.spec import (
     JobSpec,
 )
 from esenas.topology import RENAMED_KINDS
+
+#: What each pattern of the schema means, for the messages ("must be a label value ..., got 'a b'").
+_HINTS: Final = {**PATTERN_HINTS, **K8S_PATTERN_HINTS}
 
 
 @functools.cache
@@ -161,8 +168,9 @@ def parse(spec: Any, path: str = "spec") -> JobSpec:
     errors = _size_errors(spec, path)
     schema = _schema()
     checked = normalize(spec, schema, path, errors)
-    validate(checked, schema, path, errors, PATTERN_HINTS)
+    validate(checked, schema, path, errors, _HINTS)
     errors += quantity_errors(checked, JobSpec, errors, path)
+    errors += pod_errors(checked, errors, path)
     errors += violations(checked, errors, path)
     if errors:
         raise SpecError(errors)

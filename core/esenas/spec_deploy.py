@@ -2,7 +2,8 @@
 
 Pod knobs (resources, node selector, tolerations, affinity, priority class) and the
 checkpoint volume, as typed frozen dataclasses of the same model as :mod:`esenas.spec`, which
-re-exports them; their schemas come from core/v1 (``esenas.schema_k8s``).
+re-exports them; their schemas come from core/v1 (``esenas.schema_k8s``), with what the API
+server checks in a pod's knobs added (``esenas.schema_pod``).
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
 
-from esenas.schema_k8s import QUANTITY_PATTERN, k8s_field
+from esenas.schema_affinity import affinity_schema
+from esenas.schema_k8s import CLASS_NAME_PATTERN, QUANTITY_PATTERN, k8s_field
 from esenas.schema_model import spec_field
+from esenas.schema_pod import node_selector_schema, tolerations_schema
 
 #: Largest tolerations list accepted, so the API server can bound the cost of CEL rules.
 MAX_TOLERATIONS: Final = 64
+#: Most nodeSelector labels, so the API server can bound the cost of the CEL rule on their keys.
+MAX_NODE_SELECTOR: Final = 64
 
 #: Most worker Deployments (shards) of one job: ceil(replicas / shardSize). Each is an object the
 #: operator creates, watches and rolls, and a ReplicaSet besides; 100,000 pods fit in 100 shards.
@@ -49,18 +54,20 @@ class WorkersSpec:
         schema=k8s_field("resources"),
     )
     node_selector: Mapping[str, str] = spec_field(
-        "Node labels worker pods must match (a core/v1 PodSpec nodeSelector).",
+        "Node labels worker pods must match (a core/v1 PodSpec nodeSelector): label keys ([prefix/]name, such as "
+        "kubernetes.io/arch) and label values.",
         default_factory=dict,
-        schema=k8s_field("nodeSelector"),
+        schema=node_selector_schema(),
+        max_properties=MAX_NODE_SELECTOR,
     )
     tolerations: tuple[Mapping[str, Any], ...] = spec_field(
-        "core/v1 Tolerations of worker pods.", (), schema=k8s_field("tolerations"), max_items=MAX_TOLERATIONS
+        "core/v1 Tolerations of worker pods.", (), schema=tolerations_schema(), max_items=MAX_TOLERATIONS
     )
     affinity: Mapping[str, Any] = spec_field(
-        "A core/v1 Affinity for worker pods.", default_factory=dict, schema=k8s_field("affinity")
+        "A core/v1 Affinity for worker pods.", default_factory=dict, schema=affinity_schema()
     )
     priority_class_name: str | None = spec_field(
-        "PriorityClass of worker pods.", None, schema=k8s_field("priorityClassName"), max_length=253
+        "PriorityClass of worker pods.", None, schema=k8s_field("priorityClassName"), pattern=CLASS_NAME_PATTERN, max_length=253
     )
 
 
@@ -76,7 +83,8 @@ class CheckpointSpec:
         max_length=64,
     )
     storage_class_name: str | None = spec_field(
-        "StorageClass of the checkpoint claim.", None, schema=k8s_field("storageClassName"), max_length=253
+        "StorageClass of the checkpoint claim.", None, schema=k8s_field("storageClassName"), pattern=CLASS_NAME_PATTERN,
+        max_length=253,
     )
 
 

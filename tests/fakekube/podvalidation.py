@@ -132,6 +132,14 @@ def _check_affinity(affinity: Any, path: str, out: Outcome) -> None:
                 out.error("FieldValueRequired", f"{here}.topologyKey", "Required value: can not be empty")
             _check_expressions((term.get("labelSelector") or {}).get("matchExpressions"),
                                f"{here}.labelSelector.matchExpressions", _LABEL_OPERATORS, out)
+            _check_label_keys(term, here, out)
+
+
+def _check_label_keys(term: dict[str, Any], path: str, out: Outcome) -> None:
+    """validateLabelKeys: matchLabelKeys and mismatchLabelKeys pick labels for a labelSelector."""
+    for field in ("matchLabelKeys", "mismatchLabelKeys"):
+        if term.get(field) and term.get("labelSelector") is None:
+            out.error("FieldValueForbidden", f"{path}.{field}", "Forbidden: must not be specified when labelSelector is not set")
 
 
 def check_scheduling(spec: dict[str, Any], path: str, out: Outcome) -> None:

@@ -15,6 +15,7 @@ from tests.integration.operator.opharness import (
     running_status,
 )
 from tests.integration.operator.test_lifecycle import apply, job, replicas, status
+from tests.integration.operator.test_trust import CHILD_BAD, TOO_BIG
 
 
 def _refused(cluster: FakeKube, name: str) -> dict[str, Any] | None:
@@ -43,8 +44,7 @@ def test_a_job_whose_edit_the_parser_refused_is_tracked_and_finishes_after_a_res
     standin.statuses[("default", "r")] = running_status(iteration=3)
     cluster.kubectl("wait", "esj/r", "--for=condition=Running", "--timeout=30s")
     # Over the job's 96 KiB: the parser refuses it, so after the restart the job's own spec cannot run.
-    too_big = {f"zone-{i:04d}.example.com/rack": "r" * 40 for i in range(1500)}
-    _refuse(cluster, operator, doc, {"nodeSelector": too_big})
+    _refuse(cluster, operator, doc, {"affinity": TOO_BIG})
     standin.statuses[("default", "r")] = running_status(iteration=9)
     st = cluster.wait_for(lambda: (s := status(cluster, "r")).get("iteration") == 9 and s, timeout=30)
     assert (st["phase"], st["reason"], st["workers"]["desired"]) == ("Running", "InvalidSpec", 2), st
@@ -63,7 +63,7 @@ def test_a_job_whose_edit_the_dry_run_refused_keeps_its_applied_terms_after_a_re
     standin.statuses[("default", "d")] = running_status(iteration=3)
     cluster.kubectl("wait", "esj/d", "--for=condition=Running", "--timeout=30s")
     # The parser takes this edit, the API server's dry run of the worker Deployment refuses it.
-    _refuse(cluster, operator, doc, {"tolerations": [{"key": "gpu", "operator": "Exists", "value": "yes"}]}, backoffLimit=50)
+    _refuse(cluster, operator, doc, CHILD_BAD[0][0], backoffLimit=50)
     standin.statuses[("default", "d")] = running_status(iteration=7)
     st = cluster.wait_for(lambda: (s := status(cluster, "d")).get("iteration") == 7 and s, timeout=30)
     assert (st["phase"], st["reason"], st["workers"]["desired"]) == ("Running", "InvalidSpec", 2), st

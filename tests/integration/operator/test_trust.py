@@ -9,7 +9,7 @@ import copy
 import json
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import kopf
 import yaml
@@ -34,17 +34,30 @@ SCHEMA_BAD: list[tuple[str, dict[str, Any], str]] = [
      'spec.workers.tolerations[0].operator: Unsupported value: "Sideways": supported values: "Exists", "Equal"'),
     ("deep", {"policy": {"template": "mlp", "hiddenLayers": [8] * 17}},
      "spec.policy.hiddenLayers: Too many: 17: must have at most 16 items"),
+    # Pod knobs the API server would refuse only in the worker Deployment (esenas.schema_pod).
+    ("label", {"workers": {"replicas": 2, "nodeSelector": {"disk": "fast disk!"}}},
+     'spec.workers.nodeSelector.disk: Invalid value: "fast disk!"'),
+    ("exists", {"workers": {"replicas": 2, "tolerations": [{"key": "gpu", "operator": "Exists", "value": "yes"}]}},
+     "spec.workers.tolerations[0].value: Invalid value: \"object\": must be empty when operator is 'Exists'"),
 ]
-#: Specs the schema cannot refuse, whose fields make a child the API server's own validation of
-#: the Deployment refuses: (workers fields, words of the server's message). They must reach the
-#: operator's dry run.
+#: A spec the schema takes but the job's parser refuses, naming the field: an affinity rule CEL
+#: cannot afford (esenas.schema_affinity). The operator fails the job before it makes anything.
+PARSER_BAD: Final = ({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+    {"matchExpressions": [{"key": "disk", "operator": "Exists", "values": ["ssd"]}]}]}}}},
+    "spec.workers.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]"
+    ".matchExpressions[0].values: must be empty when operator is 'Exists'")
+#: Pod knobs neither the schema nor the parser refuses, which make a child the API server's own
+#: validation of the Deployment refuses: (workers fields, words of the server's message). They
+#: must reach the operator's dry run. The parser leaves how matchLabelKeys relate to the
+#: labelSelector, which changes with the Kubernetes version, to the API server.
 CHILD_BAD: list[tuple[dict[str, Any], str]] = [
-    ({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-        {"matchExpressions": [{"key": "disk", "operator": "Exists", "values": ["ssd"]}]}]}}}},
-     "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"),
-    ({"nodeSelector": {"disk": "fast disk!"}}, "spec.template.spec.nodeSelector: Invalid value"),
-    ({"tolerations": [{"key": "gpu", "operator": "Exists", "value": "yes"}]}, "value must be empty when `operator` is 'Exists'"),
+    ({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"topologyKey": "kubernetes.io/hostname", "matchLabelKeys": ["pod-template-hash"]}]}}},
+     "matchLabelKeys: Forbidden: must not be specified when labelSelector is not set"),
 ]
+#: Over the job's 96 KiB, in node selector values, which no schema bounds: the parser refuses it.
+TOO_BIG: Final = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+    {"matchExpressions": [{"key": "rack", "operator": "In", "values": [f"zone-{i:04d}-" + "r" * 64 for i in range(1500)]}]}]}}}
 
 
 def _no_job(cluster: FakeKube, name: str) -> None:
@@ -290,14 +303,13 @@ def test_an_invalid_edit_of_a_running_job_is_refused_and_its_fleet_keeps_running
     standin.statuses[("default", "edit")] = running_status(iteration=3)
     cluster.kubectl("wait", "esj/edit", "--for=condition=Running", "--timeout=30s")
     before = children(cluster, "edit")
-    # Three edits the CRD takes: two the job's parser refuses (a spec over 96 KiB, by a nodeSelector
-    # no schema bounds; a cpu request above its limit, named as the spec's field), one the API
-    # server's dry run of the worker Deployment refuses.
-    too_big = {f"zone-{i:04d}.example.com/rack": "r" * 40 for i in range(1500)}
+    # Three edits the CRD takes: two the job's parser refuses (a spec over 96 KiB, by node selector
+    # values no schema bounds; a cpu request above its limit, named as the spec's field), one the
+    # API server's dry run of the worker Deployment refuses.
     bad_edits = [
-        ({"nodeSelector": too_big}, "must be at most 98304 (96 KiB)"),
+        ({"affinity": TOO_BIG}, "must be at most 98304 (96 KiB)"),
         ({"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}}, "spec.workers.resources.requests.cpu: must be <= limits.cpu (1)"),
-        ({"tolerations": [{"key": "gpu", "operator": "Exists", "value": "yes"}]}, "value must be empty when `operator` is 'Exists'"),
+        CHILD_BAD[0],
     ]
     for round_, (workers, words) in enumerate(bad_edits):
         edited = copy.deepcopy(doc)
@@ -333,8 +345,8 @@ def test_an_invalid_edit_of_a_running_job_is_refused_and_its_fleet_keeps_running
 
 
 def test_a_job_that_never_ran_fails_for_an_invalid_spec(cluster: FakeKube, operator: OperatorProcess) -> None:
-    doc = job_doc("never", workers={"replicas": 2, "nodeSelector": {f"k{i:04d}": "v" * 60 for i in range(1600)}})
-    apply(cluster, doc)
-    st = cluster.wait_for(partial(_phase_set, cluster, "never"))
-    assert (st["phase"], st["reason"]) == ("Failed", "InvalidSpec") and "must be at most 98304 (96 KiB)" in st["message"], st
-    assert children(cluster, "never") == {}
+    for name, (workers, words) in (("never", ({"affinity": TOO_BIG}, "must be at most 98304 (96 KiB)")), ("never-affinity", PARSER_BAD)):
+        apply(cluster, job_doc(name, workers={"replicas": 2, **workers}))
+        st = cluster.wait_for(partial(_phase_set, cluster, name))
+        assert (st["phase"], st["reason"]) == ("Failed", "InvalidSpec") and words in st["message"], st
+        assert children(cluster, name) == {}

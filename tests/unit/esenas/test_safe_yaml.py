@@ -93,7 +93,10 @@ def test_a_2mb_file_and_a_spec_too_large_for_annotations_are_refused(tmp_path: P
     with pytest.raises(SpecError) as info:
         load_job(_file(tmp_path, JOB + "#" * (2 << 20) + "\n"))
     assert info.value.errors[0].reason == "larger than 1 MiB; a job file is a few kilobytes"
-    big = JOB + "  workers:\n    nodeSelector:\n" + "".join(f"      k{i}: {'v' * 1000}\n" for i in range(120))
+    values = [f"{i}" + "v" * 1000 for i in range(120)]  # node selector values: any text, any number of them
+    terms = [{"matchExpressions": [{"key": "disk", "operator": "In", "values": values}]}]
+    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}
+    big = JOB + f"  workers:\n    affinity: {json.dumps(affinity)}\n"  # JSON is YAML
     with pytest.raises(SpecError) as info:
         load_job(_file(tmp_path, big))
     (err,) = info.value.errors

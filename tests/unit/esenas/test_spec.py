@@ -246,7 +246,9 @@ def test_a_spec_too_large_for_the_annotations_is_refused() -> None:
         parse_spec(big)
     assert [e.path for e in info.value.errors] == ["spec.environment.kwargs"]
     assert info.value.errors[0].reason.endswith(f"must be at most {MAX_KWARGS_BYTES} (64 KiB)")
-    huge = {**BASE, "workers": {"nodeSelector": {f"k{i}": "v" * 1000 for i in range(100)}}}
+    values = [f"{i}" + "v" * 1000 for i in range(100)]  # node selector values: any text, any number of them
+    term = {"matchExpressions": [{"key": "disk", "operator": "In", "values": values}]}
+    huge = {**BASE, "workers": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}}}
     with pytest.raises(SpecError) as info:
         parse_spec(huge)
     (err,) = info.value.errors

@@ -198,6 +198,25 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({**ENV, "workers": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}}}}, "nodeSelectorTerms: Required value"),
     ({**ENV, "workers": {"affinity": {"podAffinity": {"sometimes": []}}}}, "spec.workers.affinity.podAffinity.sometimes: unknown field"),
     ({**ENV, "workers": {"priorityClassName": 7}}, "spec.workers.priorityClassName"),
+    # ...tightened as the API server checks the pods and the claim (esenas.schema_pod).
+    ({**ENV, "workers": {"nodeSelector": {"bad key!": "x"}}}, "spec.workers.nodeSelector: keys must be qualified names"),
+    ({**ENV, "workers": {"nodeSelector": {"a/b/c": "x"}}}, "spec.workers.nodeSelector: keys must be qualified names"),
+    ({**ENV, "workers": {"nodeSelector": {"disk": "not ok"}}}, 'spec.workers.nodeSelector.disk: Invalid value: "not ok"'),
+    ({**ENV, "workers": {"priorityClassName": "Fast_SSD"}}, 'spec.workers.priorityClassName: Invalid value: "Fast_SSD"'),
+    ({**ENV, "aggregator": {"checkpoint": {"storageClassName": "Fast_SSD"}}}, 'spec.aggregator.checkpoint.storageClassName: Invalid value: "Fast_SSD"'),
+    ({**ENV, "workers": {"tolerations": [{"key": "gpu", "operator": "Exists", "value": "yes"}]}},
+     "spec.workers.tolerations[0].value: must be empty when operator is 'Exists'"),
+    ({**ENV, "workers": {"tolerations": [{"operator": "Equal"}]}}, "spec.workers.tolerations[0].operator: must be 'Exists' when key is empty"),
+    ({**ENV, "workers": {"tolerations": [{"key": "gpu", "effect": "NoSchedule", "tolerationSeconds": 5}]}},
+     "spec.workers.tolerations[0].effect: must be 'NoExecute' when tolerationSeconds is set"),
+    ({**ENV, "workers": {"tolerations": [{"key": "a/b/c", "operator": "Exists"}]}}, 'spec.workers.tolerations[0].key: Invalid value: "a/b/c"'),
+    ({**ENV, "workers": {"tolerations": [{"key": "x" * 254 + "/gpu", "operator": "Exists"}]}},
+     "spec.workers.tolerations[0].key: must have a prefix (before '/') of at most 253 characters"),
+    ({**ENV, "workers": {"tolerations": [{"key": "gpu", "value": "not ok"}]}}, 'spec.workers.tolerations[0].value: Invalid value: "not ok"'),
+    ({**ENV, "workers": {"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": ""}]}}}},
+     'spec.workers.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey: Invalid value: ""'),
+    ({**ENV, "workers": {"affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 0, "preference": {}}]}}}},
+     "spec.workers.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight: Invalid value: 0"),
 ]
 
 

@@ -10,9 +10,10 @@ defaults, structural validation, CEL), with kubectl's strict field validation.
 Two parser-only checks are outside what is drawn, because the API server cannot see them: sizes
 (esenas.spec.MAX_SPEC_BYTES; JSON cannot measure itself in CEL) and non-finite numbers (JSON has
 none); tests/unit/esenas/test_spec.py covers both. A third kind is drawn but may be the parser's
-alone: quantities the API server refuses only in the pods the operator makes (a request above its
-limit, a negative or zero size; esenas.schema_quantity), which the operator refuses, naming the
-spec's field, before it makes anything (tests/integration/operator/test_trust.py).
+alone: what the API server refuses only in the pods the operator makes, quantities (a request above
+its limit, a negative or zero size; esenas.schema_quantity) and the affinity rules CEL cannot afford
+(esenas.schema_affinity), which the operator refuses, naming the spec's field, before it makes
+anything (tests/integration/operator/test_trust.py).
 """
 
 from __future__ import annotations
@@ -192,8 +193,8 @@ SPECS = st.one_of(
 )
 
 
-#: Parser errors about quantities that the API server refuses only in the pods (see the module doc).
-_POD_LEVEL = re.compile(r"^spec\.(workers|aggregator|relays)\.(resources\.|checkpoint\.storageSize: )")
+#: Parser errors about quantities and affinity that the API server refuses only in the pods (see the module doc).
+_POD_LEVEL = re.compile(r"^spec\.(workers|aggregator|relays)\.(resources\.|checkpoint\.storageSize: |affinity\.)")
 
 
 def _job(spec: Any) -> dict[str, Any]:
