@@ -11,13 +11,10 @@ import re
 from typing import Any
 
 import pytest
-from esenas.schema_model import FieldError
 from esenas.schema_pod import TOLERATION_RULES
-from esenas.schema_validate import normalize
 from esenas.spec import SpecError, openapi_schema, parse_spec
 
-from tests.fakekube.cel import check_rules
-from tests.fakekube.schema import Outcome
+from tests.unit.esenas.crd_cel import cel_causes
 
 ENV: dict[str, Any] = {"environment": {"id": "HalfCheetah-v5"}}
 NAME_PART = "its name part must be 1-63 characters: alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric"
@@ -202,13 +199,7 @@ def test_an_empty_or_dns_subdomain_class_name_is_accepted(name: str) -> None:
 
 def _cel_errors(spec: dict[str, Any]) -> list[str]:
     """The fields the CRD's CEL rules refuse in ``spec``, after the API server's defaulting."""
-    schema = openapi_schema()
-    errors: list[FieldError] = []
-    obj = normalize(copy.deepcopy(spec), schema, "spec", errors)
-    assert errors == []
-    out = Outcome()
-    check_rules(obj, None, schema, "spec", out)
-    return [c["field"] for c in out.causes]
+    return [c["field"] for c in cel_causes(spec)]
 
 
 def _parser_fields(spec: dict[str, Any]) -> list[str]:

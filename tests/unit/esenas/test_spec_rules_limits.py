@@ -3,32 +3,22 @@ API server's evaluator): the same verdict on the same spec."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import celpy
 import pytest
 from celpy.adapter import json_to_cel
 from esenas.es_defaults import survival_bonus, survival_bonus_cel
-from esenas.schema_model import FieldError
-from esenas.schema_validate import normalize
-from esenas.spec import SpecError, openapi_schema, parse_spec
+from esenas.spec import SpecError, parse_spec
 
-from tests.fakekube.cel import check_rules
-from tests.fakekube.schema import Outcome
+from tests.unit.esenas.crd_cel import cel_causes
 
 SHARDS = "worker Deployments (ceil(replicas / shardSize)), more than the 1000 the operator creates and watches for one job; raise shardSize"
 
 
 def _cel_errors(spec: dict[str, Any]) -> list[str]:
     """The fields the CRD's CEL rules refuse in ``spec``, after the API server's defaulting."""
-    schema = openapi_schema()
-    errors: list[FieldError] = []
-    obj = normalize(copy.deepcopy(spec), schema, "spec", errors)
-    assert errors == []
-    out = Outcome()
-    check_rules(obj, None, schema, "spec", out)
-    return [f"{c['field']}: {c['message']}" for c in out.causes]
+    return [f"{c['field']}: {c['message']}" for c in cel_causes(spec)]
 
 
 def _parser_errors(spec: dict[str, Any]) -> list[str]:
