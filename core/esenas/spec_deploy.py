@@ -42,7 +42,11 @@ class WorkersSpec:
         "Most pods in one worker Deployment; larger fleets are sharded, into at most "
         f"{MAX_WORKER_SHARDS} Deployments (replicas <= {MAX_WORKER_SHARDS} x shardSize).", 1000, minimum=1, maximum=3000
     )
-    batch_size: int = spec_field("Work items a worker pulls at once.", 8, minimum=1, maximum=4096)
+    batch_size: int = spec_field(
+        "Work items a worker pulls at once. Keep it at perturbationsPerWorker for fixed-length episodes; 2 "
+        "for heavy-tailed ones (early termination), with es.minPairsFraction 0.8 (docs/operations.md).",
+        8, minimum=1, maximum=4096,
+    )
     item_timeout_seconds: float = spec_field(
         "After this, unfinished work is re-issued to another worker.", 60.0, minimum=0.1, maximum=86_400.0
     )
