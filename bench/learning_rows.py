@@ -112,6 +112,13 @@ _ROWS: Final[dict[str, Row]] = {
         )
         for pol, name, poster, best in (("h41", "H41", "max 3,779 (mean 2,148)", 3779), ("linear", "linear", "max 3,653", 3653))
     },
+    **{
+        f"halfcheetah-h41-17-top16-sigma{tag}": Row(
+            f"HalfCheetah-v5, H41, 17 partitions, the best 16 of 64 pairs, es.sigma {sigma} (the mlp default 0.1)",
+            f"bench/jobs/halfcheetah-h41-17-top16-sigma{tag}.yaml", "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000,
+        )
+        for tag, sigma in (("005", "0.05"), ("02", "0.2"))
+    },
     "swimmer-linear-8-top8-anneal": Row(
         "Swimmer-v5, linear, 8 partitions, the best 8 of 32 pairs, the step 0.05 falling to 0.005 (es.stepSizeEndFraction 0.1)",
         "bench/jobs/swimmer-linear-8-top8-anneal.yaml", "max 365", poster_max=365, max_env_steps=3_000_000,
