@@ -1,8 +1,9 @@
-"""Drift: a job's Deployments as the operator last applied them, against what its index sees.
+"""Drift: a job's children as the operator last applied them, against what its indices see.
 
 A Deployment of a live job deleted by hand, scaled by hand, or one more worker shard than the job
-wants, is drift. The status timer checks it on every tick from the Deployment index alone (no API
-read), and re-applies the job's children (esenas_operator.converge, as a reconcile does) once the
+wants, is drift; so is a Service, NetworkPolicy or ConfigMap of the job deleted by hand (the
+workers' address, who may reach it, the spec every new pod mounts). The status timer checks it on
+every tick from the indices alone (esenas_operator.indices, no API read), and re-applies the job's children (esenas_operator.converge, as a reconcile does) once the
 same job showed drift on two ticks in a row: one tick may see the index a moment behind an apply.
 Its Warning Event (reason ``Repaired``) is posted once per drift, not on every tick.
 """
@@ -34,10 +35,18 @@ def wanted(job: Job) -> dict[str, int]:
     return out
 
 
-def drifted(job: Job, seen: Iterable[Workload]) -> tuple[str, ...]:
-    """How the Deployments ``seen`` differ from what ``job`` wants, one line each; () when they do not."""
+def wanted_parts(job: Job) -> frozenset[str]:
+    """The job's other children whose loss is drift, as "Kind/name" (the ``parts`` index's words)."""
+    servers = [names.aggregator(job.name)] + ([names.relays(job.name)] if relays.relay_pods(job) else [])
+    return frozenset({f"ConfigMap/{names.spec_configmap(job.name)}"}
+                     | {f"{kind}/{name}" for name in servers for kind in ("Service", "NetworkPolicy")})
+
+
+def drifted(job: Job, seen: Iterable[Workload], parts: Iterable[str]) -> tuple[str, ...]:
+    """How the Deployments ``seen`` and other children ``parts`` ("Kind/name") differ from what
+    ``job`` wants, one line each; () when they do not."""
     want, have = wanted(job), {w.name: w for w in seen}
-    out = []
+    out = [f"{part} was missing" for part in wanted_parts(job) - set(parts)]
     for name, replicas in want.items():
         w = have.get(name)
         if w is None:
@@ -72,13 +81,13 @@ class Applied:
     #: The drift last repaired, whose Event was posted: the same drift again posts none.
     repaired: tuple[str, ...] = ()
 
-    def observe(self, seen: Iterable[Workload], generation: int, refused: int | None) -> tuple[str, ...]:
+    def observe(self, seen: Iterable[Workload], parts: Iterable[str], generation: int, refused: int | None) -> tuple[str, ...]:
         """The drift to repair now: seen on this tick and the last. None while an edit of the job
         (``generation``) waits for its reconcile, unless that edit was refused (``refused``)."""
         if generation != self.generation and refused != generation:
             self.suspect = ()
             return ()
-        found = drifted(self.job, seen)
+        found = drifted(self.job, seen, parts)
         due = found if found and self.suspect else ()
         self.suspect = found
         if not found:

@@ -1,7 +1,8 @@
 """Thin kopf handlers: validate, create or patch what the builders return, and mirror the aggregator.
 
-Worker pods are never watched: the operator manages Deployments only (read through an index over
-its own Deployments), so its API writes per job grow with the number of shards, not with replicas.
+Worker pods are never watched: the operator manages Deployments (read through an index over its
+own Deployments, esenas_operator.indices), so its API writes per job grow with the number of
+shards, not with replicas.
 
 The handlers are registered by :func:`registry` (the status timer's interval is a setting) and read
 the operator's settings from kopf's ``memo.settings``, which main.py sets once at start.
@@ -18,7 +19,7 @@ import kopf
 from esenas.spec import API_GROUP, SpecError
 from kubernetes.client.exceptions import ApiException
 
-from esenas_operator import claims, decide, drift, metrics, names, results, starting, terms
+from esenas_operator import claims, decide, drift, indices, metrics, names, results, starting, terms
 from esenas_operator.aggregator_http import fetch_report
 from esenas_operator.converge import apply_children
 from esenas_operator.crd import PLURAL, VERSION
@@ -101,19 +102,6 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     _kube = Kube(load_config(), timeout=settings.networking.request_timeout or 30)
     if ours.metrics_port:
         metrics.serve(ours.metrics_port, ours.bind)
-
-
-def workloads(namespace: str | None, name: str, labels: Mapping[str, str], annotations: Mapping[str, str], spec: kopf.Spec,
-              status: kopf.Status, **_: Any) -> dict[tuple[str, str], decide.Workload]:
-    job = labels.get(names.JOB_LABEL)
-    if not job or not namespace:
-        return {}
-    return {
-        (namespace, job): decide.Workload(
-            name, labels.get(names.COMPONENT_LABEL, ""), int(spec.get("replicas") or 0), int(status.get("readyReplicas") or 0),
-            annotations.get(claims.ANNOTATION), annotations.get(terms.ANNOTATION), starting.deployment_stall(status),
-        )
-    }
 
 
 def _patch_status(namespace: str, name: str, current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
@@ -236,7 +224,7 @@ def sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: L
     Warning, then kopf tries again on the next tick.
     """
     try:
-        _sync_status(body, meta, status, logger, kwargs["workloads"], _settings(memo))
+        _sync_status(body, meta, status, logger, kwargs["workloads"], kwargs["parts"], _settings(memo))
     except Exception as exc:
         metrics.ERRORS.inc()
         _report_error(body, status, exc, logger)
@@ -256,19 +244,21 @@ def _running_terms(body: kopf.Body, status: Mapping[str, Any], fleet: decide.Fle
     return terms.running(own, decide.edit_refused(status) or key in _refused, before)
 
 
-def _repair(body: kopf.Body, index: kopf.Index[tuple[str, str], decide.Workload], settings: Settings) -> None:
-    """Re-apply a live job's children when one of its Deployments drifted (drift.py): one Event."""
+def _repair(body: kopf.Body, index: kopf.Index[tuple[str, str], decide.Workload], parts: kopf.Index[tuple[str, str], str],
+            settings: Settings) -> None:
+    """Re-apply a live job's children when they drifted (drift.py): one Event."""
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
     refused = _refused.get(key)
     gen = int(body["metadata"].get("generation") or 1)
-    done = _applied.repair(kube(), key, index.get(key, []), gen, refused[0] if refused else None, settings)
+    done = _applied.repair(kube(), key, index.get(key, []), parts.get(key, []), gen, refused[0] if refused else None, settings)
     if done is not None and done[2]:
         found, changed = done[0], ", ".join(done[1]) or "no change"
         kopf.event(body, type="Warning", reason=drift.REPAIRED, message=f"{'; '.join(found)}: re-applied the job's children ({changed})"[:1000])
 
 
 def _sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: Logger,
-                 index: kopf.Index[tuple[str, str], decide.Workload], settings: Settings) -> None:
+                 index: kopf.Index[tuple[str, str], decide.Workload], parts: kopf.Index[tuple[str, str], str],
+                 settings: Settings) -> None:
     ns, name = meta["namespace"], meta["name"]
     current = dict(status)
     phase = current.get("phase")
@@ -317,7 +307,7 @@ def _sync_status(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: 
             kopf.event(body, type=workers_event.type, reason=workers_event.reason, message=workers_event.message)
         desired = decide.no_workers(desired, current, running.replicas, name)
     if desired.get("phase", phase) not in TERMINAL:  # a finished job keeps its fleet stopped
-        _repair(body, index, settings)
+        _repair(body, index, parts, settings)
     if out.event is not None:
         kopf.event(body, type=out.event.type, reason=out.event.reason, message=out.event.message)
     desired = decide.with_refusal(desired, current, _refused.get((ns, name)), now)
@@ -339,7 +329,7 @@ def registry(settings: Settings) -> kopf.OperatorRegistry:
     # service account, through the kubernetes client, as the default registry would do.
     kopf.on.login(registry=r)(kopf.login_via_client)
     kopf.on.startup(registry=r)(configure)
-    kopf.index("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": names.MANAGER}, registry=r)(workloads)
+    indices.register(r)
     kopf.on.resume(API_GROUP, VERSION, PLURAL, registry=r)(reconcile)
     kopf.on.create(API_GROUP, VERSION, PLURAL, registry=r)(reconcile)
     kopf.on.update(API_GROUP, VERSION, PLURAL, field="spec", registry=r)(reconcile)

@@ -1,7 +1,7 @@
 """Per job, in memory: the spec its children were last applied from, and a lock around applying.
 
 A reconcile records what it applied; the status timer reads it while an edit is refused, checks
-the job's Deployments against it (drift.py) and repairs them from it; a reconcile's check of the
+the job's children against it (drift.py) and repairs them from it; a reconcile's check of the
 checkpoint volume (claims.py) starts from it. After an operator restart the record is empty until
 the job's first valid reconcile (kopf's resume handler): until then there are no repairs, and the
 checkpoint volume is read from the aggregator Deployment's annotation instead.
@@ -56,12 +56,13 @@ class Ledger:
         job = self.job(key)
         return claims.volume(job) if job is not None else claims.recorded(seen)
 
-    def repair(self, k: Kube, key: Key, seen: Iterable[Workload], generation: int, refused: int | None,
+    def repair(self, k: Kube, key: Key, seen: Iterable[Workload], parts: Iterable[str], generation: int, refused: int | None,
                settings: Settings) -> tuple[tuple[str, ...], list[str], bool] | None:
-        """Re-apply the job's children when its Deployments drifted (drift.Applied.observe): the
-        drift, the children that changed, and whether its Event is due; None when nothing was done."""
+        """Re-apply the job's children when they drifted (drift.Applied.observe; ``parts``: its
+        other children seen, "Kind/name"): the drift, the children that changed, and whether its
+        Event is due; None when nothing was done."""
         applied = self._applied.get(key)
-        if applied is None or not (found := applied.observe(seen, generation, refused)):
+        if applied is None or not (found := applied.observe(seen, parts, generation, refused)):
             return None
         lock = self._lock(key)
         if not lock.acquire(blocking=False):

@@ -69,6 +69,35 @@ def test_children_deleted_or_scaled_by_hand_are_put_back_with_one_event(
     assert operator.alive()
 
 
+def test_a_service_network_policy_or_config_map_deleted_alone_is_put_back(
+        cluster: FakeKube, operator: OperatorProcess, standin: StandInAggregator) -> None:
+    apply(cluster, job_doc("s", replicas=2))
+    cluster.wait_for(lambda: replicas(cluster, "s") == {"s-aggregator": 1, "s-workers-0": 2})
+    standin.statuses[("default", "s")] = running_status()
+    cluster.wait_for(lambda: status(cluster, "s").get("phase") == "Running")
+    expected = children(cluster, "s")
+    lost = {("Service", "s-aggregator"): "/api/v1/namespaces/default/services/s-aggregator",
+            ("NetworkPolicy", "s-aggregator"): "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies/s-aggregator",
+            ("ConfigMap", "s-spec"): "/api/v1/namespaces/default/configmaps/s-spec"}
+    for path in lost.values():
+        cluster.client.delete(path)
+    assert not set(lost) & set(children(cluster, "s"))
+
+    cluster.wait_for(lambda: set(children(cluster, "s")) == set(expected), timeout=20)
+    back = children(cluster, "s")
+    assert back[("ConfigMap", "s-spec")]["data"] == expected[("ConfigMap", "s-spec")]["data"]
+    assert back[("NetworkPolicy", "s-aggregator")]["spec"] == expected[("NetworkPolicy", "s-aggregator")]["spec"]
+    for field in ("selector", "ports"):  # a new Service: the API server gives it a new cluster IP
+        assert back[("Service", "s-aggregator")]["spec"][field] == expected[("Service", "s-aggregator")]["spec"][field]
+    (event,) = cluster.wait_for(lambda: _events(cluster, "s", "Repaired"))
+    for kind, name in lost:
+        assert f"{kind}/{name} was missing" in event["message"], event["message"]
+    assert "Deployment/" not in event["message"].split(":")[0], "the Deployments did not drift"
+    time.sleep(4)
+    assert len(_events(cluster, "s", "Repaired")) == 1
+    assert status(cluster, "s")["phase"] == "Running" and operator.alive()
+
+
 def test_a_finished_job_is_not_repaired(cluster: FakeKube, operator: OperatorProcess, standin: StandInAggregator) -> None:
     standin.finish("default", "fin", {"weights": [1.0]}, {"job": "fin", "iterations": 2}, [])
     standin.statuses[("default", "fin")] = running_status(iteration=2, phase="Succeeded", done=True, reason="maxIterations")

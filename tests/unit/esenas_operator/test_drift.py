@@ -1,4 +1,4 @@
-"""Drift of a job's Deployments (drift.py) and the checkpoint volume's refused edits (claims.py), without HTTP."""
+"""Drift of a job's children (drift.py) and the checkpoint volume's refused edits (claims.py), without HTTP."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from esenas import edits
 from esenas.spec import Job
-from esenas_operator import builders, claims, drift
+from esenas_operator import builders, claims, drift, indices
 from esenas_operator.decide import Workload
 from esenas_operator.settings import Settings
 from esenas_operator.validation import validate_job
@@ -30,11 +30,20 @@ def _fleet(job: Job) -> list[Workload]:
     return out
 
 
+def _parts(job: Job) -> set[str]:
+    """The job's Services, NetworkPolicies and ConfigMaps the builders make, as the ``parts`` index words them."""
+    body = {**BODY, "spec": {}}
+    kinds = {kind for *_, kind in indices.PART_RESOURCES}
+    return {f"{o['kind']}/{o['metadata']['name']}" for o in builders.build_children(body, job, Settings(), service_monitor=False)
+            if o["kind"] in kinds}
+
+
 def test_wanted_is_what_the_builders_make() -> None:
     for job in (_job(), _job(workers={"replicas": 2500, "shardSize": 1000}), _job(suspend=True),
                 _job(relays={"workersPerRelay": 100}, workers={"replicas": 250})):
         assert drift.wanted(job) == {w.name: w.replicas for w in _fleet(job)}
-        assert drift.drifted(job, _fleet(job)) == ()
+        assert drift.wanted_parts(job) == _parts(job)
+        assert drift.drifted(job, _fleet(job), _parts(job)) == ()
     assert set(drift.wanted(_job(suspend=True)).values()) == {0}, "a suspended job wants no pods"
 
 
@@ -43,37 +52,50 @@ def test_missing_rescaled_and_surplus_deployments_are_drift() -> None:
     fleet = {w.name: w for w in _fleet(job)}
     seen = [fleet["j-workers-0"], Workload("j-workers-1", "worker", 7, 7), Workload("j-workers-2", "worker", 1, 1),
             Workload("j-other", "something-else", 1, 1)]
-    assert drift.drifted(job, seen) == (
+    assert drift.drifted(job, seen, _parts(job)) == (
         "Deployment/j-aggregator was missing",
         "Deployment/j-workers-1 had 7 replicas, not 500",
         "Deployment/j-workers-2 was not wanted",
     )
 
 
+def test_a_service_network_policy_or_config_map_deleted_alone_is_drift() -> None:
+    job = _job(relays={"workersPerRelay": 100}, workers={"replicas": 250})
+    parts = _parts(job)
+    assert parts == {"ConfigMap/j-spec", "Service/j-aggregator", "NetworkPolicy/j-aggregator", "Service/j-relays", "NetworkPolicy/j-relays"}
+    left = parts - {"Service/j-relays", "ConfigMap/j-spec"}
+    assert drift.drifted(job, _fleet(job), left) == ("ConfigMap/j-spec was missing", "Service/j-relays was missing")
+    # Children the operator makes at the end or by hand with its labels (the result) are not drift.
+    assert drift.drifted(job, _fleet(job), {*parts, "ConfigMap/j-result"}) == ()
+    no_relays = _job()
+    assert drift.drifted(no_relays, _fleet(no_relays), _parts(no_relays) | {"Service/j-relays"}) == (), "a tier being removed"
+
+
 def test_a_repair_waits_for_a_second_tick_and_posts_its_event_once() -> None:
     job = _job()
     applied = drift.Applied(drift.snapshot({**BODY, "spec": {"workers": {"replicas": 4}}}), job, generation=1)
-    fine = _fleet(job)
+    fine, parts = _fleet(job), _parts(job)
     gone = [w for w in fine if w.component != "aggregator"]
-    assert applied.observe(fine, 1, None) == ()
-    assert applied.observe(gone, 1, None) == (), "one tick may see the index behind an apply"
-    found = applied.observe(gone, 1, None)
+    assert applied.observe(fine, parts, 1, None) == ()
+    assert applied.observe(gone, parts, 1, None) == (), "one tick may see the index behind an apply"
+    found = applied.observe(gone, parts, 1, None)
     assert found == ("Deployment/j-aggregator was missing",)
     assert applied.announce(found)
     # The index still behind on the next tick: not repaired again at once, and no second Event.
-    assert applied.observe(gone, 1, None) == ()
-    assert applied.observe(gone, 1, None) == found and not applied.announce(found)
+    assert applied.observe(gone, parts, 1, None) == ()
+    assert applied.observe(gone, parts, 1, None) == found and not applied.announce(found)
     # Put back, then deleted again later: a new Event.
-    assert applied.observe(fine, 1, None) == ()
-    assert applied.observe(gone, 1, None) == () and applied.observe(gone, 1, None) == found
+    assert applied.observe(fine, parts, 1, None) == ()
+    assert applied.observe(gone, parts, 1, None) == () and applied.observe(gone, parts, 1, None) == found
     assert applied.announce(found)
 
 
 def test_no_repair_while_an_edit_waits_for_its_reconcile_unless_it_was_refused() -> None:
     applied = drift.Applied({}, _job(), generation=1)
     gone: list[Workload] = []
-    assert applied.observe(gone, 2, None) == () and applied.observe(gone, 2, None) == ()
-    assert applied.observe(gone, 2, 2) == () and applied.observe(gone, 2, 2) != ()
+    parts: list[str] = []
+    assert applied.observe(gone, parts, 2, None) == () and applied.observe(gone, parts, 2, None) == ()
+    assert applied.observe(gone, parts, 2, 2) == () and applied.observe(gone, parts, 2, 2) != ()
 
 
 def test_snapshot_copies_what_the_builders_read() -> None:
