@@ -243,9 +243,9 @@ def build_worker_fleet(body: Mapping[str, Any], job: Job, settings: Settings, st
     return fleet
 
 
-def build_network_policy(body: Mapping[str, Any], job: Job) -> Obj:
-    """Only this job's workers and relays reach gRPC; the HTTP port stays open for Prometheus and the operator."""
-    return services.grpc_network_policy(body, job.name, names.aggregator(job.name), "aggregator", ("worker", "relay"))
+def build_network_policy(body: Mapping[str, Any], job: Job, settings: Settings) -> Obj:
+    """Only this job's workers and relays reach gRPC; the HTTP port as the chart's jobNetworkPolicy.httpFrom says."""
+    return services.grpc_network_policy(body, job.name, names.aggregator(job.name), "aggregator", ("worker", "relay"), settings.http_access)
 
 
 def build_service_monitor(body: Mapping[str, Any], job: Job, m: JobMonitoring) -> Obj:
@@ -274,7 +274,7 @@ def build_children(
     objs += [
         build_aggregator_deployment(body, job, settings, stopped),
         build_aggregator_service(body, job),
-        build_network_policy(body, job),
+        build_network_policy(body, job, settings),
         *relays.build_relays(body, job, settings, stopped),
         *build_worker_fleet(body, job, settings, stopped),
     ]

@@ -23,8 +23,8 @@ DEFAULT_INTERVAL: Final = "15s"
 _DURATION: Final = re.compile(r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$")
 # A Kubernetes label key (optional DNS-subdomain prefix, then a name) and value.
 _LABEL_NAME: Final = r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)"
-_LABEL_KEY: Final = re.compile(rf"^([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}$")
-_LABEL_VALUE: Final = re.compile(rf"^({_LABEL_NAME})?$")
+LABEL_KEY: Final = re.compile(rf"^([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}$")
+LABEL_VALUE: Final = re.compile(rf"^({_LABEL_NAME})?$")
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
 
@@ -41,9 +41,9 @@ class JobMonitoring:
         if not _DURATION.match(self.interval) or self.interval == "0":
             raise ValueError(f"{INTERVAL_ENV}: {self.interval!r} is not a scrape interval like 15s or 1m")
         for key, value in self.labels.items():
-            if not isinstance(key, str) or not _LABEL_KEY.match(key):
+            if not isinstance(key, str) or not LABEL_KEY.match(key):
                 raise ValueError(f"{LABELS_ENV}: {key!r} is not a Kubernetes label key")
-            if not isinstance(value, str) or not _LABEL_VALUE.match(value):
+            if not isinstance(value, str) or not LABEL_VALUE.match(value):
                 raise ValueError(f"{LABELS_ENV}: the value of {key!r}, {value!r}, is not a Kubernetes label value")
 
     @classmethod

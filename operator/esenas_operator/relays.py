@@ -47,7 +47,7 @@ def build_relays(body: Mapping[str, Any], job: Job, settings: Settings, stopped:
     """The relay children, or none when the job has no relays."""
     if not relay_pods(job):
         return []
-    return [build_relay_deployment(body, job, settings, stopped), build_relay_service(body, job), build_relay_network_policy(body, job)]
+    return [build_relay_deployment(body, job, settings, stopped), build_relay_service(body, job), build_relay_network_policy(body, job, settings)]
 
 
 def build_relay_deployment(body: Mapping[str, Any], job: Job, settings: Settings, stopped: bool = False) -> Obj:
@@ -107,6 +107,6 @@ def build_relay_service(body: Mapping[str, Any], job: Job) -> Obj:
     return services.grpc_service(body, job.name, names.relays(job.name), "relay")
 
 
-def build_relay_network_policy(body: Mapping[str, Any], job: Job) -> Obj:
-    """Only this job's workers reach the relays' gRPC; HTTP stays open for Prometheus."""
-    return services.grpc_network_policy(body, job.name, names.relays(job.name), "relay", ("worker",))
+def build_relay_network_policy(body: Mapping[str, Any], job: Job, settings: Settings) -> Obj:
+    """Only this job's workers reach the relays' gRPC; HTTP as for the aggregator."""
+    return services.grpc_network_policy(body, job.name, names.relays(job.name), "relay", ("worker",), settings.http_access)

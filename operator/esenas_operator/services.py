@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from esenas_operator import names
+from esenas_operator.netpol import HttpAccess
 
 Obj = dict[str, Any]
 
@@ -40,9 +41,9 @@ def grpc_service(body: Mapping[str, Any], job: str, name: str, component: str) -
     }
 
 
-def grpc_network_policy(body: Mapping[str, Any], job: str, name: str, component: str, clients: tuple[str, ...]) -> Obj:
-    """Only this job's ``clients`` pods reach the ``component`` pods' gRPC port; HTTP stays open
-    for Prometheus and the operator."""
+def grpc_network_policy(body: Mapping[str, Any], job: str, name: str, component: str, clients: tuple[str, ...], http: HttpAccess) -> Obj:
+    """Only this job's ``clients`` pods reach the ``component`` pods' gRPC port; HTTP as ``http``
+    says (every pod by default, for Prometheus and the operator; esenas_operator.netpol)."""
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -55,7 +56,7 @@ def grpc_network_policy(body: Mapping[str, Any], job: str, name: str, component:
                     "from": [{"podSelector": {"matchLabels": names.selector(job, c)}} for c in clients],
                     "ports": [{"protocol": "TCP", "port": names.GRPC_PORT}],
                 },
-                {"ports": [{"protocol": "TCP", "port": names.HTTP_PORT}]},
+                http.rule(),
             ],
         },
     }

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from esenas_operator.monitoring import JobMonitoring
+from esenas_operator.netpol import HttpAccess
 
 DEFAULT_URL_TEMPLATE: Final = "http://{name}-aggregator.{namespace}.svc:9090"
 
@@ -27,6 +28,8 @@ class Settings:
     image_pull_policy: str = "IfNotPresent"
     url_template: str = DEFAULT_URL_TEMPLATE
     job_monitoring: JobMonitoring = field(default_factory=JobMonitoring)
+    #: Who may reach each job's HTTP port (the chart's jobNetworkPolicy.httpFrom): every pod by default.
+    http_access: HttpAccess = field(default_factory=HttpAccess)
     # The process: what it watches, its endpoints, its status timer and its threads.
     namespaces: tuple[str, ...] = ()
     peering: str | None = None
@@ -49,6 +52,7 @@ class Settings:
             image_pull_policy=env.get("ESENAS_IMAGE_PULL_POLICY", d.image_pull_policy),
             url_template=env.get("ESENAS_AGGREGATOR_URL_TEMPLATE", d.url_template),
             job_monitoring=JobMonitoring.from_env(env),
+            http_access=HttpAccess.from_env(env),
             workers=int(env.get("ESENAS_OPERATOR_WORKERS", str(d.workers))),
             instance=env.get("HOSTNAME", d.instance),
         )

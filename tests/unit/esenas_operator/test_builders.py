@@ -181,7 +181,7 @@ def test_service_network_policy_and_monitor() -> None:
     svc = builders.build_aggregator_service(FULL, job)
     assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"grpc": 50051, "http": 9090}
     assert svc["spec"]["selector"] == {"esenas.dev/job": "cheetah", "app.kubernetes.io/component": "aggregator"}
-    np = builders.build_network_policy(FULL, job)
+    np = builders.build_network_policy(FULL, job, Settings())
     grpc_rule, http_rule = np["spec"]["ingress"]
     assert grpc_rule["from"] == [
         {"podSelector": {"matchLabels": {"esenas.dev/job": "cheetah", "app.kubernetes.io/component": component}}}
