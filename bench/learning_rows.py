@@ -119,6 +119,14 @@ _ROWS: Final[dict[str, Row]] = {
         )
         for tag, sigma in (("005", "0.05"), ("02", "0.2"))
     },
+    "halfcheetah-h41-17-p32-top4": Row(
+        "HalfCheetah-v5, H41, 17 partitions, the best 4 of 32 pairs (ARS V2-t's b/N on HalfCheetah)",
+        "bench/jobs/halfcheetah-h41-17-p32-top4.yaml", "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000,
+    ),
+    "halfcheetah-h41-17-p16-top4": Row(
+        "HalfCheetah-v5, H41, 17 partitions, the best 4 of 16 pairs, 4 exact evals (four times the iterations of the top-16 row)",
+        "bench/jobs/halfcheetah-h41-17-p16-top4.yaml", "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000,
+    ),
     "swimmer-linear-8-top8-anneal": Row(
         "Swimmer-v5, linear, 8 partitions, the best 8 of 32 pairs, the step 0.05 falling to 0.005 (es.stepSizeEndFraction 0.1)",
         "bench/jobs/swimmer-linear-8-top8-anneal.yaml", "max 365", poster_max=365, max_env_steps=3_000_000,
