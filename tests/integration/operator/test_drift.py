@@ -30,12 +30,17 @@ def _condition(cluster: FakeKube, name: str, type_: str) -> dict[str, Any]:
     return next((c for c in status(cluster, name).get("conditions") or () if c["type"] == type_), {})
 
 
+def _running(cluster: FakeKube, standin: StandInAggregator, name: str) -> None:
+    """Job ``name`` with 2 workers, applied and Running (its stand-in aggregator says so)."""
+    apply(cluster, job_doc(name, replicas=2))
+    cluster.wait_for(lambda: replicas(cluster, name) == {f"{name}-aggregator": 1, f"{name}-workers-0": 2})
+    standin.statuses[("default", name)] = running_status()
+    cluster.wait_for(lambda: status(cluster, name).get("phase") == "Running")
+
+
 def test_children_deleted_or_scaled_by_hand_are_put_back_with_one_event(
         cluster: FakeKube, operator: OperatorProcess, standin: StandInAggregator) -> None:
-    apply(cluster, job_doc("d", replicas=2))
-    cluster.wait_for(lambda: replicas(cluster, "d") == {"d-aggregator": 1, "d-workers-0": 2})
-    standin.statuses[("default", "d")] = running_status()
-    cluster.wait_for(lambda: status(cluster, "d").get("phase") == "Running")
+    _running(cluster, standin, "d")
     expected = set(children(cluster, "d"))
     cluster.client.delete(f"{DEPLOYMENTS}/d-aggregator")
     cluster.client.delete("/api/v1/namespaces/default/services/d-aggregator")
@@ -71,10 +76,7 @@ def test_children_deleted_or_scaled_by_hand_are_put_back_with_one_event(
 
 def test_a_service_network_policy_or_config_map_deleted_alone_is_put_back(
         cluster: FakeKube, operator: OperatorProcess, standin: StandInAggregator) -> None:
-    apply(cluster, job_doc("s", replicas=2))
-    cluster.wait_for(lambda: replicas(cluster, "s") == {"s-aggregator": 1, "s-workers-0": 2})
-    standin.statuses[("default", "s")] = running_status()
-    cluster.wait_for(lambda: status(cluster, "s").get("phase") == "Running")
+    _running(cluster, standin, "s")
     expected = children(cluster, "s")
     lost = {("Service", "s-aggregator"): "/api/v1/namespaces/default/services/s-aggregator",
             ("NetworkPolicy", "s-aggregator"): "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies/s-aggregator",
