@@ -114,7 +114,8 @@ _ROWS: Final[dict[str, Row]] = {
     },
     **{
         f"halfcheetah-h41-17-top16-sigma{tag}": Row(
-            f"HalfCheetah-v5, H41, 17 partitions, the best 16 of 64 pairs, es.sigma {sigma} (the mlp default 0.1)",
+            f"HalfCheetah-v5, H41, 17 partitions, the best 16 of 64 pairs, es.sigma {sigma} (the mlp default 0.1); "
+            "stopped after 2 seeds, each far below the default's",
             f"bench/jobs/halfcheetah-h41-17-top16-sigma{tag}.yaml", "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000,
         )
         for tag, sigma in (("005", "0.05"), ("02", "0.2"))
@@ -124,8 +125,25 @@ _ROWS: Final[dict[str, Row]] = {
         "bench/jobs/halfcheetah-h41-17-p32-top4.yaml", "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000,
     ),
     "halfcheetah-h41-17-p16-top4": Row(
-        "HalfCheetah-v5, H41, 17 partitions, the best 4 of 16 pairs, 4 exact evals (four times the iterations of the top-16 row)",
+        "HalfCheetah-v5, H41, 17 partitions, the best 4 of 16 pairs, 4 exact evals (four times the iterations of the top-16 row); "
+        "stopped after 3 seeds, none ahead of the best 4 of 32",
         "bench/jobs/halfcheetah-h41-17-p16-top4.yaml", "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000,
+    ),
+    "halfcheetah-h41h41-17-p32-top4": Row(
+        "HalfCheetah-v5, H41,H41, 17 partitions, the best 4 of 32 pairs", "bench/jobs/halfcheetah-h41h41-17-p32-top4.yaml",
+        "max 5,285", poster_max=5285, max_env_steps=20_000_000,
+    ),
+    "hopper-h41-11-p32-top4": Row(
+        "Hopper-v5, H41, 11 partitions, the best 4 of 32 pairs", "bench/jobs/hopper-h41-11-p32-top4.yaml",
+        "max 3,408 (mean 247)", poster_max=3408, max_env_steps=10_000_000,
+    ),
+    "halfcheetah-edges-40-p32-top4": Row(
+        "HalfCheetah-v5, H41, edge pruning keeping 40 edges, the best 4 of 32 pairs", "bench/jobs/halfcheetah-edges-40-p32-top4.yaml",
+        "masked, 40 weights (92%): max 4,806", poster_max=4806, max_env_steps=10_000_000,
+    ),
+    "halfcheetah-linear-17-p32-top4": Row(
+        "HalfCheetah-v5, linear, 17 partitions, the best 4 of 32 pairs", "bench/jobs/halfcheetah-linear-17-p32-top4.yaml",
+        "max 3,653", poster_max=3653, max_env_steps=10_000_000,
     ),
     "swimmer-linear-8-top8-anneal": Row(
         "Swimmer-v5, linear, 8 partitions, the best 8 of 32 pairs, the step 0.05 falling to 0.005 (es.stepSizeEndFraction 0.1)",
