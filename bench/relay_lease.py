@@ -47,6 +47,7 @@ async def serve(pairs: int, lease: int, port_file: Path) -> None:
 
     doc = yaml.safe_load((ROOT / "manifests/examples/halfcheetah-chromatic-h41.yaml").read_text())
     doc["spec"]["es"]["perturbations"] = pairs
+    doc["spec"]["es"].pop("topDirections", None)  # the default quarter, as these figures were measured
     plan = ESENAS(parse_spec(doc["spec"]), 17, 6).ask()
     assert plan.sampler is not None
     params = pb.Params(version=plan.version, params=plan.params.tobytes()).SerializeToString()

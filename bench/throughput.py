@@ -183,6 +183,7 @@ def main() -> None:
         doc = yaml.safe_load(args.job.read_text())
         spec = doc["spec"]
         spec["es"].update(perturbations=args.perturbations, exactEvals=0)
+        spec["es"].pop("topDirections", None)  # at most --perturbations; the update is not what is timed
         spec["stopping"] = {"maxIterations": args.iterations}
         spec.setdefault("workers", {}).update(batchSize=4)
         job = folder / "job.yaml"
