@@ -3,8 +3,9 @@
 A Deployment of a live job deleted by hand, scaled by hand, or one more worker shard than the job
 wants, is drift; so is a Service, NetworkPolicy or ConfigMap of the job deleted by hand (the
 workers' address, who may reach it, the spec every new pod mounts). The status timer checks it on
-every tick from the indices alone (esenas_operator.indices, no API read), and re-applies the job's children (esenas_operator.converge, as a reconcile does) once the
-same job showed drift on two ticks in a row: one tick may see the index a moment behind an apply.
+every tick from the indices alone (esenas_operator.indices, no API read), and re-applies the job's
+children (esenas_operator.converge, as a reconcile does) once the same job showed drift on two
+ticks in a row: one tick may see an index a moment behind an apply.
 Its Warning Event (reason ``Repaired``) is posted once per drift, not on every tick.
 """
 
