@@ -251,6 +251,8 @@ def _repair(body: kopf.Body, index: kopf.Index[tuple[str, str], decide.Workload]
     refused = _refused.get(key)
     gen = int(body["metadata"].get("generation") or 1)
     done = _applied.repair(kube(), key, index.get(key, []), parts.get(key, []), gen, refused[0] if refused else None, settings)
+    if done is not None:
+        metrics.REPAIRS.inc()
     if done is not None and done[2]:
         found, changed = done[0], ", ".join(done[1]) or "no change"
         kopf.event(body, type="Warning", reason=drift.REPAIRED, message=f"{'; '.join(found)}: re-applied the job's children ({changed})"[:1000])

@@ -17,6 +17,11 @@ RECONCILES: Final = Counter(
 ERRORS: Final = Counter(
     "esenas_operator_reconcile_errors", "Reconciles that failed (invalid spec or API error).", registry=REGISTRY
 )
+REPAIRS: Final = Counter(
+    "esenas_operator_repairs",
+    "Re-applies of a job's children after drift: one deleted or scaled by hand (drift.py).",
+    registry=REGISTRY,
+)
 JOBS: Final = Gauge("esenas_operator_jobs", "ESENASJobs by phase.", ["phase"], registry=REGISTRY)
 WORKERS: Final = Gauge(
     "esenas_operator_job_workers",

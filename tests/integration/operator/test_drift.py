@@ -94,6 +94,7 @@ def test_a_service_network_policy_or_config_map_deleted_alone_is_put_back(
     for key in lost:  # the watches only index names: kopf writes nothing on what it watches
         assert "kopf" not in json.dumps(back[key]["metadata"]), back[key]["metadata"]
     (event,) = cluster.wait_for(lambda: _events(cluster, "s", "Repaired"))
+    assert "esenas_operator_repairs_total 1.0" in operator.metrics()
     for kind, name in lost:
         assert f"{kind}/{name} was missing" in event["message"], event["message"]
     assert "Deployment/" not in event["message"].split(":")[0], "the Deployments did not drift"
