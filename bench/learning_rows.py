@@ -137,10 +137,6 @@ _ROWS: Final[dict[str, Row]] = {
         "HalfCheetah-v5, H41, edge pruning keeping 40 edges, the best 4 of 32 pairs", "bench/jobs/halfcheetah-edges-40-p32-top4.yaml",
         "masked, 40 weights (92%): max 4,806", poster_max=4806, max_env_steps=10_000_000,
     ),
-    "halfcheetah-linear-17-p32-top4": Row(
-        "HalfCheetah-v5, linear, 17 partitions, the best 4 of 32 pairs", "bench/jobs/halfcheetah-linear-17-p32-top4.yaml",
-        "max 3,653", poster_max=3653, max_env_steps=10_000_000,
-    ),
     "halfcheetah-h41h41-17-lr10": Row(
         "HalfCheetah-v5, H41,H41, 17 partitions, the controller at learning rate 10 (the default 40)",
         "bench/jobs/halfcheetah-h41h41-17-lr10.yaml", "max 5,285", poster_max=5285, max_env_steps=20_000_000,
