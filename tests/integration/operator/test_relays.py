@@ -15,6 +15,16 @@ def _container(cluster: FakeKube, kind_name: tuple[str, str]) -> dict[str, Any]:
     return dict(children(cluster, "rel")[kind_name]["spec"]["template"]["spec"]["containers"][0])
 
 
+_CORE = (("Deployment", "rel-workers-0"), ("Deployment", "rel-aggregator"))
+
+
+def _with_core(cluster: FakeKube, found: bool) -> dict[tuple[str, str], Any] | None:
+    """The children once `found` holds and the workers and aggregator exist too: the operator
+    creates children one call at a time, so the relay tier can appear before the workers."""
+    kids = children(cluster, "rel")
+    return kids if found and all(key in kids for key in _CORE) else None
+
+
 def _relay_children(cluster: FakeKube) -> set[tuple[str, str]]:
     return {key for key in children(cluster, "rel") if key[1] == "rel-relays"}
 
@@ -22,8 +32,7 @@ def _relay_children(cluster: FakeKube) -> set[tuple[str, str]]:
 def test_relays_come_with_the_field_and_go_when_it_is_removed(cluster: FakeKube, operator: OperatorProcess) -> None:
     doc = job_doc("rel", replicas=6, relays={"replicas": 2})
     apply(cluster, doc)
-    cluster.wait_for(lambda: len(_relay_children(cluster)) == 3)
-    kids = children(cluster, "rel")
+    kids = cluster.wait_for(lambda: _with_core(cluster, len(_relay_children(cluster)) == 3))
     relay = kids[("Deployment", "rel-relays")]
     assert relay["spec"]["replicas"] == 2
     pod = relay["spec"]["template"]["spec"]
@@ -57,10 +66,10 @@ def test_relays_come_with_the_field_and_go_when_it_is_removed(cluster: FakeKube,
 def test_relays_per_worker_follow_kubectl_scale_and_roll_no_pod(cluster: FakeKube, operator: OperatorProcess) -> None:
     doc = job_doc("rel", replicas=150, relays={"workersPerRelay": 100})
     apply(cluster, doc)
-    relay = cluster.wait_for(lambda: children(cluster, "rel").get(("Deployment", "rel-relays")))
-    assert relay["spec"]["replicas"] == 2  # ceil(150 / 100)
-    worker_template = children(cluster, "rel")[("Deployment", "rel-workers-0")]["spec"]["template"]
-    agg_template = children(cluster, "rel")[("Deployment", "rel-aggregator")]["spec"]["template"]
+    kids = cluster.wait_for(lambda: _with_core(cluster, ("Deployment", "rel-relays") in children(cluster, "rel")))
+    assert kids[("Deployment", "rel-relays")]["spec"]["replicas"] == 2  # ceil(150 / 100)
+    worker_template = kids[("Deployment", "rel-workers-0")]["spec"]["template"]
+    agg_template = kids[("Deployment", "rel-aggregator")]["spec"]["template"]
     cluster.kubectl("scale", "esj/rel", "--replicas=450")
     cluster.wait_for(lambda: children(cluster, "rel")[("Deployment", "rel-relays")]["spec"]["replicas"] == 5)
     cluster.kubectl("scale", "esj/rel", "--replicas=0")
