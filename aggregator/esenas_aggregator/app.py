@@ -4,9 +4,9 @@ One asyncio loop runs the training loop, the grpc.aio server and the aiohttp end
 iteration: ``ask`` -> publish items and parameters -> wait until every item is in (stragglers are
 re-issued by the queue), or under ``es.minPairsFraction`` < 1 until enough pairs are (``straggler``)
 -> ``tell`` -> metrics -> checkpoint every K iterations. A new best is adopted once the aggregator's own replay
-of it ends (``confirm``). SIGTERM/SIGINT write a checkpoint of the last completed iteration and stop.
-Rollouts that fail or exceed the bounds for two workers fail the job (bounds.ItemWatch) if the
-aggregator's own replay of the item goes wrong too (``verify``).
+of it ends (``confirm``). SIGTERM/SIGINT checkpoint the last completed iteration and stop; stopping.deadlineSeconds
+stops it mid-iteration if need be (Succeeded). Rollouts that fail or exceed the bounds for two workers fail the
+job (bounds.ItemWatch) if the aggregator's own replay of the item goes wrong too (``verify``).
 """
 
 from __future__ import annotations
@@ -83,9 +83,8 @@ class Aggregator:
         spec = cfg.job.spec
         self.store = checkpoint.CheckpointStore(cfg.checkpoint_dir)
         self.metrics = Metrics(cfg.job.name, cfg.job.namespace)
-        self.runtime = Runtime(
-            self.metrics, spec.workers.item_timeout_seconds, obs_dim, ResultBounds.of(spec), cfg.max_lease_items or spec.workers.batch_size
-        )
+        self.runtime = Runtime(self.metrics, spec.workers.item_timeout_seconds, obs_dim, ResultBounds.of(spec),
+                               cfg.max_lease_items or spec.workers.batch_size)
         self.phase, self.reason = "Running", ""
         self.last: IterationReport | None = None
         self.resumed_from: int | None = None
@@ -210,8 +209,12 @@ class Aggregator:
                 min_pairs_fraction=self.algo.spec.es.min_pairs_fraction,
             )
             prefetch = asyncio.ensure_future(self._prefetch())
-            await until_closable(rt, self._stop, self.confirm, plan)
+            in_time = await until_closable(rt, self._stop, self.confirm, plan, self.algo.seconds_left())
             prefetch.cancel()
+            if not in_time:  # spec.stopping.deadlineSeconds passed mid-iteration: the best so far stands
+                await self._replayed()
+                self.phase, self.reason = "Succeeded", self.algo.done()[1]
+                break
             if rt.job_failure is not None and not self._stop.is_set():  # for two workers and the replay (verify)
                 self.phase, self.reason = "Failed", rt.job_failure
                 break

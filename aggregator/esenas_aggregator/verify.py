@@ -77,9 +77,19 @@ async def failure_holds(rt: Runtime, confirm: Confirmer, plan: Plan) -> bool:
     return False
 
 
-async def until_closable(rt: Runtime, stop: asyncio.Event, confirm: Confirmer, plan: Plan) -> None:
+async def until_closable(rt: Runtime, stop: asyncio.Event, confirm: Confirmer, plan: Plan, timeout: float | None = None) -> bool:
     """Until the iteration may close (:meth:`Runtime.wait_closable`), a stop is asked for, or a
-    confirmed failure holds (:func:`failure_holds`); a stop does not wait for a replay."""
+    confirmed failure holds (:func:`failure_holds`); a stop does not wait for a replay. False when
+    ``timeout`` seconds (the training time left before ``spec.stopping.deadlineSeconds``) passed first."""
+    try:
+        await asyncio.wait_for(_until_closable(rt, stop, confirm, plan), timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def _until_closable(rt: Runtime, stop: asyncio.Event, confirm: Confirmer, plan: Plan) -> None:
+    check: asyncio.Future[bool] | None = None
     while True:
         stopped = asyncio.ensure_future(stop.wait())
         complete = asyncio.ensure_future(rt.wait_closable())
@@ -97,3 +107,5 @@ async def until_closable(rt: Runtime, stop: asyncio.Event, confirm: Confirmer, p
         finally:
             complete.cancel()
             stopped.cancel()
+            if check is not None:
+                check.cancel()

@@ -288,6 +288,12 @@ class ESENAS(PerturbationCache):
     def elapsed_seconds(self) -> float:
         return self._elapsed_before + (time.monotonic() - self._t0)
 
+    def seconds_left(self) -> float | None:
+        """Training time left before ``stopping.deadlineSeconds`` (None: no deadline). A hair over,
+        so that :meth:`done` says the deadline is reached once this much has passed."""
+        deadline = self.spec.stopping.deadline_seconds
+        return None if deadline is None else max(0.0, deadline - self.elapsed_seconds) + 1e-3
+
     def done(self) -> tuple[bool, str]:
         """(stop?, why) from the spec's stopping rules."""
         why = stop_reason(self.spec.stopping, self.best_reward, self.iteration, self.env_steps, self.episodes, self.elapsed_seconds)

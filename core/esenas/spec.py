@@ -287,7 +287,7 @@ class StoppingSpec:
     target_reward: float | None = spec_field(
         "Stop once the best policy's own evaluated reward (status.bestReward) reaches this.", None
     )
-    deadline_seconds: int | None = spec_field("Wall-clock limit from the start; past it the job Fails.", None, minimum=1)
+    deadline_seconds: int | None = spec_field("Training-time limit: once the aggregator has trained this long (over restarts) it stops, mid-iteration if need be, and the job Succeeds (DeadlineReached) with its best policy; a job whose aggregator does not answer past it, or that runs 300 s past it by the wall clock from status.startTime, Fails (DeadlineExceeded).", None, minimum=1)
 
 
 @dataclass(frozen=True)

@@ -252,10 +252,15 @@ def test_result_configmap_and_stopped_fleet(cluster: FakeKube, operator: Operato
     assert replicas(cluster, "keep") == {"keep-aggregator": 0, "keep-workers-0": 0}
 
 
-def test_deadline_and_crashing_aggregator_fail_the_job(cluster: FakeKube, operator: OperatorProcess) -> None:
-    apply(cluster, job_doc("late", stopping={"deadlineSeconds": 1}), job_doc("crashy", backoffLimit=1))
+def test_deadline_and_crashing_aggregator_fail_the_job(cluster: FakeKube, operator: OperatorProcess, standin: StandInAggregator) -> None:
+    # An aggregator that stopped itself at the deadline succeeds; a job whose aggregator does not answer fails.
+    standin.statuses[("default", "ontime")] = running_status(phase="Succeeded", done=True, reason="deadline of 1 s reached")
+    apply(cluster, job_doc("late", stopping={"deadlineSeconds": 1}), job_doc("crashy", backoffLimit=1),
+          job_doc("ontime", stopping={"deadlineSeconds": 1}))
     st = cluster.wait_for(lambda: status(cluster, "late").get("phase") == "Failed" and status(cluster, "late"), timeout=20)
     assert st["reason"] == "DeadlineExceeded" and "deadlineSeconds" in st["message"]
+    st = cluster.wait_for(lambda: status(cluster, "ontime").get("phase") == "Succeeded" and status(cluster, "ontime"), timeout=20)
+    assert st["reason"] == "DeadlineReached", st
     cluster.wait_for(lambda: replicas(cluster, "late") == {"late-aggregator": 0, "late-workers-0": 0})
     # The aggregator's pod restarts (kubelet's count, as a real cluster would report it).
     pod = {

@@ -9,6 +9,7 @@ from esenas.spec import Job
 from esenas_operator import decide, terms
 from esenas_operator.reasons import CREATED, INVALID_SPEC, RUNNING, SUSPENDED
 from esenas_operator.status import (
+    DEADLINE_GRACE_S,
     AggregatorReport,
     condition,
     set_condition,
@@ -71,8 +72,25 @@ def test_failures_come_before_success_and_need_no_report() -> None:
     assert failed.result is None  # no report: no aggregator to copy a best-so-far from
     reported = decide.outcome(_terms(), RUNNING_STATUS, _report(phase="Failed", done=True, reason="NonFiniteUpdate: nan"), 0, "", LATER)
     assert (reported.phase, reported.reason, reported.result) == ("Failed", "NonFiniteUpdate", "partial")
-    late = decide.outcome(_terms(stopping={"deadlineSeconds": 10}), RUNNING_STATUS, _report(), 0, "", LATER)
+    # No aggregator answers: the deadline fails the job at once, with nothing to keep.
+    late = decide.outcome(_terms(stopping={"deadlineSeconds": 10}), RUNNING_STATUS, None, 0, "", LATER)
+    assert (late.phase, late.reason, late.result) == ("Failed", "DeadlineExceeded", None)
+    # One answers: it stops itself at the deadline (its clock starts with its pod), so the wall clock
+    # fails the job only past DEADLINE_GRACE_S more, keeping the best so far.
+    terms, running = _terms(stopping={"deadlineSeconds": 10}), _report()
+    assert decide.outcome(terms, RUNNING_STATUS, running, 0, "", LATER).phase == "Running"
+    much_later = T0 + dt.timedelta(seconds=10 + DEADLINE_GRACE_S + 1)
+    late = decide.outcome(terms, RUNNING_STATUS, running, 0, "", much_later)
     assert (late.phase, late.reason, late.result) == ("Failed", "DeadlineExceeded", "partial")
+    assert f"by more than {DEADLINE_GRACE_S:g} s" in late.message
+
+
+def test_an_aggregator_that_stopped_at_the_deadline_succeeds() -> None:
+    """Its own stop at spec.stopping.deadlineSeconds is a success, however late the operator reads it."""
+    ended = _report(phase="Succeeded", done=True, reason="deadline of 10 s reached")
+    for now in (LATER, T0 + dt.timedelta(seconds=10 + DEADLINE_GRACE_S + 60)):
+        out = decide.outcome(_terms(stopping={"deadlineSeconds": 10}), RUNNING_STATUS, ended, 0, "", now)
+        assert (out.phase, out.reason, out.result) == ("Succeeded", "DeadlineReached", "complete")
 
 
 def test_a_suspended_job_only_says_so() -> None:

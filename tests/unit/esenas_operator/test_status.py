@@ -7,6 +7,7 @@ import datetime as dt
 from esenas_operator.lifecycle import lifecycle
 from esenas_operator.reasons import aggregator_failure_reason, success_reason
 from esenas_operator.status import (
+    DEADLINE_GRACE_S,
     AggregatorReport,
     diff,
     failure,
@@ -71,6 +72,11 @@ def test_failure_rules() -> None:
     reason, _ = failure(3, 0, 10, T0, LATER, None) or ("", "")
     assert reason == "DeadlineExceeded"
     assert failure(3, 0, 60, T0, LATER, None) is None
+    # An aggregator that answers gets DEADLINE_GRACE_S to stop itself; one that did is no failure.
+    assert failure(3, 0, 10, T0, LATER, ok) is None
+    assert failure(3, 0, 10, T0, T0 + dt.timedelta(seconds=10 + DEADLINE_GRACE_S + 1), ok) is not None
+    ended = AggregatorReport.parse({"phase": "Succeeded", "done": True, "reason": "deadline of 10 s reached"})
+    assert failure(3, 0, 10, T0, T0 + dt.timedelta(seconds=10 + DEADLINE_GRACE_S + 1), ended) is None
     assert failure(3, 0, None, T0, LATER, AggregatorReport.parse({"phase": "Failed", "reason": "NaN parameters"})) == ("AggregatorFailed", "NaN parameters")
     nonfinite = AggregatorReport.parse({"phase": "Failed", "reason": "NonFiniteUpdate: params, 3 times in a row"})
     assert failure(3, 0, None, T0, LATER, nonfinite) == ("NonFiniteUpdate", "NonFiniteUpdate: params, 3 times in a row")
