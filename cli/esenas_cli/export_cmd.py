@@ -77,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _error(f"cannot write {out}: {one_line(exc)}")
     dense = len(models["dense"])
-    print(f"wrote {out}: {form} {policy.arch.kind} {policy.arch.spec.template} policy, {len(blob):,} bytes "
+    print(f"wrote {out}: {policy.arch.kind} {policy.arch.spec.template} policy in the {form} form, {len(blob):,} bytes "
           f"(dense form {dense:,} bytes: {len(blob) / dense:.0%}); {policy.trainable_params} trainable numbers, "
           f"{args.dtype}, observation normalisation inside"
           f"{'; actions clipped to the action space' if bounds else ''}")

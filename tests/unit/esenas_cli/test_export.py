@@ -94,6 +94,7 @@ def test_onnx_matches_policy_act_on_1000_observations(name: str, tmp_path: Path,
         np.testing.assert_allclose(run_model(out, obs[:1]), want[:1], rtol=0, atol=1e-5)
     report = capsys.readouterr().out
     assert f"dense form {sizes['dense']:,} bytes" in report
+    assert f": {policy.arch.kind} {policy.arch.spec.template} policy in the compact form, {sizes['compact']:,} bytes" in report
     if policy.arch.kind in SEARCHED | {"toeplitz", "circulant"} and policy.arch.spec.template == "mlp":
         assert sizes["compact"] < sizes["dense"], sizes  # the compact file keeps the compression
 
@@ -106,7 +107,7 @@ def test_default_output_is_the_smaller_form_in_the_folder(tmp_path: Path, capsys
     folder = write_folder(tmp_path / "run", make_policy(CASES["mlp-partition-h41"]))
     assert main(["export", str(folder)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"wrote {folder / 'policy.onnx'}: compact partition mlp policy")
+    assert out.startswith(f"wrote {folder / 'policy.onnx'}: partition mlp policy in the compact form")
     assert "observation normalisation inside; actions clipped to the action space" in out
     dense = make_policy(CASES["mlp-dense"])
     write_folder(tmp_path / "dense", dense)
