@@ -78,7 +78,9 @@ async def play(port: int, pid: int, a: argparse.Namespace) -> dict[str, object]:
         meta = wire.bearer(TOKEN)
 
         async def lease(samples: bool) -> pb.ExchangeReply:
-            req = pb.ExchangeRequest(worker_id="relay-0", max_items=a.lease, wait_ms=0, samples_topologies=samples)
+            # wait_ms: a lease that finds the pool drained waits for the server's next round (it
+            # polls every 2 ms, far longer on a loaded machine) instead of coming back short
+            req = pb.ExchangeRequest(worker_id="relay-0", max_items=a.lease, wait_ms=5000, samples_topologies=samples)
             reply: pb.ExchangeReply = await stub.Exchange(req, metadata=meta, timeout=60)
             return reply
 
