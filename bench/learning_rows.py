@@ -149,6 +149,10 @@ _ROWS: Final[dict[str, Row]] = {
         "HalfCheetah-v5, linear, 50 partitions, the best 4 of 32 pairs", "bench/jobs/halfcheetah-linear-50-p32-top4.yaml",
         "max 4,318", poster_max=4318, max_env_steps=10_000_000,
     ),
+    "halfcheetah-linear-17-p32-top4": Row(
+        "HalfCheetah-v5, linear, 17 partitions, the best 4 of 32 pairs", "bench/jobs/halfcheetah-linear-17-p32-top4.yaml",
+        "max 3,653", poster_max=3653, max_env_steps=10_000_000,
+    ),
     "swimmer-linear-8-top8-anneal": Row(
         "Swimmer-v5, linear, 8 partitions, the best 8 of 32 pairs, the step 0.05 falling to 0.005 (es.stepSizeEndFraction 0.1)",
         "bench/jobs/swimmer-linear-8-top8-anneal.yaml", "max 365", poster_max=365, max_env_steps=3_000_000,
