@@ -48,6 +48,7 @@ def status(algo: ESENAS, last: IterationReport | None, *, phase: str, reason: st
         "reason": reason,
         "resultPath": result_path,
         "resumedFrom": resumed_from,
+        "trial": a.trials.label or None,
     }
 
 

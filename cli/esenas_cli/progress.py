@@ -83,19 +83,24 @@ class Bar:
 
         self.stopping = stopping
         self.rate = SmoothedRate()
+        self._trial = ""
         # the counts go in the description: tqdm's unit_scale would show 5 iterations as "5.00"
         self._bar: Any = tqdm(total=stopping.max_iterations, dynamic_ncols=True, desc="starting",
                               bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}{postfix}]")
 
     def update(self, *, iteration: int, env_steps: int, episodes: int, elapsed_s: float, now: float,
-               best: float | None, mean: float | None, extra: str = "") -> None:
+               best: float | None, mean: float | None, extra: str = "", trial: str = "") -> None:
+        """``trial``: the trial's label (esenas.trials.Trials.label); a line marks each change."""
+        if self._trial and trial != self._trial:
+            self.write(f"{self._trial} ended by {env_steps:,} env steps; now {trial}")
+        self._trial = trial
         b = binding_budget(self.stopping, iteration, env_steps, episodes, elapsed_s)
         rate = self.rate.update(env_steps, now)
         self._bar.set_description_str(b.label, refresh=False)
         self._bar.total = b.total
         self._bar.n = min(b.used, b.total)
         parts = [f"it {iteration}" if b.name != "iterations" else "", f"best {_fmt(best)}", f"mean {_fmt(mean)}",
-                 "- steps/s" if rate is None else f"{rate:,.0f} steps/s", extra]
+                 "- steps/s" if rate is None else f"{rate:,.0f} steps/s", trial, extra]
         self._bar.set_postfix_str(" ".join(p for p in parts if p), refresh=False)
         self._bar.refresh()
 

@@ -79,7 +79,7 @@ def train(job: Job, obs_dim: int, act_dim: int, out: Path, workers: int, resumed
         ckpts.completed(algo)
         now = time.monotonic()
         bar.update(iteration=algo.iteration, env_steps=r.total_env_steps, episodes=r.total_episodes,
-                   elapsed_s=algo.elapsed_seconds, now=now, best=r.best_reward, mean=r.reward_mean)
+                   elapsed_s=algo.elapsed_seconds, now=now, best=r.best_reward, mean=r.reward_mean, trial=algo.trials.label)
 
     failed = ""  # a rollout process died (the OOM killer, a signal to it alone)
     try:

@@ -222,7 +222,7 @@ class LocalFleet:
             now = time.monotonic()
             bar.update(iteration=last["iteration"], env_steps=last["envSteps"], episodes=last["episodes"],
                        elapsed_s=elapsed_before + now - start, now=now, best=last["bestReward"],
-                       mean=last["meanReward"], extra=self._workers_text(last["workersConnected"]))
+                       mean=last["meanReward"], extra=self._workers_text(last["workersConnected"]), trial=last.get("trial") or "")
             if last.get("done"):
                 break
             self.workers_failed = self._workers_dead()

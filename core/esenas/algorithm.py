@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from esenas import envload, es
+from esenas import envload, es, trials
 from esenas.best import (
     Claim,
     Incumbent,
@@ -30,7 +30,7 @@ from esenas.best import (
     scheduled_step_size,
     stop_reason,
 )
-from esenas.controllers import Controller, make_controller
+from esenas.controllers import Controller
 from esenas.eps_cache import PerturbationCache
 from esenas.feedback import StreamedScore
 from esenas.network import Architecture
@@ -58,8 +58,7 @@ __all__ = ["ESENAS", "MAX_HISTORY", "STATE_FORMAT", "IterationReport", "Plan", "
 #: and (seed, 2, 0) would be one stream, and (seed) and (seed, 0, 0) another.
 _PERTURBATION_STREAM: Final = 1
 _CONTROLLER_STREAM: Final = 2
-_INIT_STREAM: Final = 3
-_FIRST_TOPOLOGY_STREAM: Final = 4
+_FIRST_TOPOLOGY_STREAM: Final = 4  # 3: the initial weights (esenas.trials.INIT_STREAM)
 
 def _rng(seed: int, purpose: int, iteration: int = 0) -> np.random.Generator:
     """The stream of one purpose (and iteration) of the run seeded ``seed``; no two coincide."""
@@ -69,24 +68,26 @@ def _rng(seed: int, purpose: int, iteration: int = 0) -> np.random.Generator:
 class ESENAS(PerturbationCache):
     """The whole optimiser: ES on shared weights plus the NAS controller."""
 
+    # the trainable state: one trial's (esenas.trials.start)
+    controller: Controller
+    params: np.ndarray
+    optimizer: es.Optimizer
+    obs_stats: RunningStats
+    incumbent: Incumbent
+
     def __init__(self, spec: JobSpec, obs_dim: int, act_dim: int) -> None:
         self.spec = spec
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.arch = Architecture(spec.policy, obs_dim, act_dim)
         self.space = self.arch.search_space()
-        self.controller: Controller = make_controller(
-            spec.controller, self.space, spec.seed, fixed=self.arch.default_topology()
-        )
-        self.params = self.arch.init_params(_rng(spec.seed, _INIT_STREAM))
-        self.optimizer = es.Optimizer(spec.es.optimizer, spec.es.step_size, self.arch.num_params)
-        self.obs_stats = RunningStats.zeros(obs_dim)
+        self.trials = trials.Trials(spec.trials.count, spec.trials.steps(spec.stopping.max_env_steps))
+        trials.start(self, 0)
         self.iteration = 0
         self.version = 0
         self.env_steps = 0
         self.episodes = 0
         self.best_reward = -np.inf  # the saved best policy's own evaluated reward
         self.best: dict[str, Any] | None = None
-        self.incumbent = Incumbent()
         self.history: list[dict[str, Any]] = []
         self.pareto = ParetoFront()
         self._elapsed_before = 0.0
@@ -194,7 +195,7 @@ class ESENAS(PerturbationCache):
         rp, rn, steps = r.reward_pos[pair], r.reward_neg[pair], r.steps[pair].astype(np.float64)
 
         # ES step on the shared weights (ARS V2-t top-b; shaping per spec), carried pairs after the plan's.
-        c = carried if carried is not None else Carried(np.zeros(0, np.uint64), np.zeros(0), np.zeros(0), np.zeros(0, np.uint32))
+        c = carried if carried is not None and not self.trials.drop_carried else Carried(np.zeros(0, np.uint64), np.zeros(0), np.zeros(0), np.zeros(0, np.uint32))
         sp, sn = np.concatenate([rp, c.reward_pos]), np.concatenate([rn, c.reward_neg])
         sel = es.top_directions(sp, sn, es.top_count(self.spec.es.top_directions, sp.size))
         # Pairs are items 0..n-1 of the full plan, so a kept pair's index is its row of eps.
@@ -262,6 +263,8 @@ class ESENAS(PerturbationCache):
         self.version += 1
         self._plan, self._plan_topos = None, []
         self._eps, self._eps_ready, self._feedback = None, 0, None
+        trial, entropy = self.trials.number, self.controller.entropy()
+        trials.advance(self, score)  # maybe a new trial's state (and version) from here on
         best_topo = Topology.from_json(self.best["topology"]) if self.best else self.current_topology()
         report = IterationReport(
             iteration=plan.iteration, version=self.version, reward_mean=reward_mean, reward_max=float(rollouts.max()),
@@ -269,7 +272,7 @@ class ESENAS(PerturbationCache):
             total_env_steps=self.env_steps, total_episodes=self.episodes, grad_norm=float(np.linalg.norm(grad)),
             topology_size=self.arch.trainable_params(best_topo), dense_params=self.arch.dense_params,
             compression=self.arch.compression(best_topo), unique_topologies=len(plan.topologies),
-            pareto_front=self.pareto.summary(), controller_entropy=self.controller.entropy(),
+            pareto_front=self.pareto.summary(), controller_entropy=entropy, trial=trial,
         )
         self.history.append({k: v for k, v in report.to_json().items() if k != "pareto_front"})
         self.history = thin_history(self.history)

@@ -62,6 +62,7 @@ IMMUTABLE: Final = (
     "policy",
     "controller",
     "objectives",
+    "trials",
     "es.sigma",
     "es.stepSize",
     "es.stepSizeEndFraction",

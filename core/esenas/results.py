@@ -175,6 +175,8 @@ class IterationReport:
     #: the controller's sampling entropy after this iteration's feedback, nats per decision
     #: (None for controllers without a distribution: see Controller.entropy)
     controller_entropy: float | None = None
+    #: the trial (spec.trials) that ran this iteration, counted from 1; None without trials
+    trial: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

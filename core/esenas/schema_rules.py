@@ -25,6 +25,7 @@ from esenas.schema_rulebase import Rule, Spec
 from esenas.schema_rulebase import fails as _fails
 from esenas.schema_rulebase import group as _grp
 from esenas.schema_rules_limits import LIMIT_RULES
+from esenas.schema_rules_trials import TRIAL_RULES
 from esenas.spec import (
     MAX_PERTURBATIONS,
     SEARCHED_TOPOLOGIES,
@@ -241,6 +242,7 @@ RULES: Final[tuple[Rule, ...]] = (
         {"got": ""},
     ),
     *LIMIT_RULES,
+    *TRIAL_RULES,
     *_CONTROLLER_FIELDS,
     Rule(
         "objectives", "targetSize", "self.sizeWeight == 0.0 || has(self.targetSize)",

@@ -34,12 +34,13 @@ from esenas.spec_deploy import (
     RelaysSpec,
     WorkersSpec,
 )
+from esenas.spec_trials import TrialsSpec
 from esenas.topology import KINDS, RENAMED_KINDS
 
 __all__ = [
     "AGGREGATOR_RESOURCES_DEFAULT", "MAX_TOLERATIONS", "RELAY_RESOURCES_DEFAULT", "WORKER_RESOURCES_DEFAULT",
     "AggregatorSpec", "CheckpointSpec", "ControllerSpec", "ESSpec", "EnvironmentSpec", "FieldError", "Job",
-    "JobSpec", "ObjectivesSpec", "PolicySpec", "RelaysSpec", "SpecError", "StoppingSpec", "WorkersSpec",
+    "JobSpec", "ObjectivesSpec", "PolicySpec", "RelaysSpec", "SpecError", "StoppingSpec", "TrialsSpec", "WorkersSpec",
     "check_dimensions", "load_job", "openapi_schema", "parse_spec", "unsupported_actions",
 ]
 
@@ -63,13 +64,12 @@ STEPPERS: Final = ("auto", "native", "gymnasium")
 MAX_PERTURBATIONS: Final = 1_000_000
 #: Largest lists accepted, so the API server can bound the cost of CEL rules (and MAX_TOLERATIONS).
 MAX_HIDDEN_LAYERS: Final = 16
-#: Size bounds, in bytes of compact JSON. Kubernetes caps all of an object's annotations at
-#: 256 KiB together, and client-side `kubectl apply` copies the whole object into one of them
-#: (last-applied-configuration); the operator keeps its own copy (kopf's diff base) in
-#: status.kopf, under etcd's 1.5 MiB per object. 96 KiB leaves room in both, and keeps the job's
-#: spec ConfigMap small. The CRD cannot measure a serialized size, so the parser checks these
-#: (the operator refuses a larger spec as InvalidSpec before it creates anything, and the job
-#: can still be deleted); the CRD bounds kwargs' keys.
+#: Size bounds, in bytes of compact JSON. Kubernetes caps all of an object's annotations at 256 KiB
+#: together, and client-side `kubectl apply` copies the whole object into one of them; the operator
+#: keeps its own copy (kopf's diff base) in status.kopf, under etcd's 1.5 MiB per object. 96 KiB leaves
+#: room in both, and keeps the job's spec ConfigMap small. The CRD cannot measure a serialized size, so
+#: the parser checks these (the operator refuses a larger spec as InvalidSpec before it creates
+#: anything, and the job can still be deleted); the CRD bounds kwargs' keys.
 MAX_SPEC_BYTES: Final = 96 * 1024
 MAX_KWARGS_BYTES: Final = 64 * 1024
 MAX_KWARGS_KEYS: Final = 64
@@ -86,7 +86,6 @@ PATTERN_HINTS: Final = {
 _EVOLUTION: Final = "when type is evolution (the only type that uses it)"
 _PG: Final = "when type is policy_gradient (the only type that uses it)"
 _PPO: Final = "when algorithm is ppo (the only algorithm that uses it)"
-# --------------------------------------------------------------------------- typed spec
 
 
 @dataclass(frozen=True)
@@ -304,6 +303,7 @@ class JobSpec:
     es: ESSpec = field(default_factory=ESSpec)
     objectives: ObjectivesSpec = field(default_factory=ObjectivesSpec)
     stopping: StoppingSpec = field(default_factory=StoppingSpec)
+    trials: TrialsSpec = field(default_factory=TrialsSpec)
     workers: WorkersSpec = field(default_factory=WorkersSpec)
     aggregator: AggregatorSpec = field(default_factory=AggregatorSpec)
     relays: RelaysSpec = field(default_factory=RelaysSpec)

@@ -17,6 +17,7 @@ from esenas.best import Incumbent
 from esenas.normalizer import RunningStats
 from esenas.spec import JobSpec
 from esenas.topology import Topology
+from esenas.trials import Trials
 
 if TYPE_CHECKING:
     from esenas.algorithm import ESENAS
@@ -57,6 +58,7 @@ def state_dict(algo: ESENAS) -> dict[str, Any]:
         "history": list(algo.history),
         "pareto": list(algo.pareto.points),
         "elapsed_seconds": algo.elapsed_seconds,
+        "trials": algo.trials.state_dict(),
     }
 
 
@@ -84,6 +86,8 @@ def load_state(algo: ESENAS, d: dict[str, Any]) -> None:
     algo.history = list(d["history"])
     algo.pareto.points = list(d["pareto"])
     algo._elapsed_before = float(d["elapsed_seconds"])
+    if "trials" in d:  # checkpoints before spec.trials had none
+        algo.trials = Trials.from_state_dict(d["trials"])
 
 
 def to_plain(obj: Any) -> Any:

@@ -80,6 +80,26 @@ def test_the_deadline_stops_the_run_mid_iteration_and_it_succeeds(tmp_path: Path
     assert (summary["stopReason"], summary["iterations"]) == ("deadline of 3 s reached", 0)
 
 
+def test_trials_run_one_after_another_in_real_processes_and_the_best_goes_on(tmp_path: Path) -> None:
+    # InvertedPendulum episodes are short at first: ~1,000 steps per iteration of 8 pairs and 8 exact evals.
+    job = write_job(tmp_path, **{"trials.count": 3, "trials.envSteps": 1500, "stopping.maxIterations": 14, "stopping.targetReward": 1e9})
+    out = tmp_path / "run"
+    r = subprocess.run([*CLI, "run", str(job), "--workers", "2", "--output", str(out), "--no-video", "--fresh-episodes", "1"],
+                       cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stdout + r.stderr
+    history = json.loads((out / "history.json").read_text())
+    trials = [h["trial"] for h in history]
+    assert len(trials) == 14 and trials[0] == 1
+    ends = [i for i in range(1, 14) if trials[i] != trials[i - 1]]
+    assert [trials[i - 1] for i in ends[:2]] == [1, 2], trials  # trial 1, then 2, then 3, then the kept one
+    assert trials.count(3) >= 1 and trials[-1] in (1, 2, 3), trials
+    steps = [h["total_env_steps"] for h in history]
+    assert all(steps[i - 1] >= 1500 * n for n, i in enumerate(ends[:2], start=1)), (steps, ends)
+    # a line marks each change of trial (the progress bar polls /status, so one may hide another)
+    assert "trial 1/3 ended by " in r.stdout, r.stdout
+    assert f"env steps; now trial {trials[-1]} of 3 kept" in r.stdout, r.stdout
+
+
 def test_returns_beyond_max_abs_reward_fail_the_run_naming_the_field(tmp_path: Path) -> None:
     # InvertedPendulum's first episodes return 3 to 50: above a bound of 2, two honest workers agree.
     job = write_job(tmp_path, **{"environment.maxAbsReward": 2.0, "stopping.maxIterations": 5})

@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from esenas import algorithm
+from esenas import algorithm, trials
 from esenas.algorithm import ESENAS, Plan, Results
 from esenas.es import perturbation
 from esenas.network import Architecture
@@ -153,6 +153,7 @@ def test_init_perturbation_and_controller_streams_are_all_distinct(monkeypatch: 
         return g
 
     monkeypatch.setattr(algorithm, "_rng", spy)
+    monkeypatch.setattr(trials, "_rng", spy)  # the initial weights' stream (one per trial)
     a = ESENAS(spec(template="mlp", hiddenLayers=[5], topology="partition", partitions=3), OBS, ACT)
     a.current_topology()
     run(a, 4)

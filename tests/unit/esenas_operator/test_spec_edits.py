@@ -30,6 +30,7 @@ IMMUTABLE_EDITS: dict[str, dict[str, Any]] = {
     "policy": {"policy": {**BASE["policy"], "partitions": 5}},
     "controller": {"controller": {"learningRate": 10.0}},
     "objectives": {"objectives": {"sizeMethod": "linear"}},
+    "trials": {"trials": {"count": 2, "envSteps": 1000}},
     "es.sigma": {"es": {"perturbations": 16, "sigma": 0.2}},
     "es.stepSize": {"es": {"perturbations": 16, "stepSize": 0.1}},
     "es.stepSizeEndFraction": {"es": {"perturbations": 16, "stepSizeEndFraction": 0.5}},
