@@ -9,7 +9,7 @@ compression, weight_params (weights stored, biases apart), episodes, env_steps, 
 final policy), episodes_to_threshold (null if not reached), wall_s. With --curve, every
 iteration also appends one JSON line to FILE (iteration, env_steps, episodes, score,
 reward_mean, best, eval: the current weights' evaluation when one was made, else null,
-entropy): bench/learning_report.py draws the reward curves from these files.
+entropy, and trial with spec.trials): bench/learning_report.py draws the reward curves from these files.
 
 As in ARS (Mania et al. 2018, section 4.2) the threshold is judged on the current weights,
 evaluated every --eval-every iterations on --eval-episodes fresh episodes that are NOT counted
@@ -86,6 +86,7 @@ def main() -> int:
                 "score": round(r.score, 1), "reward_mean": round(r.reward_mean, 1), "best": round(r.best_reward, 1),
                 "eval": round(evals[-1], 1) if evaluated else None,
                 "entropy": None if r.controller_entropy is None else round(r.controller_entropy, 4),
+                **({"trial": r.trial} if r.trial is not None else {}),
             }
             curve.write(json.dumps(point) + "\n")
             curve.flush()

@@ -47,6 +47,9 @@ ALL_PAIRS: Final = ", all pairs (topDirections 0)"
 #: Linear rows run with no exact evals, the linear default until 2026-12-04; unset it is now 8.
 NO_EXACT: Final = ", no exact evals (the linear default until 2026-12-04)"
 
+#: Rows with spec.trials: three starts of a tenth of the budget each, the best judged going on.
+TRIALS3: Final = "3 trials of a tenth of the budget, the best going on (spec.trials.count 3)"
+
 _ROWS: Final[dict[str, Row]] = {
     "halfcheetah-h41-17": Row(
         f"HalfCheetah-v5, H41, 17 partitions{ALL_PAIRS}", "bench/jobs/halfcheetah-h41-17.yaml",
@@ -152,6 +155,26 @@ _ROWS: Final[dict[str, Row]] = {
     "halfcheetah-linear-17-p32-top4": Row(
         "HalfCheetah-v5, linear, 17 partitions, the best 4 of 32 pairs", "bench/jobs/halfcheetah-linear-17-p32-top4.yaml",
         "max 3,653", poster_max=3653, max_env_steps=10_000_000,
+    ),
+    "halfcheetah-h41-17-trials3": Row(
+        f"HalfCheetah-v5, H41, 17 partitions, the best 4 of 32 pairs, {TRIALS3}", "bench/jobs/halfcheetah-h41-17-trials3.yaml",
+        "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000,
+    ),
+    "halfcheetah-h41h41-17-trials3": Row(
+        f"HalfCheetah-v5, H41,H41, 17 partitions, the best 4 of 32 pairs, {TRIALS3}", "bench/jobs/halfcheetah-h41h41-17-trials3.yaml",
+        "max 5,285", poster_max=5285, max_env_steps=20_000_000,
+    ),
+    "halfcheetah-linear-17-trials3": Row(
+        f"HalfCheetah-v5, linear, 17 partitions, the best 4 of 32 pairs, {TRIALS3}", "bench/jobs/halfcheetah-linear-17-trials3.yaml",
+        "max 3,653", poster_max=3653, max_env_steps=10_000_000,
+    ),
+    "hopper-h41-11-trials3": Row(
+        f"Hopper-v5, H41, 11 partitions, the best 4 of 32 pairs, {TRIALS3}", "bench/jobs/hopper-h41-11-trials3.yaml",
+        "max 3,408 (mean 247)", poster_max=3408, max_env_steps=10_000_000,
+    ),
+    "halfcheetah-edges-40-trials3": Row(
+        f"HalfCheetah-v5, H41, edge pruning keeping 40 edges, the best 4 of 32 pairs, {TRIALS3}",
+        "bench/jobs/halfcheetah-edges-40-trials3.yaml", "masked, 40 weights (92%): max 4,806", poster_max=4806, max_env_steps=10_000_000,
     ),
     "swimmer-linear-8-top8-anneal": Row(
         "Swimmer-v5, linear, 8 partitions, the best 8 of 32 pairs, the step 0.05 falling to 0.005 (es.stepSizeEndFraction 0.1)",
