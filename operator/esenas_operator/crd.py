@@ -72,6 +72,7 @@ STATUS: Final[Schema] = _obj(
             "iteration, or without exact evals its single perturbed rollout."
         ),
         "meanReward": _num("Mean reward of the last iteration."),
+        "trial": _str("With spec.trials: 'trial 2/3' while the trials run, 'trial 2 of 3 kept' once the best goes on.", maxLength=64),
         "workers": _obj(
             "Worker counts.",
             {
@@ -178,6 +179,7 @@ def build_crd() -> dict[str, Any]:
                         _column("Best", ".status.bestReward", "number", "The best policy's own evaluated reward."),
                         _column("Workers", ".status.workers.summary", "string", "Ready/desired worker pods."),
                         _column("Size", ".status.bestTopology.size", "integer", "Parameters of the best topology.", 1),
+                        _column("Trial", ".status.trial", "string", "With spec.trials: the trial training (status.trial).", 1),
                         _column("Age", ".metadata.creationTimestamp", "date", "Time since creation."),
                     ],
                     "schema": {

@@ -106,6 +106,7 @@ class AggregatorReport:
     reason: str
     result_path: str
     raw: Mapping[str, Any]
+    trial: str = ""  # spec.trials' label ("trial 2/3"), "" without trials
 
     @classmethod
     def parse(cls, d: Mapping[str, Any]) -> AggregatorReport:
@@ -128,6 +129,7 @@ class AggregatorReport:
             reason=str(d.get("reason") or ""),
             result_path=str(d.get("resultPath") or ""),
             raw=dict(d),
+            trial=str(d.get("trial") or "")[:64],
         )
 
 
@@ -147,6 +149,8 @@ def progress_status(report: AggregatorReport) -> Obj:
         out["bestReward"] = round(report.best_reward, 6)
     if report.mean_reward is not None:
         out["meanReward"] = round(report.mean_reward, 6)
+    if report.trial:
+        out["trial"] = report.trial
     return out
 
 

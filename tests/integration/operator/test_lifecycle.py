@@ -202,12 +202,13 @@ def test_a_fleet_larger_than_the_work_warns_and_clears_on_scale(cluster: FakeKub
 def test_status_follows_the_aggregator_to_success_and_ttl(cluster: FakeKube, operator: OperatorProcess, standin: StandInAggregator) -> None:
     apply(cluster, job_doc("done", replicas=3, ttlSecondsAfterFinished=2))
     cluster.wait_for(lambda: status(cluster, "done").get("phase") == "Pending")
-    standin.statuses[("default", "done")] = running_status(iteration=4)
+    standin.statuses[("default", "done")] = running_status(iteration=4, trial="trial 2/3")
     st = cluster.wait_for(lambda: status(cluster, "done").get("iteration") == 4 and status(cluster, "done"))
     assert st["phase"] == "Running"
     assert st["bestReward"] == 50.0 and st["envSteps"] == 4000 and st["workers"]["connected"] == 2
-    assert st["bestTopology"]["size"] == 17
+    assert st["bestTopology"]["size"] == 17 and st["trial"] == "trial 2/3"
     assert "Running" in cluster.kubectl("get", "esj/done").stdout
+    assert "trial 2/3" in cluster.kubectl("get", "esj/done", "-o", "wide").stdout
 
     policy = {"template": "linear", "weights": [0.5, -0.25]}
     standin.finish("default", "done", policy, {"job": "done", "iterations": 9}, [])

@@ -271,8 +271,9 @@ def test_scale_subresource_and_columns() -> None:
     version = build_crd()["spec"]["versions"][0]
     assert version["subresources"]["scale"]["specReplicasPath"] == ".spec.workers.replicas"
     columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
-    assert list(columns) == ["Phase", "Reason", "Iteration", "Best", "Workers", "Size", "Age"]
+    assert list(columns) == ["Phase", "Reason", "Iteration", "Best", "Workers", "Size", "Trial", "Age"]
     assert columns["Reason"] == ".status.reason"
+    assert columns["Trial"] == ".status.trial"
     assert open_api_schema()["properties"]["status"]["properties"]["reason"]["type"] == "string"
     status = open_api_schema()["properties"]["status"]["properties"]
     assert "array" not in {s.get("type") for k, s in status.items() if k != "conditions"}, "counters only"

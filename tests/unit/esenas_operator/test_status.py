@@ -53,6 +53,8 @@ def test_report_parsing_is_lenient_and_maps_to_status() -> None:
     assert st["iteration"] == 7 and st["envSteps"] == 70 and st["bestReward"] == 3.141593 and "meanReward" not in st
     assert st["bestTopology"] == {"size": 17, "denseParams": 1000, "compression": 58.82}
     assert AggregatorReport.parse({}).iteration == 0
+    assert "trial" not in st and "trial" not in progress_status(AggregatorReport.parse({"trial": None}))
+    assert progress_status(AggregatorReport.parse({"trial": "trial 2/3"}))["trial"] == "trial 2/3"
     assert workers_status(10, 7, None, 1) == {"desired": 10, "ready": 7, "shards": 1, "summary": "7/10"}
     stopped = workers_status(10, 7, 2, 1, stopped=True)
     assert stopped == {"desired": 0, "ready": 0, "shards": 1, "summary": "0/0", "connected": 0}
