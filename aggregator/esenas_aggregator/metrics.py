@@ -155,6 +155,7 @@ class Metrics:
             "esenas_topology_compression_ratio", "1 - trainable/dense parameters of the best topology."
         )
         self.job_done = gauge("esenas_job_done", "1 once the job has met a stopping rule.")
+        self.trial = gauge("esenas_trial", "The trial (spec.trials) training, counted from 1; 0 without trials.")
 
     def set_controller_entropy(self, nats: float) -> None:
         self._controller_entropy.labels(*self._label_values).set(nats)
@@ -173,6 +174,7 @@ class Metrics:
         self.topology_dense.set(topology[1])
         self.compression.set(topology[2])
         self.job_done.set(1 if done else 0)
+        self.trial.set(algo.trials.number or 0)
 
     def count(self, outcome: IngestOutcome) -> None:
         """Account for one pushed batch."""

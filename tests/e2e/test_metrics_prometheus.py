@@ -45,6 +45,7 @@ JOB_DOC: Final = {
         "controller": {"type": "random"},
         "es": {"sigma": 0.05, "stepSize": 0.05, "perturbations": 8, "topDirections": 4, "exactEvals": 2},
         "stopping": {"maxIterations": 100000},  # the test stops the run itself
+        "trials": {"count": 2, "envSteps": 400},  # so the entropy panel's trial series has data
         "workers": {"replicas": WORKERS},
     },
 }
