@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import signal
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
@@ -22,6 +23,10 @@ from esenas.lifetime import die_with_parent
 
 #: Signals blocked while forking, until the child's initializer has set its own handlers.
 STOP_SIGNALS: Final = {signal.SIGINT, signal.SIGTERM}
+
+
+class PastDeadline(TimeoutError):
+    """:meth:`ProcessPool.map` reached its deadline with tasks still out: close the pool."""
 
 
 class WorkerDied(RuntimeError):
@@ -72,9 +77,10 @@ class ProcessPool:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
-    def map(self, tasks: Sequence[Any]) -> list[Any]:
-        """``func`` of every task, in task order. Raises the first task's exception, or
-        :class:`WorkerDied` when a process exits while it has a task."""
+    def map(self, tasks: Sequence[Any], deadline: float | None = None) -> list[Any]:
+        """``func`` of every task, in task order. Raises the first task's exception,
+        :class:`WorkerDied` when a process exits while it has a task, or :class:`PastDeadline`
+        once ``time.monotonic()`` passes ``deadline`` with tasks still out."""
         pending = deque(enumerate(tasks))
         out: list[Any] = [None] * len(tasks)
         busy: dict[Connection, int] = {}  # connection -> task index
@@ -98,7 +104,10 @@ class ProcessPool:
             hand_out(conn)
         while busy:
             sentinels = {owner[c].sentinel: c for c in busy}
-            for ready in wait([*busy, *sentinels]):
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise PastDeadline(f"{len(busy) + len(pending)} of {len(tasks)} tasks still out at the deadline")
+            for ready in wait([*busy, *sentinels], timeout=left):
                 if isinstance(ready, int):  # a sentinel: that process exited
                     if sentinels[ready] in busy and not sentinels[ready].poll():
                         raise died(sentinels[ready])

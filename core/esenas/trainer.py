@@ -8,6 +8,7 @@ each worker process builds its environment once and sets new parameters once per
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ import numpy as np
 from esenas.algorithm import ESENAS, IterationReport, Plan, Results
 from esenas.envload import one_line
 from esenas.hang import HANG_FACTOR
-from esenas.process_pool import ProcessPool, WorkerDied, quiet_child
+from esenas.process_pool import PastDeadline, ProcessPool, WorkerDied, quiet_child
 from esenas.results import KIND_PAIR
 from esenas.rollout import Evaluator, env_dims
 from esenas.spec import JobSpec
@@ -100,16 +101,23 @@ class Trainer:
             self._pool = ProcessPool(self.workers, _run_chunk, _init_worker, (self.spec, os.getpid()))
         head = (plan.version, plan.params.tobytes(), plan.obs_mean.tobytes(), plan.obs_std.tobytes(), plan.sigma, plan.topology_blob())
         tasks = [(*head, chunk, self._limit_s) for chunk in self._chunks(plan)]
+        # the deadline (stopping.deadlineSeconds) ends the iteration where it stands, as the aggregator does
+        left = self.algo.seconds_left() if self.algo is not None else None
+        deadline = None if left is None else time.monotonic() + left
         # in task order: observation sums must be added in the same order every run, or float
         # rounding differs and chaotic MuJoCo rollouts drift apart (determinism)
-        return Results.concat(self._pool.map(tasks))
+        try:
+            return Results.concat(self._pool.map(tasks, deadline))
+        except PastDeadline:
+            self.close()  # its processes still roll out the dropped tasks
+            raise
 
     def step(self) -> IterationReport:
         assert self.algo is not None
         plan = self.algo.ask()
         try:
             results = self.evaluate(plan)
-        except (WorkerDied, KeyboardInterrupt):
+        except (WorkerDied, KeyboardInterrupt, PastDeadline):
             raise
         except Exception as exc:  # the environment's own error, from a rollout
             raise RolloutFailed(f"environment {self.spec.environment.id!r}: {type(exc).__name__}: {one_line(exc)}") from exc
@@ -148,7 +156,10 @@ class Trainer:
                 done, reason = self.algo.done()
                 if done:
                     return self.algo, reason
-                report = self.step()
+                try:
+                    report = self.step()
+                except PastDeadline:  # mid-iteration: the iteration is dropped, the state is the last one's
+                    return self.algo, self.algo.done()[1] or "deadline reached"
                 if on_report is not None and on_report(report):
                     return self.algo, "stopped by the caller"
         except KeyboardInterrupt:

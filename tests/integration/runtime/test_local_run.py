@@ -66,13 +66,14 @@ def test_run_ctrl_c_checkpoints_then_resume_finishes(tmp_path: Path) -> None:
     assert again.returncode == 2 and "--resume" in again.stderr
 
 
-def test_the_deadline_stops_the_run_mid_iteration_and_it_succeeds(tmp_path: Path) -> None:
-    # One iteration is 4,000 Swimmer episodes of 1,000 steps on one worker, minutes on any machine;
-    # a deadline of 3 s ends it within that iteration, as a success, not once the iteration is done.
+@pytest.mark.parametrize("runtime", [["--workers", "1"], ["--in-process", "--workers", "2"]], ids=["processes", "in-process"])
+def test_the_deadline_stops_the_run_mid_iteration_and_it_succeeds(tmp_path: Path, runtime: list[str]) -> None:
+    # One iteration is 4,000 Swimmer episodes of 1,000 steps, minutes on any machine; a deadline
+    # of 3 s ends it within that iteration, as a success, not once the iteration is done.
     job = write_job(tmp_path, **{"environment.id": "Swimmer-v5", "es.perturbations": 2000, "es.topDirections": 0,
                                  "stopping.deadlineSeconds": 3, "stopping.targetReward": 1e9})
     out = tmp_path / "run"
-    r = subprocess.run([*CLI, "run", str(job), "--workers", "1", "--output", str(out), "--no-video", "--fresh-episodes", "1"],
+    r = subprocess.run([*CLI, "run", str(job), *runtime, "--output", str(out), "--no-video", "--fresh-episodes", "1"],
                        cwd=REPO, capture_output=True, text=True, timeout=150)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "stopped: deadline of 3 s reached" in r.stdout, r.stdout

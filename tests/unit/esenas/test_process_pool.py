@@ -8,7 +8,7 @@ import signal
 import time
 
 import pytest
-from esenas.process_pool import ProcessPool, WorkerDied, unblock_stop_signals
+from esenas.process_pool import PastDeadline, ProcessPool, WorkerDied, unblock_stop_signals
 
 
 def _init() -> None:
@@ -61,6 +61,27 @@ def test_a_process_killed_during_a_task_is_an_error_not_a_hang() -> None:
     finally:
         pool.close()
     assert pool.procs == []
+
+
+def _sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def test_the_deadline_ends_a_map_with_tasks_still_out() -> None:
+    pool = ProcessPool(2, _sleep, _init)
+    try:
+        assert pool.map([0.0, 0.01], deadline=time.monotonic() + 60) == [0.0, 0.01]  # in time: all results
+        with pytest.raises(PastDeadline, match="4 of 4 tasks still out at the deadline"):
+            pool.map([60.0] * 4, deadline=time.monotonic() + 0.2)  # would take two minutes without it
+    finally:
+        pool.close()  # what a caller does after PastDeadline: the tasks still out would answer later
+    pool = ProcessPool(1, _sleep, _init)
+    try:
+        with pytest.raises(PastDeadline, match="1 of 1 tasks still out"):
+            pool.map([0.0], deadline=time.monotonic() - 1)  # already past: nothing is waited for
+    finally:
+        pool.close()
 
 
 def test_close_ends_every_process() -> None:
