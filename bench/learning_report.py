@@ -29,6 +29,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # bench/ is run as a script: import its modules from the repo root
 
+from esenas.spec import load_job  # noqa: E402
+
 from bench.learning_rows import RESULTS, ROOT, ROWS, Row  # noqa: E402
 
 PAGE = ROOT / "bench" / "results" / "learning.md"
@@ -80,6 +82,13 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+def _trial_ends(row: Row) -> list[float]:
+    """The env steps at which the row's trials (spec.trials) end, under its budget; [] without trials."""
+    spec = load_job(ROOT / row.job).spec
+    steps = spec.trials.steps(row.max_env_steps or spec.stopping.max_env_steps)
+    return [float(k * steps) for k in range(1, spec.trials.count + 1)] if steps else []
+
+
 def _figure(name: str, row: Row, runs: list[dict[str, Any]]) -> str | None:
     import matplotlib
 
@@ -103,6 +112,9 @@ def _figure(name: str, row: Row, runs: list[dict[str, Any]]) -> str | None:
         warnings.simplefilter("ignore", RuntimeWarning)
         ax.fill_between(grid, np.nanmin(held, axis=0), np.nanmax(held, axis=0), color="tab:blue", alpha=0.15, label=f"range over {len(series)} seeds")
         ax.plot(grid, np.nanmedian(held, axis=0), color="tab:blue", linewidth=2, label="median")
+    if x_key == "env_steps" and (trials := _trial_ends(row)):
+        for k, x in enumerate(trials):  # each trial ends at the first iteration end past these
+            ax.axvline(x, color="grey", linestyle=":", linewidth=1, label="trials end (spec.trials)" if k == 0 else None)
     if row.poster_max is not None:
         ax.axhline(row.poster_max, color="tab:red", linestyle="--", linewidth=1, label=f"poster max {row.poster_max:,.0f}")
     if row.threshold is not None:

@@ -168,6 +168,10 @@ _ROWS: Final[dict[str, Row]] = {
         f"HalfCheetah-v5, linear, 17 partitions, the best 4 of 32 pairs, {TRIALS3}", "bench/jobs/halfcheetah-linear-17-trials3.yaml",
         "max 3,653", poster_max=3653, max_env_steps=10_000_000,
     ),
+    "halfcheetah-linear-50-trials3": Row(
+        f"HalfCheetah-v5, linear, 50 partitions, the best 4 of 32 pairs, {TRIALS3}", "bench/jobs/halfcheetah-linear-50-trials3.yaml",
+        "max 4,318", poster_max=4318, max_env_steps=10_000_000,
+    ),
     "hopper-h41-11-trials3": Row(
         f"Hopper-v5, H41, 11 partitions, the best 4 of 32 pairs, {TRIALS3}", "bench/jobs/hopper-h41-11-trials3.yaml",
         "max 3,408 (mean 247)", poster_max=3408, max_env_steps=10_000_000,
