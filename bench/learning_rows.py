@@ -8,6 +8,7 @@ bench/learning_report.py turns the results into bench/results/learning.md.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -156,30 +157,6 @@ _ROWS: Final[dict[str, Row]] = {
         "HalfCheetah-v5, linear, 17 partitions, the best 4 of 32 pairs", "bench/jobs/halfcheetah-linear-17-p32-top4.yaml",
         "max 3,653", poster_max=3653, max_env_steps=10_000_000,
     ),
-    "halfcheetah-h41-17-trials3": Row(
-        f"HalfCheetah-v5, H41, 17 partitions, the best 4 of 32 pairs, {TRIALS3}", "bench/jobs/halfcheetah-h41-17-trials3.yaml",
-        "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000,
-    ),
-    "halfcheetah-h41h41-17-trials3": Row(
-        f"HalfCheetah-v5, H41,H41, 17 partitions, the best 4 of 32 pairs, {TRIALS3}", "bench/jobs/halfcheetah-h41h41-17-trials3.yaml",
-        "max 5,285", poster_max=5285, max_env_steps=20_000_000,
-    ),
-    "halfcheetah-linear-17-trials3": Row(
-        f"HalfCheetah-v5, linear, 17 partitions, the best 4 of 32 pairs, {TRIALS3}", "bench/jobs/halfcheetah-linear-17-trials3.yaml",
-        "max 3,653", poster_max=3653, max_env_steps=10_000_000,
-    ),
-    "halfcheetah-linear-50-trials3": Row(
-        f"HalfCheetah-v5, linear, 50 partitions, the best 4 of 32 pairs, {TRIALS3}", "bench/jobs/halfcheetah-linear-50-trials3.yaml",
-        "max 4,318", poster_max=4318, max_env_steps=10_000_000,
-    ),
-    "hopper-h41-11-trials3": Row(
-        f"Hopper-v5, H41, 11 partitions, the best 4 of 32 pairs, {TRIALS3}", "bench/jobs/hopper-h41-11-trials3.yaml",
-        "max 3,408 (mean 247)", poster_max=3408, max_env_steps=10_000_000,
-    ),
-    "halfcheetah-edges-40-trials3": Row(
-        f"HalfCheetah-v5, H41, edge pruning keeping 40 edges, the best 4 of 32 pairs, {TRIALS3}",
-        "bench/jobs/halfcheetah-edges-40-trials3.yaml", "masked, 40 weights (92%): max 4,806", poster_max=4806, max_env_steps=10_000_000,
-    ),
     "swimmer-linear-8-top8-anneal": Row(
         "Swimmer-v5, linear, 8 partitions, the best 8 of 32 pairs, the step 0.05 falling to 0.005 (es.stepSizeEndFraction 0.1)",
         "bench/jobs/swimmer-linear-8-top8-anneal.yaml", "max 365", poster_max=365, max_env_steps=3_000_000,
@@ -266,17 +243,35 @@ TOP16: Final = (
 )
 
 
-def _with_top16(rows: dict[str, Row]) -> dict[str, Row]:
-    """``rows`` with each TOP16 row followed by its top-16 variant (no comparison-table place)."""
+#: Rows also run with three trials that keep the best (spec.trials): job bench/jobs/ROW-trials3.yaml,
+#: the row's best-4-of-32 job (ROW-p32-top4.yaml) with ``trials.count: 3``.
+TRIALS3_OF: Final = (
+    "halfcheetah-h41-17", "halfcheetah-h41h41-17", "halfcheetah-linear-17", "halfcheetah-linear-50", "hopper-h41-11", "halfcheetah-edges-40",
+)
+
+
+def _followed_by(rows: dict[str, Row], variants: dict[str, tuple[str, Callable[[Row], Row]]]) -> dict[str, Row]:
+    """``rows``, each one named in ``variants`` followed by its variant: (the variant's name, how it is made)."""
     out: dict[str, Row] = {}
     for name, row in rows.items():
         out[name] = row
-        if name in TOP16:
-            out[f"{name}-top16"] = dataclasses.replace(
-                row, title=f"{row.title.removesuffix(ALL_PAIRS)}, the best 16 of 64 pairs (topDirections 16)", job=f"bench/jobs/{name}-top16.yaml",
-            compare=None,
-            )
+        if name in variants:
+            new, make = variants[name]
+            out[new] = make(row)
     return out
 
 
-ROWS: Final[dict[str, Row]] = _with_top16(_ROWS)
+def _top16(name: str) -> Callable[[Row], Row]:
+    title = ", the best 16 of 64 pairs (topDirections 16)"
+    return lambda r: dataclasses.replace(r, title=f"{r.title.removesuffix(ALL_PAIRS)}{title}", job=f"bench/jobs/{name}-top16.yaml", compare=None)
+
+
+def _trials3(name: str) -> Callable[[Row], Row]:
+    return lambda r: dataclasses.replace(r, title=f"{r.title}, {TRIALS3}", job=f"bench/jobs/{name}-trials3.yaml")
+
+
+#: The top-16 variants (no comparison-table place), then the trials of the best-4-of-32 variants.
+ROWS: Final[dict[str, Row]] = _followed_by(
+    _followed_by(_ROWS, {n: (f"{n}-top16", _top16(n)) for n in TOP16}),
+    {f"{n}-p32-top4": (f"{n}-trials3", _trials3(n)) for n in TRIALS3_OF},
+)
