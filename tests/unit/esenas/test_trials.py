@@ -46,7 +46,10 @@ def test_one_trial_is_the_plain_run() -> None:
     plain = parse_spec({"environment": {"id": "Toy-v0"}}).trials
     assert plain.count == 1
     a, b = ESENAS(spec(1), OBS, ACT), ESENAS(dataclasses.replace(spec(1), trials=plain), OBS, ACT)
-    assert run(a, 8) == run(b, 8)
+    # the initial weights of the stream a run drew before spec.trials existed: (seed, purpose 3)
+    before = a.arch.init_params(np.random.Generator(np.random.PCG64(np.random.SeedSequence([3, 3]))))
+    assert np.array_equal(a.params, before) and np.array_equal(b.params, before)
+    assert run(a, 8) == run(b, 8)  # trials.envSteps is not used with one trial
     assert (
         a.trials.label == ""
         and a.history[-1]["trial"] is None
