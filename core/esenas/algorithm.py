@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 
-from esenas import envload, es, trials
+from esenas import envload, es, streams, trials
 from esenas.best import (
     Claim,
     Incumbent,
@@ -53,16 +53,7 @@ from esenas.topology import Topology
 
 __all__ = ["ESENAS", "MAX_HISTORY", "STATE_FORMAT", "IterationReport", "Plan", "Results", "thin_history"]
 
-#: Purposes of the run's random streams. Every stream is (seed, purpose, iteration), always all
-#: three words, with non-zero purposes: SeedSequence pads short entropy with zeros, so (seed, 2)
-#: and (seed, 2, 0) would be one stream, and (seed) and (seed, 0, 0) another.
-_PERTURBATION_STREAM: Final = 1
-_CONTROLLER_STREAM: Final = 2
-_FIRST_TOPOLOGY_STREAM: Final = 4  # 3: the initial weights (esenas.trials.INIT_STREAM)
-
-def _rng(seed: int, purpose: int, iteration: int = 0) -> np.random.Generator:
-    """The stream of one purpose (and iteration) of the run seeded ``seed``; no two coincide."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, purpose, iteration])))
+_rng = streams.stream  # by name here, so a test can watch every stream this module draws
 
 
 class ESENAS(PerturbationCache):
@@ -114,8 +105,8 @@ class ESENAS(PerturbationCache):
         if self._plan is not None:
             return self._plan
         n, e = self.spec.es.perturbations, self.spec.es.exact_evals
-        seeds = _rng(self.spec.seed, _PERTURBATION_STREAM, self.iteration).integers(1, 2**63, size=n, dtype=np.uint64)
-        g = _rng(self.spec.seed, _CONTROLLER_STREAM, self.iteration)
+        seeds = _rng(self.spec.seed, streams.PERTURBATION, self.iteration).integers(1, 2**63, size=n, dtype=np.uint64)
+        g = _rng(self.spec.seed, streams.CONTROLLER, self.iteration)
         sampler = self.controller.sampler(n + e, rng=g)
         # half the exact evals re-score the incumbent, so a lucky score is demoted (esenas.best);
         # before there is one, the first topology, so that iteration 0 can already judge one
@@ -306,7 +297,7 @@ class ESENAS(PerturbationCache):
         """The incumbent: the topology rated best on its latest evaluation (fixed kinds: the only one)."""
         if self.incumbent.topology is not None:
             return self.incumbent.topology
-        return self.controller.ask(1, rng=_rng(self.spec.seed, _FIRST_TOPOLOGY_STREAM))[0]
+        return self.controller.ask(1, rng=_rng(self.spec.seed, streams.FIRST_TOPOLOGY))[0]
 
     def current_policy(self) -> Policy:
         """The centre (the current shared weights, unperturbed, as the plan sends them) under the incumbent topology."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from esenas import es
+from esenas import es, streams
 from esenas.best import Incumbent
 from esenas.controllers import make_controller
 from esenas.normalizer import RunningStats
@@ -35,12 +35,7 @@ log = logging.getLogger(__name__)
 
 #: Iterations whose mean score judges a trial: a lucky iteration is not enough.
 JUDGED: Final = 5
-#: Purpose of the initial weights' stream (esenas.algorithm's _INIT_STREAM); trial k draws iteration k.
-INIT_STREAM: Final = 3
-
-
-def _rng(seed: int, purpose: int, index: int) -> np.random.Generator:
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, purpose, index])))
+_rng = streams.stream  # by name here, so a test can watch the initial weights' stream
 
 
 @dataclass
@@ -98,7 +93,7 @@ def start(algo: ESENAS, trial: int) -> None:
     algo.controller = make_controller(
         spec.controller, algo.space, (spec.seed + trial) % 2**63, fixed=algo.arch.default_topology()
     )
-    algo.params = algo.arch.init_params(_rng(spec.seed, INIT_STREAM, trial))
+    algo.params = algo.arch.init_params(_rng(spec.seed, streams.INIT, trial))
     algo.optimizer = es.Optimizer(spec.es.optimizer, spec.es.step_size, algo.arch.num_params)
     algo.obs_stats = RunningStats.zeros(algo.obs_dim)
     algo.incumbent = Incumbent()
