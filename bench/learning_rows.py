@@ -141,6 +141,15 @@ _ROWS: Final[dict[str, Row]] = {
         "HalfCheetah-v5, H41, edge pruning keeping 40 edges, the best 4 of 32 pairs", "bench/jobs/halfcheetah-edges-40-p32-top4.yaml",
         "masked, 40 weights (92%): max 4,806", poster_max=4806, max_env_steps=10_000_000,
     ),
+    **{
+        f"halfcheetah-edges-40-p32-top4-lr{lr}": Row(
+            f"HalfCheetah-v5, H41, edge pruning keeping 40 edges, the best 4 of 32 pairs, the controller at learning rate {lr} "
+            "(the default 40 settles within 20 iterations)",
+            f"bench/jobs/halfcheetah-edges-40-p32-top4-lr{lr}.yaml", "masked, 40 weights (92%): max 4,806", poster_max=4806,
+            max_env_steps=10_000_000,
+        )
+        for lr in (10, 4)
+    },
     "halfcheetah-h41h41-17-lr10": Row(
         "HalfCheetah-v5, H41,H41, 17 partitions, the controller at learning rate 10 (the default 40)",
         "bench/jobs/halfcheetah-h41h41-17-lr10.yaml", "max 5,285", poster_max=5285, max_env_steps=20_000_000,
