@@ -128,6 +128,10 @@ _ROWS: Final[dict[str, Row]] = {
         "HalfCheetah-v5, H41, 17 partitions, the best 4 of 32 pairs (ARS V2-t's b/N on HalfCheetah)",
         "bench/jobs/halfcheetah-h41-17-p32-top4.yaml", "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000,
     ),
+    "halfcheetah-h41-17-p32-top4-lr10": Row(
+        "HalfCheetah-v5, H41, 17 partitions, the best 4 of 32 pairs, the controller at learning rate 10 (the default 40 settles within 5 iterations)",
+        "bench/jobs/halfcheetah-h41-17-p32-top4-lr10.yaml", "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000,
+    ),
     "halfcheetah-h41-17-p16-top4": Row(
         "HalfCheetah-v5, H41, 17 partitions, the best 4 of 16 pairs, 4 exact evals (four times the iterations of the top-16 row); "
         "stopped after 3 seeds, none ahead of the best 4 of 32",
