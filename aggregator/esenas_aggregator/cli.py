@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from esenas.entrypoint import Command, exit_with_reason, report_missing, setup_logging
-from esenas.envload import EnvironmentUnavailable
+from esenas.envload import EnvironmentUnavailable, tidy_gymnasium_warnings
 from esenas.spec import SpecError, load_job
 from esenas_api.tls import read_pem
 from esenas_api.wire import read_token
@@ -57,6 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run the aggregator until done (with --exit-when-done) or SIGTERM; returns the exit code."""
     setup_logging(args.log_level)
+    tidy_gymnasium_warnings()
     if report_missing("aggregator", (("--job", args.job), ("--checkpoint-dir", args.checkpoint_dir), ("--token-file", args.token_file))):
         return 2
     # Imported here, not at module level: `esenas` builds every subcommand's parser at start-up,

@@ -60,7 +60,10 @@ def _init(spec: JobSpec, parent: int) -> None:
     """The replay process: SIGINT and SIGTERM as in a rollout process, ends with the aggregator."""
     global _EVALUATOR
     quiet_child(parent)
+    from esenas.envload import tidy_gymnasium_warnings
     from esenas.rollout import Evaluator  # gymnasium: only in the replay process
+
+    tidy_gymnasium_warnings()  # spawned: the aggregator's own hook is not inherited
 
     _EVALUATOR = Evaluator(spec)
     os.nice(NICE)  # only now: it starts up at full speed, once

@@ -17,9 +17,12 @@ package only has to be importable (installed in the image, or in the local Pytho
 from __future__ import annotations
 
 import importlib
+import os
 import re
+import sys
+import warnings
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 from esenas.schema_model import FieldError
 from esenas.spaces import adapt
@@ -29,6 +32,9 @@ FIELD: Final = "spec.environment.id"
 #: Longest message quoted from a library (gymnasium, an environment's constructor).
 MAX_QUOTE: Final = 300
 _VERSIONED: Final = re.compile(r"(?:[\w.-]+/)?[A-Za-z][\w.-]*-v\d+")
+#: Terminal colour codes, which Gymnasium puts around its warnings.
+_ANSI: Final = re.compile(r"\x1b\[[0-9;]*m")
+_GYMNASIUM_DIR: Final = f"{os.sep}gymnasium{os.sep}"
 
 
 @dataclass(frozen=True)
@@ -215,3 +221,31 @@ def first_step(e: Any, env: EnvironmentSpec) -> None:
         if size != expected:
             msg = f"{name}() returned {size} observation numbers, its observation_space has {expected}"
             raise EnvironmentUnavailable(FieldError(FIELD, f"environment {ref.describe()}: {msg}"))
+
+
+def tidy_gymnasium_warnings() -> None:
+    """Show Gymnasium's warnings as one plain line each, once per process.
+
+    Gymnasium colours its warnings and Python adds the file, the line and its source, so an
+    outdated id (``Reacher-v4``) printed three lines of noise before the job's first line. After
+    this, it is ``warning: gymnasium: The environment Reacher-v4 is out of date. ...``. Other
+    warnings are shown as before. The entry points (``esenas``, the aggregator, the worker) call it.
+    """
+    previous = warnings.showwarning
+    if getattr(previous, "tidies_gymnasium", False):
+        return
+    seen: set[str] = set()
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: TextIO | None = None, line: str | None = None) -> None:
+        if _GYMNASIUM_DIR not in filename:
+            previous(message, category, filename, lineno, file, line)
+            return
+        text = " ".join(_ANSI.sub("", str(message)).split()).removeprefix("WARN: ")
+        if text not in seen:
+            seen.add(text)
+            print(f"warning: gymnasium: {text}", file=file or sys.stderr)
+
+    show.tidies_gymnasium = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
+

@@ -14,7 +14,7 @@ import os
 import sys
 
 from esenas.entrypoint import Command, exit_with_reason, report_missing, setup_logging
-from esenas.envload import EnvironmentUnavailable
+from esenas.envload import EnvironmentUnavailable, tidy_gymnasium_warnings
 from esenas.spec import SpecError, load_job
 from esenas_api.tls import read_pem
 from esenas_api.wire import read_token
@@ -47,6 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run one worker until the job is done or SIGTERM; returns the exit code."""
     setup_logging(args.log_level)
+    tidy_gymnasium_warnings()
     if report_missing("worker", (("--job", args.job), ("--aggregator", args.aggregator), ("--token-file", args.token_file))):
         return 2
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from esenas.envload import (
     episode_limit,
     make_env,
     parse_env_id,
+    tidy_gymnasium_warnings,
 )
 from esenas.rollout import env_dims
 from esenas.spec import EnvironmentSpec, SpecError, load_job
@@ -227,3 +229,25 @@ def test_exit_with_reason_writes_the_termination_log_and_ends_stderr_with_the_li
     # Outside a pod there is no such file, and none is created.
     assert exit_with_reason("why", tmp_path / "none") == 2
     assert not (tmp_path / "none").exists()
+
+
+def test_gymnasium_warnings_are_one_plain_line_each_and_others_are_shown_as_before(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shown: list[str] = []
+    monkeypatch.setattr(warnings, "showwarning", lambda message, *args, **kwargs: shown.append(str(message)))
+    tidy_gymnasium_warnings()
+    tidy_gymnasium_warnings()  # a second call does not wrap the first
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        for _ in range(2):
+            gymnasium.make("Reacher-v4").close()  # an outdated id: Gymnasium warns
+        warnings.warn_explicit("\x1b[33mWARN: the same\n  text\x1b[0m", UserWarning, "/x/gymnasium/core.py", 7)
+        warnings.warn_explicit("WARN: the same text", UserWarning, "/x/gymnasium/utils.py", 9)
+        warnings.warn("not Gymnasium's", UserWarning, stacklevel=1)
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: gymnasium: The environment Reacher-v4 is out of date. You should consider upgrading to version `v5`.",
+        "warning: gymnasium: the same text",
+    ]
+    assert shown == ["not Gymnasium's"]
+
