@@ -152,7 +152,18 @@ _ROWS: Final[dict[str, Row]] = {
             f"bench/jobs/halfcheetah-edges-40-p32-top4-lr{lr}.yaml", "masked, 40 weights (92%): max 4,806", poster_max=4806,
             max_env_steps=10_000_000,
         )
-        for lr in (10, 4)
+        for lr in (10, 4, 20)
+    },
+    **{
+        name: Row(
+            f"{title}, the best 4 of 32 pairs, {count} trials of {steps // 10**6}M steps, the best going on "
+            f"(spec.trials.count {count}, envSteps {steps})",
+            f"bench/jobs/{name}.yaml", poster, poster_max=poster_max, max_env_steps=budget,
+        )
+        for name, title, count, steps, poster, poster_max, budget in (
+            ("halfcheetah-h41h41-17-trials8", "HalfCheetah-v5, H41,H41, 17 partitions", 8, 1_000_000, "max 5,285", 5285, 20_000_000),
+            ("halfcheetah-linear-17-trials3-2m", "HalfCheetah-v5, linear, 17 partitions", 3, 2_000_000, "max 3,653", 3653, 10_000_000),
+        )
     },
     "halfcheetah-h41h41-17-lr10": Row(
         "HalfCheetah-v5, H41,H41, 17 partitions, the controller at learning rate 10 (the default 40)",
