@@ -248,4 +248,3 @@ def tidy_gymnasium_warnings() -> None:
 
     show.tidies_gymnasium = True  # type: ignore[attr-defined]
     warnings.showwarning = show
-
