@@ -219,10 +219,8 @@ class ESENAS(PerturbationCache):
         if kept.size == full.items.size:  # the sum streamed (or made now) when the controller's feedback can stream
             self.prefetch_feedback(np.zeros(kept.size, bool), r.reward_pos, r.reward_neg, r.steps, 0)
             counts = self._feedback.finish(r) if self._feedback is not None else None
-        if counts is None:
+        if counts is None or not self.controller.tell_streamed(counts, means_by_index(all_idx, fitness, len(plan.topologies))[1]):
             self.controller.tell_indexed(plan.topologies, all_idx, fitness)
-        else:
-            self.controller.tell_streamed(counts, means_by_index(all_idx, fitness, len(plan.topologies))[1])
         # The incumbent is judged on exact evals when there are any, else on the pairs' rollouts,
         judged = slice(2 * rp.size, None) if raw_exact.size else slice(0, 2 * rp.size)  # if sampled
         self.incumbent.update(plan.topologies, all_idx[judged], fitness[judged], keep_unseen=bool(raw_exact.size))

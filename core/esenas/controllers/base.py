@@ -63,7 +63,8 @@ class Controller(ABC):
         (:mod:`esenas.feedback`, then :meth:`tell_streamed`); None when it cannot."""
         return None
 
-    def tell_streamed(self, counts: F64, fitness: F64) -> None:
+    def tell_streamed(self, counts: F64, fitness: F64) -> bool:
+        """The update from streamed ``counts``; False when they cannot be used (then call :meth:`tell_indexed`)."""
         raise NotImplementedError(f"{type(self).__name__} does not take streamed feedback")
 
     @abstractmethod

@@ -29,6 +29,13 @@ from esenas.topology import Topology, decision_rows
 #: 2^20, 0.8-1.1 s at 2^24, most of it page faults).
 CHUNK_ELEMENTS: Final = 1 << 16
 
+#: The baseline is held within this many of an iteration's standard deviations of its mean
+#: fitness. A baseline that lags rising rewards by about one deviation (chromatic H41) is left
+#: alone; one that lags by 50 (a linear policy's first iteration, rolled out before the
+#: observation normaliser had any statistics, scored -3,547 against -24 the next) made every
+#: advantage ~+50 and one step collapsed the controller onto the topologies it had drawn.
+BASELINE_RANGE: Final = 2.0
+
 
 class PolicyGradient(Controller):
     """Per-decision categorical distributions, trained by REINFORCE or PPO-clip."""
@@ -73,19 +80,25 @@ class PolicyGradient(Controller):
         p = self.probs()
         return float(-(p * np.log(np.where(p > 0, p, 1.0))).sum(axis=1).mean()) if p.size else 0.0
 
+    def bounded_baseline(self, fitness: F64) -> float:
+        """This iteration's baseline: the moving average, held within :data:`BASELINE_RANGE` batch
+        standard deviations of the batch's mean (the mean itself at first)."""
+        mean, std = float(fitness.mean()), float(fitness.std())
+        b = mean if self.baseline is None else self.baseline
+        return min(max(b, mean - BASELINE_RANGE * std), mean + BASELINE_RANGE * std)
+
     def advantages(self, fitness: F64) -> F64:
-        """(fitness - moving-average baseline) / batch std, then the baseline moves on.
+        """(fitness - baseline) / batch std, then the baseline moves on.
 
         The baseline lags rising rewards, so advantages then carry a positive offset that
         imitates the controller's own samples and lowers its entropy. On chromatic H41 that
         exploitation helped (bench/results/learning-history.md): the batch mean as baseline, tried in
-        its place, learned less on both seeds measured.
+        its place, learned less on both seeds measured. The offset is bounded
+        (:meth:`bounded_baseline`), so that it cannot drown the rewards' own differences.
         """
-        mean = float(fitness.mean())
-        if self.baseline is None:
-            self.baseline = mean
-        adv = (fitness - self.baseline) / (float(fitness.std()) or 1.0)
-        self.baseline = self.spec.baseline_decay * self.baseline + (1 - self.spec.baseline_decay) * mean
+        b = self.bounded_baseline(fitness)
+        adv = (fitness - b) / (float(fitness.std()) or 1.0)
+        self.baseline = self.spec.baseline_decay * b + (1 - self.spec.baseline_decay) * float(fitness.mean())
         return np.asarray(adv, np.float64)
 
     def _score_grad(self, actions: np.ndarray, weights: F64, p: F64) -> F64:
@@ -134,17 +147,22 @@ class PolicyGradient(Controller):
         """REINFORCE's baseline for this iteration: its feedback can stream (:mod:`esenas.feedback`)."""
         return self.baseline if self.spec.algorithm == "reinforce" and self.space.num_decisions else None
 
-    def tell_streamed(self, counts: F64, fitness: F64) -> None:
+    def tell_streamed(self, counts: F64, fitness: F64) -> bool:
         """REINFORCE's step of ``_tell`` from ``counts`` = sum_j (f_j - b) onehot(a_j) over the distinct
         topologies (:class:`esenas.feedback.StreamedScore`) and their mean ``fitness`` f_j: with
-        adv_j = (f_j - b) / s, sum_j adv_j (onehot(a_j) - p) = (counts - (sum_j f_j - n b) p) / s."""
+        adv_j = (f_j - b) / s, sum_j adv_j (onehot(a_j) - p) = (counts - (sum_j f_j - n b) p) / s.
+        False, and nothing changed, when the iteration's baseline is not the b the counts were
+        summed with (it was out of range): then the caller tells the topologies instead."""
         b, n, lr = float(self.baseline or 0.0), fitness.size, self.spec.learning_rate
+        if self.baseline is None or self.bounded_baseline(fitness) != b:
+            return False
         p = self.probs()
         score = (counts - (float(fitness.sum()) - n * b) * p) / (float(fitness.std()) or 1.0)
         self.logits += lr * (score / n + self._entropy_grad(p))
         self.logits -= self.logits.max(axis=1, keepdims=True)
         self.baseline = self.spec.baseline_decay * b + (1 - self.spec.baseline_decay) * float(fitness.mean())
         self._alias = self._probs_cache = None
+        return True
 
     def _entropy_grad(self, p: F64) -> F64:
         if self.spec.entropy_weight == 0:

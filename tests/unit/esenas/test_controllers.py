@@ -100,6 +100,28 @@ def test_entropy_starts_uniform_and_falls_as_the_policy_gradient_controller_lear
     assert make_controller(ControllerSpec(type="evolution"), SPACE, seed=0).entropy() is None
 
 
+def test_a_baseline_far_below_the_rewards_does_not_collapse_the_controller_in_one_step() -> None:
+    """A linear policy's first iteration runs before the observation normaliser has statistics
+    and scores far below the next (HalfCheetah: -3,547, then -24 with a spread of 66). With the
+    moving-average baseline as it was, every advantage of the second step was ~+50: one update
+    imitated the topologies the controller happened to draw, and its entropy fell to 0.02 nats per
+    decision on rewards that said nothing. The baseline is now held within 2 deviations."""
+    from esenas.controllers.policy_gradient import BASELINE_RANGE
+
+    space = SearchSpace("partition", np.full(943, 17, np.int64))
+    pg = make_controller(ControllerSpec(type="policy_gradient", algorithm="reinforce", learning_rate=40), space, seed=0)
+    rng = np.random.default_rng(0)
+    pg.tell(pg.ask(37), rng.normal(-3547.0, 2268.0, 37))  # the first step: the batch mean is the baseline
+    after_first = pg.entropy()
+    assert after_first is not None and after_first > 1.5
+    noise = rng.normal(-24.0, 66.0, 37)  # the next iteration: no signal in the topologies at all
+    assert pg.bounded_baseline(noise) == pytest.approx(noise.mean() - BASELINE_RANGE * noise.std())  # type: ignore[attr-defined]
+    pg.tell(pg.ask(37), noise)
+    entropy = pg.entropy()
+    assert entropy is not None and entropy > 0.3, entropy  # it was 0.02
+    assert pg.baseline > -3547.0 * 0.95  # type: ignore[attr-defined]  # and the baseline has caught up
+
+
 @pytest.mark.parametrize("ctype", ["policy_gradient", "evolution"])
 def test_each_iteration_reports_the_controllers_entropy(ctype: str) -> None:
     """tell() carries the controller's entropy into the report and the history (the metric and

@@ -23,12 +23,12 @@ def chromatic(perturbations: int = 400, algorithm: str = "reinforce", **es: obje
     return ESENAS(spec, OBS, ACT)
 
 
-def results(algo: ESENAS, seed: int, scale: float = 50.0) -> Results:
+def results(algo: ESENAS, seed: int, scale: float = 50.0, mean: float = 1000.0) -> Results:
     plan = algo.ask()
     n, rng = plan.items.size, np.random.default_rng(seed)
     pair = plan.items["kind"] == 0
     return Results(
-        plan.items["index"].copy(), rng.normal(1000, scale, n), np.where(pair, rng.normal(1000, scale, n), np.nan),
+        plan.items["index"].copy(), rng.normal(mean, scale, n), np.where(pair, rng.normal(mean, scale, n), np.nan),
         rng.integers(100, 2000, n).astype(np.uint32), 10.0, np.zeros(OBS), np.ones(OBS),
     )
 
@@ -131,6 +131,20 @@ def test_sums_that_could_lose_precision_fall_back_to_the_unrounded_step() -> Non
     a.tell(r)
     unrounded(ref, r)
     assert np.array_equal(a.controller.logits, ref.controller.logits)  # type: ignore[attr-defined]
+
+
+def test_a_baseline_out_of_range_is_not_streamed_against_the_step_takes_the_held_one() -> None:
+    """The counts were summed against the moving-average baseline; when this iteration's rewards
+    put it out of range (esenas.controllers.policy_gradient.BASELINE_RANGE), tell takes the
+    unrounded step with the held baseline instead, the same as without streaming."""
+    a, ref = after_two(), after_two()
+    r = results(a, 7, mean=30_000.0)  # far above the baseline of ~1,000
+    stream(a, r, np.arange(r.index.size), 4)
+    assert a._feedback is not None and a._feedback.used.all()
+    a.tell(r)
+    unrounded(ref, r)
+    assert np.array_equal(a.controller.logits, ref.controller.logits)  # type: ignore[attr-defined]
+    assert a.controller.baseline == ref.controller.baseline > 20_000  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("case", ["ppo", "stragglers dropped", "first iteration"])
