@@ -202,7 +202,7 @@ class ControllerSpec:
         when=_PG,
     )
     algorithm: str = spec_field("Policy gradient: reinforce or ppo (clipped).", "reinforce", enum=PG_ALGORITHMS, when=_PG)
-    baseline_decay: float = spec_field("Policy gradient: decay of the reward baseline.", 0.95, minimum=0.0, maximum=1.0, when=_PG)
+    baseline_decay: float = spec_field("Policy gradient: decay of the reward baseline, held within 2 deviations of each iteration's mean.", 0.95, minimum=0.0, maximum=1.0, when=_PG)
     entropy_weight: float = spec_field("Policy gradient: entropy bonus weight.", 0.0, minimum=0.0, maximum=10.0, when=_PG)
     ppo_clip: float = spec_field("PPO: clip range.", 0.2, minimum=0.0, maximum=1.0, exclusive_minimum=True, when=_PPO)
     ppo_epochs: int = spec_field("PPO: epochs per batch of feedback.", 5, minimum=1, maximum=100, when=_PPO)
