@@ -154,17 +154,17 @@ _ROWS: Final[dict[str, Row]] = {
         )
         for lr in (10, 4, 20)
     },
-    "halfcheetah-edges-40-p32-top4-step01": Row(
-        "HalfCheetah-v5, H41, edge pruning keeping 40 edges, the best 4 of 32 pairs, es.stepSize 0.1 (the row's 0.05)",
-        "bench/jobs/halfcheetah-edges-40-p32-top4-step01.yaml", "masked, 40 weights (92%): max 4,806", poster_max=4806,
-        max_env_steps=10_000_000,
-    ),
-    "halfcheetah-edges-40-p32-top4-residual": Row(
-        "HalfCheetah-v5, H41, edge pruning keeping 40 edges, the best 4 of 32 pairs, searchSpace residual_edges "
-        "(direct observation-to-action edges among the candidates)",
-        "bench/jobs/halfcheetah-edges-40-p32-top4-residual.yaml", "masked, 40 weights (92%): max 4,806", poster_max=4806,
-        max_env_steps=10_000_000,
-    ),
+    **{
+        f"halfcheetah-edges-40-p32-top4-{suffix}": Row(
+            f"HalfCheetah-v5, H41, edge pruning keeping 40 edges, the best 4 of 32 pairs, {change}",
+            f"bench/jobs/halfcheetah-edges-40-p32-top4-{suffix}.yaml", "masked, 40 weights (92%): max 4,806", poster_max=4806,
+            max_env_steps=10_000_000,
+        )
+        for suffix, change in (
+            ("step01", "es.stepSize 0.1 (the row's 0.05)"),
+            ("residual", "searchSpace residual_edges (direct observation-to-action edges among the candidates)"),
+        )
+    },
     **{
         name: Row(
             f"{title}, the best 4 of 32 pairs, {count} trials of {steps // 10**6}M steps, the best going on "
