@@ -105,6 +105,12 @@ _ROWS: Final[dict[str, Row]] = {
         "Hopper-v5, H41, edge pruning keeping 17 edges, the controller at learning rate 4 (the default 40 settles within ~50 iterations)",
         "bench/jobs/hopper-edges-17-lr4.yaml", "the comparison table's masked row, a slower controller", max_env_steps=10_000_000,
     ),
+    "hopper-edges-17-p32-top4-residual": Row(
+        "Hopper-v5, H41, edge pruning keeping 17 edges, the best 4 of 32 pairs, searchSpace residual_edges "
+        "(direct observation-to-action edges among the candidates)",
+        "bench/jobs/hopper-edges-17-p32-top4-residual.yaml", "the poster's Hopper masked (17 weights, 91%): 2,196", poster_max=2196,
+        max_env_steps=10_000_000,
+    ),
     "halfcheetah-h41-17-top16-anneal": Row(
         "HalfCheetah-v5, H41, 17 partitions, the best 16 of 64 pairs, the step 0.1 falling to 0.01 (es.stepSizeEndFraction 0.1)",
         "bench/jobs/halfcheetah-h41-17-top16-anneal.yaml", "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000,
