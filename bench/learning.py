@@ -6,7 +6,8 @@
 Runs the in-process trainer (the same ask/tell core as the fleet), prints progress, and ends
 with ONE JSON line: task, policy, topology, controller, trainable_params, dense_params,
 compression, weight_params (weights stored, biases apart), episodes, env_steps, best_reward, eval_reward (mean of 10 fresh episodes of the
-final policy), episodes_to_threshold (null if not reached), wall_s. With --curve, every
+final policy), episodes_to_threshold (null if not reached), wall_s; for edge pruning also
+kept_edges_by_block (the kept edges per block, 0 the observation layer). With --curve, every
 iteration also appends one JSON line to FILE (iteration, env_steps, episodes, score,
 reward_mean, best, eval: the current weights' evaluation when one was made, else null,
 entropy, and trial with spec.trials): bench/learning_report.py draws the reward curves from these files.
@@ -125,6 +126,12 @@ def main() -> int:
         "episodes_to_threshold": first_hit[0] if first_hit else None,
         "wall_s": round(wall, 1),
     }
+    if policy.arch.kind == "edges":  # where the kept edges lie: layer index -> layer index, 0 the observation
+        arch, kept = policy.arch, policy.arch.kept_edges(policy.topology)
+        figures["kept_edges_by_block"] = {
+            f"{b.src}->{b.dst}": int(np.count_nonzero((kept >= lo) & (kept < hi)))
+            for b, lo, hi in zip(arch.blocks, arch.offsets[:-1], arch.offsets[1:], strict=True)
+        }
     print(json.dumps(figures))
     return 0
 
