@@ -164,16 +164,19 @@ class Architecture:
     # ------------------------------------------------------------------ parameters
 
     def init_params(self, rng: np.random.Generator) -> F64:
-        """Initial parameters: zeros for linear policies (as ARS), scaled normal for MLPs."""
+        """Initial parameters: zero biases; weights normal with the spec's ``initStd``, unset zeros for
+        linear policies (as ARS) and for MLPs 1/sqrt(the inputs of each layer, or the observations for
+        the weights a partition shares)."""
         params = np.zeros(self.num_params)
-        if self.spec.template == "linear":
+        std = self.spec.init_std
+        if (std is None and self.spec.template == "linear") or std == 0.0:
             return params
         if self.kind == "partition":
-            params[: self.num_weights] = rng.normal(0.0, 1.0 / np.sqrt(self.layers[0]), self.num_weights)
+            params[: self.num_weights] = rng.normal(0.0, std or 1.0 / np.sqrt(self.layers[0]), self.num_weights)
             return params
         pos = 0
         for b, size in zip(self.blocks, self._block_param_sizes(), strict=True):
-            params[pos : pos + size] = rng.normal(0.0, 1.0 / np.sqrt(b.n_in), size)
+            params[pos : pos + size] = rng.normal(0.0, std or 1.0 / np.sqrt(b.n_in), size)
             pos += size
         return params
 

@@ -64,12 +64,9 @@ STEPPERS: Final = ("auto", "native", "gymnasium")
 MAX_PERTURBATIONS: Final = 1_000_000
 #: Largest lists accepted, so the API server can bound the cost of CEL rules (and MAX_TOLERATIONS).
 MAX_HIDDEN_LAYERS: Final = 16
-#: Size bounds, in bytes of compact JSON. Kubernetes caps all of an object's annotations at 256 KiB
-#: together, and client-side `kubectl apply` copies the whole object into one of them; the operator
-#: keeps its own copy (kopf's diff base) in status.kopf, under etcd's 1.5 MiB per object. 96 KiB leaves
-#: room in both, and keeps the job's spec ConfigMap small. The CRD cannot measure a serialized size, so
-#: the parser checks these (the operator refuses a larger spec as InvalidSpec before it creates
-#: anything, and the job can still be deleted); the CRD bounds kwargs' keys.
+#: Size bounds, in bytes of compact JSON. Kubernetes caps an object's annotations at 256 KiB, and client-side `kubectl apply`
+#: copies the whole object into one; the operator keeps its own (kopf's diff base) in status.kopf, under etcd's 1.5 MiB. The CRD
+#: cannot measure a serialized size, so the parser checks these (InvalidSpec before anything is created); the CRD bounds kwargs' keys.
 MAX_SPEC_BYTES: Final = 96 * 1024
 MAX_KWARGS_BYTES: Final = 64 * 1024
 MAX_KWARGS_KEYS: Final = 64
@@ -157,6 +154,9 @@ class PolicySpec:
         "Which edges the controller chooses from.", "aggregate_edges", enum=SEARCH_SPACES,
         when="when topology is edges (the only topology that uses it)",
     )
+    init_std: float | None = spec_field(
+        "Standard deviation of the initial weights (normal, mean 0; biases start at 0). Unset: 0 for linear (as ARS); for an mlp "
+        "1/sqrt(a layer's inputs), or 1/sqrt(the observation size) for the shared weights of a partition.", None, minimum=0.0, maximum=100.0)
     clip_actions: bool | None = spec_field(
         "Clip actions to the task's action space; unclipped, MuJoCo clamps the control but its cost sees the "
         f"raw action (ARS's linear policies). Scores of discrete actions are never clipped. Defaults to false {CLIP_DEFAULT}.", None,

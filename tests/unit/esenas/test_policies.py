@@ -109,3 +109,30 @@ def test_mlp_forward_matches_a_hand_computation() -> None:
     x = np.random.default_rng(6).normal(size=OBS)
     expected = w2 @ np.tanh(w1 @ x + b1) + b2
     np.testing.assert_allclose(Policy(a, a.default_topology(), params).act(x), expected)
+
+
+@pytest.mark.parametrize(
+    ("kw", "default_std"),
+    [
+        ({"template": "linear"}, 0.0),
+        ({"template": "mlp", "hidden_layers": (41, 41), "topology": "partition", "partitions": 17}, 1 / np.sqrt(17)),
+        ({"template": "mlp", "hidden_layers": (41,), "topology": "dense"}, None),  # 1/sqrt(each layer's inputs)
+    ],
+)
+def test_init_std_sets_the_initial_weights_spread_and_leaves_biases_at_zero(kw: dict[str, object], default_std: float | None) -> None:
+    def weights(std: float | None) -> tuple[np.ndarray, np.ndarray]:
+        arch = Architecture(PolicySpec(**kw, init_std=std), 17, 6)  # type: ignore[arg-type]
+        p = arch.init_params(np.random.default_rng(0))
+        return p[: arch.num_weights], p[arch.num_weights :]
+
+    w, b = weights(None)
+    assert not b.any()
+    if default_std is not None:
+        assert w.std() == pytest.approx(default_std, rel=0.35)
+    else:  # the output layer (41 inputs) starts narrower than the hidden one (17 inputs)
+        assert w[: 17 * 41].std() == pytest.approx(1 / np.sqrt(17), rel=0.1)
+        assert w[17 * 41 :].std() == pytest.approx(1 / np.sqrt(41), rel=0.2)
+    w, b = weights(0.5)
+    assert w.std() == pytest.approx(0.5, rel=0.35) and not b.any()
+    w, _ = weights(0.0)
+    assert not w.any()
