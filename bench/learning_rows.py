@@ -51,6 +51,9 @@ NO_EXACT: Final = ", no exact evals (the linear default until 2026-12-04)"
 #: Rows with spec.trials: three starts of a tenth of the budget each, the best judged going on.
 TRIALS3: Final = "3 trials of a tenth of the budget, the best going on (spec.trials.count 3)"
 
+#: Rows whose weights start at a standard deviation of 0.1, not 1/sqrt(the observation size).
+INIT01: Final = "initial weights at 0.1 (policy.initStd; 1/sqrt(the observation size) before)"
+
 _ROWS: Final[dict[str, Row]] = {
     "halfcheetah-h41-17": Row(
         f"HalfCheetah-v5, H41, 17 partitions{ALL_PAIRS}", "bench/jobs/halfcheetah-h41-17.yaml",
@@ -269,6 +272,18 @@ _ROWS: Final[dict[str, Row]] = {
     "humanoid-h41-17-defaults": Row(
         "Humanoid-v5, H41, 17 partitions, the spec's defaults", "bench/jobs/humanoid-h41-17-defaults.yaml",
         "no poster row", max_env_steps=1_000_000, defaults=True,
+    ),
+    "halfcheetah-h41-17-p32-top4-init01": Row(
+        f"HalfCheetah-v5, H41, 17 partitions, the best 4 of 32 pairs, {INIT01}", "bench/jobs/halfcheetah-h41-17-p32-top4-init01.yaml",
+        "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000,
+    ),
+    "halfcheetah-h41h41-17-p32-top4-init01": Row(
+        f"HalfCheetah-v5, H41,H41, 17 partitions, the best 4 of 32 pairs, {INIT01}", "bench/jobs/halfcheetah-h41h41-17-p32-top4-init01.yaml",
+        "max 5,285", poster_max=5285, max_env_steps=20_000_000,
+    ),
+    "hopper-h41-11-p32-top4-init01": Row(
+        f"Hopper-v5, H41, 11 partitions, the best 4 of 32 pairs, {INIT01}", "bench/jobs/hopper-h41-11-p32-top4-init01.yaml",
+        "max 3,408 (mean 247)", poster_max=3408, max_env_steps=10_000_000,
     ),
     "halfcheetah-ars-linear": Row(
         "HalfCheetah-v5, dense linear, ARS V2-t: episodes to 3430", "manifests/examples/halfcheetah-ars-linear.yaml",
