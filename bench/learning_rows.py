@@ -52,7 +52,7 @@ NO_EXACT: Final = ", no exact evals (the linear default until 2026-12-04)"
 TRIALS3: Final = "3 trials of a tenth of the budget, the best going on (spec.trials.count 3)"
 
 #: Rows whose weights start at a standard deviation of 0.1, not 1/sqrt(the observation size).
-INIT01: Final = "initial weights at 0.1 (policy.initStd; 1/sqrt(the observation size) before)"
+INIT01: Final = "initial weights at 0.1 (policy.initStd; unset, 1/sqrt(the observation size) for shared weights, of each layer's inputs otherwise)"
 
 _ROWS: Final[dict[str, Row]] = {
     "halfcheetah-h41-17": Row(
@@ -284,6 +284,14 @@ _ROWS: Final[dict[str, Row]] = {
     "hopper-h41-11-p32-top4-init01": Row(
         f"Hopper-v5, H41, 11 partitions, the best 4 of 32 pairs, {INIT01}", "bench/jobs/hopper-h41-11-p32-top4-init01.yaml",
         "max 3,408 (mean 247)", poster_max=3408, max_env_steps=10_000_000,
+    ),
+    "halfcheetah-edges-40-p32-top4-residual-init01": Row(
+        f"HalfCheetah-v5, H41, edge pruning keeping 40 edges, the best 4 of 32 pairs, searchSpace residual_edges, {INIT01}",
+        "bench/jobs/halfcheetah-edges-40-p32-top4-residual-init01.yaml", "masked, 40 weights (92%): max 4,806", poster_max=4806, max_env_steps=10_000_000,
+    ),
+    "walker2d-defaults-init01": Row(
+        f"Walker2d-v5, H41, 17 partitions, the spec's defaults but {INIT01}", "bench/jobs/walker2d-defaults-init01.yaml",
+        "no poster row", max_env_steps=3_000_000, defaults=True,
     ),
     "halfcheetah-ars-linear": Row(
         "HalfCheetah-v5, dense linear, ARS V2-t: episodes to 3430", "manifests/examples/halfcheetah-ars-linear.yaml",
