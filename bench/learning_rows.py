@@ -273,22 +273,6 @@ _ROWS: Final[dict[str, Row]] = {
         "Humanoid-v5, H41, 17 partitions, the spec's defaults", "bench/jobs/humanoid-h41-17-defaults.yaml",
         "no poster row", max_env_steps=1_000_000, defaults=True,
     ),
-    "halfcheetah-h41-17-p32-top4-init01": Row(
-        f"HalfCheetah-v5, H41, 17 partitions, the best 4 of 32 pairs, {INIT01}", "bench/jobs/halfcheetah-h41-17-p32-top4-init01.yaml",
-        "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000,
-    ),
-    "halfcheetah-h41h41-17-p32-top4-init01": Row(
-        f"HalfCheetah-v5, H41,H41, 17 partitions, the best 4 of 32 pairs, {INIT01}", "bench/jobs/halfcheetah-h41h41-17-p32-top4-init01.yaml",
-        "max 5,285", poster_max=5285, max_env_steps=20_000_000,
-    ),
-    "hopper-h41-11-p32-top4-init01": Row(
-        f"Hopper-v5, H41, 11 partitions, the best 4 of 32 pairs, {INIT01}", "bench/jobs/hopper-h41-11-p32-top4-init01.yaml",
-        "max 3,408 (mean 247)", poster_max=3408, max_env_steps=10_000_000,
-    ),
-    "halfcheetah-edges-40-p32-top4-residual-init01": Row(
-        f"HalfCheetah-v5, H41, edge pruning keeping 40 edges, the best 4 of 32 pairs, searchSpace residual_edges, {INIT01}",
-        "bench/jobs/halfcheetah-edges-40-p32-top4-residual-init01.yaml", "masked, 40 weights (92%): max 4,806", poster_max=4806, max_env_steps=10_000_000,
-    ),
     "walker2d-defaults-init01": Row(
         f"Walker2d-v5, H41, 17 partitions, the spec's defaults but {INIT01}", "bench/jobs/walker2d-defaults-init01.yaml",
         "no poster row", max_env_steps=3_000_000, defaults=True,
@@ -334,8 +318,23 @@ def _trials3(name: str) -> Callable[[Row], Row]:
     return lambda r: dataclasses.replace(r, title=f"{r.title}, {TRIALS3}", job=f"bench/jobs/{name}-trials3.yaml")
 
 
-#: The top-16 variants (no comparison-table place), then the trials of the best-4-of-32 variants.
+#: Rows also run with their weights starting at 0.1 (policy.initStd): job bench/jobs/ROW-init01.yaml,
+#: the row's job with ``policy.initStd: 0.1``.
+INIT01_OF: Final = (
+    "halfcheetah-h41-17-p32-top4", "halfcheetah-h41h41-17-p32-top4", "hopper-h41-11-p32-top4", "halfcheetah-edges-40-p32-top4-residual",
+)
+
+
+def _init01(name: str) -> Callable[[Row], Row]:
+    return lambda r: dataclasses.replace(r, title=f"{r.title}, {INIT01}", job=f"bench/jobs/{name}-init01.yaml")
+
+
+#: The top-16 variants (no comparison-table place), the trials of the best-4-of-32 variants, then
+#: the initial weights at 0.1.
 ROWS: Final[dict[str, Row]] = _followed_by(
-    _followed_by(_ROWS, {n: (f"{n}-top16", _top16(n)) for n in TOP16}),
-    {f"{n}-p32-top4": (f"{n}-trials3", _trials3(n)) for n in TRIALS3_OF},
+    _followed_by(
+        _followed_by(_ROWS, {n: (f"{n}-top16", _top16(n)) for n in TOP16}),
+        {f"{n}-p32-top4": (f"{n}-trials3", _trials3(n)) for n in TRIALS3_OF},
+    ),
+    {n: (f"{n}-init01", _init01(n)) for n in INIT01_OF},
 )
