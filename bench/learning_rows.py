@@ -322,7 +322,7 @@ def _trials3(name: str) -> Callable[[Row], Row]:
 #: the row's job with ``policy.initStd: 0.1``.
 INIT01_OF: Final = (
     "halfcheetah-h41-17-p32-top4", "halfcheetah-h41h41-17-p32-top4", "hopper-h41-11-p32-top4", "halfcheetah-edges-40-p32-top4-residual",
-    "hopper-h41-11-trials3",
+    "hopper-h41-11-trials3", "halfcheetah-h41h41-17-trials8",
 )
 
 
