@@ -20,6 +20,7 @@ import argparse
 import json
 import statistics
 import sys
+import textwrap
 import warnings
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,7 @@ def _figure(name: str, row: Row, runs: list[dict[str, Any]]) -> str | None:
         ax.axhline(row.threshold, color="tab:red", linestyle="--", linewidth=1, label=f"threshold {row.threshold:,.0f}")
     ax.set_xlabel("episodes" if x_key == "episodes" else "env steps")
     ax.set_ylabel("reward of the current weights (5 episodes)")
-    ax.set_title(row.title, fontsize=10)
+    ax.set_title(textwrap.fill(row.title, 100), fontsize=9)  # long variant titles would run off the figure
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
