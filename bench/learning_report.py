@@ -195,29 +195,53 @@ def _weight_params(row: Row, run: dict[str, Any]) -> int | None:
     return Architecture(spec.policy, *dims).num_weights
 
 
+#: The comparison tables (Row.table): each one's settings, in words.
+COMPARISONS = {
+    "defaults": "Each architecture at its own compression, 10M steps, the spec's defaults but all pairs (es.topDirections 0, "
+                "the default until 2026-12-03, as the chromatic row was run; bench/jobs/).",
+    "p32-top4": "The same, every architecture at the best 4 of 32 pairs (es.perturbations 32, es.topDirections 4: "
+                "ARS V2-t's b/N on HalfCheetah, the setting of the chromatic rows' best results), the rest as above. "
+                "The chromatic rows with their weights starting at 0.1, and with trials, are in the summary above.",
+}
+
+#: The poster's comparison table (old -v2 tasks): each architecture's reward, by task and the first
+#: word of Row.compare's name.
+POSTER_COMPARISON = {
+    "HalfCheetah-v5": {"chromatic": 3779, "masked": 4806, "Toeplitz": 2525, "circulant": 1728, "unstructured": 3614},
+    "Hopper-v5": {"chromatic": 3408, "masked": 2196, "Toeplitz": 2749, "circulant": 2680, "unstructured": 2691},
+}
+
+#: The poster's order of the comparison table's architectures (the first word of Row.compare's name).
+_ARCHITECTURES = ("chromatic", "masked", "Toeplitz", "circulant", "unstructured")
+
+
 def _comparison(runs_by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
-    """The poster's comparison table: per task, each architecture's reward, weights and compression."""
+    """The poster's comparison tables: per setting and task, each architecture's reward, weights and compression."""
     lines = ["## The comparison table", "",
-             "Each architecture at its own compression, 10M steps, the spec's defaults but all pairs (es.topDirections 0, "
-             "the default until 2026-12-03, as the chromatic row was run; bench/jobs/). "
-             "Weight params are the weights a policy stores, biases apart (the poster's '# weight-params').", ""]
-    for task in dict.fromkeys(r.compare[0] for r in ROWS.values() if r.compare):
-        lines += [f"**{task}**", "", "| architecture | seeds | median best | median fresh 10 | weight params | trainable / dense | compression |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
-        for name, row in ROWS.items():
-            if row.compare is None or row.compare[0] != task:
-                continue
-            runs = runs_by_row[name]
-            if not runs:
-                lines.append(f"| [{row.compare[1]}](#{name}) | 0 | not run yet | | | | |")
-                continue
-            r0 = runs[0]
-            lines.append(
-                f"| [{row.compare[1]}](#{name}) | {len(runs)} | {_fmt(_median([r['best_reward'] for r in runs]))} | "
-                f"{_fmt(_median([r['eval_reward'] for r in runs]))} | {_fmt(_weight_params(row, r0))} | "
-                f"{r0['trainable_params']} / {r0['dense_params']} | {r0['compression']:.0%} |"
-            )
-        lines.append("")
+             "Weight params are the weights a policy stores, biases apart (the poster's '# weight-params'). "
+             "The poster's column is its reward for the architecture on the old -v2 task.", ""]
+    for table, settings in COMPARISONS.items():
+        in_table = dict(sorted(((name, row) for name, row in ROWS.items() if row.compare and row.table == table),
+                               key=lambda item: _ARCHITECTURES.index(item[1].compare[1].split()[0])))  # type: ignore[index]
+        lines += [settings, ""]
+        for task in dict.fromkeys(r.compare[0] for r in in_table.values() if r.compare):
+            lines += [f"**{task}**", "",
+                      "| architecture | seeds | median best | median fresh 10 | weight params | trainable / dense | compression | poster |",
+                      "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+            for name, row in in_table.items():
+                if row.compare is None or row.compare[0] != task:
+                    continue
+                runs, poster = runs_by_row[name], _fmt(POSTER_COMPARISON[task][row.compare[1].split()[0]])
+                if not runs:
+                    lines.append(f"| [{row.compare[1]}](#{name}) | 0 | not run yet | | | | | {poster} |")
+                    continue
+                r0 = runs[0]
+                lines.append(
+                    f"| [{row.compare[1]}](#{name}) | {len(runs)} | {_fmt(_median([r['best_reward'] for r in runs]))} | "
+                    f"{_fmt(_median([r['eval_reward'] for r in runs]))} | {_fmt(_weight_params(row, r0))} | "
+                    f"{r0['trainable_params']} / {r0['dense_params']} | {r0['compression']:.0%} | {poster} |"
+                )
+            lines.append("")
     return lines
 
 

@@ -29,6 +29,8 @@ class Row:
     args: tuple[str, ...] = field(default=())
     #: the poster's comparison table this row belongs to (task), with its architecture's name
     compare: tuple[str, str] | None = None
+    #: which of the comparison tables (COMPARISONS) the row is in
+    table: str = "defaults"
     #: a check of the spec's defaults on a task or policy no example covers
     defaults: bool = False
 
@@ -93,10 +95,11 @@ _ROWS: Final[dict[str, Row]] = {
         compare=("HalfCheetah-v5", "masked (40 edges)"),
     ),
     **{
-        f"{task.lower()}-h41-{kind}": Row(
-            f"{task}-v5, H41, {name}: the poster's comparison table", f"bench/jobs/{task.lower()}-h41-{kind}.yaml",
-            "the comparison table", max_env_steps=10_000_000, compare=(f"{task}-v5", name),
+        f"{task.lower()}-h41-{kind}{tag}": Row(
+            f"{task}-v5, H41, {name}{title}: the poster's comparison table", f"bench/jobs/{task.lower()}-h41-{kind}{tag}.yaml",
+            "the comparison table", max_env_steps=10_000_000, compare=(f"{task}-v5", name), table=table,
         )
+        for tag, title, table in (("", "", "defaults"), ("-p32-top4", ", the best 4 of 32 pairs", "p32-top4"))
         for task in ("HalfCheetah", "Hopper")
         for kind, name in (("toeplitz", "Toeplitz"), ("circulant", "circulant"), ("dense", "unstructured"))
     },
@@ -113,6 +116,7 @@ _ROWS: Final[dict[str, Row]] = {
         "(direct observation-to-action edges among the candidates)",
         "bench/jobs/hopper-edges-17-p32-top4-residual.yaml", "the poster's Hopper masked (17 weights, 91%): 2,196", poster_max=2196,
         max_env_steps=10_000_000,
+        compare=("Hopper-v5", "masked (17 edges, with direct observation-to-action edges)"), table="p32-top4",
     ),
     "halfcheetah-h41-17-top16-anneal": Row(
         "HalfCheetah-v5, H41, 17 partitions, the best 16 of 64 pairs, the step 0.1 falling to 0.01 (es.stepSizeEndFraction 0.1)",
@@ -136,6 +140,7 @@ _ROWS: Final[dict[str, Row]] = {
     "halfcheetah-h41-17-p32-top4": Row(
         "HalfCheetah-v5, H41, 17 partitions, the best 4 of 32 pairs (ARS V2-t's b/N on HalfCheetah)",
         "bench/jobs/halfcheetah-h41-17-p32-top4.yaml", "max 3,779 (mean 2,148)", poster_max=3779, max_env_steps=10_000_000,
+        compare=("HalfCheetah-v5", "chromatic"), table="p32-top4",
     ),
     "halfcheetah-h41-17-p32-top4-lr10": Row(
         "HalfCheetah-v5, H41, 17 partitions, the best 4 of 32 pairs, the controller at learning rate 10 (the default 40 settles within 5 iterations)",
@@ -153,6 +158,7 @@ _ROWS: Final[dict[str, Row]] = {
     "halfcheetah-edges-40-p32-top4": Row(
         "HalfCheetah-v5, H41, edge pruning keeping 40 edges, the best 4 of 32 pairs", "bench/jobs/halfcheetah-edges-40-p32-top4.yaml",
         "masked, 40 weights (92%): max 4,806", poster_max=4806, max_env_steps=10_000_000,
+        compare=("HalfCheetah-v5", "masked (40 edges)"), table="p32-top4",
     ),
     **{
         f"halfcheetah-edges-40-p32-top4-lr{lr}": Row(
@@ -191,7 +197,7 @@ _ROWS: Final[dict[str, Row]] = {
     ),
     "hopper-h41-11-p32-top4": Row(
         "Hopper-v5, H41, 11 partitions, the best 4 of 32 pairs", "bench/jobs/hopper-h41-11-p32-top4.yaml",
-        "max 3,408 (mean 247)", poster_max=3408, max_env_steps=10_000_000,
+        "max 3,408 (mean 247)", poster_max=3408, max_env_steps=10_000_000, compare=("Hopper-v5", "chromatic"), table="p32-top4",
     ),
     "halfcheetah-linear-50-p32-top4": Row(
         "HalfCheetah-v5, linear, 50 partitions, the best 4 of 32 pairs", "bench/jobs/halfcheetah-linear-50-p32-top4.yaml",
@@ -315,7 +321,7 @@ def _top16(name: str) -> Callable[[Row], Row]:
 
 
 def _trials3(name: str) -> Callable[[Row], Row]:
-    return lambda r: dataclasses.replace(r, title=f"{r.title}, {TRIALS3}", job=f"bench/jobs/{name}-trials3.yaml")
+    return lambda r: dataclasses.replace(r, title=f"{r.title}, {TRIALS3}", job=f"bench/jobs/{name}-trials3.yaml", compare=None)
 
 
 #: Rows also run with their weights starting at 0.1 (policy.initStd): job bench/jobs/ROW-init01.yaml,
@@ -327,7 +333,7 @@ INIT01_OF: Final = (
 
 
 def _init01(name: str) -> Callable[[Row], Row]:
-    return lambda r: dataclasses.replace(r, title=f"{r.title}, {INIT01}", job=f"bench/jobs/{name}-init01.yaml")
+    return lambda r: dataclasses.replace(r, title=f"{r.title}, {INIT01}", job=f"bench/jobs/{name}-init01.yaml", compare=None)
 
 
 #: The top-16 variants (no comparison-table place), the trials of the best-4-of-32 variants, then
