@@ -29,7 +29,7 @@ class Row:
     args: tuple[str, ...] = field(default=())
     #: the poster's comparison table this row belongs to (task), with its architecture's name
     compare: tuple[str, str] | None = None
-    #: which of the comparison tables (COMPARISONS) the row is in
+    #: which comparison table the row is in (bench/learning_report.py, COMPARISONS)
     table: str = "defaults"
     #: a check of the spec's defaults on a task or policy no example covers
     defaults: bool = False
