@@ -212,7 +212,7 @@ POSTER_COMPARISON = {
 }
 
 #: The poster's order of the comparison table's architectures (the first word of Row.compare's name).
-_ARCHITECTURES = ("chromatic", "masked", "Toeplitz", "circulant", "unstructured")
+_ARCHITECTURES = tuple(next(iter(POSTER_COMPARISON.values())))
 
 
 def _comparison(runs_by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
@@ -221,23 +221,23 @@ def _comparison(runs_by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
              "Weight params are the weights a policy stores, biases apart (the poster's '# weight-params'). "
              "The poster's column is its reward for the architecture on the old -v2 task.", ""]
     for table, settings in COMPARISONS.items():
-        in_table = dict(sorted(((name, row) for name, row in ROWS.items() if row.compare and row.table == table),
-                               key=lambda item: _ARCHITECTURES.index(item[1].compare[1].split()[0])))  # type: ignore[index]
+        entries = sorted(((name, row, *row.compare) for name, row in ROWS.items() if row.compare and row.table == table),
+                         key=lambda entry: _ARCHITECTURES.index(entry[3].split()[0]))
         lines += [settings, ""]
-        for task in dict.fromkeys(r.compare[0] for r in in_table.values() if r.compare):
+        for task in dict.fromkeys(entry[2] for entry in entries):
             lines += [f"**{task}**", "",
                       "| architecture | seeds | median best | median fresh 10 | weight params | trainable / dense | compression | poster |",
                       "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-            for name, row in in_table.items():
-                if row.compare is None or row.compare[0] != task:
+            for name, row, row_task, arch in entries:
+                if row_task != task:
                     continue
-                runs, poster = runs_by_row[name], _fmt(POSTER_COMPARISON[task][row.compare[1].split()[0]])
+                runs, poster = runs_by_row[name], _fmt(POSTER_COMPARISON[task][arch.split()[0]])
                 if not runs:
-                    lines.append(f"| [{row.compare[1]}](#{name}) | 0 | not run yet | | | | | {poster} |")
+                    lines.append(f"| [{arch}](#{name}) | 0 | not run yet | | | | | {poster} |")
                     continue
                 r0 = runs[0]
                 lines.append(
-                    f"| [{row.compare[1]}](#{name}) | {len(runs)} | {_fmt(_median([r['best_reward'] for r in runs]))} | "
+                    f"| [{arch}](#{name}) | {len(runs)} | {_fmt(_median([r['best_reward'] for r in runs]))} | "
                     f"{_fmt(_median([r['eval_reward'] for r in runs]))} | {_fmt(_weight_params(row, r0))} | "
                     f"{r0['trainable_params']} / {r0['dense_params']} | {r0['compression']:.0%} | {poster} |"
                 )
