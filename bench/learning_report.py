@@ -202,6 +202,10 @@ COMPARISONS = {
     "p32-top4": "The same, every architecture at the best 4 of 32 pairs (es.perturbations 32, es.topDirections 4: "
                 "ARS V2-t's b/N on HalfCheetah, the setting of the chromatic rows' best results), the rest as above. "
                 "The chromatic rows with their weights starting at 0.1, and with trials, are in the summary above.",
+    "p32-top4-init01": "The same at the chromatic row's best recipe: every architecture's weights start at a standard deviation "
+                       "of 0.1 (policy.initStd; unset, 1/sqrt(each layer's inputs), or of the observations for shared weights). "
+                       "Edge pruning runs with direct observation-to-action edges among its candidates (searchSpace residual_edges), "
+                       "its better setting. HalfCheetah only.",
 }
 
 #: The poster's comparison table (old -v2 tasks): each architecture's reward, by task and the first

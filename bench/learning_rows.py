@@ -288,11 +288,26 @@ def _trials3(name: str) -> Callable[[Row], Row]:
 INIT01_OF: Final = (
     "halfcheetah-h41-17-p32-top4", "halfcheetah-h41h41-17-p32-top4", "hopper-h41-11-p32-top4", "halfcheetah-edges-40-p32-top4-residual",
     "hopper-h41-11-trials3", "halfcheetah-h41h41-17-trials8",
+    *(f"halfcheetah-h41-{kind}-p32-top4" for kind in ("toeplitz", "circulant", "dense")),
 )
+
+#: The comparison table at the chromatic row's best recipe, the weights at 0.1 (the table
+#: "p32-top4-init01"): the init01 variants in it, with their place (Row.compare).
+INIT01_COMPARED: Final = {
+    f"halfcheetah-{name}-init01": ("HalfCheetah-v5", arch) for name, arch in (
+        ("h41-17-p32-top4", "chromatic"),
+        ("edges-40-p32-top4-residual", "masked (40 edges, with direct observation-to-action edges)"),
+        ("h41-toeplitz-p32-top4", "Toeplitz"), ("h41-circulant-p32-top4", "circulant"), ("h41-dense-p32-top4", "unstructured"),
+    )
+}
 
 
 def _init01(name: str) -> Callable[[Row], Row]:
-    return lambda r: dataclasses.replace(r, title=f"{r.title}, {INIT01}", job=f"bench/jobs/{name}-init01.yaml", compare=None)
+    compare = INIT01_COMPARED.get(f"{name}-init01")
+    return lambda r: dataclasses.replace(
+        r, title=f"{r.title}, {INIT01}", job=f"bench/jobs/{name}-init01.yaml", compare=compare,
+        table="p32-top4-init01" if compare else r.table,
+    )
 
 
 #: The top-16 variants (no comparison-table place), the trials of the best-4-of-32 variants, then
