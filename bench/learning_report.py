@@ -195,17 +195,19 @@ def _weight_params(row: Row, run: dict[str, Any]) -> int | None:
     return Architecture(spec.policy, *dims).num_weights
 
 
-#: The comparison tables (Row.table): each one's settings, in words.
+#: The comparison tables (Row.table): each one's settings, in a few words (the figures' titles) and in full.
 COMPARISONS = {
-    "defaults": "Each architecture at its own compression, 10M steps, the spec's defaults but all pairs (es.topDirections 0, "
-                "the default until 2026-12-03, as the chromatic row was run; bench/jobs/).",
-    "p32-top4": "The same, every architecture at the best 4 of 32 pairs (es.perturbations 32, es.topDirections 4: "
-                "ARS V2-t's b/N on HalfCheetah, the setting of the chromatic rows' best results), the rest as above. "
-                "The chromatic rows with their weights starting at 0.1, and with trials, are in the summary above.",
-    "p32-top4-init01": "The same at the chromatic row's best recipe: every architecture's weights start at a standard deviation "
-                       "of 0.1 (policy.initStd; unset, 1/sqrt(each layer's inputs), or of the observations for shared weights). "
-                       "Edge pruning runs with direct observation-to-action edges among its candidates (searchSpace residual_edges), "
-                       "its better setting. HalfCheetah only.",
+    "defaults": ("all 64 pairs", "Each architecture at its own compression, 10M steps, the spec's defaults but all pairs "
+                 "(es.topDirections 0, the default until 2026-12-03, as the chromatic row was run; bench/jobs/)."),
+    "p32-top4": ("the best 4 of 32 pairs",
+                 "The same, every architecture at the best 4 of 32 pairs (es.perturbations 32, es.topDirections 4: "
+                 "ARS V2-t's b/N on HalfCheetah, the setting of the chromatic rows' best results), the rest as above. "
+                 "The chromatic rows with their weights starting at 0.1, and with trials, are in the summary above."),
+    "p32-top4-init01": ("the best 4 of 32 pairs, weights at 0.1",
+                        "The same at the chromatic row's best recipe: every architecture's weights start at a standard deviation "
+                        "of 0.1 (policy.initStd; unset, 1/sqrt(each layer's inputs), or of the observations for shared weights). "
+                        "Edge pruning runs with direct observation-to-action edges among its candidates (searchSpace residual_edges), "
+                        "its better setting. HalfCheetah only."),
 }
 
 #: The poster's comparison table (old -v2 tasks): each architecture's reward, by task and the first
@@ -218,13 +220,50 @@ POSTER_COMPARISON = {
 #: The poster's order of the comparison table's architectures (the first word of Row.compare's name).
 _ARCHITECTURES = tuple(next(iter(POSTER_COMPARISON.values())))
 
+#: One architecture's place in a comparison figure: its name, weight params and seeds' best rewards.
+_Point = tuple[str, int, list[float]]
 
-def _comparison(runs_by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
-    """The poster's comparison tables: per setting and task, each architecture's reward, weights and compression."""
+
+def _comparison_figure(table: str, task: str, points: list[_Point], draw: bool) -> str | None:
+    """The table as a picture: each architecture's median best (the bar spans its seeds) against
+    its weight params on a log scale, beside the poster's reward, so the compression trade shows."""
+    path = IMG / f"comparison-{table}-{task.lower()}.png"
+    if not draw:
+        return f"img/{path.name}" if path.exists() else None
+    if len(points) < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4), dpi=110)
+    for k, (arch, weights, bests) in enumerate(points):
+        med, name = statistics.median(bests), arch.split(" (")[0]
+        ax.errorbar(weights, med, yerr=[[med - min(bests)], [max(bests) - med]], fmt="o", color=f"C{k}", capsize=4,
+                    label=f"{name}: median {med:,.0f} over {len(bests)} seeds")
+        ax.scatter(weights, POSTER_COMPARISON[task][arch.split()[0]], marker="x", s=60, color=f"C{k}")
+    ax.scatter([], [], marker="x", color="grey", label="the poster's reward (old -v2 task)")
+    ax.set_xscale("log")
+    ax.set_xlabel("weight params (log scale; fewer is more compressed)")
+    ax.set_ylabel("best reward (bar: the seeds' range)")
+    ax.set_title(f"{task}, 10M steps, {COMPARISONS[table][0]}", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)  # beside the axes: the bars span most of them
+    fig.tight_layout()
+    IMG.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return f"img/{path.name}"
+
+
+def _comparison(runs_by_row: dict[str, list[dict[str, Any]]], draw: bool) -> list[str]:
+    """The poster's comparison tables: per setting and task, each architecture's reward, weights and
+    compression, and a figure of the same."""
     lines = ["## The comparison table", "",
              "Weight params are the weights a policy stores, biases apart (the poster's '# weight-params'). "
              "The poster's column is its reward for the architecture on the old -v2 task.", ""]
-    for table, settings in COMPARISONS.items():
+    for table, (_, settings) in COMPARISONS.items():
         entries = sorted(((name, row, *row.compare) for name, row in ROWS.items() if row.compare and row.table == table),
                          key=lambda entry: _ARCHITECTURES.index(entry[3].split()[0]))
         lines += [settings, ""]
@@ -232,6 +271,7 @@ def _comparison(runs_by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
             lines += [f"**{task}**", "",
                       "| architecture | seeds | median best | median fresh 10 | weight params | trainable / dense | compression | poster |",
                       "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+            points: list[_Point] = []
             for name, row, row_task, arch in entries:
                 if row_task != task:
                     continue
@@ -239,13 +279,17 @@ def _comparison(runs_by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
                 if not runs:
                     lines.append(f"| [{arch}](#{name}) | 0 | not run yet | | | | | {poster} |")
                     continue
-                r0 = runs[0]
+                r0, weights = runs[0], _weight_params(row, runs[0])
+                if weights is not None:
+                    points.append((arch, weights, [r["best_reward"] for r in runs]))
                 lines.append(
                     f"| [{arch}](#{name}) | {len(runs)} | {_fmt(_median([r['best_reward'] for r in runs]))} | "
-                    f"{_fmt(_median([r['eval_reward'] for r in runs]))} | {_fmt(_weight_params(row, r0))} | "
+                    f"{_fmt(_median([r['eval_reward'] for r in runs]))} | {_fmt(weights)} | "
                     f"{r0['trainable_params']} / {r0['dense_params']} | {r0['compression']:.0%} | {poster} |"
                 )
             lines.append("")
+            if figure := _comparison_figure(table, task, points, draw):
+                lines += [f"![{task}, {COMPARISONS[table][0]}: median best against weight params]({figure})", ""]
     return lines
 
 
@@ -281,7 +325,7 @@ def render(draw: bool) -> str:
             parts.append(_summary(name, row, runs))
         figure = _figure(name, row, runs) if draw else (f"img/learning-{name}.png" if (IMG / f"learning-{name}.png").exists() else None)
         sections.append(_section(name, row, runs, figure))
-    return "\n".join([*parts, "", *_comparison(runs_by_row), *_defaults(runs_by_row)]) + "\n" + "\n".join(sections)
+    return "\n".join([*parts, "", *_comparison(runs_by_row, draw), *_defaults(runs_by_row)]) + "\n" + "\n".join(sections)
 
 
 def main() -> int:

@@ -63,6 +63,22 @@ def test_the_comparison_table_gives_each_architecture_its_weights_and_compressio
     assert order == sorted(order), "the poster's order"
 
 
+def test_a_comparison_table_with_two_architectures_run_comes_with_its_figure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(learning_report, "RESULTS", tmp_path / "runs")
+    monkeypatch.setattr(learning_report, "IMG", tmp_path / "img")
+    _run("hopper-h41-toeplitz-p32-top4", 0, 1200.0, 1100.0, [], tmp_path / "runs")
+    page = learning_report.render(draw=True)
+    assert "comparison-p32-top4-hopper-v5.png" not in page, "one architecture is no comparison"
+    for seed, best in enumerate([900.0, 1500.0]):
+        _run("hopper-h41-dense-p32-top4", seed, best, best, [], tmp_path / "runs")
+    page = learning_report.render(draw=True)
+    figure = tmp_path / "img" / "comparison-p32-top4-hopper-v5.png"
+    assert "![Hopper-v5, the best 4 of 32 pairs: median best against weight params](img/comparison-p32-top4-hopper-v5.png)" in page
+    assert figure.stat().st_size > 10_000
+    assert not (tmp_path / "img" / "comparison-defaults-hopper-v5.png").exists(), "no run of that table's rows"
+    assert learning_report.render(draw=False) == page, "the page without drawing names the figures drawn"
+
+
 def test_the_ars_row_reports_episodes_to_the_threshold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(learning_report, "RESULTS", tmp_path / "runs")
     for seed, hit in enumerate([2944, None, 3328]):
