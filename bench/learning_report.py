@@ -9,6 +9,8 @@ and ROW/seedS.curve.jsonl, and writes:
   JSON lines;
 - bench/results/img/learning-ROW.png: the current weights' evaluations against env steps
   (episodes for the ARS row), the median over seeds as a line and their range as a band.
+- bench/results/img/comparison-TABLE-TASK.png: each comparison table as a picture, every
+  architecture's median best (a bar over its seeds) against its weight params.
 
 Earlier hand-written runs stay in bench/results/learning-history.md. --check exits 1 when
 learning.md is not what the results give (so a stale page is caught), and draws nothing.
