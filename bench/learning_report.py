@@ -281,11 +281,11 @@ def _comparison(runs_by_row: dict[str, list[dict[str, Any]]], draw: bool) -> lis
                 if not runs:
                     lines.append(f"| [{arch}](#{name}) | 0 | not run yet | | | | | {poster} |")
                     continue
-                r0, weights = runs[0], _weight_params(row, runs[0])
+                r0, weights, bests = runs[0], _weight_params(row, runs[0]), [r["best_reward"] for r in runs]
                 if weights is not None:
-                    points.append((arch, weights, [r["best_reward"] for r in runs]))
+                    points.append((arch, weights, bests))
                 lines.append(
-                    f"| [{arch}](#{name}) | {len(runs)} | {_fmt(_median([r['best_reward'] for r in runs]))} | "
+                    f"| [{arch}](#{name}) | {len(runs)} | {_fmt(_median(bests))} | "
                     f"{_fmt(_median([r['eval_reward'] for r in runs]))} | {_fmt(weights)} | "
                     f"{r0['trainable_params']} / {r0['dense_params']} | {r0['compression']:.0%} | {poster} |"
                 )
