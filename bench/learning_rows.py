@@ -283,14 +283,6 @@ def _trials3(name: str) -> Callable[[Row], Row]:
     return lambda r: dataclasses.replace(r, title=f"{r.title}, {TRIALS3}", job=f"bench/jobs/{name}-trials3.yaml", compare=None)
 
 
-#: Rows also run with their weights starting at 0.1 (policy.initStd): job bench/jobs/ROW-init01.yaml,
-#: the row's job with ``policy.initStd: 0.1``.
-INIT01_OF: Final = (
-    "halfcheetah-h41-17-p32-top4", "halfcheetah-h41h41-17-p32-top4", "hopper-h41-11-p32-top4", "halfcheetah-edges-40-p32-top4-residual",
-    "hopper-h41-11-trials3", "halfcheetah-h41h41-17-trials8",
-    *(f"halfcheetah-h41-{kind}-p32-top4" for kind in ("toeplitz", "circulant", "dense")),
-)
-
 #: The comparison table at the chromatic row's best recipe, the weights at 0.1 (the table
 #: "p32-top4-init01"): the init01 variants in it, with their place (Row.compare).
 INIT01_COMPARED: Final = {
@@ -300,6 +292,14 @@ INIT01_COMPARED: Final = {
         ("h41-toeplitz-p32-top4", "Toeplitz"), ("h41-circulant-p32-top4", "circulant"), ("h41-dense-p32-top4", "unstructured"),
     )
 }
+
+
+#: Rows also run with their weights starting at 0.1 (policy.initStd): job bench/jobs/ROW-init01.yaml,
+#: the row's job with ``policy.initStd: 0.1``. Those outside the comparison table, then every one in it.
+INIT01_OF: Final = (
+    "halfcheetah-h41h41-17-p32-top4", "hopper-h41-11-p32-top4", "hopper-h41-11-trials3", "halfcheetah-h41h41-17-trials8",
+    *(name.removesuffix("-init01") for name in INIT01_COMPARED),
+)
 
 
 def _init01(name: str) -> Callable[[Row], Row]:
