@@ -310,12 +310,26 @@ def _init01(name: str) -> Callable[[Row], Row]:
     )
 
 
-#: The top-16 variants (no comparison-table place), the trials of the best-4-of-32 variants, then
-#: the initial weights at 0.1.
+#: Later one-change variants: (row, suffix, the change). Job bench/jobs/ROW-SUFFIX.yaml, no comparison-table place.
+CHANGED: Final = (
+    *((f"halfcheetah-linear-{n}-p32-top4", "lr10", "the controller at learning rate 10 (the default 40)") for n in (17, 50)),
+    ("hopper-h41-11-trials3-init01", "anneal", "the step 0.1 falling to 0.01 (es.stepSize 0.1, stepSizeEndFraction 0.1)"),
+)
+
+
+def _changed(name: str, suffix: str, change: str) -> Callable[[Row], Row]:
+    return lambda r: dataclasses.replace(r, title=f"{r.title}, {change}", job=f"bench/jobs/{name}-{suffix}.yaml", compare=None)
+
+
+#: The top-16 variants (no comparison-table place), the trials of the best-4-of-32 variants, the
+#: initial weights at 0.1, then the later one-change variants.
 ROWS: Final[dict[str, Row]] = _followed_by(
     _followed_by(
-        _followed_by(_ROWS, {n: (f"{n}-top16", _top16(n)) for n in TOP16}),
-        {f"{n}-p32-top4": (f"{n}-trials3", _trials3(n)) for n in TRIALS3_OF},
+        _followed_by(
+            _followed_by(_ROWS, {n: (f"{n}-top16", _top16(n)) for n in TOP16}),
+            {f"{n}-p32-top4": (f"{n}-trials3", _trials3(n)) for n in TRIALS3_OF},
+        ),
+        {n: (f"{n}-init01", _init01(n)) for n in INIT01_OF},
     ),
-    {n: (f"{n}-init01", _init01(n)) for n in INIT01_OF},
+    {n: (f"{n}-{suffix}", _changed(n, suffix, change)) for n, suffix, change in CHANGED},
 )
