@@ -313,7 +313,7 @@ def _init01(name: str) -> Callable[[Row], Row]:
 #: Later one-change variants: (row, suffix, the change). Job bench/jobs/ROW-SUFFIX.yaml, no comparison-table place.
 CHANGED: Final = (
     *((f"halfcheetah-linear-{n}-p32-top4", "lr10", "the controller at learning rate 10 (the default 40)") for n in (17, 50)),
-    ("hopper-h41-11-trials3-init01", "anneal", "the step 0.1 falling to 0.01 (es.stepSize 0.1, stepSizeEndFraction 0.1)"),
+    ("halfcheetah-linear-17-trials3", "lr10", "the controller at learning rate 10 (the default 40)"),
 )
 
 
