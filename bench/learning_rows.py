@@ -8,6 +8,7 @@ bench/learning_report.py turns the results into bench/results/learning.md.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Final
 
@@ -279,8 +280,13 @@ def _top16(name: str) -> Callable[[Row], Row]:
     return lambda r: dataclasses.replace(r, title=f"{r.title.removesuffix(ALL_PAIRS)}{title}", job=f"bench/jobs/{name}-top16.yaml", compare=None)
 
 
+def _changed(name: str, suffix: str, change: str) -> Callable[[Row], Row]:
+    """The row with one change: its title says it, its job is bench/jobs/NAME-SUFFIX.yaml, no comparison-table place."""
+    return lambda r: dataclasses.replace(r, title=f"{r.title}, {change}", job=f"bench/jobs/{name}-{suffix}.yaml", compare=None)
+
+
 def _trials3(name: str) -> Callable[[Row], Row]:
-    return lambda r: dataclasses.replace(r, title=f"{r.title}, {TRIALS3}", job=f"bench/jobs/{name}-trials3.yaml", compare=None)
+    return _changed(name, "trials3", TRIALS3)
 
 
 #: The comparison table at the chromatic row's best recipe, the weights at 0.1 (the table
@@ -310,27 +316,25 @@ def _init01(name: str) -> Callable[[Row], Row]:
     )
 
 
+_LR10: Final = "the controller at learning rate 10 (the default 40)"
+
 #: Later one-change variants: (row, suffix, the change). Job bench/jobs/ROW-SUFFIX.yaml, no comparison-table place.
 CHANGED: Final = (
-    ("halfcheetah-linear-17-p32-top4", "lr10", "the controller at learning rate 10 (the default 40)"),
-    ("halfcheetah-linear-50-p32-top4", "lr10", "the controller at learning rate 10 (the default 40); stopped after 3 seeds, two below the row's"),
-    ("halfcheetah-linear-17-trials3", "lr10", "the controller at learning rate 10 (the default 40)"),
+    ("halfcheetah-linear-17-p32-top4", "lr10", _LR10),
+    ("halfcheetah-linear-50-p32-top4", "lr10", f"{_LR10}; stopped after 3 seeds, two below the row's"),
+    ("halfcheetah-linear-17-trials3", "lr10", _LR10),
 )
 
 
-def _changed(name: str, suffix: str, change: str) -> Callable[[Row], Row]:
-    return lambda r: dataclasses.replace(r, title=f"{r.title}, {change}", job=f"bench/jobs/{name}-{suffix}.yaml", compare=None)
-
-
 #: The top-16 variants (no comparison-table place), the trials of the best-4-of-32 variants, the
-#: initial weights at 0.1, then the later one-change variants.
-ROWS: Final[dict[str, Row]] = _followed_by(
-    _followed_by(
-        _followed_by(
-            _followed_by(_ROWS, {n: (f"{n}-top16", _top16(n)) for n in TOP16}),
-            {f"{n}-p32-top4": (f"{n}-trials3", _trials3(n)) for n in TRIALS3_OF},
-        ),
+#: initial weights at 0.1, then the later one-change variants: each layer's variants follow their rows.
+ROWS: Final[dict[str, Row]] = functools.reduce(
+    _followed_by,
+    (
+        {n: (f"{n}-top16", _top16(n)) for n in TOP16},
+        {f"{n}-p32-top4": (f"{n}-trials3", _trials3(n)) for n in TRIALS3_OF},
         {n: (f"{n}-init01", _init01(n)) for n in INIT01_OF},
+        {n: (f"{n}-{suffix}", _changed(n, suffix, change)) for n, suffix, change in CHANGED},
     ),
-    {n: (f"{n}-{suffix}", _changed(n, suffix, change)) for n, suffix, change in CHANGED},
+    _ROWS,
 )
