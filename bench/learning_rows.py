@@ -187,6 +187,10 @@ _ROWS: Final[dict[str, Row]] = {
         f"Swimmer-v5, linear, 8 partitions, the spec's defaults, the best 8 of 32 pairs (topDirections 8){NO_EXACT}",
         "bench/jobs/swimmer-defaults-top8.yaml", "no poster row", max_env_steps=3_000_000, defaults=True,
     ),
+    "swimmer-defaults-exact8": Row(
+        "Swimmer-v5, linear, 8 partitions, the spec's defaults since 2026-12-04 (the best 8 of 32 pairs, 8 exact evals)",
+        "bench/jobs/swimmer-defaults-exact8.yaml", "no poster row", max_env_steps=3_000_000, defaults=True,
+    ),
     "pusher-defaults": Row(
         "Pusher-v5, H41, 23 partitions, the spec's defaults until 2026-12-05 (the best 16 of 64 pairs)", "bench/jobs/pusher-defaults.yaml",
         "poster's Pusher H41/23 (v2): mean -419, max -144", poster_max=-144, max_env_steps=2_000_000, defaults=True,
@@ -323,6 +327,7 @@ CHANGED: Final = (
     ("halfcheetah-linear-17-p32-top4", "lr10", _LR10),
     ("halfcheetah-linear-50-p32-top4", "lr10", f"{_LR10}; stopped after 3 seeds, two below the row's"),
     ("halfcheetah-linear-17-trials3", "lr10", _LR10),
+    ("swimmer-defaults-exact8", "lr10", _LR10),
 )
 
 
