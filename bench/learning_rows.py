@@ -268,13 +268,12 @@ TRIALS3_OF: Final = (
 )
 
 
-def _followed_by(rows: dict[str, Row], variants: dict[str, tuple[str, Callable[[Row], Row]]]) -> dict[str, Row]:
-    """``rows``, each one named in ``variants`` followed by its variant: (the variant's name, how it is made)."""
+def _followed_by(rows: dict[str, Row], variants: dict[str, list[tuple[str, Callable[[Row], Row]]]]) -> dict[str, Row]:
+    """``rows``, each one named in ``variants`` followed by its variants: (the variant's name, how it is made)."""
     out: dict[str, Row] = {}
     for name, row in rows.items():
         out[name] = row
-        if name in variants:
-            new, make = variants[name]
+        for new, make in variants.get(name, ()):
             out[new] = make(row)
     return out
 
@@ -322,12 +321,14 @@ def _init01(name: str) -> Callable[[Row], Row]:
 
 _LR10: Final = "the controller at learning rate 10 (the default 40)"
 
-#: Later one-change variants: (row, suffix, the change). Job bench/jobs/ROW-SUFFIX.yaml, no comparison-table place.
+#: Later one-change variants, a row's in order: (row, suffix, the change). Job bench/jobs/ROW-SUFFIX.yaml, no comparison-table place.
 CHANGED: Final = (
     ("halfcheetah-linear-17-p32-top4", "lr10", _LR10),
     ("halfcheetah-linear-50-p32-top4", "lr10", f"{_LR10}; stopped after 3 seeds, two below the row's"),
     ("halfcheetah-linear-17-trials3", "lr10", _LR10),
     ("swimmer-defaults-exact8", "lr10", _LR10),
+    ("halfcheetah-h41h41-17-p32-top4-init01", "lr10", _LR10),
+    ("halfcheetah-h41h41-17-p32-top4-init01", "evo", "the evolution controller (population 50, mutation rate 0.004: ~10 of 2,624 colours per child)"),
 )
 
 
@@ -336,10 +337,10 @@ CHANGED: Final = (
 ROWS: Final[dict[str, Row]] = functools.reduce(
     _followed_by,
     (
-        {n: (f"{n}-top16", _top16(n)) for n in TOP16},
-        {f"{n}-p32-top4": (f"{n}-trials3", _trials3(n)) for n in TRIALS3_OF},
-        {n: (f"{n}-init01", _init01(n)) for n in INIT01_OF},
-        {n: (f"{n}-{suffix}", _changed(n, suffix, change)) for n, suffix, change in CHANGED},
+        {n: [(f"{n}-top16", _top16(n))] for n in TOP16},
+        {f"{n}-p32-top4": [(f"{n}-trials3", _trials3(n))] for n in TRIALS3_OF},
+        {n: [(f"{n}-init01", _init01(n))] for n in INIT01_OF},
+        {n: [(f"{n}-{s}", _changed(n, s, c)) for m, s, c in CHANGED if m == n] for n, _, _ in CHANGED},
     ),
     _ROWS,
 )
