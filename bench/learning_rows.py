@@ -329,7 +329,7 @@ CHANGED: Final = (
     ("swimmer-defaults-exact8", "lr10", _LR10),
     ("halfcheetah-h41h41-17-p32-top4-init01", "lr10", f"{_LR10}; stopped after 3 seeds, level with the row's"),
     ("halfcheetah-h41h41-17-p32-top4-init01", "evo", "the evolution controller (population 50, mutation rate 0.004: ~10 of 2,624 colours per child); "
-     "stopped after 3 seeds, level with the row's"),
+     "stopped after 3 seeds, median below the row's"),
 )
 
 
