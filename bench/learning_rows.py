@@ -330,6 +330,7 @@ CHANGED: Final = (
     ("halfcheetah-h41h41-17-p32-top4-init01", "lr10", f"{_LR10}; stopped after 3 seeds, level with the row's"),
     ("halfcheetah-h41h41-17-p32-top4-init01", "evo", "the evolution controller (population 50, mutation rate 0.004: ~10 of 2,624 colours per child); "
      "stopped after 3 seeds, median below the row's"),
+    *((f"halfcheetah-linear-{n}-p32-top4", "evo", "the evolution controller at its defaults (population 50, mutation rate 0.05)") for n in (17, 50)),
 )
 
 
