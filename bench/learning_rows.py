@@ -319,8 +319,7 @@ def _init01(name: str) -> Callable[[Row], Row]:
     )
 
 
-_LR10: Final = "the controller at learning rate 10 (the default 40)"
-_EVO: Final = "the evolution controller at its defaults (population 50, mutation rate 0.05)"
+_LR10, _EVO = "the controller at learning rate 10 (the default 40)", "the evolution controller at its defaults (population 50, mutation rate 0.05)"
 
 #: Later one-change variants, a row's in order: (row, suffix, the change). Job bench/jobs/ROW-SUFFIX.yaml, no comparison-table place.
 CHANGED: Final = (
@@ -333,6 +332,7 @@ CHANGED: Final = (
      "stopped after 3 seeds, median below the row's"),
     ("halfcheetah-linear-17-p32-top4", "evo", f"{_EVO}; level with rates 40 and 10 on best, lower fresh"),
     ("halfcheetah-linear-50-p32-top4", "evo", f"{_EVO}; stopped after 3 seeds, all below the row's"),
+    ("halfcheetah-edges-40-p32-top4-residual", "trials3", TRIALS3), ("halfcheetah-edges-40-p32-top4-residual", "lr10", _LR10),
 )
 
 
