@@ -7,7 +7,8 @@ Runs the in-process trainer (the same ask/tell core as the fleet), prints progre
 with ONE JSON line: task, policy, topology, controller, trainable_params, dense_params,
 compression, weight_params (weights stored, biases apart), episodes, env_steps, best_reward, eval_reward (mean of 10 fresh episodes of the
 final policy), episodes_to_threshold (null if not reached), wall_s; for edge pruning also
-kept_edges_by_block (the kept edges per block, 0 the observation layer). With --curve, every
+kept_edges_by_block (the kept edges per block, 0 the observation layer) and live_edges (those on a
+path from an observation to an action; the rest only add a constant or feed a unit no action reads). With --curve, every
 iteration also appends one JSON line to FILE (iteration, env_steps, episodes, score,
 reward_mean, best, eval: the current weights' evaluation when one was made, else null,
 entropy, and trial with spec.trials): bench/learning_report.py draws the reward curves from these files.
@@ -27,11 +28,30 @@ import sys
 import time
 
 import numpy as np
+import numpy.typing as npt
 from esenas.algorithm import IterationReport
+from esenas.network import Architecture
 from esenas.policies import Policy
 from esenas.rollout import evaluate_policy
 from esenas.spec import SpecError, load_job
 from esenas.trainer import Trainer
+
+
+def live_edges(arch: Architecture, kept: npt.NDArray[np.int64]) -> int:
+    """How many kept edges lie on a path from an observation to an action. A unit is fed when a
+    kept edge reaches it from a fed unit (observations are fed), read when a kept edge leads from
+    it to a read unit (actions are read); an edge is live when its source is fed and its target read."""
+    flat = np.zeros(arch.candidate_weights, bool)
+    flat[kept] = True
+    masks = [flat[lo:hi].reshape(b.n_out, b.n_in) for b, lo, hi in zip(arch.blocks, arch.offsets[:-1], arch.offsets[1:], strict=True)]
+    last = len(arch.layers) - 1
+    fed = [np.full(n, i == 0) for i, n in enumerate(arch.layers)]
+    read = [np.full(n, i == last) for i, n in enumerate(arch.layers)]
+    for b, m in sorted(zip(arch.blocks, masks, strict=True), key=lambda bm: bm[0].dst):
+        fed[b.dst] |= (m & fed[b.src][None, :]).any(axis=1)
+    for b, m in sorted(zip(arch.blocks, masks, strict=True), key=lambda bm: -bm[0].src):
+        read[b.src] |= (m & read[b.dst][:, None]).any(axis=0)
+    return sum(int((m & read[b.dst][:, None] & fed[b.src][None, :]).sum()) for b, m in zip(arch.blocks, masks, strict=True))
 
 
 def main() -> int:
@@ -132,6 +152,7 @@ def main() -> int:
             f"{b.src}->{b.dst}": int(np.count_nonzero((kept >= lo) & (kept < hi)))
             for b, lo, hi in zip(arch.blocks, arch.offsets[:-1], arch.offsets[1:], strict=True)
         }
+        figures["live_edges"] = live_edges(arch, kept)
     print(json.dumps(figures))
     return 0
 
