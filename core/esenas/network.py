@@ -9,8 +9,10 @@ A network is a template (linear, or an MLP with tanh hidden layers) over layer s
 * ``edges`` (ES-ENAS edge pruning, arXiv 2101.07415 section 3; ``masked`` is its former name,
   still read from old files): every candidate edge has a weight shared across topologies (ENAS
   weight sharing, Pham et al. 2018); the topology keeps k of them, chosen from all edges
-  (``aggregate_edges``), per layer (``independent_edges``), or with ``residual_edges``
-  candidates that join every pair of layers.
+  (``aggregate_edges``), per layer (``independent_edges``), with ``residual_edges``
+  candidates that join every pair of layers, or as ``path_edges``: each decision keeps a whole
+  path from an observation through one unit of each hidden layer to an action, or one direct
+  observation-to-action edge, so no kept edge feeds a unit that no action reads.
 * ``toeplitz`` / ``circulant`` (Choromanski et al. 2018): n_out + n_in - 1, or max(n_out, n_in),
   numbers per layer.
 """
@@ -57,7 +59,7 @@ class Architecture:
         n = len(self.layers)
         consecutive = [Block(i, i + 1, self.layers[i], self.layers[i + 1]) for i in range(n - 1)]
         self.dense_blocks: tuple[Block, ...] = tuple(consecutive)
-        if self.kind == "edges" and policy.search_space == "residual_edges":
+        if self.kind == "edges" and policy.search_space in ("residual_edges", "path_edges"):
             pairs = [Block(i, j, self.layers[i], self.layers[j]) for j in range(1, n) for i in range(j)]
             self.blocks: tuple[Block, ...] = tuple(pairs)
         else:
@@ -105,6 +107,8 @@ class Architecture:
                 choices = np.repeat([b.size for b in self.blocks], k).astype(np.int64)
                 groups = np.repeat(np.arange(len(self.blocks)), k).astype(np.int64)
                 return SearchSpace(self.kind, choices, distinct=True, groups=groups)
+            if self.spec.search_space == "path_edges":
+                return SearchSpace(self.kind, np.full(self.path_decisions, self.path_choices, np.int64), distinct=True)
             return SearchSpace(self.kind, np.full(k, self.candidate_weights, np.int64), distinct=True)
         return SearchSpace(self.kind, _EMPTY)
 
@@ -112,9 +116,35 @@ class Architecture:
         """The topology of a fixed (non-searched) network."""
         return Topology(self.kind)
 
+    @property
+    def path_length(self) -> int:
+        """Edges on a path from an observation to an action through one unit of each layer."""
+        return len(self.layers) - 1
+
+    @property
+    def path_decisions(self) -> int:
+        """path_edges: the paths kept, so that at most ``edges`` edges are (shared edges count once)."""
+        return int(self.spec.edges or 1) // self.path_length
+
+    @property
+    def path_choices(self) -> int:
+        """path_edges: every path through one unit of each layer, then every direct edge."""
+        return int(np.prod(self.layers)) + self.layers[0] * self.layers[-1]
+
+    def _path_edges(self, d: npt.NDArray[np.integer]) -> I64:
+        """Candidate-edge indices of path_edges decisions: a path's edges, or the direct edge."""
+        n_paths = int(np.prod(self.layers))
+        paths, direct = d[d < n_paths], d[d >= n_paths] - n_paths
+        units = np.unravel_index(paths, self.layers)
+        at = {(b.src, b.dst): off for b, off in zip(self.blocks, self.offsets, strict=False)}
+        parts = [at[(i, i + 1)] + units[i + 1] * self.layers[i] + units[i] for i in range(self.path_length)]
+        return np.concatenate([*parts, at[(0, self.path_length)] + direct]).astype(np.int64)
+
     def kept_edges(self, topo: Topology) -> I64:
         """Sorted unique global candidate-edge indices an edge topology keeps."""
         d = topo.decisions
+        if self.kind == "edges" and self.spec.search_space == "path_edges":
+            return np.unique(self._path_edges(d))
         if self.kind == "edges" and self.spec.search_space == "independent_edges":
             k = int(self.spec.edges or 1)
             starts = np.repeat(np.asarray(self.offsets[:-1], np.int64), k)

@@ -163,10 +163,11 @@ RULES: Final[tuple[Rule, ...]] = (
         {"actual": ""},
     ),
     Rule(
-        "policy", "searchSpace", "!has(self.searchSpace) || self.searchSpace != 'residual_edges' || self.template == 'mlp'",
-        "spec.policy.searchSpace 'residual_edges' needs template 'mlp' (a linear policy has one layer)",
-        lambda s: _fails(s.get("searchSpace") == "residual_edges" and s["template"] != "mlp"),
+        "policy", "searchSpace", "!has(self.searchSpace) || !(self.searchSpace in ['residual_edges', 'path_edges']) || self.template == 'mlp'",
+        "spec.policy.searchSpace{space} needs template 'mlp' (a linear policy has one layer)",
+        lambda s: _fails(s.get("searchSpace") in ("residual_edges", "path_edges") and s["template"] != "mlp", space=f" {s.get('searchSpace')!r}"),
         ("policy.template", "policy.searchSpace"),
+        {"space": " 'residual_edges' or 'path_edges'"},
     ),
     Rule(
         "controller", "tournamentSize",

@@ -52,7 +52,7 @@ TEMPLATES: Final = ("linear", "mlp")
 TOPOLOGIES: Final = KINDS
 #: Topologies that a NAS controller searches over; the others are fixed.
 SEARCHED_TOPOLOGIES: Final = ("partition", "edges")
-SEARCH_SPACES: Final = ("aggregate_edges", "independent_edges", "residual_edges")
+SEARCH_SPACES: Final = ("aggregate_edges", "independent_edges", "residual_edges", "path_edges")
 CONTROLLERS: Final = ("none", "random", "evolution", "policy_gradient")
 PG_ALGORITHMS: Final = ("reinforce", "ppo")
 FITNESS_SHAPING: Final = ("none", "zscore", "centered_ranks")
@@ -151,7 +151,10 @@ class PolicySpec:
     partitions: int | None = spec_field("Number of shared weights (colours) when topology is partition.", None, minimum=1, maximum=1_000_000)
     edges: int | None = spec_field("Number of edges kept when topology is edges.", None, minimum=1, maximum=10_000_000)
     search_space: str = spec_field(
-        "Which edges the controller chooses from.", "aggregate_edges", enum=SEARCH_SPACES,
+        "Which edges the controller chooses from: aggregate_edges (any k), independent_edges (k per layer), "
+        "residual_edges (also edges that skip layers), path_edges (edges / (hidden layers + 1) whole paths from an "
+        "observation through one unit of each hidden layer to an action, or direct edges; at most k edges, all live).",
+        "aggregate_edges", enum=SEARCH_SPACES,
         when="when topology is edges (the only topology that uses it)",
     )
     init_std: float | None = spec_field(
