@@ -288,8 +288,7 @@ def _changed(name: str, suffix: str, change: str) -> Callable[[Row], Row]:
     return lambda r: dataclasses.replace(r, title=f"{r.title}, {change}", job=f"bench/jobs/{name}-{suffix}.yaml", compare=None)
 
 
-def _trials3(name: str) -> Callable[[Row], Row]:
-    return _changed(name, "trials3", TRIALS3)
+def _trials3(name: str) -> Callable[[Row], Row]: return _changed(name, "trials3", TRIALS3)
 
 
 #: The comparison table at the chromatic row's best recipe, the weights at 0.1 (the table
@@ -333,6 +332,7 @@ CHANGED: Final = (
     ("halfcheetah-linear-17-p32-top4", "evo", f"{_EVO}; level with rates 40 and 10 on best, lower fresh"),
     ("halfcheetah-linear-50-p32-top4", "evo", f"{_EVO}; stopped after 3 seeds, all below the row's"),
     ("halfcheetah-edges-40-p32-top4-residual", "trials3", TRIALS3), ("halfcheetah-edges-40-p32-top4-residual", "lr10", _LR10),
+    ("halfcheetah-edges-40-p32-top4", "path", "searchSpace path_edges (20 whole paths or direct edges, at most 40 edges, all live)"),
 )
 
 
