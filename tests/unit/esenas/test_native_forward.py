@@ -22,6 +22,7 @@ CASES = [
     PolicySpec(template="mlp", hidden_layers=(8,), topology="edges", edges=12, search_space="residual_edges"),
     PolicySpec(template="mlp", hidden_layers=(8,), topology="toeplitz"),
     PolicySpec(template="mlp", hidden_layers=(8, 8), topology="edges", edges=3),
+    PolicySpec(template="mlp", hidden_layers=(8, 8), topology="edges", edges=12, search_space="path_edges"),
 ]
 
 

@@ -35,6 +35,7 @@ CASES: dict[str, dict[str, Any]] = {
                               "search_space": "independent_edges"},
     "mlp-edges-residual": {"template": "mlp", "hidden_layers": (16, 16), "topology": "edges", "edges": 40,
                            "search_space": "residual_edges"},
+    "mlp-edges-path": {"template": "mlp", "hidden_layers": (16, 16), "topology": "edges", "edges": 39, "search_space": "path_edges"},
     "mlp-toeplitz": {"template": "mlp", "hidden_layers": (41,), "topology": "toeplitz"},
     "mlp-circulant": {"template": "mlp", "hidden_layers": (41,), "topology": "circulant"},
     "mlp-circulant-2layers": {"template": "mlp", "hidden_layers": (8, 30), "topology": "circulant"},
