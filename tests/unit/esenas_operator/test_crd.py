@@ -159,6 +159,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({**ENV, "policy": {"template": "mlp", "hiddenLayers": []}}, "needs at least one hidden layer"),
     ({**ENV, "policy": {"template": "mlp", "hiddenLayers": [4] * 17}}, "spec.policy.hiddenLayers: Too many: 17"),
     ({**ENV, "policy": {"searchSpace": "residual_edges", "topology": "edges", "edges": 3}, "controller": {"type": "random"}}, "residual_edges"),
+    ({**ENV, "policy": {"searchSpace": "path_edges", "topology": "edges", "edges": 4}, "controller": {"type": "random"}}, "'path_edges' needs template 'mlp'"),
     ({**ENV, "policy": {"topology": "partition", "partitions": 3}, "controller": {"type": "none"}}, "need a controller"),
     ({**ENV, "controller": {"type": "evolution"}}, "fixed topologies (dense, toeplitz, circulant) have nothing to search"),
     ({**ENV, "es": {"perturbations": 4, "topDirections": 8}}, "spec.es.topDirections: spec.es.topDirections must be <= perturbations"),
