@@ -278,8 +278,7 @@ def _followed_by(rows: dict[str, Row], variants: dict[str, list[tuple[str, Calla
     return out
 
 
-def _top16(name: str) -> Callable[[Row], Row]:
-    title = ", the best 16 of 64 pairs (topDirections 16)"
+def _top16(name: str, title: str = ", the best 16 of 64 pairs (topDirections 16)") -> Callable[[Row], Row]:
     return lambda r: dataclasses.replace(r, title=f"{r.title.removesuffix(ALL_PAIRS)}{title}", job=f"bench/jobs/{name}-top16.yaml", compare=None)
 
 
@@ -331,8 +330,9 @@ CHANGED: Final = (
      "stopped after 3 seeds, median below the row's"),
     ("halfcheetah-linear-17-p32-top4", "evo", f"{_EVO}; level with rates 40 and 10 on best, lower fresh"),
     ("halfcheetah-linear-50-p32-top4", "evo", f"{_EVO}; stopped after 3 seeds, all below the row's"),
-    ("halfcheetah-edges-40-p32-top4-residual", "trials3", TRIALS3), ("halfcheetah-edges-40-p32-top4-residual", "lr10", _LR10),
-    ("halfcheetah-edges-40-p32-top4", "path", "searchSpace path_edges (20 whole paths or direct edges, at most 40 edges, all live)"),
+    ("halfcheetah-edges-40-p32-top4-residual", "trials3", f"{TRIALS3}; 2 seeds"), ("halfcheetah-edges-40-p32-top4-residual", "lr10", f"{_LR10}; 1 seed"),
+    ("halfcheetah-edges-40-p32-top4", "path", "searchSpace path_edges (20 whole paths or direct edges, at most 40 edges, all live); "
+     "level with residual_edges on 4 seeds, narrower"),
 )
 
 
