@@ -151,12 +151,9 @@ class PolicySpec:
     partitions: int | None = spec_field("Number of shared weights (colours) when topology is partition.", None, minimum=1, maximum=1_000_000)
     edges: int | None = spec_field("Number of edges kept when topology is edges.", None, minimum=1, maximum=10_000_000)
     search_space: str = spec_field(
-        "Which edges the controller chooses from: aggregate_edges (any k), independent_edges (k per layer), "
-        "residual_edges (also edges that skip layers), path_edges (edges / (hidden layers + 1) whole paths from an "
-        "observation through one unit of each hidden layer to an action, or direct edges; at most k edges, all live).",
-        "aggregate_edges", enum=SEARCH_SPACES,
-        when="when topology is edges (the only topology that uses it)",
-    )
+        "Which edges the controller chooses from: aggregate_edges (any k), independent_edges (k per layer), residual_edges (also "
+        "edges that skip layers), path_edges (whole observation-to-action paths through one unit of each hidden layer, or direct "
+        "edges; at most k edges, all live).", "aggregate_edges", enum=SEARCH_SPACES, when="when topology is edges (the only topology that uses it)")
     init_std: float | None = spec_field(
         "Standard deviation of the initial weights (normal, mean 0; biases start at 0). Unset: 0 for linear (as ARS); for an mlp "
         "1/sqrt(a layer's inputs), or 1/sqrt(the observation size) for the shared weights of a partition.", None, minimum=0.0, maximum=100.0)
