@@ -116,6 +116,11 @@ class Architecture:
         """The topology of a fixed (non-searched) network."""
         return Topology(self.kind)
 
+    @cached_property
+    def _block_offsets(self) -> dict[tuple[int, int], int]:
+        """Where each block's weights start in the candidate vector, by (source layer, target layer)."""
+        return {(b.src, b.dst): off for b, off in zip(self.blocks, self.offsets, strict=False)}
+
     @property
     def path_length(self) -> int:
         """Edges on a path from an observation to an action through one unit of each layer."""
@@ -133,10 +138,10 @@ class Architecture:
 
     def _path_edges(self, d: npt.NDArray[np.integer]) -> I64:
         """Candidate-edge indices of path_edges decisions: a path's edges, or the direct edge."""
-        n_paths = int(np.prod(self.layers))
+        n_paths = self.path_choices - self.layers[0] * self.layers[-1]
         paths, direct = d[d < n_paths], d[d >= n_paths] - n_paths
         units = np.unravel_index(paths, self.layers)
-        at = {(b.src, b.dst): off for b, off in zip(self.blocks, self.offsets, strict=False)}
+        at = self._block_offsets
         parts = [at[(i, i + 1)] + units[i + 1] * self.layers[i] + units[i] for i in range(self.path_length)]
         return np.concatenate([*parts, at[(0, self.path_length)] + direct]).astype(np.int64)
 

@@ -51,14 +51,12 @@ def check_dimensions(spec: JobSpec, obs_dim: int, act_dim: int) -> list[FieldErr
         if p.search_space == "independent_edges":
             limit = min(a * b for a, b in itertools.pairwise(layers))
             what = "edges of the smallest layer"
-        elif p.search_space == "path_edges":  # a decision keeps a path of len(layers) - 1 edges
-            limit, what = p.edges, "edges"
-            if p.edges < len(layers) - 1:
+        elif p.search_space in ("residual_edges", "path_edges"):
+            limit = sum(layers[i] * layers[j] for i in range(len(layers)) for j in range(i + 1, len(layers)))
+            what = "possible residual edges" if p.search_space == "residual_edges" else "candidate edges"
+            if p.search_space == "path_edges" and p.edges < len(layers) - 1:  # a decision keeps a whole path
                 errors.append(FieldError("spec.policy.edges", f"must be >= {len(layers) - 1} with searchSpace path_edges (a path "
                                                               f"from an observation to an action of a {layers} network), got {p.edges}"))
-        elif p.search_space == "residual_edges":
-            limit = sum(layers[i] * layers[j] for i in range(len(layers)) for j in range(i + 1, len(layers)))
-            what = "possible residual edges"
         else:
             limit, what = weights, "edges"
         if p.edges > limit:

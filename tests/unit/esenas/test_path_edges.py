@@ -46,5 +46,9 @@ def test_the_spec_needs_a_whole_path_and_an_mlp() -> None:
     assert [(e.path, e.reason) for e in errors] == [
         ("spec.policy.edges", "must be >= 3 with searchSpace path_edges (a path from an observation to an action "
                               "of a [17, 41, 41, 6] network), got 2")]
+    small = parse_spec({"environment": {"id": "Pendulum-v1"}, "policy": {
+        "template": "mlp", "hiddenLayers": [1], "topology": "edges", "edges": 40, "searchSpace": "path_edges"}})
+    assert [(e.path, e.reason) for e in check_dimensions(small, 3, 1)] == [
+        ("spec.policy.edges", "must be <= the number of candidate edges (7) of a [3, 1, 1] network, got 40")]
     with pytest.raises(SpecError, match="searchSpace: 'path_edges' needs template 'mlp'"):
         parse_spec({"environment": {"id": "HalfCheetah-v5"}, "policy": {"topology": "edges", "edges": 4, "searchSpace": "path_edges"}})
